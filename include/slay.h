@@ -1,0 +1,339 @@
+/*
+ * slay.h — the public C interface of libslay: linear attention with SLAY feature maps.
+ *
+ * libslay computes kernel-normalised linear attention
+ *
+ *     y_i = φ(q_i)ᵀ S / (φ(q_i)ᵀ z + δ),   S = Σ_j φ(k_j) v_jᵀ,   z = Σ_j φ(k_j)
+ *
+ * (prefix sums over j ≤ i when causal) for feature maps φ such as SLAY, the spherical Yat
+ * kernel linearised by Gauss–Laguerre quadrature and random features (arXiv 2602.04915),
+ * and exact quadratic attention to compare against.
+ *
+ * Conventions used by every function in this header
+ * -------------------------------------------------
+ * - Status codes. Every fallible function returns int32_t: SLAY_OK (0) or a negative
+ *   SLAY_ERR_* code. Codes are stable and never renumbered. slay_status_string() turns a code
+ *   into a static English string.
+ * - Error details. Fallible functions take a last argument `slay_error* err` that may be NULL.
+ *   When it is not NULL it is always written: err->code = the returned status and
+ *   err->message = a NUL-terminated explanation ("k has head_dim 32, feature map expects 64"),
+ *   or "" on success. There is no hidden global error state.
+ * - No side effects on error. When a function fails, its outputs (tensors, handles, counters)
+ *   are left untouched, except `*out` handle pointers, which are set to NULL.
+ * - Bad input never aborts the process: pointers, enums, dimensions, strides, sizes and
+ *   floating-point parameters are validated and reported as errors. (A pointer that is not NULL
+ *   but points to too little memory cannot be detected; shapes and strides describe it.)
+ * - Tensors are caller-owned memory described by slay_tensor: data pointer, dtype, shape and
+ *   strides in ELEMENTS (not bytes). libslay never keeps a pointer after a call returns.
+ * - Attention tensors have the logical layout [B, T, H, D] (batch, time, head, feature), the
+ *   order of flash-attention and flash-linear-attention. A head-first buffer [B, H, T, D] is
+ *   passed as the same logical tensor with permuted strides; no copy is made.
+ * - Input strides may be any value >= 0 (0 broadcasts). Output tensors must have strides >= 1
+ *   in every dimension of extent > 1, must not overlap themselves, and must not overlap any input
+ *   of the same call; otherwise SLAY_ERR_LAYOUT.
+ * - Parameter structs begin with `uint32_t struct_size`; fill them with the matching
+ *   *_init() function, then change the fields you need. Fields are only ever appended; a struct
+ *   smaller than the first published version gives SLAY_ERR_INVALID_ARGUMENT, one larger than
+ *   this library knows gives SLAY_ERR_VERSION_MISMATCH. Passing NULL options means defaults.
+ * - Threads. slay_feature_map handles are immutable after creation (except through
+ *   slay_feature_map_set_param) and may be used from many threads at once. Every compute call
+ *   uses at most `n_threads` threads of its own (default 1), never "all cores".
+ * - CPU baseline: x86-64 (SSE2) or aarch64; no instruction beyond the baseline is executed.
+ */
+#ifndef SLAY_H
+#define SLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define SLAY_API __declspec(dllimport)
+#elif defined(__GNUC__) || defined(__clang__)
+#  define SLAY_API __attribute__((visibility("default")))
+#else
+#  define SLAY_API
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define SLAY_NODISCARD __attribute__((warn_unused_result))
+#else
+#  define SLAY_NODISCARD
+#endif
+
+/* ======================================================================================= */
+/* Versions                                                                                 */
+/* ======================================================================================= */
+
+#define SLAY_VERSION_MAJOR 0
+#define SLAY_VERSION_MINOR 1
+#define SLAY_VERSION_PATCH 0
+/* MAJOR * 10000 + MINOR * 100 + PATCH */
+#define SLAY_VERSION_NUMBER (SLAY_VERSION_MAJOR * 10000 + SLAY_VERSION_MINOR * 100 + SLAY_VERSION_PATCH)
+/* Bumped whenever a struct layout, a function signature or the meaning of a value changes.
+ * Bindings must refuse a library whose slay_abi_version() differs from the one they expect. */
+#define SLAY_ABI_VERSION 1
+
+/* slay_version_string — the library version as "MAJOR.MINOR.PATCH"; a static string. */
+SLAY_API const char* slay_version_string(void);
+/* slay_version_number — the library version as SLAY_VERSION_NUMBER of the built library. */
+SLAY_API int32_t slay_version_number(void);
+/* slay_abi_version — SLAY_ABI_VERSION of the built library; compare it with the header's. */
+SLAY_API int32_t slay_abi_version(void);
+
+/* ======================================================================================= */
+/* Status codes and errors                                                                  */
+/* ======================================================================================= */
+
+#define SLAY_OK                       0
+#define SLAY_ERR_INVALID_ARGUMENT    -1  /* NULL pointer, unknown enum, bad numeric parameter  */
+#define SLAY_ERR_SHAPE               -2  /* dimensions that are zero, negative or disagree     */
+#define SLAY_ERR_LAYOUT              -3  /* unsupported strides, overlapping outputs           */
+#define SLAY_ERR_DTYPE               -4  /* element type not supported by this function        */
+#define SLAY_ERR_OVERFLOW            -5  /* a size or offset does not fit in 64-bit arithmetic  */
+#define SLAY_ERR_OUT_OF_MEMORY       -6  /* the library could not allocate its workspace        */
+#define SLAY_ERR_CORRUPT_DATA        -7  /* a serialized blob failed its checks                 */
+#define SLAY_ERR_VERSION_MISMATCH    -8  /* struct or blob from an incompatible version         */
+#define SLAY_ERR_UNSUPPORTED         -9  /* valid request this build cannot perform             */
+#define SLAY_ERR_BUFFER_TOO_SMALL   -10  /* caller buffer smaller than required                 */
+#define SLAY_ERR_INTERNAL           -11  /* a bug in libslay; please report it                  */
+
+/* slay_status_string — a static, NUL-terminated English name for a status code
+ * ("invalid argument"); "unknown status" for codes this version does not define. Never NULL. */
+SLAY_API const char* slay_status_string(int32_t status);
+
+#define SLAY_ERROR_MESSAGE_SIZE 256
+
+/* Error details of one call; see "Error details" above. `message` is truncated to fit. */
+typedef struct slay_error {
+    int32_t code;
+    char message[SLAY_ERROR_MESSAGE_SIZE];
+} slay_error;
+
+/* ======================================================================================= */
+/* Tensors                                                                                  */
+/* ======================================================================================= */
+
+#define SLAY_MAX_DIMS 4
+
+#define SLAY_DTYPE_F32  0   /* IEEE-754 binary32: the only element type of this version */
+#define SLAY_DTYPE_F64  1   /* reserved */
+#define SLAY_DTYPE_F16  2   /* reserved */
+#define SLAY_DTYPE_BF16 3   /* reserved */
+
+/* A strided view of caller-owned memory. Element (i0, i1, ..) lives at
+ * data + Σ i_k * strides[k] elements. Entries at index >= ndim are ignored. */
+typedef struct slay_tensor {
+    void* data;
+    int32_t dtype;                     /* SLAY_DTYPE_* */
+    int32_t ndim;                      /* 1..SLAY_MAX_DIMS, as each function requires */
+    int64_t shape[SLAY_MAX_DIMS];      /* extents, each >= 1 */
+    int64_t strides[SLAY_MAX_DIMS];    /* in elements, each >= 0 */
+} slay_tensor;
+
+/* slay_tensor_4d — convenience: a contiguous (row-major) float32 tensor [d0, d1, d2, d3]. */
+static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    slay_tensor t;
+    t.data = (void*)data;
+    t.dtype = SLAY_DTYPE_F32;
+    t.ndim = 4;
+    t.shape[0] = d0; t.shape[1] = d1; t.shape[2] = d2; t.shape[3] = d3;
+    t.strides[3] = 1; t.strides[2] = d3; t.strides[1] = d2 * d3; t.strides[0] = d1 * d2 * d3;
+    return t;
+}
+
+/* ======================================================================================= */
+/* Feature maps                                                                             */
+/* ======================================================================================= */
+
+/* Feature-map kinds. */
+#define SLAY_KIND_SLAY 1   /* spherical Yat kernel: Gauss–Laguerre ⊗ (polynomial ⊗ PRF) */
+
+/* Polynomial part of SLAY, the estimator of (q̂·k̂)². */
+#define SLAY_POLY_ANCHOR      1  /* [(a_p·û)²]_p / √P, P anchors (the paper's default; biased) */
+#define SLAY_POLY_EXACT       2  /* vec(ûûᵀ) with symmetric packing: d(d+1)/2 features, exact */
+#define SLAY_POLY_EXACT_FULL  3  /* vec(ûûᵀ) unpacked: d² features, exact */
+
+/* Which side of the kernel a row is mapped for. SLAY is symmetric (both give the same features);
+ * asymmetric maps (ELA kernels) differ. */
+#define SLAY_ROLE_QUERY 0
+#define SLAY_ROLE_KEY   1
+
+typedef struct slay_feature_map_params {
+    uint32_t struct_size;  /* sizeof(slay_feature_map_params) */
+    int32_t kind;          /* SLAY_KIND_*; default SLAY_KIND_SLAY */
+    int64_t head_dim;      /* d, input features per head, 1..65536; default 0 (must be set) */
+    int64_t num_heads;     /* H, heads with their own random features (the KEY heads under
+                              grouped-query attention), 1..65536; default 1 */
+    int32_t nodes;         /* R, Gauss–Laguerre nodes, 1..64; default 2 */
+    int32_t poly;          /* SLAY_POLY_*; default SLAY_POLY_ANCHOR */
+    int64_t poly_dim;      /* P, anchors (SLAY_POLY_ANCHOR only, ignored otherwise); default 8 */
+    int64_t prf_dim;       /* M, positive random features per node; default 8 */
+    double eps;            /* ε > 0 of the Yat kernel x²/(2 + ε − 2x); default 1e-6 */
+    double prf_clamp;      /* PRF exponents are clamped to [−c, c], c > 0; default 20 */
+    uint64_t seed;         /* seed of the parameter generator; default 0 */
+} slay_feature_map_params;
+
+typedef struct slay_feature_map slay_feature_map;   /* opaque */
+
+/* slay_feature_map_params_init — fill `params` with the defaults listed above
+ * (struct_size included). Returns SLAY_ERR_INVALID_ARGUMENT if params is NULL. */
+SLAY_API SLAY_NODISCARD int32_t slay_feature_map_params_init(slay_feature_map_params* params);
+
+/* slay_feature_map_create — create a feature map.
+ *   params: filled by slay_feature_map_params_init, then edited.
+ *   out:    receives the new handle (NULL on failure). Free it with slay_feature_map_free.
+ * The random parameters are drawn from the documented generator (see "Parameter generator"
+ * below) keyed by params->seed, so the same seed gives the same map in every binding.
+ * The SLAY feature dimension per head is m = R · P' · M, with P' = P (anchor),
+ * d(d+1)/2 (exact) or d² (exact_full).
+ * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL, unknown kind or poly, ε or clamp not
+ * finite and > 0, R outside 1..64), SLAY_ERR_SHAPE (dims out of range), SLAY_ERR_OVERFLOW
+ * (m or the parameter count too large: m must be <= 2^24), SLAY_ERR_VERSION_MISMATCH,
+ * SLAY_ERR_OUT_OF_MEMORY. */
+SLAY_API SLAY_NODISCARD int32_t slay_feature_map_create(const slay_feature_map_params* params,
+                                                       slay_feature_map** out, slay_error* err);
+
+/* slay_feature_map_free — release a feature map. NULL is a no-op. The handle must not be in use
+ * by another thread. */
+SLAY_API void slay_feature_map_free(slay_feature_map* fm);
+
+/* slay_feature_map_dim — features per head, m. Writes *out_dim. */
+SLAY_API SLAY_NODISCARD int32_t slay_feature_map_dim(const slay_feature_map* fm, int64_t* out_dim,
+                                                    slay_error* err);
+
+/* slay_feature_map_config — copy the parameters the map was created with into *out
+ * (out->struct_size must be set by the caller, e.g. with slay_feature_map_params_init). */
+SLAY_API SLAY_NODISCARD int32_t slay_feature_map_config(const slay_feature_map* fm,
+                                                       slay_feature_map_params* out, slay_error* err);
+
+/* slay_feature_map_identity — a 64-bit hash of the map's kind, dimensions, parameters and
+ * current random matrices. Two maps with equal identity compute the same features. */
+SLAY_API SLAY_NODISCARD int32_t slay_feature_map_identity(const slay_feature_map* fm,
+                                                         uint64_t* out_identity, slay_error* err);
+
+/* slay_feature_map_apply — compute features for a block of rows.
+ *   role: SLAY_ROLE_QUERY or SLAY_ROLE_KEY.
+ *   x:    float32 [B, T, H, d], H = num_heads of the map, d = head_dim; any strides.
+ *   out:  float32 [B, T, H, m], written in full; non-overlapping strides.
+ * SLAY feature order within a head: index = (r · P' + p) · M + j for node r, polynomial
+ * feature p and PRF j. Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_DTYPE,
+ * SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT, SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY. */
+SLAY_API SLAY_NODISCARD int32_t slay_feature_map_apply(const slay_feature_map* fm, int32_t role,
+                                                      const slay_tensor* x, const slay_tensor* out,
+                                                      slay_error* err);
+
+/* Random matrices of a map, by name. SLAY: "anchors" float32 (P, d) (SLAY_POLY_ANCHOR only;
+ * rows are used as given, the map does not renormalise them) and "omega" float32 (R, H, d, M).
+ * All are contiguous row-major arrays. */
+
+/* slay_feature_map_param_count — number of named parameter arrays the map has. */
+SLAY_API SLAY_NODISCARD int32_t slay_feature_map_param_count(const slay_feature_map* fm,
+                                                            int32_t* out_count, slay_error* err);
+
+/* slay_feature_map_param_name — name of parameter `index` (0 <= index < count); *out_name
+ * points to a static string. */
+SLAY_API SLAY_NODISCARD int32_t slay_feature_map_param_name(const slay_feature_map* fm, int32_t index,
+                                                           const char** out_name, slay_error* err);
+
+/* slay_feature_map_param_shape — shape of parameter `name`: writes *out_ndim and
+ * out_shape[0..ndim) (out_shape must hold SLAY_MAX_DIMS entries). Unknown name:
+ * SLAY_ERR_INVALID_ARGUMENT. */
+SLAY_API SLAY_NODISCARD int32_t slay_feature_map_param_shape(const slay_feature_map* fm, const char* name,
+                                                            int32_t* out_ndim, int64_t* out_shape,
+                                                            slay_error* err);
+
+/* slay_feature_map_get_param — copy parameter `name` into dst, which holds `count` floats;
+ * count must equal the product of its shape (else SLAY_ERR_SHAPE). */
+SLAY_API SLAY_NODISCARD int32_t slay_feature_map_get_param(const slay_feature_map* fm, const char* name,
+                                                          float* dst, int64_t count, slay_error* err);
+
+/* slay_feature_map_set_param — replace parameter `name` with `count` floats from src (all must
+ * be finite, else SLAY_ERR_INVALID_ARGUMENT; wrong count: SLAY_ERR_SHAPE). Changes the map's
+ * identity. NOT thread-safe: no other thread may use the map during this call. */
+SLAY_API SLAY_NODISCARD int32_t slay_feature_map_set_param(slay_feature_map* fm, const char* name,
+                                                          const float* src, int64_t count, slay_error* err);
+
+/* Parameter generator (reproducible across bindings).
+ *   splitmix64(x): z = x + 0x9E3779B97F4A7C15; z = (z ^ z>>30) · 0xBF58476D1CE4E5B9;
+ *                  z = (z ^ z>>27) · 0x94D049BB133111EB; return z ^ z>>31   (mod 2^64)
+ *   key(stream)   = splitmix64(seed ^ splitmix64(stream)); streams: anchors 1, omega 2
+ *   normal(i)     = √(−2 ln u1) · cos(2π u2), u1 = ((a >> 11) + 1) · 2^−53,
+ *                   u2 = (b >> 11) · 2^−53, a = splitmix64(key + 2i), b = splitmix64(key + 2i + 1)
+ *   Element i (row-major) of a matrix is normal(i), computed in double and rounded to float;
+ *   anchor rows are then divided by their Euclidean norm (computed in double). */
+
+/* ======================================================================================= */
+/* Attention                                                                                */
+/* ======================================================================================= */
+
+typedef struct slay_attention_options {
+    uint32_t struct_size;  /* sizeof(slay_attention_options) */
+    int32_t causal;        /* 1: y_i uses keys j <= i; 0: all keys. Default 1 */
+    double delta;          /* δ >= 0 (finite) added to the denominator; default 1e-6 */
+    int64_t chunk_size;    /* causal chunk length, 1..4096; default 64. Does not change
+                              the result beyond fp32 rounding. */
+    int32_t n_threads;     /* threads to use, 1..256; default 1 */
+} slay_attention_options;
+
+/* slay_attention_options_init — defaults as listed above. */
+SLAY_API SLAY_NODISCARD int32_t slay_attention_options_init(slay_attention_options* options);
+
+/* slay_linear_attention — kernel-normalised linear attention with feature map fm:
+ *     y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ)       (prefix sums when causal)
+ *   q:   float32 [B, T, Hq, d]
+ *   k:   float32 [B, T, Hk, d]      Hk = fm num_heads, Hq a multiple of Hk (grouped-query:
+ *                                    query head h uses key head h / (Hq / Hk)); d = fm head_dim
+ *   v:   float32 [B, T, Hk, dv]     dv >= 1 may differ from d
+ *   out: float32 [B, T, Hq, dv]     written in full on success, untouched on error
+ *   options: NULL for defaults.
+ * Memory: O(chunk_size · m + m · dv) floats of workspace per thread, independent of T; the
+ * T × m feature matrix is never formed. Time O(B · Hq · T · m · (d + dv + chunk_size)).
+ * Thread-safe for distinct outputs. Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_DTYPE,
+ * SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT, SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY. */
+SLAY_API SLAY_NODISCARD int32_t slay_linear_attention(const slay_feature_map* fm, const slay_tensor* q,
+                                                     const slay_tensor* k, const slay_tensor* v,
+                                                     const slay_tensor* out,
+                                                     const slay_attention_options* options,
+                                                     slay_error* err);
+
+/* Exact (quadratic) attention kernels, the references linear attention is measured against. */
+#define SLAY_EXACT_SOFTMAX        1  /* softmax(scale · q·k) */
+#define SLAY_EXACT_YAT_SPHERICAL  2  /* x²/(2 + ε − 2x), x = q̂·k̂, kernel-normalised */
+#define SLAY_EXACT_YAT            3  /* (q·k)²/(‖q − k‖² + ε), kernel-normalised */
+
+typedef struct slay_exact_attention_options {
+    uint32_t struct_size;  /* sizeof(slay_exact_attention_options) */
+    int32_t kernel;        /* SLAY_EXACT_*; default SLAY_EXACT_SOFTMAX */
+    int32_t causal;        /* default 1 */
+    double scale;          /* softmax logit scale, finite; 0 means 1/√d (default 0) */
+    double eps;            /* Yat ε > 0, finite; default 1e-6 */
+    double delta;          /* Yat: y = Σ K v / (Σ K + δ), δ >= 0 finite; default 1e-6 */
+    int32_t n_threads;     /* 1..256; default 1 */
+} slay_exact_attention_options;
+
+/* slay_exact_attention_options_init — defaults as listed above. */
+SLAY_API SLAY_NODISCARD int32_t slay_exact_attention_options_init(slay_exact_attention_options* options);
+
+/* slay_exact_attention — quadratic attention, accumulated in double; O(B · Hq · T² · (d + dv)).
+ *   q [B, T, Hq, d], k [B, T, Hk, d], v [B, T, Hk, dv], out [B, T, Hq, dv] float32; Hq a multiple
+ *   of Hk. Returns as slay_linear_attention. */
+SLAY_API SLAY_NODISCARD int32_t slay_exact_attention(const slay_tensor* q, const slay_tensor* k,
+                                                    const slay_tensor* v, const slay_tensor* out,
+                                                    const slay_exact_attention_options* options,
+                                                    slay_error* err);
+
+/* slay_gauss_laguerre — the R-point Gauss–Laguerre rule ∫₀^∞ e^{−t} f(t) dt ≈ Σ α_r f(t_r),
+ *   1 <= R <= 64, computed in double (Newton on Laguerre polynomials), ascending nodes.
+ *   nodes, weights: caller arrays of R doubles. */
+SLAY_API SLAY_NODISCARD int32_t slay_gauss_laguerre(int32_t R, double* nodes, double* weights,
+                                                   slay_error* err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SLAY_H */
