@@ -264,7 +264,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_set_param(slay_feature_map* fm,
  *   normal(i)     = √(−2 ln u1) · cos(2π u2), u1 = ((a >> 11) + 1) · 2^−53,
  *                   u2 = (b >> 11) · 2^−53, a = splitmix64(key + 2i), b = splitmix64(key + 2i + 1)
  *   Element i (row-major) of a matrix is normal(i), computed in double and rounded to float;
- *   anchor rows are then divided by their Euclidean norm (computed in double). */
+ *   anchors: each row of float values is divided by its Euclidean norm (both computed in
+ *   double from the float values) and rounded to float again. */
 
 /* ======================================================================================= */
 /* Attention                                                                                */

@@ -1,0 +1,112 @@
+import CSlay
+import SlayCore
+
+private let attentionOptionsSize = MemoryLayout<slay_attention_options>.size
+private let exactOptionsSize = MemoryLayout<slay_exact_attention_options>.size
+
+@_cdecl("slay_attention_options_init")
+public func slay_attention_options_init(_ options: UnsafeMutablePointer<slay_attention_options>?) -> Int32 {
+    guard let options else { return SlayStatus.invalidArgument.rawValue }
+    var o = slay_attention_options()
+    o.struct_size = UInt32(attentionOptionsSize)
+    o.causal = 1
+    o.delta = 1e-6
+    o.chunk_size = 64
+    o.n_threads = 1
+    options.pointee = o
+    return SlayStatus.ok.rawValue
+}
+
+@_cdecl("slay_exact_attention_options_init")
+public func slay_exact_attention_options_init(_ options: UnsafeMutablePointer<slay_exact_attention_options>?) -> Int32 {
+    guard let options else { return SlayStatus.invalidArgument.rawValue }
+    var o = slay_exact_attention_options()
+    o.struct_size = UInt32(exactOptionsSize)
+    o.kernel = SLAY_EXACT_SOFTMAX
+    o.causal = 1
+    o.scale = 0
+    o.eps = 1e-6
+    o.delta = 1e-6
+    o.n_threads = 1
+    options.pointee = o
+    return SlayStatus.ok.rawValue
+}
+
+/// q, k, v, out validated as [B, T, H, D] tensors with out aliasing none of the inputs.
+private func attentionTensors(_ q: UnsafePointer<slay_tensor>?, _ k: UnsafePointer<slay_tensor>?,
+                              _ v: UnsafePointer<slay_tensor>?, _ out: UnsafePointer<slay_tensor>?)
+    throws -> (TensorView, TensorView, TensorView, TensorView) {
+    let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false)
+    let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false)
+    let value = try TensorArgument(v, name: "v", rank: 4, isOutput: false)
+    let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true)
+    try TensorArgument.checkNoOverlap(output: output, inputs: [query, key, value])
+    return (query.view, key.view, value.view, output.view)
+}
+
+func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?) throws -> LinearAttentionOptions {
+    guard let o = pointer?.pointee else { return LinearAttentionOptions() }
+    try checkStructSize(o.struct_size, of: "options", current: attentionOptionsSize)
+    guard o.chunk_size >= 1 && o.chunk_size <= Int64(LinearAttentionOptions.maximumChunkSize) else {
+        throw SlayError.invalid("options.chunk_size must be in 1...\(LinearAttentionOptions.maximumChunkSize), got \(o.chunk_size)")
+    }
+    let options = LinearAttentionOptions(causal: try flag(o.causal, "options.causal"), delta: o.delta,
+                                         chunkSize: Int(o.chunk_size), nThreads: Int(o.n_threads))
+    try options.validate()
+    return options
+}
+
+@_cdecl("slay_linear_attention")
+public func slay_linear_attention(_ fm: OpaquePointer?, _ q: UnsafePointer<slay_tensor>?,
+                                  _ k: UnsafePointer<slay_tensor>?, _ v: UnsafePointer<slay_tensor>?,
+                                  _ out: UnsafePointer<slay_tensor>?,
+                                  _ options: UnsafePointer<slay_attention_options>?,
+                                  _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let handle = try FeatureMapHandle.from(fm)
+        let settings = try linearAttentionOptions(options)
+        let (query, key, value, output) = try attentionTensors(q, k, v, out)
+        try LinearAttention.run(map: handle.map, q: query, k: key, v: value, out: output, options: settings)
+    }
+}
+
+@_cdecl("slay_exact_attention")
+public func slay_exact_attention(_ q: UnsafePointer<slay_tensor>?, _ k: UnsafePointer<slay_tensor>?,
+                                 _ v: UnsafePointer<slay_tensor>?, _ out: UnsafePointer<slay_tensor>?,
+                                 _ options: UnsafePointer<slay_exact_attention_options>?,
+                                 _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        var settings = ExactAttentionOptions()
+        if let o = options?.pointee {
+            try checkStructSize(o.struct_size, of: "options", current: exactOptionsSize)
+            guard let kernel = ExactKernel(rawValue: o.kernel) else {
+                throw SlayError.invalid("options.kernel is \(o.kernel); expected SLAY_EXACT_SOFTMAX (1), SLAY_EXACT_YAT_SPHERICAL (2) or SLAY_EXACT_YAT (3)")
+            }
+            guard o.scale.isFinite else { throw SlayError.invalid("options.scale must be finite, got \(o.scale)") }
+            settings = ExactAttentionOptions(kernel: kernel, causal: try flag(o.causal, "options.causal"),
+                                             scale: o.scale == 0 ? nil : o.scale, eps: o.eps, delta: o.delta,
+                                             nThreads: Int(o.n_threads))
+        }
+        try settings.validate()
+        let (query, key, value, output) = try attentionTensors(q, k, v, out)
+        try ExactAttention.run(q: query, k: key, v: value, out: output, options: settings)
+    }
+}
+
+@_cdecl("slay_gauss_laguerre")
+public func slay_gauss_laguerre(_ count: Int32, _ nodes: UnsafeMutablePointer<Double>?,
+                                _ weights: UnsafeMutablePointer<Double>?,
+                                _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        guard count >= 1 && Int(count) <= GaussLaguerreRule.maximumNodes else {
+            throw SlayError.invalid("R must be in 1...\(GaussLaguerreRule.maximumNodes), got \(count)")
+        }
+        let nodeTarget = try require(nodes, "nodes")
+        let weightTarget = try require(weights, "weights")
+        let rule = try GaussLaguerreRule(count: Int(count))
+        for r in 0..<Int(count) {
+            nodeTarget[r] = rule.nodes[r]
+            weightTarget[r] = rule.weights[r]
+        }
+    }
+}

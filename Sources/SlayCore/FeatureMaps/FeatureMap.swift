@@ -1,0 +1,64 @@
+/// Which side of the kernel k(q, k) = φ(q)·ψ(k) rows are mapped for.
+public enum FeatureRole: Int32, Sendable {
+    case query = 0
+    case key = 1
+}
+
+/// A finite feature map for one or more heads: the only thing the attention engine needs to know
+/// about a kernel. Maps may be asymmetric (query and key features differ), which the ELA kernels
+/// need. A new kernel is one conforming file.
+///
+/// Maps are immutable while in use, so one map serves many threads; `setParameter` is the only
+/// mutation and callers must not run it concurrently with anything else on the same map.
+public protocol FeatureMap: AnyObject, Sendable {
+    /// Input width d of every head.
+    var headDim: Int { get }
+    /// Heads with their own parameters (key heads under grouped-query attention).
+    var numHeads: Int { get }
+    /// Features per head, m.
+    var featureDim: Int { get }
+    /// True when every feature is ≥ 0, so the normaliser φ(q)·Σφ(k) cannot be negative.
+    var isPositive: Bool { get }
+    /// A hash of everything that determines the features (kind, dims, settings, matrices).
+    var identity: UInt64 { get }
+
+    /// Names of the caller-visible parameter arrays ("anchors", "omega", ...).
+    var parameterNames: [String] { get }
+    func parameterShape(_ name: String) -> [Int]?
+    func parameterValues(_ name: String) -> [Float]?
+    func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws
+
+    /// Scratch floats `features` needs for up to `rows` rows.
+    func scratchFloats(rows: Int) -> Int
+
+    /// Features of `rows` contiguous input rows [rows, headDim] of head `head`, written to the
+    /// contiguous block `output` [rows, featureDim]. `scratch` holds `scratchFloats(rows:)` floats.
+    func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
+                  output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>)
+}
+
+/// FNV-1a, the hash behind feature-map identities: stable across runs, platforms and bindings.
+public struct IdentityHasher {
+    public private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
+
+    public init() {}
+
+    public mutating func combine(_ word: UInt64) {
+        var w = word
+        for _ in 0..<8 {
+            value ^= w & 0xFF
+            value = value &* 0x0000_0100_0000_01B3
+            w >>= 8
+        }
+    }
+
+    public mutating func combine(_ value: Int) { combine(UInt64(bitPattern: Int64(value))) }
+    public mutating func combine(_ value: Double) { combine(value.bitPattern) }
+    public mutating func combine(_ values: [Float]) {
+        combine(values.count)
+        for v in values { combine(UInt64(v.bitPattern)) }
+    }
+    public mutating func combine(_ text: String) {
+        for byte in text.utf8 { combine(UInt64(byte)) }
+    }
+}

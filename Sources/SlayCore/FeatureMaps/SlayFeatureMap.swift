@@ -1,0 +1,277 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How SLAY estimates the polynomial factor (q̂·k̂)² (MATH.md §1).
+public enum SlayPolynomial: Int32, Sendable {
+    /// [(a_p·û)²]_p / √P with P unit anchors: the paper's default; converges to (1 + 2x²)/(d(d+2)),
+    /// not x², so orthogonal keys keep weight.
+    case anchor = 1
+    /// vec(ûûᵀ) packed over i ≤ j (row-major upper triangle), off-diagonals × √2: exact, d(d+1)/2.
+    case exact = 2
+    /// vec(ûûᵀ) unpacked: exact, d².
+    case exactFull = 3
+}
+
+/// Everything that defines a SLAY map besides its random matrices.
+public struct SlayConfiguration: Sendable, Equatable {
+    public var headDim: Int
+    public var numHeads: Int
+    public var nodes: Int
+    public var polynomial: SlayPolynomial
+    public var polyDim: Int
+    public var prfDim: Int
+    public var eps: Double
+    public var prfClamp: Double
+    public var seed: UInt64
+
+    public init(headDim: Int, numHeads: Int = 1, nodes: Int = 2, polynomial: SlayPolynomial = .anchor,
+                polyDim: Int = 8, prfDim: Int = 8, eps: Double = 1e-6, prfClamp: Double = 20, seed: UInt64 = 0) {
+        self.headDim = headDim
+        self.numHeads = numHeads
+        self.nodes = nodes
+        self.polynomial = polynomial
+        self.polyDim = polyDim
+        self.prfDim = prfDim
+        self.eps = eps
+        self.prfClamp = prfClamp
+        self.seed = seed
+    }
+
+    public static let maximumDimension = 65536
+    public static let maximumFeatureDim = 1 << 24
+
+    /// Polynomial features per node, P'.
+    public var polyFeatures: Int {
+        switch polynomial {
+        case .anchor: return polyDim
+        case .exact: return headDim * (headDim + 1) / 2
+        case .exactFull: return headDim * headDim
+        }
+    }
+
+    /// Checks ranges and sizes; every message names the offending field.
+    public func validate() throws {
+        for (name, value) in [("head_dim", headDim), ("num_heads", numHeads), ("prf_dim", prfDim)] {
+            guard value >= 1 && value <= Self.maximumDimension else {
+                throw SlayError.shape("\(name) must be in 1...\(Self.maximumDimension), got \(value)")
+            }
+        }
+        if polynomial == .anchor {
+            guard polyDim >= 1 && polyDim <= Self.maximumDimension else {
+                throw SlayError.shape("poly_dim must be in 1...\(Self.maximumDimension), got \(polyDim)")
+            }
+        }
+        guard nodes >= 1 && nodes <= GaussLaguerreRule.maximumNodes else {
+            throw SlayError.invalid("nodes must be in 1...\(GaussLaguerreRule.maximumNodes), got \(nodes)")
+        }
+        guard eps.isFinite && eps > 0 else { throw SlayError.invalid("eps must be finite and > 0, got \(eps)") }
+        guard prfClamp.isFinite && prfClamp > 0 else {
+            throw SlayError.invalid("prf_clamp must be finite and > 0, got \(prfClamp)")
+        }
+        let m = try CheckedSize.multiply(nodes, polyFeatures, prfDim, what: "feature dimension R·P'·M")
+        guard m <= Self.maximumFeatureDim else {
+            throw SlayError.overflow("feature dimension R·P'·M = \(m) exceeds the maximum \(Self.maximumFeatureDim)")
+        }
+        let omega = try CheckedSize.multiply(nodes, numHeads, headDim, prfDim, what: "omega size R·H·d·M")
+        guard omega <= 1 << 31 else {
+            throw SlayError.overflow("omega would hold \(omega) floats; the maximum is 2^31")
+        }
+    }
+}
+
+/// SLAY: the spherical Yat kernel x²/(2 + ε − 2x) of unit directions, linearised as
+/// Ψ(u) = concat_r √w_r · φ_poly(u) ⊗ φ_PRF(u; s_r) (MATH.md §1).
+///
+/// Feature index within a head: (r · P' + p) · M + j.
+public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
+    public let configuration: SlayConfiguration
+    public let kernel: SphericalYatKernel
+    /// Laplace-variable nodes s_r and weights w_r.
+    public let s: [Double]
+    public let w: [Double]
+
+    /// (P, d) unit anchors, row-major (anchor polynomial only).
+    public private(set) var anchors: [Float]
+    /// (R, H, d, M) Gaussian PRF directions, row-major.
+    public private(set) var omega: [Float]
+    public private(set) var identity: UInt64 = 0
+
+    /// √(2 s_r) · ω[r, h] as (d, M) blocks, the right-hand operand of the PRF product.
+    private var scaledOmega: [Float] = []
+    /// Anchors transposed to (d, P).
+    private var anchorsTransposed: [Float] = []
+
+    public init(_ configuration: SlayConfiguration) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.kernel = try SphericalYatKernel(eps: configuration.eps)
+        (self.s, self.w) = try kernel.quadrature(nodes: configuration.nodes)
+        let generator = ParameterGenerator(seed: configuration.seed)
+        let c = configuration
+        self.anchors = c.polynomial == .anchor
+            ? generator.unitRows(stream: ParameterGenerator.anchorStream, rows: c.polyDim, cols: c.headDim)
+            : []
+        self.omega = generator.normals(stream: ParameterGenerator.omegaStream,
+                                       count: c.nodes * c.numHeads * c.headDim * c.prfDim)
+        rebuildDerived()
+    }
+
+    public var headDim: Int { configuration.headDim }
+    public var numHeads: Int { configuration.numHeads }
+    public var featureDim: Int { configuration.nodes * configuration.polyFeatures * configuration.prfDim }
+    public var isPositive: Bool { true }
+
+    public var parameterNames: [String] { configuration.polynomial == .anchor ? ["anchors", "omega"] : ["omega"] }
+
+    public func parameterShape(_ name: String) -> [Int]? {
+        let c = configuration
+        switch name {
+        case "anchors" where c.polynomial == .anchor: return [c.polyDim, c.headDim]
+        case "omega": return [c.nodes, c.numHeads, c.headDim, c.prfDim]
+        default: return nil
+        }
+    }
+
+    public func parameterValues(_ name: String) -> [Float]? {
+        switch name {
+        case "anchors" where configuration.polynomial == .anchor: return anchors
+        case "omega": return omega
+        default: return nil
+        }
+    }
+
+    public func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws {
+        guard let shape = parameterShape(name) else {
+            throw SlayError.invalid("unknown parameter '\(name)'; this map has \(parameterNames.joined(separator: ", "))")
+        }
+        let expected = shape.reduce(1, *)
+        guard values.count == expected else {
+            throw SlayError.shape("parameter '\(name)' has shape \(shape) (\(expected) floats), got \(values.count) floats")
+        }
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw SlayError.invalid("parameter '\(name)' element \(bad) is \(values[bad]); all values must be finite")
+        }
+        if name == "anchors" { anchors = Array(values) } else { omega = Array(values) }
+        rebuildDerived()
+    }
+
+    private func rebuildDerived() {
+        let c = configuration
+        let (d, m, h) = (c.headDim, c.prfDim, c.numHeads)
+        scaledOmega = omega
+        for r in 0..<c.nodes {
+            let scale = Float((2 * s[r]).squareRoot())
+            let start = r * h * d * m
+            for i in start..<(start + h * d * m) { scaledOmega[i] *= scale }
+        }
+        anchorsTransposed = [Float](repeating: 0, count: anchors.count)
+        for p in 0..<(c.polynomial == .anchor ? c.polyDim : 0) {
+            for j in 0..<d { anchorsTransposed[j * c.polyDim + p] = anchors[p * d + j] }
+        }
+        var hasher = IdentityHasher()
+        hasher.combine("slay")
+        hasher.combine(d); hasher.combine(h); hasher.combine(c.nodes)
+        hasher.combine(Int(c.polynomial.rawValue)); hasher.combine(c.polyFeatures); hasher.combine(m)
+        hasher.combine(c.eps); hasher.combine(c.prfClamp)
+        hasher.combine(anchors); hasher.combine(omega)
+        identity = hasher.value
+    }
+
+    public func scratchFloats(rows: Int) -> Int {
+        let c = configuration
+        return ScratchBuffer.footprint(rows * c.headDim)
+            + ScratchBuffer.footprint(rows * c.polyFeatures)
+            + ScratchBuffer.footprint(rows * c.nodes * c.prfDim)
+            + ScratchBuffer.footprint(rows * c.prfDim)
+            + Gemm.workspaceFloats
+    }
+
+    public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
+                         output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        let c = configuration
+        let (d, pf, mm, nodes) = (c.headDim, c.polyFeatures, c.prfDim, c.nodes)
+        let units = scratch
+        let poly = units + ScratchBuffer.footprint(rows * d)
+        let prf = poly + ScratchBuffer.footprint(rows * pf)
+        let exponents = prf + ScratchBuffer.footprint(rows * nodes * mm)
+        let gemmSpace = exponents + ScratchBuffer.footprint(rows * mm)
+
+        // û = x/‖x‖ with the norm in double, so huge inputs do not overflow; a zero row maps to 0.
+        for i in 0..<rows {
+            let x = input + i * d
+            var sumSquares = 0.0
+            for j in 0..<d { let v = Double(x[j]); sumSquares += v * v }
+            let norm = sumSquares.squareRoot()
+            let inverse = norm > 0 ? 1 / norm : 0
+            for j in 0..<d { units[i * d + j] = Float(Double(x[j]) * inverse) }
+        }
+
+        switch c.polynomial {
+        case .anchor:
+            anchorsTransposed.withUnsafeBufferPointer { at in
+                Gemm.multiply(m: rows, n: pf, k: d, a: units, rowStrideA: d, columnStrideA: 1,
+                              b: at.baseAddress!, rowStrideB: pf, columnStrideB: 1,
+                              c: poly, ldc: pf, accumulate: false, workspace: gemmSpace)
+            }
+            let scale = 1 / Float(pf).squareRoot()
+            for i in 0..<(rows * pf) { poly[i] = poly[i] * poly[i] * scale }
+        case .exact:
+            let root2 = Float(2.0.squareRoot())
+            for i in 0..<rows {
+                let u = units + i * d
+                var target = poly + i * pf
+                for a in 0..<d {
+                    target[0] = u[a] * u[a]
+                    let ua = u[a] * root2
+                    for b in (a + 1)..<max(a + 1, d) { target[b - a] = ua * u[b] }
+                    target += d - a
+                }
+            }
+        case .exactFull:
+            for i in 0..<rows {
+                let u = units + i * d
+                let target = poly + i * pf
+                for a in 0..<d { for b in 0..<d { target[a * d + b] = u[a] * u[b] } }
+            }
+        }
+
+        // PRF per node: exp(clamp(√(2 s_r) ω·û − s_r)) · √w_r / √M (√w_r folded in here).
+        let clamp = Float(c.prfClamp)
+        scaledOmega.withUnsafeBufferPointer { omegaBuffer in
+            for r in 0..<nodes {
+                let block = omegaBuffer.baseAddress! + (r * c.numHeads + head) * d * mm
+                Gemm.multiply(m: rows, n: mm, k: d, a: units, rowStrideA: d, columnStrideA: 1,
+                              b: block, rowStrideB: mm, columnStrideB: 1,
+                              c: exponents, ldc: mm, accumulate: false, workspace: gemmSpace)
+                let shift = Float(s[r])
+                let scale = Float((w[r] / Double(mm)).squareRoot())
+                for i in 0..<rows {
+                    for j in 0..<mm {
+                        let e = min(max(exponents[i * mm + j] - shift, -clamp), clamp)
+                        prf[(i * nodes + r) * mm + j] = expf(e) * scale
+                    }
+                }
+            }
+        }
+
+        // Ψ[i, (r·P' + p)·M + j] = poly[i, p] · prf[i, r, j]
+        let m = featureDim
+        for i in 0..<rows {
+            let row = output + i * m
+            let polyRow = poly + i * pf
+            for r in 0..<nodes {
+                let prfRow = prf + (i * nodes + r) * mm
+                for p in 0..<pf {
+                    let value = polyRow[p]
+                    let target = row + (r * pf + p) * mm
+                    for j in 0..<mm { target[j] = value * prfRow[j] }
+                }
+            }
+        }
+    }
+}

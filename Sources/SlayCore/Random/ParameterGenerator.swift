@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The documented, counter-based generator of random parameters (slay.h, "Parameter generator").
+///
+/// Every element is a pure function of (seed, stream, index), so any binding can reproduce a
+/// map's matrices exactly and a matrix can be filled in any order or in parallel.
+public struct ParameterGenerator: Sendable {
+    public static let anchorStream: UInt64 = 1
+    public static let omegaStream: UInt64 = 2
+
+    public let seed: UInt64
+
+    public init(seed: UInt64) { self.seed = seed }
+
+    @inline(__always)
+    public static func splitmix64(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    public func key(stream: UInt64) -> UInt64 {
+        Self.splitmix64(seed ^ Self.splitmix64(stream))
+    }
+
+    /// Standard normal number `index` of `stream` (Box–Muller on two 53-bit uniforms).
+    public func normal(stream: UInt64, index: UInt64) -> Double {
+        let key = key(stream: stream)
+        let a = Self.splitmix64(key &+ 2 &* index)
+        let b = Self.splitmix64(key &+ 2 &* index &+ 1)
+        let u1 = Double((a >> 11) + 1) * 0x1p-53
+        let u2 = Double(b >> 11) * 0x1p-53
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+    }
+
+    /// `count` standard normals of `stream`, rounded to Float, in index order.
+    public func normals(stream: UInt64, count: Int) -> [Float] {
+        let key = key(stream: stream)
+        var result = [Float](repeating: 0, count: count)
+        for i in 0..<count {
+            let index = UInt64(i)
+            let a = Self.splitmix64(key &+ 2 &* index)
+            let b = Self.splitmix64(key &+ 2 &* index &+ 1)
+            let u1 = Double((a >> 11) + 1) * 0x1p-53
+            let u2 = Double(b >> 11) * 0x1p-53
+            result[i] = Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+        }
+        return result
+    }
+
+    /// `rows` unit vectors of length `cols` (stream values normalised per row in double).
+    public func unitRows(stream: UInt64, rows: Int, cols: Int) -> [Float] {
+        var values = normals(stream: stream, count: rows * cols)
+        for r in 0..<rows {
+            var sumSquares = 0.0
+            for c in 0..<cols { let x = Double(values[r * cols + c]); sumSquares += x * x }
+            let norm = sumSquares.squareRoot()
+            guard norm > 0 else { continue }
+            for c in 0..<cols { values[r * cols + c] = Float(Double(values[r * cols + c]) / norm) }
+        }
+        return values
+    }
+}
