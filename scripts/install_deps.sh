@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the build, the demo and the tests need on a fresh machine, and nothing when it is
+# already there: a C compiler (Debian), numpy, pytest, hypothesis and mpmath (PyPI).
+set -euo pipefail
+if ! command -v cc >/dev/null 2>&1; then
+    echo "installing a C compiler (apt)"
+    apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null
+fi
+if ! command -v swift >/dev/null 2>&1; then
+    echo "swift is not on PATH; libslay needs Swift 6.x (https://www.swift.org/install)" >&2
+    exit 1
+fi
+missing=()
+for module in numpy pytest hypothesis mpmath; do
+    python3 -c "import $module" >/dev/null 2>&1 || missing+=("$module")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Python packages: ${missing[*]}"
+    python3 -m pip install -q --disable-pip-version-check "${missing[@]}"
+fi

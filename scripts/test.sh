@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds libslay.so once in release mode,
+# then runs every suite (header drift check, Swift tests, C example and C contract test, pytest).
+# Runs all suites even when one fails, prints each runner's summary, exits non-zero on any failure.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+failures=()
+step() {
+    local name="$1"; shift
+    echo
+    echo "=== $name ==="
+    local started=$SECONDS
+    if "$@"; then
+        echo "=== $name: ok ($((SECONDS - started)) s) ==="
+    else
+        echo "=== $name: FAILED ($((SECONDS - started)) s) ==="
+        failures+=("$name")
+    fi
+}
+
+bash scripts/install_deps.sh || exit 1
+step "build libslay.so (release)" bash scripts/build.sh
+if [[ " ${failures[*]-} " == *" build libslay.so (release) "* ]]; then
+    echo "build failed; no tests can run" >&2
+    exit 1
+fi
+step "header drift check" bash scripts/check_header_drift.sh
+step "swift test" swift test
+step "C example and C ABI contract" bash bindings/c-example/build_and_run.sh
+step "pytest" python3 -m pytest bindings/python/tests -q -rs -p no:cacheprovider
+
+echo
+if [ ${#failures[@]} -gt 0 ]; then
+    echo "FAILED suites: ${failures[*]}"
+    exit 1
+fi
+echo "all suites passed"
