@@ -100,6 +100,7 @@ SLAY_API int32_t slay_abi_version(void);
 #define SLAY_ERR_UNSUPPORTED         -9  /* valid request this build cannot perform             */
 #define SLAY_ERR_BUFFER_TOO_SMALL   -10  /* caller buffer smaller than required                 */
 #define SLAY_ERR_INTERNAL           -11  /* a bug in libslay; please report it                  */
+#define SLAY_ERR_STATE_MISMATCH     -12  /* state or blob belongs to another map or dimensions  */
 
 /* slay_status_string — a static, NUL-terminated English name for a status code
  * ("invalid argument"); "unknown status" for codes this version does not define. Never NULL. */
@@ -278,6 +279,11 @@ typedef struct slay_attention_options {
     int64_t chunk_size;    /* causal chunk length, 1..4096; default 64. Does not change
                               the result beyond fp32 rounding. */
     int32_t n_threads;     /* threads to use, 1..256; default 1 */
+    int32_t ith;           /* partitioned call: run share ith of nth (0 <= ith < nth); default 0 */
+    int32_t nth;           /* 1..65536; default 1 (the whole call). An engine with its own thread
+                              pool calls the same function nth times, concurrently, with ith =
+                              0..nth−1 and identical arguments; the shares touch disjoint outputs
+                              and state slots, and the result equals one whole call. */
 } slay_attention_options;
 
 /* slay_attention_options_init — defaults as listed above. */
@@ -326,6 +332,115 @@ SLAY_API SLAY_NODISCARD int32_t slay_exact_attention(const slay_tensor* q, const
                                                     const slay_tensor* v, const slay_tensor* out,
                                                     const slay_exact_attention_options* options,
                                                     slay_error* err);
+
+/* ======================================================================================= */
+/* Recurrent states: prefill, decode, save / restore / fork                                 */
+/* ======================================================================================= */
+
+/* A slay_state holds the recurrent states of `num_seqs` sequences ("slots") for one feature map:
+ * per slot S [H, m, dv] and the normaliser z [H, m] in fp32 (H = the map's key heads), plus the
+ * number of tokens each slot has absorbed. One object per cache, many slots, because an engine
+ * with a slot-indexed cache batches whichever sequences are active: every call takes an optional
+ * `slots` array (int32, `num_seqs` entries, distinct) naming the slot of each sequence in the
+ * call; NULL means slots 0..num_seqs−1.
+ * Equivalences (tested): prefill(T) then k steps == prefill(T + k) == slay_linear_attention over
+ * the whole sequence, within fp32 rounding; a partitioned call (options ith/nth) equals one call.
+ * The state keeps its feature map alive (slay_feature_map_free may come first) and records its
+ * identity: after slay_feature_map_set_param every state call fails with SLAY_ERR_STATE_MISMATCH.
+ * Thread safety: one call at a time per state, except the nth concurrent shares of a partitioned
+ * call. Distinct states may be used concurrently, also when they share a feature map.
+ * On error a state is left unchanged. */
+typedef struct slay_state slay_state;   /* opaque */
+
+/* slay_state_create — zeroed states for `num_seqs` slots (1..2^20) of value width value_dim
+ * (1..65536). max_threads (1..256) workspaces for decode steps are allocated here, so that
+ * slay_state_step never allocates; partitioned steps need ith < max_threads.
+ * Memory: num_seqs · H · m · (dv + 1) floats + max_threads decode workspaces.
+ * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_SHAPE, SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_create(const slay_feature_map* fm, int64_t num_seqs, int64_t value_dim,
+                                                 int32_t max_threads, slay_state** out, slay_error* err);
+
+/* slay_state_free — release a state. NULL is a no-op. */
+SLAY_API void slay_state_free(slay_state* state);
+
+/* slay_state_copy — a new, independent state with the same contents (fork every slot). */
+SLAY_API SLAY_NODISCARD int32_t slay_state_copy(const slay_state* src, slay_state** out, slay_error* err);
+
+/* slay_state_copy_slot — copy slot src_slot of src into slot dst_slot of dst (fork one sequence,
+ * or roll back to a snapshot kept in another state). src and dst may be the same state; they must
+ * share the feature map and value_dim (else SLAY_ERR_STATE_MISMATCH). */
+SLAY_API SLAY_NODISCARD int32_t slay_state_copy_slot(slay_state* dst, int64_t dst_slot, const slay_state* src,
+                                                    int64_t src_slot, slay_error* err);
+
+/* slay_state_reset — zero slot `slot`, or every slot when slot == −1. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_reset(slay_state* state, int64_t slot, slay_error* err);
+
+/* slay_state_dims — the state's dimensions; each out pointer may be NULL. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_dims(const slay_state* state, int64_t* num_seqs, int64_t* num_heads,
+                                               int64_t* feature_dim, int64_t* value_dim, slay_error* err);
+
+/* slay_state_position — tokens absorbed by slot `slot` since creation or reset. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_position(const slay_state* state, int64_t slot, int64_t* out_position,
+                                                   slay_error* err);
+
+/* slay_state_read — copy slot `slot` out: matrix [H, m, dv] (matrix_count = H·m·dv floats) and
+ * normaliser [H, m] (normaliser_count = H·m). Either pointer may be NULL to skip it. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_read(const slay_state* state, int64_t slot, float* matrix,
+                                               int64_t matrix_count, float* normaliser, int64_t normaliser_count,
+                                               slay_error* err);
+
+/* slay_state_prefill — run prompts through their slots, starting from the slots' current states
+ * and leaving them at the end (flash-linear-attention's initial_state / output_final_state).
+ *   k: [B, T, H, d], v: [B, T, H, dv]; q: [B, T, Hq, d], out: [B, T, Hq, dv] (Hq a multiple of H).
+ *   q and out may both be NULL: keys and values are only absorbed (building a state to query).
+ *   options->causal = 1: causal outputs (== slay_linear_attention with an initial state);
+ *   causal = 0: every query sees the slot's previous state plus all keys of its sequence.
+ *   cu_seqlens: NULL for a padded batch (B == num_seqs sequences of length T), or num_seqs + 1
+ *   monotone offsets with cu_seqlens[0] = 0 and cu_seqlens[num_seqs] = T for a packed batch
+ *   (B == 1). slots: NULL or num_seqs distinct slot indices.
+ * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_DTYPE, SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT,
+ * SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY, SLAY_ERR_STATE_MISMATCH. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_prefill(slay_state* state, const slay_tensor* q, const slay_tensor* k,
+                                                  const slay_tensor* v, const slay_tensor* out,
+                                                  const int64_t* cu_seqlens, const int32_t* slots, int64_t num_seqs,
+                                                  const slay_attention_options* options, slay_error* err);
+
+/* slay_state_query — read-only queries: out = φ(q)ᵀS / (φ(q)ᵀz + δ) against each slot's state
+ * (bidirectional / encoder use, the Memory Lobe pattern). q [B, T, Hq, d], out [B, T, Hq, dv];
+ * cu_seqlens, slots, num_seqs as in slay_state_prefill. The state is not modified. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_query(const slay_state* state, const slay_tensor* q, const slay_tensor* out,
+                                                const int64_t* cu_seqlens, const int32_t* slots, int64_t num_seqs,
+                                                const slay_attention_options* options, slay_error* err);
+
+/* slay_state_step — one decode token for num_seqs sequences, in place:
+ *   q [N, Hq, d], k [N, H, d], v [N, H, dv], out [N, Hq, dv] (3-d tensors, N = num_seqs);
+ *   S += φ(k) vᵀ, z += φ(k), out = φ(q)ᵀS / (φ(q)ᵀz + δ).
+ * No allocation (uses the state's workspaces); threads are started only when n_threads > 1 —
+ * an engine with its own pool uses options ith/nth instead (ith < max_threads). */
+SLAY_API SLAY_NODISCARD int32_t slay_state_step(slay_state* state, const slay_tensor* q, const slay_tensor* k,
+                                               const slay_tensor* v, const slay_tensor* out, const int32_t* slots,
+                                               int64_t num_seqs, const slay_attention_options* options,
+                                               slay_error* err);
+
+/* slay_state_serialized_size — bytes slay_state_save writes. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_serialized_size(const slay_state* state, size_t* out_bytes,
+                                                          slay_error* err);
+
+/* slay_state_save — serialize the whole state into dst (capacity bytes; SLAY_ERR_BUFFER_TOO_SMALL
+ * if smaller than slay_state_serialized_size). Blob: magic "SLAYSTAT", format version, byte-order
+ * mark, feature-map identity, dims, positions, the fp32 state, FNV-1a-64 checksum. *written may be NULL. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_save(const slay_state* state, void* dst, size_t capacity, size_t* written,
+                                               slay_error* err);
+
+/* slay_state_load — a new state for fm from a blob. Truncated or altered blobs give
+ * SLAY_ERR_CORRUPT_DATA, another format version SLAY_ERR_VERSION_MISMATCH, another byte order
+ * SLAY_ERR_UNSUPPORTED, another feature map or dims SLAY_ERR_STATE_MISMATCH. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_load(const slay_feature_map* fm, const void* src, size_t size,
+                                               int32_t max_threads, slay_state** out, slay_error* err);
+
+/* slay_state_restore — replace an existing state's contents from a blob (rollback without
+ * allocation); the blob must match its map and dims. Errors as slay_state_load; unchanged on error. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_restore(slay_state* state, const void* src, size_t size, slay_error* err);
 
 /* slay_gauss_laguerre — the R-point Gauss–Laguerre rule ∫₀^∞ e^{−t} f(t) dt ≈ Σ α_r f(t_r),
  *   1 <= R <= 64, computed in double (Newton on Laguerre polynomials), ascending nodes.

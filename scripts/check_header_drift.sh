@@ -14,13 +14,12 @@ swiftc -parse-as-library -module-name SlayCABI -emit-module -o "$WORK/SlayCABI.s
     -Xcc -fmodule-map-file=include/module.modulemap -I include -I "$MODULES" \
     Sources/SlayCABI/*.swift
 # The generated declarations sit inside an Objective-C-only block; lift them out into plain C.
-# Swift sees opaque handles as OpaquePointer (void *), so handle parameters are compared as
-# `slay_feature_map *` on both sides (constness of an opaque pointee is not visible to Swift).
-sed 's/const slay_feature_map\*/slay_feature_map*/g' include/slay.h > "$WORK/slay.h"
+# Swift sees pointers to opaque handles as OpaquePointer (void *), so the comparison treats every
+# handle pointer as void * on both sides (constness of an opaque pointee is invisible to Swift).
+sed -E 's/(const )?slay_(feature_map|state)\*/void*/g' include/slay.h > "$WORK/slay.h"
 {
-    printf '#include "slay.h"\n#define SWIFT_EXTERN extern\n#define SWIFT_NOEXCEPT\n#define SWIFT_WARN_UNUSED_RESULT\n'
-    awk '/^SWIFT_EXTERN .*slay_/,/;/' "$WORK/slay_swift_exports.h" \
-        | sed -E 's/void \* _Nullable (\* _Nullable )?(fm|out_)\b/slay_feature_map * _Nullable \1\2/g'
+    printf '#include "slay.h"\n#define SWIFT_EXTERN extern\n#define SWIFT_NOEXCEPT\n#define SWIFT_WARN_UNUSED_RESULT\n#define NSUInteger size_t\n#define NSInteger ptrdiff_t\n'
+    awk '/^SWIFT_EXTERN .*slay_/,/;/' "$WORK/slay_swift_exports.h"
 } > "$WORK/check.c"
 CLANG="$(command -v clang || echo /opt/swift/usr/bin/clang)"
 "$CLANG" -fsyntax-only -Wno-nullability-completeness -I "$WORK" "$WORK/check.c"

@@ -13,6 +13,8 @@ public func slay_attention_options_init(_ options: UnsafeMutablePointer<slay_att
     o.delta = 1e-6
     o.chunk_size = 64
     o.n_threads = 1
+    o.ith = 0
+    o.nth = 1
     options.pointee = o
     return SlayStatus.ok.rawValue
 }
@@ -51,7 +53,8 @@ func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?) t
         throw SlayError.invalid("options.chunk_size must be in 1...\(LinearAttentionOptions.maximumChunkSize), got \(o.chunk_size)")
     }
     let options = LinearAttentionOptions(causal: try flag(o.causal, "options.causal"), delta: o.delta,
-                                         chunkSize: Int(o.chunk_size), nThreads: Int(o.n_threads))
+                                         chunkSize: Int(o.chunk_size), nThreads: Int(o.n_threads),
+                                         ith: Int(o.ith), nth: Int(o.nth))
     try options.validate()
     return options
 }

@@ -30,6 +30,7 @@ public func slay_status_string(_ status: Int32) -> UnsafePointer<CChar> {
     case .unsupported?: text = "unsupported operation"
     case .bufferTooSmall?: text = "buffer too small"
     case .internal?: text = "internal error"
+    case .stateMismatch?: text = "state does not match"
     case nil: text = "unknown status"
     }
     return UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)

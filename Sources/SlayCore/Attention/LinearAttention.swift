@@ -4,15 +4,21 @@ public struct LinearAttentionOptions: Sendable, Equatable {
     public var delta: Double
     public var chunkSize: Int
     public var nThreads: Int
+    /// Partitioned call: this invocation runs share `ith` of `nth` (see slay_attention_options).
+    public var ith: Int
+    public var nth: Int
 
     public static let maximumChunkSize = 4096
     public static let maximumThreads = 256
 
-    public init(causal: Bool = true, delta: Double = 1e-6, chunkSize: Int = 64, nThreads: Int = 1) {
+    public init(causal: Bool = true, delta: Double = 1e-6, chunkSize: Int = 64, nThreads: Int = 1,
+                ith: Int = 0, nth: Int = 1) {
         self.causal = causal
         self.delta = delta
         self.chunkSize = chunkSize
         self.nThreads = nThreads
+        self.ith = ith
+        self.nth = nth
     }
 
     public func validate() throws {
@@ -23,53 +29,251 @@ public struct LinearAttentionOptions: Sendable, Equatable {
         guard nThreads >= 1 && nThreads <= Self.maximumThreads else {
             throw SlayError.invalid("n_threads must be in 1...\(Self.maximumThreads), got \(nThreads)")
         }
+        guard nth >= 1 && nth <= 65536 else { throw SlayError.invalid("nth must be in 1...65536, got \(nth)") }
+        guard ith >= 0 && ith < nth else { throw SlayError.invalid("ith must be in 0..<nth = \(nth), got \(ith)") }
+    }
+}
+
+/// One sequence of a call: rows start ..< start + length of batch entry `batch`
+/// (padded batches: (b, 0, T); packed variable-length batches: (0, cu[i], cu[i+1] − cu[i])).
+public struct SequenceSpan: Sendable, Equatable {
+    public let batch: Int
+    public let start: Int
+    public let length: Int
+
+    public init(batch: Int, start: Int, length: Int) {
+        self.batch = batch
+        self.start = start
+        self.length = length
+    }
+
+    /// Spans of a packed batch from prefix offsets cu[0] = 0 ≤ cu[1] ≤ … ≤ cu[N] = total.
+    public static func packed(offsets: [Int], total: Int) throws -> [SequenceSpan] {
+        guard offsets.count >= 2 else { throw SlayError.shape("cu_seqlens needs N + 1 >= 2 offsets, got \(offsets.count)") }
+        guard offsets[0] == 0 else { throw SlayError.shape("cu_seqlens[0] must be 0, got \(offsets[0])") }
+        for i in 1..<offsets.count where offsets[i] < offsets[i - 1] {
+            throw SlayError.shape("cu_seqlens is not monotone: cu_seqlens[\(i)] = \(offsets[i]) < cu_seqlens[\(i - 1)] = \(offsets[i - 1])")
+        }
+        guard offsets.last! == total else {
+            throw SlayError.shape("cu_seqlens ends at \(offsets.last!), but the packed tensors have T = \(total)")
+        }
+        return (0..<(offsets.count - 1)).map { SequenceSpan(batch: 0, start: offsets[$0], length: offsets[$0 + 1] - offsets[$0]) }
     }
 }
 
 /// Kernel-normalised linear attention y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ) (MATH.md §5).
 ///
-/// One engine for every feature map. Work is split over (batch, key head) pairs; each pair
-/// walks its sequence in chunks of c rows, computing features of the chunk into workspace, so
-/// memory is O(c·m + m·dv) per thread whatever T is. Causal chunks combine the state of all
-/// earlier chunks (Φ_Q·S) with the masked intra-chunk block tril(Φ_Q Φ_Kᵀ)·V; the query heads of
-/// a grouped-query group share the key features and the state.
+/// One engine for every feature map and every entry point (whole-sequence attention, prefill
+/// into recurrent states, decode steps, key absorption and read-only queries). Work is split over
+/// (sequence, key head) pairs; each pair walks its sequence in chunks of c rows, computing
+/// features of the chunk into workspace, so memory is O(c·m + m·dv) per thread whatever T is.
+/// Causal chunks combine the state of all earlier chunks (Φ_Q·S) with the masked intra-chunk
+/// block tril(Φ_Q Φ_Kᵀ)·V; the query heads of a grouped-query group share the key features and
+/// the state. Pairs are independent, so results do not depend on the thread count.
 public enum LinearAttention {
     public static func run(map: FeatureMap, q: TensorView, k: TensorView, v: TensorView, out: TensorView,
                            options: LinearAttentionOptions) throws {
         try options.validate()
         let shapes = try AttentionShapes(q: q, k: k, v: v, out: out)
-        guard shapes.headDim == map.headDim else {
-            throw SlayError.shape("q and k have head_dim \(shapes.headDim), the feature map expects \(map.headDim)")
+        try checkMap(map, headDim: shapes.headDim, keyHeads: shapes.keyHeads)
+        let spans = (0..<shapes.batch).map { SequenceSpan(batch: $0, start: 0, length: shapes.length) }
+        let plan = try Plan(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads,
+                            valueDim: shapes.valueDim, spans: spans, state: nil, slots: [],
+                            mode: options.causal ? .causal : .bidirectional, delta: options.delta,
+                            chunk: min(options.chunkSize, shapes.length))
+        try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
+    }
+
+    static func checkMap(_ map: FeatureMap, headDim: Int, keyHeads: Int) throws {
+        guard headDim == map.headDim else {
+            throw SlayError.shape("q and k have head_dim \(headDim), the feature map expects \(map.headDim)")
         }
-        guard shapes.keyHeads == map.numHeads else {
-            throw SlayError.shape("k has \(shapes.keyHeads) heads, the feature map has \(map.numHeads)")
+        guard keyHeads == map.numHeads else {
+            throw SlayError.shape("k has \(keyHeads) heads, the feature map has \(map.numHeads)")
         }
-        let tasks = shapes.batch * shapes.keyHeads
-        let workers = min(options.nThreads, tasks)
-        let layout = try WorkspaceLayout(map: map, shapes: shapes, chunk: min(options.chunkSize, shapes.length))
-        // Allocate every worker's workspace up front: a failure is a status, never a partial write.
-        var buffers: [ScratchBuffer] = []
-        for _ in 0..<workers { buffers.append(try ScratchBuffer(floats: layout.totalFloats)) }
-        let scratch = buffers
-        ParallelFor.run(workers: workers) { worker in
-            let workspace = Workspace(layout: layout, buffer: scratch[worker])
-            for task in ParallelFor.share(of: tasks, worker: worker, workers: workers) {
-                let batch = task / shapes.keyHeads
-                let keyHead = task % shapes.keyHeads
-                if options.causal {
-                    runCausal(map: map, shapes: shapes, q: q, k: k, v: v, out: out, batch: batch,
-                              keyHead: keyHead, delta: Float(options.delta), workspace: workspace)
-                } else {
-                    runBidirectional(map: map, shapes: shapes, q: q, k: k, v: v, out: out, batch: batch,
-                                     keyHead: keyHead, delta: Float(options.delta), workspace: workspace)
+    }
+
+    /// What a pass over a sequence does.
+    public enum Mode: Sendable {
+        /// causal outputs; keys enter the state as they are passed
+        case causal
+        /// every query sees every key of its sequence
+        case bidirectional
+        /// keys and values enter the state; no queries, no outputs
+        case absorb
+        /// queries read the state; the state is not changed
+        case query
+    }
+
+    /// A validated call: views, sequences, optional recurrent state slots and the mode.
+    public struct Plan: @unchecked Sendable {
+        let map: FeatureMap
+        let q: TensorView?
+        let k: TensorView?
+        let v: TensorView?
+        let out: TensorView?
+        let queryHeads: Int
+        let valueDim: Int
+        let spans: [SequenceSpan]
+        let state: RecurrentState?
+        let slots: [Int]
+        let mode: Mode
+        let delta: Float
+        let layout: WorkspaceLayout
+
+        public init(map: FeatureMap, q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?,
+                    queryHeads: Int, valueDim: Int, spans: [SequenceSpan], state: RecurrentState?, slots: [Int],
+                    mode: Mode, delta: Double, chunk: Int) throws {
+            self.map = map
+            self.q = q
+            self.k = k
+            self.v = v
+            self.out = out
+            self.queryHeads = queryHeads
+            self.valueDim = valueDim
+            self.spans = spans
+            self.state = state
+            self.slots = slots
+            self.mode = mode
+            self.delta = Float(delta)
+            self.layout = try WorkspaceLayout(map: map, headDim: map.headDim, valueDim: valueDim, chunk: max(chunk, 1))
+        }
+
+        var group: Int { queryHeads / map.numHeads }
+        var taskCount: Int { spans.count * map.numHeads }
+
+        /// Runs the tasks of partition `ith` of `nth` on up to `nThreads` threads. `workspaces`
+        /// (one per thread, sized by `layout`) avoids allocation; nil allocates them here.
+        public func execute(nThreads: Int, partition: (ith: Int, nth: Int), workspaces: [ScratchBuffer]?) throws {
+            let mine = ParallelFor.share(of: taskCount, worker: partition.ith, workers: partition.nth)
+            let workers = max(1, min(nThreads, mine.count))
+            var buffers: [ScratchBuffer] = []
+            if let workspaces {
+                guard workspaces.count >= workers, workspaces.allSatisfy({ $0.count >= layout.totalFloats }) else {
+                    throw SlayError(.internal, "preallocated workspaces are too small for this call")
+                }
+                buffers = workspaces
+            } else {
+                // Allocate every worker's workspace up front: a failure is a status, never a partial write.
+                for _ in 0..<workers { buffers.append(try ScratchBuffer(floats: layout.totalFloats)) }
+            }
+            let scratch = buffers
+            let plan = self
+            ParallelFor.run(workers: workers) { worker in
+                let workspace = Workspace(layout: plan.layout, buffer: scratch[worker])
+                let share = ParallelFor.share(of: mine.count, worker: worker, workers: workers)
+                for task in share {
+                    plan.runTask(mine.lowerBound + task, workspace: workspace)
+                }
+            }
+            withExtendedLifetime(buffers) {}
+        }
+
+        func runTask(_ task: Int, workspace w: Workspace) {
+            let span = spans[task / map.numHeads]
+            let keyHead = task % map.numHeads
+            let (m, dv) = (map.featureDim, valueDim)
+            let stateMatrix: UnsafeMutablePointer<Float>
+            let normaliser: UnsafeMutablePointer<Float>
+            if let state {
+                let slot = slots[task / map.numHeads]
+                stateMatrix = state.matrix(slot: slot, head: keyHead)
+                normaliser = state.normaliser(slot: slot, head: keyHead)
+            } else {
+                stateMatrix = w.state
+                normaliser = w.normaliser
+                stateMatrix.update(repeating: 0, count: m * dv)
+                normaliser.update(repeating: 0, count: m)
+            }
+            switch mode {
+            case .causal:
+                runCausal(span: span, keyHead: keyHead, state: stateMatrix, normaliser: normaliser, workspace: w)
+            case .bidirectional:
+                absorb(span: span, keyHead: keyHead, state: stateMatrix, normaliser: normaliser, workspace: w)
+                query(span: span, keyHead: keyHead, state: stateMatrix, normaliser: normaliser, workspace: w)
+            case .absorb:
+                absorb(span: span, keyHead: keyHead, state: stateMatrix, normaliser: normaliser, workspace: w)
+            case .query:
+                query(span: span, keyHead: keyHead, state: stateMatrix, normaliser: normaliser, workspace: w)
+            }
+        }
+
+        func loadKeys(span: SequenceSpan, keyHead: Int, t0: Int, rows: Int, workspace w: Workspace) {
+            k!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.keyRows)
+            v!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.valueRows)
+            map.features(role: .key, head: keyHead, input: w.keyRows, rows: rows, output: w.phiK, scratch: w.featureScratch)
+        }
+
+        func loadQueries(span: SequenceSpan, keyHead: Int, queryHead: Int, t0: Int, rows: Int, workspace w: Workspace) {
+            q!.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows, into: w.queryRows)
+            map.features(role: .query, head: keyHead, input: w.queryRows, rows: rows, output: w.phiQ, scratch: w.featureScratch)
+        }
+
+        func runCausal(span: SequenceSpan, keyHead: Int, state: UnsafeMutablePointer<Float>,
+                       normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
+            let (m, dv) = (map.featureDim, valueDim)
+            var t0 = 0
+            while t0 < span.length {
+                let rows = min(w.chunk, span.length - t0)
+                loadKeys(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+                for g in 0..<group {
+                    let queryHead = keyHead * group + g
+                    loadQueries(span: span, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
+                    LinearAttention.readState(rows: rows, m: m, dv: dv, state: state, normaliser: normaliser, workspace: w)
+                    // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included.
+                    Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
+                                  b: w.phiK, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
+                                  accumulate: false, workspace: w.gemm)
+                    for i in 0..<rows {
+                        let row = w.scores + i * rows
+                        var total: Float = 0
+                        for j in 0...i { total += row[j] }
+                        for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
+                        w.denominators[i] += total
+                    }
+                    Gemm.multiply(m: rows, n: dv, k: rows, a: w.scores, rowStrideA: rows, columnStrideA: 1,
+                                  b: w.valueRows, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: dv,
+                                  accumulate: true, workspace: w.gemm)
+                    LinearAttention.normaliseAndStore(rows: rows, valueDim: dv, delta: delta, workspace: w, out: out!,
+                                                      batch: span.batch, head: queryHead, t0: span.start + t0)
+                }
+                LinearAttention.updateState(rows: rows, m: m, dv: dv, state: state, normaliser: normaliser, workspace: w)
+                t0 += rows
+            }
+        }
+
+        func absorb(span: SequenceSpan, keyHead: Int, state: UnsafeMutablePointer<Float>,
+                    normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
+            var t0 = 0
+            while t0 < span.length {
+                let rows = min(w.chunk, span.length - t0)
+                loadKeys(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+                LinearAttention.updateState(rows: rows, m: map.featureDim, dv: valueDim, state: state,
+                                            normaliser: normaliser, workspace: w)
+                t0 += rows
+            }
+        }
+
+        func query(span: SequenceSpan, keyHead: Int, state: UnsafeMutablePointer<Float>,
+                   normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
+            for g in 0..<group {
+                let queryHead = keyHead * group + g
+                var t0 = 0
+                while t0 < span.length {
+                    let rows = min(w.chunk, span.length - t0)
+                    loadQueries(span: span, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
+                    LinearAttention.readState(rows: rows, m: map.featureDim, dv: valueDim, state: state,
+                                              normaliser: normaliser, workspace: w)
+                    LinearAttention.normaliseAndStore(rows: rows, valueDim: valueDim, delta: delta, workspace: w, out: out!,
+                                                      batch: span.batch, head: queryHead, t0: span.start + t0)
+                    t0 += rows
                 }
             }
         }
-        withExtendedLifetime(buffers) {}
     }
 
     /// Floats of every workspace block, computed with overflow checks.
-    struct WorkspaceLayout: Sendable {
+    public struct WorkspaceLayout: Sendable {
         let chunk: Int
         let featureDim: Int
         let keyRowFloats: Int
@@ -77,16 +281,16 @@ public enum LinearAttention {
         let featureBlockFloats: Int
         let stateFloats: Int
         let featureScratch: Int
-        let totalFloats: Int
+        public let totalFloats: Int
 
-        init(map: FeatureMap, shapes: AttentionShapes, chunk: Int) throws {
+        init(map: FeatureMap, headDim: Int, valueDim: Int, chunk: Int) throws {
             let m = map.featureDim
             self.chunk = chunk
             self.featureDim = m
-            self.keyRowFloats = try CheckedSize.multiply(chunk, shapes.headDim, what: "workspace")
-            self.valueRowFloats = try CheckedSize.multiply(chunk, shapes.valueDim, what: "workspace")
+            self.keyRowFloats = try CheckedSize.multiply(chunk, headDim, what: "workspace")
+            self.valueRowFloats = try CheckedSize.multiply(chunk, valueDim, what: "workspace")
             self.featureBlockFloats = try CheckedSize.multiply(chunk, m, what: "workspace (chunk_size · m)")
-            self.stateFloats = try CheckedSize.multiply(m, shapes.valueDim, what: "state size m · dv")
+            self.stateFloats = try CheckedSize.multiply(m, valueDim, what: "state size m · dv")
             self.featureScratch = map.scratchFloats(rows: chunk)
             var total = 0
             for piece in [keyRowFloats, keyRowFloats, valueRowFloats, featureBlockFloats, featureBlockFloats,
@@ -141,99 +345,29 @@ public enum LinearAttention {
 
     /// Inter-chunk readout: outputs = Φ_Q·S, denominators = Φ_Q·z.
     @inline(__always)
-    static func readState(rows: Int, m: Int, dv: Int, workspace w: Workspace) {
+    static func readState(rows: Int, m: Int, dv: Int, state: UnsafeMutablePointer<Float>,
+                          normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
         Gemm.multiply(m: rows, n: dv, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
-                      b: w.state, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: dv,
+                      b: state, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: dv,
                       accumulate: false, workspace: w.gemm)
         for i in 0..<rows {
             let phi = w.phiQ + i * m
             var total: Float = 0
-            for f in 0..<m { total += phi[f] * w.normaliser[f] }
+            for f in 0..<m { total += phi[f] * normaliser[f] }
             w.denominators[i] = total
         }
     }
 
     /// State update: S += Φ_Kᵀ·V, z += Φ_Kᵀ·1 over the chunk's rows.
     @inline(__always)
-    static func updateState(rows: Int, m: Int, dv: Int, workspace w: Workspace) {
+    static func updateState(rows: Int, m: Int, dv: Int, state: UnsafeMutablePointer<Float>,
+                            normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
         Gemm.multiply(m: m, n: dv, k: rows, a: w.phiK, rowStrideA: 1, columnStrideA: m,
-                      b: w.valueRows, rowStrideB: dv, columnStrideB: 1, c: w.state, ldc: dv,
+                      b: w.valueRows, rowStrideB: dv, columnStrideB: 1, c: state, ldc: dv,
                       accumulate: true, workspace: w.gemm)
         for i in 0..<rows {
             let phi = w.phiK + i * m
-            for f in 0..<m { w.normaliser[f] += phi[f] }
-        }
-    }
-
-    static func runCausal(map: FeatureMap, shapes: AttentionShapes, q: TensorView, k: TensorView, v: TensorView,
-                          out: TensorView, batch: Int, keyHead: Int, delta: Float, workspace w: Workspace) {
-        let (m, dv, chunk) = (map.featureDim, shapes.valueDim, w.chunk)
-        w.state.update(repeating: 0, count: m * dv)
-        w.normaliser.update(repeating: 0, count: m)
-        var t0 = 0
-        while t0 < shapes.length {
-            let rows = min(chunk, shapes.length - t0)
-            k.gatherRows(batch: batch, head: keyHead, t0: t0, rows: rows, into: w.keyRows)
-            v.gatherRows(batch: batch, head: keyHead, t0: t0, rows: rows, into: w.valueRows)
-            map.features(role: .key, head: keyHead, input: w.keyRows, rows: rows, output: w.phiK,
-                         scratch: w.featureScratch)
-            for g in 0..<shapes.group {
-                let queryHead = keyHead * shapes.group + g
-                q.gatherRows(batch: batch, head: queryHead, t0: t0, rows: rows, into: w.queryRows)
-                map.features(role: .query, head: keyHead, input: w.queryRows, rows: rows, output: w.phiQ,
-                             scratch: w.featureScratch)
-                readState(rows: rows, m: m, dv: dv, workspace: w)
-                // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included.
-                Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
-                              b: w.phiK, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
-                              accumulate: false, workspace: w.gemm)
-                for i in 0..<rows {
-                    let row = w.scores + i * rows
-                    var total: Float = 0
-                    for j in 0...i { total += row[j] }
-                    for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
-                    w.denominators[i] += total
-                }
-                Gemm.multiply(m: rows, n: dv, k: rows, a: w.scores, rowStrideA: rows, columnStrideA: 1,
-                              b: w.valueRows, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: dv,
-                              accumulate: true, workspace: w.gemm)
-                normaliseAndStore(rows: rows, valueDim: dv, delta: delta, workspace: w, out: out,
-                                  batch: batch, head: queryHead, t0: t0)
-            }
-            updateState(rows: rows, m: m, dv: dv, workspace: w)
-            t0 += rows
-        }
-    }
-
-    static func runBidirectional(map: FeatureMap, shapes: AttentionShapes, q: TensorView, k: TensorView,
-                                 v: TensorView, out: TensorView, batch: Int, keyHead: Int, delta: Float,
-                                 workspace w: Workspace) {
-        let (m, dv, chunk) = (map.featureDim, shapes.valueDim, w.chunk)
-        w.state.update(repeating: 0, count: m * dv)
-        w.normaliser.update(repeating: 0, count: m)
-        var t0 = 0
-        while t0 < shapes.length {
-            let rows = min(chunk, shapes.length - t0)
-            k.gatherRows(batch: batch, head: keyHead, t0: t0, rows: rows, into: w.keyRows)
-            v.gatherRows(batch: batch, head: keyHead, t0: t0, rows: rows, into: w.valueRows)
-            map.features(role: .key, head: keyHead, input: w.keyRows, rows: rows, output: w.phiK,
-                         scratch: w.featureScratch)
-            updateState(rows: rows, m: m, dv: dv, workspace: w)
-            t0 += rows
-        }
-        for g in 0..<shapes.group {
-            let queryHead = keyHead * shapes.group + g
-            t0 = 0
-            while t0 < shapes.length {
-                let rows = min(chunk, shapes.length - t0)
-                q.gatherRows(batch: batch, head: queryHead, t0: t0, rows: rows, into: w.queryRows)
-                map.features(role: .query, head: keyHead, input: w.queryRows, rows: rows, output: w.phiQ,
-                             scratch: w.featureScratch)
-                readState(rows: rows, m: m, dv: dv, workspace: w)
-                normaliseAndStore(rows: rows, valueDim: dv, delta: delta, workspace: w, out: out,
-                                  batch: batch, head: queryHead, t0: t0)
-                t0 += rows
-            }
+            for f in 0..<m { normaliser[f] += phi[f] }
         }
     }
 }

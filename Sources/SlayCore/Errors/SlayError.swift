@@ -12,6 +12,7 @@ public enum SlayStatus: Int32, Sendable {
     case unsupported = -9
     case bufferTooSmall = -10
     case `internal` = -11
+    case stateMismatch = -12
 
     /// The static English name `slay_status_string` returns.
     public var name: String {
@@ -28,6 +29,7 @@ public enum SlayStatus: Int32, Sendable {
         case .unsupported: return "unsupported operation"
         case .bufferTooSmall: return "buffer too small"
         case .internal: return "internal error"
+        case .stateMismatch: return "state does not match"
         }
     }
 }

@@ -1,0 +1,222 @@
+import CSlay
+import SlayCore
+
+@_cdecl("slay_state_create")
+public func slay_state_create(_ fm: OpaquePointer?, _ numSeqs: Int64, _ valueDim: Int64, _ maxThreads: Int32,
+                              _ out: UnsafeMutablePointer<OpaquePointer?>?,
+                              _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    out?.pointee = nil
+    return withStatus(err) {
+        let map = try FeatureMapHandle.from(fm).map
+        let result = try require(out, "out")
+        let sequences = try sequenceCount(numSeqs)
+        guard valueDim >= 1 && valueDim <= Int64(SlayConfiguration.maximumDimension) else {
+            throw SlayError.shape("value_dim must be in 1...\(SlayConfiguration.maximumDimension), got \(valueDim)")
+        }
+        let state = try RecurrentState(map: map, numSequences: sequences, valueDim: Int(valueDim), maxThreads: Int(maxThreads))
+        result.pointee = StateHandle(state).retainedPointer()
+    }
+}
+
+@_cdecl("slay_state_free")
+public func slay_state_free(_ state: OpaquePointer?) {
+    guard let state else { return }
+    let handle = Unmanaged<StateHandle>.fromOpaque(UnsafeRawPointer(state))
+    guard handle.takeUnretainedValue().magic == StateHandle.liveMagic else { return }
+    handle.takeUnretainedValue().magic = 0
+    handle.release()
+}
+
+@_cdecl("slay_state_copy")
+public func slay_state_copy(_ src: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
+                            _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    out?.pointee = nil
+    return withStatus(err) {
+        let source = try StateHandle.from(src, "src")
+        let result = try require(out, "out")
+        result.pointee = StateHandle(try source.state.copy()).retainedPointer()
+    }
+}
+
+@_cdecl("slay_state_copy_slot")
+public func slay_state_copy_slot(_ dst: OpaquePointer?, _ dstSlot: Int64, _ src: OpaquePointer?, _ srcSlot: Int64,
+                                 _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let target = try StateHandle.from(dst, "dst")
+        let source = try StateHandle.from(src, "src")
+        try target.state.copySlot(Int(clamping: dstSlot), from: source.state, slot: Int(clamping: srcSlot))
+    }
+}
+
+@_cdecl("slay_state_reset")
+public func slay_state_reset(_ state: OpaquePointer?, _ slot: Int64, _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let handle = try StateHandle.from(state)
+        try handle.state.reset(slot: slot == -1 ? nil : Int(clamping: slot))
+    }
+}
+
+@_cdecl("slay_state_dims")
+public func slay_state_dims(_ state: OpaquePointer?, _ numSeqs: UnsafeMutablePointer<Int64>?,
+                            _ numHeads: UnsafeMutablePointer<Int64>?, _ featureDim: UnsafeMutablePointer<Int64>?,
+                            _ valueDim: UnsafeMutablePointer<Int64>?, _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let s = try StateHandle.from(state).state
+        numSeqs?.pointee = Int64(s.numSequences)
+        numHeads?.pointee = Int64(s.numHeads)
+        featureDim?.pointee = Int64(s.featureDim)
+        valueDim?.pointee = Int64(s.valueDim)
+    }
+}
+
+@_cdecl("slay_state_position")
+public func slay_state_position(_ state: OpaquePointer?, _ slot: Int64, _ outPosition: UnsafeMutablePointer<Int64>?,
+                                _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let s = try StateHandle.from(state).state
+        let target = try require(outPosition, "out_position")
+        try s.checkSlot(Int(clamping: slot))
+        target.pointee = s.positions[Int(slot)]
+    }
+}
+
+@_cdecl("slay_state_read")
+public func slay_state_read(_ state: OpaquePointer?, _ slot: Int64, _ matrix: UnsafeMutablePointer<Float>?,
+                            _ matrixCount: Int64, _ normaliser: UnsafeMutablePointer<Float>?, _ normaliserCount: Int64,
+                            _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let s = try StateHandle.from(state).state
+        try s.checkSlot(Int(clamping: slot))
+        let matrixFloats = s.numHeads * s.featureDim * s.valueDim
+        let normaliserFloats = s.numHeads * s.featureDim
+        if matrix != nil && matrixCount != Int64(matrixFloats) {
+            throw SlayError.shape("matrix_count is \(matrixCount); the slot's matrix [H, m, dv] has \(matrixFloats) floats")
+        }
+        if normaliser != nil && normaliserCount != Int64(normaliserFloats) {
+            throw SlayError.shape("normaliser_count is \(normaliserCount); the slot's normaliser [H, m] has \(normaliserFloats) floats")
+        }
+        matrix?.update(from: s.matrix(slot: Int(slot), head: 0), count: matrixFloats)
+        normaliser?.update(from: s.normaliser(slot: Int(slot), head: 0), count: normaliserFloats)
+    }
+}
+
+/// Optional tensors: NULL is nil, otherwise validated like any other.
+private func optionalTensor(_ pointer: UnsafePointer<slay_tensor>?, _ name: String, rank: Int, isOutput: Bool) throws -> TensorArgument? {
+    guard pointer != nil else { return nil }
+    return try TensorArgument(pointer, name: name, rank: rank, isOutput: isOutput)
+}
+
+@_cdecl("slay_state_prefill")
+public func slay_state_prefill(_ state: OpaquePointer?, _ q: UnsafePointer<slay_tensor>?, _ k: UnsafePointer<slay_tensor>?,
+                               _ v: UnsafePointer<slay_tensor>?, _ out: UnsafePointer<slay_tensor>?,
+                               _ cuSeqlens: UnsafePointer<Int64>?, _ slots: UnsafePointer<Int32>?, _ numSeqs: Int64,
+                               _ options: UnsafePointer<slay_attention_options>?,
+                               _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let s = try StateHandle.from(state).state
+        let settings = try linearAttentionOptions(options)
+        let sequences = try sequenceCount(numSeqs)
+        let query = try optionalTensor(q, "q", rank: 4, isOutput: false)
+        let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false)
+        let value = try TensorArgument(v, name: "v", rank: 4, isOutput: false)
+        let output = try optionalTensor(out, "out", rank: 4, isOutput: true)
+        if let output { try TensorArgument.checkNoOverlap(output: output, inputs: [key, value] + (query.map { [$0] } ?? [])) }
+        let offsets = offsetsArray(cuSeqlens, count: sequences + 1)
+        if offsets == nil && key.view.shape[0] != sequences {
+            throw SlayError.shape("num_seqs is \(sequences) but k has B = \(key.view.shape[0]) (padded batch without cu_seqlens)")
+        }
+        try s.prefill(q: query?.view, k: key.view, v: value.view, out: output?.view, cuSeqlens: offsets,
+                      slots: slotsArray(slots, count: sequences), options: settings)
+    }
+}
+
+@_cdecl("slay_state_query")
+public func slay_state_query(_ state: OpaquePointer?, _ q: UnsafePointer<slay_tensor>?, _ out: UnsafePointer<slay_tensor>?,
+                             _ cuSeqlens: UnsafePointer<Int64>?, _ slots: UnsafePointer<Int32>?, _ numSeqs: Int64,
+                             _ options: UnsafePointer<slay_attention_options>?,
+                             _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let s = try StateHandle.from(state).state
+        let settings = try linearAttentionOptions(options)
+        let sequences = try sequenceCount(numSeqs)
+        let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false)
+        let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true)
+        try TensorArgument.checkNoOverlap(output: output, inputs: [query])
+        let offsets = offsetsArray(cuSeqlens, count: sequences + 1)
+        if offsets == nil && query.view.shape[0] != sequences {
+            throw SlayError.shape("num_seqs is \(sequences) but q has B = \(query.view.shape[0]) (padded batch without cu_seqlens)")
+        }
+        try s.query(q: query.view, out: output.view, cuSeqlens: offsets, slots: slotsArray(slots, count: sequences),
+                    options: settings)
+    }
+}
+
+@_cdecl("slay_state_step")
+public func slay_state_step(_ state: OpaquePointer?, _ q: UnsafePointer<slay_tensor>?, _ k: UnsafePointer<slay_tensor>?,
+                            _ v: UnsafePointer<slay_tensor>?, _ out: UnsafePointer<slay_tensor>?,
+                            _ slots: UnsafePointer<Int32>?, _ numSeqs: Int64,
+                            _ options: UnsafePointer<slay_attention_options>?,
+                            _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let s = try StateHandle.from(state).state
+        let settings = try linearAttentionOptions(options)
+        let sequences = try sequenceCount(numSeqs)
+        let query = try TensorArgument(q, name: "q", rank: 3, isOutput: false)
+        let key = try TensorArgument(k, name: "k", rank: 3, isOutput: false)
+        let value = try TensorArgument(v, name: "v", rank: 3, isOutput: false)
+        let output = try TensorArgument(out, name: "out", rank: 3, isOutput: true)
+        try TensorArgument.checkNoOverlap(output: output, inputs: [query, key, value])
+        guard query.view.shape[0] == sequences else {
+            throw SlayError.shape("num_seqs is \(sequences) but q has N = \(query.view.shape[0])")
+        }
+        try s.step(q: query.view, k: key.view, v: value.view, out: output.view, slots: slotsArray(slots, count: sequences),
+                   options: settings)
+    }
+}
+
+@_cdecl("slay_state_serialized_size")
+public func slay_state_serialized_size(_ state: OpaquePointer?, _ outBytes: UnsafeMutablePointer<UInt>?,
+                                       _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let s = try StateHandle.from(state).state
+        try require(outBytes, "out_bytes").pointee = UInt(try StateBlob.size(of: s))
+    }
+}
+
+@_cdecl("slay_state_save")
+public func slay_state_save(_ state: OpaquePointer?, _ dst: UnsafeMutableRawPointer?, _ capacity: UInt,
+                            _ written: UnsafeMutablePointer<UInt>?, _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let s = try StateHandle.from(state).state
+        let target = try require(dst, "dst")
+        let bytes = try StateBlob.write(s, to: UnsafeMutableRawBufferPointer(start: target, count: Int(clamping: capacity)))
+        written?.pointee = UInt(bytes)
+    }
+}
+
+@_cdecl("slay_state_load")
+public func slay_state_load(_ fm: OpaquePointer?, _ src: UnsafeRawPointer?, _ size: UInt, _ maxThreads: Int32,
+                            _ out: UnsafeMutablePointer<OpaquePointer?>?, _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    out?.pointee = nil
+    return withStatus(err) {
+        let map = try FeatureMapHandle.from(fm).map
+        let source = try require(src, "src")
+        let result = try require(out, "out")
+        guard maxThreads >= 1 && Int(maxThreads) <= LinearAttentionOptions.maximumThreads else {
+            throw SlayError.invalid("max_threads must be in 1...\(LinearAttentionOptions.maximumThreads), got \(maxThreads)")
+        }
+        let state = try StateBlob.load(map: map, from: UnsafeRawBufferPointer(start: source, count: Int(clamping: size)),
+                                       maxThreads: Int(maxThreads))
+        result.pointee = StateHandle(state).retainedPointer()
+    }
+}
+
+@_cdecl("slay_state_restore")
+public func slay_state_restore(_ state: OpaquePointer?, _ src: UnsafeRawPointer?, _ size: UInt,
+                               _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let s = try StateHandle.from(state).state
+        let source = try require(src, "src")
+        try StateBlob.restore(s, from: UnsafeRawBufferPointer(start: source, count: Int(clamping: size)))
+    }
+}

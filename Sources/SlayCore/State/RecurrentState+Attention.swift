@@ -1,0 +1,128 @@
+/// Prefill, read-only queries and decode steps on recurrent states: thin validation around the
+/// one attention engine (LinearAttention.Plan) with the state's slots as initial and final states.
+extension RecurrentState {
+    /// Sequence spans and their slots for a call over `batch` × `length` rows.
+    func resolveSequences(batch: Int, length: Int, cuSeqlens: [Int]?, slots: [Int]?) throws -> ([SequenceSpan], [Int]) {
+        let spans: [SequenceSpan]
+        if let cuSeqlens {
+            guard batch == 1 else {
+                throw SlayError.shape("with cu_seqlens the tensors must be packed as [1, T_total, H, D], got B = \(batch)")
+            }
+            spans = try SequenceSpan.packed(offsets: cuSeqlens, total: length)
+        } else {
+            spans = (0..<batch).map { SequenceSpan(batch: $0, start: 0, length: length) }
+        }
+        let resolved: [Int]
+        if let slots {
+            guard slots.count == spans.count else {
+                throw SlayError.shape("slots has \(slots.count) entries for \(spans.count) sequences")
+            }
+            for (i, slot) in slots.enumerated() { try checkSlot(slot, "slots[\(i)]") }
+            guard Set(slots).count == slots.count else {
+                throw SlayError.invalid("slots must be distinct within one call, got \(slots)")
+            }
+            resolved = slots
+        } else {
+            guard spans.count <= numSequences else {
+                throw SlayError.shape("the call has \(spans.count) sequences, the state only \(numSequences) slots")
+            }
+            resolved = Array(0..<spans.count)
+        }
+        return (spans, resolved)
+    }
+
+    func checkKeys(_ k: TensorView, _ v: TensorView) throws {
+        guard k.rank == 4 && v.rank == 4 else { throw SlayError.shape("k and v must have 4 dimensions [B, T, H, D]") }
+        guard k.shape[2] == numHeads && k.shape[3] == map.headDim else {
+            throw SlayError.shape("k has shape \(k.shape); the state expects [B, T, \(numHeads), \(map.headDim)]")
+        }
+        guard v.shape == [k.shape[0], k.shape[1], numHeads, valueDim] else {
+            throw SlayError.shape("v has shape \(v.shape); expected \([k.shape[0], k.shape[1], numHeads, valueDim])")
+        }
+    }
+
+    func checkQueries(_ q: TensorView, _ out: TensorView, batch: Int, length: Int) throws -> Int {
+        guard q.rank == 4 && out.rank == 4 else { throw SlayError.shape("q and out must have 4 dimensions [B, T, H, D]") }
+        let hq = q.shape[2]
+        guard q.shape[0] == batch && q.shape[1] == length && q.shape[3] == map.headDim else {
+            throw SlayError.shape("q has shape \(q.shape); expected [\(batch), \(length), Hq, \(map.headDim)]")
+        }
+        guard hq % numHeads == 0 else { throw SlayError.shape("q has \(hq) heads, not a multiple of the state's \(numHeads) key heads") }
+        guard out.shape == [batch, length, hq, valueDim] else {
+            throw SlayError.shape("out has shape \(out.shape); expected \([batch, length, hq, valueDim])")
+        }
+        return hq
+    }
+
+    /// Runs a prompt through the state. With q and out: causal outputs (or, when not causal, every
+    /// query sees the state plus all keys of its sequence); without: keys and values are only absorbed.
+    public func prefill(q: TensorView?, k: TensorView, v: TensorView, out: TensorView?, cuSeqlens: [Int]?,
+                        slots: [Int]?, options: LinearAttentionOptions) throws {
+        try options.validate()
+        try checkMapUnchanged()
+        try checkKeys(k, v)
+        let (batch, length) = (k.shape[0], k.shape[1])
+        guard (q == nil) == (out == nil) else { throw SlayError.invalid("q and out must both be given or both be NULL") }
+        var queryHeads = numHeads
+        if let q, let out { queryHeads = try checkQueries(q, out, batch: batch, length: length) }
+        let (spans, resolved) = try resolveSequences(batch: batch, length: length, cuSeqlens: cuSeqlens, slots: slots)
+        let mode: LinearAttention.Mode = q == nil ? .absorb : (options.causal ? .causal : .bidirectional)
+        let plan = try LinearAttention.Plan(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads,
+                                            valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: mode,
+                                            delta: options.delta, chunk: min(options.chunkSize, max(length, 1)))
+        try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
+        if options.ith == 0 {
+            for (span, slot) in zip(spans, resolved) { positions[slot] += Int64(span.length) }
+        }
+    }
+
+    /// Queries the states without changing them: y = φ(q)ᵀS / (φ(q)ᵀz + δ) for every query.
+    public func query(q: TensorView, out: TensorView, cuSeqlens: [Int]?, slots: [Int]?,
+                      options: LinearAttentionOptions) throws {
+        try options.validate()
+        try checkMapUnchanged()
+        guard q.rank == 4 else { throw SlayError.shape("q must have 4 dimensions [B, T, H, D], got \(q.rank)") }
+        let queryHeads = try checkQueries(q, out, batch: q.shape[0], length: q.shape[1])
+        let (spans, resolved) = try resolveSequences(batch: q.shape[0], length: q.shape[1], cuSeqlens: cuSeqlens, slots: slots)
+        let plan = try LinearAttention.Plan(map: map, q: q, k: nil, v: nil, out: out, queryHeads: queryHeads,
+                                            valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: .query,
+                                            delta: options.delta, chunk: min(options.chunkSize, max(q.shape[1], 1)))
+        try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
+    }
+
+    /// One decode step for n sequences: q [n, Hq, d], k [n, Hk, d], v [n, Hk, dv], out [n, Hq, dv].
+    /// Uses the workspaces allocated with the state: no allocation (threads are started only
+    /// when n_threads > 1; engines with their own pool use partitions instead).
+    public func step(q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: [Int]?,
+                     options: LinearAttentionOptions) throws {
+        try options.validate()
+        try checkMapUnchanged()
+        for (name, view) in [("q", q), ("k", k), ("v", v), ("out", out)] where view.rank != 3 {
+            throw SlayError.shape("\(name) must have 3 dimensions [N, H, D] in a step, got \(view.rank)")
+        }
+        func asSequence(_ view: TensorView) -> TensorView {
+            TensorView(base: view.base, shape: [view.shape[0], 1, view.shape[1], view.shape[2]],
+                       strides: [view.strides[0], 0, view.strides[1], view.strides[2]])
+        }
+        let (q4, k4, v4, out4) = (asSequence(q), asSequence(k), asSequence(v), asSequence(out))
+        try checkKeys(k4, v4)
+        let queryHeads = try checkQueries(q4, out4, batch: k4.shape[0], length: 1)
+        let (spans, resolved) = try resolveSequences(batch: k4.shape[0], length: 1, cuSeqlens: nil, slots: slots)
+        let plan = try LinearAttention.Plan(map: map, q: q4, k: k4, v: v4, out: out4, queryHeads: queryHeads,
+                                            valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: .causal,
+                                            delta: options.delta, chunk: 1)
+        if options.nth > 1 {
+            guard options.ith < maxThreads else {
+                throw SlayError.invalid("partition ith = \(options.ith) needs a state created with max_threads > \(options.ith) (it has \(maxThreads))")
+            }
+            try plan.execute(nThreads: 1, partition: (options.ith, options.nth),
+                             workspaces: [stepWorkspaces[options.ith]])
+        } else {
+            let threads = min(options.nThreads, maxThreads)
+            try plan.execute(nThreads: threads, partition: (0, 1), workspaces: Array(stepWorkspaces.prefix(threads)))
+        }
+        if options.ith == 0 {
+            for slot in resolved { positions[slot] += 1 }
+        }
+    }
+}

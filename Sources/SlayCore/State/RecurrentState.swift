@@ -1,0 +1,115 @@
+/// Recurrent linear-attention states of N sequences (slots) for one feature map:
+/// per slot, S [H, m, dv] and the normaliser z [H, m] in fp32, plus the token count absorbed.
+///
+/// One object holds many slots so an engine with a slot-indexed cache can prefill or step any
+/// subset of its sequences in one call (continuous batching) and fork or roll back single slots.
+/// A state keeps its feature map alive and records the map's identity; calls fail if the map's
+/// parameters were replaced since. Not thread-safe: one call at a time, except partitioned
+/// (ith, nth) calls, which touch disjoint slots and heads.
+public final class RecurrentState: @unchecked Sendable {
+    public let map: FeatureMap
+    public let mapIdentity: UInt64
+    public let numSequences: Int
+    public let numHeads: Int
+    public let featureDim: Int
+    public let valueDim: Int
+    public let maxThreads: Int
+    /// Floats per slot: H·m·dv + H·m.
+    public let slotFloats: Int
+    let storage: ScratchBuffer
+    public internal(set) var positions: [Int64]
+    /// Decode-step workspaces (chunk 1), one per thread, allocated once.
+    let stepWorkspaces: [ScratchBuffer]
+    let stepLayout: LinearAttention.WorkspaceLayout
+
+    public static let maximumSequences = 1 << 20
+
+    public init(map: FeatureMap, numSequences: Int, valueDim: Int, maxThreads: Int = 1) throws {
+        guard numSequences >= 1 && numSequences <= Self.maximumSequences else {
+            throw SlayError.shape("num_seqs must be in 1...\(Self.maximumSequences), got \(numSequences)")
+        }
+        guard valueDim >= 1 && valueDim <= SlayConfiguration.maximumDimension else {
+            throw SlayError.shape("value_dim must be in 1...\(SlayConfiguration.maximumDimension), got \(valueDim)")
+        }
+        guard maxThreads >= 1 && maxThreads <= LinearAttentionOptions.maximumThreads else {
+            throw SlayError.invalid("max_threads must be in 1...\(LinearAttentionOptions.maximumThreads), got \(maxThreads)")
+        }
+        self.map = map
+        self.mapIdentity = map.identity
+        self.numSequences = numSequences
+        self.numHeads = map.numHeads
+        self.featureDim = map.featureDim
+        self.valueDim = valueDim
+        self.maxThreads = maxThreads
+        let perHead = try CheckedSize.add(try CheckedSize.multiply(featureDim, valueDim, what: "state size"), featureDim,
+                                          what: "state size")
+        self.slotFloats = try CheckedSize.multiply(perHead, numHeads, what: "state size")
+        let total = try CheckedSize.multiply(slotFloats, numSequences, what: "state size")
+        self.storage = try ScratchBuffer(floats: total)
+        storage.pointer.update(repeating: 0, count: total)
+        self.positions = [Int64](repeating: 0, count: numSequences)
+        self.stepLayout = try LinearAttention.WorkspaceLayout(map: map, headDim: map.headDim, valueDim: valueDim, chunk: 1)
+        var workspaces: [ScratchBuffer] = []
+        for _ in 0..<maxThreads { workspaces.append(try ScratchBuffer(floats: stepLayout.totalFloats)) }
+        self.stepWorkspaces = workspaces
+    }
+
+    /// A deep copy (a fork of every slot).
+    public func copy() throws -> RecurrentState {
+        let clone = try RecurrentState(map: map, numSequences: numSequences, valueDim: valueDim, maxThreads: maxThreads)
+        clone.storage.pointer.update(from: storage.pointer, count: slotFloats * numSequences)
+        clone.positions = positions
+        return clone
+    }
+
+    public var totalFloats: Int { slotFloats * numSequences }
+    public var data: UnsafeMutablePointer<Float> { storage.pointer }
+
+    func slotBase(_ slot: Int) -> UnsafeMutablePointer<Float> { storage.pointer + slot * slotFloats }
+
+    public func matrix(slot: Int, head: Int) -> UnsafeMutablePointer<Float> {
+        slotBase(slot) + head * featureDim * valueDim
+    }
+
+    public func normaliser(slot: Int, head: Int) -> UnsafeMutablePointer<Float> {
+        slotBase(slot) + numHeads * featureDim * valueDim + head * featureDim
+    }
+
+    /// Fails if the feature map's parameters were replaced after the state was created.
+    public func checkMapUnchanged() throws {
+        guard map.identity == mapIdentity else {
+            throw SlayError(.stateMismatch, "the feature map's parameters changed since this state was created (identity \(String(mapIdentity, radix: 16)) → \(String(map.identity, radix: 16)))")
+        }
+    }
+
+    public func checkSlot(_ slot: Int, _ name: String = "slot") throws {
+        guard slot >= 0 && slot < numSequences else {
+            throw SlayError.invalid("\(name) is \(slot); the state has slots 0..<\(numSequences)")
+        }
+    }
+
+    /// Zeroes one slot, or all when `slot` is nil.
+    public func reset(slot: Int?) throws {
+        if let slot {
+            try checkSlot(slot)
+            slotBase(slot).update(repeating: 0, count: slotFloats)
+            positions[slot] = 0
+        } else {
+            storage.pointer.update(repeating: 0, count: totalFloats)
+            for i in 0..<numSequences { positions[i] = 0 }
+        }
+    }
+
+    /// Copies slot `sourceSlot` of `source` into slot `slot` of this state (fork / rollback).
+    public func copySlot(_ slot: Int, from source: RecurrentState, slot sourceSlot: Int) throws {
+        try checkSlot(slot, "dst_slot")
+        try source.checkSlot(sourceSlot, "src_slot")
+        guard source.mapIdentity == mapIdentity && source.valueDim == valueDim && source.numHeads == numHeads
+                && source.featureDim == featureDim else {
+            throw SlayError(.stateMismatch, "source and destination states belong to different feature maps or value dims")
+        }
+        if source === self && slot == sourceSlot { return }
+        slotBase(slot).update(from: source.slotBase(sourceSlot), count: slotFloats)
+        positions[slot] = source.positions[sourceSlot]
+    }
+}
