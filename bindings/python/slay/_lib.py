@@ -1,0 +1,115 @@
+"""Loads libslay.so and declares every C function of include/slay.h with argtypes/restype."""
+import ctypes
+import os
+import pathlib
+
+ABI_VERSION = 1
+
+_HERE = pathlib.Path(__file__).resolve().parent
+
+
+def _candidates():
+    override = os.environ.get("SLAY_LIBRARY")
+    if override:
+        yield pathlib.Path(override)
+        return
+    yield _HERE / "libslay.so"
+    yield _HERE.parents[2] / ".build" / "release" / "libslay.so"
+
+
+def _load():
+    tried = []
+    for path in _candidates():
+        if path.exists():
+            return ctypes.CDLL(str(path))
+        tried.append(str(path))
+    raise ImportError("libslay.so not found (tried %s); build it with `bash scripts/build.sh` "
+                      "or set SLAY_LIBRARY" % ", ".join(tried))
+
+
+MAX_DIMS = 4
+ERROR_MESSAGE_SIZE = 256
+
+
+class Error(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_int32), ("message", ctypes.c_char * ERROR_MESSAGE_SIZE)]
+
+
+class Tensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int32), ("ndim", ctypes.c_int32),
+                ("shape", ctypes.c_int64 * MAX_DIMS), ("strides", ctypes.c_int64 * MAX_DIMS)]
+
+
+class FeatureMapParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("kind", ctypes.c_int32), ("head_dim", ctypes.c_int64),
+                ("num_heads", ctypes.c_int64), ("nodes", ctypes.c_int32), ("poly", ctypes.c_int32),
+                ("poly_dim", ctypes.c_int64), ("prf_dim", ctypes.c_int64), ("eps", ctypes.c_double),
+                ("prf_clamp", ctypes.c_double), ("seed", ctypes.c_uint64)]
+
+
+class AttentionOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("causal", ctypes.c_int32), ("delta", ctypes.c_double),
+                ("chunk_size", ctypes.c_int64), ("n_threads", ctypes.c_int32), ("ith", ctypes.c_int32),
+                ("nth", ctypes.c_int32)]
+
+
+class ExactAttentionOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("kernel", ctypes.c_int32), ("causal", ctypes.c_int32),
+                ("scale", ctypes.c_double), ("eps", ctypes.c_double), ("delta", ctypes.c_double),
+                ("n_threads", ctypes.c_int32)]
+
+
+P = ctypes.POINTER
+c_void_p, c_char_p = ctypes.c_void_p, ctypes.c_char_p
+i32, i64, u64, f64, size_t = ctypes.c_int32, ctypes.c_int64, ctypes.c_uint64, ctypes.c_double, ctypes.c_size_t
+T, E = P(Tensor), P(Error)
+
+# name: (restype, argtypes) — one entry per SLAY_API function in slay.h (a test checks the match).
+SIGNATURES = {
+    "slay_version_string": (c_char_p, []),
+    "slay_version_number": (i32, []),
+    "slay_abi_version": (i32, []),
+    "slay_status_string": (c_char_p, [i32]),
+    "slay_feature_map_params_init": (i32, [P(FeatureMapParams)]),
+    "slay_feature_map_create": (i32, [P(FeatureMapParams), P(c_void_p), E]),
+    "slay_feature_map_free": (None, [c_void_p]),
+    "slay_feature_map_dim": (i32, [c_void_p, P(i64), E]),
+    "slay_feature_map_config": (i32, [c_void_p, P(FeatureMapParams), E]),
+    "slay_feature_map_identity": (i32, [c_void_p, P(u64), E]),
+    "slay_feature_map_apply": (i32, [c_void_p, i32, T, T, E]),
+    "slay_feature_map_param_count": (i32, [c_void_p, P(i32), E]),
+    "slay_feature_map_param_name": (i32, [c_void_p, i32, P(c_char_p), E]),
+    "slay_feature_map_param_shape": (i32, [c_void_p, c_char_p, P(i32), P(i64), E]),
+    "slay_feature_map_get_param": (i32, [c_void_p, c_char_p, P(ctypes.c_float), i64, E]),
+    "slay_feature_map_set_param": (i32, [c_void_p, c_char_p, P(ctypes.c_float), i64, E]),
+    "slay_attention_options_init": (i32, [P(AttentionOptions)]),
+    "slay_linear_attention": (i32, [c_void_p, T, T, T, T, P(AttentionOptions), E]),
+    "slay_exact_attention_options_init": (i32, [P(ExactAttentionOptions)]),
+    "slay_exact_attention": (i32, [T, T, T, T, P(ExactAttentionOptions), E]),
+    "slay_state_create": (i32, [c_void_p, i64, i64, i32, P(c_void_p), E]),
+    "slay_state_free": (None, [c_void_p]),
+    "slay_state_copy": (i32, [c_void_p, P(c_void_p), E]),
+    "slay_state_copy_slot": (i32, [c_void_p, i64, c_void_p, i64, E]),
+    "slay_state_reset": (i32, [c_void_p, i64, E]),
+    "slay_state_dims": (i32, [c_void_p, P(i64), P(i64), P(i64), P(i64), E]),
+    "slay_state_position": (i32, [c_void_p, i64, P(i64), E]),
+    "slay_state_read": (i32, [c_void_p, i64, P(ctypes.c_float), i64, P(ctypes.c_float), i64, E]),
+    "slay_state_prefill": (i32, [c_void_p, T, T, T, T, P(i64), P(i32), i64, P(AttentionOptions), E]),
+    "slay_state_query": (i32, [c_void_p, T, T, P(i64), P(i32), i64, P(AttentionOptions), E]),
+    "slay_state_step": (i32, [c_void_p, T, T, T, T, P(i32), i64, P(AttentionOptions), E]),
+    "slay_state_serialized_size": (i32, [c_void_p, P(size_t), E]),
+    "slay_state_save": (i32, [c_void_p, c_void_p, size_t, P(size_t), E]),
+    "slay_state_load": (i32, [c_void_p, c_void_p, size_t, i32, P(c_void_p), E]),
+    "slay_state_restore": (i32, [c_void_p, c_void_p, size_t, E]),
+    "slay_gauss_laguerre": (i32, [i32, P(f64), P(f64), E]),
+}
+
+lib = _load()
+for _name, (_restype, _argtypes) in SIGNATURES.items():
+    _function = getattr(lib, _name)
+    _function.restype = _restype
+    _function.argtypes = _argtypes
+
+if lib.slay_abi_version() != ABI_VERSION:
+    raise ImportError("libslay ABI version %d, this binding expects %d; rebuild or reinstall the package"
+                      % (lib.slay_abi_version(), ABI_VERSION))

@@ -1,0 +1,84 @@
+"""Whole-sequence attention: linear (with optional initial / final state) and exact."""
+import ctypes
+
+import numpy as np
+
+from ._lib import lib, Error, AttentionOptions, ExactAttentionOptions
+from ._tensor import as_input, as_output, descriptor
+from .errors import check, error_for, INVALID_ARGUMENT
+
+EXACT_KERNELS = {"softmax": 1, "yat-spherical": 2, "yat": 3}
+
+
+def _int(value, name, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise error_for(INVALID_ARGUMENT, "%s must be an int, got %r" % (name, value))
+    if not lo <= int(value) <= hi:
+        raise error_for(INVALID_ARGUMENT, "%s must be in %d..%d, got %d" % (name, lo, hi, value))
+    return int(value)
+
+
+def attention_options(causal=True, delta=1e-6, chunk_size=64, n_threads=1):
+    options = AttentionOptions()
+    lib.slay_attention_options_init(ctypes.byref(options))
+    options.causal = 1 if causal else 0
+    options.delta = float(delta)
+    options.chunk_size = _int(chunk_size, "chunk_size", -2**62, 2**62)
+    options.n_threads = _int(n_threads, "n_threads", -2**31, 2**31 - 1)
+    return options
+
+
+def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_threads=1, out=None,
+                     initial_state=None, output_final_state=False):
+    """y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ), q (B, T, Hq, d), k (B, T, Hk, d), v (B, T, Hk, dv).
+
+    Returns y (B, T, Hq, dv) float32, or (y, final_state) when output_final_state is true.
+    initial_state (a slay.State with B slots) starts each sequence from that state (not modified).
+    """
+    from .state import State
+    q = as_input(q, "q", 4)
+    k = as_input(k, "k", 4)
+    v = as_input(v, "v", 4)
+    shape = (q.shape[0], q.shape[1], q.shape[2], v.shape[3])
+    out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
+    if initial_state is None and not output_final_state:
+        options = attention_options(causal, delta, chunk_size, n_threads)
+        err = Error()
+        check(lib.slay_linear_attention(fm.handle, descriptor(q), descriptor(k), descriptor(v), descriptor(out),
+                                        ctypes.byref(options), ctypes.byref(err)), err)
+        return out
+    if initial_state is not None:
+        if not isinstance(initial_state, State):
+            raise error_for(INVALID_ARGUMENT, "initial_state must be a slay.State")
+        state = initial_state.copy()
+    else:
+        state = State(fm, num_seqs=q.shape[0], value_dim=v.shape[3])
+    state.prefill(q, k, v, causal=causal, delta=delta, chunk_size=chunk_size, n_threads=n_threads, out=out)
+    return (out, state) if output_final_state else out
+
+
+def exact_attention(q, k, v, kernel="softmax", eps=1e-6, causal=True, scale=None, delta=1e-6, n_threads=1,
+                    out=None):
+    """Quadratic attention in double precision: "softmax", "yat-spherical" or "yat"."""
+    if kernel not in EXACT_KERNELS:
+        raise error_for(INVALID_ARGUMENT, "unknown kernel %r; known: %s" % (kernel, ", ".join(EXACT_KERNELS)))
+    q = as_input(q, "q", 4)
+    k = as_input(k, "k", 4)
+    v = as_input(v, "v", 4)
+    shape = (q.shape[0], q.shape[1], q.shape[2], v.shape[3])
+    out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
+    options = ExactAttentionOptions()
+    lib.slay_exact_attention_options_init(ctypes.byref(options))
+    options.kernel = EXACT_KERNELS[kernel]
+    options.causal = 1 if causal else 0
+    if scale is not None:
+        if float(scale) == 0.0:
+            raise error_for(INVALID_ARGUMENT, "scale must be non-zero (None means 1/sqrt(d))")
+        options.scale = float(scale)
+    options.eps = float(eps)
+    options.delta = float(delta)
+    options.n_threads = _int(n_threads, "n_threads", -2**31, 2**31 - 1)
+    err = Error()
+    check(lib.slay_exact_attention(descriptor(q), descriptor(k), descriptor(v), descriptor(out),
+                                   ctypes.byref(options), ctypes.byref(err)), err)
+    return out

@@ -1,0 +1,48 @@
+"""C status codes as Python exceptions carrying the library's detail message."""
+OK = 0
+INVALID_ARGUMENT, SHAPE, LAYOUT, DTYPE, OVERFLOW, OUT_OF_MEMORY = -1, -2, -3, -4, -5, -6
+CORRUPT_DATA, VERSION_MISMATCH, UNSUPPORTED, BUFFER_TOO_SMALL, INTERNAL, STATE_MISMATCH = -7, -8, -9, -10, -11, -12
+
+
+class SlayError(Exception):
+    """Base of every libslay error; `.code` is the C status, `.status_name` its name."""
+
+    def __init__(self, message, code=INTERNAL, status_name="internal error"):
+        super().__init__(message)
+        self.code = code
+        self.status_name = status_name
+
+
+class SlayValueError(SlayError, ValueError):
+    """Bad argument, shape, layout, overflow, corrupt or mismatched data."""
+
+
+class SlayTypeError(SlayError, TypeError):
+    """Unsupported element type."""
+
+
+class SlayMemoryError(SlayError, MemoryError):
+    """The library could not allocate its workspace."""
+
+
+class SlayRuntimeError(SlayError, RuntimeError):
+    """Unsupported operation or an internal error."""
+
+
+_CLASSES = {
+    INVALID_ARGUMENT: SlayValueError, SHAPE: SlayValueError, LAYOUT: SlayValueError, OVERFLOW: SlayValueError,
+    CORRUPT_DATA: SlayValueError, VERSION_MISMATCH: SlayValueError, BUFFER_TOO_SMALL: SlayValueError,
+    STATE_MISMATCH: SlayValueError, DTYPE: SlayTypeError, OUT_OF_MEMORY: SlayMemoryError,
+}
+
+
+def error_for(code, message):
+    from ._lib import lib
+    name = lib.slay_status_string(code).decode()
+    return _CLASSES.get(code, SlayRuntimeError)("%s: %s" % (name, message), code, name)
+
+
+def check(code, err):
+    """Raises the exception for a non-zero status, with the detail message from `err`."""
+    if code != OK:
+        raise error_for(code, err.message.decode("utf-8", "replace"))

@@ -1,0 +1,181 @@
+"""slay.FeatureMap: an owned slay_feature_map handle."""
+import ctypes
+
+import numpy as np
+
+from ._lib import lib, Error, FeatureMapParams
+from ._tensor import as_input, as_output, descriptor
+from .errors import check, error_for, INVALID_ARGUMENT
+
+KINDS = {"slay": 1}
+POLYS = {"anchor": 1, "exact": 2, "exact_full": 3}
+ROLES = {"query": 0, "key": 1}
+
+
+class FeatureMap:
+    """A feature map φ for `num_heads` heads of width `head_dim` (see include/slay.h).
+
+    FeatureMap("slay", head_dim, num_heads=1, nodes=2, poly="anchor", poly_dim=8, prf_dim=8,
+    eps=1e-6, prf_clamp=20.0, seed=0). Immutable except through set_params; usable from many
+    threads at once.
+    """
+
+    def __init__(self, kind="slay", head_dim=None, num_heads=1, nodes=2, poly="anchor", poly_dim=8,
+                 prf_dim=8, eps=1e-6, prf_clamp=20.0, seed=0):
+        self._handle = None
+        if kind not in KINDS:
+            raise error_for(INVALID_ARGUMENT, "unknown kind %r; known: %s" % (kind, ", ".join(KINDS)))
+        if poly not in POLYS:
+            raise error_for(INVALID_ARGUMENT, "unknown poly %r; known: %s" % (poly, ", ".join(POLYS)))
+        if head_dim is None:
+            raise error_for(INVALID_ARGUMENT, "head_dim is required")
+        params = FeatureMapParams()
+        lib.slay_feature_map_params_init(ctypes.byref(params))
+        params.kind = KINDS[kind]
+        params.poly = POLYS[poly]
+        for field, value in (("head_dim", head_dim), ("num_heads", num_heads), ("poly_dim", poly_dim),
+                             ("prf_dim", prf_dim), ("nodes", nodes), ("seed", seed)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise error_for(INVALID_ARGUMENT, "%s must be an int, got %r" % (field, value))
+        for field, value, bits in (("head_dim", head_dim, 63), ("num_heads", num_heads, 63),
+                                   ("poly_dim", poly_dim, 63), ("prf_dim", prf_dim, 63), ("nodes", nodes, 31)):
+            if not -2**bits <= int(value) < 2**bits:
+                raise error_for(INVALID_ARGUMENT, "%s = %d is out of range" % (field, value))
+            setattr(params, field, int(value))
+        if not 0 <= int(seed) < 2**64:
+            raise error_for(INVALID_ARGUMENT, "seed must be in [0, 2^64)")
+        params.seed = int(seed)
+        params.eps = float(eps)
+        params.prf_clamp = float(prf_clamp)
+        handle = ctypes.c_void_p()
+        err = Error()
+        check(lib.slay_feature_map_create(ctypes.byref(params), ctypes.byref(handle), ctypes.byref(err)), err)
+        self._handle = handle
+        self.kind = kind
+        self.poly = poly
+
+    # -- lifetime -----------------------------------------------------------------------------
+    def close(self):
+        if self._handle is not None:
+            lib.slay_feature_map_free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def handle(self):
+        if self._handle is None:
+            raise error_for(INVALID_ARGUMENT, "the feature map is closed")
+        return self._handle
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def dim(self):
+        out = ctypes.c_int64()
+        err = Error()
+        check(lib.slay_feature_map_dim(self.handle, ctypes.byref(out), ctypes.byref(err)), err)
+        return out.value
+
+    @property
+    def identity(self):
+        out = ctypes.c_uint64()
+        err = Error()
+        check(lib.slay_feature_map_identity(self.handle, ctypes.byref(out), ctypes.byref(err)), err)
+        return out.value
+
+    @property
+    def config(self):
+        params = FeatureMapParams()
+        lib.slay_feature_map_params_init(ctypes.byref(params))
+        err = Error()
+        check(lib.slay_feature_map_config(self.handle, ctypes.byref(params), ctypes.byref(err)), err)
+        poly = {v: k for k, v in POLYS.items()}[params.poly]
+        return {"kind": self.kind, "head_dim": params.head_dim, "num_heads": params.num_heads,
+                "nodes": params.nodes, "poly": poly, "poly_dim": params.poly_dim, "prf_dim": params.prf_dim,
+                "eps": params.eps, "prf_clamp": params.prf_clamp, "seed": params.seed}
+
+    @property
+    def head_dim(self):
+        return self.config["head_dim"]
+
+    @property
+    def num_heads(self):
+        return self.config["num_heads"]
+
+    # -- parameters ---------------------------------------------------------------------------
+    def _param_names(self):
+        count = ctypes.c_int32()
+        err = Error()
+        check(lib.slay_feature_map_param_count(self.handle, ctypes.byref(count), ctypes.byref(err)), err)
+        names = []
+        for index in range(count.value):
+            name = ctypes.c_char_p()
+            check(lib.slay_feature_map_param_name(self.handle, index, ctypes.byref(name), ctypes.byref(err)), err)
+            names.append(name.value.decode())
+        return names
+
+    def _param_shape(self, name):
+        ndim = ctypes.c_int32()
+        shape = (ctypes.c_int64 * 4)()
+        err = Error()
+        check(lib.slay_feature_map_param_shape(self.handle, name.encode(), ctypes.byref(ndim), shape,
+                                               ctypes.byref(err)), err)
+        return tuple(shape[i] for i in range(ndim.value))
+
+    def get_params(self):
+        """{"anchors": (P, d), "omega": (R, H, d, M)} as float32 copies (anchors only for poly="anchor")."""
+        result = {}
+        for name in self._param_names():
+            array = np.zeros(self._param_shape(name), np.float32)
+            err = Error()
+            check(lib.slay_feature_map_get_param(self.handle, name.encode(),
+                                                 array.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                                 array.size, ctypes.byref(err)), err)
+            result[name] = array
+        return result
+
+    def set_params(self, **arrays):
+        """Replace named parameter arrays (float32, exact shape, finite). Not thread-safe."""
+        names = self._param_names()
+        for name, value in arrays.items():
+            if name not in names:
+                raise error_for(INVALID_ARGUMENT, "unknown parameter %r; this map has %s" % (name, ", ".join(names)))
+            array = np.ascontiguousarray(value, dtype=np.float32)
+            shape = self._param_shape(name)
+            if array.shape != shape:
+                from .errors import SHAPE
+                raise error_for(SHAPE, "parameter %r has shape %s, got %s" % (name, shape, array.shape))
+            err = Error()
+            check(lib.slay_feature_map_set_param(self.handle, name.encode(),
+                                                 array.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                                 array.size, ctypes.byref(err)), err)
+
+    # -- features -----------------------------------------------------------------------------
+    def __call__(self, x, role="query", out=None):
+        """Features of x (B, T, H, d) → (B, T, H, dim), float32."""
+        if role not in ROLES:
+            raise error_for(INVALID_ARGUMENT, "role must be 'query' or 'key', got %r" % (role,))
+        x = as_input(x, "x", 4)
+        shape = x.shape[:3] + (self.dim,)
+        out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
+        err = Error()
+        check(lib.slay_feature_map_apply(self.handle, ROLES[role], descriptor(x), descriptor(out),
+                                         ctypes.byref(err)), err)
+        return out
+
+    def __repr__(self):
+        if self._handle is None:
+            return "FeatureMap(closed)"
+        c = self.config
+        return "FeatureMap(%r, head_dim=%d, num_heads=%d, nodes=%d, poly=%r, dim=%d)" % (
+            c["kind"], c["head_dim"], c["num_heads"], c["nodes"], c["poly"], self.dim)

@@ -1,0 +1,194 @@
+"""slay.State: recurrent states of N sequences for prefill, decoding, save / load / fork."""
+import ctypes
+
+import numpy as np
+
+from ._lib import lib, Error
+from ._tensor import as_input, as_output, descriptor
+from .attention import attention_options
+from .errors import check, error_for, INVALID_ARGUMENT
+
+
+def _int64_array(values, name):
+    if values is None:
+        return None, None
+    array = np.ascontiguousarray(values, dtype=np.int64)
+    if array.ndim != 1:
+        raise error_for(INVALID_ARGUMENT, "%s must be 1-D" % name)
+    return array, array.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
+
+
+def _slots(slots):
+    if slots is None:
+        return None, None
+    array = np.asarray(slots)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise error_for(INVALID_ARGUMENT, "slots must be a 1-D integer sequence")
+    if array.size and (array.min() < -2**31 or array.max() >= 2**31):
+        raise error_for(INVALID_ARGUMENT, "slots out of int32 range")
+    array = np.ascontiguousarray(array, dtype=np.int32)
+    return array, array.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+
+
+class State:
+    """States S [H, m, dv] and z [H, m] of `num_seqs` slots for feature map `fm`.
+
+    prefill(q, k, v) runs prompts (causal outputs, or absorb only with q=None); step(q, k, v)
+    decodes one token per sequence; query(q) reads without changing; save() → bytes,
+    State.load(blob, fm), copy(), copy_slot(...), reset(slot=None). One call at a time.
+    """
+
+    def __init__(self, fm, num_seqs=1, value_dim=None, max_threads=1, _handle=None):
+        self._handle = None
+        self.fm = fm
+        if _handle is not None:
+            self._handle = _handle
+            return
+        if value_dim is None:
+            value_dim = fm.head_dim
+        handle = ctypes.c_void_p()
+        err = Error()
+        check(lib.slay_state_create(fm.handle, int(num_seqs), int(value_dim), int(max_threads),
+                                    ctypes.byref(handle), ctypes.byref(err)), err)
+        self._handle = handle
+
+    def close(self):
+        if self._handle is not None:
+            lib.slay_state_free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def handle(self):
+        if self._handle is None:
+            raise error_for(INVALID_ARGUMENT, "the state is closed")
+        return self._handle
+
+    def _dims(self):
+        values = [ctypes.c_int64() for _ in range(4)]
+        err = Error()
+        check(lib.slay_state_dims(self.handle, *[ctypes.byref(x) for x in values], ctypes.byref(err)), err)
+        return [x.value for x in values]
+
+    num_seqs = property(lambda self: self._dims()[0])
+    num_heads = property(lambda self: self._dims()[1])
+    feature_dim = property(lambda self: self._dims()[2])
+    value_dim = property(lambda self: self._dims()[3])
+
+    def position(self, slot=0):
+        out = ctypes.c_int64()
+        err = Error()
+        check(lib.slay_state_position(self.handle, int(slot), ctypes.byref(out), ctypes.byref(err)), err)
+        return out.value
+
+    def read(self, slot=0):
+        """(S [H, m, dv], z [H, m]) of one slot, as float32 copies."""
+        _, h, m, dv = self._dims()
+        matrix = np.zeros((h, m, dv), np.float32)
+        normaliser = np.zeros((h, m), np.float32)
+        err = Error()
+        fp = ctypes.POINTER(ctypes.c_float)
+        check(lib.slay_state_read(self.handle, int(slot), matrix.ctypes.data_as(fp), matrix.size,
+                                  normaliser.ctypes.data_as(fp), normaliser.size, ctypes.byref(err)), err)
+        return matrix, normaliser
+
+    def prefill(self, q, k, v, causal=True, delta=1e-6, chunk_size=64, n_threads=1, cu_seqlens=None,
+                slots=None, out=None):
+        """Runs prompts through their slots; returns outputs (B, T, Hq, dv), or None when q is None."""
+        k = as_input(k, "k", 4)
+        v = as_input(v, "v", 4)
+        cu, cu_ptr = _int64_array(cu_seqlens, "cu_seqlens")
+        num = (len(cu) - 1) if cu is not None else k.shape[0]
+        slot_array, slot_ptr = _slots(slots)
+        if q is not None:
+            q = as_input(q, "q", 4)
+            shape = (q.shape[0], q.shape[1], q.shape[2], v.shape[3])
+            out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
+        if slot_array is not None and len(slot_array) != num:
+            raise error_for(INVALID_ARGUMENT, "slots has %d entries for %d sequences" % (len(slot_array), num))
+        if cu is not None and len(cu) < 2:
+            raise error_for(INVALID_ARGUMENT, "cu_seqlens needs at least 2 offsets")
+        options = attention_options(causal, delta, chunk_size, n_threads)
+        err = Error()
+        check(lib.slay_state_prefill(self.handle, descriptor(q) if q is not None else None, descriptor(k),
+                                     descriptor(v), descriptor(out) if q is not None else None, cu_ptr, slot_ptr,
+                                     num, ctypes.byref(options), ctypes.byref(err)), err)
+        return out if q is not None else None
+
+    def query(self, q, delta=1e-6, chunk_size=64, n_threads=1, cu_seqlens=None, slots=None, out=None):
+        """Read-only: φ(q)ᵀS / (φ(q)ᵀz + δ) for every query (B, T, Hq, d) → (B, T, Hq, dv)."""
+        q = as_input(q, "q", 4)
+        cu, cu_ptr = _int64_array(cu_seqlens, "cu_seqlens")
+        num = (len(cu) - 1) if cu is not None else q.shape[0]
+        _, slot_ptr = _slots(slots)
+        shape = (q.shape[0], q.shape[1], q.shape[2], self.value_dim)
+        out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
+        options = attention_options(True, delta, chunk_size, n_threads)
+        err = Error()
+        check(lib.slay_state_query(self.handle, descriptor(q), descriptor(out), cu_ptr, slot_ptr, num,
+                                   ctypes.byref(options), ctypes.byref(err)), err)
+        return out
+
+    def step(self, q, k, v, delta=1e-6, n_threads=1, slots=None, out=None):
+        """One token per sequence: q (N, Hq, d), k (N, H, d), v (N, H, dv) → (N, Hq, dv)."""
+        q = as_input(q, "q", 3)
+        k = as_input(k, "k", 3)
+        v = as_input(v, "v", 3)
+        shape = (q.shape[0], q.shape[1], v.shape[2])
+        out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
+        _, slot_ptr = _slots(slots)
+        options = attention_options(True, delta, 1, n_threads)
+        err = Error()
+        check(lib.slay_state_step(self.handle, descriptor(q), descriptor(k), descriptor(v), descriptor(out),
+                                  slot_ptr, q.shape[0], ctypes.byref(options), ctypes.byref(err)), err)
+        return out
+
+    def save(self):
+        size = ctypes.c_size_t()
+        err = Error()
+        check(lib.slay_state_serialized_size(self.handle, ctypes.byref(size), ctypes.byref(err)), err)
+        buffer = ctypes.create_string_buffer(size.value)
+        written = ctypes.c_size_t()
+        check(lib.slay_state_save(self.handle, buffer, size, ctypes.byref(written), ctypes.byref(err)), err)
+        return buffer.raw[:written.value]
+
+    @classmethod
+    def load(cls, blob, fm, max_threads=1):
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise error_for(INVALID_ARGUMENT, "blob must be bytes")
+        data = bytes(blob)
+        handle = ctypes.c_void_p()
+        err = Error()
+        check(lib.slay_state_load(fm.handle, data, len(data), int(max_threads), ctypes.byref(handle),
+                                  ctypes.byref(err)), err)
+        return cls(fm, _handle=handle)
+
+    def restore(self, blob):
+        data = bytes(blob)
+        err = Error()
+        check(lib.slay_state_restore(self.handle, data, len(data), ctypes.byref(err)), err)
+
+    def copy(self):
+        handle = ctypes.c_void_p()
+        err = Error()
+        check(lib.slay_state_copy(self.handle, ctypes.byref(handle), ctypes.byref(err)), err)
+        return State(self.fm, _handle=handle)
+
+    def copy_slot(self, dst_slot, src, src_slot):
+        err = Error()
+        check(lib.slay_state_copy_slot(self.handle, int(dst_slot), src.handle, int(src_slot), ctypes.byref(err)), err)
+
+    def reset(self, slot=None):
+        err = Error()
+        check(lib.slay_state_reset(self.handle, -1 if slot is None else int(slot), ctypes.byref(err)), err)
