@@ -124,7 +124,9 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     public var headDim: Int { configuration.headDim }
     public var numHeads: Int { configuration.numHeads }
     public var featureDim: Int { configuration.nodes * configuration.polyFeatures * configuration.prfDim }
-    public var isPositive: Bool { true }
+    /// Anchor features are ≥ 0; exact ones are signed (vec(ûûᵀ)), though their kernel
+    /// x²·e^{…} is never negative.
+    public var isPositive: Bool { configuration.polynomial == .anchor }
 
     public var parameterNames: [String] { configuration.polynomial == .anchor ? ["anchors", "omega"] : ["omega"] }
 

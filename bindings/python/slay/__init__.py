@@ -1,12 +1,12 @@
 """libslay: linear attention with SLAY feature maps (ctypes binding of libslay.so)."""
-from ._lib import lib as _lib, ABI_VERSION
+from ._lib import lib as _library, ABI_VERSION
 from .errors import SlayError, SlayValueError, SlayTypeError, SlayMemoryError, SlayRuntimeError
 from .feature_map import FeatureMap
 from .attention import linear_attention, exact_attention
 from .state import State
 from .quadrature import gauss_laguerre
 
-__version__ = _lib.slay_version_string().decode()
+__version__ = _library.slay_version_string().decode()
 
 __all__ = ["FeatureMap", "State", "linear_attention", "exact_attention", "gauss_laguerre", "SlayError",
            "SlayValueError", "SlayTypeError", "SlayMemoryError", "SlayRuntimeError", "ABI_VERSION", "__version__"]

@@ -1,0 +1,145 @@
+"""Recurrent states: prefill + steps == one prefill == whole-sequence attention; varlen; blobs."""
+import threading
+
+import numpy as np
+import pytest
+
+import slay
+import naive
+
+
+@pytest.fixture(scope="module")
+def fm():
+    return slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=2, poly="exact", prf_dim=4, seed=11)
+
+
+def inputs(B, T, Hq=4, Hk=2, d=8, dv=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((B, T, Hq, d)).astype(np.float32), rng.standard_normal((B, T, Hk, d)).astype(np.float32),
+            rng.standard_normal((B, T, Hk, dv)).astype(np.float32))
+
+
+@pytest.mark.parametrize("T0", [0, 1, 15, 16, 17, 100])
+def test_prefill_then_steps_equals_whole_sequence(fm, T0):
+    q, k, v = inputs(2, T0 + 5, seed=T0)
+    whole = slay.linear_attention(q, k, v, fm, chunk_size=16)
+    p = fm.get_params()
+    ref = naive.linear_attention(naive.features_bthd(q, "exact", p["omega"]), naive.features_bthd(k, "exact", p["omega"]),
+                                 v, True)
+    naive.rms_close(whole, ref)
+    state = slay.State(fm, num_seqs=2, value_dim=6)
+    if T0:
+        naive.rms_close(state.prefill(q[:, :T0], k[:, :T0], v[:, :T0], chunk_size=16), whole[:, :T0], rtol=1e-5)
+    for t in range(T0, T0 + 5):
+        naive.rms_close(state.step(q[:, t], k[:, t], v[:, t]), whole[:, t], rtol=1e-5)
+    assert state.position(0) == T0 + 5
+    _, final = slay.linear_attention(q, k, v, fm, output_final_state=True)
+    for slot in range(2):
+        for a, b in zip(state.read(slot), final.read(slot)):
+            naive.rms_close(a, b, rtol=1e-5)
+
+
+def test_initial_state_resumes(fm):
+    q, k, v = inputs(1, 60)
+    whole = slay.linear_attention(q, k, v, fm)
+    first, state = slay.linear_attention(q[:, :25], k[:, :25], v[:, :25], fm, output_final_state=True)
+    second = slay.linear_attention(q[:, 25:], k[:, 25:], v[:, 25:], fm, initial_state=state)
+    naive.rms_close(np.concatenate([first, second], axis=1), whole, rtol=1e-5)
+
+
+def test_varlen_packed_with_slots(fm):
+    q, k, v = inputs(1, 45)
+    state = slay.State(fm, num_seqs=5, value_dim=6)
+    out = state.prefill(q, k, v, cu_seqlens=[0, 10, 10, 45], slots=[4, 0, 2])
+    naive.rms_close(out[:, :10], slay.linear_attention(q[:, :10], k[:, :10], v[:, :10], fm), rtol=1e-5)
+    naive.rms_close(out[:, 10:], slay.linear_attention(q[:, 10:], k[:, 10:], v[:, 10:], fm), rtol=1e-5)
+    assert [state.position(s) for s in range(5)] == [0, 0, 35, 0, 10]
+
+
+def test_bidirectional_build_then_query(fm):
+    q, k, v = inputs(2, 30)
+    state = slay.State(fm, num_seqs=2, value_dim=6)
+    assert state.prefill(None, k, v) is None
+    naive.rms_close(state.query(q), slay.linear_attention(q, k, v, fm, causal=False), rtol=1e-5)
+
+
+def test_save_load_fork_rollback(fm):
+    q, k, v = inputs(1, 40)
+    state = slay.State(fm, num_seqs=1, value_dim=6)
+    state.prefill(q[:, :20], k[:, :20], v[:, :20])
+    blob = state.save()
+    snapshot = state.copy()
+    after = [state.step(q[:, t], k[:, t], v[:, t]) for t in range(20, 30)]
+    state.restore(blob)
+    again = [state.step(q[:, t], k[:, t], v[:, t]) for t in range(20, 30)]
+    np.testing.assert_array_equal(np.array(after), np.array(again))
+    loaded = slay.State.load(blob, fm)
+    np.testing.assert_array_equal(loaded.step(q[:, 20], k[:, 20], v[:, 20]), after[0])
+    np.testing.assert_array_equal(snapshot.step(q[:, 20], k[:, 20], v[:, 20]), after[0])
+    state.reset()
+    assert state.position(0) == 0 and not state.read(0)[0].any()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "magic", "version"])
+def test_corrupt_blobs_are_refused_and_state_unchanged(fm, damage):
+    q, k, v = inputs(1, 10)
+    state = slay.State(fm, num_seqs=1, value_dim=6)
+    state.prefill(q, k, v)
+    blob = bytearray(state.save())
+    before = state.read(0)
+    if damage == "truncate":
+        blob = blob[:-9]
+    elif damage == "flip":
+        blob[200] ^= 0x10
+    elif damage == "magic":
+        blob[0] = ord("X")
+    else:
+        blob[8] = 2
+    with pytest.raises(slay.SlayError) as info:
+        state.restore(bytes(blob))
+    assert info.value.code == (-8 if damage == "version" else -7)
+    for a, b in zip(state.read(0), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_blob_from_other_map_or_dims(fm):
+    other = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=2, poly="exact", prf_dim=4, seed=12)
+    blob = slay.State(other, num_seqs=1, value_dim=6).save()
+    with pytest.raises(slay.SlayValueError, match="different feature map"):
+        slay.State.load(blob, fm)
+    with pytest.raises(slay.SlayValueError, match="state does not match"):
+        slay.State(fm, num_seqs=2, value_dim=6).restore(slay.State(fm, num_seqs=1, value_dim=6).save())
+
+
+def test_step_errors_leave_state_unchanged(fm):
+    q, k, v = inputs(2, 3)
+    state = slay.State(fm, num_seqs=2, value_dim=6)
+    before = state.save()
+    with pytest.raises(slay.SlayValueError):
+        state.step(q[:, 0, :, :4], k[:, 0], v[:, 0])
+    with pytest.raises(slay.SlayValueError, match="distinct"):
+        state.step(q[:, 0], k[:, 0], v[:, 0], slots=[1, 1])
+    with pytest.raises(slay.SlayValueError, match="monotone"):
+        state.prefill(q[:1], k[:1], v[:1], cu_seqlens=[0, 2, 1])
+    with pytest.raises(slay.SlayValueError, match="ends at"):
+        state.prefill(q[:1], k[:1], v[:1], cu_seqlens=[0, 1, 2])
+    assert state.save() == before
+
+
+def test_concurrent_states_share_one_map(fm):
+    q, k, v = inputs(1, 80)
+    expected = slay.linear_attention(q, k, v, fm)
+    results = [None] * 4
+
+    def run(i):
+        state = slay.State(fm, num_seqs=1, value_dim=6)
+        results[i] = np.concatenate([state.prefill(q[:, :40], k[:, :40], v[:, :40])] +
+                                    [state.step(q[:, t], k[:, t], v[:, t])[:, None] for t in range(40, 80)], axis=1)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        naive.rms_close(r, expected, rtol=1e-5)
