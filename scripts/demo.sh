@@ -6,5 +6,5 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/install_deps.sh
 bash scripts/build.sh
-bash bindings/c-example/build_and_run.sh example
+bash bindings/c-example/build_and_run.sh
 PYTHONPATH="$ROOT/bindings/python" python3 bindings/python/examples/quickstart.py
