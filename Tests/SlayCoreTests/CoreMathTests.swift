@@ -1,0 +1,103 @@
+import XCTest
+@testable import SlayCore
+
+/// SlayCore without the C layer: quadrature, the GEMM kernel against a double twin, and the
+/// chunked engine against the quadratic form of the same features.
+final class CoreMathTests: XCTestCase {
+    func testGaussLaguerreClosedFormAndMoments() throws {
+        let two = try GaussLaguerreRule(count: 2)
+        XCTAssertEqual(two.nodes[0], 2 - 2.0.squareRoot(), accuracy: 1e-14)
+        XCTAssertEqual(two.weights[1], (2 - 2.0.squareRoot()) / 4, accuracy: 1e-14)
+        for n in [3, 10, 32] {
+            let rule = try GaussLaguerreRule(count: n)
+            var factorial = 1.0
+            for power in 0..<min(2 * n, 20) {
+                if power > 0 { factorial *= Double(power) }
+                var moment = 0.0
+                for r in 0..<n { moment += rule.weights[r] * pow(rule.nodes[r], Double(power)) }
+                XCTAssertEqual(moment / factorial, 1, accuracy: 1e-9, "n=\(n) power=\(power)")
+            }
+        }
+        XCTAssertThrowsError(try GaussLaguerreRule(count: 0))
+        XCTAssertThrowsError(try GaussLaguerreRule(count: 65))
+    }
+
+    func testGemmMatchesDoubleTwin() {
+        var generator = SystemRandomNumberGenerator()
+        for (m, n, k) in [(1, 1, 1), (5, 17, 3), (33, 40, 300), (7, 600, 9)] {
+            for transposedB in [false, true] {
+                let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &generator) }
+                let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &generator) }
+                var c = [Float](repeating: 0.5, count: m * n)
+                var workspace = [Float](repeating: 0, count: Gemm.workspaceFloats)
+                a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in workspace.withUnsafeMutableBufferPointer { pw in
+                        // transposedB reads B as the transpose of an (n × k) row-major matrix.
+                        Gemm.multiply(m: m, n: n, k: k, a: pa.baseAddress!, rowStrideA: k, columnStrideA: 1,
+                                      b: pb.baseAddress!, rowStrideB: transposedB ? 1 : n, columnStrideB: transposedB ? k : 1,
+                                      c: pc.baseAddress!, ldc: n, accumulate: true, workspace: pw.baseAddress!)
+                    } }
+                } }
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var expected = 0.5
+                        for p in 0..<k {
+                            let bv = transposedB ? b[j * k + p] : b[p * n + j]
+                            expected += Double(a[i * k + p]) * Double(bv)
+                        }
+                        XCTAssertEqual(Double(c[i * n + j]), expected, accuracy: 1e-5 * Double(k) + 1e-5)
+                    }
+                }
+            }
+        }
+    }
+
+    func testChunkedCausalEqualsQuadraticForm() throws {
+        let map = try SlayFeatureMap(SlayConfiguration(headDim: 4, numHeads: 1, nodes: 2, polynomial: .exact, prfDim: 3, seed: 4))
+        let (t, d, dv, m) = (37, 4, 3, map.featureDim)
+        var generator = SystemRandomNumberGenerator()
+        var q = (0..<(t * d)).map { _ in Float.random(in: -1...1, using: &generator) }
+        var k = (0..<(t * d)).map { _ in Float.random(in: -1...1, using: &generator) }
+        var v = (0..<(t * dv)).map { _ in Float.random(in: -1...1, using: &generator) }
+        var phiQ = [Float](repeating: 0, count: t * m), phiK = phiQ
+        var scratch = [Float](repeating: 0, count: map.scratchFloats(rows: t))
+        map.features(role: .query, head: 0, input: q, rows: t, output: &phiQ, scratch: &scratch)
+        map.features(role: .key, head: 0, input: k, rows: t, output: &phiK, scratch: &scratch)
+        for chunk in [1, 5, 16, 64] {
+            var out = [Float](repeating: .nan, count: t * dv)
+            try q.withUnsafeMutableBufferPointer { pq in try k.withUnsafeMutableBufferPointer { pk in
+                try v.withUnsafeMutableBufferPointer { pv in try out.withUnsafeMutableBufferPointer { po in
+                    try LinearAttention.run(
+                        map: map, q: TensorView(contiguous: pq.baseAddress!, shape: [1, t, 1, d]),
+                        k: TensorView(contiguous: pk.baseAddress!, shape: [1, t, 1, d]),
+                        v: TensorView(contiguous: pv.baseAddress!, shape: [1, t, 1, dv]),
+                        out: TensorView(contiguous: po.baseAddress!, shape: [1, t, 1, dv]),
+                        options: LinearAttentionOptions(causal: true, chunkSize: chunk))
+                } }
+            } }
+            for i in 0..<t {
+                var numerator = [Double](repeating: 0, count: dv)
+                var denominator = 1e-6
+                for j in 0...i {
+                    var a = 0.0
+                    for f in 0..<m { a += Double(phiQ[i * m + f]) * Double(phiK[j * m + f]) }
+                    denominator += a
+                    for c in 0..<dv { numerator[c] += a * Double(v[j * dv + c]) }
+                }
+                for c in 0..<dv {
+                    XCTAssertEqual(Double(out[i * dv + c]), numerator[c] / denominator, accuracy: 1e-4, "chunk \(chunk)")
+                }
+            }
+        }
+    }
+
+    func testBadOptionsThrowWithStatus() {
+        XCTAssertEqual((try? LinearAttentionOptions(chunkSize: 0).validate()) == nil, true)
+        do {
+            try LinearAttentionOptions(delta: .nan).validate()
+            XCTFail("expected an error")
+        } catch let error as SlayError {
+            XCTAssertEqual(error.status, .invalidArgument)
+        } catch { XCTFail("unexpected \(error)") }
+    }
+}
