@@ -55,10 +55,11 @@ final class CoreMathTests: XCTestCase {
     func testChunkedCausalEqualsQuadraticForm() throws {
         let map = try SlayFeatureMap(SlayConfiguration(headDim: 4, numHeads: 1, nodes: 2, polynomial: .exact, prfDim: 3, seed: 4))
         let (t, d, dv, m) = (37, 4, 3, map.featureDim)
-        var generator = SystemRandomNumberGenerator()
-        var q = (0..<(t * d)).map { _ in Float.random(in: -1...1, using: &generator) }
-        var k = (0..<(t * d)).map { _ in Float.random(in: -1...1, using: &generator) }
-        var v = (0..<(t * dv)).map { _ in Float.random(in: -1...1, using: &generator) }
+        // Seeded inputs: the documented generator, streams 10..12.
+        let inputs = ParameterGenerator(seed: 99)
+        var q = inputs.normals(stream: 10, count: t * d)
+        var k = inputs.normals(stream: 11, count: t * d)
+        var v = inputs.normals(stream: 12, count: t * dv)
         var phiQ = [Float](repeating: 0, count: t * m), phiK = phiQ
         var scratch = [Float](repeating: 0, count: map.scratchFloats(rows: t))
         map.features(role: .query, head: 0, input: q, rows: t, output: &phiQ, scratch: &scratch)
@@ -75,6 +76,7 @@ final class CoreMathTests: XCTestCase {
                         options: LinearAttentionOptions(causal: true, chunkSize: chunk))
                 } }
             } }
+            var squaredError = 0.0, squaredScale = 0.0
             for i in 0..<t {
                 var numerator = [Double](repeating: 0, count: dv)
                 var denominator = 1e-6
@@ -85,9 +87,14 @@ final class CoreMathTests: XCTestCase {
                     for c in 0..<dv { numerator[c] += a * Double(v[j * dv + c]) }
                 }
                 for c in 0..<dv {
-                    XCTAssertEqual(Double(out[i * dv + c]), numerator[c] / denominator, accuracy: 1e-4, "chunk \(chunk)")
+                    let expected = numerator[c] / denominator
+                    XCTAssertTrue(out[i * dv + c].isFinite, "row \(i) not written (chunk \(chunk))")
+                    squaredError += (Double(out[i * dv + c]) - expected) * (Double(out[i * dv + c]) - expected)
+                    squaredScale += expected * expected
                 }
             }
+            // RMS error ratio (fp32 engine vs float64 quadratic form of the same features)
+            XCTAssertLessThan((squaredError / squaredScale).squareRoot(), 1e-4, "chunk \(chunk)")
         }
     }
 
