@@ -29,11 +29,12 @@ def attention_options(causal=True, delta=1e-6, chunk_size=64, n_threads=1):
 
 
 def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_threads=1, out=None,
-                     initial_state=None, output_final_state=False):
+                     initial_state=None, output_final_state=False, cu_seqlens=None):
     """y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ), q (B, T, Hq, d), k (B, T, Hk, d), v (B, T, Hk, dv).
 
     Returns y (B, T, Hq, dv) float32, or (y, final_state) when output_final_state is true.
-    initial_state (a slay.State with B slots) starts each sequence from that state (not modified).
+    initial_state (a slay.State with one slot per sequence) starts each sequence from that state
+    (it is not modified). cu_seqlens (N + 1 offsets) treats B = 1 tensors as N packed sequences.
     """
     from .state import State
     q = as_input(q, "q", 4)
@@ -41,7 +42,7 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_thre
     v = as_input(v, "v", 4)
     shape = (q.shape[0], q.shape[1], q.shape[2], v.shape[3])
     out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
-    if initial_state is None and not output_final_state:
+    if initial_state is None and not output_final_state and cu_seqlens is None:
         options = attention_options(causal, delta, chunk_size, n_threads)
         err = Error()
         check(lib.slay_linear_attention(fm.handle, descriptor(q), descriptor(k), descriptor(v), descriptor(out),
@@ -52,8 +53,10 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_thre
             raise error_for(INVALID_ARGUMENT, "initial_state must be a slay.State")
         state = initial_state.copy()
     else:
-        state = State(fm, num_seqs=q.shape[0], value_dim=v.shape[3])
-    state.prefill(q, k, v, causal=causal, delta=delta, chunk_size=chunk_size, n_threads=n_threads, out=out)
+        sequences = q.shape[0] if cu_seqlens is None else max(len(cu_seqlens) - 1, 1)
+        state = State(fm, num_seqs=sequences, value_dim=v.shape[3])
+    state.prefill(q, k, v, causal=causal, delta=delta, chunk_size=chunk_size, n_threads=n_threads, out=out,
+                  cu_seqlens=cu_seqlens)
     return (out, state) if output_final_state else out
 
 

@@ -143,3 +143,71 @@ def test_concurrent_states_share_one_map(fm):
         t.join()
     for r in results:
         naive.rms_close(r, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("poly", ["anchor", "exact_full"])
+def test_every_polynomial_decodes_like_prefill(poly):
+    fm = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=3, poly=poly, poly_dim=6, prf_dim=4, seed=3)
+    q, k, v = inputs(2, 40)
+    whole = slay.linear_attention(q, k, v, fm, chunk_size=16)
+    state = slay.State(fm, num_seqs=2, value_dim=6)
+    state.prefill(q[:, :17], k[:, :17], v[:, :17], chunk_size=16)
+    steps = np.stack([state.step(q[:, t], k[:, t], v[:, t]) for t in range(17, 40)], axis=1)
+    naive.rms_close(steps, whole[:, 17:], rtol=1e-5)
+
+
+def test_linear_attention_varlen(fm):
+    q, k, v = inputs(1, 50)
+    cu = [0, 20, 21, 50]
+    for causal in (True, False):
+        got = slay.linear_attention(q, k, v, fm, causal=causal, cu_seqlens=cu)
+        for a, b in zip(cu[:-1], cu[1:]):
+            naive.rms_close(got[:, a:b], slay.linear_attention(q[:, a:b], k[:, a:b], v[:, a:b], fm, causal=causal),
+                            rtol=1e-5)
+
+
+def test_state_rejects_heads_that_do_not_divide(fm):
+    q, k, v = inputs(1, 5, Hq=3)
+    state = slay.State(fm, num_seqs=1, value_dim=6)
+    with pytest.raises(slay.SlayValueError, match="multiple"):
+        state.prefill(q, k, v)
+    with pytest.raises(slay.SlayValueError, match="multiple"):
+        state.step(q[:, 0], k[:, 0], v[:, 0])
+
+
+def test_partitioned_prefill_and_step_equal_whole(fm):
+    """options ith/nth: an engine's own pool splits the call; the shares equal one call."""
+    import ctypes
+    from slay._lib import lib, AttentionOptions
+    from slay._tensor import descriptor
+    q, k, v = inputs(3, 30)
+    whole_state = slay.State(fm, num_seqs=3, value_dim=6)
+    whole = whole_state.prefill(q[:, :20], k[:, :20], v[:, :20])
+    whole_steps = [whole_state.step(q[:, t], k[:, t], v[:, t]) for t in range(20, 30)]
+    state = slay.State(fm, num_seqs=3, value_dim=6, max_threads=4)
+    out = np.full((3, 20, 4, 6), np.nan, np.float32)
+    for ith in range(4):
+        opts = AttentionOptions()
+        lib.slay_attention_options_init(ctypes.byref(opts))
+        opts.ith, opts.nth = ith, 4
+        qa, ka, va = (np.ascontiguousarray(a[:, :20]) for a in (q, k, v))
+        assert lib.slay_state_prefill(state.handle, descriptor(qa), descriptor(ka), descriptor(va), descriptor(out),
+                                      None, None, 3, ctypes.byref(opts), None) == 0
+    np.testing.assert_array_equal(out, whole)
+    for t in range(20, 30):
+        step_out = np.full((3, 4, 6), np.nan, np.float32)
+        qs, ks, vs = (np.ascontiguousarray(a[:, t]) for a in (q, k, v))
+        for ith in range(4):
+            opts = AttentionOptions()
+            lib.slay_attention_options_init(ctypes.byref(opts))
+            opts.ith, opts.nth = ith, 4
+            assert lib.slay_state_step(state.handle, descriptor(qs), descriptor(ks), descriptor(vs),
+                                       descriptor(step_out), None, 3, ctypes.byref(opts), None) == 0
+        np.testing.assert_array_equal(step_out, whole_steps[t - 20])
+    assert state.position(2) == 30
+    opts = AttentionOptions()
+    lib.slay_attention_options_init(ctypes.byref(opts))
+    opts.ith, opts.nth = 4, 5  # ith beyond max_threads workspaces
+    qs, ks, vs = (np.ascontiguousarray(a[:, 0]) for a in (q, k, v))
+    assert lib.slay_state_step(state.handle, descriptor(qs), descriptor(ks), descriptor(vs),
+                               descriptor(np.zeros((3, 4, 6), np.float32)), None, 3, ctypes.byref(opts), None) == -1
