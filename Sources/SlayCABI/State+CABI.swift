@@ -165,12 +165,15 @@ public func slay_state_step(_ state: OpaquePointer?, _ q: UnsafePointer<slay_ten
         let key = try TensorArgument(k, name: "k", rank: 3, isOutput: false)
         let value = try TensorArgument(v, name: "v", rank: 3, isOutput: false)
         let output = try TensorArgument(out, name: "out", rank: 3, isOutput: true)
-        try TensorArgument.checkNoOverlap(output: output, inputs: [query, key, value])
-        guard query.view.shape[0] == sequences else {
-            throw SlayError.shape("num_seqs is \(sequences) but q has N = \(query.view.shape[0])")
+        // Pairwise, without building an array: this path runs once per decoded token.
+        try TensorArgument.checkNoOverlap(output: output, input: query)
+        try TensorArgument.checkNoOverlap(output: output, input: key)
+        try TensorArgument.checkNoOverlap(output: output, input: value)
+        guard query.view.extents[0] == sequences else {
+            throw SlayError.shape("num_seqs is \(sequences) but q has N = \(query.view.extents[0])")
         }
-        try s.step(q: query.view, k: key.view, v: value.view, out: output.view, slots: slotsArray(slots, count: sequences),
-                   options: settings)
+        try s.step(q: query.view, k: key.view, v: value.view, out: output.view,
+                   slots: SlotList(pointer: slots, count: sequences), options: settings)
     }
 }
 

@@ -11,7 +11,9 @@ struct TensorArgument {
     /// Validates pointer, dtype, rank, extents, strides and the size of the addressed span.
     /// Outputs must also be free of self-overlap.
     init(_ pointer: UnsafePointer<slay_tensor>?, name: String, rank: Int, isOutput: Bool) throws {
-        let tensor = try require(pointer, name).pointee
+        // No arrays on the success path: this runs on every decode step.
+        guard let tensorPointer = pointer else { throw SlayError.invalid("\(name) is NULL") }
+        let tensor = tensorPointer.pointee
         self.name = name
         guard let data = tensor.data else { throw SlayError.invalid("\(name).data is NULL") }
         guard tensor.dtype == SLAY_DTYPE_F32 else {
@@ -20,8 +22,11 @@ struct TensorArgument {
         guard Int(tensor.ndim) == rank else {
             throw SlayError.shape("\(name).ndim is \(tensor.ndim), expected \(rank)")
         }
-        let shape = withUnsafeBytes(of: tensor.shape) { Array($0.bindMemory(to: Int64.self).prefix(rank)) }
-        let strides = withUnsafeBytes(of: tensor.strides) { Array($0.bindMemory(to: Int64.self).prefix(rank)) }
+        let shape = SIMD4<Int64>(tensor.shape.0, tensor.shape.1, tensor.shape.2, tensor.shape.3)
+        let strides = SIMD4<Int64>(tensor.strides.0, tensor.strides.1, tensor.strides.2, tensor.strides.3)
+        func describe() -> String {
+            "shape \((0..<rank).map { shape[$0] }), strides \((0..<rank).map { strides[$0] })"
+        }
         for axis in 0..<rank {
             guard shape[axis] >= 1 else {
                 throw SlayError.shape("\(name).shape[\(axis)] is \(shape[axis]); extents must be >= 1")
@@ -32,44 +37,58 @@ struct TensorArgument {
         }
         // Largest element offset, then bytes: both must fit, and so must the end address.
         var span: Int64 = 0
+        var count: Int64 = 1
         for axis in 0..<rank {
             let (term, o1) = (shape[axis] - 1).multipliedReportingOverflow(by: strides[axis])
             let (sum, o2) = span.addingReportingOverflow(term)
-            if o1 || o2 { throw SlayError.overflow("\(name) addresses more than 2^63 elements (shape \(shape), strides \(strides))") }
+            let (product, o3) = count.multipliedReportingOverflow(by: shape[axis])
+            if o1 || o2 || o3 { throw SlayError.overflow("\(name) addresses more than 2^63 elements (\(describe()))") }
             span = sum
-        }
-        let (elements, o3) = span.addingReportingOverflow(1)
-        let (bytes, o4) = elements.multipliedReportingOverflow(by: Int64(MemoryLayout<Float>.stride))
-        let start = UInt(bitPattern: data)
-        if o3 || o4 || UInt(bytes) > UInt.max - start {
-            throw SlayError.overflow("\(name) spans more bytes than the address space (shape \(shape), strides \(strides))")
-        }
-        var count: Int64 = 1
-        for extent in shape {
-            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
-            if overflow { throw SlayError.overflow("\(name) has more than 2^63 elements (shape \(shape))") }
             count = product
         }
+        let (elements, o4) = span.addingReportingOverflow(1)
+        let (bytes, o5) = elements.multipliedReportingOverflow(by: Int64(MemoryLayout<Float>.stride))
+        let start = UInt(bitPattern: data)
+        if o4 || o5 || UInt(bytes) > UInt.max - start {
+            throw SlayError.overflow("\(name) spans more bytes than the address space (\(describe()))")
+        }
         if isOutput {
-            // Sufficient for no self-overlap: sorted by stride, each stride clears the previous
-            // dimension's whole extent.
-            let axes = (0..<rank).filter { shape[$0] > 1 }.sorted { strides[$0] < strides[$1] }
+            // Sufficient for no self-overlap: visiting dimensions of extent > 1 by increasing stride,
+            // each stride clears the whole extent of the dimensions before it.
+            var visited = SIMD4<Int64>(repeating: 0)
             var reach: Int64 = 1
-            for axis in axes {
-                guard strides[axis] >= reach else {
-                    throw SlayError.layout("\(name) overlaps itself: strides[\(axis)] = \(strides[axis]) with shape \(shape), strides \(strides)")
+            for _ in 0..<rank {
+                var next = -1
+                for axis in 0..<rank where visited[axis] == 0 && shape[axis] > 1 {
+                    if next < 0 || strides[axis] < strides[next] { next = axis }
                 }
-                reach = strides[axis] * shape[axis]
+                guard next >= 0 else { break }
+                visited[next] = 1
+                guard strides[next] >= reach else {
+                    throw SlayError.layout("\(name) overlaps itself: strides[\(next)] = \(strides[next]) (\(describe()))")
+                }
+                reach = strides[next] * shape[next]
             }
         }
-        self.view = TensorView(base: data.assumingMemoryBound(to: Float.self),
-                               shape: shape.map { Int($0) }, strides: strides.map { Int($0) })
+        var extents = SIMD4<Int>(repeating: 1)
+        var steps = SIMD4<Int>(repeating: 0)
+        for axis in 0..<rank {
+            extents[axis] = Int(shape[axis])
+            steps[axis] = Int(strides[axis])
+        }
+        self.view = TensorView(base: data.assumingMemoryBound(to: Float.self), extents: extents, steps: steps, rank: rank)
         self.firstByte = start
         self.endByte = start + UInt(bytes)
     }
 
     func overlaps(_ other: TensorArgument) -> Bool {
         firstByte < other.endByte && other.firstByte < endByte
+    }
+
+    static func checkNoOverlap(output: TensorArgument, input: TensorArgument) throws {
+        if output.overlaps(input) {
+            throw SlayError.layout("\(output.name) overlaps input \(input.name); outputs must not alias inputs")
+        }
     }
 
     /// Outputs must not share memory with any input of the same call.

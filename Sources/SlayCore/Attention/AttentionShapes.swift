@@ -14,12 +14,12 @@ public struct AttentionShapes: Sendable, Equatable {
         for (name, view) in [("q", q), ("k", k), ("v", v), ("out", out)] {
             guard view.rank == 4 else { throw SlayError.shape("\(name) must have 4 dimensions [B, T, H, D], got \(view.rank)") }
             if let bad = view.shape.firstIndex(where: { $0 < 1 }) {
-                throw SlayError.shape("\(name) dimension \(bad) is \(view.shape[bad]); every extent must be >= 1")
+                throw SlayError.shape("\(name) dimension \(bad) is \(view.extents[bad]); every extent must be >= 1")
             }
         }
-        let (b, t, hq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-        let hk = k.shape[2]
-        let dv = v.shape[3]
+        let (b, t, hq, d) = (q.extents[0], q.extents[1], q.extents[2], q.extents[3])
+        let hk = k.extents[2]
+        let dv = v.extents[3]
         func expect(_ name: String, _ view: TensorView, _ shape: [Int]) throws {
             guard view.shape == shape else {
                 throw SlayError.shape("\(name) has shape \(view.shape), expected \(shape) [B, T, H, D] from q\(name == "k" ? "" : " and k/v")")

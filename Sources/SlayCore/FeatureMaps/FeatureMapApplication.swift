@@ -7,7 +7,7 @@ public enum FeatureMapApplication {
         guard x.rank == 4 && out.rank == 4 else {
             throw SlayError.shape("x and out must have 4 dimensions [B, T, H, D], got \(x.rank) and \(out.rank)")
         }
-        let (b, t, h, d) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (b, t, h, d) = (x.extents[0], x.extents[1], x.extents[2], x.extents[3])
         guard d == map.headDim else { throw SlayError.shape("x has head_dim \(d), the feature map expects \(map.headDim)") }
         guard h == map.numHeads else { throw SlayError.shape("x has \(h) heads, the feature map has \(map.numHeads)") }
         let m = map.featureDim

@@ -77,6 +77,12 @@ public struct SlayConfiguration: Sendable, Equatable {
         guard m <= Self.maximumFeatureDim else {
             throw SlayError.overflow("feature dimension R·P'·M = \(m) exceeds the maximum \(Self.maximumFeatureDim)")
         }
+        if polynomial == .anchor {
+            let anchors = try CheckedSize.multiply(polyDim, headDim, what: "anchors size P·d")
+            guard anchors <= 1 << 31 else {
+                throw SlayError.overflow("anchors would hold \(anchors) floats; the maximum is 2^31")
+            }
+        }
         let omega = try CheckedSize.multiply(nodes, numHeads, headDim, prfDim, what: "omega size R·H·d·M")
         guard omega <= 1 << 31 else {
             throw SlayError.overflow("omega would hold \(omega) floats; the maximum is 2^31")

@@ -30,6 +30,13 @@ public enum Gemm {
             }
             return
         }
+        if m < mr && columnStrideB == 1 {
+            // A few rows times a matrix (decode steps, tiny chunks): packing would cost more than
+            // the product, so stream the rows of B directly.
+            rowsTimesMatrix(m: m, n: n, k: k, a: a, rowStrideA: rowStrideA, columnStrideA: columnStrideA,
+                            b: b, rowStrideB: rowStrideB, c: c, ldc: ldc, accumulate: accumulate)
+            return
+        }
         let packedA = workspace
         let packedB = workspace + mc * kc
         var jc = 0
@@ -65,6 +72,29 @@ public enum Gemm {
                 pc += kc
             }
             jc += nc
+        }
+    }
+
+    static func rowsTimesMatrix(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rowStrideA: Int, columnStrideA: Int,
+                                b: UnsafePointer<Float>, rowStrideB: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                accumulate: Bool) {
+        for i in 0..<m {
+            let row = c + i * ldc
+            if !accumulate { row.update(repeating: 0, count: n) }
+            for p in 0..<k {
+                let scalar = a[i * rowStrideA + p * columnStrideA]
+                let broadcast = SIMD8<Float>(repeating: scalar)
+                let source = b + p * rowStrideB
+                var j = 0
+                while j + 8 <= n {
+                    store8(broadcast * load8(source + j) + load8(row + j), row + j)
+                    j += 8
+                }
+                while j < n {
+                    row[j] += scalar * source[j]
+                    j += 1
+                }
+            }
         }
     }
 

@@ -33,18 +33,18 @@ extension RecurrentState {
 
     func checkKeys(_ k: TensorView, _ v: TensorView) throws {
         guard k.rank == 4 && v.rank == 4 else { throw SlayError.shape("k and v must have 4 dimensions [B, T, H, D]") }
-        guard k.shape[2] == numHeads && k.shape[3] == map.headDim else {
+        guard k.extents[2] == numHeads && k.extents[3] == map.headDim else {
             throw SlayError.shape("k has shape \(k.shape); the state expects [B, T, \(numHeads), \(map.headDim)]")
         }
-        guard v.shape == [k.shape[0], k.shape[1], numHeads, valueDim] else {
-            throw SlayError.shape("v has shape \(v.shape); expected \([k.shape[0], k.shape[1], numHeads, valueDim])")
+        guard v.shape == [k.extents[0], k.extents[1], numHeads, valueDim] else {
+            throw SlayError.shape("v has shape \(v.shape); expected \([k.extents[0], k.extents[1], numHeads, valueDim])")
         }
     }
 
     func checkQueries(_ q: TensorView, _ out: TensorView, batch: Int, length: Int) throws -> Int {
         guard q.rank == 4 && out.rank == 4 else { throw SlayError.shape("q and out must have 4 dimensions [B, T, H, D]") }
-        let hq = q.shape[2]
-        guard q.shape[0] == batch && q.shape[1] == length && q.shape[3] == map.headDim else {
+        let hq = q.extents[2]
+        guard q.extents[0] == batch && q.extents[1] == length && q.extents[3] == map.headDim else {
             throw SlayError.shape("q has shape \(q.shape); expected [\(batch), \(length), Hq, \(map.headDim)]")
         }
         guard hq % numHeads == 0 else { throw SlayError.shape("q has \(hq) heads, not a multiple of the state's \(numHeads) key heads") }
@@ -61,7 +61,7 @@ extension RecurrentState {
         try options.validate()
         try checkMapUnchanged()
         try checkKeys(k, v)
-        let (batch, length) = (k.shape[0], k.shape[1])
+        let (batch, length) = (k.extents[0], k.extents[1])
         guard (q == nil) == (out == nil) else { throw SlayError.invalid("q and out must both be given or both be NULL") }
         var queryHeads = numHeads
         if let q, let out { queryHeads = try checkQueries(q, out, batch: batch, length: length) }
@@ -82,47 +82,11 @@ extension RecurrentState {
         try options.validate()
         try checkMapUnchanged()
         guard q.rank == 4 else { throw SlayError.shape("q must have 4 dimensions [B, T, H, D], got \(q.rank)") }
-        let queryHeads = try checkQueries(q, out, batch: q.shape[0], length: q.shape[1])
-        let (spans, resolved) = try resolveSequences(batch: q.shape[0], length: q.shape[1], cuSeqlens: cuSeqlens, slots: slots)
+        let queryHeads = try checkQueries(q, out, batch: q.extents[0], length: q.extents[1])
+        let (spans, resolved) = try resolveSequences(batch: q.extents[0], length: q.extents[1], cuSeqlens: cuSeqlens, slots: slots)
         let plan = try LinearAttention.Plan(map: map, q: q, k: nil, v: nil, out: out, queryHeads: queryHeads,
                                             valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: .query,
-                                            delta: options.delta, chunk: min(options.chunkSize, max(q.shape[1], 1)))
+                                            delta: options.delta, chunk: min(options.chunkSize, max(q.extents[1], 1)))
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
-    }
-
-    /// One decode step for n sequences: q [n, Hq, d], k [n, Hk, d], v [n, Hk, dv], out [n, Hq, dv].
-    /// Uses the workspaces allocated with the state: no allocation (threads are started only
-    /// when n_threads > 1; engines with their own pool use partitions instead).
-    public func step(q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: [Int]?,
-                     options: LinearAttentionOptions) throws {
-        try options.validate()
-        try checkMapUnchanged()
-        for (name, view) in [("q", q), ("k", k), ("v", v), ("out", out)] where view.rank != 3 {
-            throw SlayError.shape("\(name) must have 3 dimensions [N, H, D] in a step, got \(view.rank)")
-        }
-        func asSequence(_ view: TensorView) -> TensorView {
-            TensorView(base: view.base, shape: [view.shape[0], 1, view.shape[1], view.shape[2]],
-                       strides: [view.strides[0], 0, view.strides[1], view.strides[2]])
-        }
-        let (q4, k4, v4, out4) = (asSequence(q), asSequence(k), asSequence(v), asSequence(out))
-        try checkKeys(k4, v4)
-        let queryHeads = try checkQueries(q4, out4, batch: k4.shape[0], length: 1)
-        let (spans, resolved) = try resolveSequences(batch: k4.shape[0], length: 1, cuSeqlens: nil, slots: slots)
-        let plan = try LinearAttention.Plan(map: map, q: q4, k: k4, v: v4, out: out4, queryHeads: queryHeads,
-                                            valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: .causal,
-                                            delta: options.delta, chunk: 1)
-        if options.nth > 1 {
-            guard options.ith < maxThreads else {
-                throw SlayError.invalid("partition ith = \(options.ith) needs a state created with max_threads > \(options.ith) (it has \(maxThreads))")
-            }
-            try plan.execute(nThreads: 1, partition: (options.ith, options.nth),
-                             workspaces: [stepWorkspaces[options.ith]])
-        } else {
-            let threads = min(options.nThreads, maxThreads)
-            try plan.execute(nThreads: threads, partition: (0, 1), workspaces: Array(stepWorkspaces.prefix(threads)))
-        }
-        if options.ith == 0 {
-            for slot in resolved { positions[slot] += 1 }
-        }
     }
 }

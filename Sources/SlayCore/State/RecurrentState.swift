@@ -18,9 +18,10 @@ public final class RecurrentState: @unchecked Sendable {
     public let slotFloats: Int
     let storage: ScratchBuffer
     public internal(set) var positions: [Int64]
-    /// Decode-step workspaces (chunk 1), one per thread, allocated once.
-    let stepWorkspaces: [ScratchBuffer]
-    let stepLayout: LinearAttention.WorkspaceLayout
+    /// Decode-step workspaces, one per thread index (see DecodeWorkspace).
+    let decodeWorkspaces: [DecodeWorkspace]
+    /// One byte per slot, all zero between calls: checks that a call's slots are distinct.
+    let slotMarks: UnsafeMutablePointer<UInt8>
 
     public static let maximumSequences = 1 << 20
 
@@ -48,11 +49,14 @@ public final class RecurrentState: @unchecked Sendable {
         self.storage = try ScratchBuffer(floats: total)
         storage.pointer.update(repeating: 0, count: total)
         self.positions = [Int64](repeating: 0, count: numSequences)
-        self.stepLayout = try LinearAttention.WorkspaceLayout(map: map, headDim: map.headDim, valueDim: valueDim, chunk: 1)
-        var workspaces: [ScratchBuffer] = []
-        for _ in 0..<maxThreads { workspaces.append(try ScratchBuffer(floats: stepLayout.totalFloats)) }
-        self.stepWorkspaces = workspaces
+        self.decodeWorkspaces = (0..<maxThreads).map { _ in DecodeWorkspace() }
+        self.slotMarks = .allocate(capacity: numSequences)
+        slotMarks.initialize(repeating: 0, count: numSequences)
+        // Group size 1 covers the common case, so the first step does not allocate either.
+        for workspace in decodeWorkspaces { _ = try workspace.ensure(group: 1, map: map, valueDim: valueDim) }
     }
+
+    deinit { slotMarks.deallocate() }
 
     /// A deep copy (a fork of every slot).
     public func copy() throws -> RecurrentState {

@@ -1,0 +1,189 @@
+/// Slot indices of a call as the caller passed them (int32), or 0..<count when absent.
+/// Read in place, so a decode step does not copy them.
+public struct SlotList: @unchecked Sendable {
+    public let pointer: UnsafePointer<Int32>?
+    public let count: Int
+
+    public init(pointer: UnsafePointer<Int32>?, count: Int) {
+        self.pointer = pointer
+        self.count = count
+    }
+
+    @inline(__always)
+    public subscript(index: Int) -> Int { pointer.map { Int($0[index]) } ?? index }
+}
+
+/// Scratch of one decode thread, owned by the state and grown only when a call needs a larger
+/// grouped-query group than any before: the steady-state step allocates nothing.
+final class DecodeWorkspace: @unchecked Sendable {
+    private(set) var buffer: ScratchBuffer?
+    private(set) var group = 0
+
+    func ensure(group: Int, map: FeatureMap, valueDim: Int) throws -> ScratchBuffer {
+        if let buffer, group <= self.group { return buffer }
+        let (d, m) = (map.headDim, map.featureDim)
+        var total = 0
+        for piece in [group * d, d, valueDim, group * m, m, group * valueDim, group, map.scratchFloats(rows: max(group, 1))] {
+            total = try CheckedSize.add(total, ScratchBuffer.footprint(piece), what: "decode workspace")
+        }
+        let fresh = try ScratchBuffer(floats: total)
+        buffer = fresh
+        self.group = group
+        return fresh
+    }
+}
+
+extension RecurrentState {
+    /// One decode token for `n` sequences: q [n, Hq, d], k [n, H, d], v [n, H, dv], out [n, Hq, dv].
+    ///
+    /// Per (sequence, key head) the state is streamed once: each row f of S is read, updated with
+    /// φ(k)_f·v and immediately read out into every query head of the group, then written back.
+    /// Validation reads shapes in place and the workspaces belong to the state, so the steady-state
+    /// step performs no allocation (threads are started only when nThreads > 1).
+    public func step(q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: SlotList,
+                     options: LinearAttentionOptions) throws {
+        try options.validate()
+        try checkMapUnchanged()
+        let n = k.extents[0]
+        let (d, h, dv) = (map.headDim, numHeads, valueDim)
+        guard q.rank == 3 && k.rank == 3 && v.rank == 3 && out.rank == 3 else {
+            throw SlayError.shape("a step takes 3-dimensional tensors [N, H, D]")
+        }
+        guard k.extents[1] == h && k.extents[2] == d else {
+            throw SlayError.shape("k has shape \(k.shape); the state expects [N, \(h), \(d)]")
+        }
+        guard v.extents[0] == n && v.extents[1] == h && v.extents[2] == dv else {
+            throw SlayError.shape("v has shape \(v.shape); expected [\(n), \(h), \(dv)]")
+        }
+        let hq = q.extents[1]
+        guard q.extents[0] == n && q.extents[2] == d else {
+            throw SlayError.shape("q has shape \(q.shape); expected [\(n), Hq, \(d)]")
+        }
+        guard hq % h == 0 else { throw SlayError.shape("q has \(hq) heads, not a multiple of the state's \(h) key heads") }
+        guard out.extents[0] == n && out.extents[1] == hq && out.extents[2] == dv else {
+            throw SlayError.shape("out has shape \(out.shape); expected [\(n), \(hq), \(dv)]")
+        }
+        guard slots.count == n else { throw SlayError.shape("slots has \(slots.count) entries for \(n) sequences") }
+        guard slots.pointer != nil || n <= numSequences else {
+            throw SlayError.shape("the call has \(n) sequences, the state only \(numSequences) slots")
+        }
+        try checkDistinct(slots)
+        let group = hq / h
+        let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
+        if options.nth > 1 && options.ith >= maxThreads {
+            throw SlayError.invalid("partition ith = \(options.ith) needs a state created with max_threads > \(options.ith) (it has \(maxThreads))")
+        }
+        let first = options.nth > 1 ? options.ith : 0
+        var buffers: [ScratchBuffer] = []
+        if threads > 1 { buffers.reserveCapacity(threads) }
+        for worker in 0..<threads {
+            let buffer = try decodeWorkspaces[first + worker].ensure(group: group, map: map, valueDim: dv)
+            if threads > 1 { buffers.append(buffer) }
+        }
+        let tasks = ParallelFor.share(of: n * h, worker: options.ith, workers: options.nth)
+        let delta = Float(options.delta)
+        if threads == 1 {
+            let buffer = decodeWorkspaces[first].buffer!
+            for task in tasks {
+                decode(task: task, group: group, q: q, k: k, v: v, out: out, slots: slots, delta: delta, buffer: buffer)
+            }
+        } else {
+            let scratch = buffers
+            ParallelFor.run(workers: threads) { worker in
+                let share = ParallelFor.share(of: tasks.count, worker: worker, workers: threads)
+                for index in share {
+                    self.decode(task: tasks.lowerBound + index, group: group, q: q, k: k, v: v, out: out, slots: slots,
+                                delta: delta, buffer: scratch[worker])
+                }
+            }
+        }
+        if options.ith == 0 {
+            for i in 0..<n { positions[slots[i]] += 1 }
+        }
+    }
+
+    /// Slot range and distinctness, using the state's marker bytes instead of a set.
+    func checkDistinct(_ slots: SlotList) throws {
+        guard slots.pointer != nil else { return }
+        var failure: SlayError?
+        var marked = 0
+        for i in 0..<slots.count {
+            let slot = slots[i]
+            guard slot >= 0 && slot < numSequences else {
+                failure = SlayError.invalid("slots[\(i)] is \(slot); the state has slots 0..<\(numSequences)")
+                break
+            }
+            guard slotMarks[slot] == 0 else {
+                failure = SlayError.invalid("slots must be distinct within one call; slot \(slot) appears twice")
+                break
+            }
+            slotMarks[slot] = 1
+            marked = i + 1
+        }
+        for i in 0..<marked { slotMarks[slots[i]] = 0 }
+        if let failure { throw failure }
+    }
+
+    func decode(task: Int, group: Int, q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: SlotList,
+                delta: Float, buffer: ScratchBuffer) {
+        let (d, m, dv) = (map.headDim, featureDim, valueDim)
+        let sequence = task / numHeads
+        let head = task % numHeads
+        let slot = slots[sequence]
+        var cursor = buffer.pointer
+        func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+            let result = cursor
+            cursor += ScratchBuffer.footprint(count)
+            return result
+        }
+        let queryRows = take(group * d), keyRow = take(d), valueRow = take(dv), phiQ = take(group * m),
+            phiK = take(m), outputs = take(group * dv), denominators = take(group)
+        let featureScratch = take(map.scratchFloats(rows: max(group, 1)))
+        // Rows of a [N, H, D] view are the (sequence, head) entries; gather them contiguously.
+        func gather(_ view: TensorView, head: Int, into target: UnsafeMutablePointer<Float>) {
+            let source = view.base + sequence * view.steps[0] + head * view.steps[1]
+            let width = view.extents[2]
+            let stride = view.steps[2]
+            for j in 0..<width { target[j] = source[j * stride] }
+        }
+        gather(k, head: head, into: keyRow)
+        gather(v, head: head, into: valueRow)
+        for g in 0..<group { gather(q, head: head * group + g, into: queryRows + g * d) }
+        map.features(role: .key, head: head, input: keyRow, rows: 1, output: phiK, scratch: featureScratch)
+        map.features(role: .query, head: head, input: queryRows, rows: group, output: phiQ, scratch: featureScratch)
+
+        let state = matrix(slot: slot, head: head)
+        let z = normaliser(slot: slot, head: head)
+        outputs.update(repeating: 0, count: group * dv)
+        denominators.update(repeating: 0, count: group)
+        let vectorWidth = dv & ~7
+        for f in 0..<m {
+            let kf = phiK[f]
+            let row = state + f * dv
+            z[f] += kf
+            let zf = z[f]
+            let kb = SIMD8<Float>(repeating: kf)
+            var j = 0
+            while j < vectorWidth {
+                let updated = kb * Gemm.load8(valueRow + j) + Gemm.load8(row + j)
+                Gemm.store8(updated, row + j)
+                for g in 0..<group {
+                    let target = outputs + g * dv + j
+                    Gemm.store8(SIMD8<Float>(repeating: phiQ[g * m + f]) * updated + Gemm.load8(target), target)
+                }
+                j += 8
+            }
+            while j < dv {
+                row[j] += kf * valueRow[j]
+                for g in 0..<group { outputs[g * dv + j] += phiQ[g * m + f] * row[j] }
+                j += 1
+            }
+            for g in 0..<group { denominators[g] += phiQ[g * m + f] * zf }
+        }
+        for g in 0..<group {
+            let inverse = 1 / (denominators[g] + delta)
+            let target = out.base + sequence * out.steps[0] + (head * group + g) * out.steps[1]
+            for j in 0..<dv { target[j * out.steps[2]] = outputs[g * dv + j] * inverse }
+        }
+    }
+}
