@@ -12,10 +12,19 @@ let package = Package(
         // slay.h are the ones the exports read and write (Swift cannot declare C-layout structs).
         // A system-library target hands the module map to every dependent, test discovery included.
         .systemLibrary(name: "CSlay", path: "include"),
-        .target(name: "SlayCore"),
+        // The compute kernels, compiled twice from one folder (SlayKernelsAVX2 is a symlink):
+        // for the x86-64 baseline, and for AVX2/FMA; SlayCore picks one per process at run time.
+        .target(name: "SlayKernels"),
+        .target(
+            name: "SlayKernelsAVX2",
+            swiftSettings: [.define("SLAY_AVX2"), .unsafeFlags(["-target-cpu", "haswell"])]
+        ),
+        .target(name: "CSlayCPU"),
+        .target(name: "SlayCore", dependencies: ["SlayKernels", "SlayKernelsAVX2", "CSlayCPU"]),
         .target(
             name: "SlayCABI",
             dependencies: ["SlayCore", "CSlay"],
+            exclude: ["exports.map"],
             // Export only the slay_* C symbols; every public Swift symbol would leak otherwise.
             linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Sources/SlayCABI/exports.map"])]
         ),

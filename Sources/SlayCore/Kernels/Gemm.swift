@@ -1,20 +1,33 @@
-/// Single-precision matrix product C = A·B (+ C), packed and register-blocked.
-///
-/// A and B are read through arbitrary row/column strides, so transposed operands (Φ_Kᵀ·V,
-/// Φ_Q·Φ_Kᵀ) need no separate transpose. Panels of A (mr rows) and B (nr columns) are packed
-/// into contiguous, zero-padded buffers so the micro-kernel streams both with unit stride and
-/// keeps an mr × nr tile of C in registers. The kernel uses `a * b + c` rather than fused
-/// `addProduct`, which a generic x86-64 build would scalarise.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSlayCPU
+import SlayKernels
+import SlayKernelsAVX2
+
+/// The compute kernels SlayCore calls, dispatched once per process to the AVX2/FMA build when
+/// the CPU has it and to the x86-64 baseline build otherwise, so the library never executes an
+/// instruction the CPU lacks. `SLAY_KERNELS=portable` forces the baseline (to bisect a wrong
+/// answer or compare the two); `SLAY_KERNELS=avx2` is honoured only when the CPU supports it.
+public enum KernelVariant: String, Sendable {
+    case portable
+    case avx2 = "avx2-fma"
+
+    public static let active: KernelVariant = {
+        let supported = slaycpu_has_avx2_fma() != 0
+        if let request = getenv("SLAY_KERNELS").map({ String(cString: $0) }), request == "portable" {
+            return .portable
+        }
+        return supported ? .avx2 : .portable
+    }()
+}
+
+/// C = A·B (+ C) through the active kernel variant (see PackedGemm).
 public enum Gemm {
-    static let mr = 4
-    static let nr = 16
-    static let kc = 256
-    static let mc = 64
-    static let nc = 512
+    public static let workspaceFloats = max(SlayKernels.PackedGemm.workspaceFloats,
+                                            SlayKernelsAVX2.PackedGemm.workspaceFloats)
 
-    /// Scratch floats one `multiply` call needs.
-    public static let workspaceFloats = mc * kc + nc * kc
-
+    @inline(__always)
     public static func multiply(
         m: Int, n: Int, k: Int,
         a: UnsafePointer<Float>, rowStrideA: Int, columnStrideA: Int,
@@ -23,186 +36,25 @@ public enum Gemm {
         accumulate: Bool,
         workspace: UnsafeMutablePointer<Float>
     ) {
-        guard m > 0 && n > 0 else { return }
-        if k == 0 {
-            if !accumulate {
-                for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
-            }
-            return
-        }
-        if m < mr && columnStrideB == 1 {
-            // A few rows times a matrix (decode steps, tiny chunks): packing would cost more than
-            // the product, so stream the rows of B directly.
-            rowsTimesMatrix(m: m, n: n, k: k, a: a, rowStrideA: rowStrideA, columnStrideA: columnStrideA,
-                            b: b, rowStrideB: rowStrideB, c: c, ldc: ldc, accumulate: accumulate)
-            return
-        }
-        let packedA = workspace
-        let packedB = workspace + mc * kc
-        var jc = 0
-        while jc < n {
-            let nb = min(nc, n - jc)
-            var pc = 0
-            while pc < k {
-                let kb = min(kc, k - pc)
-                let addToC = accumulate || pc > 0
-                packB(b + pc * rowStrideB + jc * columnStrideB, rowStride: rowStrideB,
-                      columnStride: columnStrideB, k: kb, n: nb, into: packedB)
-                var ic = 0
-                while ic < m {
-                    let mb = min(mc, m - ic)
-                    packA(a + ic * rowStrideA + pc * columnStrideA, rowStride: rowStrideA,
-                          columnStride: columnStrideA, m: mb, k: kb, into: packedA)
-                    var jr = 0
-                    while jr < nb {
-                        var ir = 0
-                        while ir < mb {
-                            microKernel(k: kb,
-                                        a: packedA + ir * kb,
-                                        b: packedB + jr * kb,
-                                        c: c + (ic + ir) * ldc + jc + jr, ldc: ldc,
-                                        rows: min(mr, mb - ir), columns: min(nr, nb - jr),
-                                        accumulate: addToC)
-                            ir += mr
-                        }
-                        jr += nr
-                    }
-                    ic += mc
-                }
-                pc += kc
-            }
-            jc += nc
-        }
-    }
-
-    static func rowsTimesMatrix(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rowStrideA: Int, columnStrideA: Int,
-                                b: UnsafePointer<Float>, rowStrideB: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
-                                accumulate: Bool) {
-        for i in 0..<m {
-            let row = c + i * ldc
-            if !accumulate { row.update(repeating: 0, count: n) }
-            for p in 0..<k {
-                let scalar = a[i * rowStrideA + p * columnStrideA]
-                let broadcast = SIMD8<Float>(repeating: scalar)
-                let source = b + p * rowStrideB
-                var j = 0
-                while j + 8 <= n {
-                    store8(broadcast * load8(source + j) + load8(row + j), row + j)
-                    j += 8
-                }
-                while j < n {
-                    row[j] += scalar * source[j]
-                    j += 1
-                }
-            }
-        }
-    }
-
-    /// Packs an m × k block of A into panels of mr rows: panel i holds A[i·mr + r, p] at
-    /// [(p · mr) + r], zero beyond m.
-    @inline(__always)
-    static func packA(_ a: UnsafePointer<Float>, rowStride: Int, columnStride: Int, m: Int, k: Int,
-                      into out: UnsafeMutablePointer<Float>) {
-        var panel = 0
-        while panel < m {
-            let rows = min(mr, m - panel)
-            let target = out + panel * k
-            for r in 0..<mr {
-                if r < rows {
-                    let source = a + (panel + r) * rowStride
-                    for p in 0..<k { target[p * mr + r] = source[p * columnStride] }
-                } else {
-                    for p in 0..<k { target[p * mr + r] = 0 }
-                }
-            }
-            panel += mr
-        }
-    }
-
-    /// Packs a k × n block of B into panels of nr columns: panel j holds B[p, j·nr + q] at
-    /// [(p · nr) + q], zero beyond n.
-    @inline(__always)
-    static func packB(_ b: UnsafePointer<Float>, rowStride: Int, columnStride: Int, k: Int, n: Int,
-                      into out: UnsafeMutablePointer<Float>) {
-        var panel = 0
-        while panel < n {
-            let columns = min(nr, n - panel)
-            let target = out + panel * k
-            if columnStride == 1 && columns == nr {
-                for p in 0..<k {
-                    (target + p * nr).update(from: b + p * rowStride + panel, count: nr)
-                }
-            } else {
-                for p in 0..<k {
-                    let source = b + p * rowStride + panel * columnStride
-                    let row = target + p * nr
-                    for q in 0..<nr { row[q] = q < columns ? source[q * columnStride] : 0 }
-                }
-            }
-            panel += nr
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.PackedGemm.multiply(m: m, n: n, k: k, a: a, rowStrideA: rowStrideA, columnStrideA: columnStrideA,
+                                                b: b, rowStrideB: rowStrideB, columnStrideB: columnStrideB, c: c, ldc: ldc,
+                                                accumulate: accumulate, workspace: workspace)
+        case .portable:
+            SlayKernels.PackedGemm.multiply(m: m, n: n, k: k, a: a, rowStrideA: rowStrideA, columnStrideA: columnStrideA,
+                                            b: b, rowStrideB: rowStrideB, columnStrideB: columnStrideB, c: c, ldc: ldc,
+                                            accumulate: accumulate, workspace: workspace)
         }
     }
 
     @inline(__always)
-    static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    public static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
     }
 
     @inline(__always)
-    static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    public static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-    }
-
-    /// A 4 × 16 tile of C from packed panels; partial tiles go through a small local tile.
-    @inline(__always)
-    static func microKernel(k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                            c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int,
-                            accumulate: Bool) {
-        var c00 = SIMD8<Float>(), c01 = SIMD8<Float>()
-        var c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
-        var c20 = SIMD8<Float>(), c21 = SIMD8<Float>()
-        var c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
-        var ap = a
-        var bp = b
-        for _ in 0..<k {
-            let b0 = load8(bp)
-            let b1 = load8(bp + 8)
-            let a0 = SIMD8<Float>(repeating: ap[0])
-            let a1 = SIMD8<Float>(repeating: ap[1])
-            let a2 = SIMD8<Float>(repeating: ap[2])
-            let a3 = SIMD8<Float>(repeating: ap[3])
-            c00 = a0 * b0 + c00; c01 = a0 * b1 + c01
-            c10 = a1 * b0 + c10; c11 = a1 * b1 + c11
-            c20 = a2 * b0 + c20; c21 = a2 * b1 + c21
-            c30 = a3 * b0 + c30; c31 = a3 * b1 + c31
-            ap += mr
-            bp += nr
-        }
-        if rows == mr && columns == nr {
-            if accumulate {
-                store8(c00 + load8(c), c); store8(c01 + load8(c + 8), c + 8)
-                store8(c10 + load8(c + ldc), c + ldc); store8(c11 + load8(c + ldc + 8), c + ldc + 8)
-                store8(c20 + load8(c + 2 * ldc), c + 2 * ldc); store8(c21 + load8(c + 2 * ldc + 8), c + 2 * ldc + 8)
-                store8(c30 + load8(c + 3 * ldc), c + 3 * ldc); store8(c31 + load8(c + 3 * ldc + 8), c + 3 * ldc + 8)
-            } else {
-                store8(c00, c); store8(c01, c + 8)
-                store8(c10, c + ldc); store8(c11, c + ldc + 8)
-                store8(c20, c + 2 * ldc); store8(c21, c + 2 * ldc + 8)
-                store8(c30, c + 3 * ldc); store8(c31, c + 3 * ldc + 8)
-            }
-            return
-        }
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: mr * nr) { tile in
-            let t = tile.baseAddress!
-            store8(c00, t); store8(c01, t + 8); store8(c10, t + 16); store8(c11, t + 24)
-            store8(c20, t + 32); store8(c21, t + 40); store8(c30, t + 48); store8(c31, t + 56)
-            for r in 0..<rows {
-                let target = c + r * ldc
-                for q in 0..<columns {
-                    let value = t[r * nr + q]
-                    target[q] = accumulate ? target[q] + value : value
-                }
-            }
-        }
     }
 }

@@ -1,0 +1,12 @@
+#include "slay_cpu.h"
+
+/* AVX2 and FMA instructions, and an OS that saves the ymm registers (the compiler builtin checks
+ * CPUID and XGETBV). */
+int slaycpu_has_avx2_fma(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
