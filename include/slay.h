@@ -38,7 +38,9 @@
  * - Threads. slay_feature_map handles are immutable after creation (except through
  *   slay_feature_map_set_param) and may be used from many threads at once. Every compute call
  *   uses at most `n_threads` threads of its own (default 1), never "all cores".
- * - CPU baseline: x86-64 (SSE2) or aarch64; no instruction beyond the baseline is executed.
+ * - CPUs: the library runs on any x86-64 (SSE2) CPU. Its compute kernels exist twice, for the
+ *   baseline and for AVX2/FMA, and the AVX2 ones run only when CPUID reports AVX2 and FMA
+ *   (slay_kernel_variant), so no instruction the CPU lacks is ever executed.
  */
 #ifndef SLAY_H
 #define SLAY_H
@@ -83,6 +85,11 @@ SLAY_API const char* slay_version_string(void);
 SLAY_API int32_t slay_version_number(void);
 /* slay_abi_version — SLAY_ABI_VERSION of the built library; compare it with the header's. */
 SLAY_API int32_t slay_abi_version(void);
+
+/* slay_kernel_variant — the compute kernels this process uses: "avx2-fma" when the CPU has AVX2
+ * and FMA, "portable" (x86-64 baseline) otherwise or when the environment variable
+ * SLAY_KERNELS=portable was set before the first call. Chosen once per process; a static string. */
+SLAY_API const char* slay_kernel_variant(void);
 
 /* ======================================================================================= */
 /* Status codes and errors                                                                  */

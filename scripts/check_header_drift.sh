@@ -12,6 +12,7 @@ MODULES="$(swift build -c release --show-bin-path)/Modules"
 swiftc -parse-as-library -module-name SlayCABI -emit-module -o "$WORK/SlayCABI.swiftmodule" \
     -emit-clang-header-path "$WORK/slay_swift_exports.h" \
     -Xcc -fmodule-map-file=include/module.modulemap -I include -I "$MODULES" \
+    -Xcc -fmodule-map-file="$(dirname "$MODULES")/CSlayCPU.build/module.modulemap" \
     Sources/SlayCABI/*.swift
 # The generated declarations sit inside an Objective-C-only block; lift them out into plain C.
 # Swift sees pointers to opaque handles as OpaquePointer (void *), so the comparison treats every

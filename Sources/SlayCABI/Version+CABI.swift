@@ -35,3 +35,12 @@ public func slay_status_string(_ status: Int32) -> UnsafePointer<CChar> {
     }
     return UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)
 }
+
+private let avx2Text: StaticString = "avx2-fma"
+private let portableText: StaticString = "portable"
+
+@_cdecl("slay_kernel_variant")
+public func slay_kernel_variant() -> UnsafePointer<CChar> {
+    let text = KernelVariant.active == .avx2 ? avx2Text : portableText
+    return UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)
+}

@@ -8,5 +8,10 @@ from .quadrature import gauss_laguerre
 
 __version__ = _library.slay_version_string().decode()
 
+
+def kernel_variant():
+    """"avx2-fma" or "portable": the compute kernels this process uses (see slay.h)."""
+    return _library.slay_kernel_variant().decode()
+
 __all__ = ["FeatureMap", "State", "linear_attention", "exact_attention", "gauss_laguerre", "SlayError",
-           "SlayValueError", "SlayTypeError", "SlayMemoryError", "SlayRuntimeError", "ABI_VERSION", "__version__"]
+           "SlayValueError", "SlayTypeError", "SlayMemoryError", "SlayRuntimeError", "ABI_VERSION", "__version__", "kernel_variant"]

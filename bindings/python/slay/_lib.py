@@ -21,10 +21,13 @@ def _load():
     tried = []
     for path in _candidates():
         if path.exists():
-            return ctypes.CDLL(str(path))
+            try:
+                return ctypes.CDLL(str(path))
+            except OSError as error:
+                raise ImportError("cannot load %s: %s" % (path, error)) from error
         tried.append(str(path))
     raise ImportError("libslay.so not found (tried %s); build it with `bash scripts/build.sh` "
-                      "or set SLAY_LIBRARY" % ", ".join(tried))
+                      "or set SLAY_LIBRARY to its path" % ", ".join(tried))
 
 
 MAX_DIMS = 4
@@ -69,6 +72,7 @@ SIGNATURES = {
     "slay_version_string": (c_char_p, []),
     "slay_version_number": (i32, []),
     "slay_abi_version": (i32, []),
+    "slay_kernel_variant": (c_char_p, []),
     "slay_status_string": (c_char_p, [i32]),
     "slay_feature_map_params_init": (i32, [P(FeatureMapParams)]),
     "slay_feature_map_create": (i32, [P(FeatureMapParams), P(c_void_p), E]),
@@ -104,12 +108,26 @@ SIGNATURES = {
     "slay_gauss_laguerre": (i32, [i32, P(f64), P(f64), E]),
 }
 
-lib = _load()
-for _name, (_restype, _argtypes) in SIGNATURES.items():
-    _function = getattr(lib, _name)
-    _function.restype = _restype
-    _function.argtypes = _argtypes
 
-if lib.slay_abi_version() != ABI_VERSION:
-    raise ImportError("libslay ABI version %d, this binding expects %d; rebuild or reinstall the package"
-                      % (lib.slay_abi_version(), ABI_VERSION))
+def _bind(library):
+    """Checks the ABI version first, then declares every function (a missing one is an ImportError)."""
+    try:
+        abi = library.slay_abi_version
+    except AttributeError as error:
+        raise ImportError("%s is not libslay (no slay_abi_version)" % library._name) from error
+    abi.restype, abi.argtypes = i32, []
+    found = abi()
+    if found != ABI_VERSION:
+        raise ImportError("%s has ABI version %d, this binding expects %d; rebuild libslay "
+                          "(bash scripts/build.sh) or reinstall the package" % (library._name, found, ABI_VERSION))
+    for name, (restype, argtypes) in SIGNATURES.items():
+        try:
+            function = getattr(library, name)
+        except AttributeError as error:
+            raise ImportError("%s does not export %s; it is older than this binding" % (library._name, name)) from error
+        function.restype = restype
+        function.argtypes = argtypes
+    return library
+
+
+lib = _bind(_load())

@@ -1,4 +1,10 @@
-"""numpy arrays → slay_tensor descriptors (no copies of valid inputs)."""
+"""numpy arrays → slay_tensor descriptors (no copies of valid inputs).
+
+Strides go from bytes to elements; a stride that is not a multiple of 4 bytes or a data pointer
+that is not 4-byte aligned cannot be described to libslay and is refused (SLAY_ERR_LAYOUT).
+Inputs with negative strides (e.g. x[:, ::-1]) are copied to contiguous memory; outputs are
+never copied, so they must be writeable with non-negative strides.
+"""
 import ctypes
 
 import numpy as np
@@ -7,42 +13,55 @@ from ._lib import Tensor
 from .errors import SHAPE, DTYPE, LAYOUT, INVALID_ARGUMENT, error_for
 
 F32 = 0
+ITEMSIZE = 4
 
 
-def as_input(array, name, ndim):
-    """A float32 array of `ndim` dims; any strides (negative ones are copied to contiguous)."""
+def _common(array, name, ndim):
     if not isinstance(array, np.ndarray):
         raise error_for(INVALID_ARGUMENT, "%s must be a numpy array, got %s" % (name, type(array).__name__))
     if array.dtype != np.float32:
         raise error_for(DTYPE, "%s must be float32, got %s" % (name, array.dtype))
     if array.ndim != ndim:
         raise error_for(SHAPE, "%s must have %d dimensions, got shape %s" % (name, ndim, array.shape))
-    if any(s < 0 for s in array.strides) or any(s % 4 for s in array.strides):
+
+
+def _check_layout(array, name):
+    if any(s % ITEMSIZE for s in array.strides):
+        raise error_for(LAYOUT, "%s strides %s (bytes) are not multiples of the float32 size 4"
+                        % (name, array.strides))
+    if array.ctypes.data % ITEMSIZE:
+        raise error_for(LAYOUT, "%s data pointer is not 4-byte aligned" % name)
+
+
+def as_input(array, name, ndim):
+    """A float32 array of `ndim` dims, passed with its strides; negative strides are copied."""
+    _common(array, name, ndim)
+    if any(s < 0 for s in array.strides):
         array = np.ascontiguousarray(array)
+    _check_layout(array, name)
     return array
 
 
 def as_output(array, name, shape):
     """A caller-provided output: float32, exact shape, writeable, non-negative element strides."""
-    if not isinstance(array, np.ndarray):
-        raise error_for(INVALID_ARGUMENT, "%s must be a numpy array, got %s" % (name, type(array).__name__))
-    if array.dtype != np.float32:
-        raise error_for(DTYPE, "%s must be float32, got %s" % (name, array.dtype))
+    _common(array, name, len(shape))
     if tuple(array.shape) != tuple(shape):
         raise error_for(SHAPE, "%s has shape %s, expected %s" % (name, array.shape, tuple(shape)))
     if not array.flags.writeable:
         raise error_for(INVALID_ARGUMENT, "%s is not writeable" % name)
-    if any(s < 0 or s % 4 for s in array.strides):
-        raise error_for(LAYOUT, "%s strides %s are negative or not multiples of 4 bytes" % (name, array.strides))
+    if any(s < 0 for s in array.strides):
+        raise error_for(LAYOUT, "%s has negative strides %s; outputs are not copied" % (name, array.strides))
+    _check_layout(array, name)
     return array
 
 
 def descriptor(array):
+    """ctypes.byref of a slay_tensor describing `array` (which must stay alive during the call)."""
     t = Tensor()
     t.data = array.ctypes.data
     t.dtype = F32
     t.ndim = array.ndim
     for axis in range(array.ndim):
         t.shape[axis] = array.shape[axis]
-        t.strides[axis] = array.strides[axis] // 4
+        t.strides[axis] = array.strides[axis] // ITEMSIZE
     return ctypes.byref(t)

@@ -6,6 +6,7 @@ import numpy as np
 from ._lib import lib, Error, AttentionOptions, ExactAttentionOptions
 from ._tensor import as_input, as_output, descriptor
 from .errors import check, error_for, INVALID_ARGUMENT
+from .feature_map import require_map
 
 EXACT_KERNELS = {"softmax": 1, "yat-spherical": 2, "yat": 3}
 
@@ -37,6 +38,7 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_thre
     (it is not modified). cu_seqlens (N + 1 offsets) treats B = 1 tensors as N packed sequences.
     """
     from .state import State
+    handle = require_map(fm)
     q = as_input(q, "q", 4)
     k = as_input(k, "k", 4)
     v = as_input(v, "v", 4)
@@ -45,7 +47,7 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_thre
     if initial_state is None and not output_final_state and cu_seqlens is None:
         options = attention_options(causal, delta, chunk_size, n_threads)
         err = Error()
-        check(lib.slay_linear_attention(fm.handle, descriptor(q), descriptor(k), descriptor(v), descriptor(out),
+        check(lib.slay_linear_attention(handle, descriptor(q), descriptor(k), descriptor(v), descriptor(out),
                                         ctypes.byref(options), ctypes.byref(err)), err)
         return out
     if initial_state is not None:
@@ -63,7 +65,7 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_thre
 def exact_attention(q, k, v, kernel="softmax", eps=1e-6, causal=True, scale=None, delta=1e-6, n_threads=1,
                     out=None):
     """Quadratic attention in double precision: "softmax", "yat-spherical" or "yat"."""
-    if kernel not in EXACT_KERNELS:
+    if not isinstance(kernel, str) or kernel not in EXACT_KERNELS:
         raise error_for(INVALID_ARGUMENT, "unknown kernel %r; known: %s" % (kernel, ", ".join(EXACT_KERNELS)))
     q = as_input(q, "q", 4)
     k = as_input(k, "k", 4)

@@ -23,9 +23,9 @@ class FeatureMap:
     def __init__(self, kind="slay", head_dim=None, num_heads=1, nodes=2, poly="anchor", poly_dim=8,
                  prf_dim=8, eps=1e-6, prf_clamp=20.0, seed=0):
         self._handle = None
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             raise error_for(INVALID_ARGUMENT, "unknown kind %r; known: %s" % (kind, ", ".join(KINDS)))
-        if poly not in POLYS:
+        if not isinstance(poly, str) or poly not in POLYS:
             raise error_for(INVALID_ARGUMENT, "unknown poly %r; known: %s" % (poly, ", ".join(POLYS)))
         if head_dim is None:
             raise error_for(INVALID_ARGUMENT, "head_dim is required")
@@ -163,7 +163,7 @@ class FeatureMap:
     # -- features -----------------------------------------------------------------------------
     def __call__(self, x, role="query", out=None):
         """Features of x (B, T, H, d) → (B, T, H, dim), float32."""
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise error_for(INVALID_ARGUMENT, "role must be 'query' or 'key', got %r" % (role,))
         x = as_input(x, "x", 4)
         shape = x.shape[:3] + (self.dim,)
@@ -179,3 +179,10 @@ class FeatureMap:
         c = self.config
         return "FeatureMap(%r, head_dim=%d, num_heads=%d, nodes=%d, poly=%r, dim=%d)" % (
             c["kind"], c["head_dim"], c["num_heads"], c["nodes"], c["poly"], self.dim)
+
+
+def require_map(fm, name="fm"):
+    """The open handle of a FeatureMap argument, or a clear error."""
+    if not isinstance(fm, FeatureMap):
+        raise error_for(INVALID_ARGUMENT, "%s must be a slay.FeatureMap, got %s" % (name, type(fm).__name__))
+    return fm.handle

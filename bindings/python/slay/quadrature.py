@@ -1,20 +1,29 @@
+"""slay.gauss_laguerre: the library's Gauss–Laguerre rule (the quadrature inside SLAY)."""
 import ctypes
 
 import numpy as np
 
 from ._lib import lib, Error
-from .errors import check
+from .errors import check, error_for, DTYPE, INVALID_ARGUMENT
+
+MAX_NODES = 64
 
 
 def gauss_laguerre(R):
-    """The R-point Gauss–Laguerre rule (nodes, weights) as float64 arrays, 1 <= R <= 64."""
-    if not isinstance(R, (int, np.integer)):
-        raise TypeError("R must be an int")
-    count = max(int(R), 1) if 1 <= int(R) <= 64 else 1
-    nodes = np.zeros(count, np.float64)
-    weights = np.zeros(count, np.float64)
+    """The R-point rule ∫₀^∞ e^{−t} f(t) dt ≈ Σ α_r f(t_r): (nodes, weights), float64, ascending nodes.
+
+    1 <= R <= 64 (else SlayValueError from the library, with its message).
+    """
+    if isinstance(R, bool) or not isinstance(R, (int, np.integer)):
+        raise error_for(DTYPE, "R must be an int, got %r" % (R,))
+    R = int(R)
+    if not -2**31 <= R < 2**31:
+        raise error_for(INVALID_ARGUMENT, "R must be in 1..%d, got %d" % (MAX_NODES, R))
+    # Buffers for any R the library accepts; other values go to the library, which reports them.
+    nodes = np.zeros(MAX_NODES, np.float64)
+    weights = np.zeros(MAX_NODES, np.float64)
     err = Error()
-    check(lib.slay_gauss_laguerre(int(R) if -2**31 <= int(R) < 2**31 else -1,
-                                  nodes.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
-                                  weights.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), ctypes.byref(err)), err)
-    return nodes, weights
+    doubles = ctypes.POINTER(ctypes.c_double)
+    check(lib.slay_gauss_laguerre(R, nodes.ctypes.data_as(doubles),
+                                  weights.ctypes.data_as(doubles), ctypes.byref(err)), err)
+    return nodes[:R].copy(), weights[:R].copy()

@@ -7,6 +7,7 @@ from ._lib import lib, Error
 from ._tensor import as_input, as_output, descriptor
 from .attention import attention_options
 from .errors import check, error_for, INVALID_ARGUMENT
+from .feature_map import require_map
 
 
 def _int64_array(values, name):
@@ -46,9 +47,10 @@ class State:
             return
         if value_dim is None:
             value_dim = fm.head_dim
+        fm_handle = require_map(fm)
         handle = ctypes.c_void_p()
         err = Error()
-        check(lib.slay_state_create(fm.handle, int(num_seqs), int(value_dim), int(max_threads),
+        check(lib.slay_state_create(fm_handle, int(num_seqs), int(value_dim), int(max_threads),
                                     ctypes.byref(handle), ctypes.byref(err)), err)
         self._handle = handle
 
@@ -168,13 +170,16 @@ class State:
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise error_for(INVALID_ARGUMENT, "blob must be bytes")
         data = bytes(blob)
+        fm_handle = require_map(fm)
         handle = ctypes.c_void_p()
         err = Error()
-        check(lib.slay_state_load(fm.handle, data, len(data), int(max_threads), ctypes.byref(handle),
+        check(lib.slay_state_load(fm_handle, data, len(data), int(max_threads), ctypes.byref(handle),
                                   ctypes.byref(err)), err)
         return cls(fm, _handle=handle)
 
     def restore(self, blob):
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise error_for(INVALID_ARGUMENT, "blob must be bytes")
         data = bytes(blob)
         err = Error()
         check(lib.slay_state_restore(self.handle, data, len(data), ctypes.byref(err)), err)
