@@ -18,7 +18,8 @@ public enum PackedGemm {
     #endif
     static let nr = 16
     static let kc = 256
-    static let mc = 64
+    /// A multiple of mr: packA writes whole mr-row panels.
+    static let mc = 12 * mr
     static let nc = 512
 
     /// Scratch floats one `multiply` call needs.
