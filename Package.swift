@@ -28,7 +28,7 @@ let package = Package(
             // Export only the slay_* C symbols; every public Swift symbol would leak otherwise.
             linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Sources/SlayCABI/exports.map"])]
         ),
-        .testTarget(name: "SlayCoreTests", dependencies: ["SlayCore"]),
+        .testTarget(name: "SlayCoreTests", dependencies: ["SlayCore", "SlayKernels", "SlayKernelsAVX2", "CSlayCPU"]),
         .testTarget(name: "SlayCABITests", dependencies: ["SlayCABI", "CSlay"]),
     ]
 )

@@ -29,6 +29,8 @@ step "header drift check" bash scripts/check_header_drift.sh
 step "swift test" swift test
 step "C example and C ABI contract" bash bindings/c-example/build_and_run.sh
 step "pytest" python3 -m pytest bindings/python/tests -q -rs -p no:cacheprovider
+# The same suite on the baseline kernels, so both builds of the compute kernels are checked.
+step "pytest (SLAY_KERNELS=portable)" env SLAY_KERNELS=portable python3 -m pytest bindings/python/tests -q -p no:cacheprovider
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then

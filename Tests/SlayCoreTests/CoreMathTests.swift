@@ -1,5 +1,8 @@
+import CSlayCPU
 import XCTest
 @testable import SlayCore
+import SlayKernels
+import SlayKernelsAVX2
 
 /// SlayCore without the C layer: quadrature, the GEMM kernel against a double twin, and the
 /// chunked engine against the quadratic form of the same features.
@@ -22,9 +25,23 @@ final class CoreMathTests: XCTestCase {
         XCTAssertThrowsError(try GaussLaguerreRule(count: 65))
     }
 
+    /// Both kernel builds, whatever the dispatcher picks (AVX2 only where the CPU has it).
     func testGemmMatchesDoubleTwin() {
+        typealias Multiply = (Int, Int, Int, UnsafePointer<Float>, Int, Int, UnsafePointer<Float>, Int, Int,
+                              UnsafeMutablePointer<Float>, Int, Bool, UnsafeMutablePointer<Float>) -> Void
+        var variants: [(String, Multiply)] = [("portable", { SlayKernels.PackedGemm.multiply(m: $0, n: $1, k: $2, a: $3, rowStrideA: $4, columnStrideA: $5, b: $6, rowStrideB: $7, columnStrideB: $8, c: $9, ldc: $10, accumulate: $11, workspace: $12) })]
+        if slaycpu_has_avx2_fma() != 0 {
+            variants.append(("avx2", { SlayKernelsAVX2.PackedGemm.multiply(m: $0, n: $1, k: $2, a: $3, rowStrideA: $4, columnStrideA: $5, b: $6, rowStrideB: $7, columnStrideB: $8, c: $9, ldc: $10, accumulate: $11, workspace: $12) }))
+        }
+        for (name, multiply) in variants {
+            checkGemm(name, multiply)
+        }
+    }
+
+    func checkGemm(_ name: String, _ multiply: (Int, Int, Int, UnsafePointer<Float>, Int, Int, UnsafePointer<Float>, Int, Int,
+                                                 UnsafeMutablePointer<Float>, Int, Bool, UnsafeMutablePointer<Float>) -> Void) {
         var generator = SystemRandomNumberGenerator()
-        for (m, n, k) in [(1, 1, 1), (5, 17, 3), (33, 40, 300), (7, 600, 9)] {
+        for (m, n, k) in [(1, 1, 1), (5, 17, 3), (33, 40, 300), (7, 600, 9), (64, 64, 512), (100, 70, 20)] {
             for transposedB in [false, true] {
                 let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &generator) }
                 let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &generator) }
@@ -33,9 +50,8 @@ final class CoreMathTests: XCTestCase {
                 a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
                     c.withUnsafeMutableBufferPointer { pc in workspace.withUnsafeMutableBufferPointer { pw in
                         // transposedB reads B as the transpose of an (n × k) row-major matrix.
-                        Gemm.multiply(m: m, n: n, k: k, a: pa.baseAddress!, rowStrideA: k, columnStrideA: 1,
-                                      b: pb.baseAddress!, rowStrideB: transposedB ? 1 : n, columnStrideB: transposedB ? k : 1,
-                                      c: pc.baseAddress!, ldc: n, accumulate: true, workspace: pw.baseAddress!)
+                        multiply(m, n, k, pa.baseAddress!, k, 1, pb.baseAddress!, transposedB ? 1 : n, transposedB ? k : 1,
+                                 pc.baseAddress!, n, true, pw.baseAddress!)
                     } }
                 } }
                 for i in 0..<m {
@@ -45,7 +61,7 @@ final class CoreMathTests: XCTestCase {
                             let bv = transposedB ? b[j * k + p] : b[p * n + j]
                             expected += Double(a[i * k + p]) * Double(bv)
                         }
-                        XCTAssertEqual(Double(c[i * n + j]), expected, accuracy: 1e-5 * Double(k) + 1e-5)
+                        XCTAssertEqual(Double(c[i * n + j]), expected, accuracy: 1e-5 * Double(k) + 1e-5, "\(name) \(m)x\(n)x\(k)")
                     }
                 }
             }
