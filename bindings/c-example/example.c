@@ -1,6 +1,15 @@
-/* A minimal engine loop with libslay: create a SLAY feature map, run causal linear attention over
- * a prompt, check it against a naive O(T^2) loop, then prefill a recurrent state, decode tokens,
- * snapshot, decode more, roll back and check the outputs repeat exactly. Uses only slay.h. */
+/* example.c — libslay from C, the program to read first.
+ *
+ * 1. Check that the library we loaded speaks the ABI this file was compiled against.
+ * 2. Create a SLAY feature map and run causal linear attention over a [B, T, H, D] batch.
+ * 3. Recompute the same attention naively (O(T^2), double precision, plain loops), building the
+ *    SLAY features ourselves from the map's parameters, and compare. This doubles as the
+ *    definition of what libslay computes (see MATH.md §1 and §5).
+ * 4. Show that errors are values: a bad call returns a status plus a message and writes nothing.
+ * 5. Pass a head-first [B, H, T, D] buffer through strides (no copy) and get the same result.
+ * 6. The engine loop: prefill a recurrent state with a prompt, then decode one token at a time.
+ *
+ * Uses only slay.h and libslay.so; compiles as strict C99 (see build_and_run.sh). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,121 +17,225 @@
 
 #include "slay.h"
 
-enum { B = 1, T = 40, H = 2, D = 8, DV = 4, PROMPT = 24 };
+enum { B = 2, T = 100, H = 2, D = 16, DV = 8, R = 2, P = 8, M = 8, PROMPT = 90 };
+#define N_QK (B * T * H * D)
+#define N_V  (B * T * H * DV)
 
-static float next_value(unsigned* seed) {
-    *seed = *seed * 1664525u + 1013904223u;
-    return (float)((*seed >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+/* A small deterministic generator (LCG), uniform in [-1, 1): the same inputs on every run. */
+static float uniform(uint64_t* s) {
+    *s = *s * 6364136223846793005u + 1442695040888963407u;
+    return (float)((double)(*s >> 40) / 8388608.0 - 1.0);   /* top 24 bits */
 }
 
-static int fail(const char* what, const slay_error* err) {
-    fprintf(stderr, "%s failed: %s (%s)\n", what, slay_status_string(err->code), err->message);
-    return 1;
+/* Every fallible libslay call returns a status; err (optional) carries a readable message. */
+#define TRY(call)                                                                              \
+    do {                                                                                       \
+        if ((call) != SLAY_OK) {                                                               \
+            fprintf(stderr, "%s:%d: %s failed: %s: %s\n", __FILE__, __LINE__, #call,           \
+                    slay_status_string(err.code), err.message);                                \
+            return 1;                                                                          \
+        }                                                                                      \
+    } while (0)
+
+/* φ(x) for one head, straight from MATH.md §1, in double:
+ *   u = x/‖x‖, C = 2 + ε, s_r = t_r/C, w_r = α_r/C,
+ *   poly_p = (a_p·u)²/√P, prf_j = exp(clamp(√(2 s_r) ω[r,h,:,j]·u − s_r, −c, c))/√M,
+ *   feature[(r·P + p)·M + j] = √w_r · poly_p · prf_j. */
+static void slay_features(const float* x, int h, const float* anchors, const float* omega,
+                          const double* t_nodes, const double* alpha, double eps, double clamp,
+                          double* phi) {
+    double u[D], norm = 0, c = 2.0 + eps, poly[P];
+    int i, r, p, j;
+    for (i = 0; i < D; i++) norm += (double)x[i] * x[i];
+    norm = sqrt(norm);
+    for (i = 0; i < D; i++) u[i] = x[i] / norm;
+    for (p = 0; p < P; p++) {
+        double dot = 0;
+        for (i = 0; i < D; i++) dot += anchors[p * D + i] * u[i];
+        poly[p] = dot * dot / sqrt((double)P);
+    }
+    for (r = 0; r < R; r++) {
+        double s = t_nodes[r] / c, w = alpha[r] / c;
+        for (j = 0; j < M; j++) {
+            double e = 0, prf;
+            for (i = 0; i < D; i++) e += omega[((r * H + h) * D + i) * M + j] * u[i]; /* ω is (R,H,D,M) */
+            e = sqrt(2 * s) * e - s;
+            e = e < -clamp ? -clamp : (e > clamp ? clamp : e);
+            prf = exp(e) / sqrt((double)M);
+            for (p = 0; p < P; p++) phi[(r * P + p) * M + j] = sqrt(w) * poly[p] * prf;
+        }
+    }
 }
 
 int main(void) {
-    static float q[B * T * H * D], k[B * T * H * D], v[B * T * H * DV], y[B * T * H * DV];
-    unsigned seed = 42;
-    int i;
-    for (i = 0; i < B * T * H * D; i++) { q[i] = next_value(&seed); k[i] = next_value(&seed); }
-    for (i = 0; i < B * T * H * DV; i++) v[i] = next_value(&seed);
-
-    printf("libslay %s (ABI %d)\n", slay_version_string(), (int)slay_abi_version());
-    if (slay_abi_version() != SLAY_ABI_VERSION) { fprintf(stderr, "ABI mismatch\n"); return 1; }
-
-    slay_error err;
+    static float q[N_QK], k[N_QK], v[N_V], y[N_V];              /* logical [B, T, H, *]   */
+    static float qh[N_QK], kh[N_QK], vh[N_V], yh[N_V];          /* head-first [B, H, T, *] */
+    static float y_dec[N_V];
+    static double phi_q[T][R * P * M], phi_k[T][R * P * M];
+    float anchors[P * D], omega[R * H * D * M];
+    double t_nodes[R], alpha[R], worst = 0;
+    uint64_t seed = 42;
+    int i, b, t, s, h, c, f;
+    slay_error err = {0, {0}};      /* may be NULL in every call; here we want the messages */
     slay_feature_map_params params;
-    if (slay_feature_map_params_init(&params) != SLAY_OK) return 1;
-    params.head_dim = D;
-    params.num_heads = H;
-    params.poly = SLAY_POLY_EXACT;
-    params.seed = 42;
     slay_feature_map* fm = NULL;
-    if (slay_feature_map_create(&params, &fm, &err) != SLAY_OK) return fail("create", &err);
-    int64_t m = 0;
-    if (slay_feature_map_dim(fm, &m, &err) != SLAY_OK) return fail("dim", &err);
-
-    /* Whole-sequence causal attention. */
-    slay_tensor tq = slay_tensor_4d(q, B, T, H, D), tk = slay_tensor_4d(k, B, T, H, D);
-    slay_tensor tv = slay_tensor_4d(v, B, T, H, DV), ty = slay_tensor_4d(y, B, T, H, DV);
-    slay_attention_options opts;
-    if (slay_attention_options_init(&opts) != SLAY_OK) return 1;
-    opts.chunk_size = 16;
-    if (slay_linear_attention(fm, &tq, &tk, &tv, &ty, &opts, &err) != SLAY_OK) return fail("attention", &err);
-
-    /* Naive check: features from slay_feature_map_apply, then plain O(T^2) loops in double. */
-    float* phi_q = malloc(sizeof(float) * B * T * H * (size_t)m);
-    float* phi_k = malloc(sizeof(float) * B * T * H * (size_t)m);
-    if (!phi_q || !phi_k) return 1;
-    slay_tensor fq = slay_tensor_4d(phi_q, B, T, H, m), fk = slay_tensor_4d(phi_k, B, T, H, m);
-    if (slay_feature_map_apply(fm, SLAY_ROLE_QUERY, &tq, &fq, &err) != SLAY_OK) return fail("apply", &err);
-    if (slay_feature_map_apply(fm, SLAY_ROLE_KEY, &tk, &fk, &err) != SLAY_OK) return fail("apply", &err);
-    double worst = 0;
-    int t, s, h, c;
-    int64_t f;
-    for (h = 0; h < H; h++) {
-        for (t = 0; t < T; t++) {
-            double num[DV] = {0}, den = 0;
-            for (s = 0; s <= t; s++) {
-                double a = 0;
-                for (f = 0; f < m; f++) a += (double)phi_q[(t * H + h) * m + f] * phi_k[(s * H + h) * m + f];
-                den += a;
-                for (c = 0; c < DV; c++) num[c] += a * v[(s * H + h) * DV + c];
-            }
-            for (c = 0; c < DV; c++) {
-                double expected = num[c] / (den + 1e-6);
-                double error = fabs(expected - y[(t * H + h) * DV + c]) / (fabs(expected) + 1e-3);
-                if (error > worst) worst = error;
-            }
-        }
-    }
-    printf("causal linear attention vs naive loop: max relative error %.2e\n", worst);
-    if (worst > 1e-3) return 1; /* fp32 accumulation vs double */
-
-    /* Engine loop: prefill the prompt, decode, snapshot, decode more, roll back, decode again. */
     slay_state* state = NULL;
-    if (slay_state_create(fm, 1, DV, 1, &state, &err) != SLAY_OK) return fail("state_create", &err);
-    slay_tensor pq = slay_tensor_4d(q, 1, PROMPT, H, D), pk = slay_tensor_4d(k, 1, PROMPT, H, D);
-    slay_tensor pv = slay_tensor_4d(v, 1, PROMPT, H, DV), py = slay_tensor_4d(y, 1, PROMPT, H, DV);
-    if (slay_state_prefill(state, &pq, &pk, &pv, &py, NULL, NULL, 1, &opts, &err) != SLAY_OK) return fail("prefill", &err);
-    size_t size = 0;
-    if (slay_state_serialized_size(state, &size, &err) != SLAY_OK) return fail("size", &err);
-    void* snapshot = malloc(size);
-    float first[T][H * DV], second[T][H * DV];
-    int pass;
-    if (!snapshot) return 1;
-    if (slay_state_save(state, snapshot, size, NULL, &err) != SLAY_OK) return fail("save", &err);
-    for (pass = 0; pass < 2; pass++) {
-        for (t = PROMPT; t < T; t++) {
-            slay_tensor sq = slay_tensor_4d(q + t * H * D, 1, 1, H, D), sk = slay_tensor_4d(k + t * H * D, 1, 1, H, D);
-            slay_tensor sv = slay_tensor_4d(v + t * H * DV, 1, 1, H, DV);
-            slay_tensor so = slay_tensor_4d(pass ? second[t] : first[t], 1, 1, H, DV);
-            /* a step takes [N, H, D] tensors: drop the unit time axis */
-            sq.ndim = sk.ndim = sv.ndim = so.ndim = 3;
-            sq.shape[1] = H; sq.shape[2] = D; sq.strides[0] = H * D; sq.strides[1] = D; sq.strides[2] = 1;
-            sk.shape[1] = H; sk.shape[2] = D; sk.strides[0] = H * D; sk.strides[1] = D; sk.strides[2] = 1;
-            sv.shape[1] = H; sv.shape[2] = DV; sv.strides[0] = H * DV; sv.strides[1] = DV; sv.strides[2] = 1;
-            so.shape[1] = H; so.shape[2] = DV; so.strides[0] = H * DV; so.strides[1] = DV; so.strides[2] = 1;
-            if (slay_state_step(state, &sq, &sk, &sv, &so, NULL, 1, NULL, &err) != SLAY_OK) return fail("step", &err);
-        }
-        if (slay_state_restore(state, snapshot, size, &err) != SLAY_OK) return fail("restore", &err);
-    }
-    if (memcmp(first[PROMPT], second[PROMPT], sizeof(float) * (T - PROMPT) * H * DV) != 0) {
-        fprintf(stderr, "rollback did not repeat the decode exactly\n");
+    slay_attention_options opts;
+    int64_t m = 0;
+    int32_t rc;
+
+    /* 1. Versions. A binding must refuse a library with another ABI: struct layouts or the meaning
+     *    of values may differ, and nothing would warn us. */
+    printf("libslay %s (version number %d, ABI %d; header ABI %d), %s kernels\n", slay_version_string(),
+           (int)slay_version_number(), (int)slay_abi_version(), SLAY_ABI_VERSION, slay_kernel_variant());
+    if (slay_abi_version() != SLAY_ABI_VERSION) {
+        fprintf(stderr, "ABI mismatch: refusing to run\n");
         return 1;
     }
-    printf("prefill %d tokens, decode %d, roll back, decode again: identical outputs\n", PROMPT, T - PROMPT);
 
-    /* Errors are values: a head_dim mismatch is reported, nothing is written. */
-    slay_tensor bad = slay_tensor_4d(q, B, T, H, D - 1);
-    int32_t rc = slay_linear_attention(fm, &bad, &tk, &tv, &ty, &opts, &err);
-    printf("bad input -> %s: %s\n", slay_status_string(rc), err.message);
-    if (rc != SLAY_ERR_SHAPE) return 1;
+    for (i = 0; i < N_QK; i++) q[i] = uniform(&seed);
+    for (i = 0; i < N_QK; i++) k[i] = uniform(&seed);
+    for (i = 0; i < N_V; i++) v[i] = uniform(&seed);
 
-    free(snapshot);
-    free(phi_q);
-    free(phi_k);
-    slay_state_free(state);
+    /* 2. A SLAY feature map. params_init fills defaults and struct_size (the versioning field);
+     *    then change only what you need. The seed makes the random matrices reproducible. */
+    TRY(slay_feature_map_params_init(&params));
+    params.head_dim = D;
+    params.num_heads = H;
+    params.nodes = R;
+    params.poly = SLAY_POLY_ANCHOR;   /* the paper's default estimator */
+    params.poly_dim = P;
+    params.prf_dim = M;
+    params.seed = 42;
+    TRY(slay_feature_map_create(&params, &fm, &err));
+    TRY(slay_feature_map_dim(fm, &m, &err));
+    printf("feature map: head_dim %d, %d heads, %d features per head (R*P*M)\n", D, H, (int)m);
+
+    {   /* Causal linear attention. Tensors are views of our memory: pointer, shape, strides. */
+        slay_tensor tq = slay_tensor_4d(q, B, T, H, D), tk = slay_tensor_4d(k, B, T, H, D);
+        slay_tensor tv = slay_tensor_4d(v, B, T, H, DV), ty = slay_tensor_4d(y, B, T, H, DV);
+        TRY(slay_attention_options_init(&opts));   /* causal, δ = 1e-6, 1 thread */
+        opts.chunk_size = 32;                      /* a speed knob; the result is the same */
+        TRY(slay_linear_attention(fm, &tq, &tk, &tv, &ty, &opts, &err));
+    }
+
+    /* 3. The naive reference. Parameters come from the map itself; the quadrature nodes from
+     *    slay_gauss_laguerre; everything else is the formula. */
+    TRY(slay_feature_map_get_param(fm, "anchors", anchors, P * D, &err));
+    TRY(slay_feature_map_get_param(fm, "omega", omega, R * H * D * M, &err));
+    TRY(slay_gauss_laguerre(R, t_nodes, alpha, &err));
+    for (b = 0; b < B; b++) {
+        for (h = 0; h < H; h++) {
+            for (t = 0; t < T; t++) {
+                const float* row = &q[((b * T + t) * H + h) * D];
+                slay_features(row, h, anchors, omega, t_nodes, alpha, params.eps, params.prf_clamp, phi_q[t]);
+                row = &k[((b * T + t) * H + h) * D];
+                slay_features(row, h, anchors, omega, t_nodes, alpha, params.eps, params.prf_clamp, phi_k[t]);
+            }
+            for (t = 0; t < T; t++) {
+                /* y_t = Σ_{s≤t} (φ_t·φ_s) v_s / (Σ_{s≤t} φ_t·φ_s + δ) */
+                double num[DV] = {0}, den = 0, err_max = 0, ref_max = 0;
+                for (s = 0; s <= t; s++) {
+                    double a = 0;
+                    for (f = 0; f < R * P * M; f++) a += phi_q[t][f] * phi_k[s][f];
+                    den += a;
+                    for (c = 0; c < DV; c++) num[c] += a * v[((b * T + s) * H + h) * DV + c];
+                }
+                /* Relative to the size of the output vector: single entries of a weighted
+                 * average can sit near zero, where an entry-wise ratio means nothing. */
+                for (c = 0; c < DV; c++) {
+                    double ref = num[c] / (den + opts.delta);
+                    double got = y[((b * T + t) * H + h) * DV + c];
+                    if (fabs(got - ref) > err_max) err_max = fabs(got - ref);
+                    if (fabs(ref) > ref_max) ref_max = fabs(ref);
+                }
+                if (err_max / ref_max > worst) worst = err_max / ref_max;
+            }
+        }
+    }
+    printf("causal linear attention vs naive O(T^2) loop in double: max relative error %.2e\n", worst);
+    if (!(worst <= 1e-4)) {   /* written so that NaN fails too */
+        fprintf(stderr, "error above 1e-4\n");
+        return 1;
+    }
+
+    {   /* 4. Errors are values. View q and k with head_dim 8 (the first 8 features of each row:
+         *    same pointer and strides, smaller extent) while the map expects 16. Nothing is written
+         *    to y on error, nothing is printed by the library, the process is never aborted. */
+        slay_tensor tq = slay_tensor_4d(q, B, T, H, D), tk = slay_tensor_4d(k, B, T, H, D);
+        slay_tensor tv = slay_tensor_4d(v, B, T, H, DV), ty = slay_tensor_4d(y, B, T, H, DV);
+        tq.shape[3] = 8;
+        tk.shape[3] = 8;
+        rc = slay_linear_attention(fm, &tq, &tk, &tv, &ty, &opts, &err);
+        printf("mismatched head_dim -> %d \"%s\": %s\n", (int)rc, slay_status_string(rc), err.message);
+        if (rc != SLAY_ERR_SHAPE || err.code != rc) return 1;
+    }
+
+    {   /* 5. Head-first buffers [B, H, T, D] (the layout of many engines) are the same logical
+         *    [B, T, H, D] tensor with permuted strides: strides[1] (time) = D, strides[2] (head) = T*D. */
+        slay_tensor tq = slay_tensor_4d(qh, B, T, H, D), tk = slay_tensor_4d(kh, B, T, H, D);
+        slay_tensor tv = slay_tensor_4d(vh, B, T, H, DV), ty = slay_tensor_4d(yh, B, T, H, DV);
+        slay_tensor* all[4];
+        int n;
+        all[0] = &tq; all[1] = &tk; all[2] = &tv; all[3] = &ty;
+        for (n = 0; n < 4; n++) {
+            int64_t width = all[n]->shape[3];
+            all[n]->strides[1] = width;
+            all[n]->strides[2] = T * width;
+        }
+        for (b = 0; b < B; b++)
+            for (t = 0; t < T; t++)
+                for (h = 0; h < H; h++) {
+                    memcpy(&qh[((b * H + h) * T + t) * D], &q[((b * T + t) * H + h) * D], D * sizeof(float));
+                    memcpy(&kh[((b * H + h) * T + t) * D], &k[((b * T + t) * H + h) * D], D * sizeof(float));
+                    memcpy(&vh[((b * H + h) * T + t) * DV], &v[((b * T + t) * H + h) * DV], DV * sizeof(float));
+                }
+        TRY(slay_linear_attention(fm, &tq, &tk, &tv, &ty, &opts, &err));
+        for (b = 0; b < B; b++)
+            for (t = 0; t < T; t++)
+                for (h = 0; h < H; h++)
+                    for (c = 0; c < DV; c++)
+                        if (yh[((b * H + h) * T + t) * DV + c] != y[((b * T + t) * H + h) * DV + c]) {
+                            fprintf(stderr, "head-first result differs at b=%d t=%d h=%d c=%d\n", b, t, h, c);
+                            return 1;
+                        }
+        printf("head-first [B, H, T, D] through strides: identical output\n");
+    }
+
+    {   /* 6. The engine loop. A slay_state holds, per sequence slot, S = Σ φ(k) vᵀ and z = Σ φ(k):
+         *    O(m · dv) floats per head whatever the length. Prefill the prompt (both sequences at
+         *    once), then decode token by token; the outputs match whole-sequence attention. */
+        slay_tensor tq = slay_tensor_4d(q, B, T, H, D), tk = slay_tensor_4d(k, B, T, H, D);
+        slay_tensor tv = slay_tensor_4d(v, B, T, H, DV), ty = slay_tensor_4d(y_dec, B, T, H, DV);
+        double dec_err = 0;
+        tq.shape[1] = tk.shape[1] = tv.shape[1] = ty.shape[1] = PROMPT;  /* the first PROMPT tokens */
+        TRY(slay_state_create(fm, B, DV, 1, &state, &err));
+        TRY(slay_state_prefill(state, &tq, &tk, &tv, &ty, NULL, NULL, B, &opts, &err));
+        for (t = PROMPT; t < T; t++) {
+            /* One token of each sequence: drop the time axis, giving [N, H, D] (N = B). */
+            slay_tensor sq = tq, sk = tk, sv = tv, so = ty;
+            slay_tensor* all[4];
+            int n, a;
+            all[0] = &sq; all[1] = &sk; all[2] = &sv; all[3] = &so;
+            for (n = 0; n < 4; n++) {
+                all[n]->ndim = 3;
+                for (a = 1; a < 3; a++) {
+                    all[n]->shape[a] = all[n]->shape[a + 1];
+                    all[n]->strides[a] = all[n]->strides[a + 1];
+                }
+            }
+            sq.data = &q[t * H * D]; sk.data = &k[t * H * D];
+            sv.data = &v[t * H * DV]; so.data = &y_dec[t * H * DV];
+            TRY(slay_state_step(state, &sq, &sk, &sv, &so, NULL, B, NULL, &err));
+        }
+        for (i = 0; i < N_V; i++)
+            if (fabs((double)y_dec[i] - y[i]) > dec_err) dec_err = fabs((double)y_dec[i] - y[i]);
+        printf("prefill %d tokens + decode %d steps vs whole-sequence attention: max abs difference %.2e\n",
+               PROMPT, T - PROMPT, dec_err);
+        if (!(dec_err <= 1e-5)) return 1;
+    }
+
+    slay_state_free(state);   /* a state keeps its map alive; the order of the frees is free */
     slay_feature_map_free(fm);
     printf("example: ok\n");
     return 0;
