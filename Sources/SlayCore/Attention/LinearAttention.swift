@@ -220,10 +220,14 @@ public enum LinearAttention {
                     let queryHead = keyHead * group + g
                     loadQueries(span: span, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
                     LinearAttention.readState(rows: rows, m: m, dv: dv, state: state, normaliser: normaliser, workspace: w)
-                    // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included.
-                    Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
-                                  b: w.phiK, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
-                                  accumulate: false, workspace: w.gemm)
+                    // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included; from the map's
+                    // factorised kernel when it has one (far cheaper than the c × c × m product).
+                    if !map.scores(head: keyHead, queryRows: w.queryRows, keyRows: w.keyRows, rows: rows,
+                                   output: w.scores, scratch: w.featureScratch) {
+                        Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
+                                      b: w.phiK, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
+                                      accumulate: false, workspace: w.gemm)
+                    }
                     for i in 0..<rows {
                         let row = w.scores + i * rows
                         var total: Float = 0
@@ -291,7 +295,8 @@ public enum LinearAttention {
             self.valueRowFloats = try CheckedSize.multiply(chunk, valueDim, what: "workspace")
             self.featureBlockFloats = try CheckedSize.multiply(chunk, m, what: "workspace (chunk_size · m)")
             self.stateFloats = try CheckedSize.multiply(m, valueDim, what: "state size m · dv")
-            self.featureScratch = map.scratchFloats(rows: chunk)
+            // Features and intra-chunk scores run one after the other: they share one region.
+            self.featureScratch = max(map.scratchFloats(rows: chunk), map.scoreScratchFloats(rows: chunk))
             var total = 0
             for piece in [keyRowFloats, keyRowFloats, valueRowFloats, featureBlockFloats, featureBlockFloats,
                           chunk * chunk, valueRowFloats, chunk, stateFloats, m, featureScratch,

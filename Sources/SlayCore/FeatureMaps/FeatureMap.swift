@@ -31,10 +31,26 @@ public protocol FeatureMap: AnyObject, Sendable {
     /// Scratch floats `features` needs for up to `rows` rows.
     func scratchFloats(rows: Int) -> Int
 
+    /// Scratch floats `scores` needs for a block of `rows` rows (0 when it is not implemented).
+    func scoreScratchFloats(rows: Int) -> Int
+
+    /// Optional shortcut for the intra-chunk block: output[i, j] = φ(q_i)·ψ(k_j) for contiguous
+    /// input rows q [rows, d] and k [rows, d], computed from a factorised kernel without forming
+    /// the features. Returns false when the map has no such shortcut (the engine then multiplies
+    /// the features).
+    func scores(head: Int, queryRows: UnsafePointer<Float>, keyRows: UnsafePointer<Float>, rows: Int,
+                output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) -> Bool
+
     /// Features of `rows` contiguous input rows [rows, headDim] of head `head`, written to the
     /// contiguous block `output` [rows, featureDim]. `scratch` holds `scratchFloats(rows:)` floats.
     func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
                   output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>)
+}
+
+extension FeatureMap {
+    public func scoreScratchFloats(rows: Int) -> Int { 0 }
+    public func scores(head: Int, queryRows: UnsafePointer<Float>, keyRows: UnsafePointer<Float>, rows: Int,
+                       output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) -> Bool { false }
 }
 
 /// FNV-1a, the hash behind feature-map identities: stable across runs, platforms and bindings.

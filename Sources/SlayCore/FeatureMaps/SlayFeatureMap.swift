@@ -199,6 +199,109 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
             + Gemm.workspaceFloats
     }
 
+    public func scoreScratchFloats(rows: Int) -> Int {
+        let c = configuration
+        let polyWidth = c.polynomial == .anchor ? c.polyDim : 0
+        return 2 * ScratchBuffer.footprint(rows * c.headDim)
+            + 2 * ScratchBuffer.footprint(rows * polyWidth)
+            + 2 * ScratchBuffer.footprint(rows * c.nodes * c.prfDim)
+            + ScratchBuffer.footprint(rows * c.prfDim)
+            + ScratchBuffer.footprint(rows * rows)
+            + Gemm.workspaceFloats
+    }
+
+    /// û = x/‖x‖ with the norm in double, so huge inputs do not overflow; a zero row maps to 0.
+    func unitRows(_ input: UnsafePointer<Float>, rows: Int, into units: UnsafeMutablePointer<Float>) {
+        let d = configuration.headDim
+        for i in 0..<rows {
+            let x = input + i * d
+            var sumSquares = 0.0
+            for j in 0..<d { let v = Double(x[j]); sumSquares += v * v }
+            let norm = sumSquares.squareRoot()
+            let inverse = norm > 0 ? 1 / norm : 0
+            for j in 0..<d { units[i * d + j] = Float(Double(x[j]) * inverse) }
+        }
+    }
+
+    /// Anchor features [(a_p·û)²]/√P of unit rows.
+    func anchorFeatures(_ units: UnsafePointer<Float>, rows: Int, into poly: UnsafeMutablePointer<Float>,
+                        gemmSpace: UnsafeMutablePointer<Float>) {
+        let (d, pf) = (configuration.headDim, configuration.polyDim)
+        anchorsTransposed.withUnsafeBufferPointer { at in
+            Gemm.multiply(m: rows, n: pf, k: d, a: units, rowStrideA: d, columnStrideA: 1,
+                          b: at.baseAddress!, rowStrideB: pf, columnStrideB: 1,
+                          c: poly, ldc: pf, accumulate: false, workspace: gemmSpace)
+        }
+        let scale = 1 / Float(pf).squareRoot()
+        for i in 0..<(rows * pf) { poly[i] = poly[i] * poly[i] * scale }
+    }
+
+    /// PRF features of unit rows for every node, √w_r folded in: prf[i, r·M + j] =
+    /// exp(clamp(√(2 s_r) ω_{r,h,:,j}·û − s_r)) · √(w_r / M).
+    func prfFeatures(_ units: UnsafePointer<Float>, rows: Int, head: Int, into prf: UnsafeMutablePointer<Float>,
+                     exponents: UnsafeMutablePointer<Float>, gemmSpace: UnsafeMutablePointer<Float>) {
+        let c = configuration
+        let (d, mm, nodes) = (c.headDim, c.prfDim, c.nodes)
+        let clamp = Float(c.prfClamp)
+        scaledOmega.withUnsafeBufferPointer { omegaBuffer in
+            for r in 0..<nodes {
+                let block = omegaBuffer.baseAddress! + (r * c.numHeads + head) * d * mm
+                Gemm.multiply(m: rows, n: mm, k: d, a: units, rowStrideA: d, columnStrideA: 1,
+                              b: block, rowStrideB: mm, columnStrideB: 1,
+                              c: exponents, ldc: mm, accumulate: false, workspace: gemmSpace)
+                let shift = Float(s[r])
+                let scale = Float((w[r] / Double(mm)).squareRoot())
+                for i in 0..<rows {
+                    for j in 0..<mm {
+                        let e = min(max(exponents[i * mm + j] - shift, -clamp), clamp)
+                        prf[(i * nodes + r) * mm + j] = expf(e) * scale
+                    }
+                }
+            }
+        }
+    }
+
+    /// φ(q_i)·φ(k_j) for a block, without forming φ: the kernel factorises as
+    /// (poly_q·poly_k)·(prf_q·prf_k), and for exact polynomials poly_q·poly_k = (û_q·û_k)².
+    /// Costs O(c²·(P' or d) + c²·R·M) instead of O(c²·R·P'·M).
+    public func scores(head: Int, queryRows: UnsafePointer<Float>, keyRows: UnsafePointer<Float>, rows: Int,
+                       output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) -> Bool {
+        let c = configuration
+        let (d, rm) = (c.headDim, c.nodes * c.prfDim)
+        let polyWidth = c.polynomial == .anchor ? c.polyDim : 0
+        var cursor = scratch
+        func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+            let result = cursor
+            cursor += ScratchBuffer.footprint(count)
+            return result
+        }
+        let uq = take(rows * d), uk = take(rows * d)
+        let pq = take(rows * polyWidth), pk = take(rows * polyWidth)
+        let fq = take(rows * rm), fk = take(rows * rm)
+        let exponents = take(rows * c.prfDim)
+        let gram = take(rows * rows)
+        let gemmSpace = take(Gemm.workspaceFloats)
+        unitRows(queryRows, rows: rows, into: uq)
+        unitRows(keyRows, rows: rows, into: uk)
+        prfFeatures(uq, rows: rows, head: head, into: fq, exponents: exponents, gemmSpace: gemmSpace)
+        prfFeatures(uk, rows: rows, head: head, into: fk, exponents: exponents, gemmSpace: gemmSpace)
+        Gemm.multiply(m: rows, n: rows, k: rm, a: fq, rowStrideA: rm, columnStrideA: 1, b: fk, rowStrideB: 1,
+                      columnStrideB: rm, c: output, ldc: rows, accumulate: false, workspace: gemmSpace)
+        if c.polynomial == .anchor {
+            anchorFeatures(uq, rows: rows, into: pq, gemmSpace: gemmSpace)
+            anchorFeatures(uk, rows: rows, into: pk, gemmSpace: gemmSpace)
+            Gemm.multiply(m: rows, n: rows, k: polyWidth, a: pq, rowStrideA: polyWidth, columnStrideA: 1, b: pk,
+                          rowStrideB: 1, columnStrideB: polyWidth, c: gram, ldc: rows, accumulate: false,
+                          workspace: gemmSpace)
+            for i in 0..<(rows * rows) { output[i] *= gram[i] }
+        } else {
+            Gemm.multiply(m: rows, n: rows, k: d, a: uq, rowStrideA: d, columnStrideA: 1, b: uk, rowStrideB: 1,
+                          columnStrideB: d, c: gram, ldc: rows, accumulate: false, workspace: gemmSpace)
+            for i in 0..<(rows * rows) { output[i] *= gram[i] * gram[i] }
+        }
+        return true
+    }
+
     public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
                          output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let c = configuration
@@ -208,26 +311,11 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         let prf = poly + ScratchBuffer.footprint(rows * pf)
         let exponents = prf + ScratchBuffer.footprint(rows * nodes * mm)
         let gemmSpace = exponents + ScratchBuffer.footprint(rows * mm)
-
-        // û = x/‖x‖ with the norm in double, so huge inputs do not overflow; a zero row maps to 0.
-        for i in 0..<rows {
-            let x = input + i * d
-            var sumSquares = 0.0
-            for j in 0..<d { let v = Double(x[j]); sumSquares += v * v }
-            let norm = sumSquares.squareRoot()
-            let inverse = norm > 0 ? 1 / norm : 0
-            for j in 0..<d { units[i * d + j] = Float(Double(x[j]) * inverse) }
-        }
+        unitRows(input, rows: rows, into: units)
 
         switch c.polynomial {
         case .anchor:
-            anchorsTransposed.withUnsafeBufferPointer { at in
-                Gemm.multiply(m: rows, n: pf, k: d, a: units, rowStrideA: d, columnStrideA: 1,
-                              b: at.baseAddress!, rowStrideB: pf, columnStrideB: 1,
-                              c: poly, ldc: pf, accumulate: false, workspace: gemmSpace)
-            }
-            let scale = 1 / Float(pf).squareRoot()
-            for i in 0..<(rows * pf) { poly[i] = poly[i] * poly[i] * scale }
+            anchorFeatures(units, rows: rows, into: poly, gemmSpace: gemmSpace)
         case .exact:
             let root2 = Float(2.0.squareRoot())
             for i in 0..<rows {
@@ -247,25 +335,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
                 for a in 0..<d { for b in 0..<d { target[a * d + b] = u[a] * u[b] } }
             }
         }
-
-        // PRF per node: exp(clamp(√(2 s_r) ω·û − s_r)) · √w_r / √M (√w_r folded in here).
-        let clamp = Float(c.prfClamp)
-        scaledOmega.withUnsafeBufferPointer { omegaBuffer in
-            for r in 0..<nodes {
-                let block = omegaBuffer.baseAddress! + (r * c.numHeads + head) * d * mm
-                Gemm.multiply(m: rows, n: mm, k: d, a: units, rowStrideA: d, columnStrideA: 1,
-                              b: block, rowStrideB: mm, columnStrideB: 1,
-                              c: exponents, ldc: mm, accumulate: false, workspace: gemmSpace)
-                let shift = Float(s[r])
-                let scale = Float((w[r] / Double(mm)).squareRoot())
-                for i in 0..<rows {
-                    for j in 0..<mm {
-                        let e = min(max(exponents[i * mm + j] - shift, -clamp), clamp)
-                        prf[(i * nodes + r) * mm + j] = expf(e) * scale
-                    }
-                }
-            }
-        }
+        prfFeatures(units, rows: rows, head: head, into: prf, exponents: exponents, gemmSpace: gemmSpace)
 
         // Ψ[i, (r·P' + p)·M + j] = poly[i, p] · prf[i, r, j]
         let m = featureDim
