@@ -47,6 +47,11 @@ public enum PackedGemm {
                             b: b, rowStrideB: rowStrideB, c: c, ldc: ldc, accumulate: accumulate)
             return
         }
+        if columnStrideB == 1 && n % nr == 0 {
+            directMultiply(m: m, n: n, k: k, a: a, rowStrideA: rowStrideA, columnStrideA: columnStrideA,
+                           b: b, rowStrideB: rowStrideB, c: c, ldc: ldc, accumulate: accumulate)
+            return
+        }
         let packedA = workspace
         let packedB = workspace + mc * kc
         var jc = 0
@@ -83,6 +88,71 @@ public enum PackedGemm {
             }
             jc += nc
         }
+    }
+
+    /// Without packing: B's rows are already 16-float vectors (unit column stride, n a multiple
+    /// of 16) and A is read through its strides with one broadcast per row and step, so neither
+    /// operand is copied. This suits the engine's shapes (k up to m, n = dv), where packing cost
+    /// as much as the multiply.
+    static func directMultiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rowStrideA: Int, columnStrideA: Int,
+                               b: UnsafePointer<Float>, rowStrideB: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                               accumulate: Bool) {
+        var jr = 0
+        while jr < n {
+            var ir = 0
+            while ir < m {
+                let rows = min(directRows, m - ir)
+                directKernel(k: k, a: a + ir * rowStrideA, rowStrideA: rowStrideA, columnStrideA: columnStrideA,
+                             rows: rows, b: b + jr, ldb: rowStrideB, c: c + ir * ldc + jr, ldc: ldc,
+                             accumulate: accumulate)
+                ir += directRows
+            }
+            jr += nr
+        }
+    }
+
+    /// Rows per direct tile: 4 × 16 keeps 8 accumulators, 2 B vectors and 4 broadcasts in 14 of
+    /// the 16 vector registers; a 6-row tile here made the compiler spill accumulators.
+    static let directRows = 4
+
+    /// A 4 × 16 tile of C = A·B (+ C) from unpacked operands. Rows of A beyond `rows` repeat the
+    /// last valid row (their results are dropped), so every load stays inside A.
+    @inline(__always)
+    static func directKernel(k: Int, a: UnsafePointer<Float>, rowStrideA: Int, columnStrideA: Int, rows: Int,
+                             b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                             accumulate: Bool) {
+        var a0 = a
+        var a1 = a + min(1, rows - 1) * rowStrideA
+        var a2 = a + min(2, rows - 1) * rowStrideA
+        var a3 = a + min(3, rows - 1) * rowStrideA
+        var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c10 = SIMD8<Float>(), c11 = SIMD8<Float>()
+        var c20 = SIMD8<Float>(), c21 = SIMD8<Float>(), c30 = SIMD8<Float>(), c31 = SIMD8<Float>()
+        var bp = b
+        for _ in 0..<k {
+            let b0 = load8(bp)
+            let b1 = load8(bp + 8)
+            let x0 = SIMD8<Float>(repeating: a0.pointee)
+            let x1 = SIMD8<Float>(repeating: a1.pointee)
+            let x2 = SIMD8<Float>(repeating: a2.pointee)
+            let x3 = SIMD8<Float>(repeating: a3.pointee)
+            #if SLAY_AVX2
+            c00 = c00.addingProduct(x0, b0); c01 = c01.addingProduct(x0, b1)
+            c10 = c10.addingProduct(x1, b0); c11 = c11.addingProduct(x1, b1)
+            c20 = c20.addingProduct(x2, b0); c21 = c21.addingProduct(x2, b1)
+            c30 = c30.addingProduct(x3, b0); c31 = c31.addingProduct(x3, b1)
+            #else
+            c00 = x0 * b0 + c00; c01 = x0 * b1 + c01
+            c10 = x1 * b0 + c10; c11 = x1 * b1 + c11
+            c20 = x2 * b0 + c20; c21 = x2 * b1 + c21
+            c30 = x3 * b0 + c30; c31 = x3 * b1 + c31
+            #endif
+            a0 += columnStrideA; a1 += columnStrideA; a2 += columnStrideA; a3 += columnStrideA
+            bp += ldb
+        }
+        storeRow(c00, c01, row: 0, c: c, ldc: ldc, rows: rows, columns: nr, accumulate: accumulate)
+        storeRow(c10, c11, row: 1, c: c, ldc: ldc, rows: rows, columns: nr, accumulate: accumulate)
+        storeRow(c20, c21, row: 2, c: c, ldc: ldc, rows: rows, columns: nr, accumulate: accumulate)
+        storeRow(c30, c31, row: 3, c: c, ldc: ldc, rows: rows, columns: nr, accumulate: accumulate)
     }
 
     static func rowsTimesMatrix(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rowStrideA: Int, columnStrideA: Int,
