@@ -30,7 +30,10 @@
  *   passed as the same logical tensor with permuted strides; no copy is made.
  * - Input strides may be any value >= 0 (0 broadcasts). Output tensors must have strides >= 1
  *   in every dimension of extent > 1, must not overlap themselves, and must not overlap any input
- *   of the same call; otherwise SLAY_ERR_LAYOUT.
+ *   of the same call; otherwise SLAY_ERR_LAYOUT. Both checks are conservative: an output whose
+ *   strides, sorted, do not each clear the extent of the smaller ones, or whose address range
+ *   [first, last element] intersects an input's range, is rejected even if no element is shared
+ *   (e.g. q and out interleaved in one packed buffer): give outputs their own buffer.
  * - Parameter structs begin with `uint32_t struct_size`; fill them with the matching
  *   *_init() function, then change the fields you need. Fields are only ever appended; a struct
  *   smaller than the first published version gives SLAY_ERR_INVALID_ARGUMENT, one larger than
@@ -353,7 +356,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_exact_attention(const slay_tensor* q, const
  * Equivalences (tested): prefill(T) then k steps == prefill(T + k) == slay_linear_attention over
  * the whole sequence, within fp32 rounding; a partitioned call (options ith/nth) equals one call.
  * The state keeps its feature map alive (slay_feature_map_free may come first) and records its
- * identity: after slay_feature_map_set_param every state call fails with SLAY_ERR_STATE_MISMATCH.
+ * identity: after slay_feature_map_set_param the calls that compute with the map
+ * (slay_state_prefill, slay_state_query, slay_state_step) fail with SLAY_ERR_STATE_MISMATCH, and
+ * blobs saved before it no longer load into a state of the changed map.
  * Thread safety: one call at a time per state, except the nth concurrent shares of a partitioned
  * call. Distinct states may be used concurrently, also when they share a feature map.
  * On error a state is left unchanged. */
