@@ -45,9 +45,9 @@ class State:
         if _handle is not None:
             self._handle = _handle
             return
+        fm_handle = require_map(fm)
         if value_dim is None:
             value_dim = fm.head_dim
-        fm_handle = require_map(fm)
         handle = ctypes.c_void_p()
         err = Error()
         check(lib.slay_state_create(fm_handle, int(num_seqs), int(value_dim), int(max_threads),

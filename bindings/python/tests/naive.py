@@ -2,36 +2,43 @@
 import numpy as np
 from numpy.polynomial.laguerre import laggauss
 
-MASK = (1 << 64) - 1
+U64 = np.uint64
 
 
 def splitmix64(x):
-    z = (x + 0x9E3779B97F4A7C15) & MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
+    """splitmix64 of slay.h on numpy uint64 arrays (arithmetic mod 2^64 by wrap-around)."""
+    with np.errstate(over="ignore"):
+        z = np.asarray(x, dtype=U64) + U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> U64(30))) * U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> U64(27))) * U64(0x94D049BB133111EB)
+        return z ^ (z >> U64(31))
 
 
 def normals(seed, stream, count):
-    """The documented parameter generator of slay.h, in Python integers (exact)."""
-    key = splitmix64(seed ^ splitmix64(stream))
-    out = np.empty(count, np.float64)
-    for i in range(count):
-        a = splitmix64((key + 2 * i) & MASK)
-        b = splitmix64((key + 2 * i + 1) & MASK)
-        u1 = ((a >> 11) + 1) * 2.0 ** -53
-        u2 = (b >> 11) * 2.0 ** -53
-        out[i] = np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
-    return out.astype(np.float32)
+    """normal(i), i < count, of slay.h's parameter generator: computed in double, rounded to float."""
+    with np.errstate(over="ignore"):
+        key = splitmix64(U64(seed) ^ splitmix64(U64(stream)))
+        i = np.arange(count, dtype=U64)
+        a = splitmix64(key + U64(2) * i)
+        b = splitmix64(key + U64(2) * i + U64(1))
+    u1 = ((a >> U64(11)).astype(np.float64) + 1.0) * 2.0 ** -53
+    u2 = (b >> U64(11)).astype(np.float64) * 2.0 ** -53
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).astype(np.float32)
 
 
 def params(seed, d, H, R, M, P=None):
+    """(anchors (P, d) or None, omega (R, H, d, M)) as float32, from the documented generator."""
     omega = normals(seed, 2, R * H * d * M).reshape(R, H, d, M)
     anchors = None
     if P is not None:
         raw = normals(seed, 1, P * d).reshape(P, d).astype(np.float64)
         anchors = (raw / np.linalg.norm(raw, axis=1, keepdims=True)).astype(np.float32)
     return anchors, omega
+
+
+def poly_dim(poly, d, P=None):
+    """P' of slay.h: P (anchor), d(d+1)/2 (exact), d² (exact_full)."""
+    return {"anchor": P, "exact": d * (d + 1) // 2, "exact_full": d * d}[poly]
 
 
 def quadrature(R, eps):

@@ -1,4 +1,4 @@
-"""Feature maps: the documented generator, features against the float64 twin, parameters."""
+"""Feature maps: the documented parameter generator, features against the float64 twin, parameters."""
 import numpy as np
 import pytest
 
@@ -6,61 +6,167 @@ import slay
 import naive
 
 
-@pytest.mark.parametrize("seed", [0, 7, 2**63 + 5])
-def test_params_follow_documented_generator(seed):
-    """slay.h 'Parameter generator': every binding reproduces the matrices from the seed."""
-    fm = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=3, poly="anchor", poly_dim=5, prf_dim=4, seed=seed)
-    anchors, omega = naive.params(seed, d=8, H=2, R=3, M=4, P=5)
+def assert_within_ulp(got, expected, ulps=1):
+    """float32 arrays equal up to `ulps` units in the last place (same sign)."""
+    assert got.shape == expected.shape and got.dtype == expected.dtype == np.float32
+    diff = np.abs(got.view(np.int32).astype(np.int64) - expected.view(np.int32).astype(np.int64))
+    assert diff.max() <= ulps, "max %d ulp apart" % diff.max()
+
+
+# ---- slay.h "Parameter generator" ----------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 2**63 + 5, 2**64 - 1])
+@pytest.mark.parametrize("d,H,R,M,P", [(8, 2, 3, 4, 5), (16, 4, 2, 8, 8), (1, 1, 1, 1, 1), (33, 3, 2, 5, 12)])
+def test_params_follow_documented_generator(seed, d, H, R, M, P):
+    """slay.h 'Parameter generator': splitmix64 keys per stream (anchors 1, omega 2), Box–Muller
+    normals in double rounded to float, anchor rows normalised in double: every binding
+    reproduces the matrices from the seed (≤ 1 ulp of float32)."""
+    fm = slay.FeatureMap("slay", head_dim=d, num_heads=H, nodes=R, poly="anchor", poly_dim=P, prf_dim=M, seed=seed)
+    anchors, omega = naive.params(seed, d=d, H=H, R=R, M=M, P=P)
     got = fm.get_params()
-    np.testing.assert_array_max_ulp(got["omega"], omega, maxulp=1)
-    np.testing.assert_array_max_ulp(got["anchors"], anchors, maxulp=2)
+    assert sorted(got) == ["anchors", "omega"]
+    assert got["omega"].shape == (R, H, d, M) and got["anchors"].shape == (P, d)
+    assert_within_ulp(got["omega"], omega)
+    assert_within_ulp(got["anchors"], anchors)
 
 
-@pytest.mark.parametrize("poly,d,R", [("anchor", 16, 2), ("exact", 8, 1), ("exact", 16, 3), ("exact_full", 6, 2)])
-def test_features_match_twin(poly, d, R):
-    fm = slay.FeatureMap("slay", head_dim=d, num_heads=2, nodes=R, poly=poly, poly_dim=7, prf_dim=5, seed=3)
-    p = fm.get_params()
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 9, 2, d)).astype(np.float32) * 3
-    expected = naive.features_bthd(x, poly, p["omega"], p.get("anchors"))
-    polyfeatures = {"anchor": 7, "exact": d * (d + 1) // 2, "exact_full": d * d}[poly]
-    assert fm.dim == R * polyfeatures * 5
-    for role in ("query", "key"):
-        got = fm(x, role=role)
-        assert got.shape == (2, 9, 2, fm.dim)
-        if poly == "anchor":
-            assert np.all(got >= 0)  # anchor ⊗ PRF features are positive
-        gram = np.einsum("bthm,bshm->bhts", got.astype(np.float64), got.astype(np.float64))
-        assert np.all(gram >= -1e-7)  # every SLAY kernel estimate x²·e^(...) is non-negative
-        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-9)
+@pytest.mark.parametrize("poly", ["exact", "exact_full"])
+def test_exact_maps_have_only_omega(poly):
+    """slay.h: "anchors" exists for SLAY_POLY_ANCHOR only; omega (R, H, d, M) follows the generator."""
+    fm = slay.FeatureMap("slay", head_dim=5, num_heads=2, nodes=2, poly=poly, poly_dim=9, prf_dim=3, seed=4)
+    got = fm.get_params()
+    assert list(got) == ["omega"]
+    assert_within_ulp(got["omega"], naive.params(4, d=5, H=2, R=2, M=3)[1])
+
+
+def test_identity_is_a_function_of_the_map():
+    """slay_feature_map_identity: same seed and dims → same identity; another seed, dims or eps → another."""
+    def make(**kw):
+        args = dict(head_dim=4, num_heads=1, poly="anchor", poly_dim=3, prf_dim=2, seed=1)
+        args.update(kw)
+        return slay.FeatureMap("slay", **args).identity
+    base = make()
+    assert base == make()
+    others = [make(seed=2), make(head_dim=5), make(num_heads=2), make(poly_dim=4), make(prf_dim=3), make(nodes=3),
+              make(eps=1e-3), make(poly="exact")]
+    assert base not in others and len(set(others)) == len(others)
 
 
 def test_set_params_round_trip_changes_identity():
+    """slay_feature_map_set_param replaces the matrices (get returns them bitwise), changes the identity,
+    and a map given another map's matrices computes that map's features with its identity."""
     fm = slay.FeatureMap("slay", head_dim=4, num_heads=1, poly="anchor", poly_dim=3, prf_dim=2, seed=1)
-    same = slay.FeatureMap("slay", head_dim=4, num_heads=1, poly="anchor", poly_dim=3, prf_dim=2, seed=1)
     other = slay.FeatureMap("slay", head_dim=4, num_heads=1, poly="anchor", poly_dim=3, prf_dim=2, seed=2)
-    assert fm.identity == same.identity != other.identity
+    original = fm.get_params()
+    identity = fm.identity
     new = other.get_params()
-    fm.set_params(**new)
+    fm.set_params(omega=new["omega"])
+    assert fm.identity not in (identity, other.identity)
+    fm.set_params(anchors=new["anchors"])
     got = fm.get_params()
     for name in new:
         np.testing.assert_array_equal(got[name], new[name])
     assert fm.identity == other.identity
     x = np.random.default_rng(0).standard_normal((1, 3, 1, 4)).astype(np.float32)
     np.testing.assert_array_equal(fm(x), other(x))
+    fm.set_params(**original)
+    assert fm.identity == identity
 
 
-def test_config_and_close():
-    with slay.FeatureMap("slay", head_dim=4, num_heads=3, nodes=4, poly="exact", prf_dim=2, eps=1e-3, seed=9) as fm:
-        c = fm.config
-        assert (c["head_dim"], c["num_heads"], c["nodes"], c["poly"], c["prf_dim"], c["eps"], c["seed"]) == \
-            (4, 3, 4, "exact", 2, 1e-3, 9)
-        assert "omega" in fm.get_params() and "anchors" not in fm.get_params()
-    with pytest.raises(ValueError, match="closed"):
-        fm.dim
-    fm.close()  # closing twice is a no-op
+def test_anchors_are_used_as_given():
+    """slay.h: anchor rows are used as given; the map does not renormalise them."""
+    fm = slay.FeatureMap("slay", head_dim=6, num_heads=2, nodes=2, poly="anchor", poly_dim=4, prf_dim=3, seed=8)
+    p = fm.get_params()
+    anchors = (p["anchors"] * np.array([[0.5], [2.0], [1.0], [3.0]], np.float32)).astype(np.float32)
+    fm.set_params(anchors=anchors)
+    x = np.random.default_rng(1).standard_normal((2, 5, 2, 6)).astype(np.float32)
+    np.testing.assert_allclose(fm(x), naive.features_bthd(x, "anchor", p["omega"], anchors), rtol=2e-5, atol=1e-9)
+
+
+# ---- SLAY features (MATH.md §1, slay_feature_map_apply) ------------------------------------------
+
+@pytest.mark.parametrize("R", [1, 2, 3])
+@pytest.mark.parametrize("poly,d", [("anchor", 1), ("anchor", 5), ("anchor", 16), ("exact", 1), ("exact", 3),
+                                    ("exact", 8), ("exact_full", 2), ("exact_full", 6)])
+def test_features_match_twin(poly, d, R):
+    """slay_feature_map_apply: SLAY features √w_r·poly_p·prf_j at index (r·P' + p)·M + j, for
+    both roles; m = R·P'·M with P' = P, d(d+1)/2 or d²."""
+    P, M, H = 7, 5, 2
+    fm = slay.FeatureMap("slay", head_dim=d, num_heads=H, nodes=R, poly=poly, poly_dim=P, prf_dim=M, seed=3)
+    assert fm.dim == R * naive.poly_dim(poly, d, P) * M
+    p = fm.get_params()
+    x = np.random.default_rng(d * 10 + R).standard_normal((2, 9, H, d)).astype(np.float32) * 3
+    expected = naive.features_bthd(x, poly, p["omega"], p.get("anchors"))
+    for role in ("query", "key"):
+        out = np.full((2, 9, H, fm.dim), np.nan, np.float32)
+        got = fm(x, role=role, out=out)
+        assert got is out and got.shape == (2, 9, H, fm.dim)
+        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("eps,clamp", [(1e-2, 20.0), (1e-6, 0.5), (0.5, 3.0)])
+def test_eps_and_clamp_match_twin(eps, clamp):
+    """slay_feature_map_params eps (C = 2 + ε in s_r = t_r/C, w_r = α_r/C) and prf_clamp (PRF
+    exponent clamped to [−c, c])."""
+    fm = slay.FeatureMap("slay", head_dim=4, num_heads=1, nodes=3, poly="exact", prf_dim=6, eps=eps, prf_clamp=clamp,
+                         seed=5)
+    x = np.random.default_rng(2).standard_normal((1, 20, 1, 4)).astype(np.float32)
+    omega = fm.get_params()["omega"]
+    expected = naive.slay_features(x[:, :, 0], 0, "exact", omega, eps=eps, clamp=clamp)
+    np.testing.assert_allclose(fm(x)[:, :, 0], expected, rtol=2e-5, atol=1e-9)
+
+
+def test_features_positive_and_kernel_nonnegative():
+    """MATH.md §1: anchor ⊗ PRF features are positive; exact-poly Gram matrices are PSD-like (≥ 0)."""
+    x = np.random.default_rng(0).standard_normal((1, 30, 1, 6)).astype(np.float32)
+    anchor = slay.FeatureMap("slay", head_dim=6, poly="anchor", prf_dim=4)(x)
+    assert np.all(anchor >= 0)
+    phi = slay.FeatureMap("slay", head_dim=6, poly="exact", prf_dim=4)(x).astype(np.float64)[0, :, 0]
+    assert np.all(phi @ phi.T >= -1e-7)
+
+
+def test_strided_input_equals_contiguous():
+    """slay_feature_map_apply: x may have any strides; the result is bitwise that of a contiguous copy.
+    Negative strides are copied by the binding; outputs may be strided views."""
+    fm = slay.FeatureMap("slay", head_dim=8, num_heads=3, nodes=2, poly="anchor", poly_dim=4, prf_dim=4, seed=1)
+    base = np.random.default_rng(0).standard_normal((2, 3, 11, 16)).astype(np.float32)
+    x = base.transpose(0, 2, 1, 3)[..., ::2]  # head-first buffer, every other feature
+    expected = fm(np.ascontiguousarray(x))
+    np.testing.assert_array_equal(fm(x), expected)
+    np.testing.assert_array_equal(fm(x[:, ::-1])[:, ::-1], expected)
+    out = np.full((2, 3, 11, fm.dim), np.nan, np.float32)
+    fm(x, out=out.transpose(0, 2, 1, 3))
+    np.testing.assert_array_equal(out.transpose(0, 2, 1, 3), expected)
 
 
 def test_zero_rows_map_to_zero_features():
+    """A zero row has no direction: its polynomial part and hence every feature is 0 (no NaN)."""
     fm = slay.FeatureMap("slay", head_dim=4, poly="exact", prf_dim=2)
     assert np.all(fm(np.zeros((1, 2, 1, 4), np.float32)) == 0)
+
+
+# ---- handle and configuration --------------------------------------------------------------------
+
+def test_config_and_close():
+    """slay_feature_map_config returns the creation parameters; a closed map raises, close twice is a no-op."""
+    with slay.FeatureMap("slay", head_dim=4, num_heads=3, nodes=4, poly="exact", poly_dim=5, prf_dim=2, eps=1e-3,
+                         prf_clamp=7.5, seed=2**64 - 1) as fm:
+        assert fm.config == {"kind": "slay", "head_dim": 4, "num_heads": 3, "nodes": 4, "poly": "exact",
+                             "poly_dim": 5, "prf_dim": 2, "eps": 1e-3, "prf_clamp": 7.5, "seed": 2**64 - 1}
+        assert "exact" in repr(fm)
+    assert fm._handle is None and repr(fm) == "FeatureMap(closed)"
+    for use in (lambda: fm.dim, lambda: fm.identity, lambda: fm.config, fm.get_params,
+                lambda: fm(np.zeros((1, 1, 3, 4), np.float32)), lambda: fm.set_params()):
+        with pytest.raises(slay.SlayValueError, match="closed"):
+            use()
+    with pytest.raises(slay.SlayValueError, match="closed"):
+        slay.linear_attention(*(np.zeros((1, 1, 3, 4), np.float32),) * 3, fm)
+    fm.close()  # closing twice is a no-op
+
+
+def test_defaults_follow_header():
+    """slay_feature_map_params_init defaults: kind SLAY, num_heads 1, R 2, anchor, P = M = 8, ε 1e-6, c 20, seed 0."""
+    fm = slay.FeatureMap("slay", head_dim=3)
+    assert fm.config == {"kind": "slay", "head_dim": 3, "num_heads": 1, "nodes": 2, "poly": "anchor", "poly_dim": 8,
+                         "prf_dim": 8, "eps": 1e-6, "prf_clamp": 20.0, "seed": 0}
+    assert fm.dim == 2 * 8 * 8
