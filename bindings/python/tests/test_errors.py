@@ -861,13 +861,25 @@ def test_c_struct_size_of_outputs():
         w.assert_unchanged(before)
 
 
-@pytest.mark.xfail(strict=False, reason="library disagreement with slay.h: an output interleaved with an input "
-                                        "(disjoint elements of one buffer) is refused as overlapping")
-def test_interleaved_disjoint_output_is_not_overlap(fm):
-    """slay.h: outputs "must not overlap any input". q = buf[..., :4] and out = buf[..., 4:7] share no element."""
+def test_interleaved_output_is_refused_conservatively(fm):
+    """slay.h: the overlap checks are conservative: an output whose address range intersects an input's
+    is refused (SLAY_ERR_LAYOUT) even if no element is shared (q and out interleaved in one buffer)."""
     buffer = np.random.default_rng(0).standard_normal((1, 5, 2, 8)).astype(np.float32)
+    before = buffer.copy()
     q = buffer[..., :4]
     k, v = q.copy(), np.ones((1, 5, 2, 3), np.float32)
-    expected = slay.linear_attention(q.copy(), k, v, fm)
-    slay.linear_attention(q, k, v, fm, out=buffer[..., 4:7])
-    np.testing.assert_array_equal(buffer[..., 4:7], expected)
+    with pytest.raises(slay.SlayValueError, match="overlap") as info:
+        slay.linear_attention(q, k, v, fm, out=buffer[..., 4:7])
+    assert info.value.code == LAYOUT
+    np.testing.assert_array_equal(buffer, before)
+
+
+def test_out_of_memory_is_memory_error():
+    """SLAY_ERR_OUT_OF_MEMORY: a state of 2^20 slots × dv 65536 (≈ 1.4e17 bytes, beyond any address space)
+    is refused with OUT_OF_MEMORY (or OVERFLOW), never a crash; OUT_OF_MEMORY maps to MemoryError."""
+    fm = slay.FeatureMap("slay", head_dim=16, num_heads=64, poly="anchor", poly_dim=64, prf_dim=64)
+    with pytest.raises(slay.SlayError) as info:
+        slay.State(fm, num_seqs=2**20, value_dim=65536)
+    assert info.value.code in (-6, OVERFLOW) and str(info.value)
+    if info.value.code == -6:
+        assert isinstance(info.value, MemoryError) and isinstance(info.value, slay.SlayMemoryError)

@@ -211,3 +211,26 @@ def test_partitioned_prefill_and_step_equal_whole(fm):
     qs, ks, vs = (np.ascontiguousarray(a[:, 0]) for a in (q, k, v))
     assert lib.slay_state_step(state.handle, descriptor(qs), descriptor(ks), descriptor(vs),
                                descriptor(np.zeros((3, 4, 6), np.float32)), None, 3, ctypes.byref(opts), None) == -1
+
+
+def test_set_params_invalidates_states_and_blobs():
+    """slay.h: after slay_feature_map_set_param, prefill/query/step fail with SLAY_ERR_STATE_MISMATCH
+    (state unchanged) and blobs saved before no longer load into a state of the changed map."""
+    fm = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=2, poly="exact", prf_dim=4, seed=21)
+    q, k, v = inputs(1, 6)
+    state = slay.State(fm, num_seqs=1, value_dim=6)
+    state.prefill(q, k, v)
+    blob = state.save()
+    before = state.read(0)
+    omega = fm.get_params()["omega"]
+    fm.set_params(omega=omega[::-1].copy())
+    for call in (lambda: state.prefill(q, k, v), lambda: state.query(q),
+                 lambda: state.step(q[:, 0], k[:, 0], v[:, 0])):
+        with pytest.raises(slay.SlayError) as info:
+            call()
+        assert info.value.code == -12 and str(info.value)
+    for a, b in zip(state.read(0), before):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(slay.SlayError) as info:
+        slay.State.load(blob, fm)
+    assert info.value.code == -12
