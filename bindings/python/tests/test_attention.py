@@ -144,3 +144,10 @@ def test_any_layout_equals_contiguous(order, steps, T, chunk, causal):
 
 
 _MAP = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=2, poly="anchor", poly_dim=4, prf_dim=4, seed=9)
+
+
+def test_inputs_may_alias_each_other(fm):
+    """slay.h forbids only outputs overlapping inputs: q, k and v may be the same memory."""
+    x = inputs(1, 30, 2, 2, 8, 8)[0]
+    naive.rms_close(slay.linear_attention(x, x, x, fm), reference(fm, x, x, x, True))
+    naive.rms_close(slay.exact_attention(x, x, x, kernel="yat"), naive.exact_attention(x, x, x, "yat", True), rtol=1e-6)
