@@ -144,9 +144,20 @@ public enum LinearAttention {
 
         /// Runs the tasks of partition `ith` of `nth` on up to `nThreads` threads. `workspaces`
         /// (one per thread, sized by `layout`) avoids allocation; nil allocates them here.
+        ///
+        /// With fewer (sequence, key head) pairs than threads, each pair is also split into blocks
+        /// of value columns (multiples of 16): a block carries its columns of S through the whole
+        /// sequence and recomputes the (cheap) features itself. Every output element is computed
+        /// by the same operations in the same order whatever the split, so results are bitwise
+        /// identical for any thread count.
         public func execute(nThreads: Int, partition: (ith: Int, nth: Int), workspaces: [ScratchBuffer]?) throws {
             let mine = ParallelFor.share(of: taskCount, worker: partition.ith, workers: partition.nth)
-            let workers = max(1, min(nThreads, mine.count))
+            var blocks = 1
+            if mine.count < nThreads && valueDim % 16 == 0 && workspaces == nil {
+                blocks = min(valueDim / 16, (nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
+            }
+            let work = mine.count * blocks
+            let workers = max(1, min(nThreads, work))
             var buffers: [ScratchBuffer] = []
             if let workspaces {
                 guard workspaces.count >= workers, workspaces.allSatisfy({ $0.count >= layout.totalFloats }) else {
@@ -157,44 +168,67 @@ public enum LinearAttention {
                 // Allocate every worker's workspace up front: a failure is a status, never a partial write.
                 for _ in 0..<workers { buffers.append(try ScratchBuffer(floats: layout.totalFloats)) }
             }
+            // Every block starts from the normaliser as it was before the call (block 0 writes the
+            // final one back), so snapshot the slots' z first.
+            let m = map.featureDim
+            let initialNormalisers = try ScratchBuffer(floats: try CheckedSize.multiply(max(mine.count, 1), m, what: "normalisers"))
+            for (index, task) in mine.enumerated() {
+                let target = initialNormalisers.pointer + index * m
+                if let state {
+                    target.update(from: state.normaliser(slot: slots[task / map.numHeads], head: task % map.numHeads), count: m)
+                } else {
+                    target.update(repeating: 0, count: m)
+                }
+            }
             let scratch = buffers
             let plan = self
             ParallelFor.run(workers: workers) { worker in
                 let workspace = Workspace(layout: plan.layout, buffer: scratch[worker])
-                let share = ParallelFor.share(of: mine.count, worker: worker, workers: workers)
-                for task in share {
-                    plan.runTask(mine.lowerBound + task, workspace: workspace)
+                for item in ParallelFor.share(of: work, worker: worker, workers: workers) {
+                    let index = item / blocks
+                    let block = item % blocks
+                    let columns: Range<Int>
+                    if blocks == 1 {
+                        columns = 0..<plan.valueDim
+                    } else {
+                        let panels = ParallelFor.share(of: plan.valueDim / 16, worker: block, workers: blocks)
+                        columns = (panels.lowerBound * 16)..<(panels.upperBound * 16)
+                    }
+                    plan.runTask(mine.lowerBound + index, columns: columns, writesNormaliser: block == 0,
+                                 initialNormaliser: initialNormalisers.pointer + index * m, workspace: workspace)
                 }
             }
-            withExtendedLifetime(buffers) {}
+            withExtendedLifetime((buffers, initialNormalisers)) {}
         }
 
-        func runTask(_ task: Int, workspace w: Workspace) {
+        func runTask(_ task: Int, columns: Range<Int>, writesNormaliser: Bool,
+                     initialNormaliser: UnsafePointer<Float>, workspace w: Workspace) {
             let span = spans[task / map.numHeads]
             let keyHead = task % map.numHeads
             let (m, dv) = (map.featureDim, valueDim)
             let stateMatrix: UnsafeMutablePointer<Float>
-            let normaliser: UnsafeMutablePointer<Float>
             if let state {
-                let slot = slots[task / map.numHeads]
-                stateMatrix = state.matrix(slot: slot, head: keyHead)
-                normaliser = state.normaliser(slot: slot, head: keyHead)
+                stateMatrix = state.matrix(slot: slots[task / map.numHeads], head: keyHead)
             } else {
                 stateMatrix = w.state
-                normaliser = w.normaliser
-                stateMatrix.update(repeating: 0, count: m * dv)
-                normaliser.update(repeating: 0, count: m)
+                for f in 0..<m { (stateMatrix + f * dv + columns.lowerBound).update(repeating: 0, count: columns.count) }
             }
+            // z is private to the task (every column block needs all of it).
+            let normaliser = w.normaliser
+            normaliser.update(from: initialNormaliser, count: m)
             switch mode {
             case .causal:
-                runCausal(span: span, keyHead: keyHead, state: stateMatrix, normaliser: normaliser, workspace: w)
+                runCausal(span: span, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
             case .bidirectional:
-                absorb(span: span, keyHead: keyHead, state: stateMatrix, normaliser: normaliser, workspace: w)
-                query(span: span, keyHead: keyHead, state: stateMatrix, normaliser: normaliser, workspace: w)
+                absorb(span: span, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
+                query(span: span, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
             case .absorb:
-                absorb(span: span, keyHead: keyHead, state: stateMatrix, normaliser: normaliser, workspace: w)
+                absorb(span: span, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
             case .query:
-                query(span: span, keyHead: keyHead, state: stateMatrix, normaliser: normaliser, workspace: w)
+                query(span: span, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
+            }
+            if let state, writesNormaliser, mode != .query {
+                state.normaliser(slot: slots[task / map.numHeads], head: keyHead).update(from: normaliser, count: m)
             }
         }
 
@@ -209,9 +243,9 @@ public enum LinearAttention {
             map.features(role: .query, head: keyHead, input: w.queryRows, rows: rows, output: w.phiQ, scratch: w.featureScratch)
         }
 
-        func runCausal(span: SequenceSpan, keyHead: Int, state: UnsafeMutablePointer<Float>,
+        func runCausal(span: SequenceSpan, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
                        normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
-            let (m, dv) = (map.featureDim, valueDim)
+            let (m, dv, width) = (map.featureDim, valueDim, columns.count)
             var t0 = 0
             while t0 < span.length {
                 let rows = min(w.chunk, span.length - t0)
@@ -219,7 +253,8 @@ public enum LinearAttention {
                 for g in 0..<group {
                     let queryHead = keyHead * group + g
                     loadQueries(span: span, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
-                    LinearAttention.readState(rows: rows, m: m, dv: dv, state: state, normaliser: normaliser, workspace: w)
+                    LinearAttention.readState(rows: rows, m: m, dv: dv, columns: columns, state: state,
+                                              normaliser: normaliser, workspace: w)
                     // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included; from the map's
                     // factorised kernel when it has one (far cheaper than the c × c × m product).
                     if !map.scores(head: keyHead, queryRows: w.queryRows, keyRows: w.keyRows, rows: rows,
@@ -235,30 +270,31 @@ public enum LinearAttention {
                         for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
                         w.denominators[i] += total
                     }
-                    Gemm.multiply(m: rows, n: dv, k: rows, a: w.scores, rowStrideA: rows, columnStrideA: 1,
-                                  b: w.valueRows, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: dv,
-                                  accumulate: true, workspace: w.gemm)
-                    LinearAttention.normaliseAndStore(rows: rows, valueDim: dv, delta: delta, workspace: w, out: out!,
-                                                      batch: span.batch, head: queryHead, t0: span.start + t0)
+                    Gemm.multiply(m: rows, n: width, k: rows, a: w.scores, rowStrideA: rows, columnStrideA: 1,
+                                  b: w.valueRows + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
+                                  c: w.outputs, ldc: width, accumulate: true, workspace: w.gemm)
+                    LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, workspace: w,
+                                                      out: out!, batch: span.batch, head: queryHead, t0: span.start + t0)
                 }
-                LinearAttention.updateState(rows: rows, m: m, dv: dv, state: state, normaliser: normaliser, workspace: w)
-                t0 += rows
-            }
-        }
-
-        func absorb(span: SequenceSpan, keyHead: Int, state: UnsafeMutablePointer<Float>,
-                    normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
-            var t0 = 0
-            while t0 < span.length {
-                let rows = min(w.chunk, span.length - t0)
-                loadKeys(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
-                LinearAttention.updateState(rows: rows, m: map.featureDim, dv: valueDim, state: state,
+                LinearAttention.updateState(rows: rows, m: m, dv: dv, columns: columns, state: state,
                                             normaliser: normaliser, workspace: w)
                 t0 += rows
             }
         }
 
-        func query(span: SequenceSpan, keyHead: Int, state: UnsafeMutablePointer<Float>,
+        func absorb(span: SequenceSpan, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
+                    normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
+            var t0 = 0
+            while t0 < span.length {
+                let rows = min(w.chunk, span.length - t0)
+                loadKeys(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+                LinearAttention.updateState(rows: rows, m: map.featureDim, dv: valueDim, columns: columns, state: state,
+                                            normaliser: normaliser, workspace: w)
+                t0 += rows
+            }
+        }
+
+        func query(span: SequenceSpan, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
                    normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
             for g in 0..<group {
                 let queryHead = keyHead * group + g
@@ -266,10 +302,10 @@ public enum LinearAttention {
                 while t0 < span.length {
                     let rows = min(w.chunk, span.length - t0)
                     loadQueries(span: span, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
-                    LinearAttention.readState(rows: rows, m: map.featureDim, dv: valueDim, state: state,
+                    LinearAttention.readState(rows: rows, m: map.featureDim, dv: valueDim, columns: columns, state: state,
                                               normaliser: normaliser, workspace: w)
-                    LinearAttention.normaliseAndStore(rows: rows, valueDim: valueDim, delta: delta, workspace: w, out: out!,
-                                                      batch: span.batch, head: queryHead, t0: span.start + t0)
+                    LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, workspace: w,
+                                                      out: out!, batch: span.batch, head: queryHead, t0: span.start + t0)
                     t0 += rows
                 }
             }
@@ -336,24 +372,32 @@ public enum LinearAttention {
         }
     }
 
-    /// y rows ← (y rows) / (den + δ), then written to `out` at (batch, head).
+    /// Output block [rows, columns] ← outputs / (den + δ), written to `out` at (batch, head).
     @inline(__always)
-    static func normaliseAndStore(rows: Int, valueDim dv: Int, delta: Float, workspace w: Workspace,
+    static func normaliseAndStore(rows: Int, columns: Range<Int>, delta: Float, workspace w: Workspace,
                                   out: TensorView, batch: Int, head: Int, t0: Int) {
+        let width = columns.count
+        let base = out.base + batch * out.steps[0] + head * out.steps[2] + columns.lowerBound * out.steps[3]
+        let (rowStride, columnStride) = (out.steps[1], out.steps[3])
         for i in 0..<rows {
             let inverse = 1 / (w.denominators[i] + delta)
-            let row = w.outputs + i * dv
-            for j in 0..<dv { row[j] *= inverse }
+            let row = w.outputs + i * width
+            let target = base + (t0 + i) * rowStride
+            if columnStride == 1 {
+                for j in 0..<width { target[j] = row[j] * inverse }
+            } else {
+                for j in 0..<width { target[j * columnStride] = row[j] * inverse }
+            }
         }
-        out.scatterRows(batch: batch, head: head, t0: t0, rows: rows, from: w.outputs)
     }
 
-    /// Inter-chunk readout: outputs = Φ_Q·S, denominators = Φ_Q·z.
+    /// Inter-chunk readout for a block of value columns: outputs = Φ_Q·S[:, columns],
+    /// denominators = Φ_Q·z.
     @inline(__always)
-    static func readState(rows: Int, m: Int, dv: Int, state: UnsafeMutablePointer<Float>,
+    static func readState(rows: Int, m: Int, dv: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
                           normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
-        Gemm.multiply(m: rows, n: dv, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
-                      b: state, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: dv,
+        Gemm.multiply(m: rows, n: columns.count, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
+                      b: state + columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: columns.count,
                       accumulate: false, workspace: w.gemm)
         for i in 0..<rows {
             let phi = w.phiQ + i * m
@@ -363,13 +407,13 @@ public enum LinearAttention {
         }
     }
 
-    /// State update: S += Φ_Kᵀ·V, z += Φ_Kᵀ·1 over the chunk's rows.
+    /// State update: S[:, columns] += Φ_Kᵀ·V[:, columns], z += Φ_Kᵀ·1 over the chunk's rows.
     @inline(__always)
-    static func updateState(rows: Int, m: Int, dv: Int, state: UnsafeMutablePointer<Float>,
+    static func updateState(rows: Int, m: Int, dv: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
                             normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
-        Gemm.multiply(m: m, n: dv, k: rows, a: w.phiK, rowStrideA: 1, columnStrideA: m,
-                      b: w.valueRows, rowStrideB: dv, columnStrideB: 1, c: state, ldc: dv,
-                      accumulate: true, workspace: w.gemm)
+        Gemm.multiply(m: m, n: columns.count, k: rows, a: w.phiK, rowStrideA: 1, columnStrideA: m,
+                      b: w.valueRows + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
+                      c: state + columns.lowerBound, ldc: dv, accumulate: true, workspace: w.gemm)
         for i in 0..<rows {
             let phi = w.phiK + i * m
             for f in 0..<m { normaliser[f] += phi[f] }

@@ -151,3 +151,23 @@ def test_inputs_may_alias_each_other(fm):
     x = inputs(1, 30, 2, 2, 8, 8)[0]
     naive.rms_close(slay.linear_attention(x, x, x, fm), reference(fm, x, x, x, True))
     naive.rms_close(slay.exact_attention(x, x, x, kernel="yat"), naive.exact_attention(x, x, x, "yat", True), rtol=1e-6)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_single_long_sequence_splits_over_threads_bitwise(causal):
+    """Fewer (sequence, head) pairs than threads: value columns are split over threads; the
+    result must not change in a single bit (threads over chunks of one long sequence)."""
+    fm1 = slay.FeatureMap("slay", head_dim=16, num_heads=1, nodes=2, poly="anchor", poly_dim=4, prf_dim=4, seed=2)
+    rng = np.random.default_rng(9)
+    q, k = (rng.standard_normal((1, 300, 1, 16)).astype(np.float32) for _ in range(2))
+    v = rng.standard_normal((1, 300, 1, 64)).astype(np.float32)
+    one = slay.linear_attention(q, k, v, fm1, causal=causal, n_threads=1)
+    for threads in (2, 3, 4, 8):
+        np.testing.assert_array_equal(slay.linear_attention(q, k, v, fm1, causal=causal, n_threads=threads), one)
+    state_one = slay.State(fm1, num_seqs=1, value_dim=64)
+    state_four = slay.State(fm1, num_seqs=1, value_dim=64)
+    a = state_one.prefill(q, k, v, causal=causal, n_threads=1)
+    b = state_four.prefill(q, k, v, causal=causal, n_threads=4)
+    np.testing.assert_array_equal(a, b)
+    for x, y in zip(state_one.read(0), state_four.read(0)):
+        np.testing.assert_array_equal(x, y)
