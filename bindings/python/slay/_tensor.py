@@ -65,3 +65,52 @@ def descriptor(array):
         t.shape[axis] = array.shape[axis]
         t.strides[axis] = array.strides[axis] // ITEMSIZE
     return ctypes.byref(t)
+
+
+class DescriptorCache:
+    """Reuses the slay_tensor of an array passed again (engines decode into the same buffers every
+    step), so a step costs a dictionary lookup per tensor instead of validation and a new struct.
+
+    An entry holds a reference to its array, so the array's memory cannot move while cached; it is
+    reused only while the array's shape, strides, dtype and writeability are unchanged.
+    """
+
+    def __init__(self, capacity=16):
+        self.capacity = capacity
+        self.entries = {}
+
+    def get(self, array, name, ndim, output_shape=None):
+        entry = self.entries.get(id(array))
+        if entry is not None:
+            cached, shape, strides, dtype, writeable, reference = entry
+            if (cached is array and array.shape == shape and array.strides == strides and array.dtype is dtype
+                    and (output_shape is None or (shape == tuple(output_shape) and array.flags.writeable))):
+                return reference
+        if output_shape is None:
+            checked = as_input(array, name, ndim)
+        else:
+            checked = as_output(array, name, output_shape)
+        tensor = Tensor()
+        tensor.data = checked.ctypes.data
+        tensor.dtype = F32
+        tensor.ndim = checked.ndim
+        for axis in range(checked.ndim):
+            tensor.shape[axis] = checked.shape[axis]
+            tensor.strides[axis] = checked.strides[axis] // ITEMSIZE
+        reference = ctypes.byref(tensor)
+        if checked is array:  # copies (negative strides) are not worth caching
+            if len(self.entries) >= self.capacity:
+                self.entries.pop(next(iter(self.entries)))
+            self.entries[id(array)] = (array, array.shape, array.strides, array.dtype, array.flags.writeable,
+                                       _Reference(reference, tensor))
+            return self.entries[id(array)][5]
+        return _Reference(reference, tensor, checked)
+
+
+class _Reference:
+    """A byref plus the objects it points into; ctypes accepts it through _as_parameter_."""
+    __slots__ = ("_as_parameter_", "keep")
+
+    def __init__(self, reference, *keep):
+        self._as_parameter_ = reference
+        self.keep = keep

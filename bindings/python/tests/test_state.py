@@ -234,3 +234,27 @@ def test_set_params_invalidates_states_and_blobs():
     with pytest.raises(slay.SlayError) as info:
         slay.State.load(blob, fm)
     assert info.value.code == -12
+
+
+def test_step_descriptor_cache_revalidates(fm):
+    """Reused buffers skip validation only while shape, strides, dtype and writeability hold."""
+    q, k, v = inputs(2, 3)
+    state = slay.State(fm, num_seqs=2, value_dim=6)
+    qs, ks, vs = (np.ascontiguousarray(a[:, 0]) for a in (q, k, v))
+    out = np.empty((2, 4, 6), np.float32)
+    first = state.step(qs, ks, vs, out=out).copy()
+    qs[:] = q[:, 1]
+    ks[:] = k[:, 1]
+    vs[:] = v[:, 1]
+    second = state.step(qs, ks, vs, out=out)  # same buffers, new contents
+    reference = slay.State(fm, num_seqs=2, value_dim=6)
+    reference.step(q[:, 0], k[:, 0], v[:, 0])
+    np.testing.assert_array_equal(second, reference.step(q[:, 1], k[:, 1], v[:, 1]))
+    assert not np.array_equal(first, second)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        state.step(qs, ks, vs, out=out)
+    wide = np.empty((2, 4, 6), np.float32)
+    wide.shape = (2, 24, 1)
+    with pytest.raises(ValueError):
+        state.step(qs, ks, vs, out=wide)

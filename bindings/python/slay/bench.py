@@ -1,0 +1,298 @@
+"""python -m slay.bench — libslay against baselines measured in the same run.
+
+For each thread count (1 and 2 by default) a child process is started with
+OPENBLAS_NUM_THREADS / OMP_NUM_THREADS set, so numpy's BLAS uses the same number of threads as
+libslay. Each child measures:
+  - prefill tokens/s of slay.linear_attention (causal and bidirectional) for each T;
+  - the same chunked algorithm written in numpy (NumpyChunked below), the baseline a user could
+    write in an afternoon;
+  - torch.nn.functional.scaled_dot_product_attention (exact softmax) when torch is installed;
+  - numpy.matmul (OpenBLAS sgemm) GFLOP/s on 2048² matrices: the roofline;
+  - decode µs per token (batch 1 and 8) through slay.State.step, Python call included, the bare
+    Python overhead (a step on a tiny state), and a STREAM-style triad bandwidth (numpy add of two
+    arrays into a third, 3 × 4 bytes per element) to compare the decode state traffic with;
+  - peak memory of one prefill call beyond its inputs and outputs (VmHWM after resetting it).
+Ratios are printed next to the figures; --json FILE writes everything.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+DEFAULTS = dict(heads=8, head_dim=64, value_dim=64, nodes=2, poly="anchor", poly_dim=16, prf_dim=16, chunk=64)
+
+
+# ---------------------------------------------------------------------------------------------
+# The numpy baseline: the same chunked algorithm (features per chunk, state carried across chunks)
+# ---------------------------------------------------------------------------------------------
+class NumpyChunked:
+    """Chunked SLAY linear attention in numpy float32, batched over heads with matmul."""
+
+    def __init__(self, fm, chunk):
+        params = fm.get_params()
+        config = fm.config
+        self.omega = params["omega"]                      # (R, H, d, M)
+        self.anchors = params.get("anchors")              # (P, d)
+        self.chunk = chunk
+        R = config["nodes"]
+        t, alpha = np.polynomial.laguerre.laggauss(R)
+        C = 2 + config["eps"]
+        self.s = (t / C).astype(np.float32)
+        self.w = (alpha / C).astype(np.float32)
+        self.clamp = config["prf_clamp"]
+        # √(2 s_r) ω, shaped (H, d, R·M) so one matmul gives every node's exponents.
+        scaled = self.omega * np.sqrt(2 * self.s)[:, None, None, None]
+        self.omega_cat = np.ascontiguousarray(scaled.transpose(1, 2, 0, 3).reshape(scaled.shape[1], scaled.shape[2], -1))
+
+    def features(self, x):
+        """x (H, c, d) → (H, c, m)."""
+        u = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-30)
+        poly = (u @ self.anchors.T) ** 2 / np.float32(np.sqrt(self.anchors.shape[0]))       # (H, c, P)
+        R, _, _, M = self.omega.shape
+        z = (u @ self.omega_cat).reshape(u.shape[0], u.shape[1], R, M) - self.s[None, None, :, None]
+        prf = np.exp(np.clip(z, -self.clamp, self.clamp)) * (np.sqrt(self.w / M)[None, None, :, None])
+        out = poly[:, :, None, :, None] * prf[:, :, :, None, :]                                 # (H, c, R, P, M)
+        return out.reshape(u.shape[0], u.shape[1], -1).astype(np.float32)
+
+    def __call__(self, q, k, v, causal=True, delta=1e-6):
+        """q, k (T, H, d), v (T, H, dv) → (T, H, dv)."""
+        T, H, _ = q.shape
+        dv = v.shape[-1]
+        qh, kh, vh = (np.ascontiguousarray(a.transpose(1, 0, 2)) for a in (q, k, v))
+        out = np.empty((H, T, dv), np.float32)
+        if causal:
+            S = None
+            z = None
+            mask = np.tril(np.ones((self.chunk, self.chunk), np.float32))
+            for t0 in range(0, T, self.chunk):
+                t1 = min(T, t0 + self.chunk)
+                pq, pk, vc = self.features(qh[:, t0:t1]), self.features(kh[:, t0:t1]), vh[:, t0:t1]
+                if S is None:
+                    S = np.zeros((H, pk.shape[-1], dv), np.float32)
+                    z = np.zeros((H, pk.shape[-1], 1), np.float32)
+                A = (pq @ pk.transpose(0, 2, 1)) * mask[: t1 - t0, : t1 - t0]
+                num = pq @ S + A @ vc
+                den = pq @ z + A.sum(-1, keepdims=True)
+                out[:, t0:t1] = num / (den + delta)
+                S += pk.transpose(0, 2, 1) @ vc
+                z += pk.sum(1)[..., None]
+        else:
+            S = 0
+            z = 0
+            for t0 in range(0, T, self.chunk):
+                pk = self.features(kh[:, t0:t0 + self.chunk])
+                S = S + pk.transpose(0, 2, 1) @ vh[:, t0:t0 + self.chunk]
+                z = z + pk.sum(1)[..., None]
+            for t0 in range(0, T, self.chunk):
+                pq = self.features(qh[:, t0:t0 + self.chunk])
+                out[:, t0:t0 + self.chunk] = (pq @ S) / (pq @ z + delta)
+        return out.transpose(1, 0, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements (run inside a child process with a fixed BLAS thread count)
+# ---------------------------------------------------------------------------------------------
+def best_time(fn, repeats, min_time=0.0):
+    fn()  # warm-up
+    best = float("inf")
+    start = time.perf_counter()
+    runs = 0
+    while runs < repeats or (time.perf_counter() - start < min_time and runs < 1000):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+        runs += 1
+    return best
+
+
+def flops_per_token(H, d, dv, m, chunk, P, RM):
+    """FLOPs per token of the chunked algorithm (features, readout, intra-chunk block, update)."""
+    features = 2 * (2 * d * (P + RM)) + 2 * m           # q and k: projections and expansion
+    return H * (features + 2 * m * dv + 2 * chunk * m + 2 * chunk * dv + 2 * m * dv)
+
+
+def vm_hwm_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1])
+    return 0
+
+
+def vm_rss_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def sgemm_gflops(n=2048, repeats=3):
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = a.copy()
+    seconds = best_time(lambda: a @ b, repeats)
+    return 2 * n ** 3 / seconds / 1e9
+
+
+def triad_gbs(n=1 << 25, repeats=5):
+    a = np.zeros(n, np.float32)
+    b = np.ones(n, np.float32)
+    c = np.ones(n, np.float32)
+    seconds = best_time(lambda: np.add(b, c, out=a), repeats)
+    return 3 * 4 * n / seconds / 1e9
+
+
+def measure(threads, lengths, repeats, numpy_max_t, decode_steps):
+    import slay
+    cfg = DEFAULTS
+    H, d, dv = cfg["heads"], cfg["head_dim"], cfg["value_dim"]
+    fm = slay.FeatureMap("slay", head_dim=d, num_heads=H, nodes=cfg["nodes"], poly=cfg["poly"],
+                         poly_dim=cfg["poly_dim"], prf_dim=cfg["prf_dim"], seed=0)
+    m = fm.dim
+    baseline = NumpyChunked(fm, cfg["chunk"])
+    result = {"threads": threads, "kernel_variant": slay.kernel_variant(), "feature_dim": m,
+              "sgemm_gflops": sgemm_gflops(), "triad_gbs": triad_gbs(), "prefill": [], "decode": []}
+    fpt = flops_per_token(H, d, dv, m, cfg["chunk"], cfg["poly_dim"], cfg["nodes"] * cfg["prf_dim"])
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        torch = None
+    rng = np.random.default_rng(0)
+    for T in lengths:
+        q, k, v = (rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
+        out = np.empty((1, T, H, dv), np.float32)
+        out.fill(0)
+        for causal in (True, False):
+            run = lambda: slay.linear_attention(q, k, v, fm, causal=causal, chunk_size=cfg["chunk"],
+                                                n_threads=threads, out=out)
+            seconds = best_time(run, repeats)
+            row = {"T": T, "causal": causal, "slay_tokens_per_s": T / seconds,
+                   "slay_gflops": fpt * T / seconds / 1e9}
+            rss = vm_rss_kib()
+            if reset_peak():
+                run()
+                row["peak_extra_mib"] = max(0, vm_hwm_kib() - rss) / 1024
+            if T <= numpy_max_t:
+                np_seconds = best_time(lambda: baseline(q[0], k[0], v[0], causal=causal), max(1, repeats - 1))
+                row["numpy_tokens_per_s"] = T / np_seconds
+                row["speedup_vs_numpy"] = np_seconds / seconds
+            if torch is not None and T <= 16384:
+                tq, tk, tv = (torch.from_numpy(a.transpose(0, 2, 1, 3).copy()) for a in (q, k, v))
+                sdpa = lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
+                t_seconds = best_time(sdpa, max(1, repeats - 1))
+                row["torch_sdpa_tokens_per_s"] = T / t_seconds
+                row["speedup_vs_torch_sdpa"] = t_seconds / seconds
+            row["fraction_of_sgemm"] = row["slay_gflops"] / result["sgemm_gflops"]
+            result["prefill"].append(row)
+    for batch in (1, 8):
+        state = slay.State(fm, num_seqs=batch, value_dim=dv, max_threads=threads)
+        qs, ks, vs = (rng.standard_normal((batch, H, d)).astype(np.float32) for _ in range(3))
+        outs = np.empty((batch, H, dv), np.float32)
+        step = lambda: state.step(qs, ks, vs, n_threads=threads, out=outs)
+        seconds = best_time(step, decode_steps, min_time=0.3)
+        state_bytes = 2 * batch * H * m * (dv + 1) * 4
+        result["decode"].append({"batch": batch, "us_per_step": seconds * 1e6,
+                                 "us_per_token": seconds * 1e6 / batch,
+                                 "state_gbs": state_bytes / seconds / 1e9,
+                                 "fraction_of_triad": state_bytes / seconds / 1e9 / result["triad_gbs"]})
+    tiny_map = slay.FeatureMap("slay", head_dim=1, num_heads=1, nodes=1, poly="exact", prf_dim=1)
+    tiny = slay.State(tiny_map, num_seqs=1, value_dim=1)
+    one = np.ones((1, 1, 1), np.float32)
+    tiny_out = np.empty((1, 1, 1), np.float32)
+    result["python_step_overhead_us"] = best_time(lambda: tiny.step(one, one, one, out=tiny_out), 2000,
+                                                  min_time=0.2) * 1e6
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------
+def run_child(threads, args):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    command = [sys.executable, "-m", "slay.bench", "--child", str(threads), "--lengths",
+               ",".join(map(str, args.lengths)), "--repeats", str(args.repeats), "--numpy-max-t",
+               str(args.numpy_max_t), "--decode-steps", str(args.decode_steps)]
+    output = subprocess.run(command, env=env, capture_output=True, text=True)
+    if output.returncode != 0:
+        raise RuntimeError("benchmark child failed:\n" + output.stderr)
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def print_report(results):
+    cfg = DEFAULTS
+    print("libslay benchmark: SLAY %s, B=1, H=%d, d=dv=%d, R=%d, P=M=%d (m=%d), fp32, chunk %d, kernels %s"
+          % (cfg["poly"], cfg["heads"], cfg["head_dim"], cfg["nodes"], cfg["poly_dim"], results[0]["feature_dim"],
+             cfg["chunk"], results[0]["kernel_variant"]))
+    for r in results:
+        print("\n== %d thread(s): numpy.matmul sgemm %.1f GFLOP/s, triad %.1f GB/s"
+              % (r["threads"], r["sgemm_gflops"], r["triad_gbs"]))
+        print("%7s %6s %12s %8s %8s %12s %9s %10s %9s" % ("T", "mode", "slay tok/s", "GFLOP/s", "/sgemm",
+                                                          "numpy tok/s", "x numpy", "torch x", "peak MiB"))
+        for p in r["prefill"]:
+            print("%7d %6s %12.0f %8.1f %7.0f%% %12s %9s %10s %9s" % (
+                p["T"], "causal" if p["causal"] else "bidir", p["slay_tokens_per_s"], p["slay_gflops"],
+                100 * p["fraction_of_sgemm"],
+                "%.0f" % p["numpy_tokens_per_s"] if "numpy_tokens_per_s" in p else "-",
+                "%.2f" % p["speedup_vs_numpy"] if "speedup_vs_numpy" in p else "-",
+                "%.2f" % p["speedup_vs_torch_sdpa"] if "speedup_vs_torch_sdpa" in p else "n/a",
+                "%.1f" % p["peak_extra_mib"] if "peak_extra_mib" in p else "-"))
+        for dcd in r["decode"]:
+            print("decode batch %d: %.1f us/step (%.1f us/token), state %.1f GB/s = %.0f%% of triad"
+                  % (dcd["batch"], dcd["us_per_step"], dcd["us_per_token"], dcd["state_gbs"],
+                     100 * dcd["fraction_of_triad"]))
+        print("python overhead of a step call: %.1f us" % r["python_step_overhead_us"])
+    if len(results) == 2:
+        print("\n== scaling")
+        for one, two in zip(results[0]["prefill"], results[1]["prefill"]):
+            print("T %6d %6s: 2 threads / 1 thread = %.2f" % (one["T"], "causal" if one["causal"] else "bidir",
+                                                             two["slay_tokens_per_s"] / one["slay_tokens_per_s"]))
+        for r in results:
+            causal = [p for p in r["prefill"] if p["causal"]]
+            by_t = {p["T"]: p["slay_tokens_per_s"] for p in causal}
+            if 4096 in by_t and max(by_t) > 4096:
+                print("%d thread(s): tokens/s at T=%d / at T=4096 = %.2f" % (r["threads"], max(by_t),
+                                                                           by_t[max(by_t)] / by_t[4096]))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m slay.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated (default 1,2)")
+    parser.add_argument("--lengths", default="1024,4096,16384,65536", help="sequence lengths")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--numpy-max-t", type=int, default=65536, help="skip the numpy baseline above this T")
+    parser.add_argument("--decode-steps", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.lengths, args.repeats, args.decode_steps = "256,1024", 1, 20
+    args.lengths = [int(x) for x in str(args.lengths).split(",")]
+    if args.child:
+        print(json.dumps(measure(args.child, args.lengths, args.repeats, args.numpy_max_t, args.decode_steps)))
+        return 0
+    results = [run_child(int(t), args) for t in args.threads.split(",")]
+    print_report(results)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"config": DEFAULTS, "results": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
