@@ -1,5 +1,9 @@
 import CSlayCPU
 import XCTest
+#if canImport(Glibc)
+import Glibc
+private func Foundation_exp(_ x: Double) -> Double { Glibc.exp(x) }
+#endif
 @testable import SlayCore
 import SlayKernels
 import SlayKernelsAVX2
@@ -111,6 +115,33 @@ final class CoreMathTests: XCTestCase {
             }
             // RMS error ratio (fp32 engine vs float64 quadratic form of the same features)
             XCTAssertLessThan((squaredError / squaredScale).squareRoot(), 1e-4, "chunk \(chunk)")
+        }
+    }
+
+    /// The vectorised exp of both kernel builds against double exp over the PRF range and beyond.
+    func testVectorExpIsWithinThreeUlps() {
+        var inputs: [Float] = []
+        var x: Float = -87
+        while x <= 88 { inputs.append(x); x += 0.0137 }
+        inputs += [0, -0.0, 1e-8, -1e-8, 20, -20]
+        var outputs = [Float](repeating: 0, count: inputs.count)
+        for variant in ["portable", "avx2"] {
+            if variant == "avx2" && slaycpu_has_avx2_fma() == 0 { continue }
+            inputs.withUnsafeBufferPointer { input in outputs.withUnsafeMutableBufferPointer { output in
+                if variant == "avx2" {
+                    SlayKernelsAVX2.VectorExp.expShiftedClamped(input.baseAddress!, count: input.count, shift: 0, limit: 100,
+                                                                scale: 1, output: output.baseAddress!)
+                } else {
+                    SlayKernels.VectorExp.expShiftedClamped(input.baseAddress!, count: input.count, shift: 0, limit: 100,
+                                                            scale: 1, output: output.baseAddress!)
+                }
+            } }
+            var worst = 0.0
+            for (input, output) in zip(inputs, outputs) {
+                let exact = Foundation_exp(Double(input))
+                worst = max(worst, abs(Double(output) - exact) / exact)
+            }
+            XCTAssertLessThan(worst, 3 * Double(Float.ulpOfOne), variant)
         }
     }
 

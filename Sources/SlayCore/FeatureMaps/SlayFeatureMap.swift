@@ -252,10 +252,8 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
                 let shift = Float(s[r])
                 let scale = Float((w[r] / Double(mm)).squareRoot())
                 for i in 0..<rows {
-                    for j in 0..<mm {
-                        let e = min(max(exponents[i * mm + j] - shift, -clamp), clamp)
-                        prf[(i * nodes + r) * mm + j] = expf(e) * scale
-                    }
+                    VectorMath.expShiftedClamped(exponents + i * mm, count: mm, shift: shift, limit: clamp,
+                                                 scale: scale, output: prf + (i * nodes + r) * mm)
                 }
             }
         }

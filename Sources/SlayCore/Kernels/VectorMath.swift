@@ -1,0 +1,19 @@
+import SlayKernels
+import SlayKernelsAVX2
+
+/// Elementwise kernels through the active variant (see KernelVariant).
+public enum VectorMath {
+    /// output[i] = e^(clamp(input[i] − shift, −limit, limit)) · scale, vectorised (VectorExp).
+    @inline(__always)
+    public static func expShiftedClamped(_ input: UnsafePointer<Float>, count: Int, shift: Float, limit: Float,
+                                         scale: Float, output: UnsafeMutablePointer<Float>) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.VectorExp.expShiftedClamped(input, count: count, shift: shift, limit: limit, scale: scale,
+                                                        output: output)
+        case .portable:
+            SlayKernels.VectorExp.expShiftedClamped(input, count: count, shift: shift, limit: limit, scale: scale,
+                                                    output: output)
+        }
+    }
+}
