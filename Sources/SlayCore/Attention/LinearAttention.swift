@@ -235,7 +235,7 @@ public enum LinearAttention {
         func loadKeys(span: SequenceSpan, keyHead: Int, t0: Int, rows: Int, workspace w: Workspace) {
             k!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.keyRows)
             v!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.valueRows)
-            map.features(role: .key, head: keyHead, input: w.keyRows, rows: rows, output: w.phiK, scratch: w.featureScratch)
+            map.features(role: .key, head: keyHead, input: w.keyRows, rows: rows, output: w.phiK, scratch: w.keyScratch)
         }
 
         func loadQueries(span: SequenceSpan, keyHead: Int, queryHead: Int, t0: Int, rows: Int, workspace w: Workspace) {
@@ -257,8 +257,8 @@ public enum LinearAttention {
                                               normaliser: normaliser, workspace: w)
                     // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included; from the map's
                     // factorised kernel when it has one (far cheaper than the c × c × m product).
-                    if !map.scores(head: keyHead, queryRows: w.queryRows, keyRows: w.keyRows, rows: rows,
-                                   output: w.scores, scratch: w.featureScratch) {
+                    if !map.scores(head: keyHead, rows: rows, queryScratch: w.featureScratch, keyScratch: w.keyScratch,
+                                   output: w.scores, scratch: w.scoreScratch) {
                         Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
                                       b: w.phiK, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
                                       accumulate: false, workspace: w.gemm)
@@ -320,7 +320,10 @@ public enum LinearAttention {
         let valueRowFloats: Int
         let featureBlockFloats: Int
         let stateFloats: Int
+        /// Query features use featureScratch, key features keyScratch (same size): the scores
+        /// shortcut reads both back.
         let featureScratch: Int
+        let scoreScratch: Int
         public let totalFloats: Int
 
         init(map: FeatureMap, headDim: Int, valueDim: Int, chunk: Int) throws {
@@ -331,11 +334,11 @@ public enum LinearAttention {
             self.valueRowFloats = try CheckedSize.multiply(chunk, valueDim, what: "workspace")
             self.featureBlockFloats = try CheckedSize.multiply(chunk, m, what: "workspace (chunk_size · m)")
             self.stateFloats = try CheckedSize.multiply(m, valueDim, what: "state size m · dv")
-            // Features and intra-chunk scores run one after the other: they share one region.
-            self.featureScratch = max(map.scratchFloats(rows: chunk), map.scoreScratchFloats(rows: chunk))
+            self.featureScratch = map.scratchFloats(rows: chunk)
+            self.scoreScratch = map.scoreScratchFloats(rows: chunk)
             var total = 0
             for piece in [keyRowFloats, keyRowFloats, valueRowFloats, featureBlockFloats, featureBlockFloats,
-                          chunk * chunk, valueRowFloats, chunk, stateFloats, m, featureScratch,
+                          chunk * chunk, valueRowFloats, chunk, stateFloats, m, featureScratch, featureScratch, scoreScratch,
                           Gemm.workspaceFloats] {
                 total = try CheckedSize.add(total, ScratchBuffer.footprint(piece), what: "workspace")
             }
@@ -346,7 +349,7 @@ public enum LinearAttention {
     /// One worker's blocks, carved from its ScratchBuffer in the order WorkspaceLayout sums them.
     struct Workspace {
         let queryRows, keyRows, valueRows, phiQ, phiK, scores, outputs, denominators, state, normaliser,
-            featureScratch, gemm: UnsafeMutablePointer<Float>
+            featureScratch, keyScratch, scoreScratch, gemm: UnsafeMutablePointer<Float>
         let chunk: Int
 
         init(layout: WorkspaceLayout, buffer: ScratchBuffer) {
@@ -368,6 +371,8 @@ public enum LinearAttention {
             state = take(layout.stateFloats)
             normaliser = take(layout.featureDim)
             featureScratch = take(layout.featureScratch)
+            keyScratch = take(layout.featureScratch)
+            scoreScratch = take(layout.scoreScratch)
             gemm = take(Gemm.workspaceFloats)
         }
     }

@@ -34,11 +34,12 @@ public protocol FeatureMap: AnyObject, Sendable {
     /// Scratch floats `scores` needs for a block of `rows` rows (0 when it is not implemented).
     func scoreScratchFloats(rows: Int) -> Int
 
-    /// Optional shortcut for the intra-chunk block: output[i, j] = φ(q_i)·ψ(k_j) for contiguous
-    /// input rows q [rows, d] and k [rows, d], computed from a factorised kernel without forming
-    /// the features. Returns false when the map has no such shortcut (the engine then multiplies
-    /// the features).
-    func scores(head: Int, queryRows: UnsafePointer<Float>, keyRows: UnsafePointer<Float>, rows: Int,
+    /// Optional shortcut for the intra-chunk block: output[i, j] = φ(q_i)·ψ(k_j) for `rows` query
+    /// and key rows, from a factorised kernel, reusing what `features` left in its scratch:
+    /// `queryScratch` and `keyScratch` are the scratch regions of the `features` calls that just
+    /// mapped these query and key rows. Returns false when the map has no such shortcut (the
+    /// engine then multiplies the features).
+    func scores(head: Int, rows: Int, queryScratch: UnsafePointer<Float>, keyScratch: UnsafePointer<Float>,
                 output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) -> Bool
 
     /// Features of `rows` contiguous input rows [rows, headDim] of head `head`, written to the
@@ -49,7 +50,7 @@ public protocol FeatureMap: AnyObject, Sendable {
 
 extension FeatureMap {
     public func scoreScratchFloats(rows: Int) -> Int { 0 }
-    public func scores(head: Int, queryRows: UnsafePointer<Float>, keyRows: UnsafePointer<Float>, rows: Int,
+    public func scores(head: Int, rows: Int, queryScratch: UnsafePointer<Float>, keyScratch: UnsafePointer<Float>,
                        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) -> Bool { false }
 }
 

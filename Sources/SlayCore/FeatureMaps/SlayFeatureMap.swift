@@ -200,14 +200,19 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     }
 
     public func scoreScratchFloats(rows: Int) -> Int {
+        ScratchBuffer.footprint(rows * rows) + Gemm.workspaceFloats
+    }
+
+    /// Where `features` leaves its intermediates in its scratch (units, poly, prf), which
+    /// `scores` reads back.
+    func scratchLayout(rows: Int) -> (units: Int, poly: Int, prf: Int, exponents: Int, gemm: Int) {
         let c = configuration
-        let polyWidth = c.polynomial == .anchor ? c.polyDim : 0
-        return 2 * ScratchBuffer.footprint(rows * c.headDim)
-            + 2 * ScratchBuffer.footprint(rows * polyWidth)
-            + 2 * ScratchBuffer.footprint(rows * c.nodes * c.prfDim)
-            + ScratchBuffer.footprint(rows * c.prfDim)
-            + ScratchBuffer.footprint(rows * rows)
-            + Gemm.workspaceFloats
+        let units = 0
+        let poly = units + ScratchBuffer.footprint(rows * c.headDim)
+        let prf = poly + ScratchBuffer.footprint(rows * c.polyFeatures)
+        let exponents = prf + ScratchBuffer.footprint(rows * c.nodes * c.prfDim)
+        let gemm = exponents + ScratchBuffer.footprint(rows * c.prfDim)
+        return (units, poly, prf, exponents, gemm)
     }
 
     /// û = x/‖x‖ with the norm in double, so huge inputs do not overflow; a zero row maps to 0.
@@ -261,40 +266,28 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
 
     /// φ(q_i)·φ(k_j) for a block, without forming φ: the kernel factorises as
     /// (poly_q·poly_k)·(prf_q·prf_k), and for exact polynomials poly_q·poly_k = (û_q·û_k)².
-    /// Costs O(c²·(P' or d) + c²·R·M) instead of O(c²·R·P'·M).
-    public func scores(head: Int, queryRows: UnsafePointer<Float>, keyRows: UnsafePointer<Float>, rows: Int,
+    /// Costs O(c²·(P or d) + c²·R·M) instead of O(c²·R·P'·M), and reads û, poly and prf from the
+    /// scratch of the `features` calls that just mapped these rows.
+    public func scores(head: Int, rows: Int, queryScratch: UnsafePointer<Float>, keyScratch: UnsafePointer<Float>,
                        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) -> Bool {
         let c = configuration
         let (d, rm) = (c.headDim, c.nodes * c.prfDim)
-        let polyWidth = c.polynomial == .anchor ? c.polyDim : 0
-        var cursor = scratch
-        func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-            let result = cursor
-            cursor += ScratchBuffer.footprint(count)
-            return result
-        }
-        let uq = take(rows * d), uk = take(rows * d)
-        let pq = take(rows * polyWidth), pk = take(rows * polyWidth)
-        let fq = take(rows * rm), fk = take(rows * rm)
-        let exponents = take(rows * c.prfDim)
-        let gram = take(rows * rows)
-        let gemmSpace = take(Gemm.workspaceFloats)
-        unitRows(queryRows, rows: rows, into: uq)
-        unitRows(keyRows, rows: rows, into: uk)
-        prfFeatures(uq, rows: rows, head: head, into: fq, exponents: exponents, gemmSpace: gemmSpace)
-        prfFeatures(uk, rows: rows, head: head, into: fk, exponents: exponents, gemmSpace: gemmSpace)
-        Gemm.multiply(m: rows, n: rows, k: rm, a: fq, rowStrideA: rm, columnStrideA: 1, b: fk, rowStrideB: 1,
-                      columnStrideB: rm, c: output, ldc: rows, accumulate: false, workspace: gemmSpace)
+        let layout = scratchLayout(rows: rows)
+        let gram = scratch
+        let gemmSpace = scratch + ScratchBuffer.footprint(rows * rows)
+        Gemm.multiply(m: rows, n: rows, k: rm, a: queryScratch + layout.prf, rowStrideA: rm, columnStrideA: 1,
+                      b: keyScratch + layout.prf, rowStrideB: 1, columnStrideB: rm, c: output, ldc: rows,
+                      accumulate: false, workspace: gemmSpace)
         if c.polynomial == .anchor {
-            anchorFeatures(uq, rows: rows, into: pq, gemmSpace: gemmSpace)
-            anchorFeatures(uk, rows: rows, into: pk, gemmSpace: gemmSpace)
-            Gemm.multiply(m: rows, n: rows, k: polyWidth, a: pq, rowStrideA: polyWidth, columnStrideA: 1, b: pk,
-                          rowStrideB: 1, columnStrideB: polyWidth, c: gram, ldc: rows, accumulate: false,
-                          workspace: gemmSpace)
+            let p = c.polyDim
+            Gemm.multiply(m: rows, n: rows, k: p, a: queryScratch + layout.poly, rowStrideA: p, columnStrideA: 1,
+                          b: keyScratch + layout.poly, rowStrideB: 1, columnStrideB: p, c: gram, ldc: rows,
+                          accumulate: false, workspace: gemmSpace)
             for i in 0..<(rows * rows) { output[i] *= gram[i] }
         } else {
-            Gemm.multiply(m: rows, n: rows, k: d, a: uq, rowStrideA: d, columnStrideA: 1, b: uk, rowStrideB: 1,
-                          columnStrideB: d, c: gram, ldc: rows, accumulate: false, workspace: gemmSpace)
+            Gemm.multiply(m: rows, n: rows, k: d, a: queryScratch + layout.units, rowStrideA: d, columnStrideA: 1,
+                          b: keyScratch + layout.units, rowStrideB: 1, columnStrideB: d, c: gram, ldc: rows,
+                          accumulate: false, workspace: gemmSpace)
             for i in 0..<(rows * rows) { output[i] *= gram[i] * gram[i] }
         }
         return true
@@ -304,11 +297,9 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
                          output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let c = configuration
         let (d, pf, mm, nodes) = (c.headDim, c.polyFeatures, c.prfDim, c.nodes)
-        let units = scratch
-        let poly = units + ScratchBuffer.footprint(rows * d)
-        let prf = poly + ScratchBuffer.footprint(rows * pf)
-        let exponents = prf + ScratchBuffer.footprint(rows * nodes * mm)
-        let gemmSpace = exponents + ScratchBuffer.footprint(rows * mm)
+        let layout = scratchLayout(rows: rows)
+        let (units, poly, prf) = (scratch + layout.units, scratch + layout.poly, scratch + layout.prf)
+        let (exponents, gemmSpace) = (scratch + layout.exponents, scratch + layout.gemm)
         unitRows(input, rows: rows, into: units)
 
         switch c.polynomial {
