@@ -5,10 +5,22 @@
 /// Inputs are clamped to [−87.3, 88.7], where e^x is a normal float, so no lane over- or
 /// underflows; callers that need e^x beyond that range clamp first (the PRF clamp is ±20).
 public enum VectorExp {
+    /// Lane-wise clamp written with comparisons and blends: the standard library's generic
+    /// pointwiseMin/Max and rounding conversions are out-of-line calls in this build.
+    @inline(__always)
+    static func clamp(_ x: SIMD8<Float>, _ low: SIMD8<Float>, _ high: SIMD8<Float>) -> SIMD8<Float> {
+        let raised = x.replacing(with: low, where: x .< low)
+        return raised.replacing(with: high, where: raised .> high)
+    }
+
     @inline(__always)
     public static func exp(_ input: SIMD8<Float>) -> SIMD8<Float> {
-        let x = input.clamped(lowerBound: SIMD8(repeating: -87.33654), upperBound: SIMD8(repeating: 88.72283))
-        let n = (x * SIMD8(repeating: 1.442695040888963)).rounded(.toNearestOrEven)
+        let x = clamp(input, SIMD8(repeating: -87.33654), SIMD8(repeating: 88.72283))
+        // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick: after adding it, the
+        // integer sits in the low mantissa bits (exact for |n| < 2^22), so no conversion call.
+        let magic = SIMD8<Float>(repeating: 12582912)
+        let shifted = x * SIMD8(repeating: 1.442695040888963) + magic
+        let n = shifted - magic
         // Cody–Waite: ln2 split in a high part exact in float and a low correction.
         var r = x - n * SIMD8(repeating: 0.693359375)
         r = r - n * SIMD8(repeating: -2.12194440e-4)
@@ -19,8 +31,10 @@ public enum VectorExp {
         p = p * r + SIMD8(repeating: 1.6666665459e-1)
         p = p * r + SIMD8(repeating: 5.0000001201e-1)
         p = p * (r * r) + r + SIMD8(repeating: 1)
-        let exponent = SIMD8<Int32>(n, rounding: .towardZero) &+ 127
-        let scale = unsafeBitCast(exponent &<< 23, to: SIMD8<Float>.self)
+        // 2^n: the integer n is the difference of the bit patterns; add the bias and shift it
+        // into the exponent field.
+        let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
+        let scale = unsafeBitCast((integer &+ 127) &<< 23, to: SIMD8<Float>.self)
         return p * scale
     }
 
@@ -32,7 +46,7 @@ public enum VectorExp {
         var i = 0
         while i + 8 <= count {
             let x = UnsafeRawPointer(input + i).loadUnaligned(as: SIMD8<Float>.self)
-            let y = exp((x - shifts).clamped(lowerBound: lows, upperBound: highs)) * scales
+            let y = exp(clamp(x - shifts, lows, highs)) * scales
             UnsafeMutableRawPointer(output + i).storeBytes(of: y, as: SIMD8<Float>.self)
             i += 8
         }
@@ -40,7 +54,7 @@ public enum VectorExp {
             // The tail through one padded vector, so every element takes the same code path.
             var lanes = SIMD8<Float>(repeating: 0)
             for j in 0..<(count - i) { lanes[j] = input[i + j] }
-            let y = exp((lanes - shifts).clamped(lowerBound: lows, upperBound: highs)) * scales
+            let y = exp(clamp(lanes - shifts, lows, highs)) * scales
             for j in 0..<(count - i) { output[i + j] = y[j] }
         }
     }
