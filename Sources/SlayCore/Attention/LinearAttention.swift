@@ -120,6 +120,9 @@ public enum LinearAttention {
         let mode: Mode
         let delta: Float
         let layout: WorkspaceLayout
+        /// Token position of each span's first row, for maps that need positions: the slot's
+        /// position before the call (read here, before any share updates it), else 0.
+        let origins: [Int]
 
         public init(map: FeatureMap, q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?,
                     queryHeads: Int, valueDim: Int, spans: [SequenceSpan], state: RecurrentState?, slots: [Int],
@@ -137,6 +140,11 @@ public enum LinearAttention {
             self.mode = mode
             self.delta = Float(delta)
             self.layout = try WorkspaceLayout(map: map, headDim: map.headDim, valueDim: valueDim, chunk: max(chunk, 1))
+            if map.needsPositions, let state {
+                self.origins = slots.map { Int(state.positions[$0]) }
+            } else {
+                self.origins = [Int](repeating: 0, count: spans.count)
+            }
         }
 
         var group: Int { queryHeads / map.numHeads }
@@ -204,6 +212,7 @@ public enum LinearAttention {
         func runTask(_ task: Int, columns: Range<Int>, writesNormaliser: Bool,
                      initialNormaliser: UnsafePointer<Float>, workspace w: Workspace) {
             let span = spans[task / map.numHeads]
+            let origin = origins[task / map.numHeads]
             let keyHead = task % map.numHeads
             let (m, dv) = (map.featureDim, valueDim)
             let stateMatrix: UnsafeMutablePointer<Float>
@@ -218,41 +227,46 @@ public enum LinearAttention {
             normaliser.update(from: initialNormaliser, count: m)
             switch mode {
             case .causal:
-                runCausal(span: span, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
+                runCausal(span: span, origin: origin, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
             case .bidirectional:
-                absorb(span: span, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
-                query(span: span, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
+                absorb(span: span, origin: origin, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
+                query(span: span, origin: origin, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
             case .absorb:
-                absorb(span: span, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
+                absorb(span: span, origin: origin, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
             case .query:
-                query(span: span, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
+                query(span: span, origin: origin, keyHead: keyHead, columns: columns, state: stateMatrix, normaliser: normaliser, workspace: w)
             }
             if let state, writesNormaliser, mode != .query {
                 state.normaliser(slot: slots[task / map.numHeads], head: keyHead).update(from: normaliser, count: m)
             }
         }
 
-        func loadKeys(span: SequenceSpan, keyHead: Int, t0: Int, rows: Int, workspace w: Workspace) {
+        /// Keys, values and key features of rows t0 ..< t0 + rows of a span whose first row is at
+        /// token position `origin`.
+        func loadKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, workspace w: Workspace) {
             k!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.keyRows)
             v!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.valueRows)
-            map.features(role: .key, head: keyHead, input: w.keyRows, rows: rows, output: w.phiK, scratch: w.keyScratch)
+            map.features(role: .key, head: keyHead, input: w.keyRows, rows: rows, firstPosition: origin + t0,
+                         output: w.phiK, scratch: w.keyScratch)
         }
 
-        func loadQueries(span: SequenceSpan, keyHead: Int, queryHead: Int, t0: Int, rows: Int, workspace w: Workspace) {
+        func loadQueries(span: SequenceSpan, origin: Int, keyHead: Int, queryHead: Int, t0: Int, rows: Int,
+                         workspace w: Workspace) {
             q!.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows, into: w.queryRows)
-            map.features(role: .query, head: keyHead, input: w.queryRows, rows: rows, output: w.phiQ, scratch: w.featureScratch)
+            map.features(role: .query, head: keyHead, input: w.queryRows, rows: rows, firstPosition: origin + t0,
+                         output: w.phiQ, scratch: w.featureScratch)
         }
 
-        func runCausal(span: SequenceSpan, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
+        func runCausal(span: SequenceSpan, origin: Int, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
                        normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
             let (m, dv, width) = (map.featureDim, valueDim, columns.count)
             var t0 = 0
             while t0 < span.length {
                 let rows = min(w.chunk, span.length - t0)
-                loadKeys(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+                loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
                 for g in 0..<group {
                     let queryHead = keyHead * group + g
-                    loadQueries(span: span, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
+                    loadQueries(span: span, origin: origin, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
                     LinearAttention.readState(rows: rows, m: m, dv: dv, columns: columns, state: state,
                                               normaliser: normaliser, workspace: w)
                     // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included; from the map's
@@ -282,26 +296,26 @@ public enum LinearAttention {
             }
         }
 
-        func absorb(span: SequenceSpan, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
+        func absorb(span: SequenceSpan, origin: Int, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
                     normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
             var t0 = 0
             while t0 < span.length {
                 let rows = min(w.chunk, span.length - t0)
-                loadKeys(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+                loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
                 LinearAttention.updateState(rows: rows, m: map.featureDim, dv: valueDim, columns: columns, state: state,
                                             normaliser: normaliser, workspace: w)
                 t0 += rows
             }
         }
 
-        func query(span: SequenceSpan, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
+        func query(span: SequenceSpan, origin: Int, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
                    normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
             for g in 0..<group {
                 let queryHead = keyHead * group + g
                 var t0 = 0
                 while t0 < span.length {
                     let rows = min(w.chunk, span.length - t0)
-                    loadQueries(span: span, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
+                    loadQueries(span: span, origin: origin, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
                     LinearAttention.readState(rows: rows, m: map.featureDim, dv: valueDim, columns: columns, state: state,
                                               normaliser: normaliser, workspace: w)
                     LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, workspace: w,

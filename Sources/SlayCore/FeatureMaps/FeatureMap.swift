@@ -46,9 +46,24 @@ public protocol FeatureMap: AnyObject, Sendable {
     /// contiguous block `output` [rows, featureDim]. `scratch` holds `scratchFloats(rows:)` floats.
     func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
                   output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>)
+
+    /// True when features depend on the token position (cosFormer). Such maps cannot be used by
+    /// partitioned state calls, whose shares could not agree on the slots' positions.
+    var needsPositions: Bool { get }
+
+    /// Features of rows at token positions firstPosition, firstPosition + 1, … (0-based within
+    /// their sequence). Position-free maps ignore the positions (the default forwards to
+    /// `features(role:head:input:rows:output:scratch:)`); the engine always calls this one.
+    func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int, firstPosition: Int,
+                  output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>)
 }
 
 extension FeatureMap {
+    public var needsPositions: Bool { false }
+    public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int, firstPosition: Int,
+                         output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        features(role: role, head: head, input: input, rows: rows, output: output, scratch: scratch)
+    }
     public func scoreScratchFloats(rows: Int) -> Int { 0 }
     public func scores(head: Int, rows: Int, queryScratch: UnsafePointer<Float>, keyScratch: UnsafePointer<Float>,
                        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) -> Bool { false }

@@ -31,7 +31,8 @@ public enum FeatureMapApplication {
                 while t0 < t {
                     let count = min(rows, t - t0)
                     x.gatherRows(batch: batch, head: head, t0: t0, rows: count, into: input)
-                    map.features(role: role, head: head, input: input, rows: count, output: features, scratch: scratch)
+                    map.features(role: role, head: head, input: input, rows: count, firstPosition: t0, output: features,
+                                 scratch: scratch)
                     out.scatterRows(batch: batch, head: head, t0: t0, rows: count, from: features)
                     t0 += count
                 }

@@ -68,6 +68,7 @@ extension RecurrentState {
             throw SlayError.shape("the call has \(n) sequences, the state only \(numSequences) slots")
         }
         try checkDistinct(slots)
+        try checkPartitionKeepsPositions(options)
         let group = hq / h
         let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
         if options.nth > 1 && options.ith >= maxThreads {
@@ -149,8 +150,20 @@ extension RecurrentState {
         gather(k, head: head, into: keyRow)
         gather(v, head: head, into: valueRow)
         for g in 0..<group { gather(q, head: head * group + g, into: queryRows + g * d) }
-        map.features(role: .key, head: head, input: keyRow, rows: 1, output: phiK, scratch: featureScratch)
-        map.features(role: .query, head: head, input: queryRows, rows: group, output: phiQ, scratch: featureScratch)
+        // The token's position is the slot's count before this step (incremented after all tasks).
+        let position = Int(positions[slot])
+        map.features(role: .key, head: head, input: keyRow, rows: 1, firstPosition: position, output: phiK,
+                     scratch: featureScratch)
+        // Every query row of the group is the same token: map them one at a time at that position
+        // when the map needs positions, in one block otherwise.
+        if map.needsPositions {
+            for g in 0..<group {
+                map.features(role: .query, head: head, input: queryRows + g * d, rows: 1, firstPosition: position,
+                             output: phiQ + g * m, scratch: featureScratch)
+            }
+        } else {
+            map.features(role: .query, head: head, input: queryRows, rows: group, output: phiQ, scratch: featureScratch)
+        }
 
         let state = matrix(slot: slot, head: head)
         let z = normaliser(slot: slot, head: head)

@@ -31,6 +31,14 @@ extension RecurrentState {
         return (spans, resolved)
     }
 
+    /// Maps that read token positions (cosFormer) take them from the slots' counts, which share 0
+    /// of a partitioned call advances when it finishes: another share could read them too late.
+    func checkPartitionKeepsPositions(_ options: LinearAttentionOptions) throws {
+        guard map.needsPositions && options.nth > 1 else { return }
+        throw SlayError(.unsupported, "this feature map depends on token positions; partitioned state calls (nth > 1) "
+                        + "cannot share the slots' positions, use n_threads instead")
+    }
+
     func checkKeys(_ k: TensorView, _ v: TensorView) throws {
         guard k.rank == 4 && v.rank == 4 else { throw SlayError.shape("k and v must have 4 dimensions [B, T, H, D]") }
         guard k.extents[2] == numHeads && k.extents[3] == map.headDim else {
@@ -61,6 +69,7 @@ extension RecurrentState {
         try options.validate()
         try checkMapUnchanged()
         try checkKeys(k, v)
+        try checkPartitionKeepsPositions(options)
         let (batch, length) = (k.extents[0], k.extents[1])
         guard (q == nil) == (out == nil) else { throw SlayError.invalid("q and out must both be given or both be NULL") }
         var queryHeads = numHeads
