@@ -160,8 +160,41 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
 /* Feature maps                                                                             */
 /* ======================================================================================= */
 
-/* Feature-map kinds. */
-#define SLAY_KIND_SLAY 1   /* spherical Yat kernel: Gauss–Laguerre ⊗ (polynomial ⊗ PRF) */
+/* Feature-map kinds. "m" is the feature dimension per head; d = head_dim; fields a kind does not
+ * list are ignored (and returned unchanged by slay_feature_map_config). */
+#define SLAY_KIND_SLAY 1   /* spherical Yat kernel: Gauss–Laguerre ⊗ (polynomial ⊗ PRF); all SLAY
+                              fields; positive for SLAY_POLY_ANCHOR, signed features otherwise */
+#define SLAY_KIND_ELU_PLUS_ONE 2  /* φ(x) = elu(x) + 1 elementwise; m = d; no parameters; positive.
+                                     Reads head_dim, num_heads */
+#define SLAY_KIND_RELU 3          /* φ(x) = max(x, 0) elementwise; m = d; no parameters; ≥ 0 (a row
+                                     with no positive entry gives output 0). Reads head_dim, num_heads */
+#define SLAY_KIND_FAVOR_PLUS 4    /* FAVOR+ softmax-kernel features φ(x) = exp(ωᵀx' − ‖x'‖²/2)/√m,
+                                     x' = x·d^(−1/4), so φ(q)·φ(k) ≈ exp(q·k/√d); m = prf_dim; "omega"
+                                     (H, d, m) block-orthogonal (stream 3); positive. QUERY rows are
+                                     scaled by exp(−max_j exponent_j) of their own row for stability:
+                                     the factor cancels between numerator and denominator (only δ
+                                     sees it). KEY features are plain and overflow to inf only when
+                                     an exponent exceeds ~88. Reads head_dim, num_heads, prf_dim, seed */
+#define SLAY_KIND_RELU_RANDOM 5   /* ReLU random features φ(x) = max(ωᵀx, 0)/√m, ω i.i.d. N(0, 1)
+                                     "omega" (H, d, m) (stream 4); m = prf_dim; ≥ 0 (the arc-cosine
+                                     kernel). Reads head_dim, num_heads, prf_dim, seed */
+#define SLAY_KIND_RANDOM_FOURIER 6 /* random Fourier features φ(x) = √(2/m) cos(ωᵀx + b), ω ~ N(0, I)
+                                     "omega" (H, d, m) (stream 5), b ~ U(0, 2π) "bias" (H, m)
+                                     (stream 6), so φ(q)·φ(k) ≈ exp(−‖q − k‖²/2); m = prf_dim. SIGNED:
+                                     the denominator φ(q)·Σφ(k) + δ can be ≤ 0 or near 0, and outputs
+                                     can then be very large or change sign; no safeguard is applied.
+                                     Reads head_dim, num_heads, prf_dim, seed */
+#define SLAY_KIND_COSFORMER 7     /* cosFormer φ(x_i) = [relu(x_i) cos θ_i, relu(x_i) sin θ_i],
+                                     θ_i = π i / (2L), i = the token's position in its sequence (from
+                                     0; in state calls it continues from the slot's position, and
+                                     slay_state_query puts its queries at slot position + t, as if
+                                     they were the next tokens), L = max_length (>= 1,
+                                     required); m = 2d; no parameters; ≥ 0. Positions >= L are
+                                     CLAMPED to L − 1 (not an error): keep sequences within L tokens.
+                                     Partitioned state calls (nth > 1) are refused with
+                                     SLAY_ERR_UNSUPPORTED (shares cannot agree on slot positions).
+                                     slay_feature_map_apply maps row t at position t.
+                                     Reads head_dim, num_heads, max_length */
 
 /* Polynomial part of SLAY, the estimator of (q̂·k̂)². */
 #define SLAY_POLY_ANCHOR      1  /* [(a_p·û)²]_p / √P, P anchors (the paper's default; biased) */
@@ -186,6 +219,8 @@ typedef struct slay_feature_map_params {
     double eps;            /* ε > 0 of the Yat kernel x²/(2 + ε − 2x); default 1e-6 */
     double prf_clamp;      /* PRF exponents are clamped to [−c, c], c > 0; default 20 */
     uint64_t seed;         /* seed of the parameter generator; default 0 */
+    int64_t max_length;    /* L, SLAY_KIND_COSFORMER's fixed maximum sequence length, >= 1;
+                              default 0 (must be set for cosFormer; ignored by other kinds) */
 } slay_feature_map_params;
 
 typedef struct slay_feature_map slay_feature_map;   /* opaque */
@@ -201,8 +236,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_params_init(slay_feature_map_pa
  * below) keyed by params->seed, so the same seed gives the same map in every binding.
  * The SLAY feature dimension per head is m = R · P' · M, with P' = P (anchor),
  * d(d+1)/2 (exact) or d² (exact_full).
+ * The other kinds' m is listed with SLAY_KIND_*.
  * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL, unknown kind or poly, ε or clamp not
- * finite and > 0, R outside 1..64), SLAY_ERR_SHAPE (dims out of range), SLAY_ERR_OVERFLOW
+ * finite and > 0, R outside 1..64, max_length < 1 for cosFormer), SLAY_ERR_SHAPE (dims out of range), SLAY_ERR_OVERFLOW
  * (m or the parameter count too large: m must be <= 2^24), SLAY_ERR_VERSION_MISMATCH,
  * SLAY_ERR_OUT_OF_MEMORY. */
 SLAY_API SLAY_NODISCARD int32_t slay_feature_map_create(const slay_feature_map_params* params,
@@ -239,7 +275,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_apply(const slay_feature_map* f
 
 /* Random matrices of a map, by name. SLAY: "anchors" float32 (P, d) (SLAY_POLY_ANCHOR only;
  * rows are used as given, the map does not renormalise them) and "omega" float32 (R, H, d, M).
- * All are contiguous row-major arrays. */
+ * FAVOR+ and ReLU random: "omega" (H, d, m), feature j of head h uses column ω[h, :, j] (used as
+ * given after set_param: no re-orthogonalisation). Random Fourier: "omega" (H, d, m) and "bias"
+ * (H, m). ELU+1, ReLU and cosFormer have none. All are contiguous row-major arrays. */
 
 /* slay_feature_map_param_count — number of named parameter arrays the map has. */
 SLAY_API SLAY_NODISCARD int32_t slay_feature_map_param_count(const slay_feature_map* fm,
@@ -271,12 +309,21 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_set_param(slay_feature_map* fm,
 /* Parameter generator (reproducible across bindings).
  *   splitmix64(x): z = x + 0x9E3779B97F4A7C15; z = (z ^ z>>30) · 0xBF58476D1CE4E5B9;
  *                  z = (z ^ z>>27) · 0x94D049BB133111EB; return z ^ z>>31   (mod 2^64)
- *   key(stream)   = splitmix64(seed ^ splitmix64(stream)); streams: anchors 1, omega 2
+ *   key(stream)   = splitmix64(seed ^ splitmix64(stream)); streams: SLAY anchors 1, SLAY omega 2,
+ *                   FAVOR+ 3, ReLU random 4, random Fourier omega 5, random Fourier bias 6
  *   normal(i)     = √(−2 ln u1) · cos(2π u2), u1 = ((a >> 11) + 1) · 2^−53,
  *                   u2 = (b >> 11) · 2^−53, a = splitmix64(key + 2i), b = splitmix64(key + 2i + 1)
  *   Element i (row-major) of a matrix is normal(i), computed in double and rounded to float;
  *   anchors: each row of float values is divided by its Euclidean norm (both computed in
- *   double from the float values) and rounded to float again. */
+ *   double from the float values) and rounded to float again.
+ *   uniform(i)    = (splitmix64(key + i) >> 11) · 2^−53; random Fourier bias[h, j] =
+ *                   2π · uniform(h·m + j) in double, rounded to float.
+ *   FAVOR+ omega (stream 3, everything in double, rounded to float at the end): head h has
+ *   B = ⌈m/d⌉ blocks; block b is the d × d matrix G[r, c] = normal(((h·B + b)·d + r)·d + c) whose
+ *   rows are orthonormalised in order r = 0, 1, .. by modified Gram–Schmidt; feature j = b·d + r
+ *   (j < m) is ω[h, :, j] = χ_{h,j} · row r, with χ_{h,j} = ‖(normal(H·B·d² + (h·m + j)·d + c))_c‖
+ *   (c < d), the norm a Gaussian column would have. ReLU random and random Fourier omega:
+ *   element i of (H, d, m) is normal(i). */
 
 /* ======================================================================================= */
 /* Attention                                                                                */

@@ -18,24 +18,56 @@ public func slay_feature_map_params_init(_ params: UnsafeMutablePointer<slay_fea
     p.eps = 1e-6
     p.prf_clamp = 20
     p.seed = 0
+    p.max_length = 0
     params.pointee = p
     return SlayStatus.ok.rawValue
 }
 
-/// Converts and checks C params; the SlayCore configuration validates ranges and sizes.
-func slayConfiguration(_ p: slay_feature_map_params) throws -> SlayConfiguration {
+/// The map params describe, by kind; SlayCore configurations validate ranges and sizes.
+func makeFeatureMap(_ p: slay_feature_map_params) throws -> FeatureMap {
     try checkStructSize(p.struct_size, of: "params", current: paramsSize)
-    guard p.kind == SLAY_KIND_SLAY else {
-        throw SlayError.invalid("params.kind is \(p.kind); known kinds: SLAY_KIND_SLAY (1)")
+    switch p.kind {
+    case SLAY_KIND_SLAY: return try SlayFeatureMap(try slayConfiguration(p))
+    case SLAY_KIND_ELU_PLUS_ONE: return try EluPlusOneFeatureMap(try classicConfiguration(p))
+    case SLAY_KIND_RELU: return try ReluFeatureMap(try classicConfiguration(p))
+    case SLAY_KIND_FAVOR_PLUS: return try FavorPlusFeatureMap(try classicConfiguration(p, randomFeatures: true))
+    case SLAY_KIND_RELU_RANDOM: return try ReluRandomFeatureMap(try classicConfiguration(p, randomFeatures: true))
+    case SLAY_KIND_RANDOM_FOURIER: return try RandomFourierFeatureMap(try classicConfiguration(p, randomFeatures: true))
+    case SLAY_KIND_COSFORMER: return try CosFormerFeatureMap(try classicConfiguration(p, maxLength: true))
+    default:
+        throw SlayError.invalid("params.kind is \(p.kind); known kinds: SLAY_KIND_SLAY (1), SLAY_KIND_ELU_PLUS_ONE (2), "
+                                + "SLAY_KIND_RELU (3), SLAY_KIND_FAVOR_PLUS (4), SLAY_KIND_RELU_RANDOM (5), "
+                                + "SLAY_KIND_RANDOM_FOURIER (6), SLAY_KIND_COSFORMER (7)")
     }
+}
+
+private func dimension(_ value: Int64, _ name: String) throws -> Int {
+    guard value >= 1 && value <= Int64(SlayConfiguration.maximumDimension) else {
+        throw SlayError.shape("params.\(name) must be in 1...\(SlayConfiguration.maximumDimension), got \(value)")
+    }
+    return Int(value)
+}
+
+/// The fields the classic maps read; the others (nodes, poly, eps, ...) are ignored, and so are
+/// prf_dim and seed unless the map has random features and max_length unless it is cosFormer.
+func classicConfiguration(_ p: slay_feature_map_params, randomFeatures: Bool = false,
+                          maxLength: Bool = false) throws -> ClassicMapConfiguration {
+    let featureCount = randomFeatures ? try dimension(p.prf_dim, "prf_dim") : 0
+    var length = 0
+    if maxLength {
+        guard p.max_length >= 1 && p.max_length <= Int64(Int.max / 2) else {
+            throw SlayError.invalid("params.max_length must be >= 1 for SLAY_KIND_COSFORMER, got \(p.max_length)")
+        }
+        length = Int(p.max_length)
+    }
+    return ClassicMapConfiguration(headDim: try dimension(p.head_dim, "head_dim"), numHeads: try dimension(p.num_heads, "num_heads"),
+                                   featureCount: featureCount, maxLength: length, seed: randomFeatures ? p.seed : 0)
+}
+
+/// Converts and checks SLAY params (struct size already checked).
+func slayConfiguration(_ p: slay_feature_map_params) throws -> SlayConfiguration {
     guard let poly = SlayPolynomial(rawValue: p.poly) else {
         throw SlayError.invalid("params.poly is \(p.poly); expected SLAY_POLY_ANCHOR (1), SLAY_POLY_EXACT (2) or SLAY_POLY_EXACT_FULL (3)")
-    }
-    func dimension(_ value: Int64, _ name: String) throws -> Int {
-        guard value >= 1 && value <= Int64(SlayConfiguration.maximumDimension) else {
-            throw SlayError.shape("params.\(name) must be in 1...\(SlayConfiguration.maximumDimension), got \(value)")
-        }
-        return Int(value)
     }
     let polyDim = poly == .anchor ? try dimension(p.poly_dim, "poly_dim") : 0
     let configuration = SlayConfiguration(
@@ -54,8 +86,7 @@ public func slay_feature_map_create(_ params: UnsafePointer<slay_feature_map_par
     return withStatus(err) {
         let params = try require(params, "params").pointee
         let result = try require(out, "out")
-        let configuration = try slayConfiguration(params)
-        let map = try SlayFeatureMap(configuration)
+        let map = try makeFeatureMap(params)
         let handle = FeatureMapHandle(map: map, params: params)
         result.pointee = OpaquePointer(Unmanaged.passRetained(handle).toOpaque())
     }

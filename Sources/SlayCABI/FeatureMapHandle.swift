@@ -31,6 +31,7 @@ enum ParameterNameTable {
         switch name {
         case "anchors": text = "anchors"
         case "omega": text = "omega"
+        case "bias": text = "bias"
         default: return nil
         }
         return UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)

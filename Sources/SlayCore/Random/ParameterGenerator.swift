@@ -13,6 +13,13 @@ import Darwin
 public struct ParameterGenerator: Sendable {
     public static let anchorStream: UInt64 = 1
     public static let omegaStream: UInt64 = 2
+    /// FAVOR+ block-orthogonal directions and their chi norms.
+    public static let favorStream: UInt64 = 3
+    /// ReLU random-feature directions.
+    public static let reluRandomStream: UInt64 = 4
+    /// Random Fourier features: directions, then phases.
+    public static let fourierOmegaStream: UInt64 = 5
+    public static let fourierBiasStream: UInt64 = 6
 
     public let seed: UInt64
 
@@ -38,6 +45,11 @@ public struct ParameterGenerator: Sendable {
         let u1 = Double((a >> 11) + 1) * 0x1p-53
         let u2 = Double(b >> 11) * 0x1p-53
         return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+    }
+
+    /// Uniform number `index` of `stream` in [0, 1): (splitmix64(key + index) >> 11) · 2^−53.
+    public func uniform(stream: UInt64, index: UInt64) -> Double {
+        Double(Self.splitmix64(key(stream: stream) &+ index) >> 11) * 0x1p-53
     }
 
     /// `count` standard normals of `stream`, rounded to Float, in index order.

@@ -7,7 +7,7 @@ from ._lib import lib, Error, FeatureMapParams
 from ._tensor import as_input, as_output, descriptor
 from .errors import check, error_for, INVALID_ARGUMENT
 
-KINDS = {"slay": 1}
+KINDS = {"slay": 1, "elu+1": 2, "relu": 3, "favor+": 4, "relu-random": 5, "random-fourier": 6, "cosformer": 7}
 POLYS = {"anchor": 1, "exact": 2, "exact_full": 3}
 ROLES = {"query": 0, "key": 1}
 
@@ -18,10 +18,14 @@ class FeatureMap:
     FeatureMap("slay", head_dim, num_heads=1, nodes=2, poly="anchor", poly_dim=8, prf_dim=8,
     eps=1e-6, prf_clamp=20.0, seed=0). Immutable except through set_params; usable from many
     threads at once.
+
+    Classic maps (slay.h SLAY_KIND_*): "elu+1" and "relu" (dim = head_dim), "favor+",
+    "relu-random" and "random-fourier" (dim = prf_dim, random parameters from seed; random-fourier
+    is signed) and "cosformer" (dim = 2·head_dim, needs max_length >= the longest sequence).
     """
 
     def __init__(self, kind="slay", head_dim=None, num_heads=1, nodes=2, poly="anchor", poly_dim=8,
-                 prf_dim=8, eps=1e-6, prf_clamp=20.0, seed=0):
+                 prf_dim=8, eps=1e-6, prf_clamp=20.0, seed=0, max_length=0):
         self._handle = None
         if not isinstance(kind, str) or kind not in KINDS:
             raise error_for(INVALID_ARGUMENT, "unknown kind %r; known: %s" % (kind, ", ".join(KINDS)))
@@ -34,11 +38,12 @@ class FeatureMap:
         params.kind = KINDS[kind]
         params.poly = POLYS[poly]
         for field, value in (("head_dim", head_dim), ("num_heads", num_heads), ("poly_dim", poly_dim),
-                             ("prf_dim", prf_dim), ("nodes", nodes), ("seed", seed)):
+                             ("prf_dim", prf_dim), ("nodes", nodes), ("seed", seed), ("max_length", max_length)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise error_for(INVALID_ARGUMENT, "%s must be an int, got %r" % (field, value))
         for field, value, bits in (("head_dim", head_dim, 63), ("num_heads", num_heads, 63),
-                                   ("poly_dim", poly_dim, 63), ("prf_dim", prf_dim, 63), ("nodes", nodes, 31)):
+                                   ("poly_dim", poly_dim, 63), ("prf_dim", prf_dim, 63), ("nodes", nodes, 31),
+                                   ("max_length", max_length, 63)):
             if not -2**bits <= int(value) < 2**bits:
                 raise error_for(INVALID_ARGUMENT, "%s = %d is out of range" % (field, value))
             setattr(params, field, int(value))
@@ -102,7 +107,8 @@ class FeatureMap:
         poly = {v: k for k, v in POLYS.items()}[params.poly]
         return {"kind": self.kind, "head_dim": params.head_dim, "num_heads": params.num_heads,
                 "nodes": params.nodes, "poly": poly, "poly_dim": params.poly_dim, "prf_dim": params.prf_dim,
-                "eps": params.eps, "prf_clamp": params.prf_clamp, "seed": params.seed}
+                "eps": params.eps, "prf_clamp": params.prf_clamp, "seed": params.seed,
+                "max_length": params.max_length}
 
     @property
     def head_dim(self):
@@ -133,7 +139,9 @@ class FeatureMap:
         return tuple(shape[i] for i in range(ndim.value))
 
     def get_params(self):
-        """{"anchors": (P, d), "omega": (R, H, d, M)} as float32 copies (anchors only for poly="anchor")."""
+        """Named parameter arrays as float32 copies: SLAY {"anchors": (P, d), "omega": (R, H, d, M)}
+        (anchors only for poly="anchor"); favor+ / relu-random {"omega": (H, d, m)}; random-fourier
+        also "bias" (H, m); elu+1, relu, cosformer {}."""
         result = {}
         for name in self._param_names():
             array = np.zeros(self._param_shape(name), np.float32)
@@ -177,6 +185,8 @@ class FeatureMap:
         if self._handle is None:
             return "FeatureMap(closed)"
         c = self.config
+        if c["kind"] != "slay":
+            return "FeatureMap(%r, head_dim=%d, num_heads=%d, dim=%d)" % (c["kind"], c["head_dim"], c["num_heads"], self.dim)
         return "FeatureMap(%r, head_dim=%d, num_heads=%d, nodes=%d, poly=%r, dim=%d)" % (
             c["kind"], c["head_dim"], c["num_heads"], c["nodes"], c["poly"], self.dim)
 

@@ -14,16 +14,29 @@ def splitmix64(x):
         return z ^ (z >> U64(31))
 
 
-def normals(seed, stream, count):
-    """normal(i), i < count, of slay.h's parameter generator: computed in double, rounded to float."""
+def normals64(seed, stream, count, start=0):
+    """normal(i), start <= i < start + count, of slay.h's parameter generator, in double."""
     with np.errstate(over="ignore"):
         key = splitmix64(U64(seed) ^ splitmix64(U64(stream)))
-        i = np.arange(count, dtype=U64)
+        i = np.arange(start, start + count, dtype=U64)
         a = splitmix64(key + U64(2) * i)
         b = splitmix64(key + U64(2) * i + U64(1))
     u1 = ((a >> U64(11)).astype(np.float64) + 1.0) * 2.0 ** -53
     u2 = (b >> U64(11)).astype(np.float64) * 2.0 ** -53
-    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).astype(np.float32)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def normals(seed, stream, count):
+    """normal(i), i < count, of slay.h's parameter generator: computed in double, rounded to float."""
+    return normals64(seed, stream, count).astype(np.float32)
+
+
+def uniforms64(seed, stream, count):
+    """uniform(i) = (splitmix64(key + i) >> 11) · 2^−53 of slay.h, in double."""
+    with np.errstate(over="ignore"):
+        key = splitmix64(U64(seed) ^ splitmix64(U64(stream)))
+        z = splitmix64(key + np.arange(count, dtype=U64))
+    return (z >> U64(11)).astype(np.float64) * 2.0 ** -53
 
 
 def params(seed, d, H, R, M, P=None):
@@ -130,3 +143,73 @@ def rms_close(actual, expected, rtol=1e-4, atol=1e-6):
     error = np.sqrt(np.mean((actual - expected) ** 2))
     scale = np.sqrt(np.mean(expected ** 2))
     assert error <= rtol * scale + atol, "RMS error %.3g vs scale %.3g" % (error, scale)
+
+
+# ---- classic maps (MATH.md §4, slay.h SLAY_KIND_*) -----------------------------------------------
+
+def favor_omega(seed, d, H, m):
+    """FAVOR+ ω (H, d, m) as slay.h documents it: per head ⌈m/d⌉ Gaussian d × d blocks (stream 3),
+    rows orthonormalised by modified Gram–Schmidt in double, scaled by chi norms drawn after them."""
+    blocks = -(-m // d)
+    omega = np.zeros((H, d, m))
+    norm_base = H * blocks * d * d
+    for h in range(H):
+        for b in range(blocks):
+            G = normals64(seed, 3, d * d, start=(h * blocks + b) * d * d).reshape(d, d)
+            for r in range(min(d, m - b * d)):
+                v = G[r].copy()
+                for p in range(r):
+                    v -= (G[p] @ v) * G[p]
+                G[r] = v / np.linalg.norm(v)
+                j = b * d + r
+                chi = np.linalg.norm(normals64(seed, 3, d, start=norm_base + (h * m + j) * d))
+                omega[h, :, j] = chi * G[r]
+    return omega.astype(np.float32)
+
+
+def classic_params(kind, seed, d, H, m):
+    """The named arrays of a classic map, from the documented generator."""
+    if kind == "favor+":
+        return {"omega": favor_omega(seed, d, H, m)}
+    if kind == "relu-random":
+        return {"omega": normals(seed, 4, H * d * m).reshape(H, d, m)}
+    if kind == "random-fourier":
+        return {"omega": normals(seed, 5, H * d * m).reshape(H, d, m),
+                "bias": (2 * np.pi * uniforms64(seed, 6, H * m)).astype(np.float32).reshape(H, m)}
+    return {}
+
+
+def classic_features(kind, x, head, params, role="query", positions=None, max_length=None):
+    """φ of one head for x (..., T, d) in float64, from the definitions in slay.h."""
+    x = x.astype(np.float64)
+    d = x.shape[-1]
+    if kind == "elu+1":
+        return np.where(x > 0, x + 1, np.exp(np.minimum(x, 0)))
+    if kind == "relu":
+        return np.maximum(x, 0)
+    if kind == "cosformer":
+        T = x.shape[-2]
+        positions = np.arange(T) if positions is None else np.asarray(positions)
+        theta = np.pi * np.minimum(positions, max_length - 1) / (2 * max_length)
+        r = np.maximum(x, 0)
+        return np.concatenate([r * np.cos(theta)[:, None], r * np.sin(theta)[:, None]], axis=-1)
+    omega = params["omega"][head].astype(np.float64)
+    m = omega.shape[-1]
+    if kind == "favor+":
+        xs = x * d ** -0.25
+        e = xs @ omega - (xs ** 2).sum(-1, keepdims=True) / 2
+        if role == "query":
+            e = e - e.max(-1, keepdims=True)
+        return np.exp(e) / np.sqrt(m)
+    if kind == "relu-random":
+        return np.maximum(x @ omega, 0) / np.sqrt(m)
+    if kind == "random-fourier":
+        return np.sqrt(2 / m) * np.cos(x @ omega + params["bias"][head].astype(np.float64))
+    raise ValueError(kind)
+
+
+def classic_features_bthd(kind, x, params, num_heads, role="query", max_length=None):
+    """(B, T, Hx, d) → (B, T, Hx, m); head h of a grouped-query group uses key head h // group."""
+    group = x.shape[2] // num_heads
+    return np.stack([classic_features(kind, x[:, :, h], h // group, params, role, max_length=max_length)
+                     for h in range(x.shape[2])], axis=2)
