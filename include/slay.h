@@ -340,7 +340,9 @@ typedef struct slay_attention_options {
     int32_t nth;           /* 1..65536; default 1 (the whole call). An engine with its own thread
                               pool calls the same function nth times, concurrently, with ith =
                               0..nth−1 and identical arguments; the shares touch disjoint outputs
-                              and state slots, and the result equals one whole call. */
+                              and state slots, and the result equals one whole call. Not for
+                              slay_state_prefill / slay_state_step with a map that reads token
+                              positions (SLAY_KIND_COSFORMER): SLAY_ERR_UNSUPPORTED. */
 } slay_attention_options;
 
 /* slay_attention_options_init — defaults as listed above. */
@@ -458,7 +460,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_read(const slay_state* state, int64_t
  *   monotone offsets with cu_seqlens[0] = 0 and cu_seqlens[num_seqs] = T for a packed batch
  *   (B == 1). slots: NULL or num_seqs distinct slot indices.
  * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_DTYPE, SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT,
- * SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY, SLAY_ERR_STATE_MISMATCH. */
+ * SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY, SLAY_ERR_STATE_MISMATCH, SLAY_ERR_UNSUPPORTED
+ * (partitioned call with a map that reads positions). */
 SLAY_API SLAY_NODISCARD int32_t slay_state_prefill(slay_state* state, const slay_tensor* q, const slay_tensor* k,
                                                   const slay_tensor* v, const slay_tensor* out,
                                                   const int64_t* cu_seqlens, const int32_t* slots, int64_t num_seqs,
@@ -475,7 +478,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_query(const slay_state* state, const 
  *   q [N, Hq, d], k [N, H, d], v [N, H, dv], out [N, Hq, dv] (3-d tensors, N = num_seqs);
  *   S += φ(k) vᵀ, z += φ(k), out = φ(q)ᵀS / (φ(q)ᵀz + δ).
  * No allocation (uses the state's workspaces); threads are started only when n_threads > 1 —
- * an engine with its own pool uses options ith/nth instead (ith < max_threads). */
+ * an engine with its own pool uses options ith/nth instead (ith < max_threads; not with a map
+ * that reads positions, SLAY_ERR_UNSUPPORTED). The token's position (cosFormer) is the slot's
+ * position before the step. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_step(slay_state* state, const slay_tensor* q, const slay_tensor* k,
                                                const slay_tensor* v, const slay_tensor* out, const int32_t* slots,
                                                int64_t num_seqs, const slay_attention_options* options,
