@@ -189,6 +189,19 @@ def test_split_prefill_and_initial_state_resume(kind):
     naive.rms_close(np.concatenate([head, tail], axis=1), whole, rtol=1e-4)
 
 
+def test_cosformer_packed_prefill_continues_each_slot_position():
+    """Packed varlen prefill with slots: each sequence continues from its own slot's position."""
+    fm = slay.FeatureMap("cosformer", head_dim=4, num_heads=1, max_length=100)
+    q, k, v = inputs(1, 45, Hq=2, Hk=1, d=4, dv=3, seed=4)
+    state = slay.State(fm, num_seqs=5, value_dim=3)
+    state.prefill(q[:, :5], k[:, :5], v[:, :5], slots=[2])          # slot 2 is now at position 5
+    out = state.prefill(q, k, v, cu_seqlens=[0, 10, 10, 45], slots=[4, 0, 2])
+    naive.rms_close(out[:, :10], slay.linear_attention(q[:, :10], k[:, :10], v[:, :10], fm), rtol=1e-5)
+    joined = [np.concatenate([a[:, :5], a[:, 10:]], axis=1) for a in (q, k, v)]
+    naive.rms_close(out[:, 10:], slay.linear_attention(*joined, fm)[:, 5:], rtol=1e-5)
+    assert [state.position(s) for s in range(5)] == [0, 0, 40, 0, 10]
+
+
 def test_cosformer_positions_clamp_beyond_max_length():
     """slay.h: positions >= max_length are clamped to max_length − 1 (documented, not an error)."""
     fm = slay.FeatureMap("cosformer", head_dim=3, max_length=4)
