@@ -23,8 +23,9 @@
  * - Bad input never aborts the process: pointers, enums, dimensions, strides, sizes and
  *   floating-point parameters are validated and reported as errors. (A pointer that is not NULL
  *   but points to too little memory cannot be detected; shapes and strides describe it.)
- * - Tensors are caller-owned memory described by slay_tensor: data pointer, dtype, shape and
- *   strides in ELEMENTS (not bytes). libslay never keeps a pointer after a call returns.
+ * - Tensors are caller-owned memory described by slay_tensor: data pointer (aligned to its element
+ *   size, else SLAY_ERR_LAYOUT), dtype, shape and strides in ELEMENTS (not bytes). libslay never
+ *   keeps a pointer after a call returns.
  * - Attention tensors have the logical layout [B, T, H, D] (batch, time, head, feature), the
  *   order of flash-attention and flash-linear-attention. A head-first buffer [B, H, T, D] is
  *   passed as the same logical tensor with permuted strides; no copy is made.
@@ -248,17 +249,21 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_create(const slay_feature_map_p
  * by another thread. */
 SLAY_API void slay_feature_map_free(slay_feature_map* fm);
 
-/* slay_feature_map_dim — features per head, m. Writes *out_dim. */
+/* slay_feature_map_dim — features per head, m. Writes *out_dim.
+ * Returns SLAY_OK, or SLAY_ERR_INVALID_ARGUMENT for a NULL/freed fm or NULL out_dim. */
 SLAY_API SLAY_NODISCARD int32_t slay_feature_map_dim(const slay_feature_map* fm, int64_t* out_dim,
                                                     slay_error* err);
 
 /* slay_feature_map_config — copy the parameters the map was created with into *out
- * (out->struct_size must be set by the caller, e.g. with slay_feature_map_params_init). */
+ * (out->struct_size must be set by the caller, e.g. with slay_feature_map_params_init).
+ * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL, struct_size too small) or
+ * SLAY_ERR_VERSION_MISMATCH (struct_size larger than this library knows). */
 SLAY_API SLAY_NODISCARD int32_t slay_feature_map_config(const slay_feature_map* fm,
                                                        slay_feature_map_params* out, slay_error* err);
 
 /* slay_feature_map_identity — a 64-bit hash of the map's kind, dimensions, parameters and
- * current random matrices. Two maps with equal identity compute the same features. */
+ * current random matrices. Two maps with equal identity compute the same features.
+ * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT (NULL fm or out_identity). */
 SLAY_API SLAY_NODISCARD int32_t slay_feature_map_identity(const slay_feature_map* fm,
                                                          uint64_t* out_identity, slay_error* err);
 
@@ -279,12 +284,14 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_apply(const slay_feature_map* f
  * given after set_param: no re-orthogonalisation). Random Fourier: "omega" (H, d, m) and "bias"
  * (H, m). ELU+1, ReLU and cosFormer have none. All are contiguous row-major arrays. */
 
-/* slay_feature_map_param_count — number of named parameter arrays the map has. */
+/* slay_feature_map_param_count — number of named parameter arrays the map has.
+ * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT (NULL fm or out_count). */
 SLAY_API SLAY_NODISCARD int32_t slay_feature_map_param_count(const slay_feature_map* fm,
                                                             int32_t* out_count, slay_error* err);
 
 /* slay_feature_map_param_name — name of parameter `index` (0 <= index < count); *out_name
- * points to a static string. */
+ * points to a static string. Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT (NULL pointer, index
+ * out of range). */
 SLAY_API SLAY_NODISCARD int32_t slay_feature_map_param_name(const slay_feature_map* fm, int32_t index,
                                                            const char** out_name, slay_error* err);
 
@@ -345,7 +352,8 @@ typedef struct slay_attention_options {
                               positions (SLAY_KIND_COSFORMER): SLAY_ERR_UNSUPPORTED. */
 } slay_attention_options;
 
-/* slay_attention_options_init — defaults as listed above. */
+/* slay_attention_options_init — defaults as listed above. Returns SLAY_OK, or
+ * SLAY_ERR_INVALID_ARGUMENT when options is NULL. */
 SLAY_API SLAY_NODISCARD int32_t slay_attention_options_init(slay_attention_options* options);
 
 /* slay_linear_attention — kernel-normalised linear attention with feature map fm:
@@ -381,7 +389,8 @@ typedef struct slay_exact_attention_options {
     int32_t n_threads;     /* 1..256; default 1 */
 } slay_exact_attention_options;
 
-/* slay_exact_attention_options_init — defaults as listed above. */
+/* slay_exact_attention_options_init — defaults as listed above. Returns SLAY_OK, or
+ * SLAY_ERR_INVALID_ARGUMENT when options is NULL. */
 SLAY_API SLAY_NODISCARD int32_t slay_exact_attention_options_init(slay_exact_attention_options* options);
 
 /* slay_exact_attention — quadratic attention, accumulated in double; O(B · Hq · T² · (d + dv)).
@@ -424,28 +433,36 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_create(const slay_feature_map* fm, in
 /* slay_state_free — release a state. NULL is a no-op. */
 SLAY_API void slay_state_free(slay_state* state);
 
-/* slay_state_copy — a new, independent state with the same contents (fork every slot). */
+/* slay_state_copy — a new, independent state with the same contents (fork every slot).
+ * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL/freed src, NULL out) or
+ * SLAY_ERR_OUT_OF_MEMORY; *out is NULL on failure. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_copy(const slay_state* src, slay_state** out, slay_error* err);
 
 /* slay_state_copy_slot — copy slot src_slot of src into slot dst_slot of dst (fork one sequence,
  * or roll back to a snapshot kept in another state). src and dst may be the same state; they must
- * share the feature map and value_dim (else SLAY_ERR_STATE_MISMATCH). */
+ * share the feature map and value_dim (else SLAY_ERR_STATE_MISMATCH). Returns SLAY_OK,
+ * SLAY_ERR_INVALID_ARGUMENT (NULL handle, slot out of range) or SLAY_ERR_STATE_MISMATCH. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_copy_slot(slay_state* dst, int64_t dst_slot, const slay_state* src,
                                                     int64_t src_slot, slay_error* err);
 
-/* slay_state_reset — zero slot `slot`, or every slot when slot == −1. */
+/* slay_state_reset — zero slot `slot`, or every slot when slot == −1.
+ * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT (NULL state, slot out of range). */
 SLAY_API SLAY_NODISCARD int32_t slay_state_reset(slay_state* state, int64_t slot, slay_error* err);
 
-/* slay_state_dims — the state's dimensions; each out pointer may be NULL. */
+/* slay_state_dims — the state's dimensions; each out pointer may be NULL.
+ * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT (NULL/freed state). */
 SLAY_API SLAY_NODISCARD int32_t slay_state_dims(const slay_state* state, int64_t* num_seqs, int64_t* num_heads,
                                                int64_t* feature_dim, int64_t* value_dim, slay_error* err);
 
-/* slay_state_position — tokens absorbed by slot `slot` since creation or reset. */
+/* slay_state_position — tokens absorbed by slot `slot` since creation or reset.
+ * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT (NULL pointer, slot out of range). */
 SLAY_API SLAY_NODISCARD int32_t slay_state_position(const slay_state* state, int64_t slot, int64_t* out_position,
                                                    slay_error* err);
 
 /* slay_state_read — copy slot `slot` out: matrix [H, m, dv] (matrix_count = H·m·dv floats) and
- * normaliser [H, m] (normaliser_count = H·m). Either pointer may be NULL to skip it. */
+ * normaliser [H, m] (normaliser_count = H·m). Either pointer may be NULL to skip it.
+ * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL state, slot out of range) or SLAY_ERR_SHAPE
+ * (a count that does not match). */
 SLAY_API SLAY_NODISCARD int32_t slay_state_read(const slay_state* state, int64_t slot, float* matrix,
                                                int64_t matrix_count, float* normaliser, int64_t normaliser_count,
                                                slay_error* err);
@@ -469,7 +486,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_prefill(slay_state* state, const slay
 
 /* slay_state_query — read-only queries: out = φ(q)ᵀS / (φ(q)ᵀz + δ) against each slot's state
  * (bidirectional / encoder use, the Memory Lobe pattern). q [B, T, Hq, d], out [B, T, Hq, dv];
- * cu_seqlens, slots, num_seqs as in slay_state_prefill. The state is not modified. */
+ * cu_seqlens, slots, num_seqs as in slay_state_prefill. The state is not modified; options->causal
+ * is ignored (queries always see the whole state). Returns as slay_state_prefill. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_query(const slay_state* state, const slay_tensor* q, const slay_tensor* out,
                                                 const int64_t* cu_seqlens, const int32_t* slots, int64_t num_seqs,
                                                 const slay_attention_options* options, slay_error* err);
@@ -480,25 +498,31 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_query(const slay_state* state, const 
  * No allocation (uses the state's workspaces); threads are started only when n_threads > 1 —
  * an engine with its own pool uses options ith/nth instead (ith < max_threads; not with a map
  * that reads positions, SLAY_ERR_UNSUPPORTED). The token's position (cosFormer) is the slot's
- * position before the step. */
+ * position before the step. options->chunk_size and causal are ignored. Returns as
+ * slay_state_prefill; on error the state is unchanged. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_step(slay_state* state, const slay_tensor* q, const slay_tensor* k,
                                                const slay_tensor* v, const slay_tensor* out, const int32_t* slots,
                                                int64_t num_seqs, const slay_attention_options* options,
                                                slay_error* err);
 
-/* slay_state_serialized_size — bytes slay_state_save writes. */
+/* slay_state_serialized_size — bytes slay_state_save writes.
+ * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL pointer) or SLAY_ERR_OVERFLOW. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_serialized_size(const slay_state* state, size_t* out_bytes,
                                                           slay_error* err);
 
 /* slay_state_save — serialize the whole state into dst (capacity bytes; SLAY_ERR_BUFFER_TOO_SMALL
  * if smaller than slay_state_serialized_size). Blob: magic "SLAYSTAT", format version, byte-order
- * mark, feature-map identity, dims, positions, the fp32 state, FNV-1a-64 checksum. *written may be NULL. */
+ * mark, feature-map identity, dims, positions, the fp32 state, FNV-1a-64 checksum. *written may be NULL.
+ * Field widths: magic 8 bytes, version u32, byte-order mark u32, identity u64, num_seqs, num_heads,
+ * feature_dim, value_dim and payload bytes u64 each, positions i64 each, checksum u64.
+ * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL pointer) or SLAY_ERR_BUFFER_TOO_SMALL. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_save(const slay_state* state, void* dst, size_t capacity, size_t* written,
                                                slay_error* err);
 
 /* slay_state_load — a new state for fm from a blob. Truncated or altered blobs give
  * SLAY_ERR_CORRUPT_DATA, another format version SLAY_ERR_VERSION_MISMATCH, another byte order
- * SLAY_ERR_UNSUPPORTED, another feature map or dims SLAY_ERR_STATE_MISMATCH. */
+ * SLAY_ERR_UNSUPPORTED, another feature map or dims SLAY_ERR_STATE_MISMATCH; positions outside
+ * 0..2^62 are corrupt data. max_threads (1..256) as in slay_state_create. *out is NULL on failure. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_load(const slay_feature_map* fm, const void* src, size_t size,
                                                int32_t max_threads, slay_state** out, slay_error* err);
 
@@ -508,7 +532,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_restore(slay_state* state, const void
 
 /* slay_gauss_laguerre — the R-point Gauss–Laguerre rule ∫₀^∞ e^{−t} f(t) dt ≈ Σ α_r f(t_r),
  *   1 <= R <= 64, computed in double (Newton on Laguerre polynomials), ascending nodes.
- *   nodes, weights: caller arrays of R doubles. */
+ *   nodes, weights: caller arrays of R doubles. Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT (R out
+ *   of range, NULL array); the arrays are untouched on error. */
 SLAY_API SLAY_NODISCARD int32_t slay_gauss_laguerre(int32_t R, double* nodes, double* weights,
                                                    slay_error* err);
 

@@ -47,8 +47,8 @@ private func attentionTensors(_ q: UnsafePointer<slay_tensor>?, _ k: UnsafePoint
 }
 
 func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?) throws -> LinearAttentionOptions {
-    guard let o = pointer?.pointee else { return LinearAttentionOptions() }
-    try checkStructSize(o.struct_size, of: "options", current: attentionOptionsSize)
+    guard let pointer else { return LinearAttentionOptions() }
+    let o = try readVersioned(pointer, name: "options")
     guard o.chunk_size >= 1 && o.chunk_size <= Int64(LinearAttentionOptions.maximumChunkSize) else {
         throw SlayError.invalid("options.chunk_size must be in 1...\(LinearAttentionOptions.maximumChunkSize), got \(o.chunk_size)")
     }
@@ -80,8 +80,8 @@ public func slay_exact_attention(_ q: UnsafePointer<slay_tensor>?, _ k: UnsafePo
                                  _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         var settings = ExactAttentionOptions()
-        if let o = options?.pointee {
-            try checkStructSize(o.struct_size, of: "options", current: exactOptionsSize)
+        if let options {
+            let o = try readVersioned(options, name: "options")
             guard let kernel = ExactKernel(rawValue: o.kernel) else {
                 throw SlayError.invalid("options.kernel is \(o.kernel); expected SLAY_EXACT_SOFTMAX (1), SLAY_EXACT_YAT_SPHERICAL (2) or SLAY_EXACT_YAT (3)")
             }

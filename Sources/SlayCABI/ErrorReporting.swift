@@ -53,3 +53,11 @@ func flag(_ value: Int32, _ name: String) throws -> Bool {
     guard value == 0 || value == 1 else { throw SlayError.invalid("\(name) must be 0 or 1, got \(value)") }
     return value == 1
 }
+
+/// Reads a versioned parameter struct: its first field, struct_size, is checked before anything
+/// else is read, so an older (smaller) caller struct is never read past its end.
+func readVersioned<T>(_ pointer: UnsafePointer<T>, name: String) throws -> T {
+    let size = UnsafeRawPointer(pointer).load(as: UInt32.self)
+    try checkStructSize(size, of: name, current: MemoryLayout<T>.size)
+    return pointer.pointee
+}

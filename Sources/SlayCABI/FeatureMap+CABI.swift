@@ -84,7 +84,7 @@ public func slay_feature_map_create(_ params: UnsafePointer<slay_feature_map_par
                                     _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     out?.pointee = nil
     return withStatus(err) {
-        let params = try require(params, "params").pointee
+        let params = try readVersioned(try require(params, "params"), name: "params")
         let result = try require(out, "out")
         let map = try makeFeatureMap(params)
         let handle = FeatureMapHandle(map: map, params: params)
@@ -116,7 +116,7 @@ public func slay_feature_map_config(_ fm: OpaquePointer?, _ out: UnsafeMutablePo
     withStatus(err) {
         let handle = try FeatureMapHandle.from(fm)
         let target = try require(out, "out")
-        try checkStructSize(target.pointee.struct_size, of: "out", current: paramsSize)
+        try checkStructSize(UnsafeRawPointer(target).load(as: UInt32.self), of: "out", current: paramsSize)
         target.pointee = handle.params
     }
 }

@@ -16,6 +16,9 @@ struct TensorArgument {
         let tensor = tensorPointer.pointee
         self.name = name
         guard let data = tensor.data else { throw SlayError.invalid("\(name).data is NULL") }
+        guard UInt(bitPattern: data) % UInt(MemoryLayout<Float>.alignment) == 0 else {
+            throw SlayError.layout("\(name).data is not aligned to 4 bytes (float32 elements must be aligned)")
+        }
         guard tensor.dtype == SLAY_DTYPE_F32 else {
             throw SlayError(.dtype, "\(name).dtype is \(tensor.dtype); this function supports only SLAY_DTYPE_F32 (0)")
         }

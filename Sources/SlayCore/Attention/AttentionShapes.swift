@@ -27,6 +27,9 @@ public struct AttentionShapes: Sendable, Equatable {
         }
         try expect("k", k, [b, t, hk, d])
         try expect("v", v, [b, t, hk, dv])
+        guard hq <= SlayConfiguration.maximumDimension else {
+            throw SlayError.shape("q has \(hq) heads; at most \(SlayConfiguration.maximumDimension) are supported")
+        }
         guard hq % hk == 0 else {
             throw SlayError.shape("q has \(hq) heads, not a multiple of k's \(hk) heads")
         }

@@ -44,6 +44,9 @@ public struct SlayConfiguration: Sendable, Equatable {
 
     public static let maximumDimension = 65536
     public static let maximumFeatureDim = 1 << 24
+    /// Parameter arrays live in Swift arrays (whose allocation failure would abort the host), so
+    /// they are capped at 2^28 floats (1 GiB) each.
+    public static let maximumParameterFloats = 1 << 28
 
     /// Polynomial features per node, P'.
     public var polyFeatures: Int {
@@ -79,13 +82,13 @@ public struct SlayConfiguration: Sendable, Equatable {
         }
         if polynomial == .anchor {
             let anchors = try CheckedSize.multiply(polyDim, headDim, what: "anchors size P·d")
-            guard anchors <= 1 << 31 else {
-                throw SlayError.overflow("anchors would hold \(anchors) floats; the maximum is 2^31")
+            guard anchors <= Self.maximumParameterFloats else {
+                throw SlayError.overflow("anchors would hold \(anchors) floats; the maximum is 2^28")
             }
         }
         let omega = try CheckedSize.multiply(nodes, numHeads, headDim, prfDim, what: "omega size R·H·d·M")
-        guard omega <= 1 << 31 else {
-            throw SlayError.overflow("omega would hold \(omega) floats; the maximum is 2^31")
+        guard omega <= Self.maximumParameterFloats else {
+            throw SlayError.overflow("omega would hold \(omega) floats; the maximum is 2^28")
         }
     }
 }

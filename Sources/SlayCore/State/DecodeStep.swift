@@ -23,7 +23,11 @@ final class DecodeWorkspace: @unchecked Sendable {
         if let buffer, group <= self.group { return buffer }
         let (d, m) = (map.headDim, map.featureDim)
         var total = 0
-        for piece in [group * d, d, valueDim, group * m, m, group * valueDim, group, map.scratchFloats(rows: max(group, 1))] {
+        let pieces = [try CheckedSize.multiply(group, d, what: "decode workspace"), d, valueDim,
+                      try CheckedSize.multiply(group, m, what: "decode workspace"), m,
+                      try CheckedSize.multiply(group, valueDim, what: "decode workspace"), group,
+                      map.scratchFloats(rows: max(group, 1))]
+        for piece in pieces {
             total = try CheckedSize.add(total, ScratchBuffer.footprint(piece), what: "decode workspace")
         }
         let fresh = try ScratchBuffer(floats: total)
@@ -59,7 +63,9 @@ extension RecurrentState {
         guard q.extents[0] == n && q.extents[2] == d else {
             throw SlayError.shape("q has shape \(q.shape); expected [\(n), Hq, \(d)]")
         }
-        guard hq % h == 0 else { throw SlayError.shape("q has \(hq) heads, not a multiple of the state's \(h) key heads") }
+        guard hq % h == 0 && hq <= SlayConfiguration.maximumDimension else {
+            throw SlayError.shape("q has \(hq) heads; it needs a multiple of the state's \(h) key heads, at most \(SlayConfiguration.maximumDimension)")
+        }
         guard out.extents[0] == n && out.extents[1] == hq && out.extents[2] == dv else {
             throw SlayError.shape("out has shape \(out.shape); expected [\(n), \(hq), \(dv)]")
         }
@@ -103,26 +109,24 @@ extension RecurrentState {
         }
     }
 
-    /// Slot range and distinctness, using the state's marker bytes instead of a set.
+    /// Slot range and distinctness. A sorted copy in temporary (stack, for small calls) memory
+    /// keeps the check free of shared state, so concurrent partitioned calls cannot interfere.
     func checkDistinct(_ slots: SlotList) throws {
         guard slots.pointer != nil else { return }
-        var failure: SlayError?
-        var marked = 0
         for i in 0..<slots.count {
             let slot = slots[i]
             guard slot >= 0 && slot < numSequences else {
-                failure = SlayError.invalid("slots[\(i)] is \(slot); the state has slots 0..<\(numSequences)")
-                break
+                throw SlayError.invalid("slots[\(i)] is \(slot); the state has slots 0..<\(numSequences)")
             }
-            guard slotMarks[slot] == 0 else {
-                failure = SlayError.invalid("slots must be distinct within one call; slot \(slot) appears twice")
-                break
-            }
-            slotMarks[slot] = 1
-            marked = i + 1
         }
-        for i in 0..<marked { slotMarks[slots[i]] = 0 }
-        if let failure { throw failure }
+        try withUnsafeTemporaryAllocation(of: Int.self, capacity: slots.count) { buffer in
+            var sorted = buffer
+            for i in 0..<slots.count { sorted[i] = slots[i] }
+            sorted.sort()
+            for i in 1..<max(1, slots.count) where sorted[i] == sorted[i - 1] {
+                throw SlayError.invalid("slots must be distinct within one call; slot \(sorted[i]) appears twice")
+            }
+        }
     }
 
     func decode(task: Int, group: Int, q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: SlotList,

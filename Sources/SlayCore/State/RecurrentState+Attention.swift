@@ -55,7 +55,7 @@ extension RecurrentState {
         guard q.extents[0] == batch && q.extents[1] == length && q.extents[3] == map.headDim else {
             throw SlayError.shape("q has shape \(q.shape); expected [\(batch), \(length), Hq, \(map.headDim)]")
         }
-        guard hq % numHeads == 0 else { throw SlayError.shape("q has \(hq) heads, not a multiple of the state's \(numHeads) key heads") }
+        guard hq % numHeads == 0 && hq <= SlayConfiguration.maximumDimension else { throw SlayError.shape("q has \(hq) heads, not a multiple of the state's \(numHeads) key heads") }
         guard out.shape == [batch, length, hq, valueDim] else {
             throw SlayError.shape("out has shape \(out.shape); expected \([batch, length, hq, valueDim])")
         }

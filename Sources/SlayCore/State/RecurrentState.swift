@@ -20,8 +20,6 @@ public final class RecurrentState: @unchecked Sendable {
     public internal(set) var positions: [Int64]
     /// Decode-step workspaces, one per thread index (see DecodeWorkspace).
     let decodeWorkspaces: [DecodeWorkspace]
-    /// One byte per slot, all zero between calls: checks that a call's slots are distinct.
-    let slotMarks: UnsafeMutablePointer<UInt8>
 
     public static let maximumSequences = 1 << 20
 
@@ -50,13 +48,10 @@ public final class RecurrentState: @unchecked Sendable {
         storage.pointer.update(repeating: 0, count: total)
         self.positions = [Int64](repeating: 0, count: numSequences)
         self.decodeWorkspaces = (0..<maxThreads).map { _ in DecodeWorkspace() }
-        self.slotMarks = .allocate(capacity: numSequences)
-        slotMarks.initialize(repeating: 0, count: numSequences)
         // Group size 1 covers the common case, so the first step does not allocate either.
         for workspace in decodeWorkspaces { _ = try workspace.ensure(group: 1, map: map, valueDim: valueDim) }
     }
 
-    deinit { slotMarks.deallocate() }
 
     /// A deep copy (a fork of every slot).
     public func copy() throws -> RecurrentState {

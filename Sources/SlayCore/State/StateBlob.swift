@@ -15,6 +15,7 @@ public enum StateBlob {
     public static let formatVersion: UInt32 = 1
     public static let byteOrderMark: UInt32 = 0x0102_0304
     static let headerBytes = 64
+    static let maximumPosition: Int64 = 1 << 62
 
     public static func size(of state: RecurrentState) throws -> Int {
         let positions = try CheckedSize.multiply(state.numSequences, 8, what: "blob size")
@@ -131,13 +132,20 @@ public enum StateBlob {
         guard field(56) == UInt64(payload) else {
             throw SlayError(.corruptData, "the blob's payload size \(field(56)) does not match its dimensions (\(payload) bytes)")
         }
-        let total = headerBytes + payload + 8
+        let total = try CheckedSize.add(try CheckedSize.add(headerBytes, payload, what: "blob size"), 8, what: "blob size")
         guard blob.count >= total else {
             throw SlayError(.corruptData, "the blob is truncated: \(blob.count) bytes of \(total)")
         }
         let stored = base.loadUnaligned(fromByteOffset: total - 8, as: UInt64.self)
         guard checksum(UnsafeRawBufferPointer(start: base, count: total - 8)) == stored else {
             throw SlayError(.corruptData, "the blob's checksum does not match its contents")
+        }
+        // Positions are token counts: a negative or absurd one would make the next step overflow.
+        for i in 0..<n {
+            let position = base.loadUnaligned(fromByteOffset: headerBytes + 8 * i, as: Int64.self)
+            guard position >= 0 && position <= maximumPosition else {
+                throw SlayError(.corruptData, "the blob's position of slot \(i) is \(position), outside 0...2^62")
+            }
         }
         return Header(identity: field(16), sequences: n, heads: h, featureDim: m, valueDim: dv)
     }

@@ -53,6 +53,9 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_thre
     if initial_state is not None:
         if not isinstance(initial_state, State):
             raise error_for(INVALID_ARGUMENT, "initial_state must be a slay.State")
+        if initial_state.fm is not fm and initial_state.fm.identity != fm.identity:
+            from .errors import STATE_MISMATCH
+            raise error_for(STATE_MISMATCH, "initial_state belongs to a different feature map than fm")
         state = initial_state.copy()
     else:
         sequences = q.shape[0] if cu_seqlens is None else max(len(cu_seqlens) - 1, 1)

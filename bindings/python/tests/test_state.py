@@ -258,3 +258,93 @@ def test_step_descriptor_cache_revalidates(fm):
     wide.shape = (2, 24, 1)
     with pytest.raises(ValueError):
         state.step(qs, ks, vs, out=wide)
+
+
+def _recheck(blob):
+    """Recompute the FNV-1a checksum of a blob whose header was edited."""
+    body = bytes(blob[:-8])
+    h = 0xCBF29CE484222325
+    for byte in body:
+        h = ((h ^ byte) * 0x100000001B3) & ((1 << 64) - 1)
+    return body + h.to_bytes(8, "little")
+
+
+def test_crafted_blob_sizes_are_refused_not_trapped(fm):
+    """A blob whose dims pass every limit but whose sizes overflow must be corrupt data."""
+    import struct
+    header = bytearray(b"SLAYSTAT" + struct.pack("<II", 1, 0x01020304) + struct.pack("<Q", fm.identity)
+                       + struct.pack("<QQQQ", 453278, 64989, 15655078, 4) + struct.pack("<Q", (1 << 63) - 64))
+    blob = _recheck(header + bytes(8))
+    with pytest.raises(slay.SlayError) as info:
+        slay.State.load(blob, fm)
+    assert info.value.code in (-5, -7, -12)
+
+
+def test_blob_positions_are_validated(fm):
+    state = slay.State(fm, num_seqs=1, value_dim=6)
+    blob = bytearray(state.save())
+    blob[64:72] = (2 ** 63 - 1).to_bytes(8, "little")
+    with pytest.raises(slay.SlayValueError, match="position"):
+        state.restore(_recheck(blob))
+    blob[64:72] = (-5).to_bytes(8, "little", signed=True)
+    with pytest.raises(slay.SlayValueError, match="position"):
+        slay.State.load(_recheck(blob), fm)
+
+
+def test_initial_state_must_belong_to_the_map(fm):
+    other = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=2, poly="exact", prf_dim=4, seed=99)
+    q, k, v = inputs(1, 4)
+    state = slay.State(other, num_seqs=1, value_dim=6)
+    with pytest.raises(slay.SlayValueError, match="different feature map"):
+        slay.linear_attention(q, k, v, fm, initial_state=state)
+
+
+def test_concurrent_partitioned_steps_with_slots(fm):
+    """The nth shares of one step may run at once (an engine's pool); explicit slots included."""
+    import ctypes
+    import threading
+    from slay._lib import lib, AttentionOptions
+    from slay._tensor import descriptor
+    q, k, v = inputs(4, 12)
+    slots = np.array([3, 1, 0, 2], np.int32)
+    expected_state = slay.State(fm, num_seqs=4, value_dim=6)
+    state = slay.State(fm, num_seqs=4, value_dim=6, max_threads=4)
+    for t in range(12):
+        qs, ks, vs = (np.ascontiguousarray(a[:, t]) for a in (q, k, v))
+        expected = expected_state.step(qs, ks, vs, slots=slots)
+        out = np.full((4, 4, 6), np.nan, np.float32)
+        codes = [None] * 4
+
+        def share(ith):
+            opts = AttentionOptions()
+            lib.slay_attention_options_init(ctypes.byref(opts))
+            opts.ith, opts.nth = ith, 4
+            codes[ith] = lib.slay_state_step(state.handle, descriptor(qs), descriptor(ks), descriptor(vs),
+                                             descriptor(out), slots.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                                             4, ctypes.byref(opts), None)
+        threads = [threading.Thread(target=share, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert codes == [0, 0, 0, 0]
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_misaligned_data_is_a_layout_error(fm):
+    import ctypes
+    from slay._lib import lib, Error, Tensor
+    raw = np.zeros(1 + 1 * 3 * 2 * 8, np.float32)
+    q = np.zeros((1, 3, 2, 8), np.float32)
+    out = np.zeros((1, 3, 2, 6), np.float32)
+    v = np.zeros((1, 3, 2, 6), np.float32)
+    t = Tensor()
+    t.data = raw.ctypes.data + 2  # not a multiple of 4 bytes
+    t.dtype, t.ndim = 0, 4
+    for axis, (extent, stride) in enumerate(zip((1, 3, 2, 8), (48, 16, 8, 1))):
+        t.shape[axis], t.strides[axis] = extent, stride
+    from slay._tensor import descriptor
+    err = Error()
+    code = lib.slay_linear_attention(fm.handle, ctypes.byref(t), descriptor(q), descriptor(v), descriptor(out), None,
+                                     ctypes.byref(err))
+    assert code == -3 and b"aligned" in err.message
