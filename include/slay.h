@@ -336,6 +336,13 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_set_param(slay_feature_map* fm,
 /* Attention                                                                                */
 /* ======================================================================================= */
 
+/* Denominator modes of normalised linear attention. With positive feature maps den > 0 and both
+ * modes agree up to δ. Signed maps (random Fourier features) can make den ≤ 0 or tiny: ADD then
+ * divides by a value near zero or of the wrong sign (huge or flipped outputs); CLAMP divides by
+ * max(den, δ), which bounds every output by |num| / δ and keeps the sign of num. */
+#define SLAY_DENOMINATOR_ADD   0   /* y = num / (den + δ) */
+#define SLAY_DENOMINATOR_CLAMP 1   /* y = num / max(den, δ) */
+
 typedef struct slay_attention_options {
     uint32_t struct_size;  /* sizeof(slay_attention_options) */
     int32_t causal;        /* 1: y_i uses keys j <= i; 0: all keys. Default 1 */
@@ -350,6 +357,7 @@ typedef struct slay_attention_options {
                               and state slots, and the result equals one whole call. Not for
                               slay_state_prefill / slay_state_step with a map that reads token
                               positions (SLAY_KIND_COSFORMER): SLAY_ERR_UNSUPPORTED. */
+    int32_t denominator;   /* SLAY_DENOMINATOR_*: how y = num / den is guarded; default ADD */
 } slay_attention_options;
 
 /* slay_attention_options_init — defaults as listed above. Returns SLAY_OK, or

@@ -15,6 +15,7 @@ public func slay_attention_options_init(_ options: UnsafeMutablePointer<slay_att
     o.n_threads = 1
     o.ith = 0
     o.nth = 1
+    o.denominator = SLAY_DENOMINATOR_ADD
     options.pointee = o
     return SlayStatus.ok.rawValue
 }
@@ -54,9 +55,16 @@ func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?) t
     }
     let options = LinearAttentionOptions(causal: try flag(o.causal, "options.causal"), delta: o.delta,
                                          chunkSize: Int(o.chunk_size), nThreads: Int(o.n_threads),
-                                         ith: Int(o.ith), nth: Int(o.nth))
+                                         ith: Int(o.ith), nth: Int(o.nth), denominator: try denominatorMode(o.denominator))
     try options.validate()
     return options
+}
+
+func denominatorMode(_ value: Int32) throws -> DenominatorMode {
+    guard let mode = DenominatorMode(rawValue: value) else {
+        throw SlayError.invalid("options.denominator is \(value); expected SLAY_DENOMINATOR_ADD (0) or SLAY_DENOMINATOR_CLAMP (1)")
+    }
+    return mode
 }
 
 @_cdecl("slay_linear_attention")

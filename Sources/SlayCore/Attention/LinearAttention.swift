@@ -1,3 +1,18 @@
+/// SLAY_DENOMINATOR_ADD / SLAY_DENOMINATOR_CLAMP.
+public enum DenominatorMode: Int32, Sendable {
+    case add = 0
+    case clamp = 1
+
+    /// 1 / (den + δ) or 1 / max(den, δ).
+    @inline(__always)
+    public func inverse(_ denominator: Float, delta: Float) -> Float {
+        switch self {
+        case .add: return 1 / (denominator + delta)
+        case .clamp: return 1 / max(denominator, delta)
+        }
+    }
+}
+
 /// Options of kernel-normalised linear attention; names match the C and Python APIs.
 public struct LinearAttentionOptions: Sendable, Equatable {
     public var causal: Bool
@@ -7,12 +22,17 @@ public struct LinearAttentionOptions: Sendable, Equatable {
     /// Partitioned call: this invocation runs share `ith` of `nth` (see slay_attention_options).
     public var ith: Int
     public var nth: Int
+    /// How y = num / den is guarded: `add` divides by den + δ (the default; right for positive
+    /// maps), `clamp` by max(den, δ), which keeps signed maps (random Fourier features) from
+    /// dividing by a denominator near 0 or below it.
+    public var denominator: DenominatorMode
 
     public static let maximumChunkSize = 4096
     public static let maximumThreads = 256
 
     public init(causal: Bool = true, delta: Double = 1e-6, chunkSize: Int = 64, nThreads: Int = 1,
-                ith: Int = 0, nth: Int = 1) {
+                ith: Int = 0, nth: Int = 1, denominator: DenominatorMode = .add) {
+        self.denominator = denominator
         self.causal = causal
         self.delta = delta
         self.chunkSize = chunkSize
@@ -80,7 +100,7 @@ public enum LinearAttention {
         let plan = try Plan(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads,
                             valueDim: shapes.valueDim, spans: spans, state: nil, slots: [],
                             mode: options.causal ? .causal : .bidirectional, delta: options.delta,
-                            chunk: min(options.chunkSize, shapes.length))
+                            chunk: min(options.chunkSize, shapes.length), denominator: options.denominator)
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
     }
 
@@ -119,6 +139,7 @@ public enum LinearAttention {
         let slots: [Int]
         let mode: Mode
         let delta: Float
+        let denominator: DenominatorMode
         let layout: WorkspaceLayout
         /// Token position of each span's first row, for maps that need positions: the slot's
         /// position before the call (read here, before any share updates it), else 0.
@@ -126,7 +147,8 @@ public enum LinearAttention {
 
         public init(map: FeatureMap, q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?,
                     queryHeads: Int, valueDim: Int, spans: [SequenceSpan], state: RecurrentState?, slots: [Int],
-                    mode: Mode, delta: Double, chunk: Int) throws {
+                    mode: Mode, delta: Double, chunk: Int, denominator: DenominatorMode = .add) throws {
+            self.denominator = denominator
             self.map = map
             self.q = q
             self.k = k
@@ -287,7 +309,7 @@ public enum LinearAttention {
                     Gemm.multiply(m: rows, n: width, k: rows, a: w.scores, rowStrideA: rows, columnStrideA: 1,
                                   b: w.valueRows + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
                                   c: w.outputs, ldc: width, accumulate: true, workspace: w.gemm)
-                    LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, workspace: w,
+                    LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, denominator: denominator, workspace: w,
                                                       out: out!, batch: span.batch, head: queryHead, t0: span.start + t0)
                 }
                 LinearAttention.updateState(rows: rows, m: m, dv: dv, columns: columns, state: state,
@@ -318,7 +340,7 @@ public enum LinearAttention {
                     loadQueries(span: span, origin: origin, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
                     LinearAttention.readState(rows: rows, m: map.featureDim, dv: valueDim, columns: columns, state: state,
                                               normaliser: normaliser, workspace: w)
-                    LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, workspace: w,
+                    LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, denominator: denominator, workspace: w,
                                                       out: out!, batch: span.batch, head: queryHead, t0: span.start + t0)
                     t0 += rows
                 }
@@ -393,13 +415,14 @@ public enum LinearAttention {
 
     /// Output block [rows, columns] ← outputs / (den + δ), written to `out` at (batch, head).
     @inline(__always)
-    static func normaliseAndStore(rows: Int, columns: Range<Int>, delta: Float, workspace w: Workspace,
+    static func normaliseAndStore(rows: Int, columns: Range<Int>, delta: Float, denominator: DenominatorMode,
+                                  workspace w: Workspace,
                                   out: TensorView, batch: Int, head: Int, t0: Int) {
         let width = columns.count
         let base = out.base + batch * out.steps[0] + head * out.steps[2] + columns.lowerBound * out.steps[3]
         let (rowStride, columnStride) = (out.steps[1], out.steps[3])
         for i in 0..<rows {
-            let inverse = 1 / (w.denominators[i] + delta)
+            let inverse = denominator.inverse(w.denominators[i], delta: delta)
             let row = w.outputs + i * width
             let target = base + (t0 + i) * rowStride
             if columnStride == 1 {

@@ -92,7 +92,7 @@ extension RecurrentState {
         if threads == 1 {
             let buffer = decodeWorkspaces[first].buffer!
             for task in tasks {
-                decode(task: task, group: group, q: q, k: k, v: v, out: out, slots: slots, delta: delta, buffer: buffer)
+                decode(task: task, group: group, q: q, k: k, v: v, out: out, slots: slots, delta: delta, denominator: options.denominator, buffer: buffer)
             }
         } else {
             let scratch = buffers
@@ -100,7 +100,7 @@ extension RecurrentState {
                 let share = ParallelFor.share(of: tasks.count, worker: worker, workers: threads)
                 for index in share {
                     self.decode(task: tasks.lowerBound + index, group: group, q: q, k: k, v: v, out: out, slots: slots,
-                                delta: delta, buffer: scratch[worker])
+                                delta: delta, denominator: options.denominator, buffer: scratch[worker])
                 }
             }
         }
@@ -130,7 +130,7 @@ extension RecurrentState {
     }
 
     func decode(task: Int, group: Int, q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: SlotList,
-                delta: Float, buffer: ScratchBuffer) {
+                delta: Float, denominator: DenominatorMode, buffer: ScratchBuffer) {
         let (d, m, dv) = (map.headDim, featureDim, valueDim)
         let sequence = task / numHeads
         let head = task % numHeads
@@ -198,7 +198,7 @@ extension RecurrentState {
             for g in 0..<group { denominators[g] += phiQ[g * m + f] * zf }
         }
         for g in 0..<group {
-            let inverse = 1 / (denominators[g] + delta)
+            let inverse = denominator.inverse(denominators[g], delta: delta)
             let target = out.base + sequence * out.steps[0] + (head * group + g) * out.steps[1]
             for j in 0..<dv { target[j * out.steps[2]] = outputs[g * dv + j] * inverse }
         }

@@ -78,7 +78,8 @@ extension RecurrentState {
         let mode: LinearAttention.Mode = q == nil ? .absorb : (options.causal ? .causal : .bidirectional)
         let plan = try LinearAttention.Plan(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads,
                                             valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: mode,
-                                            delta: options.delta, chunk: min(options.chunkSize, max(length, 1)))
+                                            delta: options.delta, chunk: min(options.chunkSize, max(length, 1)),
+                                            denominator: options.denominator)
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
         if options.ith == 0 {
             for (span, slot) in zip(spans, resolved) { positions[slot] += Int64(span.length) }
@@ -95,7 +96,8 @@ extension RecurrentState {
         let (spans, resolved) = try resolveSequences(batch: q.extents[0], length: q.extents[1], cuSeqlens: cuSeqlens, slots: slots)
         let plan = try LinearAttention.Plan(map: map, q: q, k: nil, v: nil, out: out, queryHeads: queryHeads,
                                             valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: .query,
-                                            delta: options.delta, chunk: min(options.chunkSize, max(q.extents[1], 1)))
+                                            delta: options.delta, chunk: min(options.chunkSize, max(q.extents[1], 1)),
+                                            denominator: options.denominator)
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
     }
 }

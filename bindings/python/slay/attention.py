@@ -19,9 +19,15 @@ def _int(value, name, lo, hi):
     return int(value)
 
 
-def attention_options(causal=True, delta=1e-6, chunk_size=64, n_threads=1):
+DENOMINATORS = {"add": 0, "clamp": 1}
+
+
+def attention_options(causal=True, delta=1e-6, chunk_size=64, n_threads=1, denominator="add"):
+    if denominator not in DENOMINATORS:
+        raise error_for(INVALID_ARGUMENT, "denominator must be 'add' or 'clamp', got %r" % (denominator,))
     options = AttentionOptions()
     lib.slay_attention_options_init(ctypes.byref(options))
+    options.denominator = DENOMINATORS[denominator]
     options.causal = 1 if causal else 0
     options.delta = float(delta)
     options.chunk_size = _int(chunk_size, "chunk_size", -2**62, 2**62)
@@ -30,12 +36,13 @@ def attention_options(causal=True, delta=1e-6, chunk_size=64, n_threads=1):
 
 
 def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_threads=1, out=None,
-                     initial_state=None, output_final_state=False, cu_seqlens=None):
+                     initial_state=None, output_final_state=False, cu_seqlens=None, denominator="add"):
     """y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ), q (B, T, Hq, d), k (B, T, Hk, d), v (B, T, Hk, dv).
 
     Returns y (B, T, Hq, dv) float32, or (y, final_state) when output_final_state is true.
     initial_state (a slay.State with one slot per sequence) starts each sequence from that state
     (it is not modified). cu_seqlens (N + 1 offsets) treats B = 1 tensors as N packed sequences.
+    denominator: "add" divides by den + δ; "clamp" by max(den, δ), for signed maps.
     """
     from .state import State
     handle = require_map(fm)
@@ -45,7 +52,7 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_thre
     shape = (q.shape[0], q.shape[1], q.shape[2], v.shape[3])
     out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
     if initial_state is None and not output_final_state and cu_seqlens is None:
-        options = attention_options(causal, delta, chunk_size, n_threads)
+        options = attention_options(causal, delta, chunk_size, n_threads, denominator)
         err = Error()
         check(lib.slay_linear_attention(handle, descriptor(q), descriptor(k), descriptor(v), descriptor(out),
                                         ctypes.byref(options), ctypes.byref(err)), err)
@@ -61,7 +68,7 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_thre
         sequences = q.shape[0] if cu_seqlens is None else max(len(cu_seqlens) - 1, 1)
         state = State(fm, num_seqs=sequences, value_dim=v.shape[3])
     state.prefill(q, k, v, causal=causal, delta=delta, chunk_size=chunk_size, n_threads=n_threads, out=out,
-                  cu_seqlens=cu_seqlens)
+                  cu_seqlens=cu_seqlens, denominator=denominator)
     return (out, state) if output_final_state else out
 
 
