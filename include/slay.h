@@ -196,6 +196,27 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
                                      SLAY_ERR_UNSUPPORTED (shares cannot agree on slot positions).
                                      slay_feature_map_apply maps row t at position t.
                                      Reads head_dim, num_heads, max_length */
+/* ELA kernels (Exact Linear Attention, arXiv 2605.18848): finite EXACT factorisations, no
+ * randomness and no parameters; φ(q)·ψ(k) equals the kernel up to fp32 rounding. Features are
+ * signed although each kernel is ≥ 0, so the normaliser φ(q)·Σψ(k) is ≥ 0 and > 0 except in
+ * degenerate cases; the attention denominator adds δ as usual (no other safeguard). */
+#define SLAY_KIND_SUM_SQ_EUCLIDEAN 8 /* k(q, k) = ‖q + k‖²; m = d + 2; ASYMMETRIC (role matters):
+                                     query φ(q) = [q; ‖q‖²; 1], key ψ(k) = [2k; 1; ‖k‖²]. The
+                                     normaliser is 0 only if every key is −q.
+                                     Reads head_dim, num_heads */
+#define SLAY_KIND_SUB_SQ_EUCLIDEAN 9 /* k(q, k) = ‖q − k‖²; m = d + 2; ASYMMETRIC (role matters):
+                                     query φ(q) = [q; ‖q‖²; 1], key ψ(k) = [−2k; 1; ‖k‖²]. The
+                                     expansion cancels when k ≈ q: the fp32 error is relative to
+                                     ‖q‖² + ‖k‖², so k(q, q) is a tiny value of either sign and a
+                                     causal first token with k = q divides by ≈ δ.
+                                     Reads head_dim, num_heads */
+#define SLAY_KIND_BLUEPRINT 10      /* safe unit-direction blueprint kernel
+                                     k(q, k) = (q̂·k̂ + 1)(‖q‖² + 1)(‖k‖² + 1) ∈ [0, 2(‖q‖²+1)(‖k‖²+1)],
+                                     x̂ = x/‖x‖ and x̂ = 0 for x = 0 (the paper's (q·k + 1)(…)(…)
+                                     goes negative for q·k < −1; this form cannot). Symmetric:
+                                     φ(x) = (‖x‖² + 1)·[x̂; 1] for both roles; m = d + 1. Features
+                                     overflow to inf once ‖x‖ > ~1.8e19 (as do the squared-Euclidean
+                                     kinds'). Reads head_dim, num_heads */
 
 /* Polynomial part of SLAY, the estimator of (q̂·k̂)². */
 #define SLAY_POLY_ANCHOR      1  /* [(a_p·û)²]_p / √P, P anchors (the paper's default; biased) */
@@ -282,7 +303,7 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_apply(const slay_feature_map* f
  * rows are used as given, the map does not renormalise them) and "omega" float32 (R, H, d, M).
  * FAVOR+ and ReLU random: "omega" (H, d, m), feature j of head h uses column ω[h, :, j] (used as
  * given after set_param: no re-orthogonalisation). Random Fourier: "omega" (H, d, m) and "bias"
- * (H, m). ELU+1, ReLU and cosFormer have none. All are contiguous row-major arrays. */
+ * (H, m). ELU+1, ReLU, cosFormer and the ELA kinds have none. All are contiguous row-major arrays. */
 
 /* slay_feature_map_param_count — number of named parameter arrays the map has.
  * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT (NULL fm or out_count). */
@@ -358,6 +379,13 @@ typedef struct slay_attention_options {
                               slay_state_prefill / slay_state_step with a map that reads token
                               positions (SLAY_KIND_COSFORMER): SLAY_ERR_UNSUPPORTED. */
     int32_t denominator;   /* SLAY_DENOMINATOR_*: how y = num / den is guarded; default ADD */
+    int32_t normalize;     /* 1: y = num / den (kernel-normalised, default); 0: y = φ(q)ᵀS, no
+                              normaliser (unnormalised linear attention, as in RetNet / GLA) */
+    const float* decay;    /* NULL (default), or one γ_h ∈ (0, 1] per KEY head (RetNet decay):
+                              S_t = γ S_{t−1} + φ(k_t) v_tᵀ and z_t = γ z_t−1 + φ(k_t), so key j
+                              weighs γ^(i−j) for query i. Causal attention and states only
+                              (causal = 0 with decay: SLAY_ERR_INVALID_ARGUMENT); read during
+                              the call, not retained. Values outside (0, 1]: INVALID_ARGUMENT. */
 } slay_attention_options;
 
 /* slay_attention_options_init — defaults as listed above. Returns SLAY_OK, or

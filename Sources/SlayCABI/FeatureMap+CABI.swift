@@ -34,10 +34,14 @@ func makeFeatureMap(_ p: slay_feature_map_params) throws -> FeatureMap {
     case SLAY_KIND_RELU_RANDOM: return try ReluRandomFeatureMap(try classicConfiguration(p, randomFeatures: true))
     case SLAY_KIND_RANDOM_FOURIER: return try RandomFourierFeatureMap(try classicConfiguration(p, randomFeatures: true))
     case SLAY_KIND_COSFORMER: return try CosFormerFeatureMap(try classicConfiguration(p, maxLength: true))
+    case SLAY_KIND_SUM_SQ_EUCLIDEAN: return try SummationSquaredEuclideanFeatureMap(try classicConfiguration(p))
+    case SLAY_KIND_SUB_SQ_EUCLIDEAN: return try SubtractionSquaredEuclideanFeatureMap(try classicConfiguration(p))
+    case SLAY_KIND_BLUEPRINT: return try BlueprintFeatureMap(try classicConfiguration(p))
     default:
         throw SlayError.invalid("params.kind is \(p.kind); known kinds: SLAY_KIND_SLAY (1), SLAY_KIND_ELU_PLUS_ONE (2), "
                                 + "SLAY_KIND_RELU (3), SLAY_KIND_FAVOR_PLUS (4), SLAY_KIND_RELU_RANDOM (5), "
-                                + "SLAY_KIND_RANDOM_FOURIER (6), SLAY_KIND_COSFORMER (7)")
+                                + "SLAY_KIND_RANDOM_FOURIER (6), SLAY_KIND_COSFORMER (7), SLAY_KIND_SUM_SQ_EUCLIDEAN (8), "
+                                + "SLAY_KIND_SUB_SQ_EUCLIDEAN (9), SLAY_KIND_BLUEPRINT (10)")
     }
 }
 
@@ -48,7 +52,7 @@ private func dimension(_ value: Int64, _ name: String) throws -> Int {
     return Int(value)
 }
 
-/// The fields the classic maps read; the others (nodes, poly, eps, ...) are ignored, and so are
+/// The fields the classic and ELA maps read; the others (nodes, poly, eps, ...) are ignored, and so are
 /// prf_dim and seed unless the map has random features and max_length unless it is cosFormer.
 func classicConfiguration(_ p: slay_feature_map_params, randomFeatures: Bool = false,
                           maxLength: Bool = false) throws -> ClassicMapConfiguration {

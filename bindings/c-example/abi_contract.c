@@ -473,7 +473,7 @@ static const struct { int field; double value; int32_t want; const char* what; }
     {P_SIZE, -8, SLAY_ERR_INVALID_ARGUMENT, "struct_size sizeof - 8"},
     {P_SIZE, 64, SLAY_ERR_VERSION_MISMATCH, "struct_size sizeof + 64"},
     {P_KIND, 0, SLAY_ERR_INVALID_ARGUMENT, "kind 0"},
-    {P_KIND, 8, SLAY_ERR_INVALID_ARGUMENT, "kind 8"},
+    {P_KIND, 11, SLAY_ERR_INVALID_ARGUMENT, "kind 11"},
     {P_KIND, -1, SLAY_ERR_INVALID_ARGUMENT, "kind -1"},
     {P_POLY, 0, SLAY_ERR_INVALID_ARGUMENT, "poly 0"},
     {P_POLY, 4, SLAY_ERR_INVALID_ARGUMENT, "poly 4"},
