@@ -7,7 +7,8 @@ from ._lib import lib, Error, FeatureMapParams
 from ._tensor import as_input, as_output, descriptor
 from .errors import check, error_for, INVALID_ARGUMENT
 
-KINDS = {"slay": 1, "elu+1": 2, "relu": 3, "favor+": 4, "relu-random": 5, "random-fourier": 6, "cosformer": 7}
+KINDS = {"slay": 1, "elu+1": 2, "relu": 3, "favor+": 4, "relu-random": 5, "random-fourier": 6, "cosformer": 7,
+         "ela-sum-sqeuclid": 8, "ela-sub-sqeuclid": 9, "ela-blueprint": 10}
 POLYS = {"anchor": 1, "exact": 2, "exact_full": 3}
 ROLES = {"query": 0, "key": 1}
 
@@ -22,6 +23,10 @@ class FeatureMap:
     Classic maps (slay.h SLAY_KIND_*): "elu+1" and "relu" (dim = head_dim), "favor+",
     "relu-random" and "random-fourier" (dim = prf_dim, random parameters from seed; random-fourier
     is signed) and "cosformer" (dim = 2·head_dim, needs max_length >= the longest sequence).
+
+    ELA kernels (exact, no parameters): "ela-sum-sqeuclid" ‖q + k‖² and "ela-sub-sqeuclid"
+    ‖q − k‖² (dim = head_dim + 2; query and key features differ, so pass role=), and
+    "ela-blueprint" (q̂·k̂ + 1)(‖q‖² + 1)(‖k‖² + 1) (dim = head_dim + 1).
     """
 
     def __init__(self, kind="slay", head_dim=None, num_heads=1, nodes=2, poly="anchor", poly_dim=8,
@@ -141,7 +146,7 @@ class FeatureMap:
     def get_params(self):
         """Named parameter arrays as float32 copies: SLAY {"anchors": (P, d), "omega": (R, H, d, M)}
         (anchors only for poly="anchor"); favor+ / relu-random {"omega": (H, d, m)}; random-fourier
-        also "bias" (H, m); elu+1, relu, cosformer {}."""
+        also "bias" (H, m); elu+1, relu, cosformer and the ela-* kinds {}."""
         result = {}
         for name in self._param_names():
             array = np.zeros(self._param_shape(name), np.float32)

@@ -213,3 +213,39 @@ def classic_features_bthd(kind, x, params, num_heads, role="query", max_length=N
     group = x.shape[2] // num_heads
     return np.stack([classic_features(kind, x[:, :, h], h // group, params, role, max_length=max_length)
                      for h in range(x.shape[2])], axis=2)
+
+
+# ---- ELA kernels (MATH.md §2, slay.h SLAY_KIND_SUM_SQ_EUCLIDEAN … SLAY_KIND_BLUEPRINT) -----------
+
+def _unit(x):
+    """x/‖x‖ per row, 0 for zero rows (the blueprint kernel's x̂)."""
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.where(norm > 0, x / np.where(norm > 0, norm, 1), 0)
+
+
+def ela_kernel(kind, q, k):
+    """Kernel matrix (B, H, T, S) from the DEFINITION (not from features), q (B, T, H, d) and
+    k (B, S, H, d) in float64, same head count."""
+    q, k = q.astype(np.float64), k.astype(np.float64)
+    if kind in ("ela-sum-sqeuclid", "ela-sub-sqeuclid"):
+        sign = 1.0 if kind == "ela-sum-sqeuclid" else -1.0
+        diff = q.transpose(0, 2, 1, 3)[:, :, :, None, :] + sign * k.transpose(0, 2, 1, 3)[:, :, None, :, :]
+        return (diff ** 2).sum(-1)
+    if kind == "ela-blueprint":
+        cosine = np.einsum("bthd,bshd->bhts", _unit(q), _unit(k))
+        mq = ((q ** 2).sum(-1) + 1).transpose(0, 2, 1)[..., :, None]
+        mk = ((k ** 2).sum(-1) + 1).transpose(0, 2, 1)[..., None, :]
+        return (cosine + 1) * mq * mk
+    raise ValueError(kind)
+
+
+def ela_attention(kind, q, k, v, causal, delta=1e-6):
+    """Kernel-normalised attention y_i = Σ_j K_ij v_j / (Σ_j K_ij + δ) with K from the definition;
+    grouped-query heads share key head h // group."""
+    group = q.shape[2] // k.shape[2]
+    k = np.repeat(k, group, axis=2)
+    v = np.repeat(v.astype(np.float64), group, axis=2)
+    K = ela_kernel(kind, q, k)
+    if causal:
+        K = K * np.tril(np.ones(K.shape[-2:]))
+    return np.einsum("bhts,bshv->bthv", K, v) / (K.sum(-1).transpose(0, 2, 1)[..., None] + delta)
