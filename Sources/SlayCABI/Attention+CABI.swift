@@ -16,6 +16,8 @@ public func slay_attention_options_init(_ options: UnsafeMutablePointer<slay_att
     o.ith = 0
     o.nth = 1
     o.denominator = SLAY_DENOMINATOR_ADD
+    o.normalize = 1
+    o.decay = nil
     options.pointee = o
     return SlayStatus.ok.rawValue
 }
@@ -47,7 +49,7 @@ private func attentionTensors(_ q: UnsafePointer<slay_tensor>?, _ k: UnsafePoint
     return (query.view, key.view, value.view, output.view)
 }
 
-func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?) throws -> LinearAttentionOptions {
+func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?, keyHeads: Int) throws -> LinearAttentionOptions {
     guard let pointer else { return LinearAttentionOptions() }
     let o = try readVersioned(pointer, name: "options")
     guard o.chunk_size >= 1 && o.chunk_size <= Int64(LinearAttentionOptions.maximumChunkSize) else {
@@ -55,8 +57,11 @@ func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?) t
     }
     let options = LinearAttentionOptions(causal: try flag(o.causal, "options.causal"), delta: o.delta,
                                          chunkSize: Int(o.chunk_size), nThreads: Int(o.n_threads),
-                                         ith: Int(o.ith), nth: Int(o.nth), denominator: try denominatorMode(o.denominator))
+                                         ith: Int(o.ith), nth: Int(o.nth), denominator: try denominatorMode(o.denominator),
+                                         normalize: try flag(o.normalize, "options.normalize"),
+                                         decay: HeadDecay(pointer: o.decay, count: keyHeads))
     try options.validate()
+    try options.decay.validate(heads: keyHeads)
     return options
 }
 
@@ -75,7 +80,7 @@ public func slay_linear_attention(_ fm: OpaquePointer?, _ q: UnsafePointer<slay_
                                   _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let handle = try FeatureMapHandle.from(fm)
-        let settings = try linearAttentionOptions(options)
+        let settings = try linearAttentionOptions(options, keyHeads: handle.map.numHeads)
         let (query, key, value, output) = try attentionTensors(q, k, v, out)
         try LinearAttention.run(map: handle.map, q: query, k: key, v: value, out: output, options: settings)
     }

@@ -114,7 +114,7 @@ public func slay_state_prefill(_ state: OpaquePointer?, _ q: UnsafePointer<slay_
                                _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let settings = try linearAttentionOptions(options)
+        let settings = try linearAttentionOptions(options, keyHeads: s.numHeads)
         let sequences = try sequenceCount(numSeqs)
         let query = try optionalTensor(q, "q", rank: 4, isOutput: false)
         let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false)
@@ -137,7 +137,7 @@ public func slay_state_query(_ state: OpaquePointer?, _ q: UnsafePointer<slay_te
                              _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let settings = try linearAttentionOptions(options)
+        let settings = try linearAttentionOptions(options, keyHeads: s.numHeads)
         let sequences = try sequenceCount(numSeqs)
         let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false)
         let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true)
@@ -159,7 +159,7 @@ public func slay_state_step(_ state: OpaquePointer?, _ q: UnsafePointer<slay_ten
                             _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let settings = try linearAttentionOptions(options)
+        let settings = try linearAttentionOptions(options, keyHeads: s.numHeads)
         let sequences = try sequenceCount(numSeqs)
         let query = try TensorArgument(q, name: "q", rank: 3, isOutput: false)
         let key = try TensorArgument(k, name: "k", rank: 3, isOutput: false)

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// SLAY_DENOMINATOR_ADD / SLAY_DENOMINATOR_CLAMP.
 public enum DenominatorMode: Int32, Sendable {
     case add = 0
@@ -13,8 +21,36 @@ public enum DenominatorMode: Int32, Sendable {
     }
 }
 
+/// Per-key-head decay γ_h ∈ (0, 1] (RetNet): S_t = γ S_{t−1} + φ(k_t) v_tᵀ, likewise z. Read in
+/// place from the caller's array (no copy on the decode path); nil means no decay.
+public struct HeadDecay: @unchecked Sendable {
+    public let pointer: UnsafePointer<Float>?
+    public let count: Int
+
+    public init(pointer: UnsafePointer<Float>?, count: Int) {
+        self.pointer = pointer
+        self.count = count
+    }
+
+    public static let none = HeadDecay(pointer: nil, count: 0)
+
+    public var isActive: Bool { pointer != nil }
+
+    @inline(__always)
+    public subscript(head: Int) -> Float { pointer.map { $0[head] } ?? 1 }
+
+    /// Each γ finite and in (0, 1]; `heads` entries.
+    public func validate(heads: Int) throws {
+        guard let pointer else { return }
+        guard count == heads else { throw SlayError.shape("decay has \(count) entries for \(heads) key heads") }
+        for h in 0..<heads where !(pointer[h] > 0 && pointer[h] <= 1) {
+            throw SlayError.invalid("decay[\(h)] is \(pointer[h]); each γ must be in (0, 1]")
+        }
+    }
+}
+
 /// Options of kernel-normalised linear attention; names match the C and Python APIs.
-public struct LinearAttentionOptions: Sendable, Equatable {
+public struct LinearAttentionOptions: Sendable {
     public var causal: Bool
     public var delta: Double
     public var chunkSize: Int
@@ -26,13 +62,20 @@ public struct LinearAttentionOptions: Sendable, Equatable {
     /// maps), `clamp` by max(den, δ), which keeps signed maps (random Fourier features) from
     /// dividing by a denominator near 0 or below it.
     public var denominator: DenominatorMode
+    /// false: y = φ(q)ᵀS without the normaliser (RetNet / GLA-style unnormalised attention).
+    public var normalize: Bool
+    /// Optional per-key-head decay (causal forms and states only).
+    public var decay: HeadDecay
 
     public static let maximumChunkSize = 4096
     public static let maximumThreads = 256
 
     public init(causal: Bool = true, delta: Double = 1e-6, chunkSize: Int = 64, nThreads: Int = 1,
-                ith: Int = 0, nth: Int = 1, denominator: DenominatorMode = .add) {
+                ith: Int = 0, nth: Int = 1, denominator: DenominatorMode = .add, normalize: Bool = true,
+                decay: HeadDecay = .none) {
         self.denominator = denominator
+        self.normalize = normalize
+        self.decay = decay
         self.causal = causal
         self.delta = delta
         self.chunkSize = chunkSize
@@ -100,7 +143,8 @@ public enum LinearAttention {
         let plan = try Plan(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads,
                             valueDim: shapes.valueDim, spans: spans, state: nil, slots: [],
                             mode: options.causal ? .causal : .bidirectional, delta: options.delta,
-                            chunk: min(options.chunkSize, shapes.length), denominator: options.denominator)
+                            chunk: min(options.chunkSize, shapes.length), denominator: options.denominator,
+                            normalize: options.normalize, decay: options.decay)
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
     }
 
@@ -140,6 +184,8 @@ public enum LinearAttention {
         let mode: Mode
         let delta: Float
         let denominator: DenominatorMode
+        let normalize: Bool
+        let decay: HeadDecay
         let layout: WorkspaceLayout
         /// Token position of each span's first row, for maps that need positions: the slot's
         /// position before the call (read here, before any share updates it), else 0.
@@ -147,8 +193,15 @@ public enum LinearAttention {
 
         public init(map: FeatureMap, q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?,
                     queryHeads: Int, valueDim: Int, spans: [SequenceSpan], state: RecurrentState?, slots: [Int],
-                    mode: Mode, delta: Double, chunk: Int, denominator: DenominatorMode = .add) throws {
+                    mode: Mode, delta: Double, chunk: Int, denominator: DenominatorMode = .add,
+                    normalize: Bool = true, decay: HeadDecay = .none) throws {
+            guard !decay.isActive || mode == .causal || mode == .absorb || mode == .query else {
+                throw SlayError.invalid("decay needs causal attention (set causal = 1)")
+            }
+            try decay.validate(heads: map.numHeads)
             self.denominator = denominator
+            self.normalize = normalize
+            self.decay = decay
             self.map = map
             self.q = q
             self.k = k
@@ -282,6 +335,8 @@ public enum LinearAttention {
         func runCausal(span: SequenceSpan, origin: Int, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
                        normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
             let (m, dv, width) = (map.featureDim, valueDim, columns.count)
+            let decayed = decay.isActive && decay[keyHead] < 1
+            if decayed { fillPowers(decay[keyHead], count: w.chunk + 1, into: w.powers) }
             var t0 = 0
             while t0 < span.length {
                 let rows = min(w.chunk, span.length - t0)
@@ -291,6 +346,15 @@ public enum LinearAttention {
                     loadQueries(span: span, origin: origin, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
                     LinearAttention.readState(rows: rows, m: m, dv: dv, columns: columns, state: state,
                                               normaliser: normaliser, workspace: w)
+                    if decayed {
+                        // The state holds keys before the chunk: row i sees them decayed by γ^(i+1).
+                        for i in 0..<rows {
+                            let factor = w.powers[i + 1]
+                            let row = w.outputs + i * width
+                            for j in 0..<width { row[j] *= factor }
+                            w.denominators[i] *= factor
+                        }
+                    }
                     // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included; from the map's
                     // factorised kernel when it has one (far cheaper than the c × c × m product).
                     if !map.scores(head: keyHead, rows: rows, queryScratch: w.featureScratch, keyScratch: w.keyScratch,
@@ -301,6 +365,9 @@ public enum LinearAttention {
                     }
                     for i in 0..<rows {
                         let row = w.scores + i * rows
+                        if decayed {
+                            for j in 0...i { row[j] *= w.powers[i - j] }
+                        }
                         var total: Float = 0
                         for j in 0...i { total += row[j] }
                         for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
@@ -309,13 +376,49 @@ public enum LinearAttention {
                     Gemm.multiply(m: rows, n: width, k: rows, a: w.scores, rowStrideA: rows, columnStrideA: 1,
                                   b: w.valueRows + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
                                   c: w.outputs, ldc: width, accumulate: true, workspace: w.gemm)
-                    LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, denominator: denominator, workspace: w,
+                    LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, denominator: denominator,
+                                                      normalize: normalize, workspace: w,
                                                       out: out!, batch: span.batch, head: queryHead, t0: span.start + t0)
                 }
-                LinearAttention.updateState(rows: rows, m: m, dv: dv, columns: columns, state: state,
-                                            normaliser: normaliser, workspace: w)
+                updateState(rows: rows, keyHead: keyHead, columns: columns, state: state, normaliser: normaliser, workspace: w)
                 t0 += rows
             }
+        }
+
+        /// powers[n] = γ^n for n < count, in double and rounded once (no drift from repeated products).
+        func fillPowers(_ gamma: Float, count: Int, into powers: UnsafeMutablePointer<Float>) {
+            let logGamma = log(Double(gamma))
+            for n in 0..<count { powers[n] = Float(exp(Double(n) * logGamma)) }
+        }
+
+        /// S ← γ^rows S + Σ_j γ^(rows−1−j) φ(k_j) v_jᵀ (and z alike); without decay, S += Φ_Kᵀ V.
+        func updateState(rows: Int, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
+                         normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
+            let (m, dv, width) = (map.featureDim, valueDim, columns.count)
+            guard decay.isActive && decay[keyHead] < 1 else {
+                LinearAttention.updateState(rows: rows, m: m, dv: dv, columns: columns, state: state,
+                                            normaliser: normaliser, workspace: w)
+                return
+            }
+            fillPowers(decay[keyHead], count: rows + 1, into: w.powers)
+            let carry = w.powers[rows]
+            for f in 0..<m {
+                let row = state + f * dv + columns.lowerBound
+                for j in 0..<width { row[j] *= carry }
+                normaliser[f] *= carry
+            }
+            // Scaled values γ^(rows−1−j) v_j in the outputs buffer (free between query heads).
+            for j in 0..<rows {
+                let factor = w.powers[rows - 1 - j]
+                let source = w.valueRows + j * dv + columns.lowerBound
+                let target = w.outputs + j * width
+                for c in 0..<width { target[c] = source[c] * factor }
+                let phi = w.phiK + j * m
+                for f in 0..<m { normaliser[f] += phi[f] * factor }
+            }
+            Gemm.multiply(m: m, n: width, k: rows, a: w.phiK, rowStrideA: 1, columnStrideA: m,
+                          b: w.outputs, rowStrideB: width, columnStrideB: 1,
+                          c: state + columns.lowerBound, ldc: dv, accumulate: true, workspace: w.gemm)
         }
 
         func absorb(span: SequenceSpan, origin: Int, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
@@ -324,8 +427,7 @@ public enum LinearAttention {
             while t0 < span.length {
                 let rows = min(w.chunk, span.length - t0)
                 loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
-                LinearAttention.updateState(rows: rows, m: map.featureDim, dv: valueDim, columns: columns, state: state,
-                                            normaliser: normaliser, workspace: w)
+                updateState(rows: rows, keyHead: keyHead, columns: columns, state: state, normaliser: normaliser, workspace: w)
                 t0 += rows
             }
         }
@@ -340,7 +442,8 @@ public enum LinearAttention {
                     loadQueries(span: span, origin: origin, keyHead: keyHead, queryHead: queryHead, t0: t0, rows: rows, workspace: w)
                     LinearAttention.readState(rows: rows, m: map.featureDim, dv: valueDim, columns: columns, state: state,
                                               normaliser: normaliser, workspace: w)
-                    LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, denominator: denominator, workspace: w,
+                    LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, denominator: denominator,
+                                                      normalize: normalize, workspace: w,
                                                       out: out!, batch: span.batch, head: queryHead, t0: span.start + t0)
                     t0 += rows
                 }
@@ -375,7 +478,7 @@ public enum LinearAttention {
             var total = 0
             for piece in [keyRowFloats, keyRowFloats, valueRowFloats, featureBlockFloats, featureBlockFloats,
                           chunk * chunk, valueRowFloats, chunk, stateFloats, m, featureScratch, featureScratch, scoreScratch,
-                          Gemm.workspaceFloats] {
+                          Gemm.workspaceFloats, chunk + 1] {
                 total = try CheckedSize.add(total, ScratchBuffer.footprint(piece), what: "workspace")
             }
             self.totalFloats = total
@@ -385,7 +488,7 @@ public enum LinearAttention {
     /// One worker's blocks, carved from its ScratchBuffer in the order WorkspaceLayout sums them.
     struct Workspace {
         let queryRows, keyRows, valueRows, phiQ, phiK, scores, outputs, denominators, state, normaliser,
-            featureScratch, keyScratch, scoreScratch, gemm: UnsafeMutablePointer<Float>
+            featureScratch, keyScratch, scoreScratch, gemm, powers: UnsafeMutablePointer<Float>
         let chunk: Int
 
         init(layout: WorkspaceLayout, buffer: ScratchBuffer) {
@@ -410,19 +513,20 @@ public enum LinearAttention {
             keyScratch = take(layout.featureScratch)
             scoreScratch = take(layout.scoreScratch)
             gemm = take(Gemm.workspaceFloats)
+            powers = take(layout.chunk + 1)
         }
     }
 
     /// Output block [rows, columns] ← outputs / (den + δ), written to `out` at (batch, head).
     @inline(__always)
     static func normaliseAndStore(rows: Int, columns: Range<Int>, delta: Float, denominator: DenominatorMode,
-                                  workspace w: Workspace,
+                                  normalize: Bool = true, workspace w: Workspace,
                                   out: TensorView, batch: Int, head: Int, t0: Int) {
         let width = columns.count
         let base = out.base + batch * out.steps[0] + head * out.steps[2] + columns.lowerBound * out.steps[3]
         let (rowStride, columnStride) = (out.steps[1], out.steps[3])
         for i in 0..<rows {
-            let inverse = denominator.inverse(w.denominators[i], delta: delta)
+            let inverse = normalize ? denominator.inverse(w.denominators[i], delta: delta) : 1
             let row = w.outputs + i * width
             let target = base + (t0 + i) * rowStride
             if columnStride == 1 {

@@ -74,6 +74,7 @@ extension RecurrentState {
             throw SlayError.shape("the call has \(n) sequences, the state only \(numSequences) slots")
         }
         try checkDistinct(slots)
+        try options.decay.validate(heads: h)
         try checkPartitionKeepsPositions(options)
         let group = hq / h
         let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
@@ -92,7 +93,8 @@ extension RecurrentState {
         if threads == 1 {
             let buffer = decodeWorkspaces[first].buffer!
             for task in tasks {
-                decode(task: task, group: group, q: q, k: k, v: v, out: out, slots: slots, delta: delta, denominator: options.denominator, buffer: buffer)
+                decode(task: task, group: group, q: q, k: k, v: v, out: out, slots: slots, delta: delta, denominator: options.denominator, normalize: options.normalize,
+                       decay: options.decay, buffer: buffer)
             }
         } else {
             let scratch = buffers
@@ -100,7 +102,8 @@ extension RecurrentState {
                 let share = ParallelFor.share(of: tasks.count, worker: worker, workers: threads)
                 for index in share {
                     self.decode(task: tasks.lowerBound + index, group: group, q: q, k: k, v: v, out: out, slots: slots,
-                                delta: delta, denominator: options.denominator, buffer: scratch[worker])
+                                delta: delta, denominator: options.denominator, normalize: options.normalize,
+                       decay: options.decay, buffer: scratch[worker])
                 }
             }
         }
@@ -130,7 +133,7 @@ extension RecurrentState {
     }
 
     func decode(task: Int, group: Int, q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: SlotList,
-                delta: Float, denominator: DenominatorMode, buffer: ScratchBuffer) {
+                delta: Float, denominator: DenominatorMode, normalize: Bool, decay: HeadDecay, buffer: ScratchBuffer) {
         let (d, m, dv) = (map.headDim, featureDim, valueDim)
         let sequence = task / numHeads
         let head = task % numHeads
@@ -174,15 +177,18 @@ extension RecurrentState {
         outputs.update(repeating: 0, count: group * dv)
         denominators.update(repeating: 0, count: group)
         let vectorWidth = dv & ~7
+        // RetNet decay: S ← γ S + φ(k) vᵀ, z ← γ z + φ(k), in the same single pass over S.
+        let gamma = decay[head]
+        let gammas = SIMD8<Float>(repeating: gamma)
         for f in 0..<m {
             let kf = phiK[f]
             let row = state + f * dv
-            z[f] += kf
+            z[f] = gamma * z[f] + kf
             let zf = z[f]
             let kb = SIMD8<Float>(repeating: kf)
             var j = 0
             while j < vectorWidth {
-                let updated = kb * Gemm.load8(valueRow + j) + Gemm.load8(row + j)
+                let updated = kb * Gemm.load8(valueRow + j) + gammas * Gemm.load8(row + j)
                 Gemm.store8(updated, row + j)
                 for g in 0..<group {
                     let target = outputs + g * dv + j
@@ -191,14 +197,14 @@ extension RecurrentState {
                 j += 8
             }
             while j < dv {
-                row[j] += kf * valueRow[j]
+                row[j] = gamma * row[j] + kf * valueRow[j]
                 for g in 0..<group { outputs[g * dv + j] += phiQ[g * m + f] * row[j] }
                 j += 1
             }
             for g in 0..<group { denominators[g] += phiQ[g * m + f] * zf }
         }
         for g in 0..<group {
-            let inverse = denominator.inverse(denominators[g], delta: delta)
+            let inverse = normalize ? denominator.inverse(denominators[g], delta: delta) : 1
             let target = out.base + sequence * out.steps[0] + (head * group + g) * out.steps[1]
             for j in 0..<dv { target[j * out.steps[2]] = outputs[g * dv + j] * inverse }
         }

@@ -79,7 +79,8 @@ extension RecurrentState {
         let plan = try LinearAttention.Plan(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads,
                                             valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: mode,
                                             delta: options.delta, chunk: min(options.chunkSize, max(length, 1)),
-                                            denominator: options.denominator)
+                                            denominator: options.denominator, normalize: options.normalize,
+                                            decay: options.decay)
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
         if options.ith == 0 {
             for (span, slot) in zip(spans, resolved) { positions[slot] += Int64(span.length) }
@@ -97,7 +98,8 @@ extension RecurrentState {
         let plan = try LinearAttention.Plan(map: map, q: q, k: nil, v: nil, out: out, queryHeads: queryHeads,
                                             valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: .query,
                                             delta: options.delta, chunk: min(options.chunkSize, max(q.extents[1], 1)),
-                                            denominator: options.denominator)
+                                            denominator: options.denominator, normalize: options.normalize,
+                                            decay: options.decay)
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
     }
 }

@@ -22,12 +22,20 @@ def _int(value, name, lo, hi):
 DENOMINATORS = {"add": 0, "clamp": 1}
 
 
-def attention_options(causal=True, delta=1e-6, chunk_size=64, n_threads=1, denominator="add"):
+def attention_options(causal=True, delta=1e-6, chunk_size=64, n_threads=1, denominator="add", normalize=True,
+                      decay=None):
+    """The C options struct. `decay` (per key head γ) is converted to a float32 array that is kept
+    alive on the returned struct (attribute `_decay`) for as long as the struct lives."""
     if denominator not in DENOMINATORS:
         raise error_for(INVALID_ARGUMENT, "denominator must be 'add' or 'clamp', got %r" % (denominator,))
     options = AttentionOptions()
     lib.slay_attention_options_init(ctypes.byref(options))
     options.denominator = DENOMINATORS[denominator]
+    options.normalize = 1 if normalize else 0
+    if decay is not None:
+        gammas = np.ascontiguousarray(np.asarray(decay, dtype=np.float32).reshape(-1))
+        options._decay = gammas
+        options.decay = gammas.ctypes.data
     options.causal = 1 if causal else 0
     options.delta = float(delta)
     options.chunk_size = _int(chunk_size, "chunk_size", -2**62, 2**62)
@@ -36,13 +44,16 @@ def attention_options(causal=True, delta=1e-6, chunk_size=64, n_threads=1, denom
 
 
 def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_threads=1, out=None,
-                     initial_state=None, output_final_state=False, cu_seqlens=None, denominator="add"):
+                     initial_state=None, output_final_state=False, cu_seqlens=None, denominator="add",
+                     normalize=True, decay=None):
     """y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ), q (B, T, Hq, d), k (B, T, Hk, d), v (B, T, Hk, dv).
 
     Returns y (B, T, Hq, dv) float32, or (y, final_state) when output_final_state is true.
     initial_state (a slay.State with one slot per sequence) starts each sequence from that state
     (it is not modified). cu_seqlens (N + 1 offsets) treats B = 1 tensors as N packed sequences.
     denominator: "add" divides by den + δ; "clamp" by max(den, δ), for signed maps.
+    normalize=False drops the normaliser (y = φ(q)ᵀS); decay: one γ ∈ (0, 1] per key head (RetNet),
+    causal only.
     """
     from .state import State
     handle = require_map(fm)
@@ -52,7 +63,7 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_thre
     shape = (q.shape[0], q.shape[1], q.shape[2], v.shape[3])
     out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
     if initial_state is None and not output_final_state and cu_seqlens is None:
-        options = attention_options(causal, delta, chunk_size, n_threads, denominator)
+        options = attention_options(causal, delta, chunk_size, n_threads, denominator, normalize, decay)
         err = Error()
         check(lib.slay_linear_attention(handle, descriptor(q), descriptor(k), descriptor(v), descriptor(out),
                                         ctypes.byref(options), ctypes.byref(err)), err)
@@ -68,7 +79,7 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_thre
         sequences = q.shape[0] if cu_seqlens is None else max(len(cu_seqlens) - 1, 1)
         state = State(fm, num_seqs=sequences, value_dim=v.shape[3])
     state.prefill(q, k, v, causal=causal, delta=delta, chunk_size=chunk_size, n_threads=n_threads, out=out,
-                  cu_seqlens=cu_seqlens, denominator=denominator)
+                  cu_seqlens=cu_seqlens, denominator=denominator, normalize=normalize, decay=decay)
     return (out, state) if output_final_state else out
 
 

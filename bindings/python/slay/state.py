@@ -113,7 +113,7 @@ class State:
         return matrix, normaliser
 
     def prefill(self, q, k, v, causal=True, delta=1e-6, chunk_size=64, n_threads=1, cu_seqlens=None,
-                slots=None, out=None, denominator="add"):
+                slots=None, out=None, denominator="add", normalize=True, decay=None):
         """Runs prompts through their slots; returns outputs (B, T, Hq, dv), or None when q is None."""
         k = as_input(k, "k", 4)
         v = as_input(v, "v", 4)
@@ -128,7 +128,7 @@ class State:
             raise error_for(INVALID_ARGUMENT, "slots has %d entries for %d sequences" % (len(slot_array), num))
         if cu is not None and len(cu) < 2:
             raise error_for(INVALID_ARGUMENT, "cu_seqlens needs at least 2 offsets")
-        options = attention_options(causal, delta, chunk_size, n_threads, denominator)
+        options = attention_options(causal, delta, chunk_size, n_threads, denominator, normalize, decay)
         err = Error()
         check(lib.slay_state_prefill(self.handle, descriptor(q) if q is not None else None, descriptor(k),
                                      descriptor(v), descriptor(out) if q is not None else None, cu_ptr, slot_ptr,
@@ -136,7 +136,7 @@ class State:
         return out if q is not None else None
 
     def query(self, q, delta=1e-6, chunk_size=64, n_threads=1, cu_seqlens=None, slots=None, out=None,
-              denominator="add"):
+              denominator="add", normalize=True):
         """Read-only: φ(q)ᵀS / (φ(q)ᵀz + δ) for every query (B, T, Hq, d) → (B, T, Hq, dv)."""
         q = as_input(q, "q", 4)
         cu, cu_ptr = _int64_array(cu_seqlens, "cu_seqlens")
@@ -144,13 +144,14 @@ class State:
         _, slot_ptr = _slots(slots)
         shape = (q.shape[0], q.shape[1], q.shape[2], self.value_dim)
         out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
-        options = attention_options(True, delta, chunk_size, n_threads, denominator)
+        options = attention_options(True, delta, chunk_size, n_threads, denominator, normalize)
         err = Error()
         check(lib.slay_state_query(self.handle, descriptor(q), descriptor(out), cu_ptr, slot_ptr, num,
                                    ctypes.byref(options), ctypes.byref(err)), err)
         return out
 
-    def step(self, q, k, v, delta=1e-6, n_threads=1, slots=None, out=None, denominator="add"):
+    def step(self, q, k, v, delta=1e-6, n_threads=1, slots=None, out=None, denominator="add", normalize=True,
+             decay=None):
         """One token per sequence: q (N, Hq, d), k (N, H, d), v (N, H, dv) → (N, Hq, dv).
 
         The hot path of decoding: arrays passed again (the same q/k/v/out buffers every step) reuse
@@ -171,10 +172,10 @@ class State:
             slot_ptr = None
         else:
             _, slot_ptr = _slots(slots)
-        key = (delta, n_threads, denominator)
+        key = (delta, n_threads, denominator, normalize, None if decay is None else tuple(np.ravel(decay).tolist()))
         options = self._step_options.get(key)
         if options is None:
-            options = ctypes.byref(attention_options(True, delta, 1, n_threads, denominator))
+            options = ctypes.byref(attention_options(True, delta, 1, n_threads, denominator, normalize, decay))
             self._step_options = {key: options}
         err = self._error
         code = lib.slay_state_step(self.handle, q_ref, k_ref, v_ref, out_ref, slot_ptr, shape[0], options, err)
