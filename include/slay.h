@@ -243,6 +243,8 @@ typedef struct slay_feature_map_params {
     uint64_t seed;         /* seed of the parameter generator; default 0 */
     int64_t max_length;    /* L, SLAY_KIND_COSFORMER's fixed maximum sequence length, >= 1;
                               default 0 (must be set for cosFormer; ignored by other kinds) */
+    int32_t prf_orthogonal; /* SLAY only: 1 = block-orthogonal ω per (node, head) (lower
+                              variance, same expectation), 0 = i.i.d. Gaussian; default 0 */
 } slay_feature_map_params;
 
 typedef struct slay_feature_map slay_feature_map;   /* opaque */
@@ -338,7 +340,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_set_param(slay_feature_map* fm,
  *   splitmix64(x): z = x + 0x9E3779B97F4A7C15; z = (z ^ z>>30) · 0xBF58476D1CE4E5B9;
  *                  z = (z ^ z>>27) · 0x94D049BB133111EB; return z ^ z>>31   (mod 2^64)
  *   key(stream)   = splitmix64(seed ^ splitmix64(stream)); streams: SLAY anchors 1, SLAY omega 2,
- *                   FAVOR+ 3, ReLU random 4, random Fourier omega 5, random Fourier bias 6
+ *                   FAVOR+ 3, ReLU random 4, random Fourier omega 5, random Fourier bias 6,
+ *                   SLAY orthogonal omega 7 (built exactly like FAVOR+ omega with R·H heads,
+ *                   head index r·H + h, m = M)
  *   normal(i)     = √(−2 ln u1) · cos(2π u2), u1 = ((a >> 11) + 1) · 2^−53,
  *                   u2 = (b >> 11) · 2^−53, a = splitmix64(key + 2i), b = splitmix64(key + 2i + 1)
  *   Element i (row-major) of a matrix is normal(i), computed in double and rounded to float;

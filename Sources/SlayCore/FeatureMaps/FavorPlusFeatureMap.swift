@@ -37,9 +37,9 @@ public final class FavorPlusFeatureMap: FeatureMap, @unchecked Sendable {
     /// Feature j = b·d + r (j < m) is row r of block b times the norm of an independent Gaussian
     /// d-vector (chi-distributed with d degrees of freedom, like the norm of a Gaussian row):
     /// ‖(normal(H·B·d² + (h·m + j)·d + c))_c‖. Everything in double, rounded to float at the end.
-    public static func blockOrthogonalOmega(seed: UInt64, headDim d: Int, numHeads: Int, features m: Int) -> [Float] {
+    public static func blockOrthogonalOmega(seed: UInt64, headDim d: Int, numHeads: Int, features m: Int,
+                                            stream: UInt64 = ParameterGenerator.favorStream) -> [Float] {
         let generator = ParameterGenerator(seed: seed)
-        let stream = ParameterGenerator.favorStream
         let blocks = (m + d - 1) / d
         let normBase = numHeads * blocks * d * d
         var omega = [Float](repeating: 0, count: numHeads * d * m)

@@ -28,9 +28,14 @@ public struct SlayConfiguration: Sendable, Equatable {
     public var eps: Double
     public var prfClamp: Double
     public var seed: UInt64
+    /// Block-orthogonal PRF directions (orthogonal within each node and head, norms chi-distributed):
+    /// the same expectation as i.i.d. Gaussian ω with lower variance.
+    public var orthogonal: Bool
 
     public init(headDim: Int, numHeads: Int = 1, nodes: Int = 2, polynomial: SlayPolynomial = .anchor,
-                polyDim: Int = 8, prfDim: Int = 8, eps: Double = 1e-6, prfClamp: Double = 20, seed: UInt64 = 0) {
+                polyDim: Int = 8, prfDim: Int = 8, eps: Double = 1e-6, prfClamp: Double = 20, seed: UInt64 = 0,
+                orthogonal: Bool = false) {
+        self.orthogonal = orthogonal
         self.headDim = headDim
         self.numHeads = numHeads
         self.nodes = nodes
@@ -125,8 +130,10 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         self.anchors = c.polynomial == .anchor
             ? generator.unitRows(stream: ParameterGenerator.anchorStream, rows: c.polyDim, cols: c.headDim)
             : []
-        self.omega = generator.normals(stream: ParameterGenerator.omegaStream,
-                                       count: c.nodes * c.numHeads * c.headDim * c.prfDim)
+        self.omega = c.orthogonal
+            ? FavorPlusFeatureMap.blockOrthogonalOmega(seed: c.seed, headDim: c.headDim, numHeads: c.nodes * c.numHeads,
+                                                       features: c.prfDim, stream: ParameterGenerator.slayOrthogonalStream)
+            : generator.normals(stream: ParameterGenerator.omegaStream, count: c.nodes * c.numHeads * c.headDim * c.prfDim)
         rebuildDerived()
     }
 
@@ -188,7 +195,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         hasher.combine("slay")
         hasher.combine(d); hasher.combine(h); hasher.combine(c.nodes)
         hasher.combine(Int(c.polynomial.rawValue)); hasher.combine(c.polyFeatures); hasher.combine(m)
-        hasher.combine(c.eps); hasher.combine(c.prfClamp)
+        hasher.combine(c.eps); hasher.combine(c.prfClamp); hasher.combine(c.orthogonal ? 1 : 0)
         hasher.combine(anchors); hasher.combine(omega)
         identity = hasher.value
     }

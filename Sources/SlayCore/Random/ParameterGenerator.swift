@@ -20,6 +20,8 @@ public struct ParameterGenerator: Sendable {
     /// Random Fourier features: directions, then phases.
     public static let fourierOmegaStream: UInt64 = 5
     public static let fourierBiasStream: UInt64 = 6
+    /// SLAY's block-orthogonal ω (prf_orthogonal = 1), built like FAVOR+'s with R·H "heads".
+    public static let slayOrthogonalStream: UInt64 = 7
 
     public let seed: UInt64
 

@@ -53,6 +53,10 @@ SLAY_ROWS = [
     ("exact R=4 M=1", "exact R=4", dict(nodes=4, poly="exact", prf_dim=1), None, False),
     ("exact R=4 M=2", "exact R=4", dict(nodes=4, poly="exact", prf_dim=2), None, False),
     ("exact_full R=2 M=2", "exact_full R=2", dict(nodes=2, poly="exact_full", prf_dim=2), None, False),
+    ("anchor R=2 P=8 M=8 orthogonal ω", "anchor R=2 orth", dict(nodes=2, poly="anchor", poly_dim=8, prf_dim=8,
+                                                               orthogonal=True), None, False),
+    ("exact R=1 M=2 orthogonal ω", "exact R=1 orth", dict(nodes=1, poly="exact", prf_dim=2, orthogonal=True), None, False),
+    ("exact R=2 M=8 orthogonal ω", "exact R=2 orth", dict(nodes=2, poly="exact", prf_dim=8, orthogonal=True), None, True),
 ]
 CLASSIC_ROWS = [
     ("elu+1", "classic", dict(kind="elu+1"), None, True),

@@ -147,22 +147,23 @@ def rms_close(actual, expected, rtol=1e-4, atol=1e-6):
 
 # ---- classic maps (MATH.md §4, slay.h SLAY_KIND_*) -----------------------------------------------
 
-def favor_omega(seed, d, H, m):
+def favor_omega(seed, d, H, m, stream=3):
     """FAVOR+ ω (H, d, m) as slay.h documents it: per head ⌈m/d⌉ Gaussian d × d blocks (stream 3),
-    rows orthonormalised by modified Gram–Schmidt in double, scaled by chi norms drawn after them."""
+    rows orthonormalised by modified Gram–Schmidt in double, scaled by chi norms drawn after them.
+    SLAY's orthogonal ω is the same construction on stream 7 with R·H heads."""
     blocks = -(-m // d)
     omega = np.zeros((H, d, m))
     norm_base = H * blocks * d * d
     for h in range(H):
         for b in range(blocks):
-            G = normals64(seed, 3, d * d, start=(h * blocks + b) * d * d).reshape(d, d)
+            G = normals64(seed, stream, d * d, start=(h * blocks + b) * d * d).reshape(d, d)
             for r in range(min(d, m - b * d)):
                 v = G[r].copy()
                 for p in range(r):
                     v -= (G[p] @ v) * G[p]
                 G[r] = v / np.linalg.norm(v)
                 j = b * d + r
-                chi = np.linalg.norm(normals64(seed, 3, d, start=norm_base + (h * m + j) * d))
+                chi = np.linalg.norm(normals64(seed, stream, d, start=norm_base + (h * m + j) * d))
                 omega[h, :, j] = chi * G[r]
     return omega.astype(np.float32)
 

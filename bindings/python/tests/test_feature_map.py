@@ -153,7 +153,7 @@ def test_config_and_close():
                          prf_clamp=7.5, seed=2**64 - 1) as fm:
         assert fm.config == {"kind": "slay", "head_dim": 4, "num_heads": 3, "nodes": 4, "poly": "exact",
                              "poly_dim": 5, "prf_dim": 2, "eps": 1e-3, "prf_clamp": 7.5, "seed": 2**64 - 1,
-                             "max_length": 0}
+                             "max_length": 0, "orthogonal": False}
         assert "exact" in repr(fm)
     assert fm._handle is None and repr(fm) == "FeatureMap(closed)"
     for use in (lambda: fm.dim, lambda: fm.identity, lambda: fm.config, fm.get_params,
@@ -170,5 +170,44 @@ def test_defaults_follow_header():
     max_length 0."""
     fm = slay.FeatureMap("slay", head_dim=3)
     assert fm.config == {"kind": "slay", "head_dim": 3, "num_heads": 1, "nodes": 2, "poly": "anchor", "poly_dim": 8,
-                         "prf_dim": 8, "eps": 1e-6, "prf_clamp": 20.0, "seed": 0, "max_length": 0}
+                         "prf_dim": 8, "eps": 1e-6, "prf_clamp": 20.0, "seed": 0, "max_length": 0, "orthogonal": False}
     assert fm.dim == 2 * 8 * 8
+
+
+def test_slay_orthogonal_omega_follows_documented_construction():
+    """slay.h: prf_orthogonal = 1 builds ω like FAVOR+'s on stream 7 with R·H heads."""
+    fm = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=3, poly="exact", prf_dim=5, seed=11, orthogonal=True)
+    omega = fm.get_params()["omega"]
+    expected = naive.favor_omega(11, 8, 3 * 2, 5, stream=7).reshape(3, 2, 8, 5)
+    np.testing.assert_allclose(omega, expected, rtol=1e-5, atol=1e-6)
+    for r in range(3):
+        for h in range(2):
+            directions = omega[r, h] / np.linalg.norm(omega[r, h], axis=0, keepdims=True)
+            gram = directions.T.astype(np.float64) @ directions
+            np.testing.assert_allclose(gram, np.eye(5), atol=1e-5)
+    assert fm.config["orthogonal"] is True
+    plain = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=3, poly="exact", prf_dim=5, seed=11)
+    assert plain.identity != fm.identity
+
+
+def test_slay_orthogonal_omega_lowers_kernel_variance():
+    """Same expectation (the quadrature kernel), lower spread over seeds than i.i.d. ω."""
+    d, cosines = 16, [0.3, 0.6, 0.9]
+    rng = np.random.default_rng(0)
+    xs, ys = [], []
+    for c in cosines:
+        a = rng.standard_normal(d); a /= np.linalg.norm(a)
+        b = rng.standard_normal(d); b -= (b @ a) * a; b /= np.linalg.norm(b)
+        xs.append(a); ys.append(c * a + np.sqrt(1 - c * c) * b)
+    x = np.array(xs, np.float32)[None, :, None, :]
+    y = np.array(ys, np.float32)[None, :, None, :]
+    s_, w_ = naive.quadrature(1, 1e-6)
+    target = np.array([w_[0] * c * c * np.exp(2 * s_[0] * c) for c in cosines])
+    errors = {}
+    for orthogonal in (False, True):
+        values = []
+        for seed in range(40):
+            fm = slay.FeatureMap("slay", head_dim=d, nodes=1, poly="exact", prf_dim=16, seed=seed, orthogonal=orthogonal)
+            values.append((fm(x)[0, :, 0].astype(np.float64) * fm(y, role="key")[0, :, 0]).sum(-1))
+        errors[orthogonal] = np.mean((np.array(values) - target) ** 2)
+    assert errors[True] < errors[False]
