@@ -222,6 +222,8 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
 #define SLAY_POLY_ANCHOR      1  /* [(a_p·û)²]_p / √P, P anchors (the paper's default; biased) */
 #define SLAY_POLY_EXACT       2  /* vec(ûûᵀ) with symmetric packing: d(d+1)/2 features, exact */
 #define SLAY_POLY_EXACT_FULL  3  /* vec(ûûᵀ) unpacked: d² features, exact */
+#define SLAY_POLY_LAPLACE     4  /* no polynomial factor (P' = 1): PRF only, estimates
+                                    Σ_r w_r e^{2 s_r x} ∝ C/(C − 2x), not the Yat kernel */
 
 /* Which side of the kernel a row is mapped for. SLAY is symmetric (both give the same features);
  * asymmetric maps (ELA kernels) differ. */

@@ -15,6 +15,9 @@ public enum SlayPolynomial: Int32, Sendable {
     case exact = 2
     /// vec(ûûᵀ) unpacked: exact, d².
     case exactFull = 3
+    /// No polynomial factor (one constant feature 1): Ψ_r = √w_r·φ_PRF(û; s_r), the Laplace-only
+    /// estimator of Σ_r w_r e^{2 s_r x} ∝ C/(C − 2x) — a different kernel from Yat, for comparison.
+    case laplace = 4
 }
 
 /// Everything that defines a SLAY map besides its random matrices.
@@ -59,6 +62,7 @@ public struct SlayConfiguration: Sendable, Equatable {
         case .anchor: return polyDim
         case .exact: return headDim * (headDim + 1) / 2
         case .exactFull: return headDim * headDim
+        case .laplace: return 1
         }
     }
 
@@ -142,7 +146,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     public var featureDim: Int { configuration.nodes * configuration.polyFeatures * configuration.prfDim }
     /// Anchor features are ≥ 0; exact ones are signed (vec(ûûᵀ)), though their kernel
     /// x²·e^{…} is never negative.
-    public var isPositive: Bool { configuration.polynomial == .anchor }
+    public var isPositive: Bool { configuration.polynomial == .anchor || configuration.polynomial == .laplace }
 
     public var parameterNames: [String] { configuration.polynomial == .anchor ? ["anchors", "omega"] : ["omega"] }
 
@@ -294,6 +298,8 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
                           b: keyScratch + layout.poly, rowStrideB: 1, columnStrideB: p, c: gram, ldc: rows,
                           accumulate: false, workspace: gemmSpace)
             for i in 0..<(rows * rows) { output[i] *= gram[i] }
+        } else if c.polynomial == .laplace {
+            // No polynomial factor: the PRF Gram is the whole kernel.
         } else {
             Gemm.multiply(m: rows, n: rows, k: d, a: queryScratch + layout.units, rowStrideA: d, columnStrideA: 1,
                           b: keyScratch + layout.units, rowStrideB: 1, columnStrideB: d, c: gram, ldc: rows,
@@ -333,6 +339,8 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
                 let target = poly + i * pf
                 for a in 0..<d { for b in 0..<d { target[a * d + b] = u[a] * u[b] } }
             }
+        case .laplace:
+            poly.update(repeating: 1, count: rows)
         }
         prfFeatures(units, rows: rows, head: head, into: prf, exponents: exponents, gemmSpace: gemmSpace)
 

@@ -29,6 +29,7 @@ struct SlayFeatureTwin {
         case .anchor: return configuration.polyDim
         case .exact: return d * (d + 1) / 2
         case .exactFull: return d * d
+        case .laplace: return 1
         }
     }
 
@@ -44,6 +45,8 @@ struct SlayFeatureTwin {
                 for j in 0..<d { dot += anchors[row * d + j] * u[j] }
                 return dot * dot / Double(p).squareRoot()
             }
+        case .laplace:
+            return [1]
         case .exact:
             var out: [Double] = []
             for a in 0..<d { for b in a..<d { out.append(a == b ? u[a] * u[a] : 2.0.squareRoot() * u[a] * u[b]) } }

@@ -50,7 +50,9 @@ def params(seed, d, H, R, M, P=None):
 
 
 def poly_dim(poly, d, P=None):
-    """P' of slay.h: P (anchor), d(d+1)/2 (exact), d² (exact_full)."""
+    """P' of slay.h: P (anchor), d(d+1)/2 (exact), d² (exact_full), 1 (laplace)."""
+    if poly == "laplace":
+        return 1
     return {"anchor": P, "exact": d * (d + 1) // 2, "exact_full": d * d}[poly]
 
 
@@ -62,6 +64,8 @@ def quadrature(R, eps):
 
 def poly_features(u, poly, anchors=None):
     d = u.shape[-1]
+    if poly == "laplace":
+        return np.ones(u.shape[:-1] + (1,))
     if poly == "anchor":
         return (u @ anchors.T.astype(np.float64)) ** 2 / np.sqrt(anchors.shape[0])
     outer = u[..., :, None] * u[..., None, :]

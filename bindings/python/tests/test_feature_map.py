@@ -211,3 +211,23 @@ def test_slay_orthogonal_omega_lowers_kernel_variance():
             values.append((fm(x)[0, :, 0].astype(np.float64) * fm(y, role="key")[0, :, 0]).sum(-1))
         errors[orthogonal] = np.mean((np.array(values) - target) ** 2)
     assert errors[True] < errors[False]
+
+
+def test_laplace_poly_is_prf_only():
+    """SLAY_POLY_LAPLACE: features √w_r·PRF_r only; the kernel estimates Σ_r w_r e^{2 s_r x}."""
+    fm = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=2, poly="laplace", prf_dim=6, seed=5)
+    assert fm.dim == 2 * 1 * 6
+    omega = fm.get_params()["omega"]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 7, 2, 8)).astype(np.float32)
+    got = fm(x)
+    assert np.all(got >= 0)
+    np.testing.assert_allclose(got, naive.features_bthd(x, "laplace", omega), rtol=2e-5, atol=1e-9)
+    q, k, v = (rng.standard_normal((1, 40, 2, 8)).astype(np.float32) for _ in range(3))
+    expected = naive.linear_attention(naive.features_bthd(q, "laplace", omega), naive.features_bthd(k, "laplace", omega),
+                                      v, True)
+    naive.rms_close(slay.linear_attention(q, k, v, fm, chunk_size=16), expected)
+    state = slay.State(fm, num_seqs=1, value_dim=8)
+    state.prefill(q[:, :30], k[:, :30], v[:, :30])
+    steps = np.stack([state.step(q[:, t], k[:, t], v[:, t]) for t in range(30, 40)], 1)
+    naive.rms_close(steps, expected[:, 30:], rtol=1e-4)
