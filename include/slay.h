@@ -247,6 +247,9 @@ typedef struct slay_feature_map_params {
                               default 0 (must be set for cosFormer; ignored by other kinds) */
     int32_t prf_orthogonal; /* SLAY only: 1 = block-orthogonal ω per (node, head) (lower
                               variance, same expectation), 0 = i.i.d. Gaussian; default 0 */
+    int32_t prf_shared;    /* SLAY only: 1 = one ω for every quadrature node (the "hadamard"
+                              variant; "omega" then has shape (1, H, d, M) and node r uses
+                              √(2 s_r)·ω), 0 = independent ω per node; default 0 */
 } slay_feature_map_params;
 
 typedef struct slay_feature_map slay_feature_map;   /* opaque */
@@ -304,7 +307,7 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_apply(const slay_feature_map* f
                                                       slay_error* err);
 
 /* Random matrices of a map, by name. SLAY: "anchors" float32 (P, d) (SLAY_POLY_ANCHOR only;
- * rows are used as given, the map does not renormalise them) and "omega" float32 (R, H, d, M).
+ * rows are used as given, the map does not renormalise them) and "omega" float32 (R, H, d, M), or (1, H, d, M) with prf_shared.
  * FAVOR+ and ReLU random: "omega" (H, d, m), feature j of head h uses column ω[h, :, j] (used as
  * given after set_param: no re-orthogonalisation). Random Fourier: "omega" (H, d, m) and "bias"
  * (H, m). ELU+1, ReLU, cosFormer and the ELA kinds have none. All are contiguous row-major arrays. */

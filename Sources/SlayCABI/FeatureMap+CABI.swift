@@ -20,6 +20,7 @@ public func slay_feature_map_params_init(_ params: UnsafeMutablePointer<slay_fea
     p.seed = 0
     p.max_length = 0
     p.prf_orthogonal = 0
+    p.prf_shared = 0
     params.pointee = p
     return SlayStatus.ok.rawValue
 }
@@ -78,7 +79,8 @@ func slayConfiguration(_ p: slay_feature_map_params) throws -> SlayConfiguration
     let configuration = SlayConfiguration(
         headDim: try dimension(p.head_dim, "head_dim"), numHeads: try dimension(p.num_heads, "num_heads"),
         nodes: Int(p.nodes), polynomial: poly, polyDim: polyDim, prfDim: try dimension(p.prf_dim, "prf_dim"),
-        eps: p.eps, prfClamp: p.prf_clamp, seed: p.seed, orthogonal: try flag(p.prf_orthogonal, "params.prf_orthogonal"))
+        eps: p.eps, prfClamp: p.prf_clamp, seed: p.seed, orthogonal: try flag(p.prf_orthogonal, "params.prf_orthogonal"),
+        sharedOmega: try flag(p.prf_shared, "params.prf_shared"))
     try configuration.validate()
     return configuration
 }

@@ -34,11 +34,18 @@ public struct SlayConfiguration: Sendable, Equatable {
     /// Block-orthogonal PRF directions (orthogonal within each node and head, norms chi-distributed):
     /// the same expectation as i.i.d. Gaussian ω with lower variance.
     public var orthogonal: Bool
+    /// One ω shared by every quadrature node (the "hadamard" variant): ω has shape (1, H, d, M) and
+    /// node r uses √(2 s_r)·ω. The nodes' estimates become correlated; fewer parameters.
+    public var sharedOmega: Bool
+
+    /// Quadrature nodes that own a separate ω block: R, or 1 when ω is shared.
+    public var omegaBlocks: Int { sharedOmega ? 1 : nodes }
 
     public init(headDim: Int, numHeads: Int = 1, nodes: Int = 2, polynomial: SlayPolynomial = .anchor,
                 polyDim: Int = 8, prfDim: Int = 8, eps: Double = 1e-6, prfClamp: Double = 20, seed: UInt64 = 0,
-                orthogonal: Bool = false) {
+                orthogonal: Bool = false, sharedOmega: Bool = false) {
         self.orthogonal = orthogonal
+        self.sharedOmega = sharedOmega
         self.headDim = headDim
         self.numHeads = numHeads
         self.nodes = nodes
@@ -135,9 +142,9 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
             ? generator.unitRows(stream: ParameterGenerator.anchorStream, rows: c.polyDim, cols: c.headDim)
             : []
         self.omega = c.orthogonal
-            ? FavorPlusFeatureMap.blockOrthogonalOmega(seed: c.seed, headDim: c.headDim, numHeads: c.nodes * c.numHeads,
+            ? FavorPlusFeatureMap.blockOrthogonalOmega(seed: c.seed, headDim: c.headDim, numHeads: c.omegaBlocks * c.numHeads,
                                                        features: c.prfDim, stream: ParameterGenerator.slayOrthogonalStream)
-            : generator.normals(stream: ParameterGenerator.omegaStream, count: c.nodes * c.numHeads * c.headDim * c.prfDim)
+            : generator.normals(stream: ParameterGenerator.omegaStream, count: c.omegaBlocks * c.numHeads * c.headDim * c.prfDim)
         rebuildDerived()
     }
 
@@ -154,7 +161,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         let c = configuration
         switch name {
         case "anchors" where c.polynomial == .anchor: return [c.polyDim, c.headDim]
-        case "omega": return [c.nodes, c.numHeads, c.headDim, c.prfDim]
+        case "omega": return [c.omegaBlocks, c.numHeads, c.headDim, c.prfDim]
         default: return nil
         }
     }
@@ -185,11 +192,13 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     private func rebuildDerived() {
         let c = configuration
         let (d, m, h) = (c.headDim, c.prfDim, c.numHeads)
-        scaledOmega = omega
+        // R scaled blocks √(2 s_r)·ω_r (ω_0 for every node when shared).
+        let block = h * d * m
+        scaledOmega = [Float](repeating: 0, count: c.nodes * block)
         for r in 0..<c.nodes {
             let scale = Float((2 * s[r]).squareRoot())
-            let start = r * h * d * m
-            for i in start..<(start + h * d * m) { scaledOmega[i] *= scale }
+            let source = (c.sharedOmega ? 0 : r) * block
+            for i in 0..<block { scaledOmega[r * block + i] = omega[source + i] * scale }
         }
         anchorsTransposed = [Float](repeating: 0, count: anchors.count)
         for p in 0..<(c.polynomial == .anchor ? c.polyDim : 0) {
@@ -199,7 +208,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         hasher.combine("slay")
         hasher.combine(d); hasher.combine(h); hasher.combine(c.nodes)
         hasher.combine(Int(c.polynomial.rawValue)); hasher.combine(c.polyFeatures); hasher.combine(m)
-        hasher.combine(c.eps); hasher.combine(c.prfClamp); hasher.combine(c.orthogonal ? 1 : 0)
+        hasher.combine(c.eps); hasher.combine(c.prfClamp); hasher.combine(c.orthogonal ? 1 : 0); hasher.combine(c.sharedOmega ? 1 : 0)
         hasher.combine(anchors); hasher.combine(omega)
         identity = hasher.value
     }

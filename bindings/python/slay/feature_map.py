@@ -30,7 +30,8 @@ class FeatureMap:
     """
 
     def __init__(self, kind="slay", head_dim=None, num_heads=1, nodes=2, poly="anchor", poly_dim=8,
-                 prf_dim=8, eps=1e-6, prf_clamp=20.0, seed=0, max_length=0, orthogonal=False):
+                 prf_dim=8, eps=1e-6, prf_clamp=20.0, seed=0, max_length=0, orthogonal=False,
+                 shared_omega=False):
         self._handle = None
         if not isinstance(kind, str) or kind not in KINDS:
             raise error_for(INVALID_ARGUMENT, "unknown kind %r; known: %s" % (kind, ", ".join(KINDS)))
@@ -58,6 +59,7 @@ class FeatureMap:
         params.eps = float(eps)
         params.prf_clamp = float(prf_clamp)
         params.prf_orthogonal = 1 if orthogonal else 0
+        params.prf_shared = 1 if shared_omega else 0
         handle = ctypes.c_void_p()
         err = Error()
         check(lib.slay_feature_map_create(ctypes.byref(params), ctypes.byref(handle), ctypes.byref(err)), err)
@@ -114,7 +116,8 @@ class FeatureMap:
         return {"kind": self.kind, "head_dim": params.head_dim, "num_heads": params.num_heads,
                 "nodes": params.nodes, "poly": poly, "poly_dim": params.poly_dim, "prf_dim": params.prf_dim,
                 "eps": params.eps, "prf_clamp": params.prf_clamp, "seed": params.seed,
-                "max_length": params.max_length, "orthogonal": bool(params.prf_orthogonal)}
+                "max_length": params.max_length, "orthogonal": bool(params.prf_orthogonal),
+                "shared_omega": bool(params.prf_shared)}
 
     @property
     def head_dim(self):

@@ -153,7 +153,7 @@ def test_config_and_close():
                          prf_clamp=7.5, seed=2**64 - 1) as fm:
         assert fm.config == {"kind": "slay", "head_dim": 4, "num_heads": 3, "nodes": 4, "poly": "exact",
                              "poly_dim": 5, "prf_dim": 2, "eps": 1e-3, "prf_clamp": 7.5, "seed": 2**64 - 1,
-                             "max_length": 0, "orthogonal": False}
+                             "max_length": 0, "orthogonal": False, "shared_omega": False}
         assert "exact" in repr(fm)
     assert fm._handle is None and repr(fm) == "FeatureMap(closed)"
     for use in (lambda: fm.dim, lambda: fm.identity, lambda: fm.config, fm.get_params,
@@ -170,7 +170,7 @@ def test_defaults_follow_header():
     max_length 0."""
     fm = slay.FeatureMap("slay", head_dim=3)
     assert fm.config == {"kind": "slay", "head_dim": 3, "num_heads": 1, "nodes": 2, "poly": "anchor", "poly_dim": 8,
-                         "prf_dim": 8, "eps": 1e-6, "prf_clamp": 20.0, "seed": 0, "max_length": 0, "orthogonal": False}
+                         "prf_dim": 8, "eps": 1e-6, "prf_clamp": 20.0, "seed": 0, "max_length": 0, "orthogonal": False, "shared_omega": False}
     assert fm.dim == 2 * 8 * 8
 
 
@@ -231,3 +231,23 @@ def test_laplace_poly_is_prf_only():
     state.prefill(q[:, :30], k[:, :30], v[:, :30])
     steps = np.stack([state.step(q[:, t], k[:, t], v[:, t]) for t in range(30, 40)], 1)
     naive.rms_close(steps, expected[:, 30:], rtol=1e-4)
+
+
+def test_shared_omega_hadamard_variant():
+    """prf_shared: one ω (1, H, d, M) for every node, node r using √(2 s_r)·ω."""
+    fm = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=3, poly="exact", prf_dim=4, seed=6, shared_omega=True)
+    omega = fm.get_params()["omega"]
+    assert omega.shape == (1, 2, 8, 4)
+    np.testing.assert_array_equal(omega.reshape(-1), naive.normals(6, 2, omega.size))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 5, 2, 8)).astype(np.float32)
+    expected = naive.features_bthd(x, "exact", np.repeat(omega, 3, axis=0))
+    np.testing.assert_allclose(fm(x), expected, rtol=2e-5, atol=1e-9)
+    q, k, v = (rng.standard_normal((1, 30, 2, 8)).astype(np.float32) for _ in range(3))
+    reference = naive.linear_attention(naive.features_bthd(q, "exact", np.repeat(omega, 3, axis=0)),
+                                       naive.features_bthd(k, "exact", np.repeat(omega, 3, axis=0)), v, True)
+    naive.rms_close(slay.linear_attention(q, k, v, fm, chunk_size=8), reference)
+    assert fm.config["shared_omega"] is True
+    fm.set_params(omega=omega * 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        fm.set_params(omega=np.zeros((3, 2, 8, 4), np.float32))
