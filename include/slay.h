@@ -224,6 +224,9 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
 #define SLAY_POLY_EXACT_FULL  3  /* vec(ûûᵀ) unpacked: d² features, exact */
 #define SLAY_POLY_LAPLACE     4  /* no polynomial factor (P' = 1): PRF only, estimates
                                     Σ_r w_r e^{2 s_r x} ∝ C/(C − 2x), not the Yat kernel */
+#define SLAY_POLY_RANDOM_MACLAURIN 5 /* [(r1_p·û)(r2_p·û)]_p / √P, r1, r2 i.i.d. N(0, I) (parameter
+                                    "maclaurin" (2, P, d), stream 8): unbiased for x² but SIGNED —
+                                    the normaliser can be ≤ 0; use SLAY_DENOMINATOR_CLAMP */
 
 /* Which side of the kernel a row is mapped for. SLAY is symmetric (both give the same features);
  * asymmetric maps (ELA kernels) differ. */
@@ -238,7 +241,8 @@ typedef struct slay_feature_map_params {
                               grouped-query attention), 1..65536; default 1 */
     int32_t nodes;         /* R, Gauss–Laguerre nodes, 1..64; default 2 */
     int32_t poly;          /* SLAY_POLY_*; default SLAY_POLY_ANCHOR */
-    int64_t poly_dim;      /* P, anchors (SLAY_POLY_ANCHOR only, ignored otherwise); default 8 */
+    int64_t poly_dim;      /* P: anchors (SLAY_POLY_ANCHOR) or Maclaurin pairs
+                              (SLAY_POLY_RANDOM_MACLAURIN), ignored otherwise; default 8 */
     int64_t prf_dim;       /* M, positive random features per node; default 8 */
     double eps;            /* ε > 0 of the Yat kernel x²/(2 + ε − 2x); default 1e-6 */
     double prf_clamp;      /* PRF exponents are clamped to [−c, c], c > 0; default 20 */
@@ -347,7 +351,7 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_set_param(slay_feature_map* fm,
  *   key(stream)   = splitmix64(seed ^ splitmix64(stream)); streams: SLAY anchors 1, SLAY omega 2,
  *                   FAVOR+ 3, ReLU random 4, random Fourier omega 5, random Fourier bias 6,
  *                   SLAY orthogonal omega 7 (built exactly like FAVOR+ omega with R·H heads,
- *                   head index r·H + h, m = M)
+ *                   head index r·H + h, m = M), SLAY random Maclaurin 8 (element i of (2, P, d))
  *   normal(i)     = √(−2 ln u1) · cos(2π u2), u1 = ((a >> 11) + 1) · 2^−53,
  *                   u2 = (b >> 11) · 2^−53, a = splitmix64(key + 2i), b = splitmix64(key + 2i + 1)
  *   Element i (row-major) of a matrix is normal(i), computed in double and rounded to float;

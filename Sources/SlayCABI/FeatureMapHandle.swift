@@ -32,6 +32,7 @@ enum ParameterNameTable {
         case "anchors": text = "anchors"
         case "omega": text = "omega"
         case "bias": text = "bias"
+        case "maclaurin": text = "maclaurin"
         default: return nil
         }
         return UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)

@@ -18,6 +18,12 @@ public enum SlayPolynomial: Int32, Sendable {
     /// No polynomial factor (one constant feature 1): Ψ_r = √w_r·φ_PRF(û; s_r), the Laplace-only
     /// estimator of Σ_r w_r e^{2 s_r x} ∝ C/(C − 2x) — a different kernel from Yat, for comparison.
     case laplace = 4
+    /// Random Maclaurin: [(r1_p·û)(r2_p·û)]_p / √P with r1, r2 i.i.d. N(0, I) ("maclaurin", (2, P, d)):
+    /// unbiased for x², but SIGNED, so the normaliser can be ≤ 0 (use the clamp denominator).
+    case randomMaclaurin = 5
+
+    /// Whether P (poly_dim) sets the width, i.e. the estimator has P random directions.
+    public var usesPolyDim: Bool { self == .anchor || self == .randomMaclaurin }
 }
 
 /// Everything that defines a SLAY map besides its random matrices.
@@ -70,6 +76,7 @@ public struct SlayConfiguration: Sendable, Equatable {
         case .exact: return headDim * (headDim + 1) / 2
         case .exactFull: return headDim * headDim
         case .laplace: return 1
+        case .randomMaclaurin: return polyDim
         }
     }
 
@@ -80,7 +87,7 @@ public struct SlayConfiguration: Sendable, Equatable {
                 throw SlayError.shape("\(name) must be in 1...\(Self.maximumDimension), got \(value)")
             }
         }
-        if polynomial == .anchor {
+        if polynomial.usesPolyDim {
             guard polyDim >= 1 && polyDim <= Self.maximumDimension else {
                 throw SlayError.shape("poly_dim must be in 1...\(Self.maximumDimension), got \(polyDim)")
             }
@@ -96,8 +103,8 @@ public struct SlayConfiguration: Sendable, Equatable {
         guard m <= Self.maximumFeatureDim else {
             throw SlayError.overflow("feature dimension R·P'·M = \(m) exceeds the maximum \(Self.maximumFeatureDim)")
         }
-        if polynomial == .anchor {
-            let anchors = try CheckedSize.multiply(polyDim, headDim, what: "anchors size P·d")
+        if polynomial.usesPolyDim {
+            let anchors = try CheckedSize.multiply(2, polyDim, headDim, what: "anchors size P·d")
             guard anchors <= Self.maximumParameterFloats else {
                 throw SlayError.overflow("anchors would hold \(anchors) floats; the maximum is 2^28")
             }
@@ -130,6 +137,9 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     private var scaledOmega: [Float] = []
     /// Anchors transposed to (d, P).
     private var anchorsTransposed: [Float] = []
+    /// Random Maclaurin directions (2, P, d), and both transposed to (d, P).
+    public private(set) var maclaurin: [Float] = []
+    private var maclaurinTransposed: [Float] = []
 
     public init(_ configuration: SlayConfiguration) throws {
         try configuration.validate()
@@ -140,6 +150,9 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         let c = configuration
         self.anchors = c.polynomial == .anchor
             ? generator.unitRows(stream: ParameterGenerator.anchorStream, rows: c.polyDim, cols: c.headDim)
+            : []
+        self.maclaurin = c.polynomial == .randomMaclaurin
+            ? generator.normals(stream: ParameterGenerator.maclaurinStream, count: 2 * c.polyDim * c.headDim)
             : []
         self.omega = c.orthogonal
             ? FavorPlusFeatureMap.blockOrthogonalOmega(seed: c.seed, headDim: c.headDim, numHeads: c.omegaBlocks * c.numHeads,
@@ -155,12 +168,19 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     /// x²·e^{…} is never negative.
     public var isPositive: Bool { configuration.polynomial == .anchor || configuration.polynomial == .laplace }
 
-    public var parameterNames: [String] { configuration.polynomial == .anchor ? ["anchors", "omega"] : ["omega"] }
+    public var parameterNames: [String] {
+        switch configuration.polynomial {
+        case .anchor: return ["anchors", "omega"]
+        case .randomMaclaurin: return ["maclaurin", "omega"]
+        default: return ["omega"]
+        }
+    }
 
     public func parameterShape(_ name: String) -> [Int]? {
         let c = configuration
         switch name {
         case "anchors" where c.polynomial == .anchor: return [c.polyDim, c.headDim]
+        case "maclaurin" where c.polynomial == .randomMaclaurin: return [2, c.polyDim, c.headDim]
         case "omega": return [c.omegaBlocks, c.numHeads, c.headDim, c.prfDim]
         default: return nil
         }
@@ -169,6 +189,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     public func parameterValues(_ name: String) -> [Float]? {
         switch name {
         case "anchors" where configuration.polynomial == .anchor: return anchors
+        case "maclaurin" where configuration.polynomial == .randomMaclaurin: return maclaurin
         case "omega": return omega
         default: return nil
         }
@@ -185,7 +206,11 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         if let bad = values.firstIndex(where: { !$0.isFinite }) {
             throw SlayError.invalid("parameter '\(name)' element \(bad) is \(values[bad]); all values must be finite")
         }
-        if name == "anchors" { anchors = Array(values) } else { omega = Array(values) }
+        switch name {
+        case "anchors": anchors = Array(values)
+        case "maclaurin": maclaurin = Array(values)
+        default: omega = Array(values)
+        }
         rebuildDerived()
     }
 
@@ -204,20 +229,30 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         for p in 0..<(c.polynomial == .anchor ? c.polyDim : 0) {
             for j in 0..<d { anchorsTransposed[j * c.polyDim + p] = anchors[p * d + j] }
         }
+        maclaurinTransposed = [Float](repeating: 0, count: maclaurin.count)
+        if c.polynomial == .randomMaclaurin {
+            let pd = c.polyDim * d
+            for half in 0..<2 {
+                for p in 0..<c.polyDim {
+                    for j in 0..<d { maclaurinTransposed[half * pd + j * c.polyDim + p] = maclaurin[half * pd + p * d + j] }
+                }
+            }
+        }
         var hasher = IdentityHasher()
         hasher.combine("slay")
         hasher.combine(d); hasher.combine(h); hasher.combine(c.nodes)
         hasher.combine(Int(c.polynomial.rawValue)); hasher.combine(c.polyFeatures); hasher.combine(m)
         hasher.combine(c.eps); hasher.combine(c.prfClamp); hasher.combine(c.orthogonal ? 1 : 0); hasher.combine(c.sharedOmega ? 1 : 0)
-        hasher.combine(anchors); hasher.combine(omega)
+        hasher.combine(anchors); hasher.combine(maclaurin); hasher.combine(omega)
         identity = hasher.value
     }
 
     public func scratchFloats(rows: Int) -> Int {
         let c = configuration
+        // Mirrors scratchLayout.
         return ScratchBuffer.footprint(rows * c.headDim)
             + ScratchBuffer.footprint(rows * c.polyFeatures)
-            + ScratchBuffer.footprint(rows * c.nodes * c.prfDim)
+            + ScratchBuffer.footprint(rows * prfRegionWidth)
             + ScratchBuffer.footprint(rows * c.prfDim)
             + Gemm.workspaceFloats
     }
@@ -228,12 +263,19 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
 
     /// Where `features` leaves its intermediates in its scratch (units, poly, prf), which
     /// `scores` reads back.
+    /// Width per row of the PRF region, which random Maclaurin also borrows (for its second
+    /// projection) before the PRF features are computed.
+    var prfRegionWidth: Int {
+        let c = configuration
+        return max(c.nodes * c.prfDim, c.polynomial == .randomMaclaurin ? c.polyDim : 0)
+    }
+
     func scratchLayout(rows: Int) -> (units: Int, poly: Int, prf: Int, exponents: Int, gemm: Int) {
         let c = configuration
         let units = 0
         let poly = units + ScratchBuffer.footprint(rows * c.headDim)
         let prf = poly + ScratchBuffer.footprint(rows * c.polyFeatures)
-        let exponents = prf + ScratchBuffer.footprint(rows * c.nodes * c.prfDim)
+        let exponents = prf + ScratchBuffer.footprint(rows * prfRegionWidth)
         let gemm = exponents + ScratchBuffer.footprint(rows * c.prfDim)
         return (units, poly, prf, exponents, gemm)
     }
@@ -262,6 +304,22 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         }
         let scale = 1 / Float(pf).squareRoot()
         for i in 0..<(rows * pf) { poly[i] = poly[i] * poly[i] * scale }
+    }
+
+    /// Random Maclaurin features (r1_p·û)(r2_p·û)/√P; `spare` holds rows·P floats.
+    func maclaurinFeatures(_ units: UnsafePointer<Float>, rows: Int, into poly: UnsafeMutablePointer<Float>,
+                           spare: UnsafeMutablePointer<Float>, gemmSpace: UnsafeMutablePointer<Float>) {
+        let (d, pf) = (configuration.headDim, configuration.polyDim)
+        maclaurinTransposed.withUnsafeBufferPointer { mt in
+            Gemm.multiply(m: rows, n: pf, k: d, a: units, rowStrideA: d, columnStrideA: 1,
+                          b: mt.baseAddress!, rowStrideB: pf, columnStrideB: 1,
+                          c: poly, ldc: pf, accumulate: false, workspace: gemmSpace)
+            Gemm.multiply(m: rows, n: pf, k: d, a: units, rowStrideA: d, columnStrideA: 1,
+                          b: mt.baseAddress! + pf * d, rowStrideB: pf, columnStrideB: 1,
+                          c: spare, ldc: pf, accumulate: false, workspace: gemmSpace)
+        }
+        let scale = 1 / Float(pf).squareRoot()
+        for i in 0..<(rows * pf) { poly[i] = poly[i] * spare[i] * scale }
     }
 
     /// PRF features of unit rows for every node, √w_r folded in: prf[i, r·M + j] =
@@ -301,7 +359,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         Gemm.multiply(m: rows, n: rows, k: rm, a: queryScratch + layout.prf, rowStrideA: rm, columnStrideA: 1,
                       b: keyScratch + layout.prf, rowStrideB: 1, columnStrideB: rm, c: output, ldc: rows,
                       accumulate: false, workspace: gemmSpace)
-        if c.polynomial == .anchor {
+        if c.polynomial.usesPolyDim {
             let p = c.polyDim
             Gemm.multiply(m: rows, n: rows, k: p, a: queryScratch + layout.poly, rowStrideA: p, columnStrideA: 1,
                           b: keyScratch + layout.poly, rowStrideB: 1, columnStrideB: p, c: gram, ldc: rows,
@@ -350,6 +408,8 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
             }
         case .laplace:
             poly.update(repeating: 1, count: rows)
+        case .randomMaclaurin:
+            maclaurinFeatures(units, rows: rows, into: poly, spare: prf, gemmSpace: gemmSpace)
         }
         prfFeatures(units, rows: rows, head: head, into: prf, exponents: exponents, gemmSpace: gemmSpace)
 

@@ -22,6 +22,8 @@ public struct ParameterGenerator: Sendable {
     public static let fourierBiasStream: UInt64 = 6
     /// SLAY's block-orthogonal ω (prf_orthogonal = 1), built like FAVOR+'s with R·H "heads".
     public static let slayOrthogonalStream: UInt64 = 7
+    /// SLAY random Maclaurin directions (2, P, d).
+    public static let maclaurinStream: UInt64 = 8
 
     public let seed: UInt64
 

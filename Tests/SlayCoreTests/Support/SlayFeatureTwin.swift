@@ -30,6 +30,7 @@ struct SlayFeatureTwin {
         case .exact: return d * (d + 1) / 2
         case .exactFull: return d * d
         case .laplace: return 1
+        case .randomMaclaurin: return configuration.polyDim
         }
     }
 
@@ -47,6 +48,8 @@ struct SlayFeatureTwin {
             }
         case .laplace:
             return [1]
+        case .randomMaclaurin:
+            fatalError("the Swift twin does not cover random Maclaurin (the Python twin does)")
         case .exact:
             var out: [Double] = []
             for a in 0..<d { for b in a..<d { out.append(a == b ? u[a] * u[a] : 2.0.squareRoot() * u[a] * u[b]) } }

@@ -9,7 +9,7 @@ from .errors import check, error_for, INVALID_ARGUMENT
 
 KINDS = {"slay": 1, "elu+1": 2, "relu": 3, "favor+": 4, "relu-random": 5, "random-fourier": 6, "cosformer": 7,
          "ela-sum-sqeuclid": 8, "ela-sub-sqeuclid": 9, "ela-blueprint": 10}
-POLYS = {"anchor": 1, "exact": 2, "exact_full": 3, "laplace": 4}
+POLYS = {"anchor": 1, "exact": 2, "exact_full": 3, "laplace": 4, "random_maclaurin": 5}
 ROLES = {"query": 0, "key": 1}
 
 

@@ -53,6 +53,8 @@ def poly_dim(poly, d, P=None):
     """P' of slay.h: P (anchor), d(d+1)/2 (exact), d² (exact_full), 1 (laplace)."""
     if poly == "laplace":
         return 1
+    if poly == "random_maclaurin":
+        return P
     return {"anchor": P, "exact": d * (d + 1) // 2, "exact_full": d * d}[poly]
 
 
@@ -63,9 +65,13 @@ def quadrature(R, eps):
 
 
 def poly_features(u, poly, anchors=None):
+    """`anchors` holds the (P, d) anchors, or the (2, P, d) Maclaurin directions."""
     d = u.shape[-1]
     if poly == "laplace":
         return np.ones(u.shape[:-1] + (1,))
+    if poly == "random_maclaurin":
+        r = anchors.astype(np.float64)
+        return (u @ r[0].T) * (u @ r[1].T) / np.sqrt(r.shape[1])
     if poly == "anchor":
         return (u @ anchors.T.astype(np.float64)) ** 2 / np.sqrt(anchors.shape[0])
     outer = u[..., :, None] * u[..., None, :]

@@ -251,3 +251,35 @@ def test_shared_omega_hadamard_variant():
     fm.set_params(omega=omega * 0.5)
     with pytest.raises(ValueError, match="shape"):
         fm.set_params(omega=np.zeros((3, 2, 8, 4), np.float32))
+
+
+def test_random_maclaurin_polynomial():
+    """SLAY_POLY_RANDOM_MACLAURIN: documented directions (stream 8), features vs the twin, attention
+    with the clamp denominator vs the twin, and an unbiased x² (mean over seeds)."""
+    fm = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=2, poly="random_maclaurin", poly_dim=6, prf_dim=4,
+                         seed=13)
+    params = fm.get_params()
+    r = params["maclaurin"]
+    assert r.shape == (2, 6, 8) and fm.dim == 2 * 6 * 4
+    np.testing.assert_array_equal(r.reshape(-1), naive.normals(13, 8, r.size))
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 6, 2, 8)).astype(np.float32)
+    np.testing.assert_allclose(fm(x), naive.features_bthd(x, "random_maclaurin", params["omega"], r),
+                               rtol=2e-5, atol=1e-7)
+    q, k, v = (rng.standard_normal((1, 40, 2, 8)).astype(np.float32) for _ in range(3))
+    phi_q = naive.features_bthd(q, "random_maclaurin", params["omega"], r)
+    phi_k = naive.features_bthd(k, "random_maclaurin", params["omega"], r)
+    A = np.einsum("bthm,bshm->bhts", phi_q, phi_k) * np.tril(np.ones((40, 40)))
+    expected = np.einsum("bhts,bshv->bthv", A, v) / np.maximum(A.sum(-1).transpose(0, 2, 1)[..., None], 1e-2)
+    got = slay.linear_attention(q, k, v, fm, denominator="clamp", delta=1e-2, chunk_size=16)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+    # E over the directions of the polynomial part is x² (the PRF part aside): check the poly Gram.
+    a = rng.standard_normal(8); a /= np.linalg.norm(a)
+    b = rng.standard_normal(8); b /= np.linalg.norm(b)
+    estimates = []
+    for seed in range(300):
+        rr = naive.normals(seed, 8, 2 * 64 * 8).reshape(2, 64, 8).astype(np.float64)
+        pa = (rr[0] @ a) * (rr[1] @ a) / 8.0
+        pb = (rr[0] @ b) * (rr[1] @ b) / 8.0
+        estimates.append(pa @ pb)
+    assert abs(np.mean(estimates) - (a @ b) ** 2) < 0.05
