@@ -6,32 +6,18 @@
 ///   φ(x) = (‖x‖² + 1)·[x̂; 1],  φ(a)·φ(b) = (‖a‖² + 1)(‖b‖² + 1)(â·b̂ + 1).
 /// No parameters. The features are signed (x̂ is), so `isPositive` is false although the kernel
 /// is ≥ 0; it is 0 only for opposite directions (b̂ = −â).
-public final class BlueprintFeatureMap: FeatureMap, @unchecked Sendable {
+public final class BlueprintFeatureMap: ParameterFreeFeatureMap, @unchecked Sendable {
     public let configuration: ClassicMapConfiguration
     public let identity: UInt64
 
     public init(_ configuration: ClassicMapConfiguration) throws {
         try configuration.validateHeads()
         self.configuration = configuration
-        var hasher = IdentityHasher()
-        hasher.combine("ela-blueprint")
-        hasher.combine(configuration.headDim); hasher.combine(configuration.numHeads)
-        identity = hasher.value
+        identity = configuration.parameterFreeIdentity(kind: "ela-blueprint")
     }
 
-    public var headDim: Int { configuration.headDim }
-    public var numHeads: Int { configuration.numHeads }
     public var featureDim: Int { configuration.headDim + 1 }
     public var isPositive: Bool { false }
-
-    public var parameterNames: [String] { [] }
-    public func parameterShape(_ name: String) -> [Int]? { nil }
-    public func parameterValues(_ name: String) -> [Float]? { nil }
-    public func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws {
-        _ = try FeatureMapParameters.checked(name, of: self, values: values)
-    }
-
-    public func scratchFloats(rows: Int) -> Int { 0 }
 
     public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
                          output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {

@@ -12,34 +12,19 @@ import Darwin
 /// which changes every decode step and so cannot stream). m = 2d, no parameters, features ≥ 0.
 /// Positions ≥ L are clamped to L − 1 (the angle stays in [0, π/2), so features stay ≥ 0); they
 /// cannot be rejected cheaply here, so slay.h asks callers to keep T ≤ L.
-public final class CosFormerFeatureMap: FeatureMap, @unchecked Sendable {
+public final class CosFormerFeatureMap: ParameterFreeFeatureMap, @unchecked Sendable {
     public let configuration: ClassicMapConfiguration
     public let identity: UInt64
 
     public init(_ configuration: ClassicMapConfiguration) throws {
         try configuration.validateMaxLength()
         self.configuration = configuration
-        var hasher = IdentityHasher()
-        hasher.combine("cosformer")
-        hasher.combine(configuration.headDim); hasher.combine(configuration.numHeads)
-        hasher.combine(configuration.maxLength)
-        identity = hasher.value
+        identity = configuration.parameterFreeIdentity(kind: "cosformer", settings: [configuration.maxLength])
     }
 
-    public var headDim: Int { configuration.headDim }
-    public var numHeads: Int { configuration.numHeads }
     public var featureDim: Int { 2 * configuration.headDim }
     public var isPositive: Bool { true }
     public var needsPositions: Bool { true }
-
-    public var parameterNames: [String] { [] }
-    public func parameterShape(_ name: String) -> [Int]? { nil }
-    public func parameterValues(_ name: String) -> [Float]? { nil }
-    public func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws {
-        _ = try FeatureMapParameters.checked(name, of: self, values: values)
-    }
-
-    public func scratchFloats(rows: Int) -> Int { 0 }
 
     /// Without positions, rows are taken to start at position 0.
     public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,

@@ -4,32 +4,18 @@
 /// `isPositive` is false; the normaliser Σ‖q − k_j‖² is > 0 unless every key equals q.
 /// The expansion cancels when a ≈ b: the fp32 error is relative to ‖a‖² + ‖b‖², not to ‖a − b‖²,
 /// so k(q, q) comes out as a tiny number of either sign (only δ guards that denominator).
-public final class SubtractionSquaredEuclideanFeatureMap: FeatureMap, @unchecked Sendable {
+public final class SubtractionSquaredEuclideanFeatureMap: ParameterFreeFeatureMap, @unchecked Sendable {
     public let configuration: ClassicMapConfiguration
     public let identity: UInt64
 
     public init(_ configuration: ClassicMapConfiguration) throws {
         try configuration.validateHeads()
         self.configuration = configuration
-        var hasher = IdentityHasher()
-        hasher.combine("ela-sub-sqeuclid")
-        hasher.combine(configuration.headDim); hasher.combine(configuration.numHeads)
-        identity = hasher.value
+        identity = configuration.parameterFreeIdentity(kind: "ela-sub-sqeuclid")
     }
 
-    public var headDim: Int { configuration.headDim }
-    public var numHeads: Int { configuration.numHeads }
     public var featureDim: Int { configuration.headDim + 2 }
     public var isPositive: Bool { false }
-
-    public var parameterNames: [String] { [] }
-    public func parameterShape(_ name: String) -> [Int]? { nil }
-    public func parameterValues(_ name: String) -> [Float]? { nil }
-    public func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws {
-        _ = try FeatureMapParameters.checked(name, of: self, values: values)
-    }
-
-    public func scratchFloats(rows: Int) -> Int { 0 }
 
     public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
                          output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {

@@ -2,32 +2,18 @@
 /// features φ(a) = [a; ‖a‖²; 1] (query), ψ(b) = [2b; 1; ‖b‖²] (key). ASYMMETRIC: the role
 /// selects the side. No parameters. The kernel is ≥ 0 but the features are signed, so
 /// `isPositive` is false; the normaliser Σ‖q + k_j‖² is > 0 unless every key is −q.
-public final class SummationSquaredEuclideanFeatureMap: FeatureMap, @unchecked Sendable {
+public final class SummationSquaredEuclideanFeatureMap: ParameterFreeFeatureMap, @unchecked Sendable {
     public let configuration: ClassicMapConfiguration
     public let identity: UInt64
 
     public init(_ configuration: ClassicMapConfiguration) throws {
         try configuration.validateHeads()
         self.configuration = configuration
-        var hasher = IdentityHasher()
-        hasher.combine("ela-sum-sqeuclid")
-        hasher.combine(configuration.headDim); hasher.combine(configuration.numHeads)
-        identity = hasher.value
+        identity = configuration.parameterFreeIdentity(kind: "ela-sum-sqeuclid")
     }
 
-    public var headDim: Int { configuration.headDim }
-    public var numHeads: Int { configuration.numHeads }
     public var featureDim: Int { configuration.headDim + 2 }
     public var isPositive: Bool { false }
-
-    public var parameterNames: [String] { [] }
-    public func parameterShape(_ name: String) -> [Int]? { nil }
-    public func parameterValues(_ name: String) -> [Float]? { nil }
-    public func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws {
-        _ = try FeatureMapParameters.checked(name, of: self, values: values)
-    }
-
-    public func scratchFloats(rows: Int) -> Int { 0 }
 
     public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
                          output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
