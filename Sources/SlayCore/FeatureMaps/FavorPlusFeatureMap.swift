@@ -16,10 +16,11 @@ import Darwin
 /// denominator of the row's normalised attention, so it cancels (up to the δ added to the
 /// denominator, which then acts at a slightly different scale). KEY features are plain, so the
 /// state Σ φ(k) vᵀ is an unbiased estimate; they overflow only when ωᵀx' − ‖x'‖²/2 > 88.
-public final class FavorPlusFeatureMap: FeatureMap, @unchecked Sendable {
+public final class FavorPlusFeatureMap: RandomProjectionFeatureMap, @unchecked Sendable {
     public let configuration: ClassicMapConfiguration
-    private var projection: RandomProjection
-    public private(set) var identity: UInt64 = 0
+    var projection: RandomProjection
+    public internal(set) var identity: UInt64 = 0
+    var kindName: String { "favor+" }
 
     public init(_ configuration: ClassicMapConfiguration) throws {
         try configuration.validateRandomFeatures()
@@ -75,28 +76,7 @@ public final class FavorPlusFeatureMap: FeatureMap, @unchecked Sendable {
         return omega
     }
 
-    public var headDim: Int { configuration.headDim }
-    public var numHeads: Int { configuration.numHeads }
-    public var featureDim: Int { configuration.featureCount }
     public var isPositive: Bool { true }
-
-    public var parameterNames: [String] { ["omega"] }
-    public func parameterShape(_ name: String) -> [Int]? { name == "omega" ? projection.shape : nil }
-    public func parameterValues(_ name: String) -> [Float]? { name == "omega" ? projection.omega : nil }
-    public func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws {
-        projection.omega = try FeatureMapParameters.checked(name, of: self, values: values)
-        rebuildIdentity()
-    }
-
-    private func rebuildIdentity() {
-        var hasher = IdentityHasher()
-        hasher.combine("favor+")
-        hasher.combine(headDim); hasher.combine(numHeads); hasher.combine(featureDim)
-        hasher.combine(projection.omega)
-        identity = hasher.value
-    }
-
-    public func scratchFloats(rows: Int) -> Int { projection.scratchFloats(rows: rows) }
 
     public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
                          output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {

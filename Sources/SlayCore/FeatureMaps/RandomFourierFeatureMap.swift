@@ -10,12 +10,13 @@ import Darwin
 /// ω ~ N(0, I/σ²), σ = 1 (stream 5) and b ~ U(0, 2π) (stream 6), so E[φ(q)·φ(k)] is the Gaussian
 /// kernel exp(−‖q − k‖²/2). SIGNED: features and the normaliser φ(q)·Σφ(k) can be ≤ 0, so
 /// normalised outputs can be large (slay.h).
-public final class RandomFourierFeatureMap: FeatureMap, @unchecked Sendable {
+public final class RandomFourierFeatureMap: RandomProjectionFeatureMap, @unchecked Sendable {
     public let configuration: ClassicMapConfiguration
-    private var projection: RandomProjection
+    var projection: RandomProjection
     /// (H, m) phases.
     public private(set) var bias: [Float]
-    public private(set) var identity: UInt64 = 0
+    public internal(set) var identity: UInt64 = 0
+    var kindName: String { "random-fourier" }
 
     public init(_ configuration: ClassicMapConfiguration) throws {
         try configuration.validateRandomFeatures()
@@ -27,12 +28,9 @@ public final class RandomFourierFeatureMap: FeatureMap, @unchecked Sendable {
         bias = (0..<(c.numHeads * c.featureCount)).map {
             Float(2 * Double.pi * generator.uniform(stream: ParameterGenerator.fourierBiasStream, index: UInt64($0)))
         }
-        rebuildIdentity()
+        rebuildIdentity(extra: bias)
     }
 
-    public var headDim: Int { configuration.headDim }
-    public var numHeads: Int { configuration.numHeads }
-    public var featureDim: Int { configuration.featureCount }
     public var isPositive: Bool { false }
 
     public var parameterNames: [String] { ["omega", "bias"] }
@@ -53,18 +51,8 @@ public final class RandomFourierFeatureMap: FeatureMap, @unchecked Sendable {
     public func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws {
         let checked = try FeatureMapParameters.checked(name, of: self, values: values)
         if name == "omega" { projection.omega = checked } else { bias = checked }
-        rebuildIdentity()
+        rebuildIdentity(extra: bias)
     }
-
-    private func rebuildIdentity() {
-        var hasher = IdentityHasher()
-        hasher.combine("random-fourier")
-        hasher.combine(headDim); hasher.combine(numHeads); hasher.combine(featureDim)
-        hasher.combine(projection.omega); hasher.combine(bias)
-        identity = hasher.value
-    }
-
-    public func scratchFloats(rows: Int) -> Int { projection.scratchFloats(rows: rows) }
 
     public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
                          output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {

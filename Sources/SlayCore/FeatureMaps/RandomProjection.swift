@@ -28,3 +28,40 @@ struct RandomProjection {
         return products
     }
 }
+
+/// The maps built on a RandomProjection (FAVOR+, ReLU random, random Fourier features): their
+/// dimensions, scratch, "omega" parameter API and identity come from here; each map file keeps
+/// only its generator and its formula (random Fourier features add their "bias" on top).
+protocol RandomProjectionFeatureMap: FeatureMap {
+    var configuration: ClassicMapConfiguration { get }
+    var projection: RandomProjection { get set }
+    var identity: UInt64 { get set }
+    /// The kind name hashed into the identity.
+    var kindName: String { get }
+}
+
+extension RandomProjectionFeatureMap {
+    public var headDim: Int { configuration.headDim }
+    public var numHeads: Int { configuration.numHeads }
+    public var featureDim: Int { configuration.featureCount }
+
+    public var parameterNames: [String] { ["omega"] }
+    public func parameterShape(_ name: String) -> [Int]? { name == "omega" ? projection.shape : nil }
+    public func parameterValues(_ name: String) -> [Float]? { name == "omega" ? projection.omega : nil }
+    public func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws {
+        projection.omega = try FeatureMapParameters.checked(name, of: self, values: values)
+        rebuildIdentity()
+    }
+
+    public func scratchFloats(rows: Int) -> Int { projection.scratchFloats(rows: rows) }
+
+    /// Kind, dimensions, ω and any further arrays (`extra`), in that order.
+    func rebuildIdentity(extra: [Float]? = nil) {
+        var hasher = IdentityHasher()
+        hasher.combine(kindName)
+        hasher.combine(headDim); hasher.combine(numHeads); hasher.combine(featureDim)
+        hasher.combine(projection.omega)
+        if let extra { hasher.combine(extra) }
+        identity = hasher.value
+    }
+}
