@@ -48,13 +48,10 @@ public enum Gemm {
         }
     }
 
+    /// Unaligned 8-lane load and store, for SlayCore's own vector loops (the kernels' helpers).
     @inline(__always)
-    public static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
+    public static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { SlayKernels.PackedGemm.load8(p) }
 
     @inline(__always)
-    public static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-    }
+    public static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { SlayKernels.PackedGemm.store8(v, p) }
 }

@@ -43,12 +43,7 @@ public struct ParameterGenerator: Sendable {
 
     /// Standard normal number `index` of `stream` (Box–Muller on two 53-bit uniforms).
     public func normal(stream: UInt64, index: UInt64) -> Double {
-        let key = key(stream: stream)
-        let a = Self.splitmix64(key &+ 2 &* index)
-        let b = Self.splitmix64(key &+ 2 &* index &+ 1)
-        let u1 = Double((a >> 11) + 1) * 0x1p-53
-        let u2 = Double(b >> 11) * 0x1p-53
-        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+        Self.normal(key: key(stream: stream), index: index)
     }
 
     /// Uniform number `index` of `stream` in [0, 1): (splitmix64(key + index) >> 11) · 2^−53.
@@ -56,19 +51,21 @@ public struct ParameterGenerator: Sendable {
         Double(Self.splitmix64(key(stream: stream) &+ index) >> 11) * 0x1p-53
     }
 
-    /// `count` standard normals of `stream`, rounded to Float, in index order.
+    /// The documented transform from a stream key and an index to one standard normal.
+    @inline(__always)
+    static func normal(key: UInt64, index: UInt64) -> Double {
+        let a = splitmix64(key &+ 2 &* index)
+        let b = splitmix64(key &+ 2 &* index &+ 1)
+        let u1 = Double((a >> 11) + 1) * 0x1p-53
+        let u2 = Double(b >> 11) * 0x1p-53
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+    }
+
+    /// `count` standard normals of `stream`, rounded to Float, in index order (the key is
+    /// derived once).
     public func normals(stream: UInt64, count: Int) -> [Float] {
         let key = key(stream: stream)
-        var result = [Float](repeating: 0, count: count)
-        for i in 0..<count {
-            let index = UInt64(i)
-            let a = Self.splitmix64(key &+ 2 &* index)
-            let b = Self.splitmix64(key &+ 2 &* index &+ 1)
-            let u1 = Double((a >> 11) + 1) * 0x1p-53
-            let u2 = Double(b >> 11) * 0x1p-53
-            result[i] = Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-        }
-        return result
+        return (0..<count).map { Float(Self.normal(key: key, index: UInt64($0))) }
     }
 
     /// `rows` unit vectors of length `cols` (stream values normalised per row in double).
