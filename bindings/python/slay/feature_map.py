@@ -3,6 +3,7 @@ import ctypes
 
 import numpy as np
 
+from ._handle import OwnedHandle
 from ._lib import lib, Error, FeatureMapParams
 from ._tensor import as_input, as_output, descriptor
 from .errors import check, error_for, INVALID_ARGUMENT
@@ -13,7 +14,7 @@ POLYS = {"anchor": 1, "exact": 2, "exact_full": 3, "laplace": 4, "random_maclaur
 ROLES = {"query": 0, "key": 1}
 
 
-class FeatureMap:
+class FeatureMap(OwnedHandle):
     """A feature map φ for `num_heads` heads of width `head_dim` (see include/slay.h).
 
     FeatureMap("slay", head_dim, num_heads=1, nodes=2, poly="anchor", poly_dim=8, prf_dim=8,
@@ -28,6 +29,9 @@ class FeatureMap:
     ‖q − k‖² (dim = head_dim + 2; query and key features differ, so pass role=), and
     "ela-blueprint" (q̂·k̂ + 1)(‖q‖² + 1)(‖k‖² + 1) (dim = head_dim + 1).
     """
+
+    _free = staticmethod(lib.slay_feature_map_free)
+    _what = "feature map"
 
     def __init__(self, kind="slay", head_dim=None, num_heads=1, nodes=2, poly="anchor", poly_dim=8,
                  prf_dim=8, eps=1e-6, prf_clamp=20.0, seed=0, max_length=0, orthogonal=False,
@@ -66,30 +70,6 @@ class FeatureMap:
         self._handle = handle
         self.kind = kind
         self.poly = poly
-
-    # -- lifetime -----------------------------------------------------------------------------
-    def close(self):
-        if self._handle is not None:
-            lib.slay_feature_map_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    @property
-    def handle(self):
-        if self._handle is None:
-            raise error_for(INVALID_ARGUMENT, "the feature map is closed")
-        return self._handle
 
     # -- properties ---------------------------------------------------------------------------
     @property

@@ -3,6 +3,7 @@ import ctypes
 
 import numpy as np
 
+from ._handle import OwnedHandle
 from ._lib import lib, Error
 from ._tensor import as_input, as_output, descriptor, DescriptorCache
 from .attention import attention_options
@@ -35,13 +36,16 @@ def _slots(slots):
     return array, array.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
 
 
-class State:
+class State(OwnedHandle):
     """States S [H, m, dv] and z [H, m] of `num_seqs` slots for feature map `fm`.
 
     prefill(q, k, v) runs prompts (causal outputs, or absorb only with q=None); step(q, k, v)
     decodes one token per sequence; query(q) reads without changing; save() → bytes,
     State.load(blob, fm), copy(), copy_slot(...), reset(slot=None). One call at a time.
     """
+
+    _free = staticmethod(lib.slay_state_free)
+    _what = "state"
 
     def __init__(self, fm, num_seqs=1, value_dim=None, max_threads=1, _handle=None):
         self._handle = None
@@ -60,29 +64,6 @@ class State:
         check(lib.slay_state_create(fm_handle, int(num_seqs), int(value_dim), int(max_threads),
                                     ctypes.byref(handle), ctypes.byref(err)), err)
         self._handle = handle
-
-    def close(self):
-        if self._handle is not None:
-            lib.slay_state_free(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    @property
-    def handle(self):
-        if self._handle is None:
-            raise error_for(INVALID_ARGUMENT, "the state is closed")
-        return self._handle
 
     def _dims(self):
         values = [ctypes.c_int64() for _ in range(4)]
