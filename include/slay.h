@@ -197,9 +197,10 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
                                      slay_feature_map_apply maps row t at position t.
                                      Reads head_dim, num_heads, max_length */
 /* ELA kernels (Exact Linear Attention, arXiv 2605.18848): finite EXACT factorisations, no
- * randomness and no parameters; φ(q)·ψ(k) equals the kernel up to fp32 rounding. Features are
- * signed although each kernel is ≥ 0, so the normaliser φ(q)·Σψ(k) is ≥ 0 and > 0 except in
- * degenerate cases; the attention denominator adds δ as usual (no other safeguard). */
+ * randomness and no parameters; φ(q)·ψ(k) equals the kernel up to fp32 rounding. Kinds 8–10 have
+ * signed features although each kernel is ≥ 0, so the normaliser φ(q)·Σψ(k) is ≥ 0 and > 0 except
+ * in degenerate cases; the attention denominator adds δ as usual (no other safeguard). Kind 11
+ * (Hadamard Exp) is positive and evaluated in a rescaled frame (see there). */
 #define SLAY_KIND_SUM_SQ_EUCLIDEAN 8 /* k(q, k) = ‖q + k‖²; m = d + 2; ASYMMETRIC (role matters):
                                      query φ(q) = [q; ‖q‖²; 1], key ψ(k) = [2k; 1; ‖k‖²]. The
                                      normaliser is 0 only if every key is −q.
@@ -217,6 +218,24 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
                                      φ(x) = (‖x‖² + 1)·[x̂; 1] for both roles; m = d + 1. Features
                                      overflow to inf once ‖x‖ > ~1.8e19 (as do the squared-Euclidean
                                      kinds'). Reads head_dim, num_heads */
+#define SLAY_KIND_HADAMARD_EXP 11   /* Hadamard Exp kernel (the ELA paper's default)
+                                     k(q, k) = Σ_f e^{q_f + k_f}; m = d; symmetric φ(x) = exp(x);
+                                     positive. slay_feature_map_apply returns these RAW features,
+                                     which overflow to inf once an entry exceeds ~88.7. Attention
+                                     and states never form them: they evaluate the kernel exactly
+                                     in a rescaled frame (per query row the largest exponent r_i it
+                                     meets, per feature dimension f the running maximum μ_f of the
+                                     keys' k_f), so every exponential is ≤ 1 and outputs stay finite
+                                     and exact to fp32 rounding for any finite inputs (e.g. ×50).
+                                     δ is applied in the same frame: y = num/(den + δ·e^{−r_i})
+                                     (clamp: max(den, δ·e^{−r_i})), i.e. the usual Σk·v/(Σk + δ);
+                                     there den ≥ 1, so δ only matters when every score is tiny.
+                                     Cost: c·d exponentials per query row (c = chunk_size) on top
+                                     of the usual work. normalize = 0 and decay are refused with
+                                     SLAY_ERR_UNSUPPORTED. States also keep μ (H·m floats per slot;
+                                     see slay_state_read and slay_state_save). NaN inputs propagate
+                                     to the outputs they reach; ±inf inputs give NaN or meaningless
+                                     values there; never a trap. Reads head_dim, num_heads */
 
 /* Polynomial part of SLAY, the estimator of (q̂·k̂)². */
 #define SLAY_POLY_ANCHOR      1  /* [(a_p·û)²]_p / √P, P anchors (the paper's default; biased) */
@@ -474,7 +493,8 @@ typedef struct slay_state slay_state;   /* opaque */
 /* slay_state_create — zeroed states for `num_seqs` slots (1..2^20) of value width value_dim
  * (1..65536). max_threads (1..256) workspaces for decode steps are allocated here, so that
  * slay_state_step never allocates; partitioned steps need ith < max_threads.
- * Memory: num_seqs · H · m · (dv + 1) floats + max_threads decode workspaces.
+ * Memory: num_seqs · H · m · (dv + 1) floats (+ num_seqs · H · m running maxima for
+ * SLAY_KIND_HADAMARD_EXP) + max_threads decode workspaces.
  * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_SHAPE, SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_create(const slay_feature_map* fm, int64_t num_seqs, int64_t value_dim,
                                                  int32_t max_threads, slay_state** out, slay_error* err);
@@ -494,7 +514,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_copy(const slay_state* src, slay_stat
 SLAY_API SLAY_NODISCARD int32_t slay_state_copy_slot(slay_state* dst, int64_t dst_slot, const slay_state* src,
                                                     int64_t src_slot, slay_error* err);
 
-/* slay_state_reset — zero slot `slot`, or every slot when slot == −1.
+/* slay_state_reset — zero slot `slot`, or every slot when slot == −1 (SLAY_KIND_HADAMARD_EXP:
+ * also empties its running maxima).
  * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT (NULL state, slot out of range). */
 SLAY_API SLAY_NODISCARD int32_t slay_state_reset(slay_state* state, int64_t slot, slay_error* err);
 
@@ -510,6 +531,10 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_position(const slay_state* state, int
 
 /* slay_state_read — copy slot `slot` out: matrix [H, m, dv] (matrix_count = H·m·dv floats) and
  * normaliser [H, m] (normaliser_count = H·m). Either pointer may be NULL to skip it.
+ * SLAY_KIND_HADAMARD_EXP stores these rows RESCALED: row f of head h is Σ_j e^{k_jf − μ_f} v_j
+ * (and Σ_j e^{k_jf − μ_f}), μ_f the running maximum of k_jf over the slot's keys (rows of
+ * dimensions no key has reached are 0); multiply row f by e^{μ_f} for the plain S and z (which
+ * may overflow). μ itself is in the saved blob (see slay_state_save).
  * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL state, slot out of range) or SLAY_ERR_SHAPE
  * (a count that does not match). */
 SLAY_API SLAY_NODISCARD int32_t slay_state_read(const slay_state* state, int64_t slot, float* matrix,
@@ -564,6 +589,11 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_serialized_size(const slay_state* sta
  * mark, feature-map identity, dims, positions, the fp32 state, FNV-1a-64 checksum. *written may be NULL.
  * Field widths: magic 8 bytes, version u32, byte-order mark u32, identity u64, num_seqs, num_heads,
  * feature_dim, value_dim and payload bytes u64 each, positions i64 each, checksum u64.
+ * Layout: 64-byte header, positions, then per slot S [H, m, dv] and z [H, m]; for
+ * SLAY_KIND_HADAMARD_EXP states the running maxima μ [num_seqs, H, m] f32 (−inf = no key yet)
+ * follow, counted in the payload bytes and covered by the checksum (same format version; the
+ * blobs of every other kind are unchanged). A blob whose maxima do not match its map's kind is
+ * corrupt data.
  * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL pointer) or SLAY_ERR_BUFFER_TOO_SMALL. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_save(const slay_state* state, void* dst, size_t capacity, size_t* written,
                                                slay_error* err);

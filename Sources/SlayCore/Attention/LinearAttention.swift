@@ -234,6 +234,8 @@ public enum LinearAttention {
         /// by the same operations in the same order whatever the split, so results are bitwise
         /// identical for any thread count.
         public func execute(nThreads: Int, partition: (ith: Int, nth: Int), workspaces: [ScratchBuffer]?) throws {
+            // Hadamard Exp is evaluated in a rescaled frame by its own engine (overflow-free).
+            if RescaledExpAttention.handles(map) { return try RescaledExpAttention.execute(self, nThreads: nThreads, partition: partition) }
             let mine = ParallelFor.share(of: taskCount, worker: partition.ith, workers: partition.nth)
             var blocks = 1
             if mine.count < nThreads && valueDim % 16 == 0 && workspaces == nil {

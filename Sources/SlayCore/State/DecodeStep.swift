@@ -76,6 +76,7 @@ extension RecurrentState {
         try checkDistinct(slots)
         try options.decay.validate(heads: h)
         try checkPartitionKeepsPositions(options)
+        if maximaStorage != nil { try RescaledExpAttention.checkOptions(normalize: options.normalize, decay: options.decay) }
         let group = hq / h
         let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
         if options.nth > 1 && options.ith >= maxThreads {
@@ -134,6 +135,10 @@ extension RecurrentState {
 
     func decode(task: Int, group: Int, q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: SlotList,
                 delta: Float, denominator: DenominatorMode, normalize: Bool, decay: HeadDecay, buffer: ScratchBuffer) {
+        if maximaStorage != nil {
+            return decodeRescaledExp(task: task, group: group, q: q, k: k, v: v, out: out, slots: slots, delta: delta,
+                                     denominator: denominator, buffer: buffer)
+        }
         let (d, m, dv) = (map.headDim, featureDim, valueDim)
         let sequence = task / numHeads
         let head = task % numHeads

@@ -1,5 +1,7 @@
 /// Recurrent linear-attention states of N sequences (slots) for one feature map:
 /// per slot, S [H, m, dv] and the normaliser z [H, m] in fp32, plus the token count absorbed.
+/// Maps evaluated in a rescaled frame (SLAY_KIND_HADAMARD_EXP, see RescaledExpAttention) also keep
+/// per slot and head the m running maxima μ that frame is relative to; other maps keep none.
 ///
 /// One object holds many slots so an engine with a slot-indexed cache can prefill or step any
 /// subset of its sequences in one call (continuous batching) and fork or roll back single slots.
@@ -17,6 +19,8 @@ public final class RecurrentState: @unchecked Sendable {
     /// Floats per slot: H·m·dv + H·m.
     public let slotFloats: Int
     let storage: ScratchBuffer
+    /// μ [N, H, m] for RescaledExpAttention (−inf = empty, no key yet); nil for every other map.
+    let maximaStorage: ScratchBuffer?
     public internal(set) var positions: [Int64]
     /// Decode-step workspaces, one per thread index (see DecodeWorkspace).
     let decodeWorkspaces: [DecodeWorkspace]
@@ -46,6 +50,14 @@ public final class RecurrentState: @unchecked Sendable {
         let total = try CheckedSize.multiply(slotFloats, numSequences, what: "state size")
         self.storage = try ScratchBuffer(floats: total)
         storage.pointer.update(repeating: 0, count: total)
+        if RescaledExpAttention.handles(map) {
+            let count = try CheckedSize.multiply(numSequences, numHeads, featureDim, what: "state size")
+            let maxima = try ScratchBuffer(floats: count)
+            maxima.pointer.update(repeating: RescaledExpAttention.empty, count: count)
+            self.maximaStorage = maxima
+        } else {
+            self.maximaStorage = nil
+        }
         self.positions = [Int64](repeating: 0, count: numSequences)
         self.decodeWorkspaces = (0..<maxThreads).map { _ in DecodeWorkspace() }
         // Group size 1 covers the common case, so the first step does not allocate either.
@@ -57,12 +69,23 @@ public final class RecurrentState: @unchecked Sendable {
     public func copy() throws -> RecurrentState {
         let clone = try RecurrentState(map: map, numSequences: numSequences, valueDim: valueDim, maxThreads: maxThreads)
         clone.storage.pointer.update(from: storage.pointer, count: slotFloats * numSequences)
+        if let maximaStorage { clone.maximaStorage!.pointer.update(from: maximaStorage.pointer, count: maximaFloats) }
         clone.positions = positions
         return clone
     }
 
     public var totalFloats: Int { slotFloats * numSequences }
     public var data: UnsafeMutablePointer<Float> { storage.pointer }
+
+    /// Floats of the running maxima of all slots: N·H·m for a rescaled map, else 0.
+    public var maximaFloats: Int { maximaStorage == nil ? 0 : numSequences * numHeads * featureDim }
+    /// Floats of the running maxima of one slot: H·m for a rescaled map, else 0.
+    var slotMaximaFloats: Int { maximaStorage == nil ? 0 : numHeads * featureDim }
+
+    /// μ [m] of (slot, head) for a rescaled map, nil otherwise.
+    public func maxima(slot: Int, head: Int) -> UnsafeMutablePointer<Float>? {
+        maximaStorage.map { $0.pointer + (slot * numHeads + head) * featureDim }
+    }
 
     func slotBase(_ slot: Int) -> UnsafeMutablePointer<Float> { storage.pointer + slot * slotFloats }
 
@@ -87,14 +110,16 @@ public final class RecurrentState: @unchecked Sendable {
         }
     }
 
-    /// Zeroes one slot, or all when `slot` is nil.
+    /// Zeroes one slot (and empties its maxima), or all when `slot` is nil.
     public func reset(slot: Int?) throws {
         if let slot {
             try checkSlot(slot)
             slotBase(slot).update(repeating: 0, count: slotFloats)
+            maxima(slot: slot, head: 0)?.update(repeating: RescaledExpAttention.empty, count: slotMaximaFloats)
             positions[slot] = 0
         } else {
             storage.pointer.update(repeating: 0, count: totalFloats)
+            maximaStorage?.pointer.update(repeating: RescaledExpAttention.empty, count: maximaFloats)
             for i in 0..<numSequences { positions[i] = 0 }
         }
     }
@@ -109,6 +134,10 @@ public final class RecurrentState: @unchecked Sendable {
         }
         if source === self && slot == sourceSlot { return }
         slotBase(slot).update(from: source.slotBase(sourceSlot), count: slotFloats)
+        // Same identity, so both states keep maxima or neither does.
+        if let target = maxima(slot: slot, head: 0), let origin = source.maxima(slot: sourceSlot, head: 0) {
+            target.update(from: origin, count: slotMaximaFloats)
+        }
         positions[slot] = source.positions[sourceSlot]
     }
 }

@@ -9,7 +9,12 @@
 ///  56  payload bytes              u64
 ///  64  positions                  num_seqs × i64
 ///      state                      num_seqs × (H·m·dv + H·m) × f32
+///      maxima                     num_seqs × H·m × f32, only for maps evaluated in a rescaled
+///                                 frame (SLAY_KIND_HADAMARD_EXP: the running maxima μ; −inf = empty)
 ///      checksum                   u64, FNV-1a of every byte before it
+/// The payload-bytes field counts the maxima, so a blob is self-describing; the map identity pins
+/// the kind, and a blob with maxima for a map without them (or the reverse) is corrupt. Blobs of
+/// every other kind are unchanged (same version, same bytes).
 public enum StateBlob {
     public static let magic: [UInt8] = Array("SLAYSTAT".utf8)
     public static let formatVersion: UInt32 = 1
@@ -19,7 +24,8 @@ public enum StateBlob {
 
     public static func size(of state: RecurrentState) throws -> Int {
         let positions = try CheckedSize.multiply(state.numSequences, 8, what: "blob size")
-        let floats = try CheckedSize.multiply(state.totalFloats, 4, what: "blob size")
+        let floats = try CheckedSize.multiply(try CheckedSize.add(state.totalFloats, state.maximaFloats, what: "blob size"), 4,
+                                              what: "blob size")
         return try CheckedSize.add(try CheckedSize.add(headerBytes + 8, positions, what: "blob size"), floats, what: "blob size")
     }
 
@@ -55,6 +61,10 @@ public enum StateBlob {
         }
         (base + offset).copyMemory(from: state.data, byteCount: state.totalFloats * 4)
         offset += state.totalFloats * 4
+        if let maxima = state.maximaStorage {
+            (base + offset).copyMemory(from: maxima.pointer, byteCount: state.maximaFloats * 4)
+            offset += state.maximaFloats * 4
+        }
         let sum = checksum(UnsafeRawBufferPointer(start: base, count: offset))
         base.storeBytes(of: sum, toByteOffset: offset, as: UInt64.self)
         return total
@@ -71,6 +81,11 @@ public enum StateBlob {
                 && header.featureDim == state.featureDim && header.valueDim == state.valueDim else {
             throw SlayError(.stateMismatch, "the blob holds \(header.sequences) sequences × \(header.heads) heads × m \(header.featureDim) × dv \(header.valueDim); the state has \(state.numSequences) × \(state.numHeads) × \(state.featureDim) × \(state.valueDim)")
         }
+        guard header.hasMaxima == (state.maximaStorage != nil) else {
+            throw SlayError(.corruptData, header.hasMaxima
+                            ? "the blob carries running maxima, but its feature map keeps none"
+                            : "the blob lacks the running maxima its feature map (SLAY_KIND_HADAMARD_EXP) needs")
+        }
         let base = blob.baseAddress!
         var offset = headerBytes
         for i in 0..<state.numSequences {
@@ -78,6 +93,10 @@ public enum StateBlob {
             offset += 8
         }
         UnsafeMutableRawPointer(state.data).copyMemory(from: base + offset, byteCount: state.totalFloats * 4)
+        offset += state.totalFloats * 4
+        if let maxima = state.maximaStorage {
+            UnsafeMutableRawPointer(maxima.pointer).copyMemory(from: base + offset, byteCount: state.maximaFloats * 4)
+        }
     }
 
     /// Creates a state for `map` from a blob.
@@ -97,6 +116,8 @@ public enum StateBlob {
     struct Header {
         let identity: UInt64
         let sequences, heads, featureDim, valueDim: Int
+        /// The payload ends with N·H·m running maxima (see the layout above).
+        let hasMaxima: Bool
     }
 
     /// Validates magic, version, byte order, sizes and checksum.
@@ -129,10 +150,15 @@ public enum StateBlob {
         let floats = try CheckedSize.multiply(n, h, try CheckedSize.add(m * dv, m, what: "blob size"), what: "blob size")
         let payload = try CheckedSize.add(try CheckedSize.multiply(n, 8, what: "blob size"),
                                           try CheckedSize.multiply(floats, 4, what: "blob size"), what: "blob size")
-        guard field(56) == UInt64(payload) else {
-            throw SlayError(.corruptData, "the blob's payload size \(field(56)) does not match its dimensions (\(payload) bytes)")
+        // With maxima the payload is longer by N·H·m floats; which one it is the restore checks
+        // against the map.
+        let withMaxima = try CheckedSize.add(payload, try CheckedSize.multiply(n, h, m * 4, what: "blob size"), what: "blob size")
+        guard field(56) == UInt64(payload) || field(56) == UInt64(withMaxima) else {
+            throw SlayError(.corruptData, "the blob's payload size \(field(56)) does not match its dimensions (\(payload) bytes, or \(withMaxima) with running maxima)")
         }
-        let total = try CheckedSize.add(try CheckedSize.add(headerBytes, payload, what: "blob size"), 8, what: "blob size")
+        let hasMaxima = field(56) == UInt64(withMaxima)
+        let total = try CheckedSize.add(try CheckedSize.add(headerBytes, hasMaxima ? withMaxima : payload, what: "blob size"), 8,
+                                        what: "blob size")
         guard blob.count >= total else {
             throw SlayError(.corruptData, "the blob is truncated: \(blob.count) bytes of \(total)")
         }
@@ -147,6 +173,6 @@ public enum StateBlob {
                 throw SlayError(.corruptData, "the blob's position of slot \(i) is \(position), outside 0...2^62")
             }
         }
-        return Header(identity: field(16), sequences: n, heads: h, featureDim: m, valueDim: dv)
+        return Header(identity: field(16), sequences: n, heads: h, featureDim: m, valueDim: dv, hasMaxima: hasMaxima)
     }
 }

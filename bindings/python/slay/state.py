@@ -83,7 +83,9 @@ class State(OwnedHandle):
         return out.value
 
     def read(self, slot=0):
-        """(S [H, m, dv], z [H, m]) of one slot, as float32 copies."""
+        """(S [H, m, dv], z [H, m]) of one slot, as float32 copies. For "ela-hadamard-exp" the rows
+        are stored rescaled by e^{−μ_f} (μ_f the running maximum of the keys' entry f; slay.h
+        slay_state_read)."""
         _, h, m, dv = self._dims()
         matrix = np.zeros((h, m, dv), np.float32)
         normaliser = np.zeros((h, m), np.float32)
