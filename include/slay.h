@@ -232,7 +232,7 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
                                      there den ≥ 1, so δ only matters when every score is tiny.
                                      Cost: c·d exponentials per query row (c = chunk_size) on top
                                      of the usual work. normalize = 0 and decay are refused with
-                                     SLAY_ERR_UNSUPPORTED. States also keep μ (H·m floats per slot;
+                                     SLAY_ERR_UNSUPPORTED (by every entry point). States also keep μ (H·m floats per slot;
                                      see slay_state_read and slay_state_save). NaN inputs propagate
                                      to the outputs they reach; ±inf inputs give NaN or meaningless
                                      values there; never a trap. Reads head_dim, num_heads */

@@ -260,3 +260,30 @@ def ela_attention(kind, q, k, v, causal, delta=1e-6):
     if causal:
         K = K * np.tril(np.ones(K.shape[-2:]))
     return np.einsum("bhts,bshv->bthv", K, v) / (K.sum(-1).transpose(0, 2, 1)[..., None] + delta)
+
+
+def hadamard_exp_log_kernel(q, k):
+    """log k(q_t, k_s) = logsumexp_f (q_tf + k_sf), (B, H, T, S) in float64, from the DEFINITION
+    k(a, b) = Σ_f e^{a_f + b_f} (never from features, which overflow)."""
+    q, k = q.astype(np.float64), k.astype(np.float64)
+    exponents = q.transpose(0, 2, 1, 3)[:, :, :, None, :] + k.transpose(0, 2, 1, 3)[:, :, None, :, :]
+    return np.logaddexp.reduce(exponents, axis=-1)
+
+
+def hadamard_exp_attention(q, k, v, causal, delta=1e-6, denominator="add"):
+    """y_i = Σ_j k_ij v_j / (Σ_j k_ij + δ) for the Hadamard Exp kernel, evaluated with log-sum-exp:
+    per query row R_i = max_j log k_ij, weights e^{log k_ij − R_i}, δ scaled to δ·e^{−R_i}
+    (clamp: max(den, δ·e^{−R_i})). Grouped-query heads share key head h // group."""
+    group = q.shape[2] // k.shape[2]
+    k = np.repeat(k, group, axis=2)
+    v = np.repeat(v.astype(np.float64), group, axis=2)
+    L = hadamard_exp_log_kernel(q, k)
+    if causal:
+        L = np.where(np.tril(np.ones(L.shape[-2:])) > 0, L, -np.inf)
+    R = L.max(-1, keepdims=True)
+    W = np.exp(L - R)
+    num = np.einsum("bhts,bshv->bthv", W, v)
+    den = W.sum(-1, keepdims=True).transpose(0, 2, 1, 3)
+    with np.errstate(over="ignore"):
+        scaled = delta * np.exp(-R.transpose(0, 2, 1, 3)) if delta else 0.0
+    return num / (den + scaled if denominator == "add" else np.maximum(den, scaled))

@@ -130,7 +130,7 @@ def test_roles_matter_in_attention():
 
 @pytest.mark.parametrize("kwargs,code,match", [
     (dict(kind="ela"), slay.errors.INVALID_ARGUMENT, "kind"),
-    (dict(kind="ela-hadamard-exp"), slay.errors.INVALID_ARGUMENT, "kind"),
+    (dict(kind="ela-hadamard-exp", head_dim=0), slay.errors.SHAPE, "head_dim"),
     (dict(kind="ela-sqeuclid"), slay.errors.INVALID_ARGUMENT, "kind"),
     (dict(kind="ela-sum-sqeuclid", head_dim=0), slay.errors.SHAPE, "head_dim"),
     (dict(kind="ela-sub-sqeuclid", head_dim=-1), slay.errors.SHAPE, "head_dim"),

@@ -389,11 +389,19 @@ def ref(x):
     return ctypes.byref(x)
 
 
+# Kinds whose attention and states run through an engine of their own: the World-based tests
+# of those entry points run with each of them too (SLAY_KIND_HADAMARD_EXP: RescaledExpAttention).
+ENGINE_KINDS = ["slay", "ela-hadamard-exp"]
+
+
 class World:
     """Valid arguments for every C function, plus snapshots of everything a call could write."""
 
-    def __init__(self):
-        self.fm = slay.FeatureMap("slay", head_dim=4, num_heads=2, poly="anchor", poly_dim=2, prf_dim=2, seed=1)
+    def __init__(self, kind="slay"):
+        if kind == "slay":
+            self.fm = slay.FeatureMap("slay", head_dim=4, num_heads=2, poly="anchor", poly_dim=2, prf_dim=2, seed=1)
+        else:
+            self.fm = slay.FeatureMap(kind, head_dim=4, num_heads=2)
         self.h = self.fm.handle
         self.m = self.fm.dim
         self.q, self.k, self.v = arrays(B=2)
@@ -416,7 +424,7 @@ class World:
         self.state.prefill(self.q, self.k, self.v)
         self.blob = self.state.save()
         self.blob_buffer = ctypes.create_string_buffer(b"\x5a" * (len(self.blob) + 8), len(self.blob) + 8)
-        self.omega = self.fm.get_params()["omega"]
+        self.omega = self.fm.get_params().get("omega", np.zeros(1, np.float32))
         self.param_out = np.full(self.omega.size, SENTINEL, np.float32)
         self.matrix = np.full(2 * self.m * 3, SENTINEL, np.float32)
         self.normaliser = np.full(2 * self.m, SENTINEL, np.float32)
@@ -513,11 +521,13 @@ def test_c_valid_call_succeeds_and_clears_error(function):
         free_handle(function, w.handle_out)
 
 
-@pytest.mark.parametrize("function,index", [(f, i) for f in sorted(C_FUNCTIONS) for i in C_FUNCTIONS[f][1]])
-def test_c_null_pointer_argument(function, index):
+@pytest.mark.parametrize("kind,function,index", [
+    (kind, f, i) for kind in ENGINE_KINDS for f in sorted(C_FUNCTIONS) for i in C_FUNCTIONS[f][1]
+    if kind == "slay" or "param" not in f])
+def test_c_null_pointer_argument(kind, function, index):
     """NULL for each required pointer argument → SLAY_ERR_INVALID_ARGUMENT with a message, no crash,
     outputs and state untouched, *out handles set to NULL."""
-    w = World()
+    w = World(kind)
     args = C_FUNCTIONS[function][0](w)
     args[index] = None
     before = w.snapshot()
@@ -581,7 +591,7 @@ def test_c_init_functions_reject_null():
 @pytest.mark.parametrize("field,value,code", [
     ("struct_size", 0, INVALID), ("struct_size", 8, INVALID), ("struct_size", ctypes.sizeof(FeatureMapParams) - 8, INVALID),
     ("struct_size", ctypes.sizeof(FeatureMapParams) + 8, VERSION), ("struct_size", 100000, VERSION),
-    ("kind", 0, INVALID), ("kind", 11, INVALID), ("kind", -1, INVALID), ("poly", 0, INVALID), ("poly", 6, INVALID),
+    ("kind", 0, INVALID), ("kind", 13, INVALID), ("kind", -1, INVALID), ("poly", 0, INVALID), ("poly", 6, INVALID),
     ("head_dim", 0, SHAPE), ("head_dim", -1, SHAPE), ("head_dim", 65537, SHAPE), ("head_dim", -2**63, SHAPE),
     ("num_heads", 0, SHAPE), ("num_heads", 65537, SHAPE), ("nodes", 0, INVALID), ("nodes", 65, INVALID),
     ("nodes", -2**31, INVALID), ("poly_dim", 0, SHAPE), ("prf_dim", 0, SHAPE), ("prf_dim", 2**62, SHAPE),
@@ -600,6 +610,43 @@ def test_c_feature_map_create_values(field, value, code):
     status, message = call("slay_feature_map_create", ref(params), ref(handle))
     assert status == code, message
     assert handle.value is None
+
+
+@pytest.mark.parametrize("field,value,code", [
+    ("head_dim", 0, SHAPE), ("head_dim", 65537, SHAPE), ("num_heads", 0, SHAPE), ("num_heads", -1, SHAPE),
+    ("prf_dim", 0, OK), ("poly_dim", 0, OK), ("nodes", 0, OK), ("max_length", -1, OK), ("eps", NAN, OK),
+])
+def test_c_hadamard_exp_create_values(field, value, code):
+    """SLAY_KIND_HADAMARD_EXP (11) reads head_dim and num_heads only; the other fields are ignored."""
+    params = FeatureMapParams()
+    assert lib.slay_feature_map_params_init(ref(params)) == OK
+    params.kind, params.head_dim = 11, 4
+    setattr(params, field, value)
+    handle = ctypes.c_void_p(0x1234)
+    status, message = call("slay_feature_map_create", ref(params), ref(handle))
+    assert status == code, message
+    assert (handle.value is None) == (code != OK)
+    if handle.value:
+        lib.slay_feature_map_free(handle)
+
+
+@pytest.mark.parametrize("function", ["slay_linear_attention", "slay_state_prefill", "slay_state_step",
+                                      "slay_state_query"])
+@pytest.mark.parametrize("field", ["normalize", "decay"])
+def test_c_hadamard_exp_refuses_unnormalised_and_decay(function, field):
+    """normalize = 0 and decay with SLAY_KIND_HADAMARD_EXP → SLAY_ERR_UNSUPPORTED naming the kind and
+    the option (in every entry point, read-only queries included); outputs and state unchanged."""
+    w = World("ela-hadamard-exp")
+    gammas = np.full(2, 0.9, np.float32)
+    if field == "normalize":
+        w.options.normalize = 0
+    else:
+        w.options.decay = gammas.ctypes.data
+    before = w.snapshot()
+    status, message = call(function, *C_FUNCTIONS[function][0](w))
+    assert status == -9, message
+    assert "HADAMARD_EXP" in message and field in message
+    w.assert_unchanged(before)
 
 
 def test_c_feature_map_anchor_dim_ignored_for_exact():
@@ -637,11 +684,12 @@ def apply_tensor_case(w, name, mapping):
     return code
 
 
+@pytest.mark.parametrize("kind", ENGINE_KINDS)
 @pytest.mark.parametrize("name", sorted(TENSOR_CASES))
-def test_c_linear_attention_tensors(name):
+def test_c_linear_attention_tensors(name, kind):
     """slay_linear_attention: dtype → DTYPE, ndim/extents → SHAPE, strides/overlap → LAYOUT, sizes that do
     not fit 64 bits → OVERFLOW; out untouched."""
-    w = World()
+    w = World(kind)
     code = apply_tensor_case(w, name, {})
     before = w.snapshot()
     status, message = call("slay_linear_attention", *C_FUNCTIONS["slay_linear_attention"][0](w))
@@ -679,11 +727,12 @@ SHAPE_MISMATCHES = {
 }
 
 
-@pytest.mark.parametrize("function", ["slay_linear_attention", "slay_exact_attention"])
+@pytest.mark.parametrize("function,kind", [("slay_linear_attention", kind) for kind in ENGINE_KINDS]
+                         + [("slay_exact_attention", "slay")])
 @pytest.mark.parametrize("name", sorted(SHAPE_MISMATCHES))
-def test_c_attention_shape_mismatch(function, name):
+def test_c_attention_shape_mismatch(function, kind, name):
     """Dimensions that disagree (d with the map, Hq not a multiple of Hk, B/T/dv between tensors) → SHAPE."""
-    w = World()
+    w = World(kind)
     which, shape = SHAPE_MISMATCHES[name]
     if function == "slay_exact_attention" and name in ("q d", "k d"):
         shape = shape[:3] + (4,)  # exact attention has no map: make q and k disagree instead
@@ -743,10 +792,11 @@ OPTION_CASES = [
                                        "slay_state_query") for case in OPTION_CASES
     if not (function == "slay_state_step" and case[0] == "chunk_size")
     and not (function == "slay_state_query" and case[0] == "causal")])
-def test_c_attention_options(function, field, value, code):
+@pytest.mark.parametrize("kind", ENGINE_KINDS)
+def test_c_attention_options(function, field, value, code, kind):
     """slay_attention_options: struct_size, causal ∈ {0, 1}, δ >= 0 finite, chunk 1..4096, n_threads 1..256,
     0 <= ith < nth <= 65536; outputs and state unchanged."""
-    w = World()
+    w = World(kind)
     setattr(w.options, field, value)
     before = w.snapshot()
     status, message = call(function, *C_FUNCTIONS[function][0](w))
@@ -793,10 +843,13 @@ def test_c_exact_attention_options(field, value, code):
     ("slay_state_load", {2: 10}, CORRUPT), ("slay_state_load", {3: 0}, INVALID), ("slay_state_load", {3: 257}, INVALID),
     ("slay_state_restore", {2: 71}, CORRUPT),
 ])
-def test_c_bad_values(function, change, code):
+@pytest.mark.parametrize("kind", ENGINE_KINDS)
+def test_c_bad_values(function, change, code, kind):
     """Indices, names, counts, R, state dims, slots, capacities and blob sizes out of range: the documented
     status, a message, nothing written (handles NULL)."""
-    w = World()
+    if kind != "slay" and "param" in function:
+        pytest.skip("the Hadamard Exp map has no parameters")
+    w = World(kind)
     args = C_FUNCTIONS[function][0](w)
     for index, value in change.items():
         args[index] = value
@@ -811,9 +864,10 @@ def test_c_bad_values(function, change, code):
 
 @pytest.mark.parametrize("slots,code", [([1, 1], INVALID), ([0, 2], INVALID), ([-1, 0], INVALID)])
 @pytest.mark.parametrize("function", ["slay_state_prefill", "slay_state_step", "slay_state_query"])
-def test_c_bad_slots(function, slots, code):
+@pytest.mark.parametrize("kind", ENGINE_KINDS)
+def test_c_bad_slots(function, slots, code, kind):
     """slots: num_seqs distinct indices of existing slots."""
-    w = World()
+    w = World(kind)
     w.slots[:] = slots
     args = C_FUNCTIONS[function][0](w)
     slot_index = {"slay_state_prefill": 6, "slay_state_step": 5, "slay_state_query": 4}[function]
@@ -825,9 +879,10 @@ def test_c_bad_slots(function, slots, code):
 
 
 @pytest.mark.parametrize("cu", [[0, 3, 2], [1, 2, 5], [0, 2, 4], [0, 2, 6], [0, -1, 5]])
-def test_c_bad_cu_seqlens(cu):
+@pytest.mark.parametrize("kind", ENGINE_KINDS)
+def test_c_bad_cu_seqlens(cu, kind):
     """cu_seqlens: monotone, cu[0] = 0, cu[num_seqs] = T (the header names no code; the library says SHAPE)."""
-    w = World()
+    w = World(kind)
     w.cu[:] = cu
     q, k, v = (np.ascontiguousarray(a[:1]) for a in (w.q, w.k, w.v))
     out = np.full((1, 5, 2, 3), SENTINEL, np.float32)
