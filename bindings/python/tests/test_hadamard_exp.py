@@ -358,3 +358,36 @@ def test_blob_maxima_are_checked():
     # A Hadamard Exp blob in a state of another map: the identity decides (state mismatch).
     with pytest.raises(slay.SlayError, match="different feature map"):
         other.restore(blob)
+
+
+def test_partitioned_prefill_and_step_equal_whole():
+    """options ith/nth split the (sequence, key head) pairs; the shares equal one call bitwise."""
+    import ctypes
+    from slay._lib import lib, AttentionOptions
+    from slay._tensor import descriptor
+    fm = make()
+    q, k, v = inputs(3, 20, seed=41, scale=50.0)
+    whole_state = slay.State(fm, num_seqs=3, value_dim=5)
+    whole = whole_state.prefill(q[:, :14], k[:, :14], v[:, :14], chunk_size=4)
+    whole_steps = [whole_state.step(q[:, t], k[:, t], v[:, t]) for t in range(14, 20)]
+    state = slay.State(fm, num_seqs=3, value_dim=5, max_threads=4)
+
+    def options(ith):
+        opts = AttentionOptions()
+        lib.slay_attention_options_init(ctypes.byref(opts))
+        opts.ith, opts.nth, opts.chunk_size = ith, 4, 4
+        return opts
+    out = np.full((3, 14, 4, 5), np.nan, np.float32)
+    qa, ka, va = (np.ascontiguousarray(a[:, :14]) for a in (q, k, v))
+    for ith in range(4):
+        assert lib.slay_state_prefill(state.handle, descriptor(qa), descriptor(ka), descriptor(va), descriptor(out),
+                                      None, None, 3, ctypes.byref(options(ith)), None) == 0
+    np.testing.assert_array_equal(out, whole)
+    for t in range(14, 20):
+        step_out = np.full((3, 4, 5), np.nan, np.float32)
+        qs, ks, vs = (np.ascontiguousarray(a[:, t]) for a in (q, k, v))
+        for ith in range(4):
+            assert lib.slay_state_step(state.handle, descriptor(qs), descriptor(ks), descriptor(vs),
+                                       descriptor(step_out), None, 3, ctypes.byref(options(ith)), None) == 0
+        np.testing.assert_array_equal(step_out, whole_steps[t - 14])
+    assert state.save() == whole_state.save()
