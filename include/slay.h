@@ -222,20 +222,23 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
                                      k(q, k) = Σ_f e^{q_f + k_f}; m = d; symmetric φ(x) = exp(x);
                                      positive. slay_feature_map_apply returns these RAW features,
                                      which overflow to inf once an entry exceeds ~88.7. Attention
-                                     and states never form them: they evaluate the kernel exactly
-                                     in a rescaled frame (per query row the largest exponent r_i it
+                                     and states never form them: they evaluate the kernel in a
+                                     rescaled frame (per query row the largest exponent r_i it
                                      meets, per feature dimension f the running maximum μ_f of the
-                                     keys' k_f), so every exponential is ≤ 1 and outputs stay finite
-                                     and exact to fp32 rounding for any finite inputs (e.g. ×50).
-                                     δ is applied in the same frame: y = num/(den + δ·e^{−r_i})
-                                     (clamp: max(den, δ·e^{−r_i})), i.e. the usual Σk·v/(Σk + δ);
-                                     there den ≥ 1, so δ only matters when every score is tiny.
-                                     Cost: c·d exponentials per query row (c = chunk_size) on top
-                                     of the usual work. normalize = 0 and decay are refused with
-                                     SLAY_ERR_UNSUPPORTED (by every entry point). States also keep μ (H·m floats per slot;
-                                     see slay_state_read and slay_state_save). NaN inputs propagate
-                                     to the outputs they reach; ±inf inputs give NaN or meaningless
-                                     values there; never a trap. Reads head_dim, num_heads */
+                                     keys' k_f), so every exponential is ≤ 1 and outputs are finite
+                                     for any finite inputs (e.g. ×50), exact up to the fp32
+                                     rounding of the exponents q_f + k_f (≈ |q_f + k_f|·6e-8
+                                     relative per weight). δ is applied in the same frame:
+                                     y = num/(den + δ·e^{−r_i}) (clamp: max(den, δ·e^{−r_i})), i.e.
+                                     the usual Σk·v/(Σk + δ); there den ≥ 1, so δ only matters
+                                     when every score is tiny. Cost: c·d exponentials per query row
+                                     (c = chunk_size) on top of the usual work; chunk_size 16 is a
+                                     good choice here. normalize = 0 and decay are refused with
+                                     SLAY_ERR_UNSUPPORTED by every entry point. States also keep μ
+                                     (H·m floats per slot; see slay_state_read, slay_state_save).
+                                     NaN inputs propagate to the outputs they reach; ±inf inputs
+                                     give NaN or meaningless values there; never a trap.
+                                     Reads head_dim, num_heads */
 
 /* Polynomial part of SLAY, the estimator of (q̂·k̂)². */
 #define SLAY_POLY_ANCHOR      1  /* [(a_p·û)²]_p / √P, P anchors (the paper's default; biased) */

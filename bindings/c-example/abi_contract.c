@@ -6,7 +6,7 @@
  * handles unchanged (a state's serialized bytes, a map's identity and parameters).
  * Then the positive promises: versions, kernel variant, status strings, defaults, positive SLAY features,
  * identities, parameter round trips and the documented parameter generator, config round trip,
- * quadrature, partitions, state dims/save/load/copy.
+ * quadrature, partitions, state dims/save/load/copy, and the Hadamard Exp kind's rescaled engine.
  *
  * Prints one line per failure and finally "N passed, M failed"; exits 1 if M > 0. */
 #include <math.h>
@@ -473,7 +473,7 @@ static const struct { int field; double value; int32_t want; const char* what; }
     {P_SIZE, -8, SLAY_ERR_INVALID_ARGUMENT, "struct_size sizeof - 8"},
     {P_SIZE, 64, SLAY_ERR_VERSION_MISMATCH, "struct_size sizeof + 64"},
     {P_KIND, 0, SLAY_ERR_INVALID_ARGUMENT, "kind 0"},
-    {P_KIND, 11, SLAY_ERR_INVALID_ARGUMENT, "kind 11"},
+    {P_KIND, 13, SLAY_ERR_INVALID_ARGUMENT, "kind 13"},
     {P_KIND, -1, SLAY_ERR_INVALID_ARGUMENT, "kind -1"},
     {P_POLY, 0, SLAY_ERR_INVALID_ARGUMENT, "poly 0"},
     {P_POLY, 6, SLAY_ERR_INVALID_ARGUMENT, "poly 6"},
@@ -1278,6 +1278,112 @@ static void test_state_promises(slay_feature_map* fm) {
     slay_state_free(st);
 }
 
+/* A failing call: status `want`, err->code equal to it and a message containing `needle`. */
+static void expect_error(const char* what, int32_t rc, const slay_error* e, int32_t want, const char* needle) {
+    CHECK(rc == want && e->code == want && e->message[0] != 0 && strstr(e->message, needle) != NULL,
+          "%s -> %d (err.code %d, \"%.200s\"), expected %d mentioning \"%s\"", what, (int)rc, (int)e->code,
+          e->message, (int)want, needle);
+}
+
+/* SLAY_KIND_HADAMARD_EXP: inputs ×50 (e^{q+k} overflows fp32) give finite outputs that are convex
+ * combinations of v; threads and partitions change nothing; normalize = 0 and decay are refused;
+ * states carry H·m running maxima per slot after the payload, covered by the checksum. */
+static void test_hadamard_exp(void) {
+    static float q[B * T * HQ * D], k[B * T * H * D], v[B * T * H * DV], y1[B * T * HQ * DV], y2[B * T * HQ * DV];
+    static float q1[B * HQ * D], k1[B * H * D], v1[B * H * DV], s1[B * HQ * DV];
+    static unsigned char blob[BLOB_MAX], plain[BLOB_MAX];
+    slay_tensor tq = slay_tensor_4d(q, B, T, HQ, D), tk = slay_tensor_4d(k, B, T, H, D), tv = slay_tensor_4d(v, B, T, H, DV);
+    slay_tensor t1 = slay_tensor_4d(y1, B, T, HQ, DV), t2 = slay_tensor_4d(y2, B, T, HQ, DV);
+    slay_tensor sq = t3(q1, B, HQ, D), sk = t3(k1, B, H, D), sv = t3(v1, B, H, DV), so = t3(s1, B, HQ, DV);
+    slay_feature_map_params p;
+    slay_feature_map *fm = NULL, *elu = NULL;
+    slay_state *st = NULL, *other = NULL, *loaded = NULL;
+    slay_attention_options o;
+    slay_error e;
+    float gammas[H] = {0.9f, 0.9f};
+    size_t size = 0, plain_size = 0, i;
+    int64_t m = 0;
+    int inside = 1, finite = 1;
+
+    if (slay_feature_map_params_init(&p) != SLAY_OK) return;
+    p.kind = SLAY_KIND_HADAMARD_EXP; p.head_dim = D; p.num_heads = H;
+    p.prf_dim = 0; p.poly_dim = 0;   /* ignored by this kind */
+    OK(slay_feature_map_create(&p, &fm, E));
+    p.kind = SLAY_KIND_ELU_PLUS_ONE;
+    OK(slay_feature_map_create(&p, &elu, E));
+    if (!fm || !elu) goto done;
+    OK(slay_feature_map_dim(fm, &m, E));
+    CHECK(m == D, "Hadamard Exp m = %lld, expected d = %d", (long long)m, D);
+
+    fill(q, sizeof q / sizeof q[0]); fill(k, sizeof k / sizeof k[0]); fill(v, sizeof v / sizeof v[0]);
+    for (i = 0; i < sizeof q / sizeof q[0]; i++) q[i] *= 50;
+    for (i = 0; i < sizeof k / sizeof k[0]; i++) k[i] *= 50;
+    OK(slay_linear_attention(fm, &tq, &tk, &tv, &t1, NULL, E));
+    for (i = 0; i < sizeof y1 / sizeof y1[0]; i++) {   /* v ∈ [-1, 1): a convex combination stays inside */
+        if (!isfinite(y1[i])) finite = 0;
+        if (!(y1[i] >= -1.0001f && y1[i] <= 1.0001f)) inside = 0;
+    }
+    CHECK(finite && inside, "Hadamard Exp ×50: outputs finite %d, within [-1, 1] %d", finite, inside);
+    if (slay_attention_options_init(&o) != SLAY_OK) goto done;
+    o.n_threads = 2;
+    o.chunk_size = 2;
+    OK(slay_linear_attention(fm, &tq, &tk, &tv, &t2, &o, E));
+    o.n_threads = 1;
+    OK(slay_linear_attention(fm, &tq, &tk, &tv, &t1, &o, E));
+    CHECK(memcmp(y1, y2, sizeof y1) == 0, "Hadamard Exp: 2 threads differ from 1");
+
+    /* refused options, outputs untouched */
+    memset(y2, 0x5A, sizeof y2);
+    memcpy(y1, y2, sizeof y1);
+    if (slay_attention_options_init(&o) != SLAY_OK) goto done;
+    o.normalize = 0;
+    expect_error("linear_attention(normalize = 0)", slay_linear_attention(fm, &tq, &tk, &tv, &t2, &o, &e), &e,
+                 SLAY_ERR_UNSUPPORTED, "normalize");
+    if (slay_attention_options_init(&o) != SLAY_OK) goto done;
+    o.decay = gammas;
+    expect_error("linear_attention(decay)", slay_linear_attention(fm, &tq, &tk, &tv, &t2, &o, &e), &e,
+                 SLAY_ERR_UNSUPPORTED, "decay");
+    CHECK(memcmp(y1, y2, sizeof y1) == 0, "a refused Hadamard Exp call wrote its output");
+
+    /* states: maxima after the payload, in the checksum */
+    OK(slay_state_create(fm, B, DV, 1, &st, E));
+    OK(slay_state_create(elu, B, DV, 1, &other, E));
+    if (!st || !other) goto done;
+    OK(slay_state_prefill(st, &tq, &tk, &tv, &t1, NULL, NULL, B, NULL, E));
+    memcpy(q1, q, sizeof q1); memcpy(k1, k, sizeof k1); memcpy(v1, v, sizeof v1);
+    OK(slay_state_step(st, &sq, &sk, &sv, &so, NULL, B, NULL, E));
+    for (finite = 1, i = 0; i < sizeof s1 / sizeof s1[0]; i++) if (!isfinite(s1[i])) finite = 0;
+    CHECK(finite, "Hadamard Exp ×50: a decode step gave non-finite outputs");
+    if (slay_attention_options_init(&o) != SLAY_OK) goto done;
+    o.normalize = 0;
+    expect_error("state_step(normalize = 0)", slay_state_step(st, &sq, &sk, &sv, &so, NULL, B, &o, &e), &e,
+                 SLAY_ERR_UNSUPPORTED, "normalize");
+    OK(slay_state_serialized_size(st, &size, E));
+    OK(slay_state_serialized_size(other, &plain_size, E));
+    CHECK(size == plain_size + (size_t)B * H * D * sizeof(float),
+          "Hadamard Exp blob %lu bytes, ELU+1 blob of the same dims %lu: expected B·H·m floats more",
+          (unsigned long)size, (unsigned long)plain_size);
+    if (size > sizeof blob) goto done;
+    OK(slay_state_save(st, blob, sizeof blob, NULL, E));
+    OK(slay_state_save(other, plain, sizeof plain, NULL, E));
+    OK(slay_state_load(fm, blob, size, 1, &loaded, E));
+    blob[size - 9] ^= 0x01;   /* the last byte of the maxima */
+    slay_state_free(loaded);
+    loaded = DUMMY_ST;
+    expect_error("state_load(flipped maxima)", slay_state_load(fm, blob, size, 1, &loaded, &e), &e,
+                 SLAY_ERR_CORRUPT_DATA, "checksum");
+    CHECK(loaded == NULL, "state_load failed but *out is not NULL");
+    expect_error("state_restore(flipped maxima)", slay_state_restore(st, blob, size, &e), &e,
+                 SLAY_ERR_CORRUPT_DATA, "checksum");
+    expect_error("state_restore(ELU+1 blob)", slay_state_restore(st, plain, plain_size, &e), &e,
+                 SLAY_ERR_STATE_MISMATCH, "feature map");
+done:
+    slay_state_free(st);
+    slay_state_free(other);
+    slay_feature_map_free(fm);
+    slay_feature_map_free(elu);
+}
+
 int main(void) {
     slay_feature_map *fm, *fx, *other;
     arm();
@@ -1300,6 +1406,7 @@ int main(void) {
     test_map_promises(fm, fx);
     test_compute_promises(fm);
     test_state_promises(fm);
+    test_hadamard_exp();
     slay_feature_map_free(fm);
     slay_feature_map_free(fx);
     slay_feature_map_free(other);
