@@ -163,8 +163,10 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
 
 /* Feature-map kinds. "m" is the feature dimension per head; d = head_dim; fields a kind does not
  * list are ignored (and returned unchanged by slay_feature_map_config). */
-#define SLAY_KIND_SLAY 1   /* spherical Yat kernel: Gauss–Laguerre ⊗ (polynomial ⊗ PRF); all SLAY
-                              fields; positive for SLAY_POLY_ANCHOR, signed features otherwise */
+#define SLAY_KIND_SLAY 1   /* spherical Yat kernel x²/(2 + ε − 2x) of q̂·k̂, linearised as
+                              `expansion` says (SLAY_EXPANSION_*): Gauss–Laguerre ⊗ (polynomial ⊗
+                              PRF), positive for SLAY_POLY_ANCHOR and signed otherwise, or the
+                              deterministic Taylor series */
 #define SLAY_KIND_ELU_PLUS_ONE 2  /* φ(x) = elu(x) + 1 elementwise; m = d; no parameters; positive.
                                      Reads head_dim, num_heads */
 #define SLAY_KIND_RELU 3          /* φ(x) = max(x, 0) elementwise; m = d; no parameters; ≥ 0 (a row
@@ -228,6 +230,22 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
                                     "maclaurin" (2, P, d), stream 8): unbiased for x² but SIGNED —
                                     the normaliser can be ≤ 0; use SLAY_DENOMINATOR_CLAMP */
 
+/* How SLAY linearises the spherical Yat kernel E(x) = x²/(C − 2x), x = q̂·k̂, C = 2 + ε. */
+#define SLAY_EXPANSION_QUADRATURE 0 /* the paper's: Gauss–Laguerre nodes ⊗ (SLAY_POLY_* ⊗ PRF);
+                                     reads nodes, poly, poly_dim, prf_dim, prf_clamp, seed,
+                                     prf_orthogonal, prf_shared */
+#define SLAY_EXPANSION_TAYLOR     1 /* deterministic Maclaurin series E(x) = Σ_n 2ⁿ x^{n+2}/C^{n+1}
+                                     truncated after x^N (N = degree): features are the symmetric
+                                     tensor powers of û of degree 2..N scaled so that
+                                     φ(q)·φ(k) = Σ_{k=2..N} 2^{k−2} x^k / C^{k−1} exactly (fp32),
+                                     m = Σ_{k=2..N} C(d + k − 1, k) (d = 16: 136 for N = 2, 952
+                                     for N = 3; d = 64, N = 2: 2080), at most 2^22. No random
+                                     parameters (seed is ignored). Signed features, but the
+                                     truncated series is ≥ 0 for every x ∈ [−1, 1], so the
+                                     normaliser is ≥ 0. Underestimates aligned pairs (x → 1).
+                                     Reads head_dim, num_heads, eps, degree. Feature order: degree
+                                     2 first, multisets i₁ ≤ … ≤ i_k in lexicographic order. */
+
 /* Which side of the kernel a row is mapped for. SLAY is symmetric (both give the same features);
  * asymmetric maps (ELA kernels) differ. */
 #define SLAY_ROLE_QUERY 0
@@ -254,6 +272,10 @@ typedef struct slay_feature_map_params {
     int32_t prf_shared;    /* SLAY only: 1 = one ω for every quadrature node (the "hadamard"
                               variant; "omega" then has shape (1, H, d, M) and node r uses
                               √(2 s_r)·ω), 0 = independent ω per node; default 0 */
+    int32_t expansion;     /* SLAY only: SLAY_EXPANSION_*, how the kernel is linearised; default
+                              SLAY_EXPANSION_QUADRATURE (the paper's map, all fields above) */
+    int32_t degree;        /* SLAY_EXPANSION_TAYLOR only: N, the highest power of x kept, 2..8;
+                              default 2 */
 } slay_feature_map_params;
 
 typedef struct slay_feature_map slay_feature_map;   /* opaque */

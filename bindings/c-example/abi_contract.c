@@ -453,7 +453,8 @@ static void test_inits(void) {
     memset(&p, 0x5A, sizeof p);
     CHECK(slay_feature_map_params_init(&p) == SLAY_OK && p.struct_size == sizeof p && p.kind == SLAY_KIND_SLAY &&
           p.head_dim == 0 && p.num_heads == 1 && p.nodes == 2 && p.poly == SLAY_POLY_ANCHOR && p.poly_dim == 8 &&
-          p.prf_dim == 8 && p.eps == 1e-6 && p.prf_clamp == 20 && p.seed == 0,
+          p.prf_dim == 8 && p.eps == 1e-6 && p.prf_clamp == 20 && p.seed == 0 && p.max_length == 0 &&
+          p.prf_orthogonal == 0 && p.prf_shared == 0 && p.expansion == SLAY_EXPANSION_QUADRATURE && p.degree == 2,
           "slay_feature_map_params_init defaults differ from slay.h");
     memset(&o, 0x5A, sizeof o);
     CHECK(slay_attention_options_init(&o) == SLAY_OK && o.struct_size == sizeof o && o.causal == 1 && o.delta == 1e-6 &&
@@ -466,7 +467,8 @@ static void test_inits(void) {
 }
 
 /* slay_feature_map_params fields out of range. */
-enum { P_SIZE, P_KIND, P_HEAD_DIM, P_HEADS, P_NODES, P_POLY, P_POLY_DIM, P_PRF_DIM, P_EPS, P_CLAMP, P_BIG };
+enum { P_SIZE, P_KIND, P_HEAD_DIM, P_HEADS, P_NODES, P_POLY, P_POLY_DIM, P_PRF_DIM, P_EPS, P_CLAMP, P_BIG, P_EXPANSION,
+       P_DEGREE };
 static const struct { int field; double value; int32_t want; const char* what; } PARAM_CASES[] = {
     {P_SIZE, 4, SLAY_ERR_INVALID_ARGUMENT, "struct_size 4"},
     {P_SIZE, 0, SLAY_ERR_INVALID_ARGUMENT, "struct_size 0"},
@@ -503,6 +505,13 @@ static const struct { int field; double value; int32_t want; const char* what; }
     {P_BIG, 1, SLAY_ERR_OVERFLOW, "m = R*P*M = 64*512*1024 > 2^24"},
     {P_BIG, 2, SLAY_ERR_OVERFLOW, "exact_full with head_dim 65536: P' = 2^32"},
     {P_BIG, 3, SLAY_ERR_OVERFLOW, "omega R*H*d*M = 64*65536*65536*1 floats"},
+    {P_BIG, 4, SLAY_ERR_OVERFLOW, "Taylor degree 8 of head_dim 65536"},
+    {P_BIG, 5, SLAY_ERR_OVERFLOW, "Taylor degree 2 of head_dim 4096: m > 2^22"},
+    {P_EXPANSION, 2, SLAY_ERR_INVALID_ARGUMENT, "expansion 2"},
+    {P_EXPANSION, -1, SLAY_ERR_INVALID_ARGUMENT, "expansion -1"},
+    {P_DEGREE, 1, SLAY_ERR_INVALID_ARGUMENT, "Taylor degree 1"},
+    {P_DEGREE, 9, SLAY_ERR_INVALID_ARGUMENT, "Taylor degree 9"},
+    {P_DEGREE, -2147483648.0, SLAY_ERR_INVALID_ARGUMENT, "Taylor degree INT32_MIN"},
 };
 
 static void test_create(void) {
@@ -529,7 +538,11 @@ static void test_create(void) {
             if (v == 1) { p.nodes = 64; p.poly_dim = 512; p.prf_dim = 1024; }
             if (v == 2) { p.poly = SLAY_POLY_EXACT_FULL; p.head_dim = 65536; p.prf_dim = 1; p.nodes = 1; }
             if (v == 3) { p.nodes = 64; p.num_heads = 65536; p.head_dim = 65536; p.poly_dim = 1; p.prf_dim = 1; }
+            if (v == 4) { p.expansion = SLAY_EXPANSION_TAYLOR; p.degree = 8; p.head_dim = 65536; }
+            if (v == 5) { p.expansion = SLAY_EXPANSION_TAYLOR; p.degree = 2; p.head_dim = 4096; }
             break;
+        case P_EXPANSION: p.expansion = (int32_t)v; break;
+        case P_DEGREE: p.expansion = SLAY_EXPANSION_TAYLOR; p.degree = (int32_t)v; break;
         }
         sprintf(label, "create: %s", PARAM_CASES[c].what);
         ERRCASE_OUT(label, PARAM_CASES[c].want, OUT_FM, slay_feature_map_create(&p, &out_fm, EE));
@@ -546,6 +559,17 @@ static void test_create(void) {
             slay_feature_map_free(out_fm);
         }
     }
+    /* the Taylor expansion ignores the quadrature fields and the seed */
+    p = map_params(SLAY_POLY_ANCHOR, 7);
+    p.expansion = SLAY_EXPANSION_TAYLOR; p.degree = 3; p.head_dim = 5; p.nodes = 0; p.poly = 0; p.prf_dim = 0;
+    out_fm = NULL;
+    OK(slay_feature_map_create(&p, &out_fm, E));
+    {
+        int64_t m = 0;
+        OK(slay_feature_map_dim(out_fm, &m, E));
+        CHECK(m == 15 + 35, "Taylor degree 3 of head_dim 5 has C(6,2) + C(7,3) = 50 features, got %lld", (long long)m);
+    }
+    slay_feature_map_free(out_fm);
     /* poly_dim is ignored unless poly is SLAY_POLY_ANCHOR */
     p = map_params(SLAY_POLY_EXACT, 7);
     p.poly_dim = 0;

@@ -44,7 +44,12 @@ SLAY_ROWS = [
     ("anchor R=2 P=8 M=8 (paper default)", "anchor R=2", dict(nodes=2, poly="anchor", poly_dim=8, prf_dim=8), 0.65, True),
     ("anchor R=1 P=16 M=8", "anchor R=1", dict(nodes=1, poly="anchor", poly_dim=16, prf_dim=8), None, False),
     ("anchor R=2 P=16 M=8", "anchor R=2", dict(nodes=2, poly="anchor", poly_dim=16, prf_dim=8), None, False),
+    ("anchor R=2 P=8 M=9", "anchor R=2", dict(nodes=2, poly="anchor", poly_dim=8, prf_dim=9), None, True),
     ("anchor R=2 P=16 M=16", "anchor R=2", dict(nodes=2, poly="anchor", poly_dim=16, prf_dim=16), None, False),
+    ("anchor R=2 P=24 M=20", "anchor R=2", dict(nodes=2, poly="anchor", poly_dim=24, prf_dim=20), None, False),
+    ("taylor N=2 (deterministic)", "taylor", dict(expansion="taylor", degree=2), None, True),
+    ("taylor N=3 (deterministic)", "taylor", dict(expansion="taylor", degree=3), None, False),
+    ("taylor N=4 (deterministic)", "taylor", dict(expansion="taylor", degree=4), None, False),
     ("exact R=1 M=1", "exact R=1", dict(nodes=1, poly="exact", prf_dim=1), None, True),
     ("exact R=1 M=2", "exact R=1", dict(nodes=1, poly="exact", prf_dim=2), None, False),
     ("exact R=2 M=1", "exact R=2", dict(nodes=2, poly="exact", prf_dim=1), None, True),
@@ -66,6 +71,10 @@ CLASSIC_ROWS = [
     ("random-fourier m=128", "classic", dict(kind="random-fourier", prf_dim=128), None, False),
     ("cosformer", "classic", dict(kind="cosformer", max_length=PROTOCOL["T"]), None, False),
 ]
+# Equal-budget comparisons printed under each table: (configuration, the anchor configuration with
+# the nearest feature budget at least as large).
+COMPARISONS = [("taylor N=2 (deterministic)", "anchor R=2 P=8 M=9"),
+               ("taylor N=3 (deterministic)", "anchor R=2 P=24 M=20")]
 # Reference lines: (R, published), computed by quadrature_attention, not by a feature map.
 QUADRATURE_ROWS = [(1, None), (2, 0.026), (4, None)]
 
@@ -216,6 +225,12 @@ def format_table(table):
             row["name"], "-" if row["dim"] is None else row["dim"], "%.4g" % row["rel_l2"],
             "%.2g" % row["rel_l2_sem"], "%.4f" % row["cosine"],
             "-" if row["published"] is None else "%.3g" % row["published"]))
+    by_name = {row["name"]: row for row in table["rows"]}
+    for name, baseline in COMPARISONS:
+        if name in by_name and baseline in by_name:
+            ours, theirs = by_name[name], by_name[baseline]
+            lines.append("  %s (%d features) vs %s (%d): %.2f× lower error" % (
+                name, ours["dim"], baseline, theirs["dim"], theirs["rel_l2"] / ours["rel_l2"]))
     return "\n".join(lines)
 
 
