@@ -282,15 +282,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
 
     /// û = x/‖x‖ with the norm in double, so huge inputs do not overflow; a zero row maps to 0.
     func unitRows(_ input: UnsafePointer<Float>, rows: Int, into units: UnsafeMutablePointer<Float>) {
-        let d = configuration.headDim
-        for i in 0..<rows {
-            let x = input + i * d
-            var sumSquares = 0.0
-            for j in 0..<d { let v = Double(x[j]); sumSquares += v * v }
-            let norm = sumSquares.squareRoot()
-            let inverse = norm > 0 ? 1 / norm : 0
-            for j in 0..<d { units[i * d + j] = Float(Double(x[j]) * inverse) }
-        }
+        UnitDirections.normalise(input, rows: rows, width: configuration.headDim, into: units)
     }
 
     /// Anchor features [(a_p·û)²]/√P of unit rows.
