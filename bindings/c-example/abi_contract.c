@@ -476,7 +476,7 @@ static const struct { int field; double value; int32_t want; const char* what; }
     {P_KIND, 11, SLAY_ERR_INVALID_ARGUMENT, "kind 11"},
     {P_KIND, -1, SLAY_ERR_INVALID_ARGUMENT, "kind -1"},
     {P_POLY, 0, SLAY_ERR_INVALID_ARGUMENT, "poly 0"},
-    {P_POLY, 6, SLAY_ERR_INVALID_ARGUMENT, "poly 6"},
+    {P_POLY, 8, SLAY_ERR_INVALID_ARGUMENT, "poly 8"},
     {P_POLY, -1, SLAY_ERR_INVALID_ARGUMENT, "poly -1"},
     {P_NODES, 0, SLAY_ERR_INVALID_ARGUMENT, "nodes 0"},
     {P_NODES, 65, SLAY_ERR_INVALID_ARGUMENT, "nodes 65"},
