@@ -87,7 +87,7 @@ func taylorConfiguration(_ p: slay_feature_map_params) throws -> YatTaylorConfig
 /// Converts and checks SLAY params (struct size already checked).
 func slayConfiguration(_ p: slay_feature_map_params) throws -> SlayConfiguration {
     guard let poly = SlayPolynomial(rawValue: p.poly) else {
-        throw SlayError.invalid("params.poly is \(p.poly); expected SLAY_POLY_ANCHOR (1), SLAY_POLY_EXACT (2), SLAY_POLY_EXACT_FULL (3), SLAY_POLY_LAPLACE (4) or SLAY_POLY_RANDOM_MACLAURIN (5)")
+        throw SlayError.invalid("params.poly is \(p.poly); expected SLAY_POLY_ANCHOR (1), SLAY_POLY_EXACT (2), SLAY_POLY_EXACT_FULL (3), SLAY_POLY_LAPLACE (4), SLAY_POLY_RANDOM_MACLAURIN (5), SLAY_POLY_TENSORSKETCH (6) or SLAY_POLY_NYSTROM (7)")
     }
     let polyDim = poly.usesPolyDim ? try dimension(p.poly_dim, "poly_dim") : 0
     let configuration = SlayConfiguration(

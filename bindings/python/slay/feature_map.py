@@ -10,7 +10,8 @@ from .errors import check, error_for, INVALID_ARGUMENT
 
 KINDS = {"slay": 1, "elu+1": 2, "relu": 3, "favor+": 4, "relu-random": 5, "random-fourier": 6, "cosformer": 7,
          "ela-sum-sqeuclid": 8, "ela-sub-sqeuclid": 9, "ela-blueprint": 10}
-POLYS = {"anchor": 1, "exact": 2, "exact_full": 3, "laplace": 4, "random_maclaurin": 5}
+POLYS = {"anchor": 1, "exact": 2, "exact_full": 3, "laplace": 4, "random_maclaurin": 5, "tensorsketch": 6,
+         "nystrom": 7}
 EXPANSIONS = {"quadrature": 0, "taylor": 1}
 ROLES = {"query": 0, "key": 1}
 
@@ -20,7 +21,9 @@ class FeatureMap(OwnedHandle):
 
     FeatureMap("slay", head_dim, num_heads=1, nodes=2, poly="anchor", poly_dim=8, prf_dim=8,
     eps=1e-6, prf_clamp=20.0, seed=0). Immutable except through set_params; usable from many
-    threads at once.
+    threads at once. poly (slay.h SLAY_POLY_*): "anchor", "exact", "exact_full", "laplace",
+    "random_maclaurin", "tensorsketch" or "nystrom" (poly_dim <= 256); the last three are signed,
+    so use denominator="clamp" in attention.
 
     Classic maps (slay.h SLAY_KIND_*): "elu+1" and "relu" (dim = head_dim), "favor+",
     "relu-random" and "random-fourier" (dim = prf_dim, random parameters from seed; random-fourier
@@ -135,7 +138,8 @@ class FeatureMap(OwnedHandle):
 
     def get_params(self):
         """Named parameter arrays as float32 copies: SLAY {"anchors": (P, d), "omega": (R, H, d, M)}
-        (anchors only for poly="anchor"); favor+ / relu-random {"omega": (H, d, m)}; random-fourier
+        (anchors only for poly="anchor" and "nystrom"; "random_maclaurin" has "maclaurin" (2, P, d) and
+        "tensorsketch" "sketch" (2, 2, d): [k][0] buckets, [k][1] signs); favor+ / relu-random {"omega": (H, d, m)}; random-fourier
         also "bias" (H, m); elu+1, relu, cosformer and the ela-* kinds {}."""
         result = {}
         for name in self._param_names():
