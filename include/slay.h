@@ -163,8 +163,10 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
 
 /* Feature-map kinds. "m" is the feature dimension per head; d = head_dim; fields a kind does not
  * list are ignored (and returned unchanged by slay_feature_map_config). */
-#define SLAY_KIND_SLAY 1   /* spherical Yat kernel: Gauss–Laguerre ⊗ (polynomial ⊗ PRF); all SLAY
-                              fields; positive for SLAY_POLY_ANCHOR, signed features otherwise */
+#define SLAY_KIND_SLAY 1   /* spherical Yat kernel x²/(2 + ε − 2x) of q̂·k̂, linearised as
+                              `expansion` says (SLAY_EXPANSION_*): Gauss–Laguerre ⊗ (polynomial ⊗
+                              PRF), positive for SLAY_POLY_ANCHOR and signed otherwise, or the
+                              deterministic Taylor series */
 #define SLAY_KIND_ELU_PLUS_ONE 2  /* φ(x) = elu(x) + 1 elementwise; m = d; no parameters; positive.
                                      Reads head_dim, num_heads */
 #define SLAY_KIND_RELU 3          /* φ(x) = max(x, 0) elementwise; m = d; no parameters; ≥ 0 (a row
@@ -249,6 +251,39 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
 #define SLAY_POLY_RANDOM_MACLAURIN 5 /* [(r1_p·û)(r2_p·û)]_p / √P, r1, r2 i.i.d. N(0, I) (parameter
                                     "maclaurin" (2, P, d), stream 8): unbiased for x² but SIGNED —
                                     the normaliser can be ≤ 0; use SLAY_DENOMINATOR_CLAMP */
+#define SLAY_POLY_TENSORSKETCH 6 /* TensorSketch of û ⊗ û: two CountSketches h1, h2: [d] → [P] with
+                                    signs s1, s2 ∈ {±1} (parameter "sketch" (2, 2, d), stream 9),
+                                    feature b = Σ_{i,j: (h1(i) + h2(j)) mod P = b} s1(i) s2(j) û_i û_j
+                                    (the circular convolution of the two count sketches); P features.
+                                    E over the hashes of φ_poly(q̂)·φ_poly(k̂) is exactly x², so with
+                                    the PRF part the estimator converges to Σ_r w_r x² e^{2 s_r x}
+                                    (unbiased), but it is SIGNED — the normaliser can be ≤ 0; use
+                                    SLAY_DENOMINATOR_CLAMP */
+#define SLAY_POLY_NYSTROM      7 /* Nyström features W [(a_p·û)²]_p, W = (K_AA + λI)^{−1/2},
+                                    K_AA = (A Aᵀ)∘(A Aᵀ), λ = 1e-3, with the P unit anchors of
+                                    SLAY_POLY_ANCHOR (parameter "anchors" (P, d), stream 1); W is
+                                    recomputed in double (Jacobi eigen-decomposition) at create and
+                                    on set_param. P features, 1 <= P <= 256. Deterministic given
+                                    the anchors and biased: φ_poly(q̂)·φ_poly(k̂) = k_qᵀ(K_AA + λI)^{−1}k_k
+                                    is x² projected onto the anchors' quadratic forms, close to x²
+                                    (shrunk by λ) once P >= d(d+1)/2 anchors span them. SIGNED —
+                                    the normaliser can be ≤ 0; use SLAY_DENOMINATOR_CLAMP */
+
+/* How SLAY linearises the spherical Yat kernel E(x) = x²/(C − 2x), x = q̂·k̂, C = 2 + ε. */
+#define SLAY_EXPANSION_QUADRATURE 0 /* the paper's: Gauss–Laguerre nodes ⊗ (SLAY_POLY_* ⊗ PRF);
+                                     reads nodes, poly, poly_dim, prf_dim, prf_clamp, seed,
+                                     prf_orthogonal, prf_shared */
+#define SLAY_EXPANSION_TAYLOR     1 /* deterministic Maclaurin series E(x) = Σ_n 2ⁿ x^{n+2}/C^{n+1}
+                                     truncated after x^N (N = degree): features are the symmetric
+                                     tensor powers of û of degree 2..N scaled so that
+                                     φ(q)·φ(k) = Σ_{k=2..N} 2^{k−2} x^k / C^{k−1} exactly (fp32),
+                                     m = Σ_{k=2..N} C(d + k − 1, k) (d = 16: 136 for N = 2, 952
+                                     for N = 3; d = 64, N = 2: 2080), at most 2^22. No random
+                                     parameters (seed is ignored). Signed features, but the
+                                     truncated series is ≥ 0 for every x ∈ [−1, 1], so the
+                                     normaliser is ≥ 0. Underestimates aligned pairs (x → 1).
+                                     Reads head_dim, num_heads, eps, degree. Feature order: degree
+                                     2 first, multisets i₁ ≤ … ≤ i_k in lexicographic order. */
 
 /* Which side of the kernel a row is mapped for. SLAY is symmetric (both give the same features);
  * asymmetric maps (ELA kernels) differ. */
@@ -263,8 +298,9 @@ typedef struct slay_feature_map_params {
                               grouped-query attention), 1..65536; default 1 */
     int32_t nodes;         /* R, Gauss–Laguerre nodes, 1..64; default 2 */
     int32_t poly;          /* SLAY_POLY_*; default SLAY_POLY_ANCHOR */
-    int64_t poly_dim;      /* P: anchors (SLAY_POLY_ANCHOR) or Maclaurin pairs
-                              (SLAY_POLY_RANDOM_MACLAURIN), ignored otherwise; default 8 */
+    int64_t poly_dim;      /* P: anchors (SLAY_POLY_ANCHOR, SLAY_POLY_NYSTROM), Maclaurin pairs
+                              (SLAY_POLY_RANDOM_MACLAURIN) or sketch buckets
+                              (SLAY_POLY_TENSORSKETCH), ignored otherwise; default 8 */
     int64_t prf_dim;       /* M, positive random features per node; default 8 */
     double eps;            /* ε > 0 of the Yat kernel x²/(2 + ε − 2x); default 1e-6 */
     double prf_clamp;      /* PRF exponents are clamped to [−c, c], c > 0; default 20 */
@@ -276,6 +312,10 @@ typedef struct slay_feature_map_params {
     int32_t prf_shared;    /* SLAY only: 1 = one ω for every quadrature node (the "hadamard"
                               variant; "omega" then has shape (1, H, d, M) and node r uses
                               √(2 s_r)·ω), 0 = independent ω per node; default 0 */
+    int32_t expansion;     /* SLAY only: SLAY_EXPANSION_*, how the kernel is linearised; default
+                              SLAY_EXPANSION_QUADRATURE (the paper's map, all fields above) */
+    int32_t degree;        /* SLAY_EXPANSION_TAYLOR only: N, the highest power of x kept, 2..8;
+                              default 2 */
 } slay_feature_map_params;
 
 typedef struct slay_feature_map slay_feature_map;   /* opaque */
@@ -289,8 +329,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_params_init(slay_feature_map_pa
  *   out:    receives the new handle (NULL on failure). Free it with slay_feature_map_free.
  * The random parameters are drawn from the documented generator (see "Parameter generator"
  * below) keyed by params->seed, so the same seed gives the same map in every binding.
- * The SLAY feature dimension per head is m = R · P' · M, with P' = P (anchor),
- * d(d+1)/2 (exact) or d² (exact_full).
+ * The SLAY feature dimension per head is m = R · P' · M, with P' = P (anchor,
+ * random_maclaurin, tensorsketch, nystrom), d(d+1)/2 (exact), d² (exact_full) or 1 (laplace).
  * The other kinds' m is listed with SLAY_KIND_*.
  * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL, unknown kind or poly, ε or clamp not
  * finite and > 0, R outside 1..64, max_length < 1 for cosFormer), SLAY_ERR_SHAPE (dims out of range), SLAY_ERR_OVERFLOW
@@ -332,8 +372,12 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_apply(const slay_feature_map* f
                                                       const slay_tensor* x, const slay_tensor* out,
                                                       slay_error* err);
 
-/* Random matrices of a map, by name. SLAY: "anchors" float32 (P, d) (SLAY_POLY_ANCHOR only;
- * rows are used as given, the map does not renormalise them) and "omega" float32 (R, H, d, M), or (1, H, d, M) with prf_shared.
+/* Random matrices of a map, by name. SLAY: "anchors" float32 (P, d) (SLAY_POLY_ANCHOR and
+ * SLAY_POLY_NYSTROM; rows are used as given, the map does not renormalise them; Nyström recomputes
+ * its whitening from them), "maclaurin" float32 (2, P, d) (SLAY_POLY_RANDOM_MACLAURIN: r1, r2),
+ * "sketch" float32 (2, 2, d) (SLAY_POLY_TENSORSKETCH: sketch[k][0][i] = h_{k+1}(i) as a float, an
+ * integer in 0..P−1, sketch[k][1][i] = s_{k+1}(i) = ±1 exactly; anything else gives
+ * SLAY_ERR_INVALID_ARGUMENT) and "omega" float32 (R, H, d, M), or (1, H, d, M) with prf_shared.
  * FAVOR+ and ReLU random: "omega" (H, d, m), feature j of head h uses column ω[h, :, j] (used as
  * given after set_param: no re-orthogonalisation). Random Fourier: "omega" (H, d, m) and "bias"
  * (H, m). ELU+1, ReLU, cosFormer and the ELA kinds have none. All are contiguous row-major arrays. */
@@ -373,7 +417,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_set_param(slay_feature_map* fm,
  *   key(stream)   = splitmix64(seed ^ splitmix64(stream)); streams: SLAY anchors 1, SLAY omega 2,
  *                   FAVOR+ 3, ReLU random 4, random Fourier omega 5, random Fourier bias 6,
  *                   SLAY orthogonal omega 7 (built exactly like FAVOR+ omega with R·H heads,
- *                   head index r·H + h, m = M), SLAY random Maclaurin 8 (element i of (2, P, d))
+ *                   head index r·H + h, m = M), SLAY random Maclaurin 8 (element i of (2, P, d)),
+ *                   SLAY TensorSketch 9 (uniform(i) for element i of "sketch" (2, 2, d), below)
  *   normal(i)     = √(−2 ln u1) · cos(2π u2), u1 = ((a >> 11) + 1) · 2^−53,
  *                   u2 = (b >> 11) · 2^−53, a = splitmix64(key + 2i), b = splitmix64(key + 2i + 1)
  *   Element i (row-major) of a matrix is normal(i), computed in double and rounded to float;
@@ -381,6 +426,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_set_param(slay_feature_map* fm,
  *   double from the float values) and rounded to float again.
  *   uniform(i)    = (splitmix64(key + i) >> 11) · 2^−53; random Fourier bias[h, j] =
  *                   2π · uniform(h·m + j) in double, rounded to float.
+ *   TensorSketch (stream 9): element i = (2k + c)·d + j of "sketch" (2, 2, d) is, for c = 0 (the
+ *   bucket h_{k+1}(j)), min(⌊P · uniform(i)⌋, P − 1) computed in double, and for c = 1 (the sign
+ *   s_{k+1}(j)), +1 if uniform(i) < 1/2, else −1.
  *   FAVOR+ omega (stream 3, everything in double, rounded to float at the end): head h has
  *   B = ⌈m/d⌉ blocks; block b is the d × d matrix G[r, c] = normal(((h·B + b)·d + r)·d + c) whose
  *   rows are orthonormalised in order r = 0, 1, .. by modified Gram–Schmidt; feature j = b·d + r

@@ -21,6 +21,8 @@ public func slay_feature_map_params_init(_ params: UnsafeMutablePointer<slay_fea
     p.max_length = 0
     p.prf_orthogonal = 0
     p.prf_shared = 0
+    p.expansion = SLAY_EXPANSION_QUADRATURE
+    p.degree = 2
     params.pointee = p
     return SlayStatus.ok.rawValue
 }
@@ -29,7 +31,13 @@ public func slay_feature_map_params_init(_ params: UnsafeMutablePointer<slay_fea
 func makeFeatureMap(_ p: slay_feature_map_params) throws -> FeatureMap {
     try checkStructSize(p.struct_size, of: "params", current: paramsSize)
     switch p.kind {
-    case SLAY_KIND_SLAY: return try SlayFeatureMap(try slayConfiguration(p))
+    case SLAY_KIND_SLAY:
+        switch p.expansion {
+        case SLAY_EXPANSION_QUADRATURE: return try SlayFeatureMap(try slayConfiguration(p))
+        case SLAY_EXPANSION_TAYLOR: return try YatTaylorFeatureMap(try taylorConfiguration(p))
+        default:
+            throw SlayError.invalid("params.expansion is \(p.expansion); expected SLAY_EXPANSION_QUADRATURE (0) or SLAY_EXPANSION_TAYLOR (1)")
+        }
     case SLAY_KIND_ELU_PLUS_ONE: return try EluPlusOneFeatureMap(try classicConfiguration(p))
     case SLAY_KIND_RELU: return try ReluFeatureMap(try classicConfiguration(p))
     case SLAY_KIND_FAVOR_PLUS: return try FavorPlusFeatureMap(try classicConfiguration(p, randomFeatures: true))
@@ -71,10 +79,16 @@ func classicConfiguration(_ p: slay_feature_map_params, randomFeatures: Bool = f
                                    featureCount: featureCount, maxLength: length, seed: randomFeatures ? p.seed : 0)
 }
 
+/// The fields SLAY_EXPANSION_TAYLOR reads.
+func taylorConfiguration(_ p: slay_feature_map_params) throws -> YatTaylorConfiguration {
+    YatTaylorConfiguration(headDim: try dimension(p.head_dim, "head_dim"), numHeads: try dimension(p.num_heads, "num_heads"),
+                           eps: p.eps, degree: Int(p.degree))
+}
+
 /// Converts and checks SLAY params (struct size already checked).
 func slayConfiguration(_ p: slay_feature_map_params) throws -> SlayConfiguration {
     guard let poly = SlayPolynomial(rawValue: p.poly) else {
-        throw SlayError.invalid("params.poly is \(p.poly); expected SLAY_POLY_ANCHOR (1), SLAY_POLY_EXACT (2), SLAY_POLY_EXACT_FULL (3), SLAY_POLY_LAPLACE (4) or SLAY_POLY_RANDOM_MACLAURIN (5)")
+        throw SlayError.invalid("params.poly is \(p.poly); expected SLAY_POLY_ANCHOR (1), SLAY_POLY_EXACT (2), SLAY_POLY_EXACT_FULL (3), SLAY_POLY_LAPLACE (4), SLAY_POLY_RANDOM_MACLAURIN (5), SLAY_POLY_TENSORSKETCH (6) or SLAY_POLY_NYSTROM (7)")
     }
     let polyDim = poly.usesPolyDim ? try dimension(p.poly_dim, "poly_dim") : 0
     let configuration = SlayConfiguration(

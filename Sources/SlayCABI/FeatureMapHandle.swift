@@ -33,6 +33,7 @@ enum ParameterNameTable {
         case "omega": text = "omega"
         case "bias": text = "bias"
         case "maclaurin": text = "maclaurin"
+        case "sketch": text = "sketch"
         default: return nil
         }
         return UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)

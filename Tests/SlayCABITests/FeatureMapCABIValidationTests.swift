@@ -47,7 +47,7 @@ final class FeatureMapCABIValidationTests: XCTestCase {
 
     func testCreateEnumsAndNumbers() {
         for kind: Int32 in [0, 13, -1, .max] { expectCreate(SLAY_ERR_INVALID_ARGUMENT, "kind \(kind)") { $0.kind = kind } }
-        for poly: Int32 in [0, 6, -1] { expectCreate(SLAY_ERR_INVALID_ARGUMENT, "poly \(poly)") { $0.poly = poly } }
+        for poly: Int32 in [0, 8, -1] { expectCreate(SLAY_ERR_INVALID_ARGUMENT, "poly \(poly)") { $0.poly = poly } }
         for nodes: Int32 in [0, -1, 65, .max] { expectCreate(SLAY_ERR_INVALID_ARGUMENT, "nodes \(nodes)") { $0.nodes = nodes } }
         for eps in [0, -1e-6, .nan, .infinity, -.infinity] {
             expectCreate(SLAY_ERR_INVALID_ARGUMENT, "eps \(eps)") { $0.eps = eps }

@@ -453,7 +453,8 @@ static void test_inits(void) {
     memset(&p, 0x5A, sizeof p);
     CHECK(slay_feature_map_params_init(&p) == SLAY_OK && p.struct_size == sizeof p && p.kind == SLAY_KIND_SLAY &&
           p.head_dim == 0 && p.num_heads == 1 && p.nodes == 2 && p.poly == SLAY_POLY_ANCHOR && p.poly_dim == 8 &&
-          p.prf_dim == 8 && p.eps == 1e-6 && p.prf_clamp == 20 && p.seed == 0,
+          p.prf_dim == 8 && p.eps == 1e-6 && p.prf_clamp == 20 && p.seed == 0 && p.max_length == 0 &&
+          p.prf_orthogonal == 0 && p.prf_shared == 0 && p.expansion == SLAY_EXPANSION_QUADRATURE && p.degree == 2,
           "slay_feature_map_params_init defaults differ from slay.h");
     memset(&o, 0x5A, sizeof o);
     CHECK(slay_attention_options_init(&o) == SLAY_OK && o.struct_size == sizeof o && o.causal == 1 && o.delta == 1e-6 &&
@@ -466,7 +467,8 @@ static void test_inits(void) {
 }
 
 /* slay_feature_map_params fields out of range. */
-enum { P_SIZE, P_KIND, P_HEAD_DIM, P_HEADS, P_NODES, P_POLY, P_POLY_DIM, P_PRF_DIM, P_EPS, P_CLAMP, P_BIG };
+enum { P_SIZE, P_KIND, P_HEAD_DIM, P_HEADS, P_NODES, P_POLY, P_POLY_DIM, P_PRF_DIM, P_EPS, P_CLAMP, P_BIG, P_EXPANSION,
+       P_DEGREE };
 static const struct { int field; double value; int32_t want; const char* what; } PARAM_CASES[] = {
     {P_SIZE, 4, SLAY_ERR_INVALID_ARGUMENT, "struct_size 4"},
     {P_SIZE, 0, SLAY_ERR_INVALID_ARGUMENT, "struct_size 0"},
@@ -476,7 +478,7 @@ static const struct { int field; double value; int32_t want; const char* what; }
     {P_KIND, 13, SLAY_ERR_INVALID_ARGUMENT, "kind 13"},
     {P_KIND, -1, SLAY_ERR_INVALID_ARGUMENT, "kind -1"},
     {P_POLY, 0, SLAY_ERR_INVALID_ARGUMENT, "poly 0"},
-    {P_POLY, 6, SLAY_ERR_INVALID_ARGUMENT, "poly 6"},
+    {P_POLY, 8, SLAY_ERR_INVALID_ARGUMENT, "poly 8"},
     {P_POLY, -1, SLAY_ERR_INVALID_ARGUMENT, "poly -1"},
     {P_NODES, 0, SLAY_ERR_INVALID_ARGUMENT, "nodes 0"},
     {P_NODES, 65, SLAY_ERR_INVALID_ARGUMENT, "nodes 65"},
@@ -503,6 +505,13 @@ static const struct { int field; double value; int32_t want; const char* what; }
     {P_BIG, 1, SLAY_ERR_OVERFLOW, "m = R*P*M = 64*512*1024 > 2^24"},
     {P_BIG, 2, SLAY_ERR_OVERFLOW, "exact_full with head_dim 65536: P' = 2^32"},
     {P_BIG, 3, SLAY_ERR_OVERFLOW, "omega R*H*d*M = 64*65536*65536*1 floats"},
+    {P_BIG, 4, SLAY_ERR_OVERFLOW, "Taylor degree 8 of head_dim 65536"},
+    {P_BIG, 5, SLAY_ERR_OVERFLOW, "Taylor degree 2 of head_dim 4096: m > 2^22"},
+    {P_EXPANSION, 2, SLAY_ERR_INVALID_ARGUMENT, "expansion 2"},
+    {P_EXPANSION, -1, SLAY_ERR_INVALID_ARGUMENT, "expansion -1"},
+    {P_DEGREE, 1, SLAY_ERR_INVALID_ARGUMENT, "Taylor degree 1"},
+    {P_DEGREE, 9, SLAY_ERR_INVALID_ARGUMENT, "Taylor degree 9"},
+    {P_DEGREE, -2147483648.0, SLAY_ERR_INVALID_ARGUMENT, "Taylor degree INT32_MIN"},
 };
 
 static void test_create(void) {
@@ -529,7 +538,11 @@ static void test_create(void) {
             if (v == 1) { p.nodes = 64; p.poly_dim = 512; p.prf_dim = 1024; }
             if (v == 2) { p.poly = SLAY_POLY_EXACT_FULL; p.head_dim = 65536; p.prf_dim = 1; p.nodes = 1; }
             if (v == 3) { p.nodes = 64; p.num_heads = 65536; p.head_dim = 65536; p.poly_dim = 1; p.prf_dim = 1; }
+            if (v == 4) { p.expansion = SLAY_EXPANSION_TAYLOR; p.degree = 8; p.head_dim = 65536; }
+            if (v == 5) { p.expansion = SLAY_EXPANSION_TAYLOR; p.degree = 2; p.head_dim = 4096; }
             break;
+        case P_EXPANSION: p.expansion = (int32_t)v; break;
+        case P_DEGREE: p.expansion = SLAY_EXPANSION_TAYLOR; p.degree = (int32_t)v; break;
         }
         sprintf(label, "create: %s", PARAM_CASES[c].what);
         ERRCASE_OUT(label, PARAM_CASES[c].want, OUT_FM, slay_feature_map_create(&p, &out_fm, EE));
@@ -546,6 +559,17 @@ static void test_create(void) {
             slay_feature_map_free(out_fm);
         }
     }
+    /* the Taylor expansion ignores the quadrature fields and the seed */
+    p = map_params(SLAY_POLY_ANCHOR, 7);
+    p.expansion = SLAY_EXPANSION_TAYLOR; p.degree = 3; p.head_dim = 5; p.nodes = 0; p.poly = 0; p.prf_dim = 0;
+    out_fm = NULL;
+    OK(slay_feature_map_create(&p, &out_fm, E));
+    {
+        int64_t m = 0;
+        OK(slay_feature_map_dim(out_fm, &m, E));
+        CHECK(m == 15 + 35, "Taylor degree 3 of head_dim 5 has C(6,2) + C(7,3) = 50 features, got %lld", (long long)m);
+    }
+    slay_feature_map_free(out_fm);
     /* poly_dim is ignored unless poly is SLAY_POLY_ANCHOR */
     p = map_params(SLAY_POLY_EXACT, 7);
     p.poly_dim = 0;
@@ -629,6 +653,84 @@ static void test_map_queries(slay_feature_map* fm, slay_feature_map* fx) {
     src[0] = -INFINITY;
     ERRCASE("set_param: first value -inf", SLAY_ERR_INVALID_ARGUMENT, slay_feature_map_set_param(fm, "omega", src, omega_n, EE));
     w_fm = NULL;
+}
+
+/* SLAY_POLY_TENSORSKETCH and SLAY_POLY_NYSTROM: create, m = R·P·M, their parameters, P out of
+ * range, and set_param values the polynomial refuses (the map unchanged after each). */
+static void test_sketch_polys(void) {
+    static float sketch[2 * 2 * D], anchors[P * D], x[H * D], feats[H * MF];
+    slay_feature_map_params p;
+    slay_feature_map *ts = NULL, *ny = NULL;
+    slay_tensor tx = slay_tensor_4d(x, 1, 1, H, D), tf = slay_tensor_4d(feats, 1, 1, H, MF);
+    int32_t ndim = 0;
+    int64_t shape[SLAY_MAX_DIMS], dim = 0;
+    uint64_t before;
+    int i;
+    p = map_params(SLAY_POLY_TENSORSKETCH, 7);
+    OK(slay_feature_map_create(&p, &ts, E));
+    p = map_params(SLAY_POLY_NYSTROM, 7);
+    OK(slay_feature_map_create(&p, &ny, E));
+    if (!ts || !ny) { CHECK(0, "create of the sketch-poly maps failed"); slay_feature_map_free(ts); slay_feature_map_free(ny); return; }
+    OK(slay_feature_map_dim(ts, &dim, E));
+    CHECK(dim == MF, "tensorsketch m = %ld, expected R*P*M = %d", (long)dim, MF);
+    OK(slay_feature_map_dim(ny, &dim, E));
+    CHECK(dim == MF, "nystrom m = %ld, expected R*P*M = %d", (long)dim, MF);
+    OK(slay_feature_map_param_shape(ts, "sketch", &ndim, shape, E));
+    CHECK(ndim == 3 && shape[0] == 2 && shape[1] == 2 && shape[2] == D, "tensorsketch \"sketch\" shape");
+    OK(slay_feature_map_param_shape(ny, "anchors", &ndim, shape, E));
+    CHECK(ndim == 2 && shape[0] == P && shape[1] == D, "nystrom \"anchors\" shape");
+    for (i = 0; i < H * D; i++) x[i] = (float)(i + 1) * (i % 2 ? -1.0f : 1.0f);
+    OK(slay_feature_map_apply(ts, SLAY_ROLE_QUERY, &tx, &tf, E));
+    OK(slay_feature_map_apply(ny, SLAY_ROLE_KEY, &tx, &tf, E));
+
+    p = map_params(SLAY_POLY_NYSTROM, 7);
+    p.poly_dim = 257;
+    ERRCASE_OUT("create: nystrom poly_dim 257", SLAY_ERR_SHAPE, OUT_FM, slay_feature_map_create(&p, &out_fm, EE));
+    p.poly_dim = 0;
+    ERRCASE_OUT("create: nystrom poly_dim 0", SLAY_ERR_SHAPE, OUT_FM, slay_feature_map_create(&p, &out_fm, EE));
+    p = map_params(SLAY_POLY_TENSORSKETCH, 7);
+    p.poly_dim = 65537;
+    ERRCASE_OUT("create: tensorsketch poly_dim 65537", SLAY_ERR_SHAPE, OUT_FM, slay_feature_map_create(&p, &out_fm, EE));
+
+    if (slay_feature_map_get_param(ts, "sketch", sketch, 4 * D, NULL) != SLAY_OK) CHECK(0, "get_param sketch");
+    w_fm = ts;
+    ERRCASE("set_param sketch: count - 1", SLAY_ERR_SHAPE, slay_feature_map_set_param(ts, "sketch", sketch, 4 * D - 1, EE));
+    ERRCASE("set_param anchors of a tensorsketch map", SLAY_ERR_INVALID_ARGUMENT,
+            slay_feature_map_set_param(ts, "anchors", anchors, P * D, EE));
+    {
+        static const struct { int index; float value; const char* what; } bad[] = {
+            {0, 0.5f, "set_param sketch: bucket 0.5"}, {1, (float)P, "set_param sketch: bucket P"},
+            {2 * D + 1, -1.0f, "set_param sketch: bucket -1"}, {D, 0.0f, "set_param sketch: sign 0"},
+            {3 * D + 1, 2.0f, "set_param sketch: sign 2"}, {D + 1, NAN, "set_param sketch: sign NaN"},
+        };
+        size_t c;
+        for (c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+            float saved = sketch[bad[c].index];
+            sketch[bad[c].index] = bad[c].value;
+            ERRCASE(bad[c].what, SLAY_ERR_INVALID_ARGUMENT, slay_feature_map_set_param(ts, "sketch", sketch, 4 * D, EE));
+            sketch[bad[c].index] = saved;
+        }
+    }
+    w_fm = NULL;
+    before = identity_of(ts);
+    sketch[0] = (float)((int)sketch[0] + 1) == (float)P ? 0.0f : sketch[0] + 1.0f;   /* a valid change */
+    OK(slay_feature_map_set_param(ts, "sketch", sketch, 4 * D, E));
+    CHECK(identity_of(ts) != before, "set_param sketch changes the identity");
+
+    if (slay_feature_map_get_param(ny, "anchors", anchors, P * D, NULL) != SLAY_OK) CHECK(0, "get_param anchors");
+    w_fm = ny;
+    ERRCASE("set_param nystrom anchors: count + 1", SLAY_ERR_SHAPE, slay_feature_map_set_param(ny, "anchors", anchors, P * D + 1, EE));
+    anchors[3] = INFINITY;
+    ERRCASE("set_param nystrom anchors: +inf", SLAY_ERR_INVALID_ARGUMENT, slay_feature_map_set_param(ny, "anchors", anchors, P * D, EE));
+    ERRCASE("set_param sketch of a nystrom map", SLAY_ERR_INVALID_ARGUMENT, slay_feature_map_set_param(ny, "sketch", sketch, 4 * D, EE));
+    w_fm = NULL;
+    anchors[3] = 0.5f;
+    before = identity_of(ny);
+    OK(slay_feature_map_set_param(ny, "anchors", anchors, P * D, E));
+    CHECK(identity_of(ny) != before, "set_param nystrom anchors changes the identity");
+    OK(slay_feature_map_apply(ny, SLAY_ROLE_QUERY, &tx, &tf, E));
+    slay_feature_map_free(ts);
+    slay_feature_map_free(ny);
 }
 
 static void test_apply_errors(slay_feature_map* fm) {
@@ -1399,6 +1501,7 @@ int main(void) {
     }
     test_create();
     test_map_queries(fm, fx);
+    test_sketch_polys();
     test_apply_errors(fm);
     test_attention_errors(fm);
     test_state_errors(fm, other);

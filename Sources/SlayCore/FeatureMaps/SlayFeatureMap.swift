@@ -21,9 +21,19 @@ public enum SlayPolynomial: Int32, Sendable {
     /// Random Maclaurin: [(r1_p·û)(r2_p·û)]_p / √P with r1, r2 i.i.d. N(0, I) ("maclaurin", (2, P, d)):
     /// unbiased for x², but SIGNED, so the normaliser can be ≤ 0 (use the clamp denominator).
     case randomMaclaurin = 5
+    /// TensorSketch of û ⊗ û with two CountSketches ("sketch", (2, 2, d), stream 9): P features,
+    /// unbiased for x², SIGNED (see TensorSketch).
+    case tensorSketch = 6
+    /// Nyström: (K_AA + λI)^{−1/2} [(a_p·û)²]_p with the anchor poly's unit anchors ("anchors",
+    /// stream 1), K_AA = (A Aᵀ)∘(A Aᵀ), λ = 1e-3: P features, SIGNED, close to x² once the anchors
+    /// span the d(d+1)/2 quadratic forms (see NystromWhitening).
+    case nystrom = 7
 
-    /// Whether P (poly_dim) sets the width, i.e. the estimator has P random directions.
-    public var usesPolyDim: Bool { self == .anchor || self == .randomMaclaurin }
+    /// Whether P (poly_dim) sets the width, i.e. the estimator has P random directions or buckets.
+    public var usesPolyDim: Bool { self == .anchor || self == .randomMaclaurin || self == .tensorSketch || self == .nystrom }
+
+    /// Whether the map has the (P, d) "anchors" parameter.
+    public var usesAnchors: Bool { self == .anchor || self == .nystrom }
 }
 
 /// Everything that defines a SLAY map besides its random matrices.
@@ -76,7 +86,7 @@ public struct SlayConfiguration: Sendable, Equatable {
         case .exact: return headDim * (headDim + 1) / 2
         case .exactFull: return headDim * headDim
         case .laplace: return 1
-        case .randomMaclaurin: return polyDim
+        case .randomMaclaurin, .tensorSketch, .nystrom: return polyDim
         }
     }
 
@@ -90,6 +100,11 @@ public struct SlayConfiguration: Sendable, Equatable {
         if polynomial.usesPolyDim {
             guard polyDim >= 1 && polyDim <= Self.maximumDimension else {
                 throw SlayError.shape("poly_dim must be in 1...\(Self.maximumDimension), got \(polyDim)")
+            }
+        }
+        if polynomial == .nystrom {
+            guard polyDim <= NystromWhitening.maximumAnchors else {
+                throw SlayError.shape("poly_dim must be in 1...\(NystromWhitening.maximumAnchors) for the Nyström polynomial (its whitening is an O(P³) eigen-decomposition), got \(polyDim)")
             }
         }
         guard nodes >= 1 && nodes <= GaussLaguerreRule.maximumNodes else {
@@ -140,6 +155,11 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     /// Random Maclaurin directions (2, P, d), and both transposed to (d, P).
     public private(set) var maclaurin: [Float] = []
     private var maclaurinTransposed: [Float] = []
+    /// TensorSketch hashes and signs (2, 2, d) as floats, and decoded.
+    public private(set) var sketch: [Float] = []
+    private var tensorSketch: TensorSketch?
+    /// Nyström whitening (K_AA + λI)^{−1/2} (P, P) of the current anchors.
+    public private(set) var nystromWhitening: [Float] = []
 
     public init(_ configuration: SlayConfiguration) throws {
         try configuration.validate()
@@ -148,12 +168,20 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         (self.s, self.w) = try kernel.quadrature(nodes: configuration.nodes)
         let generator = ParameterGenerator(seed: configuration.seed)
         let c = configuration
-        self.anchors = c.polynomial == .anchor
+        self.anchors = c.polynomial.usesAnchors
             ? generator.unitRows(stream: ParameterGenerator.anchorStream, rows: c.polyDim, cols: c.headDim)
             : []
         self.maclaurin = c.polynomial == .randomMaclaurin
             ? generator.normals(stream: ParameterGenerator.maclaurinStream, count: 2 * c.polyDim * c.headDim)
             : []
+        if c.polynomial == .tensorSketch {
+            sketch = TensorSketch.generate(generator, stream: ParameterGenerator.tensorSketchStream,
+                                           headDim: c.headDim, polyDim: c.polyDim)
+            tensorSketch = try TensorSketch(parameter: sketch, headDim: c.headDim, polyDim: c.polyDim)
+        }
+        if c.polynomial == .nystrom {
+            nystromWhitening = try NystromWhitening.matrix(anchors: anchors, count: c.polyDim, headDim: c.headDim)
+        }
         self.omega = c.orthogonal
             ? FavorPlusFeatureMap.blockOrthogonalOmega(seed: c.seed, headDim: c.headDim, numHeads: c.omegaBlocks * c.numHeads,
                                                        features: c.prfDim, stream: ParameterGenerator.slayOrthogonalStream)
@@ -170,8 +198,9 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
 
     public var parameterNames: [String] {
         switch configuration.polynomial {
-        case .anchor: return ["anchors", "omega"]
+        case .anchor, .nystrom: return ["anchors", "omega"]
         case .randomMaclaurin: return ["maclaurin", "omega"]
+        case .tensorSketch: return ["sketch", "omega"]
         default: return ["omega"]
         }
     }
@@ -179,8 +208,9 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     public func parameterShape(_ name: String) -> [Int]? {
         let c = configuration
         switch name {
-        case "anchors" where c.polynomial == .anchor: return [c.polyDim, c.headDim]
+        case "anchors" where c.polynomial.usesAnchors: return [c.polyDim, c.headDim]
         case "maclaurin" where c.polynomial == .randomMaclaurin: return [2, c.polyDim, c.headDim]
+        case "sketch" where c.polynomial == .tensorSketch: return [2, 2, c.headDim]
         case "omega": return [c.omegaBlocks, c.numHeads, c.headDim, c.prfDim]
         default: return nil
         }
@@ -188,8 +218,9 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
 
     public func parameterValues(_ name: String) -> [Float]? {
         switch name {
-        case "anchors" where configuration.polynomial == .anchor: return anchors
+        case "anchors" where configuration.polynomial.usesAnchors: return anchors
         case "maclaurin" where configuration.polynomial == .randomMaclaurin: return maclaurin
+        case "sketch" where configuration.polynomial == .tensorSketch: return sketch
         case "omega": return omega
         default: return nil
         }
@@ -206,9 +237,19 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         if let bad = values.firstIndex(where: { !$0.isFinite }) {
             throw SlayError.invalid("parameter '\(name)' element \(bad) is \(values[bad]); all values must be finite")
         }
+        // Derived matrices that can fail are computed before anything changes, so a refused call
+        // leaves the map as it was.
+        let c = configuration
         switch name {
-        case "anchors": anchors = Array(values)
+        case "anchors":
+            if c.polynomial == .nystrom {
+                nystromWhitening = try NystromWhitening.matrix(anchors: Array(values), count: c.polyDim, headDim: c.headDim)
+            }
+            anchors = Array(values)
         case "maclaurin": maclaurin = Array(values)
+        case "sketch":
+            tensorSketch = try TensorSketch(parameter: Array(values), headDim: c.headDim, polyDim: c.polyDim)
+            sketch = Array(values)
         default: omega = Array(values)
         }
         rebuildDerived()
@@ -226,7 +267,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
             for i in 0..<block { scaledOmega[r * block + i] = omega[source + i] * scale }
         }
         anchorsTransposed = [Float](repeating: 0, count: anchors.count)
-        for p in 0..<(c.polynomial == .anchor ? c.polyDim : 0) {
+        for p in 0..<(c.polynomial.usesAnchors ? c.polyDim : 0) {
             for j in 0..<d { anchorsTransposed[j * c.polyDim + p] = anchors[p * d + j] }
         }
         maclaurinTransposed = [Float](repeating: 0, count: maclaurin.count)
@@ -244,6 +285,8 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         hasher.combine(Int(c.polynomial.rawValue)); hasher.combine(c.polyFeatures); hasher.combine(m)
         hasher.combine(c.eps); hasher.combine(c.prfClamp); hasher.combine(c.orthogonal ? 1 : 0); hasher.combine(c.sharedOmega ? 1 : 0)
         hasher.combine(anchors); hasher.combine(maclaurin); hasher.combine(omega)
+        // Only maps that have a sketch hash it, so the other polynomials keep their identities.
+        if c.polynomial == .tensorSketch { hasher.combine(sketch) }
         identity = hasher.value
     }
 
@@ -267,7 +310,12 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     /// projection) before the PRF features are computed.
     var prfRegionWidth: Int {
         let c = configuration
-        return max(c.nodes * c.prfDim, c.polynomial == .randomMaclaurin ? c.polyDim : 0)
+        switch c.polynomial {
+        case .randomMaclaurin, .nystrom: return max(c.nodes * c.prfDim, c.polyDim)
+        // The two count sketches of the row being mapped.
+        case .tensorSketch: return max(c.nodes * c.prfDim, 2 * c.polyDim)
+        default: return c.nodes * c.prfDim
+        }
     }
 
     func scratchLayout(rows: Int) -> (units: Int, poly: Int, prf: Int, exponents: Int, gemm: Int) {
@@ -282,15 +330,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
 
     /// û = x/‖x‖ with the norm in double, so huge inputs do not overflow; a zero row maps to 0.
     func unitRows(_ input: UnsafePointer<Float>, rows: Int, into units: UnsafeMutablePointer<Float>) {
-        let d = configuration.headDim
-        for i in 0..<rows {
-            let x = input + i * d
-            var sumSquares = 0.0
-            for j in 0..<d { let v = Double(x[j]); sumSquares += v * v }
-            let norm = sumSquares.squareRoot()
-            let inverse = norm > 0 ? 1 / norm : 0
-            for j in 0..<d { units[i * d + j] = Float(Double(x[j]) * inverse) }
-        }
+        UnitDirections.normalise(input, rows: rows, width: configuration.headDim, into: units)
     }
 
     /// Anchor features [(a_p·û)²]/√P of unit rows.
@@ -320,6 +360,23 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         }
         let scale = 1 / Float(pf).squareRoot()
         for i in 0..<(rows * pf) { poly[i] = poly[i] * spare[i] * scale }
+    }
+
+    /// Nyström features W [(a_p·û)²]_p; `spare` holds rows·P floats.
+    func nystromFeatures(_ units: UnsafePointer<Float>, rows: Int, into poly: UnsafeMutablePointer<Float>,
+                         spare: UnsafeMutablePointer<Float>, gemmSpace: UnsafeMutablePointer<Float>) {
+        let (d, pf) = (configuration.headDim, configuration.polyDim)
+        anchorsTransposed.withUnsafeBufferPointer { at in
+            Gemm.multiply(m: rows, n: pf, k: d, a: units, rowStrideA: d, columnStrideA: 1,
+                          b: at.baseAddress!, rowStrideB: pf, columnStrideB: 1,
+                          c: spare, ldc: pf, accumulate: false, workspace: gemmSpace)
+        }
+        for i in 0..<(rows * pf) { spare[i] = spare[i] * spare[i] }
+        nystromWhitening.withUnsafeBufferPointer { w in
+            Gemm.multiply(m: rows, n: pf, k: pf, a: spare, rowStrideA: pf, columnStrideA: 1,
+                          b: w.baseAddress!, rowStrideB: pf, columnStrideB: 1,
+                          c: poly, ldc: pf, accumulate: false, workspace: gemmSpace)
+        }
     }
 
     /// PRF features of unit rows for every node, √w_r folded in: prf[i, r·M + j] =
@@ -410,6 +467,10 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
             poly.update(repeating: 1, count: rows)
         case .randomMaclaurin:
             maclaurinFeatures(units, rows: rows, into: poly, spare: prf, gemmSpace: gemmSpace)
+        case .tensorSketch:
+            tensorSketch?.features(units, rows: rows, into: poly, spare: prf)
+        case .nystrom:
+            nystromFeatures(units, rows: rows, into: poly, spare: prf, gemmSpace: gemmSpace)
         }
         prfFeatures(units, rows: rows, head: head, into: prf, exponents: exponents, gemmSpace: gemmSpace)
 

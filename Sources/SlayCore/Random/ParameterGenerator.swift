@@ -24,6 +24,8 @@ public struct ParameterGenerator: Sendable {
     public static let slayOrthogonalStream: UInt64 = 7
     /// SLAY random Maclaurin directions (2, P, d).
     public static let maclaurinStream: UInt64 = 8
+    /// SLAY TensorSketch hashes and signs (2, 2, d), from uniform(i).
+    public static let tensorSketchStream: UInt64 = 9
 
     public let seed: UInt64
 

@@ -3,13 +3,17 @@ import Foundation
 
 /// The float64 twin of SLAY features (MATH.md §1), written from the formulas, not the kernel:
 ///   û = x/‖x‖;  poly_p(û): anchor (a_p·û)²/√P | exact packed upper triangle, off-diagonals ×√2 |
-///   exact_full u_a u_b;  prf_{r,j}(û) = exp(clamp(√(2 s_r) ω[r,h,:,j]·û − s_r, ±c)) / √M;
+///   exact_full u_a u_b | tensorsketch Σ_{i,j: (h1(i)+h2(j)) mod P = b} s1(i)s2(j)u_i u_j, pair by pair |
+///   nystrom Σ_q W[p,q] (a_q·û)² with the map's W (checked on its own in SlayNystromTests);  prf_{r,j}(û) = exp(clamp(√(2 s_r) ω[r,h,:,j]·û − s_r, ±c)) / √M;
 ///   Ψ[(r·P' + p)·M + j] = √w_r · poly_p · prf_{r,j}.
 /// The anchors and ω are read from the map (used as given); s_r = t_r/C, w_r = α_r/C from the rule.
 struct SlayFeatureTwin {
     let configuration: SlayConfiguration
     let anchors: [Double]
     let omega: [Double]
+    /// TensorSketch "sketch" (2, 2, d) and the Nyström whitening (P, P), when the map has them.
+    let sketch: [Double]
+    let whitening: [Double]
     let s: [Double]
     let w: [Double]
 
@@ -17,6 +21,8 @@ struct SlayFeatureTwin {
         configuration = map.configuration
         anchors = (map.parameterValues("anchors") ?? []).map(Double.init)
         omega = map.parameterValues("omega")!.map(Double.init)
+        sketch = (map.parameterValues("sketch") ?? []).map(Double.init)
+        whitening = map.nystromWhitening.map(Double.init)
         let rule = try GaussLaguerreRule(count: configuration.nodes)
         let c = 2 + configuration.eps
         s = rule.nodes.map { $0 / c }
@@ -30,7 +36,7 @@ struct SlayFeatureTwin {
         case .exact: return d * (d + 1) / 2
         case .exactFull: return d * d
         case .laplace: return 1
-        case .randomMaclaurin: return configuration.polyDim
+        case .randomMaclaurin, .tensorSketch, .nystrom: return configuration.polyDim
         }
     }
 
@@ -50,6 +56,24 @@ struct SlayFeatureTwin {
             return [1]
         case .randomMaclaurin:
             fatalError("the Swift twin does not cover random Maclaurin (the Python twin does)")
+        case .tensorSketch:
+            let p = configuration.polyDim
+            var out = [Double](repeating: 0, count: p)
+            for i in 0..<d {
+                for j in 0..<d {
+                    let bucket = (Int(sketch[i]) + Int(sketch[2 * d + j])) % p
+                    out[bucket] += sketch[d + i] * sketch[3 * d + j] * u[i] * u[j]
+                }
+            }
+            return out
+        case .nystrom:
+            let p = configuration.polyDim
+            let kernel = (0..<p).map { row in
+                var dot = 0.0
+                for j in 0..<d { dot += anchors[row * d + j] * u[j] }
+                return dot * dot
+            }
+            return (0..<p).map { row in (0..<p).reduce(0.0) { $0 + whitening[row * p + $1] * kernel[$1] } }
         case .exact:
             var out: [Double] = []
             for a in 0..<d { for b in a..<d { out.append(a == b ? u[a] * u[a] : 2.0.squareRoot() * u[a] * u[b]) } }

@@ -48,7 +48,8 @@ class FeatureMapParams(ctypes.Structure):
                 ("num_heads", ctypes.c_int64), ("nodes", ctypes.c_int32), ("poly", ctypes.c_int32),
                 ("poly_dim", ctypes.c_int64), ("prf_dim", ctypes.c_int64), ("eps", ctypes.c_double),
                 ("prf_clamp", ctypes.c_double), ("seed", ctypes.c_uint64), ("max_length", ctypes.c_int64),
-                ("prf_orthogonal", ctypes.c_int32), ("prf_shared", ctypes.c_int32)]
+                ("prf_orthogonal", ctypes.c_int32), ("prf_shared", ctypes.c_int32),
+                ("expansion", ctypes.c_int32), ("degree", ctypes.c_int32)]
 
 
 class AttentionOptions(ctypes.Structure):

@@ -18,6 +18,8 @@ Scenarios (--scenario, both by default, one table each):
              c ~ U(0.9, 0.99) with the key k_j of a random earlier position j <= i (same head): the
              regime the Yat kernel is built for, and where few quadrature nodes are least accurate.
 
+Rows marked "clamp" (the signed polynomials random_maclaurin, tensorsketch, nystrom) divide by
+max(den, δ) instead of den + δ, as slay.h recommends for signed features.
 Rows: SLAY configurations at the paper's budget (anchor P=M=8, R=2: 128 features per head) and
 larger ones, the classic maps (their error against the Yat reference is large by construction: it
 shows what swapping kernels changes), and reference lines "quadrature R=n": the R-node quadrature
@@ -44,7 +46,12 @@ SLAY_ROWS = [
     ("anchor R=2 P=8 M=8 (paper default)", "anchor R=2", dict(nodes=2, poly="anchor", poly_dim=8, prf_dim=8), 0.65, True),
     ("anchor R=1 P=16 M=8", "anchor R=1", dict(nodes=1, poly="anchor", poly_dim=16, prf_dim=8), None, False),
     ("anchor R=2 P=16 M=8", "anchor R=2", dict(nodes=2, poly="anchor", poly_dim=16, prf_dim=8), None, False),
+    ("anchor R=2 P=8 M=9", "anchor R=2", dict(nodes=2, poly="anchor", poly_dim=8, prf_dim=9), None, True),
     ("anchor R=2 P=16 M=16", "anchor R=2", dict(nodes=2, poly="anchor", poly_dim=16, prf_dim=16), None, False),
+    ("anchor R=2 P=24 M=20", "anchor R=2", dict(nodes=2, poly="anchor", poly_dim=24, prf_dim=20), None, False),
+    ("taylor N=2 (deterministic)", "taylor", dict(expansion="taylor", degree=2), None, True),
+    ("taylor N=3 (deterministic)", "taylor", dict(expansion="taylor", degree=3), None, False),
+    ("taylor N=4 (deterministic)", "taylor", dict(expansion="taylor", degree=4), None, False),
     ("exact R=1 M=1", "exact R=1", dict(nodes=1, poly="exact", prf_dim=1), None, True),
     ("exact R=1 M=2", "exact R=1", dict(nodes=1, poly="exact", prf_dim=2), None, False),
     ("exact R=2 M=1", "exact R=2", dict(nodes=2, poly="exact", prf_dim=1), None, True),
@@ -57,6 +64,19 @@ SLAY_ROWS = [
                                                                orthogonal=True), None, False),
     ("exact R=1 M=2 orthogonal ω", "exact R=1 orth", dict(nodes=1, poly="exact", prf_dim=2, orthogonal=True), None, False),
     ("exact R=2 M=8 orthogonal ω", "exact R=2 orth", dict(nodes=2, poly="exact", prf_dim=8, orthogonal=True), None, True),
+    # Signed polynomial estimators, with the clamp denominator they need (slay.h SLAY_POLY_*).
+    ("random_maclaurin R=2 P=8 M=8 clamp", "random_maclaurin R=2",
+     dict(nodes=2, poly="random_maclaurin", poly_dim=8, prf_dim=8, denominator="clamp"), None, False),
+    ("tensorsketch R=2 P=8 M=8 clamp", "tensorsketch R=2",
+     dict(nodes=2, poly="tensorsketch", poly_dim=8, prf_dim=8, denominator="clamp"), None, True),
+    ("tensorsketch R=2 P=64 M=8 clamp", "tensorsketch R=2",
+     dict(nodes=2, poly="tensorsketch", poly_dim=64, prf_dim=8, denominator="clamp"), None, False),
+    ("nystrom R=2 P=8 M=8 clamp", "nystrom R=2",
+     dict(nodes=2, poly="nystrom", poly_dim=8, prf_dim=8, denominator="clamp"), None, True),
+    ("nystrom R=2 P=64 M=8 clamp", "nystrom R=2",
+     dict(nodes=2, poly="nystrom", poly_dim=64, prf_dim=8, denominator="clamp"), None, False),
+    ("nystrom R=2 P=136 M=2 clamp", "nystrom R=2",
+     dict(nodes=2, poly="nystrom", poly_dim=136, prf_dim=2, denominator="clamp"), None, False),
 ]
 CLASSIC_ROWS = [
     ("elu+1", "classic", dict(kind="elu+1"), None, True),
@@ -66,6 +86,10 @@ CLASSIC_ROWS = [
     ("random-fourier m=128", "classic", dict(kind="random-fourier", prf_dim=128), None, False),
     ("cosformer", "classic", dict(kind="cosformer", max_length=PROTOCOL["T"]), None, False),
 ]
+# Equal-budget comparisons printed under each table: (configuration, the anchor configuration with
+# the nearest feature budget at least as large).
+COMPARISONS = [("taylor N=2 (deterministic)", "anchor R=2 P=8 M=9"),
+               ("taylor N=3 (deterministic)", "anchor R=2 P=24 M=20")]
 # Reference lines: (R, published), computed by quadrature_attention, not by a feature map.
 QUADRATURE_ROWS = [(1, None), (2, 0.026), (4, None)]
 
@@ -163,15 +187,19 @@ def map_row(name, family, options, published, cases):
     case, and average the metrics against the Yat reference. dim is fm.dim (features per head)."""
     options = dict(options)
     kind = options.pop("kind", "slay")
+    denominator = options.pop("denominator", "add")
     errors, cosines, dim = [], [], None
     for seed, (q, k, v, project, ref) in cases:
         fm = slay.FeatureMap(kind, head_dim=q.shape[-1], num_heads=q.shape[2], eps=PROTOCOL["eps"], seed=seed,
                              **options)
         dim = fm.dim
-        y = slay.linear_attention(q, k, v, fm, causal=PROTOCOL["causal"], delta=PROTOCOL["delta"])
+        y = slay.linear_attention(q, k, v, fm, causal=PROTOCOL["causal"], delta=PROTOCOL["delta"],
+                                  denominator=denominator)
         rel, cos = metrics(project(y), ref)
         errors.append(rel)
         cosines.append(cos)
+    if denominator != "add":
+        options["denominator"] = denominator
     return dict(name=name, family=family, kind=kind, options=options, dim=dim, rel_l2=float(np.mean(errors)),
                 rel_l2_sem=sem(errors), cosine=float(np.mean(cosines)), published=published)
 
@@ -216,6 +244,12 @@ def format_table(table):
             row["name"], "-" if row["dim"] is None else row["dim"], "%.4g" % row["rel_l2"],
             "%.2g" % row["rel_l2_sem"], "%.4f" % row["cosine"],
             "-" if row["published"] is None else "%.3g" % row["published"]))
+    by_name = {row["name"]: row for row in table["rows"]}
+    for name, baseline in COMPARISONS:
+        if name in by_name and baseline in by_name:
+            ours, theirs = by_name[name], by_name[baseline]
+            lines.append("  %s (%d features) vs %s (%d): %.2f× lower error" % (
+                name, ours["dim"], baseline, theirs["dim"], theirs["rel_l2"] / ours["rel_l2"]))
     return "\n".join(lines)
 
 

@@ -10,7 +10,9 @@ from .errors import check, error_for, INVALID_ARGUMENT
 
 KINDS = {"slay": 1, "elu+1": 2, "relu": 3, "favor+": 4, "relu-random": 5, "random-fourier": 6, "cosformer": 7,
          "ela-sum-sqeuclid": 8, "ela-sub-sqeuclid": 9, "ela-blueprint": 10, "ela-hadamard-exp": 11}
-POLYS = {"anchor": 1, "exact": 2, "exact_full": 3, "laplace": 4, "random_maclaurin": 5}
+POLYS = {"anchor": 1, "exact": 2, "exact_full": 3, "laplace": 4, "random_maclaurin": 5, "tensorsketch": 6,
+         "nystrom": 7}
+EXPANSIONS = {"quadrature": 0, "taylor": 1}
 ROLES = {"query": 0, "key": 1}
 
 
@@ -19,7 +21,9 @@ class FeatureMap(OwnedHandle):
 
     FeatureMap("slay", head_dim, num_heads=1, nodes=2, poly="anchor", poly_dim=8, prf_dim=8,
     eps=1e-6, prf_clamp=20.0, seed=0). Immutable except through set_params; usable from many
-    threads at once.
+    threads at once. poly (slay.h SLAY_POLY_*): "anchor", "exact", "exact_full", "laplace",
+    "random_maclaurin", "tensorsketch" or "nystrom" (poly_dim <= 256); the last three are signed,
+    so use denominator="clamp" in attention.
 
     Classic maps (slay.h SLAY_KIND_*): "elu+1" and "relu" (dim = head_dim), "favor+",
     "relu-random" and "random-fourier" (dim = prf_dim, random parameters from seed; random-fourier
@@ -38,12 +42,14 @@ class FeatureMap(OwnedHandle):
 
     def __init__(self, kind="slay", head_dim=None, num_heads=1, nodes=2, poly="anchor", poly_dim=8,
                  prf_dim=8, eps=1e-6, prf_clamp=20.0, seed=0, max_length=0, orthogonal=False,
-                 shared_omega=False):
+                 shared_omega=False, expansion="quadrature", degree=2):
         self._handle = None
         if not isinstance(kind, str) or kind not in KINDS:
             raise error_for(INVALID_ARGUMENT, "unknown kind %r; known: %s" % (kind, ", ".join(KINDS)))
         if not isinstance(poly, str) or poly not in POLYS:
             raise error_for(INVALID_ARGUMENT, "unknown poly %r; known: %s" % (poly, ", ".join(POLYS)))
+        if not isinstance(expansion, str) or expansion not in EXPANSIONS:
+            raise error_for(INVALID_ARGUMENT, "unknown expansion %r; known: %s" % (expansion, ", ".join(EXPANSIONS)))
         if head_dim is None:
             raise error_for(INVALID_ARGUMENT, "head_dim is required")
         params = FeatureMapParams()
@@ -51,12 +57,13 @@ class FeatureMap(OwnedHandle):
         params.kind = KINDS[kind]
         params.poly = POLYS[poly]
         for field, value in (("head_dim", head_dim), ("num_heads", num_heads), ("poly_dim", poly_dim),
-                             ("prf_dim", prf_dim), ("nodes", nodes), ("seed", seed), ("max_length", max_length)):
+                             ("prf_dim", prf_dim), ("nodes", nodes), ("seed", seed), ("max_length", max_length),
+                             ("degree", degree)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise error_for(INVALID_ARGUMENT, "%s must be an int, got %r" % (field, value))
         for field, value, bits in (("head_dim", head_dim, 63), ("num_heads", num_heads, 63),
                                    ("poly_dim", poly_dim, 63), ("prf_dim", prf_dim, 63), ("nodes", nodes, 31),
-                                   ("max_length", max_length, 63)):
+                                   ("max_length", max_length, 63), ("degree", degree, 31)):
             if not -2**bits <= int(value) < 2**bits:
                 raise error_for(INVALID_ARGUMENT, "%s = %d is out of range" % (field, value))
             setattr(params, field, int(value))
@@ -67,6 +74,7 @@ class FeatureMap(OwnedHandle):
         params.prf_clamp = float(prf_clamp)
         params.prf_orthogonal = 1 if orthogonal else 0
         params.prf_shared = 1 if shared_omega else 0
+        params.expansion = EXPANSIONS[expansion]
         handle = ctypes.c_void_p()
         err = Error()
         check(lib.slay_feature_map_create(ctypes.byref(params), ctypes.byref(handle), ctypes.byref(err)), err)
@@ -100,7 +108,8 @@ class FeatureMap(OwnedHandle):
                 "nodes": params.nodes, "poly": poly, "poly_dim": params.poly_dim, "prf_dim": params.prf_dim,
                 "eps": params.eps, "prf_clamp": params.prf_clamp, "seed": params.seed,
                 "max_length": params.max_length, "orthogonal": bool(params.prf_orthogonal),
-                "shared_omega": bool(params.prf_shared)}
+                "shared_omega": bool(params.prf_shared),
+                "expansion": {v: k for k, v in EXPANSIONS.items()}[params.expansion], "degree": params.degree}
 
     @property
     def head_dim(self):
@@ -132,7 +141,8 @@ class FeatureMap(OwnedHandle):
 
     def get_params(self):
         """Named parameter arrays as float32 copies: SLAY {"anchors": (P, d), "omega": (R, H, d, M)}
-        (anchors only for poly="anchor"); favor+ / relu-random {"omega": (H, d, m)}; random-fourier
+        (anchors only for poly="anchor" and "nystrom"; "random_maclaurin" has "maclaurin" (2, P, d) and
+        "tensorsketch" "sketch" (2, 2, d): [k][0] buckets, [k][1] signs); favor+ / relu-random {"omega": (H, d, m)}; random-fourier
         also "bias" (H, m); elu+1, relu, cosformer and the ela-* kinds {}."""
         result = {}
         for name in self._param_names():

@@ -49,11 +49,33 @@ def params(seed, d, H, R, M, P=None):
     return anchors, omega
 
 
+def sketch_params(seed, d, P):
+    """TensorSketch "sketch" (2, 2, d) of slay.h: element i = (2k + c)·d + j from uniform(i) of stream 9;
+    c = 0: bucket min(⌊P·uniform(i)⌋, P − 1), c = 1: sign +1 if uniform(i) < 1/2 else −1."""
+    u = uniforms64(seed, 9, 4 * d).reshape(2, 2, d)
+    out = np.empty((2, 2, d), np.float32)
+    out[:, 0] = np.minimum(np.floor(P * u[:, 0]), P - 1)
+    out[:, 1] = np.where(u[:, 1] < 0.5, 1.0, -1.0)
+    return out
+
+
+NYSTROM_LAMBDA = 1e-3
+
+
+def nystrom_whitening(anchors, lam=NYSTROM_LAMBDA):
+    """(K_AA + λI)^{−1/2}, K_AA = (A Aᵀ)∘(A Aᵀ), in float64 (numpy's symmetric eigensolver)."""
+    A = anchors.astype(np.float64)
+    K = (A @ A.T) ** 2 + lam * np.eye(A.shape[0])
+    mu, V = np.linalg.eigh(K)
+    return (V / np.sqrt(mu)) @ V.T
+
+
 def poly_dim(poly, d, P=None):
-    """P' of slay.h: P (anchor), d(d+1)/2 (exact), d² (exact_full), 1 (laplace)."""
+    """P' of slay.h: P (anchor, random_maclaurin, tensorsketch, nystrom), d(d+1)/2 (exact), d² (exact_full),
+    1 (laplace)."""
     if poly == "laplace":
         return 1
-    if poly == "random_maclaurin":
+    if poly in ("random_maclaurin", "tensorsketch", "nystrom"):
         return P
     return {"anchor": P, "exact": d * (d + 1) // 2, "exact_full": d * d}[poly]
 
@@ -64,11 +86,22 @@ def quadrature(R, eps):
     return t / C, alpha / C
 
 
-def poly_features(u, poly, anchors=None):
-    """`anchors` holds the (P, d) anchors, or the (2, P, d) Maclaurin directions."""
+def poly_features(u, poly, anchors=None, P=None):
+    """`anchors` holds the (P, d) anchors (anchor, nystrom), the (2, P, d) Maclaurin directions, or the
+    (2, 2, d) TensorSketch hashes and signs (then P is the bucket count)."""
     d = u.shape[-1]
     if poly == "laplace":
         return np.ones(u.shape[:-1] + (1,))
+    if poly == "tensorsketch":
+        # The definition pair by pair: û_i û_j s1(i) s2(j) lands in bucket (h1(i) + h2(j)) mod P.
+        h1, s1, h2, s2 = anchors[0, 0], anchors[0, 1], anchors[1, 0], anchors[1, 1]
+        bucket = (h1[:, None].astype(np.int64) + h2[None, :].astype(np.int64)) % P
+        onehot = np.zeros((d, d, P))
+        onehot[np.arange(d)[:, None], np.arange(d)[None, :], bucket] = 1
+        pairs = u[..., :, None] * u[..., None, :] * (s1[:, None] * s2[None, :]).astype(np.float64)
+        return np.einsum("...ij,ijb->...b", pairs, onehot)
+    if poly == "nystrom":
+        return ((u @ anchors.T.astype(np.float64)) ** 2) @ nystrom_whitening(anchors)
     if poly == "random_maclaurin":
         r = anchors.astype(np.float64)
         return (u @ r[0].T) * (u @ r[1].T) / np.sqrt(r.shape[1])
@@ -82,14 +115,14 @@ def poly_features(u, poly, anchors=None):
     return outer[..., i, j] * scale
 
 
-def slay_features(x, head, poly, omega, anchors=None, eps=1e-6, clamp=20.0):
+def slay_features(x, head, poly, omega, anchors=None, eps=1e-6, clamp=20.0, P=None):
     """x (..., d) of one head → (..., R·P'·M), index (r·P' + p)·M + j."""
     x = x.astype(np.float64)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     u = np.where(norm > 0, x / np.where(norm > 0, norm, 1), 0)
     R, _, _, M = omega.shape
     s, w = quadrature(R, eps)
-    phi_poly = poly_features(u, poly, anchors)
+    phi_poly = poly_features(u, poly, anchors, P)
     blocks = []
     for r in range(R):
         z = np.sqrt(2 * s[r]) * (u @ omega[r, head].astype(np.float64)) - s[r]
@@ -98,15 +131,16 @@ def slay_features(x, head, poly, omega, anchors=None, eps=1e-6, clamp=20.0):
     return np.concatenate(blocks, axis=-1)
 
 
-def features_bthd(x, poly, omega, anchors=None, eps=1e-6):
+def features_bthd(x, poly, omega, anchors=None, eps=1e-6, P=None):
     """(B, T, H, d) → (B, T, H, m); query head h of a grouped-query group uses key head h // group."""
     group = x.shape[2] // omega.shape[1]
-    return np.stack([slay_features(x[:, :, h], h // group, poly, omega, anchors, eps) for h in range(x.shape[2])],
-                    axis=2)
+    return np.stack([slay_features(x[:, :, h], h // group, poly, omega, anchors, eps, P=P)
+                     for h in range(x.shape[2])], axis=2)
 
 
-def linear_attention(phi_q, phi_k, v, causal, delta=1e-6):
-    """Quadratic form of kernel-normalised linear attention from features; GQA by head repeat."""
+def linear_attention(phi_q, phi_k, v, causal, delta=1e-6, denominator="add"):
+    """Quadratic form of kernel-normalised linear attention from features; GQA by head repeat.
+    denominator "add" divides by den + δ, "clamp" by max(den, δ) (slay.h SLAY_DENOMINATOR_*)."""
     group = phi_q.shape[2] // phi_k.shape[2]
     phi_k = np.repeat(phi_k.astype(np.float64), group, axis=2)
     v = np.repeat(v.astype(np.float64), group, axis=2)
@@ -115,7 +149,7 @@ def linear_attention(phi_q, phi_k, v, causal, delta=1e-6):
         A = A * np.tril(np.ones(A.shape[-2:]))
     num = np.einsum("bhts,bshv->bthv", A, v)
     den = A.sum(-1).transpose(0, 2, 1)[..., None]
-    return num / (den + delta)
+    return num / (den + delta) if denominator == "add" else num / np.maximum(den, delta)
 
 
 def exact_attention(q, k, v, kernel, causal, eps=1e-6, scale=None, delta=1e-6):

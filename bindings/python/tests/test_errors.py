@@ -591,7 +591,7 @@ def test_c_init_functions_reject_null():
 @pytest.mark.parametrize("field,value,code", [
     ("struct_size", 0, INVALID), ("struct_size", 8, INVALID), ("struct_size", ctypes.sizeof(FeatureMapParams) - 8, INVALID),
     ("struct_size", ctypes.sizeof(FeatureMapParams) + 8, VERSION), ("struct_size", 100000, VERSION),
-    ("kind", 0, INVALID), ("kind", 13, INVALID), ("kind", -1, INVALID), ("poly", 0, INVALID), ("poly", 6, INVALID),
+    ("kind", 0, INVALID), ("kind", 13, INVALID), ("kind", -1, INVALID), ("poly", 0, INVALID), ("poly", 8, INVALID),
     ("head_dim", 0, SHAPE), ("head_dim", -1, SHAPE), ("head_dim", 65537, SHAPE), ("head_dim", -2**63, SHAPE),
     ("num_heads", 0, SHAPE), ("num_heads", 65537, SHAPE), ("nodes", 0, INVALID), ("nodes", 65, INVALID),
     ("nodes", -2**31, INVALID), ("poly_dim", 0, SHAPE), ("prf_dim", 0, SHAPE), ("prf_dim", 2**62, SHAPE),

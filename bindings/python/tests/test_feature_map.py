@@ -153,7 +153,8 @@ def test_config_and_close():
                          prf_clamp=7.5, seed=2**64 - 1) as fm:
         assert fm.config == {"kind": "slay", "head_dim": 4, "num_heads": 3, "nodes": 4, "poly": "exact",
                              "poly_dim": 5, "prf_dim": 2, "eps": 1e-3, "prf_clamp": 7.5, "seed": 2**64 - 1,
-                             "max_length": 0, "orthogonal": False, "shared_omega": False}
+                             "max_length": 0, "orthogonal": False, "shared_omega": False,
+                             "expansion": "quadrature", "degree": 2}
         assert "exact" in repr(fm)
     assert fm._handle is None and repr(fm) == "FeatureMap(closed)"
     for use in (lambda: fm.dim, lambda: fm.identity, lambda: fm.config, fm.get_params,
@@ -167,10 +168,11 @@ def test_config_and_close():
 
 def test_defaults_follow_header():
     """slay_feature_map_params_init defaults: kind SLAY, num_heads 1, R 2, anchor, P = M = 8, ε 1e-6, c 20, seed 0,
-    max_length 0."""
+    max_length 0, quadrature expansion, degree 2."""
     fm = slay.FeatureMap("slay", head_dim=3)
     assert fm.config == {"kind": "slay", "head_dim": 3, "num_heads": 1, "nodes": 2, "poly": "anchor", "poly_dim": 8,
-                         "prf_dim": 8, "eps": 1e-6, "prf_clamp": 20.0, "seed": 0, "max_length": 0, "orthogonal": False, "shared_omega": False}
+                         "prf_dim": 8, "eps": 1e-6, "prf_clamp": 20.0, "seed": 0, "max_length": 0, "orthogonal": False,
+                         "shared_omega": False, "expansion": "quadrature", "degree": 2}
     assert fm.dim == 2 * 8 * 8
 
 
