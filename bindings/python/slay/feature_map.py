@@ -9,7 +9,7 @@ from ._tensor import as_input, as_output, descriptor
 from .errors import check, error_for, INVALID_ARGUMENT
 
 KINDS = {"slay": 1, "elu+1": 2, "relu": 3, "favor+": 4, "relu-random": 5, "random-fourier": 6, "cosformer": 7,
-         "ela-sum-sqeuclid": 8, "ela-sub-sqeuclid": 9, "ela-blueprint": 10}
+         "ela-sum-sqeuclid": 8, "ela-sub-sqeuclid": 9, "ela-blueprint": 10, "identity": 12}
 POLYS = {"anchor": 1, "exact": 2, "exact_full": 3, "laplace": 4, "random_maclaurin": 5}
 ROLES = {"query": 0, "key": 1}
 
@@ -28,6 +28,9 @@ class FeatureMap(OwnedHandle):
     ELA kernels (exact, no parameters): "ela-sum-sqeuclid" ‖q + k‖² and "ela-sub-sqeuclid"
     ‖q − k‖² (dim = head_dim + 2; query and key features differ, so pass role=), and
     "ela-blueprint" (q̂·k̂ + 1)(‖q‖² + 1)(‖k‖² + 1) (dim = head_dim + 1).
+
+    "identity": φ(x) = x (dim = head_dim, signed), the backbone map of RetNet / GLA / SLA
+    (normalize=False with decay=, log_decay= and gates).
     """
 
     _free = staticmethod(lib.slay_feature_map_free)
