@@ -8,9 +8,26 @@ public enum DecayKernels {
     /// clamp them to e^−87.3, a tiny but wrong weight for α = e^−10000).
     static let underflow: Float = -87.33654
 
+    /// All ones in the lanes where x < the underflow bound, zeros elsewhere: the sign of
+    /// x − bound spread by an arithmetic shift. (A SIMDMask comparison here is built lane by lane
+    /// on the stack in this build, which made the whole kernel ten times slower.)
+    @inline(__always)
+    static func underflowLanes(_ x: SIMD8<Float>) -> SIMD8<Int32> {
+        unsafeBitCast(x - SIMD8(repeating: underflow), to: SIMD8<Int32>.self) &>> 31
+    }
+
     @inline(__always)
     static func weights(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        VectorExp.exp(x).replacing(with: 0, where: x .< SIMD8(repeating: underflow))
+        let bits = unsafeBitCast(VectorExp.exp(x), to: SIMD8<Int32>.self)
+        return unsafeBitCast(bits & ~underflowLanes(x), to: SIMD8<Float>.self)
+    }
+
+    /// True when every lane of `lanes` (an AND of underflowLanes) is all ones.
+    @inline(__always)
+    static func allUnderflow(_ lanes: SIMD8<Int32>) -> Bool {
+        let half = lanes.lowHalf & lanes.highHalf
+        let quarter = half.lowHalf & half.highHalf
+        return (quarter[0] & quarter[1]) == -1
     }
 
     /// The first `count` lanes of p, zeros after (the tail of a row that is not a multiple of 8).
@@ -52,7 +69,6 @@ public enum DecayKernels {
                                      running: UnsafeMutablePointer<Float>) {
         let full = m & ~7
         let tail = m - full
-        let bound = SIMD8<Float>(repeating: underflow)
         for i in 0..<rows {
             let row = output + i * rows
             let qi = q + i * m
@@ -80,22 +96,22 @@ public enum DecayKernels {
                 let kj = k + j * m
                 let step = logDecay + (j + 1) * m
                 var sum = SIMD8<Float>(repeating: 0)
-                var alive = false
+                var dead = SIMD8<Int32>(repeating: -1)
                 f = 0
                 while f < full {
                     let r = PackedGemm.load8(running + f) + PackedGemm.load8(step + f)
                     PackedGemm.store8(r, running + f)
-                    alive = alive || any(r .>= bound)
+                    dead &= underflowLanes(r)
                     sum += PackedGemm.load8(qi + f) * PackedGemm.load8(kj + f) * weights(r)
                     f += 8
                 }
                 if tail > 0 {
                     tailRunning += loadPartial(step + full, tail)
-                    alive = alive || any(tailRunning .>= bound)
+                    dead &= underflowLanes(tailRunning)
                     sum += loadPartial(qi + full, tail) * loadPartial(kj + full, tail) * weights(tailRunning)
                 }
                 row[j] = total(sum)
-                if !alive {
+                if allUnderflow(dead) {
                     // Every channel has decayed below the smallest normal float for all j' ≤ j.
                     for t in 0..<j { row[t] = 0 }
                     break
