@@ -241,6 +241,11 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
                                      NaN inputs propagate to the outputs they reach; ±inf inputs
                                      give NaN or meaningless values there; never a trap.
                                      Reads head_dim, num_heads */
+#define SLAY_KIND_IDENTITY 12      /* φ(x) = x for both roles; m = d; no parameters; SIGNED (the
+                                     normaliser q·Σk can be ≤ 0: with normalize = 1 use
+                                     SLAY_DENOMINATOR_CLAMP). The map of RetNet / GLA / SLA
+                                     backbones (normalize = 0, decay / log_decay, gates).
+                                     Reads head_dim, num_heads */
 
 /* Polynomial part of SLAY, the estimator of (q̂·k̂)². */
 #define SLAY_POLY_ANCHOR      1  /* [(a_p·û)²]_p / √P, P anchors (the paper's default; biased) */
@@ -469,6 +474,25 @@ typedef struct slay_attention_options {
                               weighs γ^(i−j) for query i. Causal attention and states only
                               (causal = 0 with decay: SLAY_ERR_INVALID_ARGUMENT); read during
                               the call, not retained. Values outside (0, 1]: INVALID_ARGUMENT. */
+    /* The three tensors below are float32 slay_tensors, NULL by default, validated like q/k/v
+     * (dtype, layout, size; outputs must not overlap them) and read in place during the call. */
+    const slay_tensor* log_decay; /* GLA data-dependent decay: log α_t ≤ 0 per token, KEY head and
+                              feature channel, [B, T, Hk, m] for slay_linear_attention and
+                              slay_state_prefill (B, T as k, also when packed), [N, Hk, m] for
+                              slay_state_step; m = the map's feature dim. S_t = Diag(α_t) S_{t−1}
+                              + φ(k_t) v_tᵀ, z_t = Diag(α_t) z_{t−1} + φ(k_t). Every value finite
+                              and <= 0, else INVALID_ARGUMENT naming the index (α → 0 is fine:
+                              exponents are only ever sums of log α, never e^(−Σ log α)). Causal
+                              and states only (causal = 0: INVALID_ARGUMENT); not read by
+                              slay_state_query. With `decay` as well, α_eff = α · γ. */
+    const slay_tensor* query_gate_logits; /* SLA head gates: logits [B, T, Hq] ([N, Hq] for steps),
+                              finite. φ(q_{t,h}) ← softmax_h(logits_t)_h · φ(q_{t,h}). With
+                              normalize = 1 the query gate cancels (it scales numerator and
+                              denominator alike; only δ sees it), so SLA uses normalize = 0,
+                              optionally with decay / log_decay. Read by slay_state_query. */
+    const slay_tensor* key_gate_logits; /* logits [B, T, Hk] ([N, Hk] for steps), finite:
+                              φ(k_{t,h}) ← softmax_h(logits_t)_h · φ(k_{t,h}). Any mode (also
+                              causal = 0); not read by slay_state_query. */
 } slay_attention_options;
 
 /* slay_attention_options_init — defaults as listed above. Returns SLAY_OK, or
@@ -612,14 +636,16 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_prefill(slay_state* state, const slay
 /* slay_state_query — read-only queries: out = φ(q)ᵀS / (φ(q)ᵀz + δ) against each slot's state
  * (bidirectional / encoder use, the Memory Lobe pattern). q [B, T, Hq, d], out [B, T, Hq, dv];
  * cu_seqlens, slots, num_seqs as in slay_state_prefill. The state is not modified; options->causal
- * is ignored (queries always see the whole state). Returns as slay_state_prefill. */
+ * is ignored (queries always see the whole state); options->log_decay and key_gate_logits are
+ * not read (they describe keys, which a query does not add); query_gate_logits [B, T, Hq] apply. Returns as slay_state_prefill. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_query(const slay_state* state, const slay_tensor* q, const slay_tensor* out,
                                                 const int64_t* cu_seqlens, const int32_t* slots, int64_t num_seqs,
                                                 const slay_attention_options* options, slay_error* err);
 
 /* slay_state_step — one decode token for num_seqs sequences, in place:
  *   q [N, Hq, d], k [N, H, d], v [N, H, dv], out [N, Hq, dv] (3-d tensors, N = num_seqs);
- *   S += φ(k) vᵀ, z += φ(k), out = φ(q)ᵀS / (φ(q)ᵀz + δ).
+ *   S += φ(k) vᵀ, z += φ(k), out = φ(q)ᵀS / (φ(q)ᵀz + δ) (with options->decay / log_decay
+ *   [N, Hk, m]: S = γ·Diag(α) S + φ(k) vᵀ, z alike; gate logits [N, Hq] / [N, Hk] scale φ(q), φ(k)).
  * No allocation (uses the state's workspaces); threads are started only when n_threads > 1 —
  * an engine with its own pool uses options ith/nth instead (ith < max_threads; not with a map
  * that reads positions, SLAY_ERR_UNSUPPORTED). The token's position (cosFormer) is the slot's

@@ -18,6 +18,9 @@ public func slay_attention_options_init(_ options: UnsafeMutablePointer<slay_att
     o.denominator = SLAY_DENOMINATOR_ADD
     o.normalize = 1
     o.decay = nil
+    o.log_decay = nil
+    o.query_gate_logits = nil
+    o.key_gate_logits = nil
     options.pointee = o
     return SlayStatus.ok.rawValue
 }
@@ -37,32 +40,76 @@ public func slay_exact_attention_options_init(_ options: UnsafeMutablePointer<sl
     return SlayStatus.ok.rawValue
 }
 
-/// q, k, v, out validated as [B, T, H, D] tensors with out aliasing none of the inputs.
+/// q, k, v, out validated as [B, T, H, D] tensors with out aliasing none of the inputs (the
+/// options' tensors included).
 private func attentionTensors(_ q: UnsafePointer<slay_tensor>?, _ k: UnsafePointer<slay_tensor>?,
-                              _ v: UnsafePointer<slay_tensor>?, _ out: UnsafePointer<slay_tensor>?)
+                              _ v: UnsafePointer<slay_tensor>?, _ out: UnsafePointer<slay_tensor>?,
+                              tokens: TokenArguments = TokenArguments())
     throws -> (TensorView, TensorView, TensorView, TensorView) {
     let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false)
     let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false)
     let value = try TensorArgument(v, name: "v", rank: 4, isOutput: false)
     let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true)
     try TensorArgument.checkNoOverlap(output: output, inputs: [query, key, value])
+    try tokens.checkNoOverlap(output: output)
     return (query.view, key.view, value.view, output.view)
 }
 
-func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?, keyHeads: Int) throws -> LinearAttentionOptions {
-    guard let pointer else { return LinearAttentionOptions() }
+/// The optional tensors of slay_attention_options (GLA log decay, SLA gate logits), validated as
+/// tensors here; SlayCore checks their shapes against the call and every value.
+struct TokenArguments {
+    var logDecay: TensorArgument?
+    var queryGates: TensorArgument?
+    var keyGates: TensorArgument?
+
+    /// Which tensors a call reads, and their ranks: sequence calls [B, T, …], steps [N, …].
+    enum Call {
+        case sequences
+        case queries
+        case step
+    }
+
+    init() {}
+
+    init(_ o: slay_attention_options, call: Call) throws {
+        let rank = call == .step ? 3 : 4
+        if call != .queries, let pointer = o.log_decay {
+            logDecay = try TensorArgument(pointer, name: "options.log_decay", rank: rank, isOutput: false)
+        }
+        if let pointer = o.query_gate_logits {
+            queryGates = try TensorArgument(pointer, name: "options.query_gate_logits", rank: rank - 1, isOutput: false)
+        }
+        if call != .queries, let pointer = o.key_gate_logits {
+            keyGates = try TensorArgument(pointer, name: "options.key_gate_logits", rank: rank - 1, isOutput: false)
+        }
+    }
+
+    /// Outputs must not alias these inputs either.
+    func checkNoOverlap(output: TensorArgument) throws {
+        if let logDecay { try TensorArgument.checkNoOverlap(output: output, input: logDecay) }
+        if let queryGates { try TensorArgument.checkNoOverlap(output: output, input: queryGates) }
+        if let keyGates { try TensorArgument.checkNoOverlap(output: output, input: keyGates) }
+    }
+}
+
+func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?, keyHeads: Int,
+                            call: TokenArguments.Call = .sequences) throws -> (LinearAttentionOptions, TokenArguments) {
+    guard let pointer else { return (LinearAttentionOptions(), TokenArguments()) }
     let o = try readVersioned(pointer, name: "options")
     guard o.chunk_size >= 1 && o.chunk_size <= Int64(LinearAttentionOptions.maximumChunkSize) else {
         throw SlayError.invalid("options.chunk_size must be in 1...\(LinearAttentionOptions.maximumChunkSize), got \(o.chunk_size)")
     }
+    let tokens = try TokenArguments(o, call: call)
     let options = LinearAttentionOptions(causal: try flag(o.causal, "options.causal"), delta: o.delta,
                                          chunkSize: Int(o.chunk_size), nThreads: Int(o.n_threads),
                                          ith: Int(o.ith), nth: Int(o.nth), denominator: try denominatorMode(o.denominator),
                                          normalize: try flag(o.normalize, "options.normalize"),
-                                         decay: HeadDecay(pointer: o.decay, count: keyHeads))
+                                         decay: HeadDecay(pointer: o.decay, count: keyHeads),
+                                         logDecay: tokens.logDecay?.view, queryGateLogits: tokens.queryGates?.view,
+                                         keyGateLogits: tokens.keyGates?.view)
     try options.validate()
     try options.decay.validate(heads: keyHeads)
-    return options
+    return (options, tokens)
 }
 
 func denominatorMode(_ value: Int32) throws -> DenominatorMode {
@@ -80,8 +127,8 @@ public func slay_linear_attention(_ fm: OpaquePointer?, _ q: UnsafePointer<slay_
                                   _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let handle = try FeatureMapHandle.from(fm)
-        let settings = try linearAttentionOptions(options, keyHeads: handle.map.numHeads)
-        let (query, key, value, output) = try attentionTensors(q, k, v, out)
+        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: handle.map.numHeads)
+        let (query, key, value, output) = try attentionTensors(q, k, v, out, tokens: tokens)
         try LinearAttention.run(map: handle.map, q: query, k: key, v: value, out: output, options: settings)
     }
 }

@@ -48,11 +48,13 @@ func makeFeatureMap(_ p: slay_feature_map_params) throws -> FeatureMap {
     case SLAY_KIND_SUB_SQ_EUCLIDEAN: return try SubtractionSquaredEuclideanFeatureMap(try classicConfiguration(p))
     case SLAY_KIND_BLUEPRINT: return try BlueprintFeatureMap(try classicConfiguration(p))
     case SLAY_KIND_HADAMARD_EXP: return try HadamardExpFeatureMap(try classicConfiguration(p))
+    case SLAY_KIND_IDENTITY: return try IdentityFeatureMap(try classicConfiguration(p))
     default:
         throw SlayError.invalid("params.kind is \(p.kind); known kinds: SLAY_KIND_SLAY (1), SLAY_KIND_ELU_PLUS_ONE (2), "
                                 + "SLAY_KIND_RELU (3), SLAY_KIND_FAVOR_PLUS (4), SLAY_KIND_RELU_RANDOM (5), "
                                 + "SLAY_KIND_RANDOM_FOURIER (6), SLAY_KIND_COSFORMER (7), SLAY_KIND_SUM_SQ_EUCLIDEAN (8), "
-                                + "SLAY_KIND_SUB_SQ_EUCLIDEAN (9), SLAY_KIND_BLUEPRINT (10), SLAY_KIND_HADAMARD_EXP (11)")
+                                + "SLAY_KIND_SUB_SQ_EUCLIDEAN (9), SLAY_KIND_BLUEPRINT (10), SLAY_KIND_HADAMARD_EXP (11), "
+                                + "SLAY_KIND_IDENTITY (12)")
     }
 }
 

@@ -114,13 +114,16 @@ public func slay_state_prefill(_ state: OpaquePointer?, _ q: UnsafePointer<slay_
                                _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let settings = try linearAttentionOptions(options, keyHeads: s.numHeads)
+        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads)
         let sequences = try sequenceCount(numSeqs)
         let query = try optionalTensor(q, "q", rank: 4, isOutput: false)
         let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false)
         let value = try TensorArgument(v, name: "v", rank: 4, isOutput: false)
         let output = try optionalTensor(out, "out", rank: 4, isOutput: true)
-        if let output { try TensorArgument.checkNoOverlap(output: output, inputs: [key, value] + (query.map { [$0] } ?? [])) }
+        if let output {
+            try TensorArgument.checkNoOverlap(output: output, inputs: [key, value] + (query.map { [$0] } ?? []))
+            try tokens.checkNoOverlap(output: output)
+        }
         let offsets = offsetsArray(cuSeqlens, count: sequences + 1)
         if offsets == nil && key.view.shape[0] != sequences {
             throw SlayError.shape("num_seqs is \(sequences) but k has B = \(key.view.shape[0]) (padded batch without cu_seqlens)")
@@ -137,11 +140,12 @@ public func slay_state_query(_ state: OpaquePointer?, _ q: UnsafePointer<slay_te
                              _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let settings = try linearAttentionOptions(options, keyHeads: s.numHeads)
+        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, call: .queries)
         let sequences = try sequenceCount(numSeqs)
         let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false)
         let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true)
         try TensorArgument.checkNoOverlap(output: output, inputs: [query])
+        try tokens.checkNoOverlap(output: output)
         let offsets = offsetsArray(cuSeqlens, count: sequences + 1)
         if offsets == nil && query.view.shape[0] != sequences {
             throw SlayError.shape("num_seqs is \(sequences) but q has B = \(query.view.shape[0]) (padded batch without cu_seqlens)")
@@ -159,7 +163,7 @@ public func slay_state_step(_ state: OpaquePointer?, _ q: UnsafePointer<slay_ten
                             _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let settings = try linearAttentionOptions(options, keyHeads: s.numHeads)
+        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, call: .step)
         let sequences = try sequenceCount(numSeqs)
         let query = try TensorArgument(q, name: "q", rank: 3, isOutput: false)
         let key = try TensorArgument(k, name: "k", rank: 3, isOutput: false)
@@ -169,6 +173,7 @@ public func slay_state_step(_ state: OpaquePointer?, _ q: UnsafePointer<slay_ten
         try TensorArgument.checkNoOverlap(output: output, input: query)
         try TensorArgument.checkNoOverlap(output: output, input: key)
         try TensorArgument.checkNoOverlap(output: output, input: value)
+        try tokens.checkNoOverlap(output: output)
         guard query.view.extents[0] == sequences else {
             throw SlayError.shape("num_seqs is \(sequences) but q has N = \(query.view.extents[0])")
         }

@@ -1445,6 +1445,18 @@ static void test_hadamard_exp(void) {
     o.decay = gammas;
     expect_error("linear_attention(decay)", slay_linear_attention(fm, &tq, &tk, &tv, &t2, &o, &e), &e,
                  SLAY_ERR_UNSUPPORTED, "decay");
+    {   /* GLA decay and SLA gates are refused too (the rescaled state has no decayed or gated form) */
+        static float log_decay[B * T * H * D], gates[B * T * HQ];
+        slay_tensor td = slay_tensor_4d(log_decay, B, T, H, D), tg = t3(gates, B, T, HQ);
+        if (slay_attention_options_init(&o) != SLAY_OK) goto done;
+        o.log_decay = &td;
+        expect_error("linear_attention(log_decay)", slay_linear_attention(fm, &tq, &tk, &tv, &t2, &o, &e), &e,
+                     SLAY_ERR_UNSUPPORTED, "log_decay");
+        if (slay_attention_options_init(&o) != SLAY_OK) goto done;
+        o.query_gate_logits = &tg;
+        expect_error("linear_attention(query gates)", slay_linear_attention(fm, &tq, &tk, &tv, &t2, &o, &e), &e,
+                     SLAY_ERR_UNSUPPORTED, "gate");
+    }
     CHECK(memcmp(y1, y2, sizeof y1) == 0, "a refused Hadamard Exp call wrote its output");
 
     /* states: maxima after the payload, in the checksum */
@@ -1486,6 +1498,83 @@ done:
     slay_feature_map_free(elu);
 }
 
+/* GLA log_decay and SLA gate logits (slay_attention_options tensors): bad values, shapes, NULL data,
+ * dtype, causal = 0 and outputs overlapping them are statuses with messages, nothing written. */
+static void test_gla_sla_errors(slay_feature_map* fm) {
+    static float log_decay[B * T * H * MF], gates[B * T * HQ], step_decay[B * H * MF];
+    slay_tensor td = slay_tensor_4d(log_decay, B, T, H, MF), tg = t3(gates, B, T, HQ), ts = t3(step_decay, B, H, MF);
+    slay_tensor bad;
+    slay_tensor* tp[4];
+    slay_state* st = NULL;
+    size_t i;
+    for (i = 0; i < sizeof log_decay / sizeof log_decay[0]; i++) log_decay[i] = -0.25f;
+    for (i = 0; i < sizeof step_decay / sizeof step_decay[0]; i++) step_decay[i] = -0.25f;
+    fill(gates, sizeof gates / sizeof gates[0]);
+    {
+        slay_attention_options o;
+        memset(&o, 0x5A, sizeof o);
+        CHECK(slay_attention_options_init(&o) == SLAY_OK && o.log_decay == NULL && o.query_gate_logits == NULL &&
+              o.key_gate_logits == NULL, "slay_attention_options_init: log_decay and gate logits not NULL");
+    }
+    g_fm = fm;
+    base_attention(0);
+    tp[0] = &BASE[0]; tp[1] = &BASE[1]; tp[2] = &BASE[2]; tp[3] = &BASE[3];
+    if (slay_attention_options_init(&g_opts) != SLAY_OK) return;
+    g_opts.log_decay = &td;
+    g_opts.query_gate_logits = &tg;
+    OK(call_linear(tp, E));
+    arm();
+    log_decay[7] = NAN;
+    ERRCASE("linear_attention: log_decay NaN", SLAY_ERR_INVALID_ARGUMENT, call_linear(tp, EE));
+    log_decay[7] = INFINITY;
+    ERRCASE("linear_attention: log_decay +inf", SLAY_ERR_INVALID_ARGUMENT, call_linear(tp, EE));
+    log_decay[7] = 0.5f;
+    ERRCASE("linear_attention: log_decay > 0", SLAY_ERR_INVALID_ARGUMENT, call_linear(tp, EE));
+    log_decay[7] = -1e30f;   /* any finite α ≤ 1 is fine, however small */
+    OK(call_linear(tp, E));
+    arm();
+    bad = td; bad.data = NULL; g_opts.log_decay = &bad;
+    ERRCASE("linear_attention: log_decay.data == NULL", SLAY_ERR_INVALID_ARGUMENT, call_linear(tp, EE));
+    bad = td; bad.dtype = SLAY_DTYPE_F16;
+    ERRCASE("linear_attention: log_decay.dtype F16", SLAY_ERR_DTYPE, call_linear(tp, EE));
+    bad = td; bad.shape[3] = MF - 1;
+    ERRCASE("linear_attention: log_decay m - 1 channels", SLAY_ERR_SHAPE, call_linear(tp, EE));
+    bad = td; bad.data = BASE[3].data;
+    ERRCASE("linear_attention: out overlaps log_decay", SLAY_ERR_LAYOUT, call_linear(tp, EE));
+    g_opts.log_decay = &td;
+    g_opts.causal = 0;
+    ERRCASE("linear_attention: log_decay with causal 0", SLAY_ERR_INVALID_ARGUMENT, call_linear(tp, EE));
+    g_opts.causal = 1;
+    gates[3] = NAN;
+    ERRCASE("linear_attention: query gate logit NaN", SLAY_ERR_INVALID_ARGUMENT, call_linear(tp, EE));
+    gates[3] = 0;
+    bad = tg; bad.shape[2] = H; g_opts.query_gate_logits = &bad;
+    ERRCASE("linear_attention: query gate logits with Hk heads", SLAY_ERR_SHAPE, call_linear(tp, EE));
+
+    /* decode step: log_decay [N, Hk, m] */
+    if (slay_state_create(fm, B, DV, 1, &st, NULL) != SLAY_OK) { CHECK(0, "slay_state_create"); return; }
+    w_state = st;
+    g_st = st; g_nseq = B; g_cu = NULL; g_slots = NULL;
+    if (slay_attention_options_init(&g_opts) != SLAY_OK) return;
+    g_opts.log_decay = &ts;
+    BASE[0] = t3(RG(0), B, HQ, D);
+    BASE[1] = t3(RG(1), B, H, D);
+    BASE[2] = t3(RG(2), B, H, DV);
+    BASE[3] = t3(RG(3), B, HQ, DV);
+    step_decay[B * H * MF - 1] = NAN;
+    ERRCASE("state_step: log_decay NaN", SLAY_ERR_INVALID_ARGUMENT, call_step(tp, EE));
+    step_decay[B * H * MF - 1] = -0.25f;
+    bad = slay_tensor_4d(log_decay, B, 1, H, MF); g_opts.log_decay = &bad;
+    ERRCASE("state_step: log_decay of rank 4", SLAY_ERR_SHAPE, call_step(tp, EE));
+    bad = ts; bad.data = BASE[3].data;
+    ERRCASE("state_step: out overlaps log_decay", SLAY_ERR_LAYOUT, call_step(tp, EE));
+    g_opts.log_decay = &ts;
+    OK(call_step(tp, E));
+    arm();
+    w_state = NULL;
+    slay_state_free(st);
+}
+
 int main(void) {
     slay_feature_map *fm, *fx, *other;
     arm();
@@ -1506,6 +1595,7 @@ int main(void) {
     test_attention_errors(fm);
     test_state_errors(fm, other);
     test_quadrature_errors();
+    test_gla_sla_errors(fm);
     test_map_promises(fm, fx);
     test_compute_promises(fm);
     test_state_promises(fm);

@@ -66,16 +66,28 @@ public struct LinearAttentionOptions: Sendable {
     public var normalize: Bool
     /// Optional per-key-head decay (causal forms and states only).
     public var decay: HeadDecay
+    /// GLA: optional log α ≤ 0 per token, key head and feature channel, [B, T, Hk, m] ([N, Hk, m]
+    /// for decode steps): S_t = Diag(α_t) S_{t−1} + φ(k_t) v_tᵀ (causal forms and states only;
+    /// combined with `decay` as log α + log γ).
+    public var logDecay: TensorView?
+    /// SLA: optional gate logits [B, T, Hq] / [B, T, Hk] ([N, H] for steps); the softmax over the
+    /// heads of a token scales that token's query / key features.
+    public var queryGateLogits: TensorView?
+    public var keyGateLogits: TensorView?
 
     public static let maximumChunkSize = 4096
     public static let maximumThreads = 256
 
     public init(causal: Bool = true, delta: Double = 1e-6, chunkSize: Int = 64, nThreads: Int = 1,
                 ith: Int = 0, nth: Int = 1, denominator: DenominatorMode = .add, normalize: Bool = true,
-                decay: HeadDecay = .none) {
+                decay: HeadDecay = .none, logDecay: TensorView? = nil, queryGateLogits: TensorView? = nil,
+                keyGateLogits: TensorView? = nil) {
         self.denominator = denominator
         self.normalize = normalize
         self.decay = decay
+        self.logDecay = logDecay
+        self.queryGateLogits = queryGateLogits
+        self.keyGateLogits = keyGateLogits
         self.causal = causal
         self.delta = delta
         self.chunkSize = chunkSize
@@ -144,7 +156,8 @@ public enum LinearAttention {
                             valueDim: shapes.valueDim, spans: spans, state: nil, slots: [],
                             mode: options.causal ? .causal : .bidirectional, delta: options.delta,
                             chunk: min(options.chunkSize, shapes.length), denominator: options.denominator,
-                            normalize: options.normalize, decay: options.decay)
+                            normalize: options.normalize, decay: options.decay, logDecay: options.logDecay,
+                            queryGates: options.queryGateLogits, keyGates: options.keyGateLogits)
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
     }
 
@@ -186,6 +199,10 @@ public enum LinearAttention {
         let denominator: DenominatorMode
         let normalize: Bool
         let decay: HeadDecay
+        /// GLA log α [B, T, Hk, m] and SLA gate logits [B, T, Hq] / [B, T, Hk], checked in init.
+        let logDecay: TensorView?
+        let queryGates: TensorView?
+        let keyGates: TensorView?
         let layout: WorkspaceLayout
         /// Token position of each span's first row, for maps that need positions: the slot's
         /// position before the call (read here, before any share updates it), else 0.
@@ -194,11 +211,17 @@ public enum LinearAttention {
         public init(map: FeatureMap, q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?,
                     queryHeads: Int, valueDim: Int, spans: [SequenceSpan], state: RecurrentState?, slots: [Int],
                     mode: Mode, delta: Double, chunk: Int, denominator: DenominatorMode = .add,
-                    normalize: Bool = true, decay: HeadDecay = .none) throws {
+                    normalize: Bool = true, decay: HeadDecay = .none, logDecay: TensorView? = nil,
+                    queryGates: TensorView? = nil, keyGates: TensorView? = nil) throws {
             guard !decay.isActive || mode == .causal || mode == .absorb || mode == .query else {
                 throw SlayError.invalid("decay needs causal attention (set causal = 1)")
             }
             try decay.validate(heads: map.numHeads)
+            try Self.checkTokenInputs(map: map, q: q, k: k, queryHeads: queryHeads, mode: mode, logDecay: logDecay,
+                                      queryGates: queryGates, keyGates: keyGates)
+            self.logDecay = mode == .query ? nil : logDecay
+            self.queryGates = queryGates
+            self.keyGates = mode == .query ? nil : keyGates
             self.denominator = denominator
             self.normalize = normalize
             self.decay = decay
@@ -214,7 +237,9 @@ public enum LinearAttention {
             self.slots = slots
             self.mode = mode
             self.delta = Float(delta)
-            self.layout = try WorkspaceLayout(map: map, headDim: map.headDim, valueDim: valueDim, chunk: max(chunk, 1))
+            self.layout = try WorkspaceLayout(map: map, headDim: map.headDim, valueDim: valueDim, chunk: max(chunk, 1),
+                                              channelDecay: self.logDecay != nil,
+                                              gates: self.queryGates != nil || self.keyGates != nil)
             if map.needsPositions, let state {
                 self.origins = slots.map { Int(state.positions[$0]) }
             } else {
@@ -325,6 +350,10 @@ public enum LinearAttention {
             v!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.valueRows)
             map.features(role: .key, head: keyHead, input: w.keyRows, rows: rows, firstPosition: origin + t0,
                          output: w.phiK, scratch: w.keyScratch)
+            if let keyGates {
+                HeadGates.fill(keyGates, batch: span.batch, t0: span.start + t0, rows: rows, head: keyHead, into: w.keyGates)
+                HeadGates.scaleRows(w.phiK, rows: rows, width: map.featureDim, by: w.keyGates)
+            }
         }
 
         func loadQueries(span: SequenceSpan, origin: Int, keyHead: Int, queryHead: Int, t0: Int, rows: Int,
@@ -332,10 +361,19 @@ public enum LinearAttention {
             q!.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows, into: w.queryRows)
             map.features(role: .query, head: keyHead, input: w.queryRows, rows: rows, firstPosition: origin + t0,
                          output: w.phiQ, scratch: w.featureScratch)
+            if let queryGates {
+                HeadGates.fill(queryGates, batch: span.batch, t0: span.start + t0, rows: rows, head: queryHead, into: w.queryGates)
+                HeadGates.scaleRows(w.phiQ, rows: rows, width: map.featureDim, by: w.queryGates)
+            }
         }
 
         func runCausal(span: SequenceSpan, origin: Int, keyHead: Int, columns: Range<Int>, state: UnsafeMutablePointer<Float>,
                        normaliser: UnsafeMutablePointer<Float>, workspace w: Workspace) {
+            if logDecay != nil {
+                runChannelDecayCausal(span: span, origin: origin, keyHead: keyHead, columns: columns, state: state,
+                                      normaliser: normaliser, workspace: w)
+                return
+            }
             let (m, dv, width) = (map.featureDim, valueDim, columns.count)
             let decayed = decay.isActive && decay[keyHead] < 1
             if decayed { fillPowers(decay[keyHead], count: w.chunk + 1, into: w.powers) }
@@ -359,8 +397,11 @@ public enum LinearAttention {
                     }
                     // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included; from the map's
                     // factorised kernel when it has one (far cheaper than the c × c × m product).
-                    if !map.scores(head: keyHead, rows: rows, queryScratch: w.featureScratch, keyScratch: w.keyScratch,
-                                   output: w.scores, scratch: w.scoreScratch) {
+                    if map.scores(head: keyHead, rows: rows, queryScratch: w.featureScratch, keyScratch: w.keyScratch,
+                                  output: w.scores, scratch: w.scoreScratch) {
+                        // The shortcut saw the ungated features: gate its rows and columns instead.
+                        if queryGates != nil || keyGates != nil { gateScores(rows: rows, workspace: w) }
+                    } else {
                         Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
                                       b: w.phiK, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
                                       accumulate: false, workspace: w.gemm)
@@ -429,7 +470,12 @@ public enum LinearAttention {
             while t0 < span.length {
                 let rows = min(w.chunk, span.length - t0)
                 loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
-                updateState(rows: rows, keyHead: keyHead, columns: columns, state: state, normaliser: normaliser, workspace: w)
+                if logDecay != nil {
+                    loadLogDecay(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+                    updateStateChannelDecay(rows: rows, columns: columns, state: state, normaliser: normaliser, workspace: w)
+                } else {
+                    updateState(rows: rows, keyHead: keyHead, columns: columns, state: state, normaliser: normaliser, workspace: w)
+                }
                 t0 += rows
             }
         }
@@ -467,7 +513,12 @@ public enum LinearAttention {
         let scoreScratch: Int
         public let totalFloats: Int
 
-        init(map: FeatureMap, headDim: Int, valueDim: Int, chunk: Int) throws {
+        /// GLA blocks (log α rows, decay factors, running exponents) and gate values; empty when unused.
+        let channelDecayFloats: Int
+        let runningFloats: Int
+        let gateFloats: Int
+
+        init(map: FeatureMap, headDim: Int, valueDim: Int, chunk: Int, channelDecay: Bool = false, gates: Bool = false) throws {
             let m = map.featureDim
             self.chunk = chunk
             self.featureDim = m
@@ -477,10 +528,14 @@ public enum LinearAttention {
             self.stateFloats = try CheckedSize.multiply(m, valueDim, what: "state size m · dv")
             self.featureScratch = map.scratchFloats(rows: chunk)
             self.scoreScratch = map.scoreScratchFloats(rows: chunk)
+            self.channelDecayFloats = channelDecay ? featureBlockFloats : 0
+            self.runningFloats = channelDecay ? try CheckedSize.add(m, 8, what: "workspace") : 0
+            self.gateFloats = gates ? chunk : 0
             var total = 0
             for piece in [keyRowFloats, keyRowFloats, valueRowFloats, featureBlockFloats, featureBlockFloats,
                           chunk * chunk, valueRowFloats, chunk, stateFloats, m, featureScratch, featureScratch, scoreScratch,
-                          Gemm.workspaceFloats, chunk + 1] {
+                          Gemm.workspaceFloats, chunk + 1, channelDecayFloats, channelDecayFloats, runningFloats,
+                          gateFloats, gateFloats] {
                 total = try CheckedSize.add(total, ScratchBuffer.footprint(piece), what: "workspace")
             }
             self.totalFloats = total
@@ -491,6 +546,7 @@ public enum LinearAttention {
     struct Workspace {
         let queryRows, keyRows, valueRows, phiQ, phiK, scores, outputs, denominators, state, normaliser,
             featureScratch, keyScratch, scoreScratch, gemm, powers: UnsafeMutablePointer<Float>
+        let logDecay, decayFactors, running, queryGates, keyGates: UnsafeMutablePointer<Float>
         let chunk: Int
 
         init(layout: WorkspaceLayout, buffer: ScratchBuffer) {
@@ -516,6 +572,11 @@ public enum LinearAttention {
             scoreScratch = take(layout.scoreScratch)
             gemm = take(Gemm.workspaceFloats)
             powers = take(layout.chunk + 1)
+            logDecay = take(layout.channelDecayFloats)
+            decayFactors = take(layout.channelDecayFloats)
+            running = take(layout.runningFloats)
+            queryGates = take(layout.gateFloats)
+            keyGates = take(layout.gateFloats)
         }
     }
 

@@ -37,13 +37,20 @@ enum RescaledExpAttention {
 
     static func handles(_ map: FeatureMap) -> Bool { map is HadamardExpFeatureMap }
 
-    static func checkOptions(normalize: Bool, decay: HeadDecay) throws {
+    static func checkOptions(normalize: Bool, decay: HeadDecay, channelDecay: Bool = false, gates: Bool = false) throws {
         guard normalize else {
             throw SlayError(.unsupported, "SLAY_KIND_HADAMARD_EXP computes normalised attention only (normalize = 0 is "
                             + "unsupported: the unnormalised output Σ_j k(q, k_j) v_j overflows fp32 for large inputs)")
         }
         guard !decay.isActive else {
             throw SlayError(.unsupported, "SLAY_KIND_HADAMARD_EXP does not support decay (its rescaled state has no decayed form)")
+        }
+        guard !channelDecay else {
+            throw SlayError(.unsupported, "SLAY_KIND_HADAMARD_EXP does not support log_decay (its rescaled state has no decayed form)")
+        }
+        guard !gates else {
+            throw SlayError(.unsupported, "SLAY_KIND_HADAMARD_EXP does not support query_gate_logits / key_gate_logits "
+                            + "(gates belong to the unnormalised SLA backbone; this kind is normalised only)")
         }
     }
 
@@ -64,7 +71,8 @@ enum RescaledExpAttention {
 
     /// Runs every (sequence, key head) task of partition `ith` of `nth` on up to `nThreads` threads.
     static func execute(_ plan: LinearAttention.Plan, nThreads: Int, partition: (ith: Int, nth: Int)) throws {
-        try checkOptions(normalize: plan.normalize, decay: plan.decay)
+        try checkOptions(normalize: plan.normalize, decay: plan.decay, channelDecay: plan.logDecay != nil,
+                         gates: plan.queryGates != nil || plan.keyGates != nil)
         let layout = try Layout(headDim: plan.map.headDim, valueDim: plan.valueDim, chunk: plan.layout.chunk)
         let mine = ParallelFor.share(of: plan.taskCount, worker: partition.ith, workers: partition.nth)
         let workers = max(1, min(nThreads, mine.count))

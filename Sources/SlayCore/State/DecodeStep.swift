@@ -75,8 +75,13 @@ extension RecurrentState {
         }
         try checkDistinct(slots)
         try options.decay.validate(heads: h)
+        try checkStepTokenInputs(options, sequences: n, queryHeads: hq)
         try checkPartitionKeepsPositions(options)
-        if maximaStorage != nil { try RescaledExpAttention.checkOptions(normalize: options.normalize, decay: options.decay) }
+        if maximaStorage != nil {
+            try RescaledExpAttention.checkOptions(normalize: options.normalize, decay: options.decay,
+                                                  channelDecay: options.logDecay != nil,
+                                                  gates: options.queryGateLogits != nil || options.keyGateLogits != nil)
+        }
         let group = hq / h
         let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
         if options.nth > 1 && options.ith >= maxThreads {
@@ -95,7 +100,7 @@ extension RecurrentState {
             let buffer = decodeWorkspaces[first].buffer!
             for task in tasks {
                 decode(task: task, group: group, q: q, k: k, v: v, out: out, slots: slots, delta: delta, denominator: options.denominator, normalize: options.normalize,
-                       decay: options.decay, buffer: buffer)
+                       decay: options.decay, tokens: StepTokenInputs(options), buffer: buffer)
             }
         } else {
             let scratch = buffers
@@ -104,7 +109,7 @@ extension RecurrentState {
                 for index in share {
                     self.decode(task: tasks.lowerBound + index, group: group, q: q, k: k, v: v, out: out, slots: slots,
                                 delta: delta, denominator: options.denominator, normalize: options.normalize,
-                       decay: options.decay, buffer: scratch[worker])
+                                decay: options.decay, tokens: StepTokenInputs(options), buffer: scratch[worker])
                 }
             }
         }
@@ -134,7 +139,8 @@ extension RecurrentState {
     }
 
     func decode(task: Int, group: Int, q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: SlotList,
-                delta: Float, denominator: DenominatorMode, normalize: Bool, decay: HeadDecay, buffer: ScratchBuffer) {
+                delta: Float, denominator: DenominatorMode, normalize: Bool, decay: HeadDecay, tokens: StepTokenInputs,
+                buffer: ScratchBuffer) {
         if maximaStorage != nil {
             return decodeRescaledExp(task: task, group: group, q: q, k: k, v: v, out: out, slots: slots, delta: delta,
                                      denominator: denominator, buffer: buffer)
@@ -176,17 +182,26 @@ extension RecurrentState {
         } else {
             map.features(role: .query, head: head, input: queryRows, rows: group, output: phiQ, scratch: featureScratch)
         }
+        tokens.applyGates(sequence: sequence, head: head, group: group, m: m, phiQ: phiQ, phiK: phiK)
 
         let state = matrix(slot: slot, head: head)
         let z = normaliser(slot: slot, head: head)
         outputs.update(repeating: 0, count: group * dv)
         denominators.update(repeating: 0, count: group)
         let vectorWidth = dv & ~7
-        // RetNet decay: S ← γ S + φ(k) vᵀ, z ← γ z + φ(k), in the same single pass over S.
+        // RetNet decay: S ← γ S + φ(k) vᵀ, z ← γ z + φ(k), in the same single pass over S; GLA
+        // decay (per channel α_f, times γ when both are given) takes the same pass.
         let gamma = decay[head]
-        let gammas = SIMD8<Float>(repeating: gamma)
+        var gammas = SIMD8<Float>(repeating: gamma)
+        let channels = tokens.logDecayRow(sequence: sequence, head: head)
+        let logGamma: Float = channels != nil ? StepTokenInputs.logarithm(of: gamma) : 0
         for f in 0..<m {
             let kf = phiK[f]
+            var gamma = gamma
+            if let channels {
+                gamma = StepTokenInputs.alpha(channels.pointer[f * channels.stride] + logGamma)
+                gammas = SIMD8<Float>(repeating: gamma)
+            }
             let row = state + f * dv
             z[f] = gamma * z[f] + kf
             let zf = z[f]

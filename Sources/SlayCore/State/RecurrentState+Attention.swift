@@ -80,7 +80,8 @@ extension RecurrentState {
                                             valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: mode,
                                             delta: options.delta, chunk: min(options.chunkSize, max(length, 1)),
                                             denominator: options.denominator, normalize: options.normalize,
-                                            decay: options.decay)
+                                            decay: options.decay, logDecay: options.logDecay,
+                                            queryGates: options.queryGateLogits, keyGates: options.keyGateLogits)
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
         if options.ith == 0 {
             for (span, slot) in zip(spans, resolved) { positions[slot] += Int64(span.length) }
@@ -88,6 +89,7 @@ extension RecurrentState {
     }
 
     /// Queries the states without changing them: y = φ(q)ᵀS / (φ(q)ᵀz + δ) for every query.
+    /// Query gates apply; log α and key gates (options of key absorption) are not read.
     public func query(q: TensorView, out: TensorView, cuSeqlens: [Int]?, slots: [Int]?,
                       options: LinearAttentionOptions) throws {
         try options.validate()
@@ -99,7 +101,7 @@ extension RecurrentState {
                                             valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: .query,
                                             delta: options.delta, chunk: min(options.chunkSize, max(q.extents[1], 1)),
                                             denominator: options.denominator, normalize: options.normalize,
-                                            decay: options.decay)
+                                            decay: options.decay, queryGates: options.queryGateLogits)
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
     }
 }

@@ -56,7 +56,8 @@ class AttentionOptions(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("causal", ctypes.c_int32), ("delta", ctypes.c_double),
                 ("chunk_size", ctypes.c_int64), ("n_threads", ctypes.c_int32), ("ith", ctypes.c_int32),
                 ("nth", ctypes.c_int32), ("denominator", ctypes.c_int32), ("normalize", ctypes.c_int32),
-                ("decay", ctypes.c_void_p)]
+                ("decay", ctypes.c_void_p), ("log_decay", ctypes.c_void_p), ("query_gate_logits", ctypes.c_void_p),
+                ("key_gate_logits", ctypes.c_void_p)]
 
 
 class ExactAttentionOptions(ctypes.Structure):

@@ -57,6 +57,11 @@ def as_output(array, name, shape):
 
 def descriptor(array):
     """ctypes.byref of a slay_tensor describing `array` (which must stay alive during the call)."""
+    return ctypes.byref(tensor_struct(array))
+
+
+def tensor_struct(array):
+    """The slay_tensor describing `array` (which must stay alive as long as the struct is used)."""
     t = Tensor()
     t.data = array.ctypes.data
     t.dtype = F32
@@ -64,7 +69,7 @@ def descriptor(array):
     for axis in range(array.ndim):
         t.shape[axis] = array.shape[axis]
         t.strides[axis] = array.strides[axis] // ITEMSIZE
-    return ctypes.byref(t)
+    return t
 
 
 class DescriptorCache:

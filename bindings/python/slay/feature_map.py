@@ -9,7 +9,7 @@ from ._tensor import as_input, as_output, descriptor
 from .errors import check, error_for, INVALID_ARGUMENT
 
 KINDS = {"slay": 1, "elu+1": 2, "relu": 3, "favor+": 4, "relu-random": 5, "random-fourier": 6, "cosformer": 7,
-         "ela-sum-sqeuclid": 8, "ela-sub-sqeuclid": 9, "ela-blueprint": 10, "ela-hadamard-exp": 11}
+         "ela-sum-sqeuclid": 8, "ela-sub-sqeuclid": 9, "ela-blueprint": 10, "ela-hadamard-exp": 11, "identity": 12}
 POLYS = {"anchor": 1, "exact": 2, "exact_full": 3, "laplace": 4, "random_maclaurin": 5, "tensorsketch": 6,
          "nystrom": 7}
 EXPANSIONS = {"quadrature": 0, "taylor": 1}
@@ -35,6 +35,9 @@ class FeatureMap(OwnedHandle):
     Σ_f e^{q_f + k_f} (dim = head_dim): calling the map gives the raw exp(x), inf past ~88.7, but
     attention and states evaluate it in a rescaled frame, exact and finite for any finite inputs
     (normalised attention only, no decay; states also keep per-dimension key maxima).
+
+    "identity": φ(x) = x (dim = head_dim, signed), the backbone map of RetNet / GLA / SLA
+    (normalize=False with decay=, log_decay= and gates).
     """
 
     _free = staticmethod(lib.slay_feature_map_free)

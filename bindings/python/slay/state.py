@@ -6,7 +6,7 @@ import numpy as np
 from ._handle import OwnedHandle
 from ._lib import lib, Error
 from ._tensor import as_input, as_output, descriptor, DescriptorCache
-from .attention import attention_options
+from .attention import attention_options, resolve_gates
 from .errors import check, error_for, INVALID_ARGUMENT
 from .feature_map import require_map
 
@@ -96,8 +96,13 @@ class State(OwnedHandle):
         return matrix, normaliser
 
     def prefill(self, q, k, v, causal=True, delta=1e-6, chunk_size=64, n_threads=1, cu_seqlens=None,
-                slots=None, out=None, denominator="add", normalize=True, decay=None):
-        """Runs prompts through their slots; returns outputs (B, T, Hq, dv), or None when q is None."""
+                slots=None, out=None, denominator="add", normalize=True, decay=None, log_decay=None,
+                query_gate_logits=None, key_gate_logits=None, gate_input=None, query_gate_weights=None,
+                key_gate_weights=None):
+        """Runs prompts through their slots; returns outputs (B, T, Hq, dv), or None when q is None.
+
+        log_decay (B, T, Hk, m) and the gates as in slay.linear_attention (query gates are unused
+        when q is None)."""
         k = as_input(k, "k", 4)
         v = as_input(v, "v", 4)
         cu, cu_ptr = _int64_array(cu_seqlens, "cu_seqlens")
@@ -111,7 +116,10 @@ class State(OwnedHandle):
             raise error_for(INVALID_ARGUMENT, "slots has %d entries for %d sequences" % (len(slot_array), num))
         if cu is not None and len(cu) < 2:
             raise error_for(INVALID_ARGUMENT, "cu_seqlens needs at least 2 offsets")
-        options = attention_options(causal, delta, chunk_size, n_threads, denominator, normalize, decay)
+        query_gates, key_gates = resolve_gates(query_gate_logits, key_gate_logits, gate_input, query_gate_weights,
+                                               key_gate_weights)
+        options = attention_options(causal, delta, chunk_size, n_threads, denominator, normalize, decay, log_decay,
+                                    query_gates, key_gates)
         err = Error()
         check(lib.slay_state_prefill(self.handle, descriptor(q) if q is not None else None, descriptor(k),
                                      descriptor(v), descriptor(out) if q is not None else None, cu_ptr, slot_ptr,
@@ -119,23 +127,29 @@ class State(OwnedHandle):
         return out if q is not None else None
 
     def query(self, q, delta=1e-6, chunk_size=64, n_threads=1, cu_seqlens=None, slots=None, out=None,
-              denominator="add", normalize=True):
-        """Read-only: φ(q)ᵀS / (φ(q)ᵀz + δ) for every query (B, T, Hq, d) → (B, T, Hq, dv)."""
+              denominator="add", normalize=True, query_gate_logits=None, gate_input=None, query_gate_weights=None):
+        """Read-only: φ(q)ᵀS / (φ(q)ᵀz + δ) for every query (B, T, Hq, d) → (B, T, Hq, dv).
+        Query gates (B, T, Hq) apply; decay and key gates belong to key absorption (prefill, step)."""
         q = as_input(q, "q", 4)
         cu, cu_ptr = _int64_array(cu_seqlens, "cu_seqlens")
         num = (len(cu) - 1) if cu is not None else q.shape[0]
         _, slot_ptr = _slots(slots)
         shape = (q.shape[0], q.shape[1], q.shape[2], self.value_dim)
         out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
-        options = attention_options(True, delta, chunk_size, n_threads, denominator, normalize)
+        query_gates, _ = resolve_gates(query_gate_logits, None, gate_input, query_gate_weights, None)
+        options = attention_options(True, delta, chunk_size, n_threads, denominator, normalize,
+                                    query_gate_logits=query_gates)
         err = Error()
         check(lib.slay_state_query(self.handle, descriptor(q), descriptor(out), cu_ptr, slot_ptr, num,
                                    ctypes.byref(options), ctypes.byref(err)), err)
         return out
 
     def step(self, q, k, v, delta=1e-6, n_threads=1, slots=None, out=None, denominator="add", normalize=True,
-             decay=None):
+             decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None, gate_input=None,
+             query_gate_weights=None, key_gate_weights=None):
         """One token per sequence: q (N, Hq, d), k (N, H, d), v (N, H, dv) → (N, Hq, dv).
+
+        log_decay (N, Hk, m); gate logits (N, Hq) / (N, Hk), or gate_input (N, D) with weights.
 
         The hot path of decoding: arrays passed again (the same q/k/v/out buffers every step) reuse
         their validated descriptors, and the options and error structs are reused, so the call
@@ -156,7 +170,15 @@ class State(OwnedHandle):
         else:
             _, slot_ptr = _slots(slots)
         key = (delta, n_threads, denominator, normalize, None if decay is None else tuple(np.ravel(decay).tolist()))
-        options = self._step_options.get(key)
+        tokens = (log_decay, query_gate_logits, key_gate_logits, gate_input, query_gate_weights, key_gate_weights)
+        if any(x is not None for x in tokens):
+            # Per-token tensors change every step: a fresh struct, not the cached one.
+            query_gates, key_gates = resolve_gates(query_gate_logits, key_gate_logits, gate_input, query_gate_weights,
+                                                   key_gate_weights)
+            options = ctypes.byref(attention_options(True, delta, 1, n_threads, denominator, normalize, decay,
+                                                     log_decay, query_gates, key_gates, step=True))
+        else:
+            options = self._step_options.get(key)
         if options is None:
             options = ctypes.byref(attention_options(True, delta, 1, n_threads, denominator, normalize, decay))
             self._step_options = {key: options}

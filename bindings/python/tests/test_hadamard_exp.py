@@ -311,6 +311,31 @@ def test_unnormalised_and_decay_are_unsupported():
     assert state.save() == before and state.position(0) == 3
 
 
+def test_gla_decay_and_sla_gates_are_unsupported():
+    """The rescaled state has no decayed or gated form: log_decay and gate logits are refused by
+    every entry point, with the state unchanged."""
+    fm = make()
+    q, k, v = inputs(1, 6)
+    state = slay.State(fm, num_seqs=1, value_dim=5)
+    state.prefill(q[:, :3], k[:, :3], v[:, :3])
+    before = state.save()
+    whole = dict(log_decay=np.full((1, 6, 2, 8), -0.1, np.float32), query_gate_logits=np.zeros((1, 6, 4), np.float32),
+                 key_gate_logits=np.zeros((1, 6, 2), np.float32))
+    step = dict(log_decay=np.full((1, 2, 8), -0.1, np.float32), query_gate_logits=np.zeros((1, 4), np.float32),
+                key_gate_logits=np.zeros((1, 2), np.float32))
+    for name in whole:
+        for call, kwargs in ((lambda **kw: slay.linear_attention(q, k, v, fm, **kw), whole),
+                             (lambda **kw: state.prefill(q, k, v, **kw), whole),
+                             (lambda **kw: state.step(q[:, 0], k[:, 0], v[:, 0], **kw), step)):
+            with pytest.raises(slay.SlayError, match="HADAMARD_EXP") as info:
+                call(**{name: kwargs[name]})
+            assert info.value.code == UNSUPPORTED
+    with pytest.raises(slay.SlayError, match="gate") as info:
+        state.query(q, query_gate_logits=whole["query_gate_logits"])
+    assert info.value.code == UNSUPPORTED
+    assert state.save() == before and state.position(0) == 3
+
+
 def _recheck(blob):
     """Re-seal a blob's FNV-1a checksum after editing it."""
     body = bytes(blob[:-8])

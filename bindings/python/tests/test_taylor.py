@@ -161,3 +161,27 @@ def test_create_rejects(kwargs, code, match):
     with pytest.raises(ValueError, match=match) as info:
         slay.FeatureMap("slay", **args)
     assert isinstance(info.value, slay.SlayError) and info.value.code == code
+
+
+# ---- with GLA decay and SLA gates -----------------------------------------------------------------
+
+@pytest.mark.parametrize("chunk", [5, 64])
+def test_gla_decay_and_gates_against_the_recurrence(chunk):
+    """The Taylor map has a factorised scores shortcut: with gates the engine scales its score
+    matrix, with per-channel decay it cannot use it. Both against naive_gla's float64 recurrence on
+    the map's own features (identical for every head, so a 4-head map maps the queries)."""
+    from naive_gla import batched, softmax_gates
+    q, k, v = inputs(2, 30, seed=chunk)
+    fm = make(degree=3)
+    phi_q = make(H=4, degree=3)(q).astype(np.float64)
+    phi_k = fm(k, role="key").astype(np.float64)
+    rng = np.random.default_rng(chunk)
+    qg = (2 * rng.standard_normal((2, 30, 4))).astype(np.float32)
+    kg = (2 * rng.standard_normal((2, 30, 2))).astype(np.float32)
+    log_decay = (-0.3 * np.abs(rng.standard_normal((2, 30, 2, fm.dim)))).astype(np.float32)
+    for extra in (dict(), dict(log_decay=log_decay)):
+        got = slay.linear_attention(q, k, v, fm, normalize=False, chunk_size=chunk, query_gate_logits=qg,
+                                    key_gate_logits=kg, **extra)
+        expected = batched(phi_q, phi_k, v, extra.get("log_decay"), query_gates=softmax_gates(qg),
+                           key_gates=softmax_gates(kg), normalize=False)
+        naive.rms_close(got, expected, rtol=1e-4)
