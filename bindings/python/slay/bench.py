@@ -11,7 +11,10 @@ libslay. Each child measures:
   - decode µs per token (batch 1 and 8) through slay.State.step, Python call included, the bare
     Python overhead (a step on a tiny state), and a STREAM-style triad bandwidth (numpy add of two
     arrays into a third, 3 × 4 bytes per element) to compare the decode state traffic with;
-  - peak memory of one prefill call beyond its inputs and outputs (VmHWM after resetting it).
+  - peak memory of one prefill call beyond its inputs and outputs (VmHWM after resetting it);
+  - the other maps and options (causal, B=1, T = --maps-t, the same H, d, dv): tokens/s of each
+    against ELU+1 on the plain path in the same run (the cheapest map: its ratio is the cost of
+    what the row adds — wider features, GLA decay, gates, Hadamard Exp's rescaling).
 Ratios are printed next to the figures; --json FILE writes everything.
 """
 import argparse
@@ -155,7 +158,56 @@ def triad_gbs(n=1 << 25, repeats=5):
     return 3 * 4 * n / seconds / 1e9
 
 
-def measure(threads, lengths, repeats, numpy_max_t, decode_steps):
+# (label, FeatureMap keywords, linear_attention keywords); "log_decay" and the gate logits are
+# filled with random data of the right shape by measure_maps.
+MAP_ROWS = [
+    ("elu+1 (baseline)", dict(kind="elu+1"), dict(chunk_size=64)),
+    ("identity, normalize=False", dict(kind="identity"), dict(normalize=False, chunk_size=64)),
+    ("identity + RetNet decay", dict(kind="identity"), dict(normalize=False, decay="gamma", chunk_size=64)),
+    ("identity + GLA log_decay, chunk 64", dict(kind="identity"), dict(normalize=False, log_decay=True, chunk_size=64)),
+    ("identity + GLA log_decay, chunk 16", dict(kind="identity"), dict(normalize=False, log_decay=True, chunk_size=16)),
+    ("identity + SLA gates", dict(kind="identity"), dict(normalize=False, gates=True, chunk_size=64)),
+    ("identity + SLA gates + GLA, chunk 16", dict(kind="identity"), dict(normalize=False, gates=True, log_decay=True,
+                                                                        chunk_size=16)),
+    ("ela-hadamard-exp, chunk 64", dict(kind="ela-hadamard-exp"), dict(chunk_size=64)),
+    ("ela-hadamard-exp, chunk 16", dict(kind="ela-hadamard-exp"), dict(chunk_size=16)),
+    ("favor+ m=128", dict(kind="favor+", prf_dim=128), dict(chunk_size=64)),
+    ("slay anchor R=2 P=M=8 (m=128)", dict(kind="slay"), dict(chunk_size=64)),
+    ("slay taylor N=2 (m=d(d+1)/2)", dict(kind="slay", expansion="taylor"), dict(chunk_size=64)),
+]
+
+
+def measure_maps(threads, T, repeats):
+    """Tokens/s of every MAP_ROWS row on one causal sequence, and the ratio to the first row."""
+    import slay
+    cfg = DEFAULTS
+    H, d, dv = cfg["heads"], cfg["head_dim"], cfg["value_dim"]
+    rng = np.random.default_rng(1)
+    q, k, v = (rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
+    out = np.empty((1, T, H, dv), np.float32)
+    gates = dict(query_gate_logits=rng.standard_normal((1, T, H)).astype(np.float32),
+                 key_gate_logits=rng.standard_normal((1, T, H)).astype(np.float32))
+    rows = []
+    for label, map_options, options in MAP_ROWS:
+        map_options = dict(map_options)
+        fm = slay.FeatureMap(map_options.pop("kind"), head_dim=d, num_heads=H, seed=0, **map_options)
+        call = dict(options)
+        if call.pop("decay", None):
+            call["decay"] = np.full(H, 0.99, np.float32)
+        if call.pop("log_decay", None):
+            call["log_decay"] = (-0.05 * np.abs(rng.standard_normal((1, T, H, fm.dim)))).astype(np.float32)
+        if call.pop("gates", None):
+            call.update(gates)
+        seconds = best_time(lambda: slay.linear_attention(q, k, v, fm, causal=True, n_threads=threads, out=out,
+                                                          **call), repeats)
+        rows.append({"map": label, "feature_dim": fm.dim, "tokens_per_s": T / seconds})
+        fm.close()
+    for row in rows:
+        row["relative_to_baseline"] = row["tokens_per_s"] / rows[0]["tokens_per_s"]
+    return {"T": T, "rows": rows}
+
+
+def measure(threads, lengths, repeats, numpy_max_t, decode_steps, maps_t=4096):
     import slay
     cfg = DEFAULTS
     H, d, dv = cfg["heads"], cfg["head_dim"], cfg["value_dim"]
@@ -215,6 +267,8 @@ def measure(threads, lengths, repeats, numpy_max_t, decode_steps):
     tiny_out = np.empty((1, 1, 1), np.float32)
     result["python_step_overhead_us"] = best_time(lambda: tiny.step(one, one, one, out=tiny_out), 2000,
                                                   min_time=0.2) * 1e6
+    if maps_t > 0:
+        result["maps"] = measure_maps(threads, maps_t, repeats)
     return result
 
 
@@ -226,7 +280,7 @@ def run_child(threads, args):
                MKL_NUM_THREADS=str(threads))
     command = [sys.executable, "-m", "slay.bench", "--child", str(threads), "--lengths",
                ",".join(map(str, args.lengths)), "--repeats", str(args.repeats), "--numpy-max-t",
-               str(args.numpy_max_t), "--decode-steps", str(args.decode_steps)]
+               str(args.numpy_max_t), "--decode-steps", str(args.decode_steps), "--maps-t", str(args.maps_t)]
     output = subprocess.run(command, env=env, capture_output=True, text=True)
     if output.returncode != 0:
         raise RuntimeError("benchmark child failed:\n" + output.stderr)
@@ -256,6 +310,12 @@ def print_report(results):
                   % (dcd["batch"], dcd["us_per_step"], dcd["us_per_token"], dcd["state_gbs"],
                      100 * dcd["fraction_of_triad"]))
         print("python overhead of a step call: %.1f us" % r["python_step_overhead_us"])
+        if "maps" in r:
+            print("maps and options, causal, T=%d: tokens/s and the ratio to %s" % (r["maps"]["T"],
+                                                                                 r["maps"]["rows"][0]["map"]))
+            for row in r["maps"]["rows"]:
+                print("  %-40s m=%5d %10.0f tok/s %6.2fx" % (row["map"], row["feature_dim"], row["tokens_per_s"],
+                                                            row["relative_to_baseline"]))
     if len(results) == 2:
         print("\n== scaling")
         for one, two in zip(results[0]["prefill"], results[1]["prefill"]):
@@ -276,15 +336,18 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--numpy-max-t", type=int, default=65536, help="skip the numpy baseline above this T")
     parser.add_argument("--decode-steps", type=int, default=200)
+    parser.add_argument("--maps-t", type=int, default=4096,
+                        help="sequence length of the maps-and-options table (0 skips it)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.lengths, args.repeats, args.decode_steps = "256,1024", 1, 20
+        args.lengths, args.repeats, args.decode_steps, args.maps_t = "256,1024", 1, 20, 256
     args.lengths = [int(x) for x in str(args.lengths).split(",")]
     if args.child:
-        print(json.dumps(measure(args.child, args.lengths, args.repeats, args.numpy_max_t, args.decode_steps)))
+        print(json.dumps(measure(args.child, args.lengths, args.repeats, args.numpy_max_t, args.decode_steps,
+                                 args.maps_t)))
         return 0
     results = [run_child(int(t), args) for t in args.threads.split(",")]
     print_report(results)
