@@ -337,9 +337,10 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_params_init(slay_feature_map_pa
  * The SLAY feature dimension per head is m = R · P' · M, with P' = P (anchor,
  * random_maclaurin, tensorsketch, nystrom), d(d+1)/2 (exact), d² (exact_full) or 1 (laplace).
  * The other kinds' m is listed with SLAY_KIND_*.
- * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL, unknown kind or poly, ε or clamp not
- * finite and > 0, R outside 1..64, max_length < 1 for cosFormer), SLAY_ERR_SHAPE (dims out of range), SLAY_ERR_OVERFLOW
- * (m or the parameter count too large: m must be <= 2^24), SLAY_ERR_VERSION_MISMATCH,
+ * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL, unknown kind, poly or expansion, ε or clamp not
+ * finite and > 0, R outside 1..64, max_length < 1 for cosFormer, Taylor degree outside 2..8),
+ * SLAY_ERR_SHAPE (dims out of range, Nyström P > 256), SLAY_ERR_OVERFLOW
+ * (m or the parameter count too large: m must be <= 2^24, <= 2^22 for SLAY_EXPANSION_TAYLOR), SLAY_ERR_VERSION_MISMATCH,
  * SLAY_ERR_OUT_OF_MEMORY. */
 SLAY_API SLAY_NODISCARD int32_t slay_feature_map_create(const slay_feature_map_params* params,
                                                        slay_feature_map** out, slay_error* err);
@@ -411,7 +412,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_get_param(const slay_feature_ma
                                                           float* dst, int64_t count, slay_error* err);
 
 /* slay_feature_map_set_param — replace parameter `name` with `count` floats from src (all must
- * be finite, else SLAY_ERR_INVALID_ARGUMENT; wrong count: SLAY_ERR_SHAPE). Changes the map's
+ * be finite, else SLAY_ERR_INVALID_ARGUMENT, as are "sketch" values that are not buckets / signs
+ * and Nyström anchors whose whitening cannot be computed; wrong count: SLAY_ERR_SHAPE). On error
+ * the map is unchanged. Changes the map's
  * identity. NOT thread-safe: no other thread may use the map during this call. */
 SLAY_API SLAY_NODISCARD int32_t slay_feature_map_set_param(slay_feature_map* fm, const char* name,
                                                           const float* src, int64_t count, slay_error* err);
@@ -510,7 +513,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_options_init(slay_attention_optio
  * Memory: O(chunk_size · m + m · dv) floats of workspace per thread, independent of T; the
  * T × m feature matrix is never formed. Time O(B · Hq · T · m · (d + dv + chunk_size)).
  * Thread-safe for distinct outputs. Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_DTYPE,
- * SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT, SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY. */
+ * SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT (also an out overlapping options->decay or the options'
+ * tensors), SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY, SLAY_ERR_UNSUPPORTED
+ * (SLAY_KIND_HADAMARD_EXP with normalize = 0, decay, log_decay or gate logits). */
 SLAY_API SLAY_NODISCARD int32_t slay_linear_attention(const slay_feature_map* fm, const slay_tensor* q,
                                                      const slay_tensor* k, const slay_tensor* v,
                                                      const slay_tensor* out,
@@ -627,7 +632,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_read(const slay_state* state, int64_t
  *   (B == 1). slots: NULL or num_seqs distinct slot indices.
  * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_DTYPE, SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT,
  * SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY, SLAY_ERR_STATE_MISMATCH, SLAY_ERR_UNSUPPORTED
- * (partitioned call with a map that reads positions). */
+ * (partitioned call with a map that reads positions; SLAY_KIND_HADAMARD_EXP with normalize = 0,
+ * decay, log_decay or gate logits). */
 SLAY_API SLAY_NODISCARD int32_t slay_state_prefill(slay_state* state, const slay_tensor* q, const slay_tensor* k,
                                                   const slay_tensor* v, const slay_tensor* out,
                                                   const int64_t* cu_seqlens, const int32_t* slots, int64_t num_seqs,
@@ -649,8 +655,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_query(const slay_state* state, const 
  * No allocation (uses the state's workspaces); threads are started only when n_threads > 1 —
  * an engine with its own pool uses options ith/nth instead (ith < max_threads; not with a map
  * that reads positions, SLAY_ERR_UNSUPPORTED). The token's position (cosFormer) is the slot's
- * position before the step. options->chunk_size and causal are ignored. Returns as
- * slay_state_prefill; on error the state is unchanged. */
+ * position before the step. options->chunk_size and causal are ignored. slots are read in
+ * place: out must not overlap them (SLAY_ERR_LAYOUT). Returns as slay_state_prefill; on error
+ * the state is unchanged. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_step(slay_state* state, const slay_tensor* q, const slay_tensor* k,
                                                const slay_tensor* v, const slay_tensor* out, const int32_t* slots,
                                                int64_t num_seqs, const slay_attention_options* options,
@@ -678,7 +685,7 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_save(const slay_state* state, void* d
 /* slay_state_load — a new state for fm from a blob. Truncated or altered blobs give
  * SLAY_ERR_CORRUPT_DATA, another format version SLAY_ERR_VERSION_MISMATCH, another byte order
  * SLAY_ERR_UNSUPPORTED, another feature map or dims SLAY_ERR_STATE_MISMATCH; positions outside
- * 0..2^62 are corrupt data. max_threads (1..256) as in slay_state_create. *out is NULL on failure. */
+ * 0..2^62 and NaN running maxima (SLAY_KIND_HADAMARD_EXP) are corrupt data. max_threads (1..256) as in slay_state_create. *out is NULL on failure. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_load(const slay_feature_map* fm, const void* src, size_t size,
                                                int32_t max_threads, slay_state** out, slay_error* err);
 

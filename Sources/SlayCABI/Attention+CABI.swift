@@ -84,8 +84,14 @@ struct TokenArguments {
         }
     }
 
+    /// options.decay: one γ per key head, read in place (null when absent).
+    var decay: UnsafePointer<Float>?
+    var keyHeads = 0
+
     /// Outputs must not alias these inputs either.
     func checkNoOverlap(output: TensorArgument) throws {
+        try TensorArgument.checkNoOverlap(output: output, array: decay.map(UnsafeRawPointer.init),
+                                          bytes: keyHeads * MemoryLayout<Float>.stride, name: "options.decay")
         if let logDecay { try TensorArgument.checkNoOverlap(output: output, input: logDecay) }
         if let queryGates { try TensorArgument.checkNoOverlap(output: output, input: queryGates) }
         if let keyGates { try TensorArgument.checkNoOverlap(output: output, input: keyGates) }
@@ -99,7 +105,9 @@ func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?, k
     guard o.chunk_size >= 1 && o.chunk_size <= Int64(LinearAttentionOptions.maximumChunkSize) else {
         throw SlayError.invalid("options.chunk_size must be in 1...\(LinearAttentionOptions.maximumChunkSize), got \(o.chunk_size)")
     }
-    let tokens = try TokenArguments(o, call: call)
+    var tokens = try TokenArguments(o, call: call)
+    tokens.decay = o.decay
+    tokens.keyHeads = keyHeads
     let options = LinearAttentionOptions(causal: try flag(o.causal, "options.causal"), delta: o.delta,
                                          chunkSize: Int(o.chunk_size), nThreads: Int(o.n_threads),
                                          ith: Int(o.ith), nth: Int(o.nth), denominator: try denominatorMode(o.denominator),

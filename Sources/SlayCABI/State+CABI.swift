@@ -174,6 +174,9 @@ public func slay_state_step(_ state: OpaquePointer?, _ q: UnsafePointer<slay_ten
         try TensorArgument.checkNoOverlap(output: output, input: key)
         try TensorArgument.checkNoOverlap(output: output, input: value)
         try tokens.checkNoOverlap(output: output)
+        // The slots are read in place while outputs are written.
+        try TensorArgument.checkNoOverlap(output: output, array: slots.map(UnsafeRawPointer.init),
+                                          bytes: sequences * MemoryLayout<Int32>.stride, name: "slots")
         guard query.view.extents[0] == sequences else {
             throw SlayError.shape("num_seqs is \(sequences) but q has N = \(query.view.extents[0])")
         }

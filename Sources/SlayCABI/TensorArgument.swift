@@ -94,6 +94,17 @@ struct TensorArgument {
         }
     }
 
+    /// Plain input arrays read in place during the call (options.decay, the slots of a step) must
+    /// not share memory with an output either: a write through it would change them mid-call.
+    static func checkNoOverlap(output: TensorArgument, array: UnsafeRawPointer?, bytes: Int, name: String) throws {
+        guard let array, bytes > 0 else { return }
+        let first = UInt(bitPattern: array)
+        let (end, overflow) = first.addingReportingOverflow(UInt(bytes))
+        if first < output.endByte && output.firstByte < (overflow ? UInt.max : end) {
+            throw SlayError.layout("\(output.name) overlaps input \(name); outputs must not alias inputs")
+        }
+    }
+
     /// Outputs must not share memory with any input of the same call.
     static func checkNoOverlap(output: TensorArgument, inputs: [TensorArgument]) throws {
         for input in inputs where output.overlaps(input) {

@@ -173,6 +173,17 @@ public enum StateBlob {
                 throw SlayError(.corruptData, "the blob's position of slot \(i) is \(position), outside 0...2^62")
             }
         }
+        // Running maxima are −inf, finite or +inf: the engine never stores a NaN μ (its maximum
+        // skips NaN keys), and one would turn every later output of the slot into NaN.
+        if hasMaxima {
+            let first = headerBytes + payload
+            for i in 0..<(n * h * m) {
+                let mu = base.loadUnaligned(fromByteOffset: first + 4 * i, as: Float.self)
+                guard !mu.isNaN else {
+                    throw SlayError(.corruptData, "the blob's running maximum \(i) (slot \(i / (h * m)), head \(i / m % h), dimension \(i % m)) is NaN")
+                }
+            }
+        }
         return Header(identity: field(16), sequences: n, heads: h, featureDim: m, valueDim: dv, hasMaxima: hasMaxima)
     }
 }

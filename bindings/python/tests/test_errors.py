@@ -757,6 +757,39 @@ def test_c_output_overlapping_input(function, alias):
     w.assert_unchanged(before)
 
 
+def test_c_step_output_overlapping_slots():
+    """slay_state_step reads slots in place: an out overlapping the slots array → SLAY_ERR_LAYOUT
+    (it used to overwrite the slot indices mid-call and trap on the position update)."""
+    w = World()
+    buffer = np.full(64, SENTINEL, np.float32)
+    slots = buffer[:2].view(np.int32)
+    slots[:] = [1, 0]
+    w.out1 = buffer[:12].reshape(2, 2, 3)
+    w.T["out1"] = tensor(w.out1)
+    args = C_FUNCTIONS["slay_state_step"][0](w)
+    args[5] = slots.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+    before = w.snapshot()
+    status, message = call("slay_state_step", *args)
+    assert status == LAYOUT and "slots" in message, message
+    w.assert_unchanged(before)
+    assert list(slots) == [1, 0]
+
+
+@pytest.mark.parametrize("function", ["slay_linear_attention", "slay_state_prefill", "slay_state_query",
+                                      "slay_state_step"])
+def test_c_output_overlapping_decay(function):
+    """options.decay is read in place during the call: an out overlapping it → SLAY_ERR_LAYOUT."""
+    w = World()
+    step = function == "slay_state_step"
+    output = w.out1 if step else w.out
+    output.reshape(-1)[:2] = 0.5
+    w.options.decay = output.ctypes.data
+    before = w.snapshot()
+    status, message = call(function, *C_FUNCTIONS[function][0](w))
+    assert status == LAYOUT and "decay" in message, message
+    w.assert_unchanged(before)
+
+
 def test_c_feature_output_overlapping_input():
     """slay_feature_map_apply: out overlapping x → SLAY_ERR_LAYOUT."""
     w = World()

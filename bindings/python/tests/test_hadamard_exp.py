@@ -385,6 +385,37 @@ def test_blob_maxima_are_checked():
         other.restore(blob)
 
 
+def test_blob_nan_maxima_are_corrupt():
+    """libslay never writes a NaN μ (the running maximum skips NaN keys), and a NaN μ would
+    poison every later output of its slot: a blob carrying one is corrupt even with a valid
+    checksum. ±inf and huge finite μ are values keys can produce: they load, and later calls
+    neither trap nor fail."""
+    fm = make()
+    q, k, v = inputs(2, 9, seed=37, scale=5.0)
+    state = slay.State(fm, num_seqs=2, value_dim=5)
+    state.prefill(q, k, v)
+    blob = state.save()
+    n, h, m, dv = 2, 2, 8, 5
+    plain = 64 + 8 * n + 4 * n * h * (m * dv + m)
+    before = state.save()
+    for value in (float("nan"), -float("nan")):
+        bad = bytearray(blob)
+        struct.pack_into("<f", bad, plain + 4 * (n * h * m - 1), value)
+        bad = _recheck(bad)
+        for restore in (lambda b: state.restore(b), lambda b: slay.State.load(b, fm)):
+            with pytest.raises(slay.SlayError, match="NaN") as info:
+                restore(bad)
+            assert info.value.code == CORRUPT
+    assert state.save() == before
+    odd = bytearray(blob)
+    for f, value in enumerate((float("inf"), -float("inf"), 3e38, -3e38)):
+        struct.pack_into("<f", odd, plain + 4 * f, value)
+    loaded = slay.State.load(_recheck(odd), fm)
+    loaded.prefill(q, k, v)
+    loaded.step(q[:, 0], k[:, 0], v[:, 0])
+    loaded.query(q)
+
+
 def test_partitioned_prefill_and_step_equal_whole():
     """options ith/nth split the (sequence, key head) pairs; the shares equal one call bitwise."""
     import ctypes
