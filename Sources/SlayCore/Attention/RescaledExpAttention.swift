@@ -389,7 +389,6 @@ extension RecurrentState {
         denominators.update(repeating: 0, count: group)
         let state = matrix(slot: slot, head: head)
         let z = normaliser(slot: slot, head: head)
-        let vectorWidth = dv & ~7
         for f in 0..<d {
             let (b, m) = (keyRow[f], mu[f])
             let stateScale: Float, keyScale: Float
@@ -399,25 +398,9 @@ extension RecurrentState {
             } else {
                 (stateScale, keyScale) = (1, b == empty ? 0 : factors[f])
             }
-            let row = state + f * dv
-            z[f] = stateScale * z[f] + keyScale
-            let (states, keys) = (SIMD8<Float>(repeating: stateScale), SIMD8<Float>(repeating: keyScale))
-            var j = 0
-            while j < vectorWidth {
-                let updated = keys * Gemm.load8(valueRow + j) + states * Gemm.load8(row + j)
-                Gemm.store8(updated, row + j)
-                for g in 0..<group {
-                    let target = outputs + g * dv + j
-                    Gemm.store8(SIMD8<Float>(repeating: weights[g * d + f]) * updated + Gemm.load8(target), target)
-                }
-                j += 8
-            }
-            while j < dv {
-                row[j] = stateScale * row[j] + keyScale * valueRow[j]
-                for g in 0..<group { outputs[g * dv + j] += weights[g * d + f] * row[j] }
-                j += 1
-            }
-            for g in 0..<group { denominators[g] += weights[g * d + f] * z[f] }
+            RecurrentState.streamRow(state + f * dv, normaliser: z + f, value: valueRow, dv: dv, stateScale: stateScale,
+                                     keyScale: keyScale, weights: weights + f, weightStride: d, group: group,
+                                     outputs: outputs, denominators: denominators)
         }
         for g in 0..<group {
             // μ now holds μ', so the reference is recomputed from it (the same r as above).

@@ -188,11 +188,9 @@ extension RecurrentState {
         let z = normaliser(slot: slot, head: head)
         outputs.update(repeating: 0, count: group * dv)
         denominators.update(repeating: 0, count: group)
-        let vectorWidth = dv & ~7
         // RetNet decay: S ← γ S + φ(k) vᵀ, z ← γ z + φ(k), in the same single pass over S; GLA
         // decay (per channel α_f, times γ when both are given) takes the same pass.
         let gamma = decay[head]
-        var gammas = SIMD8<Float>(repeating: gamma)
         let channels = tokens.logDecayRow(sequence: sequence, head: head)
         let logGamma: Float = channels != nil ? StepTokenInputs.logarithm(of: gamma) : 0
         for f in 0..<m {
@@ -200,33 +198,47 @@ extension RecurrentState {
             var gamma = gamma
             if let channels {
                 gamma = StepTokenInputs.alpha(channels.pointer[f * channels.stride] + logGamma)
-                gammas = SIMD8<Float>(repeating: gamma)
             }
-            let row = state + f * dv
-            z[f] = gamma * z[f] + kf
-            let zf = z[f]
-            let kb = SIMD8<Float>(repeating: kf)
-            var j = 0
-            while j < vectorWidth {
-                let updated = kb * Gemm.load8(valueRow + j) + gammas * Gemm.load8(row + j)
-                Gemm.store8(updated, row + j)
-                for g in 0..<group {
-                    let target = outputs + g * dv + j
-                    Gemm.store8(SIMD8<Float>(repeating: phiQ[g * m + f]) * updated + Gemm.load8(target), target)
-                }
-                j += 8
-            }
-            while j < dv {
-                row[j] = gamma * row[j] + kf * valueRow[j]
-                for g in 0..<group { outputs[g * dv + j] += phiQ[g * m + f] * row[j] }
-                j += 1
-            }
-            for g in 0..<group { denominators[g] += phiQ[g * m + f] * zf }
+            RecurrentState.streamRow(state + f * dv, normaliser: z + f, value: valueRow, dv: dv, stateScale: gamma,
+                                     keyScale: kf, weights: phiQ + f, weightStride: m, group: group, outputs: outputs,
+                                     denominators: denominators)
         }
         for g in 0..<group {
             let inverse = normalize ? denominator.inverse(denominators[g], delta: delta) : 1
             let target = out.base + sequence * out.steps[0] + (head * group + g) * out.steps[1]
             for j in 0..<dv { target[j * out.steps[2]] = outputs[g * dv + j] * inverse }
         }
+    }
+}
+
+extension RecurrentState {
+    /// One state row f of a decode step in a single pass over it (the step is bound by this
+    /// traffic): S_f ← stateScale·S_f + keyScale·v, z_f ← stateScale·z_f + keyScale, and each query
+    /// row g of the group reads the updated row with weight w_g = weights[g · weightStride]:
+    /// outputs[g] += w_g·S_f, denominators[g] += w_g·z_f.
+    @inline(__always)
+    static func streamRow(_ row: UnsafeMutablePointer<Float>, normaliser z: UnsafeMutablePointer<Float>,
+                          value: UnsafePointer<Float>, dv: Int, stateScale: Float, keyScale: Float,
+                          weights: UnsafePointer<Float>, weightStride: Int, group: Int,
+                          outputs: UnsafeMutablePointer<Float>, denominators: UnsafeMutablePointer<Float>) {
+        z.pointee = stateScale * z.pointee + keyScale
+        let (states, keys) = (SIMD8<Float>(repeating: stateScale), SIMD8<Float>(repeating: keyScale))
+        let vectorWidth = dv & ~7
+        var j = 0
+        while j < vectorWidth {
+            let updated = keys * Gemm.load8(value + j) + states * Gemm.load8(row + j)
+            Gemm.store8(updated, row + j)
+            for g in 0..<group {
+                let target = outputs + g * dv + j
+                Gemm.store8(SIMD8<Float>(repeating: weights[g * weightStride]) * updated + Gemm.load8(target), target)
+            }
+            j += 8
+        }
+        while j < dv {
+            row[j] = stateScale * row[j] + keyScale * value[j]
+            for g in 0..<group { outputs[g * dv + j] += weights[g * weightStride] * row[j] }
+            j += 1
+        }
+        for g in 0..<group { denominators[g] += weights[g * weightStride] * z.pointee }
     }
 }
