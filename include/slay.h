@@ -176,8 +176,10 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
                                      (H, d, m) block-orthogonal (stream 3); positive. QUERY rows are
                                      scaled by exp(−max_j exponent_j) of their own row for stability:
                                      the factor cancels between numerator and denominator (only δ
-                                     sees it). KEY features are plain and overflow to inf only when
-                                     an exponent exceeds ~88. Reads head_dim, num_heads, prf_dim, seed */
+                                     sees it). KEY features are plain; exponents are clamped to
+                                     [−88, 88], so a key whose exponent exceeds 88 saturates at
+                                     e^88/√m (wrong, but finite) instead of overflowing to inf.
+                                     Reads head_dim, num_heads, prf_dim, seed */
 #define SLAY_KIND_RELU_RANDOM 5   /* ReLU random features φ(x) = max(ωᵀx, 0)/√m, ω i.i.d. N(0, 1)
                                      "omega" (H, d, m) (stream 4); m = prf_dim; ≥ 0 (the arc-cosine
                                      kernel). Reads head_dim, num_heads, prf_dim, seed */

@@ -23,9 +23,12 @@ public final class EluPlusOneFeatureMap: ParameterFreeFeatureMap, @unchecked Sen
 
     public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
                          output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
-        for i in 0..<(rows * configuration.headDim) {
-            let x = input[i]
-            output[i] = x > 0 ? x + 1 : expf(x)
-        }
+        let count = rows * configuration.headDim
+        // elu(x) + 1 = max(x, 0) + e^min(x, 0), without a branch per element (on random signs one
+        // mispredicts every other element and dominated the cost). Swift's min and max return the
+        // NaN operand, so NaN stays NaN; e^min(x, 0) ≥ e^−88 ≈ 6e-39 for x ≤ −88 (immaterial).
+        for i in 0..<count { output[i] = Swift.min(input[i], 0) }
+        VectorMath.expShiftedClamped(output, count: count, shift: 0, limit: 88, scale: 1, output: output)
+        for i in 0..<count { output[i] += Swift.max(input[i], 0) }
     }
 }

@@ -98,7 +98,10 @@ public final class FavorPlusFeatureMap: RandomProjectionFeatureMap, @unchecked S
             }
             let shift = role == .query ? largest : 0
             let target = output + i * m
-            for j in 0..<m { target[j] = expf(e[j] - shift) * outputScale }
+            // Vectorised exp; exponents are clamped to ±88 (e^88·m^(−1/2) is finite), and a NaN input
+            // must stay NaN rather than be clamped into a number.
+            VectorMath.expShiftedClamped(e, count: m, shift: shift, limit: 88, scale: outputScale, output: target)
+            for j in 0..<m where e[j].isNaN { target[j] = .nan }
         }
     }
 }

@@ -246,3 +246,26 @@ def test_unused_fields_are_ignored():
     """Fields a kind does not read (prf_dim for ELU+1, max_length for FAVOR+) are not validated."""
     assert slay.FeatureMap("elu+1", head_dim=4, prf_dim=0).dim == 4
     assert slay.FeatureMap("favor+", head_dim=4, prf_dim=5, max_length=-1).dim == 5
+
+
+def test_elu_plus_one_special_values():
+    """elu(x) + 1 through the branch-free vectorised path: exact at 0 and ±1, x + 1 for large x,
+    inf for +inf, a tiny positive value (not 0, not negative) for −inf and −100, NaN for NaN."""
+    x = np.array([np.nan, -np.inf, np.inf, -100, 100, 0, 1, -1], np.float32).reshape(1, 1, 1, 8)
+    y = slay.FeatureMap("elu+1", head_dim=8)(x)[0, 0, 0]
+    assert np.isnan(y[0]) and y[2] == np.inf and y[4] == 101 and y[5] == 1 and y[6] == 2
+    assert 0 < y[1] < 1e-37 and 0 < y[3] < 1e-37
+    assert abs(y[7] - np.exp(-1.0)) < 1e-7
+
+
+def test_favor_plus_key_exponents_saturate_finite():
+    """slay.h: FAVOR+ exponents are clamped to [−88, 88], so a key whose exponent exceeds 88 gives
+    a large finite feature, never inf; NaN inputs give NaN features."""
+    fm = slay.FeatureMap("favor+", head_dim=4, prf_dim=8, seed=1)
+    omega = fm.get_params()["omega"]
+    omega[0, :, 0] = [20, 0, 0, 0]   # exponent ωᵀx' − ‖x'‖²/2 peaks at ‖ω‖²/2 = 200 for x' = ω
+    fm.set_params(omega=omega)
+    x = np.array([20 * 4 ** 0.25, 0, 0, 0], np.float32).reshape(1, 1, 1, 4)
+    features = fm(x, role="key")
+    assert np.all(np.isfinite(features)) and features.max() > 1e30
+    assert np.all(np.isnan(fm(np.full((1, 1, 1, 4), np.nan, np.float32), role="key")))
