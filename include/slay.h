@@ -236,8 +236,8 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
                                      y = num/(den + δ·e^{−r_i}) (clamp: max(den, δ·e^{−r_i})), i.e.
                                      the usual Σk·v/(Σk + δ); there den ≥ 1, so δ only matters
                                      when every score is tiny. Cost: c·d exponentials per query row
-                                     (c = chunk_size) on top of the usual work; chunk_size 16 is a
-                                     good choice here. normalize = 0 and decay are refused with
+                                     (c = chunk_size) on top of the usual work; the automatic
+                                     chunk_size (0, the default) picks 8. normalize = 0 and decay are refused with
                                      SLAY_ERR_UNSUPPORTED by every entry point. States also keep μ
                                      (H·m floats per slot; see slay_state_read, slay_state_save).
                                      NaN inputs propagate to the outputs they reach; ±inf inputs
@@ -461,8 +461,11 @@ typedef struct slay_attention_options {
     uint32_t struct_size;  /* sizeof(slay_attention_options) */
     int32_t causal;        /* 1: y_i uses keys j <= i; 0: all keys. Default 1 */
     double delta;          /* δ >= 0 (finite) added to the denominator; default 1e-6 */
-    int64_t chunk_size;    /* causal chunk length, 1..4096; default 64. Does not change
-                              the result beyond fp32 rounding. */
+    int64_t chunk_size;    /* causal chunk length, 1..4096, or 0 (the default): automatic,
+                              8 with log_decay or SLAY_KIND_HADAMARD_EXP (their intra-chunk
+                              block takes an exp per pair and channel, so shorter chunks are
+                              faster) and 64 otherwise. Does not change the result beyond fp32
+                              rounding. */
     int32_t n_threads;     /* threads to use, 1..256; default 1 */
     int32_t ith;           /* partitioned call: run share ith of nth (0 <= ith < nth); default 0 */
     int32_t nth;           /* 1..65536; default 1 (the whole call). An engine with its own thread

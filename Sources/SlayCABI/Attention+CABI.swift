@@ -11,7 +11,7 @@ public func slay_attention_options_init(_ options: UnsafeMutablePointer<slay_att
     o.struct_size = UInt32(attentionOptionsSize)
     o.causal = 1
     o.delta = 1e-6
-    o.chunk_size = 64
+    o.chunk_size = 0
     o.n_threads = 1
     o.ith = 0
     o.nth = 1
@@ -102,8 +102,8 @@ func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?, k
                             call: TokenArguments.Call = .sequences) throws -> (LinearAttentionOptions, TokenArguments) {
     guard let pointer else { return (LinearAttentionOptions(), TokenArguments()) }
     let o = try readVersioned(pointer, name: "options")
-    guard o.chunk_size >= 1 && o.chunk_size <= Int64(LinearAttentionOptions.maximumChunkSize) else {
-        throw SlayError.invalid("options.chunk_size must be in 1...\(LinearAttentionOptions.maximumChunkSize), got \(o.chunk_size)")
+    guard o.chunk_size >= 0 && o.chunk_size <= Int64(LinearAttentionOptions.maximumChunkSize) else {
+        throw SlayError.invalid("options.chunk_size must be 0 (automatic) or in 1...\(LinearAttentionOptions.maximumChunkSize), got \(o.chunk_size)")
     }
     var tokens = try TokenArguments(o, call: call)
     tokens.decay = o.decay

@@ -146,7 +146,8 @@ final class CoreMathTests: XCTestCase {
     }
 
     func testBadOptionsThrowWithStatus() {
-        XCTAssertEqual((try? LinearAttentionOptions(chunkSize: 0).validate()) == nil, true)
+        XCTAssertEqual((try? LinearAttentionOptions(chunkSize: -1).validate()) == nil, true)
+        XCTAssertEqual((try? LinearAttentionOptions(chunkSize: 0).validate()) != nil, true)   // 0: automatic
         do {
             try LinearAttentionOptions(delta: .nan).validate()
             XCTFail("expected an error")

@@ -53,6 +53,7 @@ public struct HeadDecay: @unchecked Sendable {
 public struct LinearAttentionOptions: Sendable {
     public var causal: Bool
     public var delta: Double
+    /// Rows per causal chunk; 0 lets the library choose (see `chunk(for:length:)`).
     public var chunkSize: Int
     public var nThreads: Int
     /// Partitioned call: this invocation runs share `ith` of `nth` (see slay_attention_options).
@@ -76,9 +77,18 @@ public struct LinearAttentionOptions: Sendable {
     public var keyGateLogits: TensorView?
 
     public static let maximumChunkSize = 4096
+
+    /// The chunk a call over sequences of at most `length` rows uses: `chunkSize`, or when it is
+    /// 0, 8 for the paths whose intra-chunk block costs an exp per pair and channel (GLA decay,
+    /// Hadamard Exp's rescaling: their time per token grows with the chunk, fastest at 8 in
+    /// `python -m slay.bench`) and 64 for the GEMM paths.
+    public func chunk(for map: FeatureMap, length: Int) -> Int {
+        let preferred = chunkSize > 0 ? chunkSize : (logDecay != nil || RescaledExpAttention.handles(map) ? 8 : 64)
+        return min(preferred, max(length, 1))
+    }
     public static let maximumThreads = 256
 
-    public init(causal: Bool = true, delta: Double = 1e-6, chunkSize: Int = 64, nThreads: Int = 1,
+    public init(causal: Bool = true, delta: Double = 1e-6, chunkSize: Int = 0, nThreads: Int = 1,
                 ith: Int = 0, nth: Int = 1, denominator: DenominatorMode = .add, normalize: Bool = true,
                 decay: HeadDecay = .none, logDecay: TensorView? = nil, queryGateLogits: TensorView? = nil,
                 keyGateLogits: TensorView? = nil) {
@@ -98,8 +108,8 @@ public struct LinearAttentionOptions: Sendable {
 
     public func validate() throws {
         guard delta.isFinite && delta >= 0 else { throw SlayError.invalid("delta must be finite and >= 0, got \(delta)") }
-        guard chunkSize >= 1 && chunkSize <= Self.maximumChunkSize else {
-            throw SlayError.invalid("chunk_size must be in 1...\(Self.maximumChunkSize), got \(chunkSize)")
+        guard chunkSize >= 0 && chunkSize <= Self.maximumChunkSize else {
+            throw SlayError.invalid("chunk_size must be 0 (automatic) or in 1...\(Self.maximumChunkSize), got \(chunkSize)")
         }
         guard nThreads >= 1 && nThreads <= Self.maximumThreads else {
             throw SlayError.invalid("n_threads must be in 1...\(Self.maximumThreads), got \(nThreads)")
@@ -155,7 +165,7 @@ public enum LinearAttention {
         let plan = try Plan(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads,
                             valueDim: shapes.valueDim, spans: spans, state: nil, slots: [],
                             mode: options.causal ? .causal : .bidirectional, delta: options.delta,
-                            chunk: min(options.chunkSize, shapes.length), denominator: options.denominator,
+                            chunk: options.chunk(for: map, length: shapes.length), denominator: options.denominator,
                             normalize: options.normalize, decay: options.decay, logDecay: options.logDecay,
                             queryGates: options.queryGateLogits, keyGates: options.keyGateLogits)
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)

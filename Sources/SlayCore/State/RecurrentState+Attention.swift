@@ -78,7 +78,7 @@ extension RecurrentState {
         let mode: LinearAttention.Mode = q == nil ? .absorb : (options.causal ? .causal : .bidirectional)
         let plan = try LinearAttention.Plan(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads,
                                             valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: mode,
-                                            delta: options.delta, chunk: min(options.chunkSize, max(length, 1)),
+                                            delta: options.delta, chunk: options.chunk(for: map, length: length),
                                             denominator: options.denominator, normalize: options.normalize,
                                             decay: options.decay, logDecay: options.logDecay,
                                             queryGates: options.queryGateLogits, keyGates: options.keyGateLogits)
@@ -99,7 +99,7 @@ extension RecurrentState {
         let (spans, resolved) = try resolveSequences(batch: q.extents[0], length: q.extents[1], cuSeqlens: cuSeqlens, slots: slots)
         let plan = try LinearAttention.Plan(map: map, q: q, k: nil, v: nil, out: out, queryHeads: queryHeads,
                                             valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: .query,
-                                            delta: options.delta, chunk: min(options.chunkSize, max(q.extents[1], 1)),
+                                            delta: options.delta, chunk: options.chunk(for: map, length: q.extents[1]),
                                             denominator: options.denominator, normalize: options.normalize,
                                             decay: options.decay, queryGates: options.queryGateLogits)
         try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)

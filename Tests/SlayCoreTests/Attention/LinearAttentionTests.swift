@@ -234,7 +234,7 @@ final class LinearAttentionTests: XCTestCase {
             (LinearAttentionOptions(delta: .nan), "delta NaN"),
             (LinearAttentionOptions(delta: -1e-6), "delta < 0"),
             (LinearAttentionOptions(delta: .infinity), "delta inf"),
-            (LinearAttentionOptions(chunkSize: 0), "chunk 0"),
+            (LinearAttentionOptions(chunkSize: -1), "chunk -1"),
             (LinearAttentionOptions(chunkSize: 4097), "chunk 4097"),
             (LinearAttentionOptions(nThreads: 0), "threads 0"),
             (LinearAttentionOptions(nThreads: 257), "threads 257"),

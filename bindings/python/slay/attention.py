@@ -58,7 +58,7 @@ def _point_at(options, field, array, ndim):
     setattr(options, field, ctypes.addressof(tensor))
 
 
-def attention_options(causal=True, delta=1e-6, chunk_size=64, n_threads=1, denominator="add", normalize=True,
+def attention_options(causal=True, delta=1e-6, chunk_size=0, n_threads=1, denominator="add", normalize=True,
                       decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None, step=False):
     """The C options struct. `decay` (per key head γ) is converted to a float32 array that is kept
     alive on the returned struct (attribute `_decay`) for as long as the struct lives; so are the
@@ -86,7 +86,7 @@ def attention_options(causal=True, delta=1e-6, chunk_size=64, n_threads=1, denom
     return options
 
 
-def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_threads=1, out=None,
+def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, out=None,
                      initial_state=None, output_final_state=False, cu_seqlens=None, denominator="add",
                      normalize=True, decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None,
                      gate_input=None, query_gate_weights=None, key_gate_weights=None):
@@ -97,7 +97,8 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64, n_thre
     (it is not modified). cu_seqlens (N + 1 offsets) treats B = 1 tensors as N packed sequences.
     denominator: "add" divides by den + δ; "clamp" by max(den, δ), for signed maps.
     normalize=False drops the normaliser (y = φ(q)ᵀS); decay: one γ ∈ (0, 1] per key head (RetNet),
-    causal only.
+    causal only. chunk_size: rows per causal chunk (1..4096), or 0 (default) for the library's
+    choice: 8 with log_decay or "ela-hadamard-exp", 64 otherwise; it changes only fp32 rounding.
 
     GLA: log_decay (B, T, Hk, m) float32, log α ≤ 0 per token, key head and feature channel:
     S_t = Diag(α_t) S_{t−1} + φ(k_t) v_tᵀ (causal only; multiplies with `decay`).

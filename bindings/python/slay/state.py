@@ -95,7 +95,7 @@ class State(OwnedHandle):
                                   normaliser.ctypes.data_as(fp), normaliser.size, ctypes.byref(err)), err)
         return matrix, normaliser
 
-    def prefill(self, q, k, v, causal=True, delta=1e-6, chunk_size=64, n_threads=1, cu_seqlens=None,
+    def prefill(self, q, k, v, causal=True, delta=1e-6, chunk_size=0, n_threads=1, cu_seqlens=None,
                 slots=None, out=None, denominator="add", normalize=True, decay=None, log_decay=None,
                 query_gate_logits=None, key_gate_logits=None, gate_input=None, query_gate_weights=None,
                 key_gate_weights=None):
@@ -126,7 +126,7 @@ class State(OwnedHandle):
                                      num, ctypes.byref(options), ctypes.byref(err)), err)
         return out if q is not None else None
 
-    def query(self, q, delta=1e-6, chunk_size=64, n_threads=1, cu_seqlens=None, slots=None, out=None,
+    def query(self, q, delta=1e-6, chunk_size=0, n_threads=1, cu_seqlens=None, slots=None, out=None,
               denominator="add", normalize=True, query_gate_logits=None, gate_input=None, query_gate_weights=None):
         """Read-only: φ(q)ᵀS / (φ(q)ᵀz + δ) for every query (B, T, Hq, d) → (B, T, Hq, dv).
         Query gates (B, T, Hq) apply; decay and key gates belong to key absorption (prefill, step)."""

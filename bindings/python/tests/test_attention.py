@@ -171,3 +171,18 @@ def test_single_long_sequence_splits_over_threads_bitwise(causal):
     np.testing.assert_array_equal(a, b)
     for x, y in zip(state_one.read(0), state_four.read(0)):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("kind,extra,chunk", [("slay", {}, 64), ("elu+1", {}, 64), ("identity", {"gla": True}, 8),
+                                              ("ela-hadamard-exp", {}, 8)])
+def test_automatic_chunk_size(kind, extra, chunk):
+    """chunk_size 0 (the default) is the documented choice: bitwise equal to passing that chunk."""
+    rng = np.random.default_rng(4)
+    q, k, v = (rng.standard_normal((1, 100, 2, 8)).astype(np.float32) for _ in range(3))
+    fm = slay.FeatureMap(kind, head_dim=8, num_heads=2)
+    options = {}
+    if extra.get("gla"):
+        options = dict(normalize=False, log_decay=(-0.1 * rng.random((1, 100, 2, fm.dim))).astype(np.float32))
+    automatic = slay.linear_attention(q, k, v, fm, **options)
+    assert np.array_equal(automatic, slay.linear_attention(q, k, v, fm, chunk_size=0, **options))
+    assert np.array_equal(automatic, slay.linear_attention(q, k, v, fm, chunk_size=chunk, **options))

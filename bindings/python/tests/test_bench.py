@@ -41,5 +41,5 @@ def test_quick_run_writes_report_and_json(tmp_path):
     assert "maps and options" in run.stdout
     maps = result["maps"]["rows"]
     assert maps[0]["relative_to_baseline"] == 1.0 and all(row["tokens_per_s"] > 0 for row in maps)
-    assert {row["map"] for row in maps} >= {"elu+1 (baseline)", "ela-hadamard-exp, chunk 16",
+    assert {row["map"] for row in maps} >= {"elu+1 (baseline)", "ela-hadamard-exp, automatic (8)",
                                             "identity + GLA log_decay, chunk 64", "slay taylor N=2 (m=d(d+1)/2)"}

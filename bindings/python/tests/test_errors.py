@@ -166,7 +166,7 @@ LINEAR_CASES = {
     "out negative stride": (ValueError, LAYOUT), "out stride 0": (ValueError, LAYOUT),
     "out overlaps q": (ValueError, LAYOUT), "out overlaps v": (ValueError, LAYOUT),
     "out list": (ValueError, INVALID), "delta nan": (ValueError, INVALID), "delta inf": (ValueError, INVALID),
-    "delta negative": (ValueError, INVALID), "chunk 0": (ValueError, INVALID), "chunk -1": (ValueError, INVALID),
+    "delta negative": (ValueError, INVALID), "chunk -1": (ValueError, INVALID),
     "chunk 4097": (ValueError, INVALID), "threads 0": (ValueError, INVALID), "threads -1": (ValueError, INVALID),
     "threads 257": (ValueError, INVALID), "threads 100000": (ValueError, INVALID),
     "fm None": (ValueError, INVALID), "fm closed": (ValueError, INVALID),
@@ -307,7 +307,7 @@ STATE_CASES = [
     ("prefill slots out of range", lambda s, fm, a: s.prefill(a[0], a[1], a[2], slots=[0, 2]), INVALID),
     ("prefill cu_seqlens not monotone", lambda s, fm, a: s.prefill(a[0][:1], a[1][:1], a[2][:1], cu_seqlens=[0, 3, 2]),
      SHAPE),
-    ("prefill chunk 0", lambda s, fm, a: s.prefill(a[0], a[1], a[2], chunk_size=0), INVALID),
+    ("prefill chunk -1", lambda s, fm, a: s.prefill(a[0], a[1], a[2], chunk_size=-1), INVALID),
     ("prefill delta nan", lambda s, fm, a: s.prefill(a[0], a[1], a[2], delta=NAN), INVALID),
     ("query q d", lambda s, fm, a: s.query(a[0][..., :3]), SHAPE),
     ("step q ndim 4", lambda s, fm, a: s.step(a[0], a[1][:, 0], a[2][:, 0]), SHAPE),
@@ -813,7 +813,7 @@ def test_c_broadcast_input_strides_are_allowed():
 OPTION_CASES = [
     ("struct_size", 0, INVALID), ("struct_size", 4, INVALID), ("struct_size", ctypes.sizeof(AttentionOptions) + 8, VERSION),
     ("causal", 2, INVALID), ("causal", -1, INVALID), ("delta", NAN, INVALID), ("delta", -1.0, INVALID),
-    ("delta", INF, INVALID), ("chunk_size", 0, INVALID), ("chunk_size", -1, INVALID), ("chunk_size", 4097, INVALID),
+    ("delta", INF, INVALID), ("chunk_size", -1, INVALID), ("chunk_size", 4097, INVALID),
     ("chunk_size", 2**62, INVALID), ("n_threads", 0, INVALID), ("n_threads", -1, INVALID), ("n_threads", 257, INVALID),
     ("n_threads", 100000, INVALID), ("nth", 0, INVALID), ("nth", 65537, INVALID), ("ith", -1, INVALID), ("ith", 1, INVALID),
 ]
