@@ -60,7 +60,9 @@ def _point_at(options, field, array, ndim):
 
 def attention_options(causal=True, delta=1e-6, chunk_size=0, n_threads=1, denominator="add", normalize=True,
                       decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None, step=False):
-    """The C options struct. `decay` (per key head γ) is converted to a float32 array that is kept
+    """The C options struct; the keywords as in slay.linear_attention (causal, delta, chunk_size,
+    n_threads, denominator, normalize), their defaults slay_attention_options_init's; step=True
+    makes the token tensors [N, …] (slay_state_step). `decay` (per key head γ) is converted to a float32 array that is kept
     alive on the returned struct (attribute `_decay`) for as long as the struct lives; so are the
     tensors log_decay ([B, T, Hk, m], or [N, Hk, m] when step) and the gate logits ([B, T, H] or
     [N, H]), which must be float32 numpy arrays."""
@@ -92,7 +94,9 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
                      gate_input=None, query_gate_weights=None, key_gate_weights=None):
     """y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ), q (B, T, Hq, d), k (B, T, Hk, d), v (B, T, Hk, dv).
 
-    Returns y (B, T, Hq, dv) float32, or (y, final_state) when output_final_state is true.
+    Returns y (B, T, Hq, dv) float32, or (y, final_state) when output_final_state is true; out: an
+    optional float32 (B, T, Hq, dv) array to write y into. causal: y_i sees keys j <= i (default)
+    or all keys. delta: δ >= 0 of the denominator. n_threads: threads for this call (1..256).
     initial_state (a slay.State with one slot per sequence) starts each sequence from that state
     (it is not modified). cu_seqlens (N + 1 offsets) treats B = 1 tensors as N packed sequences.
     denominator: "add" divides by den + δ; "clamp" by max(den, δ), for signed maps.
@@ -142,7 +146,13 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
 
 def exact_attention(q, k, v, kernel="softmax", eps=1e-6, causal=True, scale=None, delta=1e-6, n_threads=1,
                     out=None):
-    """Quadratic attention in double precision: "softmax", "yat-spherical" or "yat"."""
+    """Quadratic attention in double precision (slay.h slay_exact_attention), q (B, T, Hq, d),
+    k (B, T, Hk, d), v (B, T, Hk, dv) → (B, T, Hq, dv) float32 (written into out when given).
+
+    kernel: "softmax" (softmax(scale · q·k); scale=None means 1/√d, 0 is refused),
+    "yat-spherical" (x²/(2 + eps − 2x), x = q̂·k̂) or "yat" ((q·k)²/(‖q − k‖² + eps)), the Yat
+    kernels normalised as Σ K v / (Σ K + delta); causal: keys j <= i only; n_threads: 1..256.
+    """
     if not isinstance(kernel, str) or kernel not in EXACT_KERNELS:
         raise error_for(INVALID_ARGUMENT, "unknown kernel %r; known: %s" % (kernel, ", ".join(EXACT_KERNELS)))
     q = as_input(q, "q", 4)

@@ -19,22 +19,33 @@ ROLES = {"query": 0, "key": 1}
 class FeatureMap(OwnedHandle):
     """A feature map φ for `num_heads` heads of width `head_dim` (see include/slay.h).
 
-    FeatureMap("slay", head_dim, num_heads=1, nodes=2, poly="anchor", poly_dim=8, prf_dim=8,
-    eps=1e-6, prf_clamp=20.0, seed=0). Immutable except through set_params; usable from many
+    FeatureMap(kind="slay", head_dim, num_heads=1, nodes=2, poly="anchor", poly_dim=8, prf_dim=8,
+    eps=1e-6, prf_clamp=20.0, seed=0, max_length=0, orthogonal=False, shared_omega=False,
+    expansion="quadrature", degree=2); head_dim is required, the defaults are slay.h's
+    slay_feature_map_params_init. Immutable except through set_params; usable from many
     threads at once. poly (slay.h SLAY_POLY_*): "anchor", "exact", "exact_full", "laplace",
     "random_maclaurin", "tensorsketch" or "nystrom" (poly_dim <= 256); the last three are signed,
     so use denominator="clamp" in attention.
 
+    SLAY (slay.h SLAY_EXPANSION_*): expansion="quadrature" is the paper's map, Gauss–Laguerre nodes
+    (nodes R, 1..64) ⊗ (poly ⊗ prf_dim positive random features, exponents clamped to ±prf_clamp,
+    drawn from seed); orthogonal=True draws block-orthogonal ω, shared_omega=True one ω for every
+    node. expansion="taylor" is the deterministic Maclaurin series truncated after x^degree
+    (degree 2..8; dim = Σ_{k=2..degree} C(head_dim + k − 1, k) <= 2^22), reading only head_dim,
+    num_heads, eps and degree. eps is the ε of the kernel x²/(2 + ε − 2x).
+
     Classic maps (slay.h SLAY_KIND_*): "elu+1" and "relu" (dim = head_dim), "favor+",
     "relu-random" and "random-fourier" (dim = prf_dim, random parameters from seed; random-fourier
-    is signed) and "cosformer" (dim = 2·head_dim, needs max_length >= the longest sequence).
+    is signed) and "cosformer" (dim = 2·head_dim, needs max_length >= 1; positions >= max_length
+    are clamped to max_length − 1, so make it at least the longest sequence).
 
     ELA kernels (exact, no parameters): "ela-sum-sqeuclid" ‖q + k‖² and "ela-sub-sqeuclid"
     ‖q − k‖² (dim = head_dim + 2; query and key features differ, so pass role=), and
     "ela-blueprint" (q̂·k̂ + 1)(‖q‖² + 1)(‖k‖² + 1) (dim = head_dim + 1), and "ela-hadamard-exp"
     Σ_f e^{q_f + k_f} (dim = head_dim): calling the map gives the raw exp(x), inf past ~88.7, but
     attention and states evaluate it in a rescaled frame, exact and finite for any finite inputs
-    (normalised attention only, no decay; states also keep per-dimension key maxima).
+    (normalised attention only: no decay, log_decay or gates; states also keep per-dimension key
+    maxima).
 
     "identity": φ(x) = x (dim = head_dim, signed), the backbone map of RetNet / GLA / SLA
     (normalize=False with decay=, log_decay= and gates).
@@ -175,7 +186,9 @@ class FeatureMap(OwnedHandle):
 
     # -- features -----------------------------------------------------------------------------
     def __call__(self, x, role="query", out=None):
-        """Features of x (B, T, H, d) → (B, T, H, dim), float32."""
+        """Features of x (B, T, H, d) → (B, T, H, dim), float32, for role "query" or "key" (they
+        differ for the asymmetric ELA kinds); out: an optional float32 (B, T, H, dim) array to
+        write into (returned)."""
         if not isinstance(role, str) or role not in ROLES:
             raise error_for(INVALID_ARGUMENT, "role must be 'query' or 'key', got %r" % (role,))
         x = as_input(x, "x", 4)

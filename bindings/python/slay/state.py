@@ -39,9 +39,12 @@ def _slots(slots):
 class State(OwnedHandle):
     """States S [H, m, dv] and z [H, m] of `num_seqs` slots for feature map `fm`.
 
-    prefill(q, k, v) runs prompts (causal outputs, or absorb only with q=None); step(q, k, v)
-    decodes one token per sequence; query(q) reads without changing; save() → bytes,
-    State.load(blob, fm), copy(), copy_slot(...), reset(slot=None). One call at a time.
+    State(fm, num_seqs=1, value_dim=None, max_threads=1): num_seqs slots (1..2^20), value width
+    value_dim (None: fm's head_dim), max_threads decode workspaces (1..256). prefill(q, k, v) runs
+    prompts (causal outputs, or absorb only with q=None); step(q, k, v) decodes one token per
+    sequence; query(q) reads without changing; save() → bytes, State.load(blob, fm,
+    max_threads=1), restore(blob), copy(), copy_slot(dst_slot, src, src_slot), reset(slot=None),
+    read(slot=0), position(slot=0). One call at a time.
     """
 
     _free = staticmethod(lib.slay_state_free)
@@ -77,6 +80,7 @@ class State(OwnedHandle):
     value_dim = property(lambda self: self._dims()[3])
 
     def position(self, slot=0):
+        """Tokens absorbed by slot `slot` since creation or reset."""
         out = ctypes.c_int64()
         err = Error()
         check(lib.slay_state_position(self.handle, int(slot), ctypes.byref(out), ctypes.byref(err)), err)
@@ -101,7 +105,12 @@ class State(OwnedHandle):
                 key_gate_weights=None):
         """Runs prompts through their slots; returns outputs (B, T, Hq, dv), or None when q is None.
 
-        log_decay (B, T, Hk, m) and the gates as in slay.linear_attention (query gates are unused
+        k (B, T, H, d), v (B, T, H, dv), q (B, T, Hq, d) or None (keys and values only absorbed).
+        cu_seqlens: None for a padded batch (B sequences), or N + 1 offsets of N packed sequences
+        (B = 1). slots: None (slots 0..N−1) or N distinct slot indices. out: optional output array.
+        causal, delta, chunk_size, n_threads, denominator, normalize, decay, log_decay
+        (B, T, Hk, m) and the gates (query_gate_logits, key_gate_logits, or gate_input with
+        query_gate_weights / key_gate_weights) as in slay.linear_attention (query gates are unused
         when q is None)."""
         k = as_input(k, "k", 4)
         v = as_input(v, "v", 4)
@@ -129,7 +138,10 @@ class State(OwnedHandle):
     def query(self, q, delta=1e-6, chunk_size=0, n_threads=1, cu_seqlens=None, slots=None, out=None,
               denominator="add", normalize=True, query_gate_logits=None, gate_input=None, query_gate_weights=None):
         """Read-only: φ(q)ᵀS / (φ(q)ᵀz + δ) for every query (B, T, Hq, d) → (B, T, Hq, dv).
-        Query gates (B, T, Hq) apply; decay and key gates belong to key absorption (prefill, step)."""
+        cu_seqlens, slots and out as in prefill; delta, chunk_size, n_threads, denominator and
+        normalize as in slay.linear_attention. Query gates (query_gate_logits (B, T, Hq), or
+        gate_input with query_gate_weights) apply; decay and key gates belong to key absorption
+        (prefill, step)."""
         q = as_input(q, "q", 4)
         cu, cu_ptr = _int64_array(cu_seqlens, "cu_seqlens")
         num = (len(cu) - 1) if cu is not None else q.shape[0]
@@ -149,7 +161,11 @@ class State(OwnedHandle):
              query_gate_weights=None, key_gate_weights=None):
         """One token per sequence: q (N, Hq, d), k (N, H, d), v (N, H, dv) → (N, Hq, dv).
 
-        log_decay (N, Hk, m); gate logits (N, Hq) / (N, Hk), or gate_input (N, D) with weights.
+        slots: None (slots 0..N−1) or N distinct slot indices; out: optional (N, Hq, dv) array.
+        delta, n_threads, denominator, normalize and decay as in slay.linear_attention (chunk_size
+        and causal do not apply to a step); log_decay (N, Hk, m); gate logits query_gate_logits
+        (N, Hq) / key_gate_logits (N, Hk), or gate_input (N, D) with query_gate_weights /
+        key_gate_weights.
 
         The hot path of decoding: arrays passed again (the same q/k/v/out buffers every step) reuse
         their validated descriptors, and the options and error structs are reused, so the call
@@ -189,6 +205,7 @@ class State(OwnedHandle):
         return out
 
     def save(self):
+        """The whole state as a checksummed blob (bytes; slay.h slay_state_save)."""
         size = ctypes.c_size_t()
         err = Error()
         check(lib.slay_state_serialized_size(self.handle, ctypes.byref(size), ctypes.byref(err)), err)
@@ -199,6 +216,7 @@ class State(OwnedHandle):
 
     @classmethod
     def load(cls, blob, fm, max_threads=1):
+        """A new State for fm from a blob of save(); max_threads as in State()."""
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise error_for(INVALID_ARGUMENT, "blob must be bytes")
         data = bytes(blob)
@@ -210,6 +228,7 @@ class State(OwnedHandle):
         return cls(fm, _handle=handle)
 
     def restore(self, blob):
+        """Replace this state's contents from a blob of save() (same map and dims)."""
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise error_for(INVALID_ARGUMENT, "blob must be bytes")
         data = bytes(blob)
@@ -217,15 +236,18 @@ class State(OwnedHandle):
         check(lib.slay_state_restore(self.handle, data, len(data), ctypes.byref(err)), err)
 
     def copy(self):
+        """A new, independent State with the same contents."""
         handle = ctypes.c_void_p()
         err = Error()
         check(lib.slay_state_copy(self.handle, ctypes.byref(handle), ctypes.byref(err)), err)
         return State(self.fm, _handle=handle)
 
     def copy_slot(self, dst_slot, src, src_slot):
+        """Copy slot src_slot of State src (may be self) into slot dst_slot of this state."""
         err = Error()
         check(lib.slay_state_copy_slot(self.handle, int(dst_slot), src.handle, int(src_slot), ctypes.byref(err)), err)
 
     def reset(self, slot=None):
+        """Zero slot `slot`, or every slot when slot is None."""
         err = Error()
         check(lib.slay_state_reset(self.handle, -1 if slot is None else int(slot), ctypes.byref(err)), err)
