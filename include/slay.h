@@ -237,7 +237,8 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
                                      the usual Σk·v/(Σk + δ); there den ≥ 1, so δ only matters
                                      when every score is tiny. Cost: c·d exponentials per query row
                                      (c = chunk_size) on top of the usual work; the automatic
-                                     chunk_size (0, the default) picks 8. normalize = 0 and decay are refused with
+                                     chunk_size (0, the default) picks 8. normalize = 0, decay,
+                                     log_decay and gate logits are refused with
                                      SLAY_ERR_UNSUPPORTED by every entry point. States also keep μ
                                      (H·m floats per slot; see slay_state_read, slay_state_save).
                                      NaN inputs propagate to the outputs they reach; ±inf inputs
@@ -475,7 +476,7 @@ typedef struct slay_attention_options {
                               slay_state_prefill / slay_state_step with a map that reads token
                               positions (SLAY_KIND_COSFORMER): SLAY_ERR_UNSUPPORTED. */
     int32_t denominator;   /* SLAY_DENOMINATOR_*: how y = num / den is guarded; default ADD */
-    int32_t normalize;     /* 1: y = num / den (kernel-normalised, default); 0: y = φ(q)ᵀS, no
+    int32_t normalize;     /* 1 (default): y = num / den (kernel-normalised); 0: y = φ(q)ᵀS, no
                               normaliser (unnormalised linear attention, as in RetNet / GLA) */
     const float* decay;    /* NULL (default), or one γ_h ∈ (0, 1] per KEY head (RetNet decay):
                               S_t = γ S_{t−1} + φ(k_t) v_tᵀ and z_t = γ z_t−1 + φ(k_t), so key j
