@@ -92,7 +92,8 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
                      initial_state=None, output_final_state=False, cu_seqlens=None, denominator="add",
                      normalize=True, decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None,
                      gate_input=None, query_gate_weights=None, key_gate_weights=None):
-    """y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ), q (B, T, Hq, d), k (B, T, Hk, d), v (B, T, Hk, dv).
+    """y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ), q (B, T, Hq, d), k (B, T, Hk, d), v (B, T, Hk, dv),
+    φ the slay.FeatureMap fm (Hk = fm.num_heads, d = fm.head_dim).
 
     Returns y (B, T, Hq, dv) float32, or (y, final_state) when output_final_state is true; out: an
     optional float32 (B, T, Hq, dv) array to write y into. causal: y_i sees keys j <= i (default)

@@ -183,3 +183,268 @@ def test_readme_python_examples_run():
         pytest.skip("README.md has no ```python blocks yet")
     for number, block in enumerate(blocks, 1):
         exec(compile(block, "README.md python block %d" % number, "exec"), {"__name__": "__readme__"})
+
+
+# ---- header, Python API and README agree -------------------------------------------------------------
+
+def header_macros():
+    """{name: int value} of every integer #define in slay.h."""
+    return {name: int(value) for name, value in re.findall(r"^#define (SLAY_\w+)\s+(-?\d+)\b", HEADER, re.M)}
+
+
+# Python name → slay.h constant, for every enum-like constant group (same meaning: the names below).
+HEADER_NAMES = {
+    "KIND": ("feature_map", "KINDS", {
+        "slay": "SLAY", "elu+1": "ELU_PLUS_ONE", "relu": "RELU", "favor+": "FAVOR_PLUS", "relu-random": "RELU_RANDOM",
+        "random-fourier": "RANDOM_FOURIER", "cosformer": "COSFORMER", "ela-sum-sqeuclid": "SUM_SQ_EUCLIDEAN",
+        "ela-sub-sqeuclid": "SUB_SQ_EUCLIDEAN", "ela-blueprint": "BLUEPRINT", "ela-hadamard-exp": "HADAMARD_EXP",
+        "identity": "IDENTITY"}),
+    "POLY": ("feature_map", "POLYS", {
+        "anchor": "ANCHOR", "exact": "EXACT", "exact_full": "EXACT_FULL", "laplace": "LAPLACE",
+        "random_maclaurin": "RANDOM_MACLAURIN", "tensorsketch": "TENSORSKETCH", "nystrom": "NYSTROM"}),
+    "EXPANSION": ("feature_map", "EXPANSIONS", {"quadrature": "QUADRATURE", "taylor": "TAYLOR"}),
+    "ROLE": ("feature_map", "ROLES", {"query": "QUERY", "key": "KEY"}),
+    "DENOMINATOR": ("attention", "DENOMINATORS", {"add": "ADD", "clamp": "CLAMP"}),
+    "EXACT": ("attention", "EXACT_KERNELS", {"softmax": "SOFTMAX", "yat-spherical": "YAT_SPHERICAL", "yat": "YAT"}),
+}
+
+
+@pytest.mark.parametrize("group", sorted(HEADER_NAMES))
+def test_python_names_are_the_header_constants(group):
+    """Every SLAY_<group>_* constant of slay.h has exactly one Python name with the same value, and the
+    Python table has no other names."""
+    import importlib
+    module, table, names = HEADER_NAMES[group]
+    python = getattr(importlib.import_module("slay." + module), table)
+    header = {name[len("SLAY_%s_" % group):]: value for name, value in header_macros().items()
+              if name.startswith("SLAY_%s_" % group)}
+    assert set(python) == set(names), "Python %s names differ from this test's table" % table
+    assert sorted(names.values()) == sorted(header), "slay.h SLAY_%s_* constants differ from Python %s" % (group, table)
+    for py_name, c_name in names.items():
+        assert python[py_name] == header[c_name], (py_name, c_name)
+
+
+def struct_defaults(c_name):
+    """{field: default} parsed from the field comments of a slay.h struct ("default X", "X (default)",
+    "X (the default)", "NULL by default" in a comment above the fields); a symbolic default is
+    resolved through the header's #defines."""
+    body = re.search(r"typedef struct %s \{(.*?)\} %s;" % (c_name, c_name), HEADER, re.S).group(1)
+    macros = header_macros()
+    defaults = {}
+    null_by_default = False
+    for match in re.finditer(r"^[ \t]*(/\*.*?\*/)|^\s*([\w\s\*]+?)\s+(\w+);[ \t]*(/\*.*?\*/)?", body, re.M | re.S):
+        if match.group(1):  # a comment of its own, about the fields below it
+            null_by_default = null_by_default or "NULL by default" in match.group(1)
+            continue
+        field, comment = match.group(3), " ".join((match.group(4) or "").split())
+        if field == "struct_size":
+            continue
+        found = (re.search(r"\b[Dd]efault:?\s+([\w.+-]+)", comment)
+                 or re.search(r"([\w.+-]+) \((?:the )?default\)", comment))
+        if found:
+            token = found.group(1)
+        elif "*" in match.group(2) and null_by_default:
+            token = "NULL"
+        else:
+            raise AssertionError("%s.%s: no default in its slay.h comment" % (c_name, field))
+        if token == "NULL":
+            defaults[field] = None
+        elif token in macros:
+            defaults[field] = macros[token]
+        elif re.fullmatch(r"-?[\d.]+(e-?\d+)?", token):
+            defaults[field] = float(token) if re.search(r"[.e]", token) else int(token)
+        else:
+            matches = [value for name, value in macros.items() if name.endswith("_" + token)
+                       and field.upper() in name]
+            assert len(matches) == 1, (c_name, field, token)
+            defaults[field] = matches[0]
+    return defaults
+
+
+def c_defaults(struct, init):
+    """{field: value} of a struct filled by its slay_*_init (pointers as None)."""
+    value = struct()
+    assert init(ctypes.byref(value)) == 0
+    return {name: getattr(value, name) for name, _ in struct._fields_ if name != "struct_size"}
+
+
+def python_defaults(function, skip=()):
+    import inspect
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty and name not in skip}
+
+
+def test_feature_map_defaults_agree():
+    """slay_feature_map_params: slay.h's documented defaults == slay_feature_map_params_init ==
+    slay.FeatureMap's keyword defaults (head_dim: 0 in C means "must be set", None in Python)."""
+    from slay.feature_map import KINDS, POLYS, EXPANSIONS
+    header = struct_defaults("slay_feature_map_params")
+    c = c_defaults(_lib.FeatureMapParams, _lib.lib.slay_feature_map_params_init)
+    assert header == c
+    py = python_defaults(slay.FeatureMap.__init__)
+    renamed = {"orthogonal": "prf_orthogonal", "shared_omega": "prf_shared"}
+    converted = {renamed.get(name, name): value for name, value in py.items()}
+    converted.update(kind=KINDS[py["kind"]], poly=POLYS[py["poly"]], expansion=EXPANSIONS[py["expansion"]],
+                     prf_orthogonal=int(py["orthogonal"]), prf_shared=int(py["shared_omega"]))
+    assert converted.pop("head_dim") is None and c.pop("head_dim") == 0
+    assert converted == c
+
+
+def test_attention_option_defaults_agree():
+    """slay_attention_options: slay.h's documented defaults == slay_attention_options_init ==
+    attention_options() == the keyword defaults of linear_attention, State.prefill/query/step."""
+    from slay.attention import attention_options, DENOMINATORS
+    header = struct_defaults("slay_attention_options")
+    c = c_defaults(_lib.AttentionOptions, _lib.lib.slay_attention_options_init)
+    assert header == c
+    assert c["chunk_size"] == 0 and c["delta"] == 1e-6 and c["normalize"] == 1  # the values the docs quote
+    options = attention_options()
+    assert {name: getattr(options, name) for name in c} == c
+    option_keywords = set(python_defaults(attention_options)) - {"step"}
+    for function in (slay.linear_attention, slay.State.prefill, slay.State.query, slay.State.step):
+        py = {name: value for name, value in python_defaults(function).items() if name in option_keywords}
+        assert py, function.__name__
+        for name, value in py.items():
+            if name == "denominator":
+                value = DENOMINATORS[value]
+            elif name in ("causal", "normalize"):
+                value = int(value)
+            assert value == c[name], (function.__qualname__, name, value, c[name])
+        assert getattr(options, "decay") is None
+
+
+def test_exact_attention_option_defaults_agree():
+    """slay_exact_attention_options: slay.h == slay_exact_attention_options_init == exact_attention
+    (scale None stands for the C default 0, i.e. 1/√d)."""
+    from slay.attention import EXACT_KERNELS
+    header = struct_defaults("slay_exact_attention_options")
+    c = c_defaults(_lib.ExactAttentionOptions, _lib.lib.slay_exact_attention_options_init)
+    assert header == c
+    py = python_defaults(slay.exact_attention, skip=("out",))
+    py.update(kernel=EXACT_KERNELS[py["kernel"]], causal=int(py["causal"]), scale=0 if py["scale"] is None else None)
+    assert py == c
+
+
+def public_callables():
+    """(README name, Python function) of every public function and method with keywords."""
+    return [("slay.FeatureMap", slay.FeatureMap.__init__), ("fm", slay.FeatureMap.__call__),
+            ("slay.linear_attention", slay.linear_attention), ("slay.exact_attention", slay.exact_attention),
+            ("slay.gauss_laguerre", slay.gauss_laguerre), ("slay.State", slay.State.__init__),
+            ("prefill", slay.State.prefill), ("query", slay.State.query), ("step", slay.State.step),
+            ("State.load", slay.State.load.__func__), ("restore", slay.State.restore),
+            ("copy_slot", slay.State.copy_slot), ("reset", slay.State.reset), ("read", slay.State.read),
+            ("position", slay.State.position)]
+
+
+def signature_parameters(function):
+    import inspect
+    return [(name, p.default) for name, p in inspect.signature(function).parameters.items()
+            if name not in ("self", "cls") and not name.startswith("_")]
+
+
+def test_readme_api_lists_every_keyword_with_its_default():
+    """The README's "API" list gives each public function's parameters in order, with the defaults
+    the code has (`name=default`)."""
+    import ast
+    import inspect
+    readme = (ROOT / "README.md").read_text()
+    api = readme[readme.index("\nAPI "):readme.index("\n## C\n")]
+    calls = {}
+    for name, arguments in re.findall(r"`([\w.]+)\(([^`]*)\)`", " ".join(api.split())):
+        calls.setdefault(name, arguments)
+    for readme_name, function in public_callables():
+        assert readme_name in calls, "README API list lacks %s(...)" % readme_name
+        listed = []
+        for argument in filter(None, (a.strip() for a in calls[readme_name].split(","))):
+            name, _, default = argument.partition("=")
+            listed.append((name, ast.literal_eval(default) if default else inspect.Parameter.empty))
+        assert listed == signature_parameters(function), readme_name
+
+
+def test_docstrings_name_every_keyword():
+    """Each public function's docstring (the class docstring for constructors) names each of its
+    parameters."""
+    for readme_name, function in public_callables():
+        owner = function.__qualname__.split(".")[0]
+        doc = (getattr(slay, owner).__doc__ if function.__name__ == "__init__" else function.__doc__) or ""
+        missing = [name for name, _ in signature_parameters(function) if not re.search(r"\b%s\b" % name, doc)]
+        assert not missing, "%s docstring does not mention %s" % (function.__qualname__, missing)
+
+
+def test_readme_feature_map_table_has_every_kind_and_poly():
+    """The README "Feature maps" table has a row for every kind, poly and expansion of the binding."""
+    from slay.feature_map import KINDS, POLYS, EXPANSIONS
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Feature maps"):readme.index("## Accuracy")]
+    table = section[section.index("| kind |"):section.index("\n\n", section.index("| kind |"))]
+    first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    kinds = {re.match(r"\s*`([^`]+)`", cell).group(1) for cell in first_cells}
+    polys = set(re.findall(r'poly="(\w+)"', " ".join(first_cells)))
+    assert kinds == set(KINDS)
+    assert polys == set(POLYS)
+    assert all('expansion="%s"' % name in section for name in EXPANSIONS)
+
+
+def test_readme_header_overview_names_every_function():
+    """The README's "Header overview" names every SLAY_API function and slay_tensor_4d (grouped names
+    such as `slay_state_create/free` and the feature-map suffixes included)."""
+    readme = (ROOT / "README.md").read_text()
+    overview = readme[readme.index("Header overview"):readme.index("## Feature maps")]
+    named = set()
+    for token in re.findall(r"`([\w/]+)`", overview):
+        first, *others = token.split("/")
+        bases = [first] if first.startswith("slay_") else ["slay_" + first, "slay_feature_map_" + first]
+        for base in bases:
+            named.add(base)
+            parts = base.split("_")
+            for other in others:
+                for cut in range(1, len(parts) - 1):
+                    named.add("_".join(parts[:-cut] + [other]))
+    wanted = set(header_declarations()) | {"slay_tensor_4d"}
+    assert not wanted - named, "README header overview misses %s" % sorted(wanted - named)
+
+
+def test_readme_layout_matches_the_tree():
+    """Every path the README's "## Layout" block names exists, and it names every Sources/ target,
+    every script and every C program."""
+    readme = (ROOT / "README.md").read_text()
+    layout = re.search(r"## Layout\n\n```\n(.*?)```", readme, re.S).group(1)
+    for line in layout.splitlines():
+        assert (ROOT / line.split()[0]).exists(), line
+    for target in (ROOT / "Sources").iterdir():
+        assert target.name in layout, target
+    for folder in (ROOT / "Sources" / "SlayCore").iterdir():
+        if folder.is_dir():
+            assert folder.name + "/" in layout, folder
+    for script in (ROOT / "scripts").glob("*.sh"):
+        assert script.name in layout, script
+    for program in (ROOT / "bindings" / "c-example").glob("*.c"):
+        assert program.name in layout, program
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_readme_c_example_compiles_and_runs(tmp_path):
+    """The README's ```c block, wrapped in a main() that supplies its data, compiles with the C
+    example's strict flags and returns SLAY_OK."""
+    readme = (ROOT / "README.md").read_text()
+    (block,) = re.findall(r"^```c\n(.*?)^```", readme, re.S | re.M)
+    includes = "".join(line + "\n" for line in block.splitlines() if line.startswith("#include"))
+    body = "".join("    " + line + "\n" for line in block.splitlines() if not line.startswith("#include"))
+    source = tmp_path / "readme.c"
+    source.write_text("#include <stdio.h>\n" + includes + "int main(void) {\n"
+                      "    enum { B = 2, T = 5 };\n"
+                      "    static float q_data[B * T * 2 * 16], k_data[B * T * 2 * 16], v_data[B * T * 2 * 8],"
+                      " y_data[B * T * 2 * 8];\n"
+                      "    int i;\n"
+                      "    for (i = 0; i < B * T * 2 * 16; i++) { q_data[i] = (float)(i % 7) / 7; k_data[i] = (float)(i % 5) / 5; }\n"
+                      "    for (i = 0; i < B * T * 2 * 8; i++) v_data[i] = (float)(i % 3);\n"
+                      + body + "    if (rc != SLAY_OK) { fprintf(stderr, \"%s\\n\", err.message); return 1; }\n"
+                      "    printf(\"y[0] = %g\\n\", y_data[0]);\n    return 0;\n}\n")
+    binary = tmp_path / "readme_c"
+    libdir = pathlib.Path(LIBRARY).parent
+    subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I", str(ROOT / "include"),
+                    str(source), "-L", str(libdir), "-l:" + pathlib.Path(LIBRARY).name, "-lm",
+                    "-Wl,-rpath," + str(libdir), "-o", str(binary)], check=True, capture_output=True)
+    result = subprocess.run([str(binary)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("y[0] = ")
