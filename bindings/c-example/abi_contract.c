@@ -457,7 +457,9 @@ static void test_inits(void) {
           "slay_feature_map_params_init defaults differ from slay.h");
     memset(&o, 0x5A, sizeof o);
     CHECK(slay_attention_options_init(&o) == SLAY_OK && o.struct_size == sizeof o && o.causal == 1 && o.delta == 1e-6 &&
-          o.chunk_size == 0 && o.n_threads == 1 && o.ith == 0 && o.nth == 1,
+          o.chunk_size == 0 && o.n_threads == 1 && o.ith == 0 && o.nth == 1 && o.denominator == SLAY_DENOMINATOR_ADD &&
+          o.normalize == 1 && o.decay == NULL && o.log_decay == NULL && o.query_gate_logits == NULL &&
+          o.key_gate_logits == NULL,
           "slay_attention_options_init defaults differ from slay.h");
     memset(&x, 0x5A, sizeof x);
     CHECK(slay_exact_attention_options_init(&x) == SLAY_OK && x.struct_size == sizeof x && x.kernel == SLAY_EXACT_SOFTMAX &&
