@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the build, the demo and the tests need on a fresh machine, and nothing when it is
-# already there: a C compiler (Debian), numpy, pytest, hypothesis and mpmath (PyPI).
+# already there: a C compiler (Debian), numpy, pytest, hypothesis and mpmath (PyPI); valgrind
+# (Debian) when it can, for the memcheck run (without it that program runs natively).
 set -euo pipefail
 if ! command -v cc >/dev/null 2>&1; then
     echo "installing a C compiler (apt)"
     apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null
+fi
+if ! command -v valgrind >/dev/null 2>&1; then
+    echo "installing valgrind (apt), for bindings/c-example/memcheck.c"
+    (apt-get update -qq && apt-get install -y -qq valgrind >/dev/null) \
+        || echo "valgrind could not be installed; memcheck.c will run without it" >&2
 fi
 if ! command -v swift >/dev/null 2>&1; then
     echo "swift is not on PATH; libslay needs Swift 6.x (https://www.swift.org/install)" >&2

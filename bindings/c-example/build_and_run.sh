@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Compiles the C example and the C ABI contract test with strict C99 flags against slay.h and
-# libslay.so only, then runs both. Exits non-zero if either fails to build or run.
-# Binaries: bindings/c-example/slay_example and bindings/c-example/slay_abi_contract (git-ignored).
+# Compiles the C programs (example, engine loop, ABI contract test, memcheck) with strict C99 flags
+# against slay.h and libslay.so only and runs each under both kernel variants; memcheck runs under
+# valgrind when it is installed (scripts/install_deps.sh tries to install it). Exits non-zero if any
+# fails to build or run, or valgrind reports a memory error.
+# Binaries: bindings/c-example/slay_* (git-ignored).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/bindings/c-example"
@@ -16,7 +18,7 @@ FLAGS=(-std=c99 -Wall -Wextra -Werror -pedantic -O2 -I "$ROOT/include")
 LINK=(-L "$LIBDIR" -lslay -lm "-Wl,-rpath,$LIBDIR")
 
 status=0
-for program in example:slay_example engine_loop:slay_engine_loop abi_contract:slay_abi_contract; do
+for program in example:slay_example engine_loop:slay_engine_loop abi_contract:slay_abi_contract memcheck:slay_memcheck; do
     src="$HERE/${program%%:*}.c"
     bin="$HERE/${program##*:}"
     echo "--- $CC ${FLAGS[*]} $(basename "$src")"
@@ -28,7 +30,15 @@ for program in example:slay_example engine_loop:slay_engine_loop abi_contract:sl
     # once with the kernels this CPU selects, once with the x86-64 baseline kernels
     for variant in default portable; do
         echo "--- run $(basename "$bin") (kernels: $variant)"
-        if [ "$variant" = portable ]; then run=(env SLAY_KERNELS=portable "$bin"); else run=("$bin"); fi
+        run=("$bin")
+        if [ "${program%%:*}" = memcheck ]; then
+            if command -v valgrind >/dev/null 2>&1; then
+                run=(valgrind -q --error-exitcode=3 "$bin")
+            else
+                echo "--- valgrind is not installed: memcheck runs without it"
+            fi
+        fi
+        if [ "$variant" = portable ]; then run=(env SLAY_KERNELS=portable "${run[@]}"); fi
         if ! "${run[@]}"; then
             echo "--- $(basename "$bin") (kernels: $variant) FAILED" >&2
             status=1
