@@ -561,32 +561,27 @@ public enum LinearAttention {
 
         init(layout: WorkspaceLayout, buffer: ScratchBuffer) {
             chunk = layout.chunk
-            var cursor = buffer.pointer
-            func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-                let result = cursor
-                cursor += ScratchBuffer.footprint(count)
-                return result
-            }
-            queryRows = take(layout.keyRowFloats)
-            keyRows = take(layout.keyRowFloats)
-            valueRows = take(layout.valueRowFloats)
-            phiQ = take(layout.featureBlockFloats)
-            phiK = take(layout.featureBlockFloats)
-            scores = take(layout.chunk * layout.chunk)
-            outputs = take(layout.valueRowFloats)
-            denominators = take(layout.chunk)
-            state = take(layout.stateFloats)
-            normaliser = take(layout.featureDim)
-            featureScratch = take(layout.featureScratch)
-            keyScratch = take(layout.featureScratch)
-            scoreScratch = take(layout.scoreScratch)
-            gemm = take(Gemm.workspaceFloats)
-            powers = take(layout.chunk + 1)
-            logDecay = take(layout.channelDecayFloats)
-            decayFactors = take(layout.channelDecayFloats)
-            running = take(layout.runningFloats)
-            queryGates = take(layout.gateFloats)
-            keyGates = take(layout.gateFloats)
+            var carver = ScratchCarver(buffer.pointer)
+            queryRows = carver.take(layout.keyRowFloats)
+            keyRows = carver.take(layout.keyRowFloats)
+            valueRows = carver.take(layout.valueRowFloats)
+            phiQ = carver.take(layout.featureBlockFloats)
+            phiK = carver.take(layout.featureBlockFloats)
+            scores = carver.take(layout.chunk * layout.chunk)
+            outputs = carver.take(layout.valueRowFloats)
+            denominators = carver.take(layout.chunk)
+            state = carver.take(layout.stateFloats)
+            normaliser = carver.take(layout.featureDim)
+            featureScratch = carver.take(layout.featureScratch)
+            keyScratch = carver.take(layout.featureScratch)
+            scoreScratch = carver.take(layout.scoreScratch)
+            gemm = carver.take(Gemm.workspaceFloats)
+            powers = carver.take(layout.chunk + 1)
+            logDecay = carver.take(layout.channelDecayFloats)
+            decayFactors = carver.take(layout.channelDecayFloats)
+            running = carver.take(layout.runningFloats)
+            queryGates = carver.take(layout.gateFloats)
+            keyGates = carver.take(layout.gateFloats)
         }
     }
 

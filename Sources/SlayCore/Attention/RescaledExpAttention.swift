@@ -308,26 +308,21 @@ enum RescaledExpAttention {
 
         init(layout: Layout, buffer: ScratchBuffer) {
             chunk = layout.chunk
-            var cursor = buffer.pointer
-            func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-                let result = cursor
-                cursor += ScratchBuffer.footprint(count)
-                return result
-            }
-            queryRows = take(layout.keyFloats)
-            keyRows = take(layout.keyFloats)
-            valueRows = take(layout.valueFloats)
-            prefix = take(layout.keyFloats)
-            weights = take(layout.keyFloats)
-            exponents = take(layout.keyFloats)
-            scores = take(layout.scoreFloats)
-            outputs = take(layout.valueFloats)
-            denominators = take(layout.chunk)
-            references = take(layout.chunk)
-            state = take(layout.stateFloats)
-            normaliser = take(layout.headDim)
-            maxima = take(layout.headDim)
-            gemm = take(Gemm.workspaceFloats)
+            var carver = ScratchCarver(buffer.pointer)
+            queryRows = carver.take(layout.keyFloats)
+            keyRows = carver.take(layout.keyFloats)
+            valueRows = carver.take(layout.valueFloats)
+            prefix = carver.take(layout.keyFloats)
+            weights = carver.take(layout.keyFloats)
+            exponents = carver.take(layout.keyFloats)
+            scores = carver.take(layout.scoreFloats)
+            outputs = carver.take(layout.valueFloats)
+            denominators = carver.take(layout.chunk)
+            references = carver.take(layout.chunk)
+            state = carver.take(layout.stateFloats)
+            normaliser = carver.take(layout.headDim)
+            maxima = carver.take(layout.headDim)
+            gemm = carver.take(Gemm.workspaceFloats)
         }
     }
 }
@@ -348,14 +343,9 @@ extension RecurrentState {
         let sequence = task / numHeads
         let head = task % numHeads
         let slot = slots[sequence]
-        var cursor = buffer.pointer
-        func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-            let result = cursor
-            cursor += ScratchBuffer.footprint(count)
-            return result
-        }
-        let queryRows = take(group * d), keyRow = take(d), valueRow = take(dv), weights = take(group * d),
-            factors = take(d), outputs = take(group * dv), denominators = take(group)
+        var carver = ScratchCarver(buffer.pointer)
+        let queryRows = carver.take(group * d), keyRow = carver.take(d), valueRow = carver.take(dv), weights = carver.take(group * d),
+            factors = carver.take(d), outputs = carver.take(group * dv), denominators = carver.take(group)
         func gather(_ view: TensorView, head: Int, into target: UnsafeMutablePointer<Float>) {
             let source = view.base + sequence * view.steps[0] + head * view.steps[1]
             for j in 0..<view.extents[2] { target[j] = source[j * view.steps[2]] }

@@ -22,9 +22,10 @@ public enum FeatureMapApplication {
         total = try CheckedSize.add(total, ScratchBuffer.footprint(featureFloats), what: "workspace")
         total = try CheckedSize.add(total, ScratchBuffer.footprint(scratchFloats), what: "workspace")
         let buffer = try ScratchBuffer(floats: total)
-        let input = buffer.take(inputFloats)
-        let features = buffer.take(featureFloats)
-        let scratch = buffer.take(scratchFloats)
+        var carver = ScratchCarver(buffer.pointer)
+        let input = carver.take(inputFloats)
+        let features = carver.take(featureFloats)
+        let scratch = carver.take(scratchFloats)
         for batch in 0..<b {
             for head in 0..<h {
                 var t0 = 0

@@ -149,15 +149,10 @@ extension RecurrentState {
         let sequence = task / numHeads
         let head = task % numHeads
         let slot = slots[sequence]
-        var cursor = buffer.pointer
-        func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-            let result = cursor
-            cursor += ScratchBuffer.footprint(count)
-            return result
-        }
-        let queryRows = take(group * d), keyRow = take(d), valueRow = take(dv), phiQ = take(group * m),
-            phiK = take(m), outputs = take(group * dv), denominators = take(group)
-        let featureScratch = take(map.scratchFloats(rows: max(group, 1)))
+        var carver = ScratchCarver(buffer.pointer)
+        let queryRows = carver.take(group * d), keyRow = carver.take(d), valueRow = carver.take(dv), phiQ = carver.take(group * m),
+            phiK = carver.take(m), outputs = carver.take(group * dv), denominators = carver.take(group)
+        let featureScratch = carver.take(map.scratchFloats(rows: max(group, 1)))
         // Rows of a [N, H, D] view are the (sequence, head) entries; gather them contiguously.
         func gather(_ view: TensorView, head: Int, into target: UnsafeMutablePointer<Float>) {
             let source = view.base + sequence * view.steps[0] + head * view.steps[1]

@@ -11,7 +11,6 @@ import Darwin
 public final class ScratchBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
-    private var cursor = 0
 
     public init(floats count: Int) throws {
         let bytes = try CheckedSize.multiply(max(count, 1), MemoryLayout<Float>.stride, what: "workspace size")
@@ -26,15 +25,22 @@ public final class ScratchBuffer: @unchecked Sendable {
 
     deinit { free(pointer) }
 
-    /// Carves the next `count` floats (rounded up to 16 for alignment) out of the arena.
-    public func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let rounded = (count + 15) & ~15
-        precondition(cursor + rounded <= self.count, "scratch arena sized too small")
-        let result = pointer + cursor
-        cursor += rounded
+    /// Floats a block of `count` occupies when carved (ScratchCarver): rounded up to 16, so every
+    /// block starts 64-byte aligned.
+    public static func footprint(_ count: Int) -> Int { (count + 15) & ~15 }
+}
+
+/// Consecutive blocks carved from a scratch region in order, each `ScratchBuffer.footprint` floats
+/// long. The caller sized the region as the sum of those footprints (each workspace layout does),
+/// so carving never checks; a value type, so every worker carves its own region independently.
+public struct ScratchCarver {
+    private var cursor: UnsafeMutablePointer<Float>
+
+    public init(_ start: UnsafeMutablePointer<Float>) { cursor = start }
+
+    public mutating func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let result = cursor
+        cursor += ScratchBuffer.footprint(count)
         return result
     }
-
-    /// Floats that `take` will consume for a request of `count`.
-    public static func footprint(_ count: Int) -> Int { (count + 15) & ~15 }
 }
