@@ -29,7 +29,8 @@ public struct YatTaylorConfiguration: Sendable, Equatable {
     }
 
     public static let maximumDegree = 8
-    /// The map keeps a 12-byte recipe per feature, so its width is capped lower than SLAY's.
+    /// The map keeps an 8-byte recipe per feature (Swift arrays, whose allocation failure would
+    /// abort), so its width is capped lower than SLAY's.
     public static let maximumFeatureDim = 1 << 22
 
     /// Monomials of degree k in d variables: C(d + k − 1, k), checked.
@@ -81,10 +82,10 @@ public final class YatTaylorFeatureMap: FeatureMap, @unchecked Sendable {
     public let configuration: YatTaylorConfiguration
     public let featureDim: Int
     public let identity: UInt64
-    /// Monomials of degree 1 ... N in order of degree, each from a lower one: monomial f
-    /// (f ≥ d) = monomial[parent[f]] · û[factor[f]]; the first d are û itself.
-    private let parent: [Int32]
-    private let factor: [Int32]
+    /// Monomials of degree 1 ... N in order of degree (the first d are û itself). The children of
+    /// monomial p are contiguous: p · û_i for i = last[p] ..< d, in the order of their parents, so
+    /// each degree is built with contiguous (vectorisable) runs and no index gathers.
+    private let last: [Int32]
     /// Feature j = scale[j] · monomial[d + j] (the degree ≥ 2 monomials).
     private let scale: [Float]
     private let coefficients: [Float]
@@ -95,34 +96,32 @@ public final class YatTaylorFeatureMap: FeatureMap, @unchecked Sendable {
         let d = configuration.headDim
         featureDim = try configuration.featureCount()
         // Build the monomials degree by degree; each multiset extends a lower one by an index no
-        // smaller than its last, so every multiset appears once. `counts` tracks log of the
-        // multinomial k!/Π counts! incrementally: appending index i to a multiset with c_i copies of
-        // i multiplies it by k / (c_i + 1).
-        var parent = [Int32](), factor = [Int32](), multinomial = [Double](), last = [Int32](), repeats = [Int32]()
-        parent.reserveCapacity(featureDim + d)
+        // smaller than its last, so every multiset appears once. The multinomial k!/Π counts! is
+        // tracked incrementally: appending index i to a multiset with c_i copies of i multiplies it
+        // by k / (c_i + 1).
+        var multinomial = [Double](), last = [Int32](), repeats = [Int32]()
+        last.reserveCapacity(featureDim + d)
         for i in 0..<d {
-            parent.append(-1); factor.append(Int32(i)); multinomial.append(1); last.append(Int32(i)); repeats.append(1)
+            multinomial.append(1); last.append(Int32(i)); repeats.append(1)
         }
         var previous = 0..<d
         var scale = [Float]()
         scale.reserveCapacity(featureDim)
         for k in 2...configuration.degree {
-            let start = parent.count
+            let start = last.count
             let ck = configuration.coefficient(k)
             for p in previous {
                 for i in Int(last[p])..<d {
                     // Copies of i already in the parent: all trailing ones when i equals its last index.
                     let copies = Int(last[p]) == i ? Int(repeats[p]) : 0
                     let value = multinomial[p] * Double(k) / Double(copies + 1)
-                    parent.append(Int32(p)); factor.append(Int32(i)); multinomial.append(value)
-                    last.append(Int32(i)); repeats.append(Int32(copies + 1))
+                    multinomial.append(value); last.append(Int32(i)); repeats.append(Int32(copies + 1))
                     scale.append(Float((ck * value).squareRoot()))
                 }
             }
-            previous = start..<parent.count
+            previous = start..<last.count
         }
-        self.parent = parent
-        self.factor = factor
+        self.last = last
         self.scale = scale
         coefficients = (0...configuration.degree).map { Float($0 >= 2 ? configuration.coefficient($0) : 0) }
         var hasher = IdentityHasher()
@@ -156,16 +155,25 @@ public final class YatTaylorFeatureMap: FeatureMap, @unchecked Sendable {
         let units = scratch
         let monomial = scratch + ScratchBuffer.footprint(rows * d)
         UnitDirections.normalise(input, rows: rows, width: d, into: units)
-        parent.withUnsafeBufferPointer { parent in
-            factor.withUnsafeBufferPointer { factor in
-                scale.withUnsafeBufferPointer { scale in
-                    for r in 0..<rows {
-                        let u = units + r * d
-                        monomial.update(from: u, count: d)
-                        for f in d..<(d + m) { monomial[f] = monomial[Int(parent[f])] * u[Int(factor[f])] }
-                        let out = output + r * m
-                        for j in 0..<m { out[j] = scale[j] * monomial[d + j] }
+        let degree = configuration.degree
+        last.withUnsafeBufferPointer { last in
+            scale.withUnsafeBufferPointer { scale in
+                for r in 0..<rows {
+                    let u = units + r * d
+                    monomial.update(from: u, count: d)
+                    var (previous, next) = (0..<d, d)
+                    for _ in 2...degree {
+                        let start = next
+                        for p in previous {
+                            let (value, first) = (monomial[p], Int(last[p]))
+                            let run = monomial + next - first
+                            for i in first..<d { run[i] = value * u[i] }
+                            next += d - first
+                        }
+                        previous = start..<next
                     }
+                    let out = output + r * m
+                    for j in 0..<m { out[j] = scale[j] * monomial[d + j] }
                 }
             }
         }
