@@ -11,9 +11,13 @@ final class CABIValidationTests: XCTestCase {
     final class Call {
         static let (b, t, hq, hk, d, dv): (Int64, Int64, Int64, Int64, Int64, Int64) = (2, 3, 4, 2, 4, 4)
         let fm: OpaquePointer?
-        let q = CBuffer(count: Int(b * t * hq * d), repeating: 0.25)
-        let k = CBuffer(count: Int(b * t * hk * d), repeating: -0.5)
-        let v = CBuffer(count: Int(b * t * hk * dv), repeating: 1.5)
+        // Inputs get `slack` floats past their views: cases that enlarge a view's shape (k and v
+        // with 4 heads) must then fail on the shape, never on an overlap with a neighbouring
+        // allocation (which depended on the heap layout and made the status flaky).
+        static let slack = 64
+        let q = CBuffer(count: Int(b * t * hq * d) + slack, repeating: 0.25)
+        let k = CBuffer(count: Int(b * t * hk * d) + slack, repeating: -0.5)
+        let v = CBuffer(count: Int(b * t * hk * dv) + slack, repeating: 1.5)
         let out = CBuffer(count: Int(b * t * hq * dv), repeating: 7)
         var tq, tk, tv, tout: slay_tensor
         var options = slay_attention_options()
