@@ -333,17 +333,24 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         UnitDirections.normalise(input, rows: rows, width: configuration.headDim, into: units)
     }
 
-    /// Anchor features [(a_p·û)²]/√P of unit rows.
-    func anchorFeatures(_ units: UnsafePointer<Float>, rows: Int, into poly: UnsafeMutablePointer<Float>,
-                        gemmSpace: UnsafeMutablePointer<Float>) {
+    /// (a_p·û)² · scale for every anchor p of unit rows: the anchor features (scale 1/√P) and the
+    /// input of the Nyström whitening (scale 1).
+    func squaredAnchorProjections(_ units: UnsafePointer<Float>, rows: Int, scale: Float,
+                                  into poly: UnsafeMutablePointer<Float>, gemmSpace: UnsafeMutablePointer<Float>) {
         let (d, pf) = (configuration.headDim, configuration.polyDim)
         anchorsTransposed.withUnsafeBufferPointer { at in
             Gemm.multiply(m: rows, n: pf, k: d, a: units, rowStrideA: d, columnStrideA: 1,
                           b: at.baseAddress!, rowStrideB: pf, columnStrideB: 1,
                           c: poly, ldc: pf, accumulate: false, workspace: gemmSpace)
         }
-        let scale = 1 / Float(pf).squareRoot()
         for i in 0..<(rows * pf) { poly[i] = poly[i] * poly[i] * scale }
+    }
+
+    /// Anchor features [(a_p·û)²]/√P of unit rows.
+    func anchorFeatures(_ units: UnsafePointer<Float>, rows: Int, into poly: UnsafeMutablePointer<Float>,
+                        gemmSpace: UnsafeMutablePointer<Float>) {
+        squaredAnchorProjections(units, rows: rows, scale: 1 / Float(configuration.polyDim).squareRoot(), into: poly,
+                                 gemmSpace: gemmSpace)
     }
 
     /// Random Maclaurin features (r1_p·û)(r2_p·û)/√P; `spare` holds rows·P floats.
@@ -365,13 +372,8 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     /// Nyström features W [(a_p·û)²]_p; `spare` holds rows·P floats.
     func nystromFeatures(_ units: UnsafePointer<Float>, rows: Int, into poly: UnsafeMutablePointer<Float>,
                          spare: UnsafeMutablePointer<Float>, gemmSpace: UnsafeMutablePointer<Float>) {
-        let (d, pf) = (configuration.headDim, configuration.polyDim)
-        anchorsTransposed.withUnsafeBufferPointer { at in
-            Gemm.multiply(m: rows, n: pf, k: d, a: units, rowStrideA: d, columnStrideA: 1,
-                          b: at.baseAddress!, rowStrideB: pf, columnStrideB: 1,
-                          c: spare, ldc: pf, accumulate: false, workspace: gemmSpace)
-        }
-        for i in 0..<(rows * pf) { spare[i] = spare[i] * spare[i] }
+        let pf = configuration.polyDim
+        squaredAnchorProjections(units, rows: rows, scale: 1, into: spare, gemmSpace: gemmSpace)
         nystromWhitening.withUnsafeBufferPointer { w in
             Gemm.multiply(m: rows, n: pf, k: pf, a: spare, rowStrideA: pf, columnStrideA: 1,
                           b: w.baseAddress!, rowStrideB: pf, columnStrideB: 1,
