@@ -6,7 +6,7 @@
 public enum DecayKernels {
     /// Below this e^x is not a normal float: such weights are flushed to 0 (VectorExp alone would
     /// clamp them to e^−87.3, a tiny but wrong weight for α = e^−10000).
-    static let underflow: Float = -87.33654
+    public static let underflow: Float = -87.33654
 
     /// All ones in the lanes where x < the underflow bound, zeros elsewhere: the sign of
     /// x − bound spread by an arithmetic shift. (A SIMDMask comparison here is built lane by lane

@@ -71,8 +71,8 @@ extension LinearAttention.Plan {
     func loadLogDecay(span: SequenceSpan, keyHead: Int, t0: Int, rows: Int, workspace w: LinearAttention.Workspace) {
         let m = map.featureDim
         logDecay!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.logDecay)
-        if decay.isActive && decay[keyHead] < 1 {
-            let logGamma = Float(log(Double(decay[keyHead])))
+        let logGamma = decay.logarithm(head: keyHead)
+        if logGamma != 0 {
             for i in 0..<(rows * m) { w.logDecay[i] += logGamma }
         }
     }
@@ -80,7 +80,7 @@ extension LinearAttention.Plan {
     func runChannelDecayCausal(span: SequenceSpan, origin: Int, keyHead: Int, columns: Range<Int>,
                                state: UnsafeMutablePointer<Float>, normaliser: UnsafeMutablePointer<Float>,
                                workspace w: LinearAttention.Workspace) {
-        let (m, dv, width) = (map.featureDim, valueDim, columns.count)
+        let (m, dv) = (map.featureDim, valueDim)
         var t0 = 0
         while t0 < span.length {
             let rows = min(w.chunk, span.length - t0)
@@ -103,15 +103,7 @@ extension LinearAttention.Plan {
                 for i in 0..<(rows * m) { w.phiQ[i] *= factors[i] }
                 LinearAttention.readState(rows: rows, m: m, dv: dv, columns: columns, state: state,
                                           normaliser: normaliser, workspace: w)
-                for i in 0..<rows {
-                    let row = w.scores + i * rows
-                    var total: Float = 0
-                    for j in 0...i { total += row[j] }
-                    w.denominators[i] += total
-                }
-                Gemm.multiply(m: rows, n: width, k: rows, a: w.scores, rowStrideA: rows, columnStrideA: 1,
-                              b: w.valueRows + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
-                              c: w.outputs, ldc: width, accumulate: true, workspace: w.gemm)
+                LinearAttention.addIntraChunk(rows: rows, dv: dv, columns: columns, workspace: w)
                 LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, denominator: denominator,
                                                   normalize: normalize, workspace: w,
                                                   out: out!, batch: span.batch, head: queryHead, t0: span.start + t0)

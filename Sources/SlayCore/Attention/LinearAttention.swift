@@ -39,6 +39,12 @@ public struct HeadDecay: @unchecked Sendable {
     @inline(__always)
     public subscript(head: Int) -> Float { pointer.map { $0[head] } ?? 1 }
 
+    /// log γ of `head` in double, rounded once; 0 without decay or for γ = 1.
+    public func logarithm(head: Int) -> Float {
+        let gamma = self[head]
+        return gamma < 1 ? Float(log(Double(gamma))) : 0
+    }
+
     /// Each γ finite and in (0, 1]; `heads` entries.
     public func validate(heads: Int) throws {
         guard let pointer else { return }
@@ -416,19 +422,13 @@ public enum LinearAttention {
                                       b: w.phiK, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
                                       accumulate: false, workspace: w.gemm)
                     }
-                    for i in 0..<rows {
-                        let row = w.scores + i * rows
-                        if decayed {
+                    if decayed {
+                        for i in 0..<rows {
+                            let row = w.scores + i * rows
                             for j in 0...i { row[j] *= w.powers[i - j] }
                         }
-                        var total: Float = 0
-                        for j in 0...i { total += row[j] }
-                        for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
-                        w.denominators[i] += total
                     }
-                    Gemm.multiply(m: rows, n: width, k: rows, a: w.scores, rowStrideA: rows, columnStrideA: 1,
-                                  b: w.valueRows + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
-                                  c: w.outputs, ldc: width, accumulate: true, workspace: w.gemm)
+                    LinearAttention.addIntraChunk(rows: rows, dv: dv, columns: columns, workspace: w)
                     LinearAttention.normaliseAndStore(rows: rows, columns: columns, delta: delta, denominator: denominator,
                                                       normalize: normalize, workspace: w,
                                                       out: out!, batch: span.batch, head: queryHead, t0: span.start + t0)
@@ -619,6 +619,23 @@ public enum LinearAttention {
             for f in 0..<m { total += phi[f] * normaliser[f] }
             w.denominators[i] = total
         }
+    }
+
+    /// Intra-chunk part of a causal chunk: the masked scores tril(w.scores) (diagonal included;
+    /// entries above it are zeroed) add their row sums to the denominators and their product with
+    /// the chunk's values to the outputs.
+    @inline(__always)
+    static func addIntraChunk(rows: Int, dv: Int, columns: Range<Int>, workspace w: Workspace) {
+        for i in 0..<rows {
+            let row = w.scores + i * rows
+            var total: Float = 0
+            for j in 0...i { total += row[j] }
+            for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
+            w.denominators[i] += total
+        }
+        Gemm.multiply(m: rows, n: columns.count, k: rows, a: w.scores, rowStrideA: rows, columnStrideA: 1,
+                      b: w.valueRows + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
+                      c: w.outputs, ldc: columns.count, accumulate: true, workspace: w.gemm)
     }
 
     /// State update: S[:, columns] += Φ_Kᵀ·V[:, columns], z += Φ_Kᵀ·1 over the chunk's rows.

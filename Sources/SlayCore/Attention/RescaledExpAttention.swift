@@ -346,13 +346,8 @@ extension RecurrentState {
         var carver = ScratchCarver(buffer.pointer)
         let queryRows = carver.take(group * d), keyRow = carver.take(d), valueRow = carver.take(dv), weights = carver.take(group * d),
             factors = carver.take(d), outputs = carver.take(group * dv), denominators = carver.take(group)
-        func gather(_ view: TensorView, head: Int, into target: UnsafeMutablePointer<Float>) {
-            let source = view.base + sequence * view.steps[0] + head * view.steps[1]
-            for j in 0..<view.extents[2] { target[j] = source[j * view.steps[2]] }
-        }
-        gather(k, head: head, into: keyRow)
-        gather(v, head: head, into: valueRow)
-        for g in 0..<group { gather(q, head: head * group + g, into: queryRows + g * d) }
+        RecurrentState.gatherStepToken(q: q, k: k, v: v, sequence: sequence, head: head, group: group,
+                                       queryRows: queryRows, keyRow: keyRow, valueRow: valueRow)
 
         let empty = RescaledExpAttention.empty
         let mu = maxima(slot: slot, head: head)!

@@ -96,11 +96,12 @@ extension RecurrentState {
         }
         let tasks = ParallelFor.share(of: n * h, worker: options.ith, workers: options.nth)
         let delta = Float(options.delta)
+        let tokens = StepTokenInputs(options)
         if threads == 1 {
             let buffer = decodeWorkspaces[first].buffer!
             for task in tasks {
                 decode(task: task, group: group, q: q, k: k, v: v, out: out, slots: slots, delta: delta, denominator: options.denominator, normalize: options.normalize,
-                       decay: options.decay, tokens: StepTokenInputs(options), buffer: buffer)
+                       decay: options.decay, tokens: tokens, buffer: buffer)
             }
         } else {
             let scratch = buffers
@@ -109,7 +110,7 @@ extension RecurrentState {
                 for index in share {
                     self.decode(task: tasks.lowerBound + index, group: group, q: q, k: k, v: v, out: out, slots: slots,
                                 delta: delta, denominator: options.denominator, normalize: options.normalize,
-                                decay: options.decay, tokens: StepTokenInputs(options), buffer: scratch[worker])
+                                decay: options.decay, tokens: tokens, buffer: scratch[worker])
                 }
             }
         }
@@ -153,16 +154,8 @@ extension RecurrentState {
         let queryRows = carver.take(group * d), keyRow = carver.take(d), valueRow = carver.take(dv), phiQ = carver.take(group * m),
             phiK = carver.take(m), outputs = carver.take(group * dv), denominators = carver.take(group)
         let featureScratch = carver.take(map.scratchFloats(rows: max(group, 1)))
-        // Rows of a [N, H, D] view are the (sequence, head) entries; gather them contiguously.
-        func gather(_ view: TensorView, head: Int, into target: UnsafeMutablePointer<Float>) {
-            let source = view.base + sequence * view.steps[0] + head * view.steps[1]
-            let width = view.extents[2]
-            let stride = view.steps[2]
-            for j in 0..<width { target[j] = source[j * stride] }
-        }
-        gather(k, head: head, into: keyRow)
-        gather(v, head: head, into: valueRow)
-        for g in 0..<group { gather(q, head: head * group + g, into: queryRows + g * d) }
+        RecurrentState.gatherStepToken(q: q, k: k, v: v, sequence: sequence, head: head, group: group,
+                                       queryRows: queryRows, keyRow: keyRow, valueRow: valueRow)
         // The token's position is the slot's count before this step (incremented after all tasks).
         let position = Int(positions[slot])
         map.features(role: .key, head: head, input: keyRow, rows: 1, firstPosition: position, output: phiK,
@@ -187,7 +180,7 @@ extension RecurrentState {
         // decay (per channel α_f, times γ when both are given) takes the same pass.
         let gamma = decay[head]
         let channels = tokens.logDecayRow(sequence: sequence, head: head)
-        let logGamma: Float = channels != nil ? StepTokenInputs.logarithm(of: gamma) : 0
+        let logGamma: Float = channels != nil ? decay.logarithm(head: head) : 0
         for f in 0..<m {
             let kf = phiK[f]
             var gamma = gamma
@@ -207,6 +200,22 @@ extension RecurrentState {
 }
 
 extension RecurrentState {
+    /// The step's token for (sequence, key head) gathered contiguously from the [N, H, D] views:
+    /// its key and value rows, and the rows of the `group` query heads that read this key head.
+    static func gatherStepToken(q: TensorView, k: TensorView, v: TensorView, sequence: Int, head: Int, group: Int,
+                                queryRows: UnsafeMutablePointer<Float>, keyRow: UnsafeMutablePointer<Float>,
+                                valueRow: UnsafeMutablePointer<Float>) {
+        func gather(_ view: TensorView, head: Int, into target: UnsafeMutablePointer<Float>) {
+            let source = view.base + sequence * view.steps[0] + head * view.steps[1]
+            let (width, stride) = (view.extents[2], view.steps[2])
+            for j in 0..<width { target[j] = source[j * stride] }
+        }
+        gather(k, head: head, into: keyRow)
+        gather(v, head: head, into: valueRow)
+        let d = q.extents[2]
+        for g in 0..<group { gather(q, head: head * group + g, into: queryRows + g * d) }
+    }
+
     /// One state row f of a decode step in a single pass over it (the step is bound by this
     /// traffic): S_f ← stateScale·S_f + keyScale·v, z_f ← stateScale·z_f + keyScale, and each query
     /// row g of the group reads the updated row with weight w_g = weights[g · weightStride]:

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SlayKernels
 
 /// The optional per-token inputs of a decode step, read in place: GLA log α [N, Hk, m] and SLA
 /// gate logits [N, Hq] / [N, Hk]. A value type of views, so a step builds it without allocating.
@@ -45,12 +46,9 @@ struct StepTokenInputs {
         return (UnsafePointer(logDecay.base + sequence * logDecay.steps[0] + head * logDecay.steps[1]), logDecay.steps[2])
     }
 
-    /// α = e^(log α) for log α ≤ 0, 0 below the smallest normal float (as the chunked form).
+    /// α = e^(log α) for log α ≤ 0, 0 below the smallest normal float (the chunked form's bound).
     @inline(__always)
-    static func alpha(_ logAlpha: Float) -> Float { logAlpha < -87.33654 ? 0 : expf(logAlpha) }
-
-    /// log γ of a RetNet γ ∈ (0, 1], 0 for γ = 1.
-    static func logarithm(of gamma: Float) -> Float { gamma < 1 ? Float(log(Double(gamma))) : 0 }
+    static func alpha(_ logAlpha: Float) -> Float { logAlpha < SlayKernels.DecayKernels.underflow ? 0 : expf(logAlpha) }
 }
 
 extension RecurrentState {
