@@ -71,7 +71,9 @@ struct TokenArguments {
 
     init() {}
 
-    init(_ o: slay_attention_options, call: Call) throws {
+    init(_ o: slay_attention_options, call: Call, keyHeads: Int) throws {
+        decay = o.decay
+        self.keyHeads = keyHeads
         let rank = call == .step ? 3 : 4
         if call != .queries, let pointer = o.log_decay {
             logDecay = try TensorArgument(pointer, name: "options.log_decay", rank: rank, isOutput: false)
@@ -105,9 +107,7 @@ func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?, k
     guard o.chunk_size >= 0 && o.chunk_size <= Int64(LinearAttentionOptions.maximumChunkSize) else {
         throw SlayError.invalid("options.chunk_size must be 0 (automatic) or in 1...\(LinearAttentionOptions.maximumChunkSize), got \(o.chunk_size)")
     }
-    var tokens = try TokenArguments(o, call: call)
-    tokens.decay = o.decay
-    tokens.keyHeads = keyHeads
+    let tokens = try TokenArguments(o, call: call, keyHeads: keyHeads)
     let options = LinearAttentionOptions(causal: try flag(o.causal, "options.causal"), delta: o.delta,
                                          chunkSize: Int(o.chunk_size), nThreads: Int(o.n_threads),
                                          ith: Int(o.ith), nth: Int(o.nth), denominator: try denominatorMode(o.denominator),
