@@ -35,13 +35,13 @@ public struct YatTaylorConfiguration: Sendable, Equatable {
 
     /// Monomials of degree k in d variables: C(d + k − 1, k), checked.
     static func monomials(variables d: Int, degree k: Int) throws -> Int {
-        var count = 1  // C(d − 1 + j, j) for j = 0, 1, …, built exactly (each step divides evenly)
-        for j in 1...max(k, 1) where k >= 1 {
+        var count = 1  // C(d − 1 + j, j) for j = 0, 1, …, k, built exactly (each step divides evenly)
+        for j in stride(from: 1, through: k, by: 1) {
             let (product, overflow) = count.multipliedReportingOverflow(by: d - 1 + j)
             guard !overflow else { throw SlayError.overflow("the degree-\(k) Taylor features of head_dim \(d) overflow") }
             count = product / j
         }
-        return k == 0 ? 1 : count
+        return count
     }
 
     /// Features per head: Σ_{k=2..N} C(d + k − 1, k).
