@@ -1247,7 +1247,7 @@ static void test_compute_promises(slay_feature_map* fm) {
     double worst = 0;
     static const int rules[] = {1, 2, 8, 32, 64};
 
-    /* quadrature: MATH.md's R = 2 values, ascending nodes, weights summing to ∫e^{-t} = 1 */
+    /* quadrature: docs/math.md's R = 2 values, ascending nodes, weights summing to ∫e^{-t} = 1 */
     OK(slay_gauss_laguerre(2, nodes, weights, E));
     CHECK(fabs(nodes[0] - 0.5857864376) < 1e-9 && fabs(nodes[1] - 3.4142135624) < 1e-9 &&
           fabs(weights[0] - 0.8535533906) < 1e-9 && fabs(weights[1] - 0.1464466094) < 1e-9,

@@ -4,7 +4,7 @@
  * 2. Create a SLAY feature map and run causal linear attention over a [B, T, H, D] batch.
  * 3. Recompute the same attention naively (O(T^2), double precision, plain loops), building the
  *    SLAY features ourselves from the map's parameters, and compare. This doubles as the
- *    definition of what libslay computes (see MATH.md §1 and §5).
+ *    definition of what libslay computes (see docs/math.md §1 and §5).
  * 4. Show that errors are values: a bad call returns a status plus a message and writes nothing.
  * 5. Pass a head-first [B, H, T, D] buffer through strides (no copy) and get the same result.
  * 6. The engine loop: prefill a recurrent state with a prompt, then decode one token at a time.
@@ -37,7 +37,7 @@ static float uniform(uint64_t* s) {
         }                                                                                      \
     } while (0)
 
-/* φ(x) for one head, straight from MATH.md §1, in double:
+/* φ(x) for one head, straight from docs/math.md §1, in double:
  *   u = x/‖x‖, C = 2 + ε, s_r = t_r/C, w_r = α_r/C,
  *   poly_p = (a_p·u)²/√P, prf_j = exp(clamp(√(2 s_r) ω[r,h,:,j]·u − s_r, −c, c))/√M,
  *   feature[(r·P + p)·M + j] = √w_r · poly_p · prf_j. */

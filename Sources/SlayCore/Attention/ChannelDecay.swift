@@ -32,7 +32,7 @@ enum DecayMath {
     }
 }
 
-/// GLA: data-dependent per-channel decay (MATH.md §3), S_t = Diag(α_t) S_{t−1} + φ(k_t) v_tᵀ and
+/// GLA: data-dependent per-channel decay (docs/math.md §3), S_t = Diag(α_t) S_{t−1} + φ(k_t) v_tᵀ and
 /// z_t = Diag(α_t) z_{t−1} + φ(k_t), in the chunked causal form.
 ///
 /// With b_i = Σ_{t ≤ i} log α_t within a chunk (per channel), row i reads the state before the

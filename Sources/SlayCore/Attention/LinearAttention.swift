@@ -152,7 +152,7 @@ public struct SequenceSpan: Sendable, Equatable {
     }
 }
 
-/// Kernel-normalised linear attention y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ) (MATH.md §5).
+/// Kernel-normalised linear attention y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ) (docs/math.md §5).
 ///
 /// One engine for every feature map and every entry point (whole-sequence attention, prefill
 /// into recurrent states, decode steps, key absorption and read-only queries). Work is split over

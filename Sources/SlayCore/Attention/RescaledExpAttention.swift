@@ -7,7 +7,7 @@ import Darwin
 #endif
 
 /// Kernel-normalised attention with the ELA Hadamard Exp kernel k(a, b) = Σ_f e^{a_f + b_f}
-/// (MATH.md §2), evaluated exactly and without overflow: the features e^a, e^b overflow fp32 once
+/// (docs/math.md §2), evaluated exactly and without overflow: the features e^a, e^b overflow fp32 once
 /// an entry passes ~88, so this engine never forms them.
 ///
 /// Per (sequence, key head) the state keeps, per feature dimension f, the running maximum μ_f of

@@ -1,4 +1,4 @@
-/// ELA safe blueprint kernel (MATH.md §2): the paper's (a·b + 1)(‖a‖² + 1)(‖b‖² + 1) goes
+/// ELA safe blueprint kernel (docs/math.md §2): the paper's (a·b + 1)(‖a‖² + 1)(‖b‖² + 1) goes
 /// negative for a·b < −1; the safe form uses unit directions,
 ///   k(a, b) = (â·b̂ + 1)·(‖a‖² + 1)·(‖b‖² + 1) ∈ [0, 2(‖a‖² + 1)(‖b‖² + 1)],
 /// with â = a/‖a‖ and â = 0 for a = 0 (so k(0, b) = ‖b‖² + 1). It factorises exactly into d + 1

@@ -1,4 +1,4 @@
-/// Dimensions, seed and settings of the classic feature maps (MATH.md §4). One struct for all of
+/// Dimensions, seed and settings of the classic feature maps (docs/math.md §4). One struct for all of
 /// them because they share the C params fields; each map validates only the fields it reads.
 public struct ClassicMapConfiguration: Sendable, Equatable {
     public var headDim: Int

@@ -6,7 +6,7 @@ import Musl
 import Darwin
 #endif
 
-/// cosFormer (MATH.md §4): φ(x_i) = [relu(x_i) cos θ_i, relu(x_i) sin θ_i], θ_i = π i / (2L), for
+/// cosFormer (docs/math.md §4): φ(x_i) = [relu(x_i) cos θ_i, relu(x_i) sin θ_i], θ_i = π i / (2L), for
 /// the token at position i of its sequence, so φ(q_i)·φ(k_j) = relu(q_i)·relu(k_j) cos(θ_i − θ_j).
 /// L is a FIXED maximum length given by the caller (the reference code uses the current length,
 /// which changes every decode step and so cannot stream). m = 2d, no parameters, features ≥ 0.

@@ -6,7 +6,7 @@ import Musl
 import Darwin
 #endif
 
-/// ELU+1 (MATH.md §4, "Transformers are RNNs"): φ(x) = elu(x) + 1, i.e. x + 1 for x > 0 and e^x
+/// ELU+1 (docs/math.md §4, "Transformers are RNNs"): φ(x) = elu(x) + 1, i.e. x + 1 for x > 0 and e^x
 /// otherwise, elementwise. m = d, no parameters, features > 0 (so the normaliser is positive).
 public final class EluPlusOneFeatureMap: ParameterFreeFeatureMap, @unchecked Sendable {
     public let configuration: ClassicMapConfiguration

@@ -6,7 +6,7 @@ import Musl
 import Darwin
 #endif
 
-/// FAVOR+ (MATH.md §4, Performer): positive random features of the softmax kernel,
+/// FAVOR+ (docs/math.md §4, Performer): positive random features of the softmax kernel,
 /// φ(x) = exp(ωᵀx' − ‖x'‖²/2) / √m with x' = x · d^(−1/4), so E[φ(q)·φ(k)] = exp(q·k/√d).
 /// ω (H, d, m) is block-orthogonal per head (see `blockOrthogonalOmega`), which lowers the
 /// variance compared with i.i.d. Gaussian directions. Features are > 0.

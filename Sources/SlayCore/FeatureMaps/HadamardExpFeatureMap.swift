@@ -6,7 +6,7 @@ import Musl
 import Darwin
 #endif
 
-/// ELA Hadamard Exp kernel (MATH.md §2, the paper's default): k(a, b) = Σ_f e^{a_f + b_f}, exact
+/// ELA Hadamard Exp kernel (docs/math.md §2, the paper's default): k(a, b) = Σ_f e^{a_f + b_f}, exact
 /// with m = d features φ(a) = exp(a), ψ(b) = exp(b), the same on both sides. No parameters;
 /// features > 0.
 ///

@@ -1,4 +1,4 @@
-/// The whitening matrix of SLAY's Nyström polynomial (MATH.md §1): W = (K_AA + λI)^{−1/2} with
+/// The whitening matrix of SLAY's Nyström polynomial (docs/math.md §1): W = (K_AA + λI)^{−1/2} with
 /// K_AA = (A Aᵀ)∘(A Aᵀ), the x² kernel between the anchors, so that ⟨W k_A(q), W k_A(k)⟩ =
 /// k_A(q)ᵀ (K_AA + λI)^{−1} k_A(k) ≈ (q̂·k̂)², k_A(u) = [(a_p·u)²]_p.
 public enum NystromWhitening {

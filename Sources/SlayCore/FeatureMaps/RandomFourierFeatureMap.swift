@@ -6,7 +6,7 @@ import Musl
 import Darwin
 #endif
 
-/// Random Fourier features (MATH.md §4, Rahimi–Recht): φ(x) = √(2/m) cos(ωᵀx + b) with
+/// Random Fourier features (docs/math.md §4, Rahimi–Recht): φ(x) = √(2/m) cos(ωᵀx + b) with
 /// ω ~ N(0, I/σ²), σ = 1 (stream 5) and b ~ U(0, 2π) (stream 6), so E[φ(q)·φ(k)] is the Gaussian
 /// kernel exp(−‖q − k‖²/2). SIGNED: features and the normaliser φ(q)·Σφ(k) can be ≤ 0, so
 /// normalised outputs can be large (slay.h).

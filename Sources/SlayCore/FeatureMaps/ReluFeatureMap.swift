@@ -1,4 +1,4 @@
-/// ReLU (MATH.md §4): φ(x) = max(x, 0) elementwise. m = d, no parameters, features ≥ 0. A row
+/// ReLU (docs/math.md §4): φ(x) = max(x, 0) elementwise. m = d, no parameters, features ≥ 0. A row
 /// with no positive entry has φ = 0: its output is 0 / (0 + δ) = 0, not an error.
 public final class ReluFeatureMap: ParameterFreeFeatureMap, @unchecked Sendable {
     public let configuration: ClassicMapConfiguration

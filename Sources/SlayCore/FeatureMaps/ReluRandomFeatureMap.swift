@@ -1,4 +1,4 @@
-/// ReLU random features (MATH.md §4; the SLAY reference's "performer"): φ(x) = max(ωᵀx, 0) / √m
+/// ReLU random features (docs/math.md §4; the SLAY reference's "performer"): φ(x) = max(ωᵀx, 0) / √m
 /// with i.i.d. Gaussian ω (H, d, m) from stream 4 of the generator. E[φ(q)·φ(k)] is the
 /// first-order arc-cosine kernel ‖q‖‖k‖(sin θ + (π − θ) cos θ)/(2π). Features are ≥ 0.
 public final class ReluRandomFeatureMap: RandomProjectionFeatureMap, @unchecked Sendable {

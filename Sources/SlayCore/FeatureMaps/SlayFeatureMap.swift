@@ -6,7 +6,7 @@ import Musl
 import Darwin
 #endif
 
-/// How SLAY estimates the polynomial factor (q̂·k̂)² (MATH.md §1).
+/// How SLAY estimates the polynomial factor (q̂·k̂)² (docs/math.md §1).
 public enum SlayPolynomial: Int32, Sendable {
     /// [(a_p·û)²]_p / √P with P unit anchors: the paper's default; converges to (1 + 2x²)/(d(d+2)),
     /// not x², so orthogonal keys keep weight.
@@ -132,7 +132,7 @@ public struct SlayConfiguration: Sendable, Equatable {
 }
 
 /// SLAY: the spherical Yat kernel x²/(2 + ε − 2x) of unit directions, linearised as
-/// Ψ(u) = concat_r √w_r · φ_poly(u) ⊗ φ_PRF(u; s_r) (MATH.md §1).
+/// Ψ(u) = concat_r √w_r · φ_poly(u) ⊗ φ_PRF(u; s_r) (docs/math.md §1).
 ///
 /// Feature index within a head: (r · P' + p) · M + j.
 public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {

@@ -1,4 +1,4 @@
-/// The row routine shared by the two ELA squared-Euclidean maps (MATH.md §2). Both expand
+/// The row routine shared by the two ELA squared-Euclidean maps (docs/math.md §2). Both expand
 /// ‖a ± b‖² = ‖a‖² ± 2a·b + ‖b‖² into one dot product of d + 2 features:
 ///   query φ(a) = [a; ‖a‖²; 1],  key ψ(b) = [keyScale·b; 1; ‖b‖²],  keyScale = ±2,
 /// so φ(a)·ψ(b) = ±2a·b + ‖a‖² + ‖b‖² exactly (up to fp32 rounding of the products).

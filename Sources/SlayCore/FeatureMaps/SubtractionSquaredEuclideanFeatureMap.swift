@@ -1,4 +1,4 @@
-/// ELA Subtraction squared-Euclidean kernel (MATH.md §2): k(a, b) = ‖a − b‖², exact with d + 2
+/// ELA Subtraction squared-Euclidean kernel (docs/math.md §2): k(a, b) = ‖a − b‖², exact with d + 2
 /// features φ(a) = [a; ‖a‖²; 1] (query), ψ(b) = [−2b; 1; ‖b‖²] (key). ASYMMETRIC: the role
 /// selects the side. No parameters. The kernel is ≥ 0 but the features are signed, so
 /// `isPositive` is false; the normaliser Σ‖q − k_j‖² is > 0 unless every key equals q.

@@ -1,4 +1,4 @@
-/// SLAY's TensorSketch polynomial (MATH.md §1): two independent CountSketches h_k: [d] → [P] with
+/// SLAY's TensorSketch polynomial (docs/math.md §1): two independent CountSketches h_k: [d] → [P] with
 /// signs s_k: [d] → {±1}, and TS(û)_b = Σ_{i,j: (h1(i) + h2(j)) mod P = b} s1(i) s2(j) û_i û_j, the
 /// circular convolution of the count sketches C1û and C2û. E⟨TS(q̂), TS(k̂)⟩ = (q̂·k̂)² over the
 /// hashes and signs (the cross terms carry a sign of mean zero), so the estimator is unbiased.

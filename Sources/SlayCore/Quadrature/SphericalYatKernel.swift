@@ -7,7 +7,7 @@ import Darwin
 #endif
 
 /// The spherical Yat kernel E(x) = x² / (C − 2x), C = 2 + ε, x = q̂·k̂ ∈ [−1, 1]
-/// (MATH.md §1), and its Gauss–Laguerre quadrature in the Laplace variable s.
+/// (docs/math.md §1), and its Gauss–Laguerre quadrature in the Laplace variable s.
 public struct SphericalYatKernel: Sendable {
     public let eps: Double
     public var c: Double { 2 + eps }

@@ -2,7 +2,7 @@ import XCTest
 @testable import SlayCore
 
 /// LinearAttention (the chunked engine) against the quadratic float64 twin built from the map's
-/// own features, plus layout, grouping, threading and error behaviour (MATH.md §5).
+/// own features, plus layout, grouping, threading and error behaviour (docs/math.md §5).
 final class LinearAttentionTests: XCTestCase {
     private func makeMap(d: Int, heads: Int, polynomial: SlayPolynomial = .anchor, seed: UInt64 = 1) throws -> SlayFeatureMap {
         try SlayFeatureMap(SlayConfiguration(headDim: d, numHeads: heads, nodes: 2, polynomial: polynomial,

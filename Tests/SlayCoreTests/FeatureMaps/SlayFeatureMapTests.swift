@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import SlayCore
 
-/// SlayFeatureMap against its float64 twin (MATH.md §1), its estimator limit, parameters and
+/// SlayFeatureMap against its float64 twin (docs/math.md §1), its estimator limit, parameters and
 /// configuration checks.
 final class SlayFeatureMapTests: XCTestCase {
     private func rows(_ count: Int, _ d: Int, seed: UInt64) -> [Float] {
@@ -87,7 +87,7 @@ final class SlayFeatureMapTests: XCTestCase {
         }
     }
 
-    /// Exact-poly ⊗ PRF is unbiased for the quadrature kernel Σ_r w_r x² e^{2 s_r x} (MATH.md §1).
+    /// Exact-poly ⊗ PRF is unbiased for the quadrature kernel Σ_r w_r x² e^{2 s_r x} (docs/math.md §1).
     /// The PRF variance grows like e^{4 s_r (1 + x)}/M, so the cosines stay where M = 8192 per
     /// head, averaged over 16 heads, gives a relative error far below 5%.
     func testExactPolyKernelApproachesQuadratureKernel() throws {

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import SlayCore
 
-/// The TensorSketch and Nyström polynomials of SLAY (MATH.md §1): features against the float64
+/// The TensorSketch and Nyström polynomials of SLAY (docs/math.md §1): features against the float64
 /// twin, the documented parameters, the estimator each converges to, the whitening itself, the
 /// factorised scores and parameter validation.
 final class SlaySketchPolynomialTests: XCTestCase {

@@ -19,7 +19,7 @@ final class GaussLaguerreTests: XCTestCase {
         XCTAssertEqual(rule.nodes[1], 2 + root2, accuracy: 1e-14)
         XCTAssertEqual(rule.weights[0], (2 + root2) / 4, accuracy: 1e-14)
         XCTAssertEqual(rule.weights[1], (2 - root2) / 4, accuracy: 1e-14)
-        // The values quoted in MATH.md §1.
+        // The values quoted in docs/math.md §1.
         XCTAssertEqual(rule.nodes[0], 0.5857864376, accuracy: 1e-10)
         XCTAssertEqual(rule.nodes[1], 3.4142135624, accuracy: 1e-10)
         XCTAssertEqual(rule.weights[0], 0.8535533906, accuracy: 1e-10)

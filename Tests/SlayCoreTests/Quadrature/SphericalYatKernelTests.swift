@@ -2,9 +2,9 @@ import Foundation
 import XCTest
 @testable import SlayCore
 
-/// SphericalYatKernel: E(x) = x²/(C − 2x), C = 2 + ε, and its Gauss–Laguerre quadrature (MATH.md §1).
+/// SphericalYatKernel: E(x) = x²/(C − 2x), C = 2 + ε, and its Gauss–Laguerre quadrature (docs/math.md §1).
 final class SphericalYatKernelTests: XCTestCase {
-    /// MATH.md §1, "Quadrature is not uniformly accurate": quadrature / exact at ε = 1e-6.
+    /// docs/math.md §1, "Quadrature is not uniformly accurate": quadrature / exact at ε = 1e-6.
     func testQuadratureToExactRatioTable() throws {
         let cosines = [0.3, 0.6, 0.9, 0.99, 0.999]
         let table: [(nodes: Int, ratios: [Double])] = [

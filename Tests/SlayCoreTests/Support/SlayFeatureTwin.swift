@@ -1,7 +1,7 @@
 import Foundation
 @testable import SlayCore
 
-/// The float64 twin of SLAY features (MATH.md §1), written from the formulas, not the kernel:
+/// The float64 twin of SLAY features (docs/math.md §1), written from the formulas, not the kernel:
 ///   û = x/‖x‖;  poly_p(û): anchor (a_p·û)²/√P | exact packed upper triangle, off-diagonals ×√2 |
 ///   exact_full u_a u_b | tensorsketch Σ_{i,j: (h1(i)+h2(j)) mod P = b} s1(i)s2(j)u_i u_j, pair by pair |
 ///   nystrom Σ_q W[p,q] (a_q·û)² with the map's W (checked on its own in SlayNystromTests);  prf_{r,j}(û) = exp(clamp(√(2 s_r) ω[r,h,:,j]·û − s_r, ±c)) / √M;

@@ -1,6 +1,6 @@
 """python -m slay.accuracy — the SLAY paper's accuracy protocol for every feature map libslay offers.
 
-Protocol (MATH.md §1): x ~ N(0, 1) of shape (B=4, T=128, 64), H=4 heads of d=16, causal, ε=1e-6.
+Protocol (docs/math.md §1): x ~ N(0, 1) of shape (B=4, T=128, 64), H=4 heads of d=16, causal, ε=1e-6.
 Each row's map gives linear attention y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ); the reference is exact
 spherical Yat attention (slay.exact_attention kernel="yat-spherical", quadratic, double precision).
 Measured per row, averaged over seeds (data seed and map seed both vary):
@@ -25,7 +25,7 @@ larger ones, the classic maps (their error against the Yat reference is large by
 shows what swapping kernels changes), and reference lines "quadrature R=n": the R-node quadrature
 kernel Σ_r w_r x² e^{2 s_r x} (x = q̂·k̂) used directly as quadratic attention in numpy, i.e. SLAY with
 exact features and no random features — the floor that random features converge to.
-The "published" column gives the numbers of MATH.md §1 (reference-module setup, random scenario).
+The "published" column gives the numbers of docs/math.md §1 (reference-module setup, random scenario).
 Default run: 4 seeds, both scenarios, well under a minute on 2 cores; --quick (1 seed, fewer rows)
 is for smoke tests.
 """
@@ -344,7 +344,7 @@ def main(argv=None):
         print(format_table(tables[-1]))
         print()
     elapsed = time.perf_counter() - start
-    print("published: MATH.md §1 (reference module, random inputs; exact R=2 M=8 and quadrature R=2 are from "
+    print("published: docs/math.md §1 (reference module, random inputs; exact R=2 M=8 and quadrature R=2 are from "
           "an independent re-implementation). %.1f s." % elapsed)
     if args.json:
         with open(args.json, "w") as f:

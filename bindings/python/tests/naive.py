@@ -1,4 +1,4 @@
-"""float64 naive twins of libslay's math (MATH.md §1, §5), written from the definitions."""
+"""float64 naive twins of libslay's math (docs/math.md §1, §5), written from the definitions."""
 import numpy as np
 from numpy.polynomial.laguerre import laggauss
 
@@ -189,7 +189,7 @@ def rms_close(actual, expected, rtol=1e-4, atol=1e-6):
     assert error <= rtol * scale + atol, "RMS error %.3g vs scale %.3g" % (error, scale)
 
 
-# ---- classic maps (MATH.md §4, slay.h SLAY_KIND_*) -----------------------------------------------
+# ---- classic maps (docs/math.md §4, slay.h SLAY_KIND_*) -----------------------------------------------
 
 def favor_omega(seed, d, H, m, stream=3):
     """FAVOR+ ω (H, d, m) as slay.h documents it: per head ⌈m/d⌉ Gaussian d × d blocks (stream 3),
@@ -260,7 +260,7 @@ def classic_features_bthd(kind, x, params, num_heads, role="query", max_length=N
                      for h in range(x.shape[2])], axis=2)
 
 
-# ---- ELA kernels (MATH.md §2, slay.h SLAY_KIND_SUM_SQ_EUCLIDEAN … SLAY_KIND_BLUEPRINT) -----------
+# ---- ELA kernels (docs/math.md §2, slay.h SLAY_KIND_SUM_SQ_EUCLIDEAN … SLAY_KIND_BLUEPRINT) -----------
 
 def _unit(x):
     """x/‖x‖ per row, 0 for zero rows (the blueprint kernel's x̂)."""

@@ -1,4 +1,4 @@
-"""float64 naive twins of GLA decay and SLA head gates (MATH.md §3), written from the recurrence
+"""float64 naive twins of GLA decay and SLA head gates (docs/math.md §3), written from the recurrence
 token by token: S_t = Diag(α_t) S_{t−1} + g^K_t φ(k_t) v_tᵀ, z_t = Diag(α_t) z_{t−1} + g^K_t φ(k_t),
 y_t = g^Q_t φ(q_t)ᵀ S_t [/ (g^Q_t φ(q_t)ᵀ z_t + δ)], with g = softmax over the heads."""
 import numpy as np

@@ -20,7 +20,7 @@ def fm():
 
 
 def reference(fm, q, k, v, causal, delta=1e-6):
-    """The quadratic form of MATH.md §5 from the float64 twin's features."""
+    """The quadratic form of docs/math.md §5 from the float64 twin's features."""
     p = fm.get_params()
     poly = fm.config["poly"]
     return naive.linear_attention(naive.features_bthd(q, poly, p["omega"], p.get("anchors")),

@@ -1,4 +1,4 @@
-"""What the SLAY estimators converge to (MATH.md §1), and the paper's accuracy protocol.
+"""What the SLAY estimators converge to (docs/math.md §1), and the paper's accuracy protocol.
 
 These tests document the estimators rather than a line of slay.h: the header says the anchor
 polynomial is "the paper's default; biased" and the exact ones are "exact"; here is what that means.
@@ -102,7 +102,7 @@ def test_anchor_converges_to_biased_limit():
     assert got[0] > 0.5 * limit[0] > 0  # the bias: orthogonal keys keep weight, unlike the Yat kernel
 
 
-# ---- MATH.md "Accuracy protocol" -----------------------------------------------------------------
+# ---- docs/math.md "Accuracy protocol" -----------------------------------------------------------------
 
 def plain_protocol_error(poly, seeds=(0, 1, 2, 3), B=4, T=128, width=64, H=4, M=8, P=8):
     """x ~ N(0, 1) [B, T, 64]; q, k, v = x @ W with W ~ U(−1/8, 1/8) (three 64×64 matrices, no bias),

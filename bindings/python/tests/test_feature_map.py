@@ -83,7 +83,7 @@ def test_anchors_are_used_as_given():
     np.testing.assert_allclose(fm(x), naive.features_bthd(x, "anchor", p["omega"], anchors), rtol=2e-5, atol=1e-9)
 
 
-# ---- SLAY features (MATH.md §1, slay_feature_map_apply) ------------------------------------------
+# ---- SLAY features (docs/math.md §1, slay_feature_map_apply) ------------------------------------------
 
 @pytest.mark.parametrize("R", [1, 2, 3])
 @pytest.mark.parametrize("poly,d", [("anchor", 1), ("anchor", 5), ("anchor", 16), ("exact", 1), ("exact", 3),
@@ -117,7 +117,7 @@ def test_eps_and_clamp_match_twin(eps, clamp):
 
 
 def test_features_positive_and_kernel_nonnegative():
-    """MATH.md §1: anchor ⊗ PRF features are positive; exact-poly Gram matrices are PSD-like (≥ 0)."""
+    """docs/math.md §1: anchor ⊗ PRF features are positive; exact-poly Gram matrices are PSD-like (≥ 0)."""
     x = np.random.default_rng(0).standard_normal((1, 30, 1, 6)).astype(np.float32)
     anchor = slay.FeatureMap("slay", head_dim=6, poly="anchor", prf_dim=4)(x)
     assert np.all(anchor >= 0)

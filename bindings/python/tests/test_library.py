@@ -35,7 +35,7 @@ SCALARS = {"int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64, "uint64_t": cty
 
 
 def test_exports_only_slay_symbols():
-    """CONVENTIONS.md: the dynamic symbol table exports only slay_* (global defined symbols)."""
+    """Convention: the dynamic symbol table exports only slay_* (global defined symbols)."""
     symbols = subprocess.run(["nm", "-D", "--defined-only", LIBRARY], capture_output=True, text=True,
                              check=True).stdout.splitlines()
     exported = [line.split()[-1] for line in symbols if line.strip() and line.split()[-2].isupper()]
@@ -45,7 +45,7 @@ def test_exports_only_slay_symbols():
 
 
 def test_swift_runtime_is_static():
-    """CONVENTIONS.md: ldd shows no libswift* (the Swift runtime is linked statically), no Foundation."""
+    """Convention: ldd shows no libswift* (the Swift runtime is linked statically), no Foundation."""
     deps = subprocess.run(["ldd", LIBRARY], capture_output=True, text=True, check=True).stdout
     assert "libswift" not in deps and "libFoundation" not in deps and "libdispatch" not in deps, deps
 
@@ -144,7 +144,7 @@ def test_missing_library_is_an_import_error():
     ("int something_else(void) { return 1; }", "no slay_abi_version"),
 ])
 def test_refuses_incompatible_library(tmp_path, body, message):
-    """CONVENTIONS.md: the binding refuses (ImportError with a clear message) a library whose
+    """Convention: the binding refuses (ImportError with a clear message) a library whose
     slay_abi_version() differs from 1, or that lacks functions."""
     source = tmp_path / "fake.c"
     source.write_text(body + "\n")

@@ -62,7 +62,7 @@ def test_exact_for_polynomials(R):
 
 
 def test_r2_tabulated():
-    """MATH.md §1: R=2: t = (0.5857864376, 3.4142135624) = 2 ∓ √2, α = (0.8535533906, 0.1464466094) = (2 ± √2)/4."""
+    """docs/math.md §1: R=2: t = (0.5857864376, 3.4142135624) = 2 ∓ √2, α = (0.8535533906, 0.1464466094) = (2 ± √2)/4."""
     nodes, weights = slay.gauss_laguerre(2)
     np.testing.assert_allclose(nodes, [0.5857864376, 3.4142135624], atol=1e-10)
     np.testing.assert_allclose(weights, [0.8535533906, 0.1464466094], atol=1e-10)

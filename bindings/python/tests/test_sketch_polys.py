@@ -1,4 +1,4 @@
-"""SLAY_POLY_TENSORSKETCH and SLAY_POLY_NYSTROM (slay.h, MATH.md §1): documented parameters, features
+"""SLAY_POLY_TENSORSKETCH and SLAY_POLY_NYSTROM (slay.h, docs/math.md §1): documented parameters, features
 against float64 twins built from the parameters read back, what the polynomial estimators converge to,
 attention (causal, bidirectional, decode) with the clamp denominator, and bad input.
 Run with -s to see the measured estimator numbers."""
