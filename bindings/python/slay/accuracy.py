@@ -27,7 +27,8 @@ kernel Σ_r w_r x² e^{2 s_r x} (x = q̂·k̂) used directly as quadratic attent
 exact features and no random features — the floor that random features converge to.
 The "published" column gives the numbers of docs/math.md §1 (reference-module setup, random scenario).
 Default run: 4 seeds, both scenarios, well under a minute on 2 cores; --quick (1 seed, fewer rows)
-is for smoke tests.
+is for smoke tests. Each row is printed (stdout flushed) as soon as it is measured, with a running count
+and an ETA on stderr (--quiet turns that off).
 """
 import argparse
 import json
@@ -38,6 +39,7 @@ import time
 import numpy as np
 
 import slay
+from slay._progress import Progress
 
 PROTOCOL = dict(B=4, T=128, width=64, heads=4, eps=1e-6, delta=1e-6, causal=True)
 
@@ -220,43 +222,74 @@ def quadrature_row(R, published, cases):
                 cosine=float(np.mean([c for _, c in results])), published=published)
 
 
-def run_table(setup, scenario, seeds, quick=False):
-    """All rows for one (setup, scenario): a dict with the rows in print order."""
+def planned_rows(quick=False):
+    """The rows of one table in print order, each as (what it is, a function of the cases computing it)."""
+    rows = [(name, lambda cases, spec=(name, family, options, published): map_row(*spec, cases))
+            for name, family, options, published, in_quick in SLAY_ROWS + CLASSIC_ROWS if in_quick or not quick]
+    rows += [("quadrature R=%d" % R, lambda cases, R=R, published=published: quadrature_row(R, published, cases))
+             for R, published in QUADRATURE_ROWS if R == 2 or not quick]
+    return rows
+
+
+def table_cases(setup, scenario, seeds):
+    """Every seed's inputs with its measured reference output: [(seed, (q, k, v, project, ref))]."""
     cases = []
     for seed in range(seeds):
         q, k, v, project = make_case(setup, scenario, seed)
         cases.append((seed, (q, k, v, project, project(yat_reference(q, k, v)))))
+    return cases
+
+
+def table_rows(setup, scenario, seeds, quick=False):
+    """The rows of one (setup, scenario), yielded one at a time as each is measured."""
+    cases = table_cases(setup, scenario, seeds)
     # Published numbers are for the reference module on random inputs only.
     show_published = setup == "module" and scenario == "random"
-    rows = []
-    for name, family, options, published, in_quick in SLAY_ROWS + CLASSIC_ROWS:
-        if in_quick or not quick:
-            rows.append(map_row(name, family, options, published if show_published else None, cases))
-    for R, published in QUADRATURE_ROWS:
-        if R == 2 or not quick:
-            rows.append(quadrature_row(R, published if show_published else None, cases))
-    return dict(setup=setup, scenario=scenario, seeds=seeds, rows=rows)
+    for _, compute in planned_rows(quick):
+        row = compute(cases)
+        if not show_published:
+            row["published"] = None
+        yield row
 
 
-def format_table(table):
-    """The table as text: configuration, features per head, relative L2 (± its standard error over
-    seeds), mean cosine, published relative L2."""
-    lines = ["setup %s, scenario %s: relative L2 error and mean cosine vs exact spherical Yat attention "
-             "(mean of %d seed%s)" % (table["setup"], table["scenario"], table["seeds"],
-                                      "" if table["seeds"] == 1 else "s"),
-             "  %-38s %9s %10s %7s %8s %10s" % ("configuration", "dim/head", "rel L2", "±", "cosine", "published")]
-    for row in table["rows"]:
-        lines.append("  %-38s %9s %10s %7s %8s %10s" % (
-            row["name"], "-" if row["dim"] is None else row["dim"], "%.4g" % row["rel_l2"],
-            "%.2g" % row["rel_l2_sem"], "%.4f" % row["cosine"],
-            "-" if row["published"] is None else "%.3g" % row["published"]))
+def run_table(setup, scenario, seeds, quick=False):
+    """All rows for one (setup, scenario): a dict with the rows in print order."""
+    return dict(setup=setup, scenario=scenario, seeds=seeds, rows=list(table_rows(setup, scenario, seeds, quick)))
+
+
+ROW_FORMAT = "  %-38s %9s %10s %7s %8s %10s"
+
+
+def format_heading(table):
+    """The table's title and column names: configuration, features per head, relative L2 (± its standard
+    error over seeds), mean cosine, published relative L2."""
+    return ["setup %s, scenario %s: relative L2 error and mean cosine vs exact spherical Yat attention "
+            "(mean of %d seed%s)" % (table["setup"], table["scenario"], table["seeds"],
+                                     "" if table["seeds"] == 1 else "s"),
+            ROW_FORMAT % ("configuration", "dim/head", "rel L2", "±", "cosine", "published")]
+
+
+def format_row(row):
+    return ROW_FORMAT % (row["name"], "-" if row["dim"] is None else row["dim"], "%.4g" % row["rel_l2"],
+                         "%.2g" % row["rel_l2_sem"], "%.4f" % row["cosine"],
+                         "-" if row["published"] is None else "%.3g" % row["published"])
+
+
+def format_comparisons(table):
+    """The equal-budget comparisons (COMPARISONS) whose two rows are both in the table."""
+    lines = []
     by_name = {row["name"]: row for row in table["rows"]}
     for name, baseline in COMPARISONS:
         if name in by_name and baseline in by_name:
             ours, theirs = by_name[name], by_name[baseline]
             lines.append("  %s (%d features) vs %s (%d): %.2f× lower error" % (
                 name, ours["dim"], baseline, theirs["dim"], theirs["rel_l2"] / ours["rel_l2"]))
-    return "\n".join(lines)
+    return lines
+
+
+def format_table(table):
+    """The whole table as text (what the streaming output of main prints, in one string)."""
+    return "\n".join(format_heading(table) + [format_row(row) for row in table["rows"]] + format_comparisons(table))
 
 
 def plot(tables, path):
@@ -324,6 +357,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=4, help="seeds to average over (default 4)")
     parser.add_argument("--quick", action="store_true", help="fewer rows (paper default, a few exact, two "
                         "classic maps, quadrature R=2), for smoke tests")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress (running count and ETA) on stderr; the rows still print as measured")
     parser.add_argument("--json", metavar="FILE", help="write the tables as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="plot error against feature budget (needs matplotlib)")
     args = parser.parse_args(argv)
@@ -338,11 +373,20 @@ def main(argv=None):
             return 2
     start = time.perf_counter()
     scenarios = ("random", "aligned") if args.scenario == "both" else (args.scenario,)
+    progress = Progress(len(scenarios) * len(planned_rows(args.quick)), quiet=args.quiet)
     tables = []
     for scenario in scenarios:
-        tables.append(run_table(args.setup, scenario, args.seeds, quick=args.quick))
-        print(format_table(tables[-1]))
-        print()
+        table = dict(setup=args.setup, scenario=scenario, seeds=args.seeds, rows=[])
+        for line in format_heading(table):
+            progress.print(line)
+        for row in table_rows(args.setup, scenario, args.seeds, quick=args.quick):
+            table["rows"].append(row)
+            progress.print(format_row(row))
+            progress.step("%s: %s" % (scenario, row["name"]))
+        for line in format_comparisons(table) + [""]:
+            progress.print(line)
+        tables.append(table)
+    progress.close()
     elapsed = time.perf_counter() - start
     print("published: docs/math.md §1 (reference module, random inputs; exact R=2 M=8 and quadrature R=2 are from "
           "an independent re-implementation). %.1f s." % elapsed)

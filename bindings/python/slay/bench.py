@@ -16,15 +16,22 @@ libslay. Each child measures:
     against ELU+1 on the plain path in the same run (the cheapest map: its ratio is the cost of
     what the row adds — wider features, GLA decay, gates, Hadamard Exp's rescaling).
 Ratios are printed next to the figures; --json FILE writes everything.
+
+Each row is printed (and stdout flushed) as soon as it is measured; a running count with the elapsed
+time and an ETA goes to stderr (--quiet turns it off). The rows come from SECTIONS: a section is a
+generator measuring one row at a time in the child plus how to print it; add rows by adding a section.
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
+
+from ._progress import Progress
 
 DEFAULTS = dict(heads=8, head_dim=64, value_dim=64, nodes=2, poly="anchor", poly_dim=16, prf_dim=16, chunk=64)
 
@@ -177,17 +184,149 @@ MAP_ROWS = [
 ]
 
 
-def measure_maps(threads, T, repeats):
-    """Tokens/s of every MAP_ROWS row on one causal sequence, and the ratio to the first row."""
-    import slay
-    cfg = DEFAULTS
-    H, d, dv = cfg["heads"], cfg["head_dim"], cfg["value_dim"]
+# ---------------------------------------------------------------------------------------------
+# Sections: each one measures its rows one at a time (in the child) and formats them (in the parent).
+# To add benchmark rows, write a generator `def my_rows(ctx): ... yield {...}` and append a Section to
+# SECTIONS; the driver streams, counts, times and stores its rows (result[name], a list of dicts).
+# ---------------------------------------------------------------------------------------------
+class BenchContext:
+    """What the sections of one child share: the thread count, the parsed arguments, the sizes and the
+    SLAY map of the prefill table, one random generator, the roofline figures and (lazily) torch."""
+
+    def __init__(self, threads, args):
+        import slay
+        self.slay = slay
+        self.threads = threads
+        self.args = args
+        self.cfg = DEFAULTS
+        self.H, self.d, self.dv = DEFAULTS["heads"], DEFAULTS["head_dim"], DEFAULTS["value_dim"]
+        self.fm = slay.FeatureMap("slay", head_dim=self.d, num_heads=self.H, nodes=DEFAULTS["nodes"],
+                                  poly=DEFAULTS["poly"], poly_dim=DEFAULTS["poly_dim"],
+                                  prf_dim=DEFAULTS["prf_dim"], seed=0)
+        self.m = self.fm.dim
+        self.rng = np.random.default_rng(0)
+        self.sgemm_gflops = sgemm_gflops()
+        self.triad_gbs = triad_gbs()
+        self._torch = False
+
+    @property
+    def torch(self):
+        """torch with its thread count set to this child's, or None when it is not installed."""
+        if self._torch is False:
+            try:
+                import torch
+                torch.set_num_threads(self.threads)
+                self._torch = torch
+            except ImportError:
+                self._torch = None
+        return self._torch
+
+    def header(self):
+        return {"threads": self.threads, "kernel_variant": self.slay.kernel_variant(), "feature_dim": self.m,
+                "sgemm_gflops": self.sgemm_gflops, "triad_gbs": self.triad_gbs}
+
+
+class Section:
+    """A group of benchmark rows.
+    name: key of the rows in the JSON result; count(args): how many rows `rows` yields (for the running
+    count and the ETA); rows(ctx): generator measuring one row (a JSON-able dict) at a time;
+    heading(header, args): lines printed before the first row; line(row): a row as text;
+    label(row): the row in a few words, for the progress line."""
+
+    def __init__(self, name, count, rows, heading, line, label):
+        self.name, self.count, self.rows, self.heading, self.line, self.label = name, count, rows, heading, line, label
+
+
+def prefill_rows(ctx):
+    """Prefill tokens/s of the SLAY map for each T, causal and bidirectional, with the numpy and torch
+    baselines and the peak extra memory of one call."""
+    slay, cfg = ctx.slay, ctx.cfg
+    H, d, dv, threads = ctx.H, ctx.d, ctx.dv, ctx.threads
+    baseline = NumpyChunked(ctx.fm, cfg["chunk"])
+    fpt = flops_per_token(H, d, dv, ctx.m, cfg["chunk"], cfg["poly_dim"], cfg["nodes"] * cfg["prf_dim"])
+    for T in ctx.args.lengths:
+        q, k, v = (ctx.rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
+        out = np.zeros((1, T, H, dv), np.float32)
+        for causal in (True, False):
+            run = lambda: slay.linear_attention(q, k, v, ctx.fm, causal=causal, chunk_size=cfg["chunk"],
+                                                n_threads=threads, out=out)
+            seconds = best_time(run, ctx.args.repeats)
+            row = {"T": T, "causal": causal, "slay_tokens_per_s": T / seconds, "slay_gflops": fpt * T / seconds / 1e9}
+            rss = vm_rss_kib()
+            if reset_peak():
+                run()
+                row["peak_extra_mib"] = max(0, vm_hwm_kib() - rss) / 1024
+            if T <= ctx.args.numpy_max_t:
+                np_seconds = best_time(lambda: baseline(q[0], k[0], v[0], causal=causal), max(1, ctx.args.repeats - 1))
+                row["numpy_tokens_per_s"] = T / np_seconds
+                row["speedup_vs_numpy"] = np_seconds / seconds
+            torch = ctx.torch
+            if torch is not None and T <= 16384:
+                tq, tk, tv = (torch.from_numpy(a.transpose(0, 2, 1, 3).copy()) for a in (q, k, v))
+                sdpa = lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
+                t_seconds = best_time(sdpa, max(1, ctx.args.repeats - 1))
+                row["torch_sdpa_tokens_per_s"] = T / t_seconds
+                row["speedup_vs_torch_sdpa"] = t_seconds / seconds
+            row["fraction_of_sgemm"] = row["slay_gflops"] / ctx.sgemm_gflops
+            yield row
+
+
+def prefill_line(p):
+    return "%7d %6s %12.0f %8.1f %7.0f%% %12s %9s %10s %9s" % (
+        p["T"], "causal" if p["causal"] else "bidir", p["slay_tokens_per_s"], p["slay_gflops"],
+        100 * p["fraction_of_sgemm"],
+        "%.0f" % p["numpy_tokens_per_s"] if "numpy_tokens_per_s" in p else "-",
+        "%.2f" % p["speedup_vs_numpy"] if "speedup_vs_numpy" in p else "-",
+        "%.2f" % p["speedup_vs_torch_sdpa"] if "speedup_vs_torch_sdpa" in p else "n/a",
+        "%.1f" % p["peak_extra_mib"] if "peak_extra_mib" in p else "-")
+
+
+def decode_rows(ctx):
+    """Decode µs per step through slay.State.step (Python call included), batch 1 and 8, and the state
+    traffic against the triad bandwidth."""
+    H, d, dv, m, threads = ctx.H, ctx.d, ctx.dv, ctx.m, ctx.threads
+    for batch in (1, 8):
+        state = ctx.slay.State(ctx.fm, num_seqs=batch, value_dim=dv, max_threads=threads)
+        qs, ks, vs = (ctx.rng.standard_normal((batch, H, d)).astype(np.float32) for _ in range(3))
+        outs = np.empty((batch, H, dv), np.float32)
+        seconds = best_time(lambda: state.step(qs, ks, vs, n_threads=threads, out=outs), ctx.args.decode_steps,
+                            min_time=0.3)
+        state.close()
+        state_bytes = 2 * batch * H * m * (dv + 1) * 4
+        yield {"batch": batch, "us_per_step": seconds * 1e6, "us_per_token": seconds * 1e6 / batch,
+               "state_gbs": state_bytes / seconds / 1e9,
+               "fraction_of_triad": state_bytes / seconds / 1e9 / ctx.triad_gbs}
+
+
+def decode_line(row):
+    return "decode batch %d: %.1f us/step (%.1f us/token), state %.1f GB/s = %.0f%% of triad" % (
+        row["batch"], row["us_per_step"], row["us_per_token"], row["state_gbs"], 100 * row["fraction_of_triad"])
+
+
+def overhead_rows(ctx):
+    """The bare Python cost of a State.step call: a step on a one-float state."""
+    slay = ctx.slay
+    tiny_map = slay.FeatureMap("slay", head_dim=1, num_heads=1, nodes=1, poly="exact", prf_dim=1)
+    tiny = slay.State(tiny_map, num_seqs=1, value_dim=1)
+    one = np.ones((1, 1, 1), np.float32)
+    tiny_out = np.empty((1, 1, 1), np.float32)
+    yield {"python_step_overhead_us": best_time(lambda: tiny.step(one, one, one, out=tiny_out), 2000,
+                                                min_time=0.2) * 1e6}
+    tiny.close()
+    tiny_map.close()
+
+
+def maps_rows(ctx):
+    """Tokens/s of every MAP_ROWS row on one causal sequence (B=1, T = --maps-t), and the ratio to the
+    first row (ELU+1 on the plain path: the cheapest map, so the ratio is the cost of what a row adds)."""
+    slay = ctx.slay
+    H, d, dv, T = ctx.H, ctx.d, ctx.dv, ctx.args.maps_t
     rng = np.random.default_rng(1)
     q, k, v = (rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
     out = np.empty((1, T, H, dv), np.float32)
     gates = dict(query_gate_logits=rng.standard_normal((1, T, H)).astype(np.float32),
                  key_gate_logits=rng.standard_normal((1, T, H)).astype(np.float32))
-    rows = []
+    baseline = None
     for label, map_options, options in MAP_ROWS:
         map_options = dict(map_options)
         fm = slay.FeatureMap(map_options.pop("kind"), head_dim=d, num_heads=H, seed=0, **map_options)
@@ -198,135 +337,107 @@ def measure_maps(threads, T, repeats):
             call["log_decay"] = (-0.05 * np.abs(rng.standard_normal((1, T, H, fm.dim)))).astype(np.float32)
         if call.pop("gates", None):
             call.update(gates)
-        seconds = best_time(lambda: slay.linear_attention(q, k, v, fm, causal=True, n_threads=threads, out=out,
-                                                          **call), repeats)
-        rows.append({"map": label, "feature_dim": fm.dim, "tokens_per_s": T / seconds})
+        seconds = best_time(lambda: slay.linear_attention(q, k, v, fm, causal=True, n_threads=ctx.threads, out=out,
+                                                          **call), ctx.args.repeats)
+        row = {"map": label, "T": T, "feature_dim": fm.dim, "tokens_per_s": T / seconds}
+        baseline = baseline or row["tokens_per_s"]
+        row["relative_to_baseline"] = row["tokens_per_s"] / baseline
         fm.close()
-    for row in rows:
-        row["relative_to_baseline"] = row["tokens_per_s"] / rows[0]["tokens_per_s"]
-    return {"T": T, "rows": rows}
+        yield row
 
 
-def measure(threads, lengths, repeats, numpy_max_t, decode_steps, maps_t=4096):
-    import slay
-    cfg = DEFAULTS
-    H, d, dv = cfg["heads"], cfg["head_dim"], cfg["value_dim"]
-    fm = slay.FeatureMap("slay", head_dim=d, num_heads=H, nodes=cfg["nodes"], poly=cfg["poly"],
-                         poly_dim=cfg["poly_dim"], prf_dim=cfg["prf_dim"], seed=0)
-    m = fm.dim
-    baseline = NumpyChunked(fm, cfg["chunk"])
-    result = {"threads": threads, "kernel_variant": slay.kernel_variant(), "feature_dim": m,
-              "sgemm_gflops": sgemm_gflops(), "triad_gbs": triad_gbs(), "prefill": [], "decode": []}
-    fpt = flops_per_token(H, d, dv, m, cfg["chunk"], cfg["poly_dim"], cfg["nodes"] * cfg["prf_dim"])
-    try:
-        import torch
-        torch.set_num_threads(threads)
-    except ImportError:
-        torch = None
-    rng = np.random.default_rng(0)
-    for T in lengths:
-        q, k, v = (rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
-        out = np.empty((1, T, H, dv), np.float32)
-        out.fill(0)
-        for causal in (True, False):
-            run = lambda: slay.linear_attention(q, k, v, fm, causal=causal, chunk_size=cfg["chunk"],
-                                                n_threads=threads, out=out)
-            seconds = best_time(run, repeats)
-            row = {"T": T, "causal": causal, "slay_tokens_per_s": T / seconds,
-                   "slay_gflops": fpt * T / seconds / 1e9}
-            rss = vm_rss_kib()
-            if reset_peak():
-                run()
-                row["peak_extra_mib"] = max(0, vm_hwm_kib() - rss) / 1024
-            if T <= numpy_max_t:
-                np_seconds = best_time(lambda: baseline(q[0], k[0], v[0], causal=causal), max(1, repeats - 1))
-                row["numpy_tokens_per_s"] = T / np_seconds
-                row["speedup_vs_numpy"] = np_seconds / seconds
-            if torch is not None and T <= 16384:
-                tq, tk, tv = (torch.from_numpy(a.transpose(0, 2, 1, 3).copy()) for a in (q, k, v))
-                sdpa = lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
-                t_seconds = best_time(sdpa, max(1, repeats - 1))
-                row["torch_sdpa_tokens_per_s"] = T / t_seconds
-                row["speedup_vs_torch_sdpa"] = t_seconds / seconds
-            row["fraction_of_sgemm"] = row["slay_gflops"] / result["sgemm_gflops"]
-            result["prefill"].append(row)
-    for batch in (1, 8):
-        state = slay.State(fm, num_seqs=batch, value_dim=dv, max_threads=threads)
-        qs, ks, vs = (rng.standard_normal((batch, H, d)).astype(np.float32) for _ in range(3))
-        outs = np.empty((batch, H, dv), np.float32)
-        step = lambda: state.step(qs, ks, vs, n_threads=threads, out=outs)
-        seconds = best_time(step, decode_steps, min_time=0.3)
-        state_bytes = 2 * batch * H * m * (dv + 1) * 4
-        result["decode"].append({"batch": batch, "us_per_step": seconds * 1e6,
-                                 "us_per_token": seconds * 1e6 / batch,
-                                 "state_gbs": state_bytes / seconds / 1e9,
-                                 "fraction_of_triad": state_bytes / seconds / 1e9 / result["triad_gbs"]})
-    tiny_map = slay.FeatureMap("slay", head_dim=1, num_heads=1, nodes=1, poly="exact", prf_dim=1)
-    tiny = slay.State(tiny_map, num_seqs=1, value_dim=1)
-    one = np.ones((1, 1, 1), np.float32)
-    tiny_out = np.empty((1, 1, 1), np.float32)
-    result["python_step_overhead_us"] = best_time(lambda: tiny.step(one, one, one, out=tiny_out), 2000,
-                                                  min_time=0.2) * 1e6
-    if maps_t > 0:
-        result["maps"] = measure_maps(threads, maps_t, repeats)
-    return result
+def maps_line(row):
+    return "  %-40s m=%5d %10.0f tok/s %6.2fx" % (row["map"], row["feature_dim"], row["tokens_per_s"],
+                                                 row["relative_to_baseline"])
+
+
+SECTIONS = [
+    Section("prefill", lambda args: 2 * len(args.lengths), prefill_rows,
+            lambda header, args: ["%7s %6s %12s %8s %8s %12s %9s %10s %9s" % (
+                "T", "mode", "slay tok/s", "GFLOP/s", "/sgemm", "numpy tok/s", "x numpy", "torch x", "peak MiB")],
+            prefill_line, lambda row: "prefill T=%d %s" % (row["T"], "causal" if row["causal"] else "bidir")),
+    Section("decode", lambda args: 2, decode_rows, lambda header, args: [], decode_line,
+            lambda row: "decode batch %d" % row["batch"]),
+    Section("overhead", lambda args: 1, overhead_rows, lambda header, args: [],
+            lambda row: "python overhead of a step call: %.1f us" % row["python_step_overhead_us"],
+            lambda row: "python step overhead"),
+    Section("maps", lambda args: len(MAP_ROWS) if args.maps_t > 0 else 0,
+            lambda ctx: maps_rows(ctx) if ctx.args.maps_t > 0 else iter(()),
+            lambda header, args: ["maps and options, causal, T=%d: tokens/s and the ratio to %s"
+                                  % (args.maps_t, MAP_ROWS[0][0])],
+            maps_line, lambda row: "maps: %s" % row["map"]),
+]
+
+
+def child_main(threads, args):
+    """Runs in the child: one JSON line per event on stdout, flushed as soon as it is measured."""
+    def emit(event):
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+    ctx = BenchContext(threads, args)
+    emit({"event": "header", "header": ctx.header()})
+    for section in SECTIONS:
+        for row in section.rows(ctx):
+            emit({"event": "row", "section": section.name, "row": row})
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------------
-def run_child(threads, args):
+def child_command(threads, args):
+    return [sys.executable, "-m", "slay.bench", "--child", str(threads), "--lengths",
+            ",".join(map(str, args.lengths)), "--repeats", str(args.repeats), "--numpy-max-t",
+            str(args.numpy_max_t), "--decode-steps", str(args.decode_steps), "--maps-t", str(args.maps_t)]
+
+
+def run_child(threads, args, progress, title=False):
+    """Starts the child for one thread count and prints its rows as they arrive (after the report's
+    title line if `title`); returns its result: the header's fields plus one list of rows per section."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
-    command = [sys.executable, "-m", "slay.bench", "--child", str(threads), "--lengths",
-               ",".join(map(str, args.lengths)), "--repeats", str(args.repeats), "--numpy-max-t",
-               str(args.numpy_max_t), "--decode-steps", str(args.decode_steps), "--maps-t", str(args.maps_t)]
-    output = subprocess.run(command, env=env, capture_output=True, text=True)
-    if output.returncode != 0:
-        raise RuntimeError("benchmark child failed:\n" + output.stderr)
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    sections = {section.name: section for section in SECTIONS}
+    result = {section.name: [] for section in SECTIONS}
+    with tempfile.TemporaryFile("w+") as errors:
+        child = subprocess.Popen(child_command(threads, args), env=env, stdout=subprocess.PIPE, stderr=errors,
+                                 text=True)
+        for line in child.stdout:
+            event = json.loads(line)
+            if event["event"] == "header":
+                result.update(event["header"])
+                if title:
+                    cfg = DEFAULTS
+                    progress.print("libslay benchmark: SLAY %s, B=1, H=%d, d=dv=%d, R=%d, P=M=%d (m=%d), fp32, "
+                                   "chunk %d, kernels %s" % (cfg["poly"], cfg["heads"], cfg["head_dim"], cfg["nodes"],
+                                                             cfg["poly_dim"], result["feature_dim"], cfg["chunk"],
+                                                             result["kernel_variant"]))
+                progress.print("\n== %d thread(s): numpy.matmul sgemm %.1f GFLOP/s, triad %.1f GB/s"
+                               % (threads, result["sgemm_gflops"], result["triad_gbs"]))
+                progress.step("%d thread(s): roofline" % threads)
+                continue
+            section, row = sections[event["section"]], event["row"]
+            if not result[section.name]:
+                for heading in section.heading(result, args):
+                    progress.print(heading)
+            result[section.name].append(row)
+            progress.print(section.line(row))
+            progress.step("%d thread(s): %s" % (threads, section.label(row)))
+        if child.wait() != 0:
+            errors.seek(0)
+            raise RuntimeError("benchmark child (%d threads) failed:\n%s" % (threads, errors.read()))
+    return result
 
 
-def print_report(results):
-    cfg = DEFAULTS
-    print("libslay benchmark: SLAY %s, B=1, H=%d, d=dv=%d, R=%d, P=M=%d (m=%d), fp32, chunk %d, kernels %s"
-          % (cfg["poly"], cfg["heads"], cfg["head_dim"], cfg["nodes"], cfg["poly_dim"], results[0]["feature_dim"],
-             cfg["chunk"], results[0]["kernel_variant"]))
+def print_scaling(results, out):
+    out("\n== scaling")
+    for one, two in zip(results[0]["prefill"], results[1]["prefill"]):
+        out("T %6d %6s: 2 threads / 1 thread = %.2f" % (one["T"], "causal" if one["causal"] else "bidir",
+                                                       two["slay_tokens_per_s"] / one["slay_tokens_per_s"]))
     for r in results:
-        print("\n== %d thread(s): numpy.matmul sgemm %.1f GFLOP/s, triad %.1f GB/s"
-              % (r["threads"], r["sgemm_gflops"], r["triad_gbs"]))
-        print("%7s %6s %12s %8s %8s %12s %9s %10s %9s" % ("T", "mode", "slay tok/s", "GFLOP/s", "/sgemm",
-                                                          "numpy tok/s", "x numpy", "torch x", "peak MiB"))
-        for p in r["prefill"]:
-            print("%7d %6s %12.0f %8.1f %7.0f%% %12s %9s %10s %9s" % (
-                p["T"], "causal" if p["causal"] else "bidir", p["slay_tokens_per_s"], p["slay_gflops"],
-                100 * p["fraction_of_sgemm"],
-                "%.0f" % p["numpy_tokens_per_s"] if "numpy_tokens_per_s" in p else "-",
-                "%.2f" % p["speedup_vs_numpy"] if "speedup_vs_numpy" in p else "-",
-                "%.2f" % p["speedup_vs_torch_sdpa"] if "speedup_vs_torch_sdpa" in p else "n/a",
-                "%.1f" % p["peak_extra_mib"] if "peak_extra_mib" in p else "-"))
-        for dcd in r["decode"]:
-            print("decode batch %d: %.1f us/step (%.1f us/token), state %.1f GB/s = %.0f%% of triad"
-                  % (dcd["batch"], dcd["us_per_step"], dcd["us_per_token"], dcd["state_gbs"],
-                     100 * dcd["fraction_of_triad"]))
-        print("python overhead of a step call: %.1f us" % r["python_step_overhead_us"])
-        if "maps" in r:
-            print("maps and options, causal, T=%d: tokens/s and the ratio to %s" % (r["maps"]["T"],
-                                                                                 r["maps"]["rows"][0]["map"]))
-            for row in r["maps"]["rows"]:
-                print("  %-40s m=%5d %10.0f tok/s %6.2fx" % (row["map"], row["feature_dim"], row["tokens_per_s"],
-                                                            row["relative_to_baseline"]))
-    if len(results) == 2:
-        print("\n== scaling")
-        for one, two in zip(results[0]["prefill"], results[1]["prefill"]):
-            print("T %6d %6s: 2 threads / 1 thread = %.2f" % (one["T"], "causal" if one["causal"] else "bidir",
-                                                             two["slay_tokens_per_s"] / one["slay_tokens_per_s"]))
-        for r in results:
-            causal = [p for p in r["prefill"] if p["causal"]]
-            by_t = {p["T"]: p["slay_tokens_per_s"] for p in causal}
-            if 4096 in by_t and max(by_t) > 4096:
-                print("%d thread(s): tokens/s at T=%d / at T=4096 = %.2f" % (r["threads"], max(by_t),
-                                                                           by_t[max(by_t)] / by_t[4096]))
+        by_t = {p["T"]: p["slay_tokens_per_s"] for p in r["prefill"] if p["causal"]}
+        if 4096 in by_t and max(by_t) > 4096:
+            out("%d thread(s): tokens/s at T=%d / at T=4096 = %.2f" % (r["threads"], max(by_t),
+                                                                      by_t[max(by_t)] / by_t[4096]))
 
 
 def main(argv=None):
@@ -339,6 +450,8 @@ def main(argv=None):
     parser.add_argument("--maps-t", type=int, default=4096,
                         help="sequence length of the maps-and-options table (0 skips it)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress (running count and ETA) on stderr; the rows still print as measured")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -346,11 +459,14 @@ def main(argv=None):
         args.lengths, args.repeats, args.decode_steps, args.maps_t = "256,1024", 1, 20, 256
     args.lengths = [int(x) for x in str(args.lengths).split(",")]
     if args.child:
-        print(json.dumps(measure(args.child, args.lengths, args.repeats, args.numpy_max_t, args.decode_steps,
-                                 args.maps_t)))
-        return 0
-    results = [run_child(int(t), args) for t in args.threads.split(",")]
-    print_report(results)
+        return child_main(args.child, args)
+    threads = [int(t) for t in args.threads.split(",")]
+    per_child = 1 + sum(section.count(args) for section in SECTIONS)
+    progress = Progress(per_child * len(threads), quiet=args.quiet)
+    results = [run_child(t, args, progress, title=(i == 0)) for i, t in enumerate(threads)]
+    if len(results) == 2:
+        print_scaling(results, progress.print)
+    progress.close()
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"config": DEFAULTS, "results": results}, f, indent=2)

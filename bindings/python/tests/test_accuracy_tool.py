@@ -36,9 +36,30 @@ def test_quick_run_prints_both_tables_and_writes_json(tmp_path):
             assert row["rel_l2"] is None or row["rel_l2"] >= 0
             if row["family"] != "quadrature":
                 assert row["dim"] > 0
+    # Rows print as measured with a running count on stderr: one step per row of both tables.
+    rows = sum(len(table["rows"]) for table in data["tables"])
+    progress = [line for line in run.stderr.splitlines() if line.startswith("[")]
+    assert len(progress) == rows and progress[-1].startswith("[%d/%d]" % (rows, rows))
+    assert "ETA" in progress[0] and "aligned: quadrature R=2" in progress[-1]
     anchor = next(r for r in data["tables"][0]["rows"] if r["name"].startswith("anchor R=2 P=8 M=8"))
     assert anchor["dim"] == 128 and anchor["published"] == 0.65 and 0.4 < anchor["rel_l2"] < 0.9
     assert all(row["published"] is None for row in data["tables"][1]["rows"])
+
+
+def test_quiet_leaves_stderr_empty_and_prints_the_same_rows():
+    loud, quiet = run_tool("--seeds", "1", "--quick"), run_tool("--seeds", "1", "--quick", "--quiet")
+    assert loud.returncode == 0 and quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == "" and loud.stderr != ""
+    table = [line for line in quiet.stdout.splitlines() if not line.startswith("published")]
+    assert table == [line for line in loud.stdout.splitlines() if not line.startswith("published")]
+
+
+def test_streamed_output_equals_format_table():
+    """The rows printed one by one are format_table's lines (the tables' text has one definition)."""
+    run = run_tool("--seeds", "1", "--quick", "--scenario", "random", "--quiet")
+    assert run.returncode == 0, run.stderr
+    table = accuracy.run_table("module", "random", 1, quick=True)
+    assert accuracy.format_table(table) in run.stdout
 
 
 def test_plot_without_matplotlib_exits_2_or_writes_png(tmp_path):

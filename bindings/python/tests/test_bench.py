@@ -22,14 +22,29 @@ def test_numpy_baseline_matches_library(causal):
     np.testing.assert_allclose(got, expected[0], rtol=2e-3, atol=2e-4)
 
 
-def test_quick_run_writes_report_and_json(tmp_path):
+def bench_env():
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(slay.__file__)),
+                                                        os.environ.get("PYTHONPATH", "")]))
+
+
+def test_quick_run_streams_rows_and_writes_report_and_json(tmp_path):
+    """Rows reach stdout while the run is still going (the first prefill row arrives before the child
+    has finished its decode, overhead and maps rows: ≥ 0.8 s of work), the running count ends at
+    total/total on stderr, and the JSON holds every section."""
     out = tmp_path / "bench.json"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(slay.__file__)),
-                                                       os.environ.get("PYTHONPATH", "")]))
-    run = subprocess.run([sys.executable, "-m", "slay.bench", "--quick", "--threads", "1", "--json", str(out)],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert run.returncode == 0, run.stderr
-    assert "slay tok/s" in run.stdout and "decode batch 1" in run.stdout
+    run = subprocess.Popen([sys.executable, "-m", "slay.bench", "--quick", "--threads", "1", "--json", str(out)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=bench_env())
+    lines = []
+    still_running_at_first_row = None
+    for line in run.stdout:
+        lines.append(line)
+        if still_running_at_first_row is None and line.split()[:2] == ["256", "causal"]:
+            still_running_at_first_row = run.poll() is None
+    stderr = run.stderr.read()
+    assert run.wait(timeout=600) == 0, stderr
+    stdout = "".join(lines)
+    assert still_running_at_first_row is True
+    assert "slay tok/s" in stdout and "decode batch 1" in stdout
     data = json.loads(out.read_text())
     result = data["results"][0]
     assert result["threads"] == 1 and result["feature_dim"] == 512
@@ -37,9 +52,36 @@ def test_quick_run_writes_report_and_json(tmp_path):
     for row in result["prefill"]:
         assert row["slay_tokens_per_s"] > 0 and row["numpy_tokens_per_s"] > 0 and "peak_extra_mib" in row
     assert [d["batch"] for d in result["decode"]] == [1, 8]
-    assert result["python_step_overhead_us"] > 0
-    assert "maps and options" in run.stdout
-    maps = result["maps"]["rows"]
+    assert result["overhead"][0]["python_step_overhead_us"] > 0
+    assert "maps and options" in stdout
+    maps = result["maps"]
     assert maps[0]["relative_to_baseline"] == 1.0 and all(row["tokens_per_s"] > 0 for row in maps)
     assert {row["map"] for row in maps} >= {"elu+1 (baseline)", "ela-hadamard-exp, automatic (8)",
                                             "identity + GLA log_decay, chunk 64", "slay taylor N=2 (m=d(d+1)/2)"}
+    # The running count: one step per row plus the roofline, each with the elapsed time and an ETA.
+    rows = len(result["prefill"]) + len(result["decode"]) + len(result["overhead"]) + len(maps) + 1
+    progress = [line for line in stderr.splitlines() if line.startswith("[")]
+    assert len(progress) == rows and progress[-1].startswith("[%d/%d]" % (rows, rows)) and "done" in progress[-1]
+    assert all("elapsed" in line for line in progress) and "ETA" in progress[0]
+
+
+def test_sections_count_the_rows_they_measure():
+    """Each section's count(args) is the number of rows its generator yields (the ETA relies on it)."""
+    from slay import bench
+    args = bench.argparse.Namespace(lengths=[64, 128], repeats=1, numpy_max_t=128, decode_steps=2, maps_t=64)
+    ctx = bench.BenchContext(1, args)
+    for section in bench.SECTIONS:
+        rows = list(section.rows(ctx))
+        assert len(rows) == section.count(args), section.name
+        for row in rows:
+            assert section.line(row) and section.label(row)
+    args.maps_t = 0
+    maps = next(section for section in bench.SECTIONS if section.name == "maps")
+    assert maps.count(args) == 0 and list(maps.rows(ctx)) == []
+
+
+def test_quiet_leaves_stderr_empty():
+    run = subprocess.run([sys.executable, "-m", "slay.bench", "--quick", "--threads", "1", "--quiet"],
+                         capture_output=True, text=True, env=bench_env(), timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == "" and "decode batch 8" in run.stdout
