@@ -236,8 +236,10 @@ public func slay_feature_map_get_param(_ fm: OpaquePointer?, _ name: UnsafePoint
         guard count == Int64(expected) else {
             throw SlayError.shape("parameter '\(key)' has shape \(shape) (\(expected) floats), count is \(count)")
         }
-        let values = handle.map.parameterValues(key) ?? []
-        values.withUnsafeBufferPointer { target.update(from: $0.baseAddress!, count: expected) }
+        guard let values = handle.map.parameter(key), values.count == expected else {
+            throw SlayError(.internal, "parameter '\(key)' holds no values of shape \(shape)")
+        }
+        target.update(from: values.baseAddress, count: expected)
     }
 }
 

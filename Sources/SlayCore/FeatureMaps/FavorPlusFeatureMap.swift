@@ -28,7 +28,7 @@ public final class FavorPlusFeatureMap: RandomProjectionFeatureMap, @unchecked S
         let c = configuration
         projection = RandomProjection(
             headDim: c.headDim, numHeads: c.numHeads, featureCount: c.featureCount,
-            omega: Self.blockOrthogonalOmega(seed: c.seed, headDim: c.headDim, numHeads: c.numHeads, features: c.featureCount))
+            omega: try Self.blockOrthogonalOmega(seed: c.seed, headDim: c.headDim, numHeads: c.numHeads, features: c.featureCount))
         rebuildIdentity()
     }
 
@@ -39,12 +39,14 @@ public final class FavorPlusFeatureMap: RandomProjectionFeatureMap, @unchecked S
     /// d-vector (chi-distributed with d degrees of freedom, like the norm of a Gaussian row):
     /// ‖(normal(H·B·d² + (h·m + j)·d + c))_c‖. Everything in double, rounded to float at the end.
     public static func blockOrthogonalOmega(seed: UInt64, headDim d: Int, numHeads: Int, features m: Int,
-                                            stream: UInt64 = ParameterGenerator.favorStream) -> [Float] {
+                                            stream: UInt64 = ParameterGenerator.favorStream) throws -> HeapArray<Float> {
         let generator = ParameterGenerator(seed: seed)
         let blocks = (m + d - 1) / d
         let normBase = numHeads * blocks * d * d
-        var omega = [Float](repeating: 0, count: numHeads * d * m)
-        var basis = [Double](repeating: 0, count: d * d)
+        let omega = try HeapArray<Float>(count: try CheckedSize.multiply(numHeads, d, m, what: "omega"), what: "omega")
+        // One d × d block at a time, each row orthonormalised against the block's earlier rows.
+        let basis = try HeapArray<Double>(count: try CheckedSize.multiply(d, d, what: "orthogonal basis"),
+                                          what: "the orthogonalisation workspace")
         for h in 0..<numHeads {
             for b in 0..<blocks {
                 let rows = min(d, m - b * d)

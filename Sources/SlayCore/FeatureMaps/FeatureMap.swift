@@ -25,7 +25,8 @@ public protocol FeatureMap: AnyObject, Sendable {
     /// Names of the caller-visible parameter arrays ("anchors", "omega", ...).
     var parameterNames: [String] { get }
     func parameterShape(_ name: String) -> [Int]?
-    func parameterValues(_ name: String) -> [Float]?
+    /// The values of parameter `name` (nil for an unknown name), in the layout of its shape.
+    func parameter(_ name: String) -> HeapArray<Float>?
     func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws
 
     /// Scratch floats `features` needs for up to `rows` rows.
@@ -59,6 +60,10 @@ public protocol FeatureMap: AnyObject, Sendable {
 }
 
 extension FeatureMap {
+    /// A Swift array copy of parameter `name`, for Swift callers and tests; code reachable from
+    /// C reads `parameter(_:)` instead (a Swift array's allocation cannot fail with a status).
+    public func parameterValues(_ name: String) -> [Float]? { parameter(name).map { Array($0) } }
+
     public var needsPositions: Bool { false }
     public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int, firstPosition: Int,
                          output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
@@ -89,6 +94,12 @@ public struct IdentityHasher {
     public mutating func combine(_ values: [Float]) {
         combine(values.count)
         for v in values { combine(UInt64(v.bitPattern)) }
+    }
+    /// The same words as an array of these values; nil hashes like an empty array.
+    public mutating func combine(_ values: HeapArray<Float>?) {
+        guard let values else { combine(0); return }
+        combine(values.count)
+        values.withUnsafeBufferPointer { for v in $0 { combine(UInt64(v.bitPattern)) } }
     }
     public mutating func combine(_ text: String) {
         for byte in text.utf8 { combine(UInt64(byte)) }

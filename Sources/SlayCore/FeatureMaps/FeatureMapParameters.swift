@@ -1,8 +1,8 @@
 /// The checks every `setParameter` makes before replacing a named array.
 enum FeatureMapParameters {
-    /// The new values of parameter `name` as an array, after checking that the map knows the name,
+    /// The new values of parameter `name` in fallibly allocated storage, after checking that the map knows the name,
     /// the count matches the shape and every value is finite.
-    static func checked(_ name: String, of map: FeatureMap, values: UnsafeBufferPointer<Float>) throws -> [Float] {
+    static func checked(_ name: String, of map: FeatureMap, values: UnsafeBufferPointer<Float>) throws -> HeapArray<Float> {
         guard let shape = map.parameterShape(name) else {
             let known = map.parameterNames.isEmpty ? "no parameters" : map.parameterNames.joined(separator: ", ")
             throw SlayError.invalid("unknown parameter '\(name)'; this map has \(known)")
@@ -14,6 +14,6 @@ enum FeatureMapParameters {
         if let bad = values.firstIndex(where: { !$0.isFinite }) {
             throw SlayError.invalid("parameter '\(name)' element \(bad) is \(values[bad]); all values must be finite")
         }
-        return Array(values)
+        return try HeapArray(copying: values, what: "parameter '\(name)'")
     }
 }

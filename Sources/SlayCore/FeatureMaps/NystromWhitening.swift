@@ -11,16 +11,18 @@ public enum NystromWhitening {
 
     /// W (P × P, symmetric, row-major) from (P, d) row-major anchors, computed in double and
     /// rounded to float. Throws for a factorisation that fails (only non-finite input can).
-    public static func matrix(anchors: [Float], count p: Int, headDim d: Int) throws -> [Float] {
-        guard p >= 1, anchors.count == p * d else {
-            throw SlayError.shape("Nyström anchors must hold P·d = \(p * d) floats, got \(anchors.count)")
+    public static func matrix(anchors: HeapArray<Float>, count p: Int, headDim d: Int) throws -> HeapArray<Float> {
+        guard p >= 1, p <= maximumAnchors, anchors.count == p * d else {
+            throw SlayError.shape("Nyström anchors must hold P·d = \(p * d) floats with P ≤ \(maximumAnchors), got \(anchors.count)")
         }
-        let a = anchors.map(Double.init)
+        // P ≤ 256, so the P × P matrices below are small; the (P, d) anchors are read in place
+        // (d is caller-sized).
+        let a = anchors.baseAddress
         var k = [Double](repeating: 0, count: p * p)
         for i in 0..<p {
             for j in i..<p {
                 var dot = 0.0
-                for c in 0..<d { dot += a[i * d + c] * a[j * d + c] }
+                for c in 0..<d { dot += Double(a[i * d + c]) * Double(a[j * d + c]) }
                 k[i * p + j] = dot * dot
                 k[j * p + i] = dot * dot
             }
@@ -32,7 +34,7 @@ public enum NystromWhitening {
         // K_AA is positive semi-definite, so every eigenvalue of K_AA + λI is >= λ up to rounding;
         // the floor at λ/2 only guards against rounding.
         let scales = values.map { 1 / max($0, lambda / 2).squareRoot() }
-        var w = [Float](repeating: 0, count: p * p)
+        let w = try HeapArray<Float>(count: p * p, what: "Nyström whitening")
         for i in 0..<p {
             for j in i..<p {
                 var sum = 0.0

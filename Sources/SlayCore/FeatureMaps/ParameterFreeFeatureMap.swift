@@ -11,7 +11,7 @@ extension ParameterFreeFeatureMap {
 
     public var parameterNames: [String] { [] }
     public func parameterShape(_ name: String) -> [Int]? { nil }
-    public func parameterValues(_ name: String) -> [Float]? { nil }
+    public func parameter(_ name: String) -> HeapArray<Float>? { nil }
     public func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws {
         _ = try FeatureMapParameters.checked(name, of: self, values: values)
     }

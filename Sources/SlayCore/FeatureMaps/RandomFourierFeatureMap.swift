@@ -14,7 +14,7 @@ public final class RandomFourierFeatureMap: RandomProjectionFeatureMap, @uncheck
     public let configuration: ClassicMapConfiguration
     var projection: RandomProjection
     /// (H, m) phases.
-    public private(set) var bias: [Float]
+    public private(set) var bias: HeapArray<Float>
     public internal(set) var identity: UInt64 = 0
     var kindName: String { "random-fourier" }
 
@@ -23,10 +23,12 @@ public final class RandomFourierFeatureMap: RandomProjectionFeatureMap, @uncheck
         self.configuration = configuration
         let c = configuration
         let generator = ParameterGenerator(seed: c.seed)
-        let omega = generator.normals(stream: ParameterGenerator.fourierOmegaStream, count: c.numHeads * c.headDim * c.featureCount)
+        let omega = try generator.makeNormals(stream: ParameterGenerator.fourierOmegaStream,
+                                              count: c.numHeads * c.headDim * c.featureCount, what: "omega")
         projection = RandomProjection(headDim: c.headDim, numHeads: c.numHeads, featureCount: c.featureCount, omega: omega)
-        bias = (0..<(c.numHeads * c.featureCount)).map {
-            Float(2 * Double.pi * generator.uniform(stream: ParameterGenerator.fourierBiasStream, index: UInt64($0)))
+        bias = try HeapArray<Float>(count: c.numHeads * c.featureCount, what: "bias")
+        for index in 0..<bias.count {
+            bias[index] = Float(2 * Double.pi * generator.uniform(stream: ParameterGenerator.fourierBiasStream, index: UInt64(index)))
         }
         rebuildIdentity(extra: bias)
     }
@@ -41,7 +43,7 @@ public final class RandomFourierFeatureMap: RandomProjectionFeatureMap, @uncheck
         default: return nil
         }
     }
-    public func parameterValues(_ name: String) -> [Float]? {
+    public func parameter(_ name: String) -> HeapArray<Float>? {
         switch name {
         case "omega": return projection.omega
         case "bias": return bias

@@ -4,7 +4,7 @@ struct RandomProjection {
     let headDim: Int
     let numHeads: Int
     let featureCount: Int
-    var omega: [Float]
+    var omega: HeapArray<Float>
 
     var shape: [Int] { [numHeads, headDim, featureCount] }
 
@@ -47,7 +47,7 @@ extension RandomProjectionFeatureMap {
 
     public var parameterNames: [String] { ["omega"] }
     public func parameterShape(_ name: String) -> [Int]? { name == "omega" ? projection.shape : nil }
-    public func parameterValues(_ name: String) -> [Float]? { name == "omega" ? projection.omega : nil }
+    public func parameter(_ name: String) -> HeapArray<Float>? { name == "omega" ? projection.omega : nil }
     public func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws {
         projection.omega = try FeatureMapParameters.checked(name, of: self, values: values)
         rebuildIdentity()
@@ -56,7 +56,7 @@ extension RandomProjectionFeatureMap {
     public func scratchFloats(rows: Int) -> Int { projection.scratchFloats(rows: rows) }
 
     /// Kind, dimensions, ω and any further arrays (`extra`), in that order.
-    func rebuildIdentity(extra: [Float]? = nil) {
+    func rebuildIdentity(extra: HeapArray<Float>? = nil) {
         var hasher = IdentityHasher()
         hasher.combine(kindName)
         hasher.combine(headDim); hasher.combine(numHeads); hasher.combine(featureDim)

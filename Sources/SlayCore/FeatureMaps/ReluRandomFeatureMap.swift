@@ -11,8 +11,8 @@ public final class ReluRandomFeatureMap: RandomProjectionFeatureMap, @unchecked 
         try configuration.validateRandomFeatures()
         self.configuration = configuration
         let c = configuration
-        let omega = ParameterGenerator(seed: c.seed).normals(stream: ParameterGenerator.reluRandomStream,
-                                                             count: c.numHeads * c.headDim * c.featureCount)
+        let omega = try ParameterGenerator(seed: c.seed).makeNormals(stream: ParameterGenerator.reluRandomStream,
+                                                                     count: c.numHeads * c.headDim * c.featureCount, what: "omega")
         projection = RandomProjection(headDim: c.headDim, numHeads: c.numHeads, featureCount: c.featureCount, omega: omega)
         rebuildIdentity()
     }

@@ -29,8 +29,8 @@ public struct YatTaylorConfiguration: Sendable, Equatable {
     }
 
     public static let maximumDegree = 8
-    /// The map keeps an 8-byte recipe per feature (Swift arrays, whose allocation failure would
-    /// abort), so its width is capped lower than SLAY's.
+    /// The map keeps a recipe of about 20 bytes per feature while it is built, so its width is
+    /// capped lower than SLAY's.
     public static let maximumFeatureDim = 1 << 22
 
     /// Monomials of degree k in d variables: C(d + k − 1, k), checked.
@@ -62,7 +62,7 @@ public struct YatTaylorConfiguration: Sendable, Equatable {
         guard degree >= 2 && degree <= Self.maximumDegree else {
             throw SlayError.invalid("degree must be in 2...\(Self.maximumDegree) for SLAY_EXPANSION_TAYLOR, got \(degree)")
         }
-        guard eps.isFinite && eps > 0 else { throw SlayError.invalid("eps must be finite and > 0, got \(eps)") }
+        try SlayConfiguration.validatePositiveFloat(eps, "eps")
         let m = try featureCount()
         guard m <= Self.maximumFeatureDim else {
             throw SlayError.overflow("the degree-\(degree) Taylor expansion of head_dim \(headDim) has \(m) features; the maximum is 2^22")
@@ -85,9 +85,9 @@ public final class YatTaylorFeatureMap: FeatureMap, @unchecked Sendable {
     /// Monomials of degree 1 ... N in order of degree (the first d are û itself). The children of
     /// monomial p are contiguous: p · û_i for i = last[p] ..< d, in the order of their parents, so
     /// each degree is built with contiguous (vectorisable) runs and no index gathers.
-    private let last: [Int32]
+    private let last: HeapArray<Int32>
     /// Feature j = scale[j] · monomial[d + j] (the degree ≥ 2 monomials).
-    private let scale: [Float]
+    private let scale: HeapArray<Float>
     private let coefficients: [Float]
 
     public init(_ configuration: YatTaylorConfiguration) throws {
@@ -98,28 +98,31 @@ public final class YatTaylorFeatureMap: FeatureMap, @unchecked Sendable {
         // Build the monomials degree by degree; each multiset extends a lower one by an index no
         // smaller than its last, so every multiset appears once. The multinomial k!/Π counts! is
         // tracked incrementally: appending index i to a multiset with c_i copies of i multiplies it
-        // by k / (c_i + 1).
-        var multinomial = [Double](), last = [Int32](), repeats = [Int32]()
-        last.reserveCapacity(featureDim + d)
+        // by k / (c_i + 1). Up to 2^22 + d entries each, so the storage is fallible.
+        let total = featureDim + d
+        let multinomial = try HeapArray<Double>(count: total, what: "Taylor recipes")
+        let last = try HeapArray<Int32>(count: total, what: "Taylor recipes")
+        let repeats = try HeapArray<Int32>(count: total, what: "Taylor recipes")
+        let scale = try HeapArray<Float>(count: featureDim, what: "Taylor scales")
         for i in 0..<d {
-            multinomial.append(1); last.append(Int32(i)); repeats.append(1)
+            multinomial[i] = 1; last[i] = Int32(i); repeats[i] = 1
         }
         var previous = 0..<d
-        var scale = [Float]()
-        scale.reserveCapacity(featureDim)
+        var next = d
         for k in 2...configuration.degree {
-            let start = last.count
+            let start = next
             let ck = configuration.coefficient(k)
             for p in previous {
                 for i in Int(last[p])..<d {
                     // Copies of i already in the parent: all trailing ones when i equals its last index.
                     let copies = Int(last[p]) == i ? Int(repeats[p]) : 0
                     let value = multinomial[p] * Double(k) / Double(copies + 1)
-                    multinomial.append(value); last.append(Int32(i)); repeats.append(Int32(copies + 1))
-                    scale.append(Float((ck * value).squareRoot()))
+                    multinomial[next] = value; last[next] = Int32(i); repeats[next] = Int32(copies + 1)
+                    scale[next - d] = Float((ck * value).squareRoot())
+                    next += 1
                 }
             }
-            previous = start..<last.count
+            previous = start..<next
         }
         self.last = last
         self.scale = scale
@@ -137,7 +140,7 @@ public final class YatTaylorFeatureMap: FeatureMap, @unchecked Sendable {
 
     public var parameterNames: [String] { [] }
     public func parameterShape(_ name: String) -> [Int]? { nil }
-    public func parameterValues(_ name: String) -> [Float]? { nil }
+    public func parameter(_ name: String) -> HeapArray<Float>? { nil }
     public func setParameter(_ name: String, values: UnsafeBufferPointer<Float>) throws {
         _ = try FeatureMapParameters.checked(name, of: self, values: values)
     }

@@ -70,9 +70,30 @@ public struct ParameterGenerator: Sendable {
         return (0..<count).map { Float(Self.normal(key: key, index: UInt64($0))) }
     }
 
+    /// The same values as `normals(stream:count:)` in fallibly allocated storage, for parameter
+    /// arrays whose size a caller chose.
+    public func makeNormals(stream: UInt64, count: Int, what: @autoclosure () -> String = "parameters") throws -> HeapArray<Float> {
+        let values = try HeapArray<Float>(count: count, what: what())
+        let key = key(stream: stream)
+        for index in 0..<count { values.baseAddress[index] = Float(Self.normal(key: key, index: UInt64(index))) }
+        return values
+    }
+
     /// `rows` unit vectors of length `cols` (stream values normalised per row in double).
     public func unitRows(stream: UInt64, rows: Int, cols: Int) -> [Float] {
         var values = normals(stream: stream, count: rows * cols)
+        values.withUnsafeMutableBufferPointer { Self.normaliseRows($0, rows: rows, cols: cols) }
+        return values
+    }
+
+    /// The same values as `unitRows(stream:rows:cols:)` in fallibly allocated storage.
+    public func makeUnitRows(stream: UInt64, rows: Int, cols: Int, what: @autoclosure () -> String = "parameters") throws -> HeapArray<Float> {
+        let values = try makeNormals(stream: stream, count: try CheckedSize.multiply(rows, cols, what: what()), what: what())
+        values.withUnsafeMutableBufferPointer { Self.normaliseRows($0, rows: rows, cols: cols) }
+        return values
+    }
+
+    static func normaliseRows(_ values: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int) {
         for r in 0..<rows {
             var sumSquares = 0.0
             for c in 0..<cols { let x = Double(values[r * cols + c]); sumSquares += x * x }
@@ -80,6 +101,5 @@ public struct ParameterGenerator: Sendable {
             guard norm > 0 else { continue }
             for c in 0..<cols { values[r * cols + c] = Float(Double(values[r * cols + c]) / norm) }
         }
-        return values
     }
 }

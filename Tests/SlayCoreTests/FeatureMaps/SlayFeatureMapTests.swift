@@ -235,3 +235,17 @@ final class SlayFeatureMapTests: XCTestCase {
         XCTAssertThrowsSlayError(.overflow, try configuration.validate(), "anchors P·d = 2^32 floats")
     }
 }
+
+/// Floating settings are validated in the precision the kernels use them in (fp32).
+final class SlayFloatSettingTests: XCTestCase {
+    func testSettingsThatAreNotFiniteAndPositiveInFloat32AreRefused() throws {
+        for value in [1e39, 1e-50, -1e-50, Double.greatestFiniteMagnitude] {
+            XCTAssertThrowsSlayError(.invalidArgument, try SlayFeatureMap(SlayConfiguration(headDim: 4, eps: value)), "eps \(value)")
+            XCTAssertThrowsSlayError(.invalidArgument, try SlayFeatureMap(SlayConfiguration(headDim: 4, prfClamp: value)), "prf_clamp \(value)")
+            XCTAssertThrowsSlayError(.invalidArgument, try YatTaylorFeatureMap(YatTaylorConfiguration(headDim: 4, eps: value)), "taylor eps \(value)")
+        }
+        // The extremes that survive the rounding stay accepted.
+        XCTAssertNoThrow(try SlayFeatureMap(SlayConfiguration(headDim: 4, eps: 1e38, prfClamp: 3e38)))
+        XCTAssertNoThrow(try SlayFeatureMap(SlayConfiguration(headDim: 4, eps: 1e-40)))
+    }
+}

@@ -89,12 +89,13 @@ final class SlaySketchPolynomialTests: XCTestCase {
             let input = (a + b).map(Float.init)
             var estimates: [Double] = []
             for seed in 0..<3000 {
-                let parameter = TensorSketch.generate(ParameterGenerator(seed: UInt64(seed)), stream: 9, headDim: d, polyDim: p)
-                let sketch = try TensorSketch(parameter: parameter, headDim: d, polyDim: p)
+                let parameter = try SlayTensorSketchPolynomial.generate(ParameterGenerator(seed: UInt64(seed)), stream: 9, headDim: d, polyDim: p)
+                let sketch = try SlayTensorSketchPolynomial(parameter: parameter, headDim: d, polyDim: p)
                 var poly = [Float](repeating: .nan, count: 2 * p)
                 var spare = [Float](repeating: 0, count: 2 * p)
+                var gemmSpace = [Float](repeating: 0, count: 1)
                 input.withUnsafeBufferPointer { u in
-                    sketch.features(u.baseAddress!, rows: 2, into: &poly, spare: &spare)
+                    sketch.features(u.baseAddress!, rows: 2, into: &poly, spare: &spare, gemmSpace: &gemmSpace)
                 }
                 estimates.append((0..<p).reduce(0.0) { $0 + Double(poly[$1]) * Double(poly[p + $1]) })
             }
