@@ -627,6 +627,20 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_read(const slay_state* state, int64_t
                                                int64_t matrix_count, float* normaliser, int64_t normaliser_count,
                                                slay_error* err);
 
+/* slay_state_write — the inverse of slay_state_read: replace slot `slot`'s matrix [H, m, dv]
+ * (matrix_count = H·m·dv floats, row-major, caller-owned, only read during the call) and
+ * normaliser [H, m] (normaliser_count = H·m), and set its position (tokens absorbed, 0..2^62;
+ * cosFormer reads it). Either array may be NULL to keep that part. Builds a state from plain
+ * arrays (flash-linear-attention's initial_state [N, H, m, dv], a checkpoint).
+ * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL state, slot out of range, position out of
+ * range, a non-finite value), SLAY_ERR_SHAPE (a count that does not match) or
+ * SLAY_ERR_UNSUPPORTED (SLAY_KIND_HADAMARD_EXP: its rows are relative to running maxima that
+ * plain arrays do not carry; use slay_state_restore). On error the state is unchanged.
+ * Thread safety: as every call that changes a state. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_write(slay_state* state, int64_t slot, const float* matrix,
+                                                int64_t matrix_count, const float* normaliser,
+                                                int64_t normaliser_count, int64_t position, slay_error* err);
+
 /* slay_state_prefill — run prompts through their slots, starting from the slots' current states
  * and leaving them at the end (flash-linear-attention's initial_state / output_final_state).
  *   k: [B, T, H, d], v: [B, T, H, dv]; q: [B, T, Hq, d], out: [B, T, Hq, dv] (Hq a multiple of H).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build, the demo and the tests need on a fresh machine, and nothing when it is
 # already there: a C compiler (Debian), numpy, pytest, hypothesis and mpmath (PyPI); valgrind
-# (Debian) when it can, for the memcheck run (without it that program runs natively).
+# (Debian) when it can, for the memcheck run (without it that program runs natively); torch and
+# transformers (PyPI) for the PyTorch layer's tests.
 set -euo pipefail
 if ! command -v cc >/dev/null 2>&1; then
     echo "installing a C compiler (apt)"
@@ -23,4 +24,16 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Python packages: ${missing[*]}"
     python3 -m pip install -q --disable-pip-version-check "${missing[@]}"
+fi
+# The PyTorch layer (slay.torch, the extra `torch`) is tested when torch and transformers import.
+# PyPI's torch is the CUDA build (about 5 GB; used on the CPU here): installed once, then reused.
+# Should it fail, the numpy suite still runs and says in one line that the torch tests were skipped.
+torch_missing=()
+for module in torch transformers; do
+    python3 -c "import $module" >/dev/null 2>&1 || torch_missing+=("$module")
+done
+if [ ${#torch_missing[@]} -gt 0 ]; then
+    echo "installing Python packages for slay.torch: ${torch_missing[*]}"
+    python3 -m pip install -q --disable-pip-version-check "${torch_missing[@]}" \
+        || echo "could not install ${torch_missing[*]}; the torch tests will be skipped" >&2
 fi

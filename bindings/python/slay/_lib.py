@@ -102,6 +102,7 @@ SIGNATURES = {
     "slay_state_dims": (i32, [c_void_p, P(i64), P(i64), P(i64), P(i64), E]),
     "slay_state_position": (i32, [c_void_p, i64, P(i64), E]),
     "slay_state_read": (i32, [c_void_p, i64, P(ctypes.c_float), i64, P(ctypes.c_float), i64, E]),
+    "slay_state_write": (i32, [c_void_p, i64, P(ctypes.c_float), i64, P(ctypes.c_float), i64, i64, E]),
     "slay_state_prefill": (i32, [c_void_p, T, T, T, T, P(i64), P(i32), i64, P(AttentionOptions), E]),
     "slay_state_query": (i32, [c_void_p, T, T, P(i64), P(i32), i64, P(AttentionOptions), E]),
     "slay_state_step": (i32, [c_void_p, T, T, T, T, P(i32), i64, P(AttentionOptions), E]),

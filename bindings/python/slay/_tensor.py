@@ -62,13 +62,27 @@ def descriptor(array):
 
 def tensor_struct(array):
     """The slay_tensor describing `array` (which must stay alive as long as the struct is used)."""
+    return pointer_struct(array.ctypes.data, array.shape, [s // ITEMSIZE for s in array.strides])
+
+
+def pointer_struct(data, shape, strides, name="tensor"):
+    """The slay_tensor of float32 memory at address `data` with `shape` and `strides` in elements
+    (another framework's tensor: torch's data_ptr() and stride()); the memory must stay alive as
+    long as the struct is used. A misaligned address or a negative stride is refused
+    (SLAY_ERR_LAYOUT); libslay checks the rest."""
+    if data % ITEMSIZE:
+        raise error_for(LAYOUT, "%s data pointer is not 4-byte aligned" % name)
+    if any(s < 0 for s in strides):
+        raise error_for(LAYOUT, "%s has negative strides %s" % (name, tuple(strides)))
+    if len(shape) > len(Tensor().shape):
+        raise error_for(SHAPE, "%s has %d dimensions; slay_tensor holds at most 4" % (name, len(shape)))
     t = Tensor()
-    t.data = array.ctypes.data
+    t.data = data
     t.dtype = F32
-    t.ndim = array.ndim
-    for axis in range(array.ndim):
-        t.shape[axis] = array.shape[axis]
-        t.strides[axis] = array.strides[axis] // ITEMSIZE
+    t.ndim = len(shape)
+    for axis, (size, stride) in enumerate(zip(shape, strides)):
+        t.shape[axis] = size
+        t.strides[axis] = stride
     return t
 
 

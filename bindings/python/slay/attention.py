@@ -98,8 +98,8 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     Returns y (B, T, Hq, dv) float32, or (y, final_state) when output_final_state is true; out: an
     optional float32 (B, T, Hq, dv) array to write y into. causal: y_i sees keys j <= i (default)
     or all keys. delta: δ >= 0 of the denominator. n_threads: threads for this call (1..256).
-    initial_state (a slay.State with one slot per sequence) starts each sequence from that state
-    (it is not modified). cu_seqlens (N + 1 offsets) treats B = 1 tensors as N packed sequences.
+    initial_state (a slay.State with one slot per sequence, an S array [N, H, m, dv], or an (S, z)
+    tuple with z [N, H, m]) starts each sequence from that state (it is not modified). cu_seqlens (N + 1 offsets) treats B = 1 tensors as N packed sequences.
     denominator: "add" divides by den + δ; "clamp" by max(den, δ), for signed maps.
     normalize=False drops the normaliser (y = φ(q)ᵀS); decay: one γ ∈ (0, 1] per key head (RetNet),
     causal only. chunk_size: rows per causal chunk (1..4096), or 0 (default) for the library's
@@ -130,8 +130,8 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
                                         ctypes.byref(options), ctypes.byref(err)), err)
         return out
     if initial_state is not None:
-        if not isinstance(initial_state, State):
-            raise error_for(INVALID_ARGUMENT, "initial_state must be a slay.State")
+        from ._state_arrays import as_initial_state
+        initial_state = as_initial_state(State, fm, initial_state)
         if initial_state.fm is not fm and initial_state.fm.identity != fm.identity:
             from .errors import STATE_MISMATCH
             raise error_for(STATE_MISMATCH, "initial_state belongs to a different feature map than fm")

@@ -199,6 +199,11 @@ class FeatureMap(OwnedHandle):
                                          ctypes.byref(err)), err)
         return out
 
+    def __reduce__(self):
+        """pickle / copy.deepcopy: the map is re-created from its config and parameters (a C handle
+        itself cannot be pickled)."""
+        return (_rebuild, (self.config, self.get_params()))
+
     def __repr__(self):
         if self._handle is None:
             return "FeatureMap(closed)"
@@ -207,6 +212,14 @@ class FeatureMap(OwnedHandle):
             return "FeatureMap(%r, head_dim=%d, num_heads=%d, dim=%d)" % (c["kind"], c["head_dim"], c["num_heads"], self.dim)
         return "FeatureMap(%r, head_dim=%d, num_heads=%d, nodes=%d, poly=%r, dim=%d)" % (
             c["kind"], c["head_dim"], c["num_heads"], c["nodes"], c["poly"], self.dim)
+
+
+def _rebuild(config, params):
+    """A FeatureMap from FeatureMap.__reduce__'s config and parameters."""
+    fm = FeatureMap(**config)
+    if params:
+        fm.set_params(**params)
+    return fm
 
 
 def require_map(fm, name="fm"):

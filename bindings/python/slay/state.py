@@ -79,6 +79,21 @@ class State(OwnedHandle):
     feature_dim = property(lambda self: self._dims()[2])
     value_dim = property(lambda self: self._dims()[3])
 
+    @classmethod
+    def from_arrays(cls, fm, S, z=None, positions=None, max_threads=1):
+        """A new State for fm from plain arrays: S [N, H, m, dv] float32, z [N, H, m] (None: zeros)
+        and positions [N] (tokens absorbed per slot, cosFormer reads them; None: zeros); one slot per
+        sequence, max_threads as in State(). Not for "ela-hadamard-exp" (its rows are rescaled;
+        use save / load). slay.h slay_state_write."""
+        from ._state_arrays import state_from_arrays
+        return state_from_arrays(cls, fm, S, z, positions, max_threads)
+
+    def to_arrays(self):
+        """(S [N, H, m, dv], z [N, H, m], positions [N] int64): float32 copies of every slot (the
+        inverse of from_arrays; read(slot) gives one slot)."""
+        from ._state_arrays import state_to_arrays
+        return state_to_arrays(self)
+
     def position(self, slot=0):
         """Tokens absorbed by slot `slot` since creation or reset."""
         out = ctypes.c_int64()

@@ -1,0 +1,143 @@
+"""slay.torch.linear_attention and the custom op: equality with the numpy API, zero-copy strides,
+half-precision I/O, states as tensors, clear errors, torch.compile."""
+import numpy as np
+import pytest
+import torch
+
+import slay
+import slay.torch as st
+
+torch.manual_seed(0)
+
+
+def inputs(B=2, T=19, Hq=4, Hk=2, d=16, dv=8, dtype=torch.float32):
+    return (torch.randn(B, T, Hq, d, dtype=dtype) * 0.5, torch.randn(B, T, Hk, d, dtype=dtype) * 0.5,
+            torch.randn(B, T, Hk, dv, dtype=dtype))
+
+
+def numpy_of(*tensors):
+    return [np.ascontiguousarray(t.detach().float().numpy()) for t in tensors]
+
+
+@pytest.fixture(scope="module")
+def fm():
+    return slay.FeatureMap("slay", head_dim=16, num_heads=2, seed=1)
+
+
+def test_float32_matches_numpy_with_any_strides(fm):
+    """fp32 contiguous, head-first ([B, H, T, D] transposed) and sliced views give the numpy result
+    bitwise: the strides go to libslay as they are."""
+    q, k, v = inputs()
+    expected = slay.linear_attention(*numpy_of(q, k, v), fm)
+    assert np.array_equal(st.linear_attention(q, k, v, fm).numpy(), expected)
+    head_first = q.transpose(1, 2).contiguous().transpose(1, 2)
+    wide = torch.randn(2, 19, 2, 24)[..., 3:19]
+    assert not head_first.is_contiguous() and not wide.is_contiguous()
+    expected = slay.linear_attention(*numpy_of(head_first, wide, v), fm)
+    assert np.array_equal(st.linear_attention(head_first, wide, v, fm).numpy(), expected)
+
+
+def test_descriptors_point_at_the_tensor_memory():
+    """The raw-pointer path describes a view by its data_ptr and element strides (no copy)."""
+    from slay._tensor import pointer_struct
+    base = torch.randn(3, 5, 4, 8)
+    view = base.transpose(1, 2)[:, 1:]
+    t = pointer_struct(view.data_ptr(), tuple(view.shape), view.stride())
+    assert t.data == view.data_ptr() and list(t.strides)[:4] == list(view.stride())
+    assert list(t.shape)[:4] == list(view.shape)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_in_and_out(fm, dtype):
+    """bf16 / fp16 in → the same dtype out, equal to the fp32 computation on the same values rounded."""
+    q, k, v = inputs(dtype=dtype)
+    y = st.linear_attention(q, k, v, fm)
+    assert y.dtype == dtype and y.shape == (2, 19, 4, 8)
+    reference = slay.linear_attention(*numpy_of(q, k, v), fm)
+    assert np.array_equal(y.float().numpy(), torch.from_numpy(reference).to(dtype).float().numpy())
+
+
+def test_states_as_tensors_and_chaining(fm):
+    """output_final_state gives (y, slay.torch.State) whose tensors are (S, z); chaining two calls
+    through it, through an (S, z) tuple or through a numpy State equals one call."""
+    q, k, v = inputs(T=24)
+    whole = st.linear_attention(q, k, v, fm)
+    first, state = st.linear_attention(q[:, :10], k[:, :10], v[:, :10], fm, output_final_state=True)
+    assert isinstance(state, st.State) and isinstance(state, slay.State)
+    S, z = state.tensors
+    assert S.shape == (2, 2, fm.dim, 8) and z.shape == (2, 2, fm.dim)
+    S2, z2, positions = state.to_arrays()
+    assert torch.equal(S, S2) and torch.equal(z, z2) and positions.tolist() == [10, 10]
+    for initial in (state, (S, z), slay.State.from_arrays(fm, S.numpy(), z.numpy(), [10, 10])):
+        second = st.linear_attention(q[:, 10:], k[:, 10:], v[:, 10:], fm, initial_state=initial)
+        torch.testing.assert_close(torch.cat([first, second], 1), whole, rtol=2e-5, atol=2e-6)
+    rebuilt = st.State.from_arrays(fm, S, z, positions)
+    step = rebuilt.step(q[:, 10], k[:, 10], v[:, 10])
+    torch.testing.assert_close(step, whole[:, 10], rtol=2e-5, atol=2e-6)
+
+
+def test_cu_seqlens_and_options_match_numpy():
+    """cu_seqlens, GLA log_decay, gates (also from gate_input and weights) and normalize=False as
+    in the numpy API."""
+    fm = slay.FeatureMap("identity", head_dim=16, num_heads=2)
+    q, k, v = inputs(B=1, T=30)
+    log_decay = -torch.rand(1, 30, 2, 16) * 0.2
+    x, wq, wk = torch.randn(1, 30, 6), torch.randn(6, 4), torch.randn(6, 2)
+    y, state = st.linear_attention(q, k, v, fm, normalize=False, log_decay=log_decay, gate_input=x,
+                                   query_gate_weights=wq, key_gate_weights=wk, cu_seqlens=[0, 11, 30],
+                                   output_final_state=True)
+    ny, nstate = slay.linear_attention(*numpy_of(q, k, v), fm, normalize=False, log_decay=log_decay.numpy(),
+                                       gate_input=x.numpy(), query_gate_weights=wq.numpy(),
+                                       key_gate_weights=wk.numpy(), cu_seqlens=[0, 11, 30], output_final_state=True)
+    np.testing.assert_allclose(y.numpy(), ny, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(state.tensors[0].numpy(), nstate.to_arrays()[0], rtol=1e-5, atol=1e-5)
+    assert state.to_arrays()[2].tolist() == [11, 19]
+
+
+def test_clear_errors(fm):
+    """Non-CPU tensors, integer dtypes, a missing map and (without the backward) inputs that need a
+    gradient are refused with messages that say what to do; nothing is silently detached."""
+    q, k, v = inputs()
+    with pytest.raises(ValueError, match="libslay runs on the CPU"):
+        st.linear_attention(q.to("meta"), k, v, fm)
+    with pytest.raises(TypeError, match="float32, bfloat16 or float16"):
+        st.linear_attention(q.double(), k, v, fm)
+    with pytest.raises(ValueError, match="slay.FeatureMap"):
+        st.linear_attention(q, k, v, None)
+    with pytest.raises(ValueError, match="torch.Tensor"):
+        st.linear_attention(q.numpy(), k, v, fm)
+    if not st.backward_available():
+        with pytest.raises(RuntimeError, match="no backward pass"):
+            st.linear_attention(q.requires_grad_(), k, v, fm)
+
+
+def test_registered_custom_op_passes_opcheck(fm):
+    """torch.ops.slay.linear_attention is a registered op whose schema and fake implementation agree
+    with the real one (torch.library.opcheck)."""
+    from slay.torch._op import map_key
+    q, k, v = inputs(B=1, T=7)
+    args = (q, k, v, map_key(fm), None, None, None, None, None, None, None, [], True, 1e-6, 0, 1, "add", True,
+            None, True)
+    torch.library.opcheck(torch.ops.slay.linear_attention.default, args,
+                          test_utils=("test_schema", "test_faketensor"))
+
+
+def test_torch_compile_aot_eager(fm):
+    """A function using the op compiles with torch.compile (backend aot_eager) and gives the eager
+    result; with the backward, the compiled backward gives the eager gradients too."""
+    q, k, v = inputs(T=9)
+    w = torch.randn(8, 8)
+
+    def block(q, k, v):
+        return (st.linear_attention(q, k, v, fm) @ w).sum(-1)
+
+    compiled = torch.compile(block, backend="aot_eager", fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(q, k, v), block(q, k, v))
+    if st.backward_available():
+        eager_inputs = [t.clone().requires_grad_() for t in (q, k, v)]
+        block(*eager_inputs).square().sum().backward()
+        compiled_inputs = [t.clone().requires_grad_() for t in (q, k, v)]
+        compiled(*compiled_inputs).square().sum().backward()
+        for a, b in zip(eager_inputs, compiled_inputs):
+            torch.testing.assert_close(a.grad, b.grad)
