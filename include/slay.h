@@ -42,6 +42,16 @@
  * - Threads. slay_feature_map handles are immutable after creation (except through
  *   slay_feature_map_set_param) and may be used from many threads at once. Every compute call
  *   uses at most `n_threads` threads of its own (default 1), never "all cores".
+ * - Handles. A slay_feature_map* or slay_state* is an opaque token, not an address: never
+ *   dereference it. libslay keeps a table of live handles and checks every handle argument
+ *   against it before using it. A handle that was freed, freed twice, never created, or is of
+ *   the other type (a state passed as a map) gives SLAY_ERR_INVALID_ARGUMENT with a message, and
+ *   slay_*_free of such a value is a no-op. A freed handle never acts on an object created later:
+ *   each table slot carries a generation that grows at every free, and a slot whose generation
+ *   would wrap (after 2^32 − 1 frees) is retired, so no handle value is ever issued twice in a
+ *   process. A call that was handed a live handle keeps its object alive until it returns, even
+ *   if another thread frees the handle meanwhile (that free only stops later calls). At most
+ *   2^28 handles of each type may be live at once (then SLAY_ERR_OUT_OF_MEMORY).
  * - CPUs: the library runs on any x86-64 (SSE2) CPU. Its compute kernels exist twice, for the
  *   baseline and for AVX2/FMA, and the AVX2 ones run only when CPUID reports AVX2 and FMA
  *   (slay_kernel_variant), so no instruction the CPU lacks is ever executed.
@@ -348,8 +358,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_params_init(slay_feature_map_pa
 SLAY_API SLAY_NODISCARD int32_t slay_feature_map_create(const slay_feature_map_params* params,
                                                        slay_feature_map** out, slay_error* err);
 
-/* slay_feature_map_free — release a feature map. NULL is a no-op. The handle must not be in use
- * by another thread. */
+/* slay_feature_map_free — release a feature map. NULL, an already freed handle or a value that
+ * is not a live feature map is a no-op (see "Handles"). States created from the map keep what
+ * they need of it, so they stay usable. */
 SLAY_API void slay_feature_map_free(slay_feature_map* fm);
 
 /* slay_feature_map_dim — features per head, m. Writes *out_dim.
@@ -585,7 +596,8 @@ typedef struct slay_state slay_state;   /* opaque */
 SLAY_API SLAY_NODISCARD int32_t slay_state_create(const slay_feature_map* fm, int64_t num_seqs, int64_t value_dim,
                                                  int32_t max_threads, slay_state** out, slay_error* err);
 
-/* slay_state_free — release a state. NULL is a no-op. */
+/* slay_state_free — release a state. NULL, an already freed handle or a value that is not a
+ * live state is a no-op (see "Handles"). */
 SLAY_API void slay_state_free(slay_state* state);
 
 /* slay_state_copy — a new, independent state with the same contents (fork every slot).

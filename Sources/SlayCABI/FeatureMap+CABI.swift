@@ -111,18 +111,14 @@ public func slay_feature_map_create(_ params: UnsafePointer<slay_feature_map_par
         let params = try readVersioned(try require(params, "params"), name: "params")
         let result = try require(out, "out")
         let map = try makeFeatureMap(params)
-        let handle = FeatureMapHandle(map: map, params: params)
-        result.pointee = OpaquePointer(Unmanaged.passRetained(handle).toOpaque())
+        result.pointee = try FeatureMapHandle(map: map, params: params).register()
     }
 }
 
 @_cdecl("slay_feature_map_free")
 public func slay_feature_map_free(_ fm: OpaquePointer?) {
     guard let fm else { return }
-    let handle = Unmanaged<FeatureMapHandle>.fromOpaque(UnsafeRawPointer(fm))
-    guard handle.takeUnretainedValue().magic == FeatureMapHandle.liveMagic else { return }
-    handle.takeUnretainedValue().magic = 0
-    handle.release()
+    featureMapHandles.remove(fm)
 }
 
 @_cdecl("slay_feature_map_dim")

@@ -1,11 +1,9 @@
 import CSlay
 import SlayCore
 
-/// What a `slay_feature_map*` points to: the SlayCore map plus the params it was created with.
-/// The magic word catches some misuse (a freed or foreign handle) before it corrupts memory.
+/// What a `slay_feature_map*` stands for: the SlayCore map plus the params it was created with.
+/// C holds a HandleRegistry token, never this object's address.
 final class FeatureMapHandle {
-    static let liveMagic: UInt64 = 0x534C_4159_464D_4150   // "SLAYFMAP"
-    var magic = liveMagic
     let map: FeatureMap
     let params: slay_feature_map_params
 
@@ -14,14 +12,18 @@ final class FeatureMapHandle {
         self.params = params
     }
 
+    /// The handle of a live `slay_feature_map*`; a NULL, freed or foreign value is
+    /// SLAY_ERR_INVALID_ARGUMENT, checked before any reference is formed.
     static func from(_ pointer: OpaquePointer?, _ name: String = "fm") throws -> FeatureMapHandle {
         guard let pointer else { throw SlayError.invalid("\(name) is NULL") }
-        let handle = Unmanaged<FeatureMapHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
-        guard handle.magic == liveMagic else {
-            throw SlayError.invalid("\(name) is not a live slay_feature_map (freed or wrong handle type)")
+        guard let handle = featureMapHandles.object(pointer) else {
+            throw SlayError.invalid("\(name) is not a live slay_feature_map (freed, never created, or another handle type)")
         }
         return handle
     }
+
+    /// Registers this handle and returns the token C sees.
+    func register() throws -> OpaquePointer { try featureMapHandles.register(self) }
 }
 
 /// Static C strings for parameter names, so `slay_feature_map_param_name` can hand them out.

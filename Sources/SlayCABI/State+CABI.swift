@@ -14,17 +14,14 @@ public func slay_state_create(_ fm: OpaquePointer?, _ numSeqs: Int64, _ valueDim
             throw SlayError.shape("value_dim must be in 1...\(SlayConfiguration.maximumDimension), got \(valueDim)")
         }
         let state = try RecurrentState(map: map, numSequences: sequences, valueDim: Int(valueDim), maxThreads: Int(maxThreads))
-        result.pointee = StateHandle(state).retainedPointer()
+        result.pointee = try StateHandle(state).register()
     }
 }
 
 @_cdecl("slay_state_free")
 public func slay_state_free(_ state: OpaquePointer?) {
     guard let state else { return }
-    let handle = Unmanaged<StateHandle>.fromOpaque(UnsafeRawPointer(state))
-    guard handle.takeUnretainedValue().magic == StateHandle.liveMagic else { return }
-    handle.takeUnretainedValue().magic = 0
-    handle.release()
+    stateHandles.remove(state)
 }
 
 @_cdecl("slay_state_copy")
@@ -34,7 +31,7 @@ public func slay_state_copy(_ src: OpaquePointer?, _ out: UnsafeMutablePointer<O
     return withStatus(err) {
         let source = try StateHandle.from(src, "src")
         let result = try require(out, "out")
-        result.pointee = StateHandle(try source.state.copy()).retainedPointer()
+        result.pointee = try StateHandle(try source.state.copy()).register()
     }
 }
 
@@ -218,7 +215,7 @@ public func slay_state_load(_ fm: OpaquePointer?, _ src: UnsafeRawPointer?, _ si
         }
         let state = try StateBlob.load(map: map, from: UnsafeRawBufferPointer(start: source, count: Int(clamping: size)),
                                        maxThreads: Int(maxThreads))
-        result.pointee = StateHandle(state).retainedPointer()
+        result.pointee = try StateHandle(state).register()
     }
 }
 

@@ -1,24 +1,24 @@
 import CSlay
 import SlayCore
 
-/// What a `slay_state*` points to.
+/// What a `slay_state*` stands for. C holds a HandleRegistry token, never this object's address.
 final class StateHandle {
-    static let liveMagic: UInt64 = 0x534C_4159_5354_4154   // "SLAYSTAT"
-    var magic = liveMagic
     let state: RecurrentState
 
     init(_ state: RecurrentState) { self.state = state }
 
+    /// The handle of a live `slay_state*`; a NULL, freed or foreign value is
+    /// SLAY_ERR_INVALID_ARGUMENT, checked before any reference is formed.
     static func from(_ pointer: OpaquePointer?, _ name: String = "state") throws -> StateHandle {
         guard let pointer else { throw SlayError.invalid("\(name) is NULL") }
-        let handle = Unmanaged<StateHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
-        guard handle.magic == liveMagic else {
-            throw SlayError.invalid("\(name) is not a live slay_state (freed or wrong handle type)")
+        guard let handle = stateHandles.object(pointer) else {
+            throw SlayError.invalid("\(name) is not a live slay_state (freed, never created, or another handle type)")
         }
         return handle
     }
 
-    func retainedPointer() -> OpaquePointer { OpaquePointer(Unmanaged.passRetained(self).toOpaque()) }
+    /// Registers this handle and returns the token C sees.
+    func register() throws -> OpaquePointer { try stateHandles.register(self) }
 }
 
 /// Reads a caller array of `count` int64 offsets (cu_seqlens has num_seqs + 1).

@@ -18,7 +18,7 @@ FLAGS=(-std=c99 -Wall -Wextra -Werror -pedantic -O2 -I "$ROOT/include")
 LINK=(-L "$LIBDIR" -lslay -lm "-Wl,-rpath,$LIBDIR")
 
 status=0
-for program in example:slay_example engine_loop:slay_engine_loop abi_contract:slay_abi_contract memcheck:slay_memcheck; do
+for program in example:slay_example engine_loop:slay_engine_loop abi_contract:slay_abi_contract handle_contract:slay_handle_contract memcheck:slay_memcheck; do
     src="$HERE/${program%%:*}.c"
     bin="$HERE/${program##*:}"
     echo "--- $CC ${FLAGS[*]} $(basename "$src")"
