@@ -179,8 +179,10 @@ static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, in
                               deterministic Taylor series */
 #define SLAY_KIND_ELU_PLUS_ONE 2  /* φ(x) = elu(x) + 1 elementwise; m = d; no parameters; positive.
                                      Reads head_dim, num_heads */
-#define SLAY_KIND_RELU 3          /* φ(x) = max(x, 0) elementwise; m = d; no parameters; ≥ 0 (a row
-                                     with no positive entry gives output 0). Reads head_dim, num_heads */
+#define SLAY_KIND_RELU 3          /* φ(x) = max(x, 0) elementwise; m = d; no parameters; ≥ 0 (a query
+                                     with no positive entry gives output 0, also with δ = 0: whenever
+                                     the denominator is exactly 0 the output is 0, not 0/0 = NaN).
+                                     Reads head_dim, num_heads */
 #define SLAY_KIND_FAVOR_PLUS 4    /* FAVOR+ softmax-kernel features φ(x) = exp(ωᵀx' − ‖x'‖²/2)/√m,
                                      x' = x·d^(−1/4), so φ(q)·φ(k) ≈ exp(q·k/√d); m = prf_dim; "omega"
                                      (H, d, m) block-orthogonal (stream 3); positive. QUERY rows are
@@ -701,23 +703,38 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_serialized_size(const slay_state* sta
                                                           slay_error* err);
 
 /* slay_state_save — serialize the whole state into dst (capacity bytes; SLAY_ERR_BUFFER_TOO_SMALL
- * if smaller than slay_state_serialized_size). Blob: magic "SLAYSTAT", format version, byte-order
- * mark, feature-map identity, dims, positions, the fp32 state, FNV-1a-64 checksum. *written may be NULL.
- * Field widths: magic 8 bytes, version u32, byte-order mark u32, identity u64, num_seqs, num_heads,
- * feature_dim, value_dim and payload bytes u64 each, positions i64 each, checksum u64.
- * Layout: 64-byte header, positions, then per slot S [H, m, dv] and z [H, m]; for
- * SLAY_KIND_HADAMARD_EXP states the running maxima μ [num_seqs, H, m] f32 (−inf = no key yet)
- * follow, counted in the payload bytes and covered by the checksum (same format version; the
- * blobs of every other kind are unchanged). A blob whose maxima do not match its map's kind is
- * corrupt data.
+ * if smaller than slay_state_serialized_size). *written may be NULL. Blob format version 2, in the
+ * writer's byte order:
+ *     offset  0  magic "SLAYSTAT"                      8 bytes
+ *             8  format version                        u32 = 2
+ *            12  byte-order mark                       u32 = 0x01020304
+ *            16  feature-map identity                  u64
+ *            24  num_seqs, num_heads, feature_dim, value_dim   u64 each
+ *            56  layout flags                          u32: bit 0 = running maxima present; other bits 0
+ *            60  storage dtype of S and z              u32: SLAY_DTYPE_F32 (0), SLAY_DTYPE_F16 (2) or
+ *                                                      SLAY_DTYPE_BF16 (3); this version writes F32
+ *            64  payload bytes                         u64 (everything between header and checksum)
+ *            72  positions                             num_seqs × i64
+ *                state: per slot S [H, m, dv] then z [H, m], in the storage dtype
+ *                running maxima μ [num_seqs, H, m] f32 (−inf = no key yet), when layout bit 0 is set
+ *                (SLAY_KIND_HADAMARD_EXP states)
+ *                checksum                              u64, FNV-1a-64 of every byte before it
  * Returns SLAY_OK, SLAY_ERR_INVALID_ARGUMENT (NULL pointer) or SLAY_ERR_BUFFER_TOO_SMALL. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_save(const slay_state* state, void* dst, size_t capacity, size_t* written,
                                                slay_error* err);
 
-/* slay_state_load — a new state for fm from a blob. Truncated or altered blobs give
- * SLAY_ERR_CORRUPT_DATA, another format version SLAY_ERR_VERSION_MISMATCH, another byte order
- * SLAY_ERR_UNSUPPORTED, another feature map or dims SLAY_ERR_STATE_MISMATCH; positions outside
- * 0..2^62 and NaN running maxima (SLAY_KIND_HADAMARD_EXP) are corrupt data. max_threads (1..256) as in slay_state_create. *out is NULL on failure. */
+/* slay_state_load — a new state for fm from a blob of exactly `size` bytes. A blob is refused
+ * with SLAY_ERR_CORRUPT_DATA when it is truncated, has trailing bytes, fails its checksum, has
+ * unknown layout bits or storage dtype, a payload size that does not match its dims and layout,
+ * positions outside 0..2^62, a non-finite S or z value, or a running maximum that is NaN or +inf
+ * (even with a valid checksum: such contents would silently poison every later output);
+ * with SLAY_ERR_VERSION_MISMATCH for a format version other than 1 or 2 (version 1 blobs, with
+ * the 64-byte header of earlier releases, still load); SLAY_ERR_UNSUPPORTED for another byte
+ * order; SLAY_ERR_STATE_MISMATCH for another feature map or dims; SLAY_ERR_DTYPE when its storage
+ * dtype differs from the state's (today every state stores F32). A blob whose layout does not
+ * match its map's kind (running maxima present or missing) is corrupt data. A state that holds
+ * non-finite values saves, but its blob does not load: reset the poisoned slot first.
+ * max_threads (1..256) as in slay_state_create. *out is NULL on failure. */
 SLAY_API SLAY_NODISCARD int32_t slay_state_load(const slay_feature_map* fm, const void* src, size_t size,
                                                int32_t max_threads, slay_state** out, slay_error* err);
 

@@ -11,13 +11,12 @@ public enum DenominatorMode: Int32, Sendable {
     case add = 0
     case clamp = 1
 
-    /// 1 / (den + δ) or 1 / max(den, δ).
+    /// 1 / (den + δ) or 1 / max(den, δ); 0 when that is 0 (δ = 0 and no attention mass, e.g. a
+    /// relu query with no positive entry), so the output is 0 rather than 0/0 = NaN (slay.h).
     @inline(__always)
     public func inverse(_ denominator: Float, delta: Float) -> Float {
-        switch self {
-        case .add: return 1 / (denominator + delta)
-        case .clamp: return 1 / max(denominator, delta)
-        }
+        let total = self == .add ? denominator + delta : max(denominator, delta)
+        return total == 0 ? 0 : 1 / total
     }
 }
 

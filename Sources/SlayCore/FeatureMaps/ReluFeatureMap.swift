@@ -1,5 +1,6 @@
 /// ReLU (docs/math.md §4): φ(x) = max(x, 0) elementwise. m = d, no parameters, features ≥ 0. A row
-/// with no positive entry has φ = 0: its output is 0 / (0 + δ) = 0, not an error.
+/// with no positive entry has φ = 0: its output is 0 / (0 + δ) = 0, not an error, and also 0 with
+/// δ = 0 (DenominatorMode.inverse maps a zero denominator to 0).
 public final class ReluFeatureMap: ParameterFreeFeatureMap, @unchecked Sendable {
     public let configuration: ClassicMapConfiguration
     public let identity: UInt64

@@ -354,9 +354,9 @@ def test_blob_maxima_are_checked():
     state.prefill(q, k, v)
     blob = state.save()
     n, h, m, dv = 2, 2, 8, 5
-    plain = 64 + 8 * n + 4 * n * h * (m * dv + m)
+    plain = 72 + 8 * n + 4 * n * h * (m * dv + m)
     assert len(blob) == plain + 4 * n * h * m + 8
-    assert struct.unpack_from("<Q", blob, 56)[0] == len(blob) - 72
+    assert struct.unpack_from("<Q", blob, 64)[0] == len(blob) - 80
     mu = np.frombuffer(blob[plain:plain + 4 * n * h * m], np.float32).reshape(n, h, m)
     np.testing.assert_array_equal(mu, k.max(1))
     before = state.save()
@@ -368,14 +368,16 @@ def test_blob_maxima_are_checked():
         assert info.value.code == CORRUPT
     # μ cut off, payload size and checksum made consistent: still refused (the kind needs μ).
     cut = bytearray(blob[:plain] + bytes(8))
-    struct.pack_into("<Q", cut, 56, plain - 64)
+    struct.pack_into("<I", cut, 56, 0)                # layout flags: no maxima
+    struct.pack_into("<Q", cut, 64, plain - 72)
     with pytest.raises(slay.SlayError, match="maxima") as info:
         state.restore(_recheck(cut))
     assert info.value.code == CORRUPT
     # And a plain map's blob with μ appended.
     other = slay.State(slay.FeatureMap("elu+1", head_dim=8, num_heads=2), num_seqs=2, value_dim=5)
     extended = bytearray(other.save()[:-8] + bytes(4 * n * h * m) + bytes(8))
-    struct.pack_into("<Q", extended, 56, len(extended) - 72)
+    struct.pack_into("<I", extended, 56, 1)           # layout flags: maxima
+    struct.pack_into("<Q", extended, 64, len(extended) - 80)
     with pytest.raises(slay.SlayError, match="maxima") as info:
         other.restore(_recheck(extended))
     assert info.value.code == CORRUPT
@@ -388,27 +390,27 @@ def test_blob_maxima_are_checked():
 def test_blob_nan_maxima_are_corrupt():
     """libslay never writes a NaN μ (the running maximum skips NaN keys), and a NaN μ would
     poison every later output of its slot: a blob carrying one is corrupt even with a valid
-    checksum. ±inf and huge finite μ are values keys can produce: they load, and later calls
-    neither trap nor fail."""
+    checksum, and so is +inf (only a +inf key produces it, and that key's state is NaN). −inf
+    (no key yet) and huge finite μ load, and later calls neither trap nor fail."""
     fm = make()
     q, k, v = inputs(2, 9, seed=37, scale=5.0)
     state = slay.State(fm, num_seqs=2, value_dim=5)
     state.prefill(q, k, v)
     blob = state.save()
     n, h, m, dv = 2, 2, 8, 5
-    plain = 64 + 8 * n + 4 * n * h * (m * dv + m)
+    plain = 72 + 8 * n + 4 * n * h * (m * dv + m)
     before = state.save()
-    for value in (float("nan"), -float("nan")):
+    for value, text in ((float("nan"), "NaN"), (-float("nan"), "NaN"), (float("inf"), "inf")):
         bad = bytearray(blob)
         struct.pack_into("<f", bad, plain + 4 * (n * h * m - 1), value)
         bad = _recheck(bad)
         for restore in (lambda b: state.restore(b), lambda b: slay.State.load(b, fm)):
-            with pytest.raises(slay.SlayError, match="NaN") as info:
+            with pytest.raises(slay.SlayError, match=text) as info:
                 restore(bad)
             assert info.value.code == CORRUPT
     assert state.save() == before
     odd = bytearray(blob)
-    for f, value in enumerate((float("inf"), -float("inf"), 3e38, -3e38)):
+    for f, value in enumerate((-float("inf"), 3e38, -3e38)):
         struct.pack_into("<f", odd, plain + 4 * f, value)
     loaded = slay.State.load(_recheck(odd), fm)
     loaded.prefill(q, k, v)

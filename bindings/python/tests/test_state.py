@@ -94,7 +94,7 @@ def test_corrupt_blobs_are_refused_and_state_unchanged(fm, damage):
     elif damage == "magic":
         blob[0] = ord("X")
     else:
-        blob[8] = 2
+        blob[8] = 9
     with pytest.raises(slay.SlayError) as info:
         state.restore(bytes(blob))
     assert info.value.code == (-8 if damage == "version" else -7)
@@ -283,10 +283,10 @@ def test_crafted_blob_sizes_are_refused_not_trapped(fm):
 def test_blob_positions_are_validated(fm):
     state = slay.State(fm, num_seqs=1, value_dim=6)
     blob = bytearray(state.save())
-    blob[64:72] = (2 ** 63 - 1).to_bytes(8, "little")
+    blob[72:80] = (2 ** 63 - 1).to_bytes(8, "little")
     with pytest.raises(slay.SlayValueError, match="position"):
         state.restore(_recheck(blob))
-    blob[64:72] = (-5).to_bytes(8, "little", signed=True)
+    blob[72:80] = (-5).to_bytes(8, "little", signed=True)
     with pytest.raises(slay.SlayValueError, match="position"):
         slay.State.load(_recheck(blob), fm)
 
