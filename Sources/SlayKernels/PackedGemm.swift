@@ -155,27 +155,78 @@ public enum PackedGemm {
         storeRow(c30, c31, row: 3, c: c, ldc: ldc, rows: rows, columns: nr, accumulate: accumulate)
     }
 
+    /// Each row of C in column blocks of up to 32 floats whose sums stay in registers across k
+    /// (accumulating through memory made every step wait for the previous store).
     static func rowsTimesMatrix(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rowStrideA: Int, columnStrideA: Int,
                                 b: UnsafePointer<Float>, rowStrideB: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
                                 accumulate: Bool) {
         for i in 0..<m {
             let row = c + i * ldc
-            if !accumulate { row.update(repeating: 0, count: n) }
-            for p in 0..<k {
-                let scalar = a[i * rowStrideA + p * columnStrideA]
-                let broadcast = SIMD8<Float>(repeating: scalar)
-                let source = b + p * rowStrideB
-                var j = 0
-                while j + 8 <= n {
-                    store8(broadcast * load8(source + j) + load8(row + j), row + j)
-                    j += 8
-                }
-                while j < n {
-                    row[j] += scalar * source[j]
-                    j += 1
-                }
+            let x = a + i * rowStrideA
+            var j = 0
+            while j + 32 <= n {
+                rowBlock(k: k, x: x, columnStrideA: columnStrideA, b: b + j, rowStrideB: rowStrideB, c: row + j,
+                         vectors: 4, accumulate: accumulate)
+                j += 32
+            }
+            if j + 16 <= n {
+                rowBlock(k: k, x: x, columnStrideA: columnStrideA, b: b + j, rowStrideB: rowStrideB, c: row + j,
+                         vectors: 2, accumulate: accumulate)
+                j += 16
+            }
+            if j + 8 <= n {
+                rowBlock(k: k, x: x, columnStrideA: columnStrideA, b: b + j, rowStrideB: rowStrideB, c: row + j,
+                         vectors: 1, accumulate: accumulate)
+                j += 8
+            }
+            while j < n {
+                var sum: Float = accumulate ? row[j] : 0
+                for p in 0..<k { sum += x[p * columnStrideA] * b[p * rowStrideB + j] }
+                row[j] = sum
+                j += 1
             }
         }
+    }
+
+    /// c[0 ..< 8·vectors] (+)= Σ_p x[p]·B[p, 0 ..< 8·vectors], the sums in registers: even and odd
+    /// p in separate accumulators, so 2·vectors independent chains hide the FMA latency.
+    @inline(__always)
+    static func rowBlock(k: Int, x: UnsafePointer<Float>, columnStrideA: Int, b: UnsafePointer<Float>, rowStrideB: Int,
+                         c: UnsafeMutablePointer<Float>, vectors: Int, accumulate: Bool) {
+        var even = InlineArray<4, SIMD8<Float>>(repeating: SIMD8<Float>())
+        var odd = InlineArray<4, SIMD8<Float>>(repeating: SIMD8<Float>())
+        if accumulate {
+            for w in 0..<vectors { even[w] = load8(c + 8 * w) }
+        }
+        var bp = b
+        var xp = x
+        var p = 0
+        while p + 2 <= k {
+            let x0 = SIMD8<Float>(repeating: xp.pointee)
+            let x1 = SIMD8<Float>(repeating: xp[columnStrideA])
+            for w in 0..<vectors {
+                even[w] = multiplyAdd(x0, load8(bp + 8 * w), even[w])
+                odd[w] = multiplyAdd(x1, load8(bp + rowStrideB + 8 * w), odd[w])
+            }
+            bp += 2 * rowStrideB
+            xp += 2 * columnStrideA
+            p += 2
+        }
+        if p < k {
+            let x0 = SIMD8<Float>(repeating: xp.pointee)
+            for w in 0..<vectors { even[w] = multiplyAdd(x0, load8(bp + 8 * w), even[w]) }
+        }
+        for w in 0..<vectors { store8(even[w] + odd[w], c + 8 * w) }
+    }
+
+    /// a·b + c, fused on AVX2/FMA (the baseline build has no FMA instruction).
+    @inline(__always)
+    static func multiplyAdd(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Float> {
+        #if SLAY_AVX2
+        return c.addingProduct(a, b)
+        #else
+        return a * b + c
+        #endif
     }
 
     /// Packs an m × k block of A into panels of mr rows: panel i holds A[i·mr + r, p] at

@@ -345,7 +345,8 @@ extension RecurrentState {
         let slot = slots[sequence]
         var carver = ScratchCarver(buffer.pointer)
         let queryRows = carver.take(group * d), keyRow = carver.take(d), valueRow = carver.take(dv), weights = carver.take(group * d),
-            factors = carver.take(d), outputs = carver.take(group * dv), denominators = carver.take(group)
+            factors = carver.take(d), outputs = carver.take(group * dv), denominators = carver.take(group),
+            keyScales = carver.take(d)
         RecurrentState.gatherStepToken(q: q, k: k, v: v, sequence: sequence, head: head, group: group,
                                        queryRows: queryRows, keyRow: keyRow, valueRow: valueRow)
 
@@ -370,23 +371,24 @@ extension RecurrentState {
             VectorMath.expShiftedClamped(row, count: d, shift: reference(a), limit: 88, scale: 1, output: row)
             for f in 0..<d where RescaledExpAttention.larger(keyRow[f], mu[f]) == empty { row[f] = 0 }
         }
-        outputs.update(repeating: 0, count: group * dv)
-        denominators.update(repeating: 0, count: group)
         let state = matrix(slot: slot, head: head)
         let z = normaliser(slot: slot, head: head)
+        // Row f of S and z is rescaled when the key raises μ_f, else the key is scaled down:
+        // factors becomes the per-row state scale, keyScales the per-row key scale.
         for f in 0..<d {
             let (b, m) = (keyRow[f], mu[f])
-            let stateScale: Float, keyScale: Float
             if b > m {
-                (stateScale, keyScale) = (m == empty ? 0 : factors[f], 1)
+                (factors[f], keyScales[f]) = (m == empty ? 0 : factors[f], 1)
                 mu[f] = b
             } else {
-                (stateScale, keyScale) = (1, b == empty ? 0 : factors[f])
+                (factors[f], keyScales[f]) = (1, b == empty ? 0 : factors[f])
             }
-            RecurrentState.streamRow(state + f * dv, normaliser: z + f, value: valueRow, dv: dv, stateScale: stateScale,
-                                     keyScale: keyScale, weights: weights + f, weightStride: d, group: group,
-                                     outputs: outputs, denominators: denominators)
         }
+        DecodeKernels.normaliser(z, rows: d, stateScales: factors, stateScaleStride: 1, keyScales: keyScales,
+                                 queries: weights, queryStride: d, group: group, denominators: denominators)
+        DecodeKernels.additive(state: UnsafeMutableRawPointer(state), storage: .f32, rows: d, columns: dv, rowStride: dv,
+                               stateScales: factors, stateScaleStride: 1, keyScales: keyScales, value: valueRow,
+                               queries: weights, queryStride: d, group: group, outputs: outputs)
         for g in 0..<group {
             // μ now holds μ', so the reference is recomputed from it (the same r as above).
             var r = -Float.infinity

@@ -25,7 +25,7 @@ final class DecodeWorkspace: @unchecked Sendable {
         var total = 0
         let pieces = [try CheckedSize.multiply(group, d, what: "decode workspace"), d, valueDim,
                       try CheckedSize.multiply(group, m, what: "decode workspace"), m,
-                      try CheckedSize.multiply(group, valueDim, what: "decode workspace"), group,
+                      try CheckedSize.multiply(group, valueDim, what: "decode workspace"), group, m,
                       map.scratchFloats(rows: max(group, 1))]
         for piece in pieces {
             total = try CheckedSize.add(total, ScratchBuffer.footprint(piece), what: "decode workspace")
@@ -152,7 +152,8 @@ extension RecurrentState {
         let slot = slots[sequence]
         var carver = ScratchCarver(buffer.pointer)
         let queryRows = carver.take(group * d), keyRow = carver.take(d), valueRow = carver.take(dv), phiQ = carver.take(group * m),
-            phiK = carver.take(m), outputs = carver.take(group * dv), denominators = carver.take(group)
+            phiK = carver.take(m), outputs = carver.take(group * dv), denominators = carver.take(group),
+            scales = carver.take(m)
         let featureScratch = carver.take(map.scratchFloats(rows: max(group, 1)))
         RecurrentState.gatherStepToken(q: q, k: k, v: v, sequence: sequence, head: head, group: group,
                                        queryRows: queryRows, keyRow: keyRow, valueRow: valueRow)
@@ -174,23 +175,25 @@ extension RecurrentState {
 
         let state = matrix(slot: slot, head: head)
         let z = normaliser(slot: slot, head: head)
-        outputs.update(repeating: 0, count: group * dv)
-        denominators.update(repeating: 0, count: group)
         // RetNet decay: S ← γ S + φ(k) vᵀ, z ← γ z + φ(k), in the same single pass over S; GLA
         // decay (per channel α_f, times γ when both are given) takes the same pass.
         let gamma = decay[head]
-        let channels = tokens.logDecayRow(sequence: sequence, head: head)
-        let logGamma: Float = channels != nil ? decay.logarithm(head: head) : 0
-        for f in 0..<m {
-            let kf = phiK[f]
-            var gamma = gamma
-            if let channels {
-                gamma = StepTokenInputs.alpha(channels.pointer[f * channels.stride] + logGamma)
-            }
-            RecurrentState.streamRow(state + f * dv, normaliser: z + f, value: valueRow, dv: dv, stateScale: gamma,
-                                     keyScale: kf, weights: phiQ + f, weightStride: m, group: group, outputs: outputs,
-                                     denominators: denominators)
+        var stateScales: UnsafePointer<Float>? = nil
+        var scaleStride = 0
+        if let channels = tokens.logDecayRow(sequence: sequence, head: head) {
+            let logGamma = decay.logarithm(head: head)
+            for f in 0..<m { scales[f] = channels.pointer[f * channels.stride] + logGamma }
+            DecayMath.expNonPositive(scales, count: m, output: scales)
+            (stateScales, scaleStride) = (UnsafePointer(scales), 1)
+        } else if gamma != 1 {
+            scales[0] = gamma
+            (stateScales, scaleStride) = (UnsafePointer(scales), 0)
         }
+        DecodeKernels.normaliser(z, rows: m, stateScales: stateScales, stateScaleStride: scaleStride, keyScales: phiK,
+                                 queries: phiQ, queryStride: m, group: group, denominators: denominators)
+        DecodeKernels.additive(state: UnsafeMutableRawPointer(state), storage: .f32, rows: m, columns: dv, rowStride: dv,
+                               stateScales: stateScales, stateScaleStride: scaleStride, keyScales: phiK, value: valueRow,
+                               queries: phiQ, queryStride: m, group: group, outputs: outputs)
         for g in 0..<group {
             let inverse = normalize ? denominator.inverse(denominators[g], delta: delta) : 1
             let target = out.base + sequence * out.steps[0] + (head * group + g) * out.steps[1]
@@ -214,35 +217,5 @@ extension RecurrentState {
         gather(v, head: head, into: valueRow)
         let d = q.extents[2]
         for g in 0..<group { gather(q, head: head * group + g, into: queryRows + g * d) }
-    }
-
-    /// One state row f of a decode step in a single pass over it (the step is bound by this
-    /// traffic): S_f ← stateScale·S_f + keyScale·v, z_f ← stateScale·z_f + keyScale, and each query
-    /// row g of the group reads the updated row with weight w_g = weights[g · weightStride]:
-    /// outputs[g] += w_g·S_f, denominators[g] += w_g·z_f.
-    @inline(__always)
-    static func streamRow(_ row: UnsafeMutablePointer<Float>, normaliser z: UnsafeMutablePointer<Float>,
-                          value: UnsafePointer<Float>, dv: Int, stateScale: Float, keyScale: Float,
-                          weights: UnsafePointer<Float>, weightStride: Int, group: Int,
-                          outputs: UnsafeMutablePointer<Float>, denominators: UnsafeMutablePointer<Float>) {
-        z.pointee = stateScale * z.pointee + keyScale
-        let (states, keys) = (SIMD8<Float>(repeating: stateScale), SIMD8<Float>(repeating: keyScale))
-        let vectorWidth = dv & ~7
-        var j = 0
-        while j < vectorWidth {
-            let updated = keys * Gemm.load8(value + j) + states * Gemm.load8(row + j)
-            Gemm.store8(updated, row + j)
-            for g in 0..<group {
-                let target = outputs + g * dv + j
-                Gemm.store8(SIMD8<Float>(repeating: weights[g * weightStride]) * updated + Gemm.load8(target), target)
-            }
-            j += 8
-        }
-        while j < dv {
-            row[j] = stateScale * row[j] + keyScale * value[j]
-            for g in 0..<group { outputs[g * dv + j] += weights[g * weightStride] * row[j] }
-            j += 1
-        }
-        for g in 0..<group { denominators[g] += weights[g * weightStride] * z.pointee }
     }
 }

@@ -1,0 +1,113 @@
+import SlayKernels
+import SlayKernelsAVX2
+
+/// Element type of tensors and of state storage; raw values are slay.h's SLAY_DTYPE_*.
+/// Arithmetic is fp32 for all of them: half-precision elements are converted in loads and
+/// rounded to nearest-even in stores.
+public enum ElementType: Int32, Sendable {
+    case f32 = 0
+    case f16 = 2
+    case bf16 = 3
+
+    public var bytes: Int { self == .f32 ? 4 : 2 }
+    public var name: String {
+        switch self {
+        case .f32: return "fp32"
+        case .f16: return "fp16"
+        case .bf16: return "bf16"
+        }
+    }
+}
+
+/// The decode row streams (DecodeRows, DeltaRows) and half-precision row conversions
+/// (HalfPrecision) through the active kernel variant (see KernelVariant).
+public enum DecodeKernels {
+    /// S_f ← a_f·S_f + b_f·v, outputs[g] = Σ_f w[g, f]·S_f: see SlayKernels.DecodeRows.additive.
+    @inline(__always)
+    public static func additive(state: UnsafeMutableRawPointer, storage: ElementType, rows: Int, columns: Int,
+                                rowStride: Int, stateScales: UnsafePointer<Float>?, stateScaleStride: Int,
+                                keyScales: UnsafePointer<Float>, value: UnsafePointer<Float>,
+                                queries: UnsafePointer<Float>, queryStride: Int, group: Int,
+                                outputs: UnsafeMutablePointer<Float>) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.DecodeRows.additive(
+                state: state, storage: SlayKernelsAVX2.ElementFormat(rawValue: storage.rawValue)!, rows: rows,
+                columns: columns, rowStride: rowStride, stateScales: stateScales, stateScaleStride: stateScaleStride,
+                keyScales: keyScales, value: value, queries: queries, queryStride: queryStride, group: group,
+                outputs: outputs)
+        case .portable:
+            SlayKernels.DecodeRows.additive(
+                state: state, storage: SlayKernels.ElementFormat(rawValue: storage.rawValue)!, rows: rows,
+                columns: columns, rowStride: rowStride, stateScales: stateScales, stateScaleStride: stateScaleStride,
+                keyScales: keyScales, value: value, queries: queries, queryStride: queryStride, group: group,
+                outputs: outputs)
+        }
+    }
+
+    /// z_f ← a_f·z_f + b_f, denominators[g] = Σ_f w[g, f]·z_f: see SlayKernels.DecodeRows.normaliser.
+    @inline(__always)
+    public static func normaliser(_ z: UnsafeMutablePointer<Float>, rows: Int, stateScales: UnsafePointer<Float>?,
+                                  stateScaleStride: Int, keyScales: UnsafePointer<Float>,
+                                  queries: UnsafePointer<Float>, queryStride: Int, group: Int,
+                                  denominators: UnsafeMutablePointer<Float>) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.DecodeRows.normaliser(z, rows: rows, stateScales: stateScales, stateScaleStride: stateScaleStride,
+                                                  keyScales: keyScales, queries: queries, queryStride: queryStride,
+                                                  group: group, denominators: denominators)
+        case .portable:
+            SlayKernels.DecodeRows.normaliser(z, rows: rows, stateScales: stateScales, stateScaleStride: stateScaleStride,
+                                              keyScales: keyScales, queries: queries, queryStride: queryStride,
+                                              group: group, denominators: denominators)
+        }
+    }
+
+    /// The delta rule's step on S: see SlayKernels.DeltaRows.step.
+    @inline(__always)
+    public static func delta(state: UnsafeMutableRawPointer, storage: ElementType, rows: Int, columns: Int,
+                             rowStride: Int, keys: UnsafePointer<Float>, alpha: Float, beta: Float,
+                             value: UnsafePointer<Float>, queries: UnsafePointer<Float>, queryStride: Int, group: Int,
+                             outputs: UnsafeMutablePointer<Float>) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.DeltaRows.step(
+                state: state, storage: SlayKernelsAVX2.ElementFormat(rawValue: storage.rawValue)!, rows: rows,
+                columns: columns, rowStride: rowStride, keys: keys, alpha: alpha, beta: beta, value: value,
+                queries: queries, queryStride: queryStride, group: group, outputs: outputs)
+        case .portable:
+            SlayKernels.DeltaRows.step(
+                state: state, storage: SlayKernels.ElementFormat(rawValue: storage.rawValue)!, rows: rows,
+                columns: columns, rowStride: rowStride, keys: keys, alpha: alpha, beta: beta, value: value,
+                queries: queries, queryStride: queryStride, group: group, outputs: outputs)
+        }
+    }
+
+    /// target[i] = source[i·stride] converted to fp32 (stride in elements of `type`).
+    @inline(__always)
+    public static func load(_ type: ElementType, _ source: UnsafeRawPointer, stride: Int, count: Int,
+                            into target: UnsafeMutablePointer<Float>) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.HalfPrecision.load(SlayKernelsAVX2.ElementFormat(rawValue: type.rawValue)!, source,
+                                               stride: stride, count: count, into: target)
+        case .portable:
+            SlayKernels.HalfPrecision.load(SlayKernels.ElementFormat(rawValue: type.rawValue)!, source,
+                                           stride: stride, count: count, into: target)
+        }
+    }
+
+    /// target[i·stride] = source[i] rounded to `type` (nearest-even).
+    @inline(__always)
+    public static func store(_ type: ElementType, _ source: UnsafePointer<Float>, count: Int,
+                             into target: UnsafeMutableRawPointer, stride: Int) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.HalfPrecision.store(SlayKernelsAVX2.ElementFormat(rawValue: type.rawValue)!, source,
+                                                count: count, into: target, stride: stride)
+        case .portable:
+            SlayKernels.HalfPrecision.store(SlayKernels.ElementFormat(rawValue: type.rawValue)!, source,
+                                            count: count, into: target, stride: stride)
+        }
+    }
+}
