@@ -749,6 +749,96 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_restore(slay_state* state, const void
 SLAY_API SLAY_NODISCARD int32_t slay_gauss_laguerre(int32_t R, double* nodes, double* weights,
                                                    slay_error* err);
 
+/* ======================================================================================= */
+/* Gradients (backward pass)                                                                */
+/* ======================================================================================= */
+
+/* What slay_linear_attention_backward reads besides q, k, v, dout and the forward's options, and
+ * where it writes. Fill with slay_attention_backward_params_init (everything NULL / 0), then set
+ * what you need. Every tensor is float32 with any strides (as in the forward); N = the number of
+ * sequences (B, or num_seqs with cu_seqlens), Hk = the map's key heads, m = its feature dim.
+ * Inputs (read only):
+ *   cu_seqlens, num_seqs: NULL for a padded batch, or num_seqs + 1 monotone offsets (B == 1), as
+ *     in slay_state_prefill.
+ *   positions: NULL, or num_seqs token positions of each sequence's first row (maps that read
+ *     positions, SLAY_KIND_COSFORMER: the slot positions of a forward that started from a state).
+ *   initial_state [N, Hk, m, dv], initial_normaliser [N, Hk, m]: the forward's initial state
+ *     (slay_state_read gives them per slot), NULL for zeros.
+ *   d_final_state [N, Hk, m, dv], d_final_normaliser [N, Hk, m]: ∂L/∂S_T and ∂L/∂z_T of the
+ *     forward's final state (flash-linear-attention's dht), NULL for 0.
+ * Outputs (each NULL to skip it; written in full on success, untouched on error):
+ *   dq, dk, dv: shaped like q, k, v.
+ *   d_log_decay [B, T, Hk, m]: needs options->log_decay.
+ *   d_query_gate_logits [B, T, Hq], d_key_gate_logits [B, T, Hk]: need the options' logits.
+ *   d_initial_state [N, Hk, m, dv], d_initial_normaliser [N, Hk, m]: ∂L/∂S0, ∂L/∂z0.
+ *   d_params, d_params_count: ∂L/∂(the map's parameters), the arrays of slay_feature_map_param_name
+ *     0, 1, … concatenated in that order, each row-major in its slay_feature_map_param_shape
+ *     (d_params_count must be their total). Zero for discrete parameters (SLAY_POLY_TENSORSKETCH
+ *     "sketch"). */
+typedef struct slay_attention_backward_params {
+    uint32_t struct_size;  /* sizeof(slay_attention_backward_params) */
+    const int64_t* cu_seqlens;
+    int64_t num_seqs;
+    const int64_t* positions;
+    const slay_tensor* initial_state;
+    const slay_tensor* initial_normaliser;
+    const slay_tensor* d_final_state;
+    const slay_tensor* d_final_normaliser;
+    const slay_tensor* dq;
+    const slay_tensor* dk;
+    const slay_tensor* dv;
+    const slay_tensor* d_log_decay;
+    const slay_tensor* d_query_gate_logits;
+    const slay_tensor* d_key_gate_logits;
+    const slay_tensor* d_initial_state;
+    const slay_tensor* d_initial_normaliser;
+    float* d_params;
+    int64_t d_params_count;
+} slay_attention_backward_params;
+
+/* slay_attention_backward_params_init — every pointer NULL, counts 0. Returns SLAY_OK, or
+ * SLAY_ERR_INVALID_ARGUMENT when params is NULL. */
+SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attention_backward_params* params);
+
+/* slay_linear_attention_backward — the gradients of slay_linear_attention (and of
+ * slay_state_prefill from an initial state to a final state) with respect to every
+ * differentiable input, given dout = ∂L/∂out [B, T, Hq, dv] and the SAME q, k, v, fm and options
+ * as the forward (options->chunk_size only sets the block of rows whose features are computed at
+ * once; ith/nth must be 0/1: SLAY_ERR_UNSUPPORTED).
+ * Covered: causal and bidirectional; normalised (SLAY_DENOMINATOR_ADD / CLAMP, δ) and
+ * normalize = 0; RetNet decay γ (a constant: no gradient); GLA log_decay; SLA gate logits;
+ * grouped-query attention (dk, dv summed over the query heads of a key head); cu_seqlens;
+ * initial and final states. Maps: SLAY_KIND_IDENTITY, ELU_PLUS_ONE, RELU, FAVOR_PLUS, RELU_RANDOM,
+ * RANDOM_FOURIER, COSFORMER, SUM_SQ_EUCLIDEAN, SUB_SQ_EUCLIDEAN and BLUEPRINT; the others
+ * (SLAY_KIND_SLAY, SLAY_KIND_HADAMARD_EXP) give SLAY_ERR_UNSUPPORTED (no backward yet).
+ * What is recomputed: nothing of size T × m is stored. For each (sequence, key head) a forward
+ * pass over the chunks rebuilds the prefix states and the query features and writes dq; a
+ * reverse pass recomputes the key and query features chunk by chunk and accumulates ∂L/∂S
+ * backwards, writing dk and dv. So the map's features are computed about twice as often as in
+ * the forward, and the state work is about three times the forward's.
+ * Memory: per thread O(G · c · (d + m + dv) + m · dv) floats (G = Hq / Hk, c = chunk), plus
+ * 2 floats per token and query head (the normalised rows' 1/D and ∂L/∂den, kept between the
+ * passes), plus, when d_params is requested, Hk · d_params_count doubles.
+ * Numerics: exponents the forward clamps (SLAY PRF exponents to ±prf_clamp, FAVOR+ to ±88) are
+ * constant where clamped and pass NO gradient; x̂ = x/‖x‖ is 0 at x = 0 and so is its gradient;
+ * with SLAY_DENOMINATOR_CLAMP, rows whose den <= δ pass no gradient to den.
+ * Threads: bitwise-identical results for any n_threads (pairs are independent, grouped-query sums
+ * run in a fixed order, parameter gradients are summed per key head, then over heads in order).
+ * Work is split over (sequence, key head) pairs, or over key heads when d_params is requested.
+ * Thread-safe for distinct outputs; the map must not be changed during the call.
+ * Validation: everything the forward checks, plus dout's shape [B, T, Hq, dv], every output's
+ * shape, that outputs overlap neither themselves, each other nor any input (SLAY_ERR_LAYOUT), a
+ * gradient output for an option the call does not have (SLAY_ERR_INVALID_ARGUMENT) and
+ * d_params_count (SLAY_ERR_SHAPE).
+ * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_DTYPE, SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT,
+ * SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY, SLAY_ERR_UNSUPPORTED. */
+SLAY_API SLAY_NODISCARD int32_t slay_linear_attention_backward(const slay_feature_map* fm, const slay_tensor* q,
+                                                              const slay_tensor* k, const slay_tensor* v,
+                                                              const slay_tensor* dout,
+                                                              const slay_attention_options* options,
+                                                              const slay_attention_backward_params* params,
+                                                              slay_error* err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@ from ._lib import lib as _library, ABI_VERSION
 from .errors import SlayError, SlayValueError, SlayTypeError, SlayMemoryError, SlayRuntimeError
 from .feature_map import FeatureMap
 from .attention import linear_attention, exact_attention
+from .gradients import linear_attention_backward, exact_attention_backward
 from .state import State
 from .quadrature import gauss_laguerre
 
@@ -13,5 +14,5 @@ def kernel_variant():
     """"avx2-fma" or "portable": the compute kernels this process uses (see slay.h)."""
     return _library.slay_kernel_variant().decode()
 
-__all__ = ["FeatureMap", "State", "linear_attention", "exact_attention", "gauss_laguerre", "SlayError",
+__all__ = ["FeatureMap", "State", "linear_attention", "exact_attention", "linear_attention_backward", "exact_attention_backward", "gauss_laguerre", "SlayError",
            "SlayValueError", "SlayTypeError", "SlayMemoryError", "SlayRuntimeError", "ABI_VERSION", "__version__", "kernel_variant"]

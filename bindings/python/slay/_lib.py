@@ -60,6 +60,17 @@ class AttentionOptions(ctypes.Structure):
                 ("key_gate_logits", ctypes.c_void_p)]
 
 
+class AttentionBackwardParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("cu_seqlens", ctypes.c_void_p), ("num_seqs", ctypes.c_int64),
+                ("positions", ctypes.c_void_p), ("initial_state", ctypes.c_void_p),
+                ("initial_normaliser", ctypes.c_void_p), ("d_final_state", ctypes.c_void_p),
+                ("d_final_normaliser", ctypes.c_void_p), ("dq", ctypes.c_void_p), ("dk", ctypes.c_void_p),
+                ("dv", ctypes.c_void_p), ("d_log_decay", ctypes.c_void_p), ("d_query_gate_logits", ctypes.c_void_p),
+                ("d_key_gate_logits", ctypes.c_void_p), ("d_initial_state", ctypes.c_void_p),
+                ("d_initial_normaliser", ctypes.c_void_p), ("d_params", ctypes.c_void_p),
+                ("d_params_count", ctypes.c_int64)]
+
+
 class ExactAttentionOptions(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("kernel", ctypes.c_int32), ("causal", ctypes.c_int32),
                 ("scale", ctypes.c_double), ("eps", ctypes.c_double), ("delta", ctypes.c_double),
@@ -111,6 +122,8 @@ SIGNATURES = {
     "slay_state_load": (i32, [c_void_p, c_void_p, size_t, i32, P(c_void_p), E]),
     "slay_state_restore": (i32, [c_void_p, c_void_p, size_t, E]),
     "slay_gauss_laguerre": (i32, [i32, P(f64), P(f64), E]),
+    "slay_attention_backward_params_init": (i32, [P(AttentionBackwardParams)]),
+    "slay_linear_attention_backward": (i32, [c_void_p, T, T, T, T, P(AttentionOptions), P(AttentionBackwardParams), E]),
 }
 
 

@@ -1,0 +1,241 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One validated backward call: the views, the per-pair work and the chunk loaders both passes
+/// share. See `LinearAttentionBackward` for the algorithm and its memory.
+struct BackwardPass: @unchecked Sendable {
+    let map: FeatureMapGradient
+    let q: TensorView
+    let k: TensorView
+    let v: TensorView
+    let options: LinearAttentionOptions
+    let request: AttentionGradientRequest
+    let spans: [SequenceSpan]
+    /// Token position of each sequence's first row (maps that read positions).
+    let origins: [Int]
+    let group: Int
+    let valueDim: Int
+    let length: Int
+    let queryHeads: Int
+    let chunk: Int
+    let parameters: UnsafePointer<Float>
+    let parameterFloats: Int
+    let headGradients: UnsafeMutablePointer<Double>?
+    /// [B, T, Hq, 2]: 1/D and ∂L/∂den per query row, from the forward pass to the reverse pass.
+    let scalars: UnsafeMutablePointer<Float>
+
+    var featureDim: Int { map.featureDim }
+    var headDim: Int { map.headDim }
+    var delta: Float { Float(options.delta) }
+
+    func parameterGradient(keyHead: Int) -> UnsafeMutablePointer<Double>? {
+        headGradients.map { $0 + keyHead * parameterFloats }
+    }
+
+    func scalarSlot(_ span: SequenceSpan, token: Int, queryHead: Int) -> UnsafeMutablePointer<Float> {
+        scalars + (((span.batch * length) + span.start + token) * queryHeads + queryHead) * 2
+    }
+
+    func run(sequence: Int, keyHead: Int, workspace w: BackwardWorkspace) {
+        let span = spans[sequence]
+        loadInitialState(sequence: sequence, keyHead: keyHead, workspace: w)
+        if options.causal {
+            causalForward(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+            seedReverse(sequence: sequence, keyHead: keyHead, workspace: w)
+            causalReverse(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+        } else {
+            bidirectional(span: span, origin: origins[sequence], sequence: sequence, keyHead: keyHead, workspace: w)
+        }
+        storeInitialStateGradient(sequence: sequence, keyHead: keyHead, workspace: w)
+    }
+
+    // MARK: states
+
+    /// S ← S0, z ← z0 (zeros when the call has no initial state).
+    func loadInitialState(sequence: Int, keyHead: Int, workspace w: BackwardWorkspace) {
+        let (m, dv) = (featureDim, valueDim)
+        if let s0 = request.initialState {
+            for c in 0..<m {
+                let row = s0.base + sequence * s0.steps[0] + keyHead * s0.steps[1] + c * s0.steps[2]
+                for j in 0..<dv { w.state[c * dv + j] = row[j * s0.steps[3]] }
+            }
+        } else {
+            w.state.update(repeating: 0, count: m * dv)
+        }
+        if let z0 = request.initialNormaliser {
+            let row = z0.base + sequence * z0.steps[0] + keyHead * z0.steps[1]
+            for c in 0..<m { w.normaliser[c] = row[c * z0.steps[2]] }
+        } else {
+            w.normaliser.update(repeating: 0, count: m)
+        }
+    }
+
+    /// Ŝ ← dS_T, ẑ ← dz_T (zeros when not given); with d log α wanted, the suffix sum starts at
+    /// the final state's own term rowsum(S_T ∘ dS_T) + z_T ∘ dz_T.
+    func seedReverse(sequence: Int, keyHead: Int, workspace w: BackwardWorkspace) {
+        let (m, dv) = (featureDim, valueDim)
+        if let ds = request.finalStateGradient {
+            for c in 0..<m {
+                let row = ds.base + sequence * ds.steps[0] + keyHead * ds.steps[1] + c * ds.steps[2]
+                for j in 0..<dv { w.stateGradient[c * dv + j] = row[j * ds.steps[3]] }
+            }
+        } else {
+            w.stateGradient.update(repeating: 0, count: m * dv)
+        }
+        if let dz = request.finalNormaliserGradient {
+            let row = dz.base + sequence * dz.steps[0] + keyHead * dz.steps[1]
+            for c in 0..<m { w.normaliserGradient[c] = row[c * dz.steps[2]] }
+        } else {
+            w.normaliserGradient.update(repeating: 0, count: m)
+        }
+        for c in 0..<m {
+            var term: Float = 0
+            if request.logDecay != nil {
+                let s = w.state + c * dv
+                let g = w.stateGradient + c * dv
+                for j in 0..<dv { term += s[j] * g[j] }
+                term += w.normaliser[c] * w.normaliserGradient[c]
+            }
+            w.decaySuffix[c] = term
+        }
+    }
+
+    func storeInitialStateGradient(sequence: Int, keyHead: Int, workspace w: BackwardWorkspace) {
+        let (m, dv) = (featureDim, valueDim)
+        if let ds = request.initialStateGradient {
+            for c in 0..<m {
+                let row = ds.base + sequence * ds.steps[0] + keyHead * ds.steps[1] + c * ds.steps[2]
+                for j in 0..<dv { row[j * ds.steps[3]] = w.stateGradient[c * dv + j] }
+            }
+        }
+        if let dz = request.initialNormaliserGradient {
+            let row = dz.base + sequence * dz.steps[0] + keyHead * dz.steps[1]
+            for c in 0..<m { row[c * dz.steps[2]] = w.normaliserGradient[c] }
+        }
+    }
+
+    // MARK: chunk loaders
+
+    /// Key rows, values, raw and gated key features and the decay factors α of rows t0 ..< t0 + rows.
+    func loadKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) {
+        let m = featureDim
+        k.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.keyInput)
+        v.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.values)
+        map.features(role: .key, head: keyHead, input: w.keyInput, rows: rows, firstPosition: origin + t0,
+                     output: w.keyRaw, scratch: w.mapScratch)
+        w.keyFeatures.update(from: w.keyRaw, count: rows * m)
+        if let gates = options.keyGateLogits {
+            HeadGates.fill(gates, batch: span.batch, t0: span.start + t0, rows: rows, head: keyHead, into: w.keyGates)
+            HeadGates.scaleRows(w.keyFeatures, rows: rows, width: m, by: w.keyGates)
+        }
+        if let logDecay = options.logDecay {
+            logDecay.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.decay)
+            let logGamma = options.decay.logarithm(head: keyHead)
+            for i in 0..<(rows * m) { w.decay[i] = expf(w.decay[i] + logGamma) }
+        }
+    }
+
+    /// Query rows, raw and gated features and dout rows of query head g of the group.
+    func loadQueries(span: SequenceSpan, origin: Int, keyHead: Int, g: Int, t0: Int, rows: Int,
+                     workspace w: BackwardWorkspace) {
+        let (c, d, m, dv) = (chunk, headDim, featureDim, valueDim)
+        let queryHead = keyHead * group + g
+        let input = w.queryInput + g * c * d
+        q.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows, into: input)
+        map.features(role: .query, head: keyHead, input: input, rows: rows, firstPosition: origin + t0,
+                     output: w.queryRaw + g * c * m, scratch: w.mapScratch)
+        let gated = w.queryFeatures + g * c * m
+        gated.update(from: w.queryRaw + g * c * m, count: rows * m)
+        if let gates = options.queryGateLogits {
+            HeadGates.fill(gates, batch: span.batch, t0: span.start + t0, rows: rows, head: queryHead, into: w.queryGates + g * c)
+            HeadGates.scaleRows(gated, rows: rows, width: m, by: w.queryGates + g * c)
+        }
+        request.dout.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows,
+                                into: w.outputGradient + g * c * dv)
+    }
+
+    /// Query side of a chunk once dφ(q) (of the gated features) is complete: the gate gradient
+    /// φ_raw·dφ, then dq through the map.
+    func finishQueries(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) {
+        let (c, d, m) = (chunk, headDim, featureDim)
+        let wantsInput = request.dq != nil || headGradients != nil
+        for g in 0..<group {
+            let queryHead = keyHead * group + g
+            let gradient = w.queryFeatureGradient + g * c * m
+            let raw = w.queryRaw + g * c * m
+            if options.queryGateLogits != nil {
+                let gates = w.queryGates + g * c
+                let target = request.queryGateLogits
+                for i in 0..<rows {
+                    var dot: Float = 0
+                    for f in 0..<m { dot += raw[i * m + f] * gradient[i * m + f] }
+                    if let target {
+                        (target.base + span.batch * target.steps[0] + (span.start + t0 + i) * target.steps[1]
+                            + queryHead * target.steps[2]).pointee = dot
+                    }
+                    let gate = gates[i]
+                    for f in 0..<m { gradient[i * m + f] *= gate }
+                }
+            }
+            guard wantsInput else { continue }
+            map.featureGradient(role: .query, head: keyHead, input: w.queryInput + g * c * d, rows: rows,
+                                firstPosition: origin + t0, parameters: parameters, outputGradient: gradient,
+                                inputGradient: w.queryInputGradient, parameterGradient: parameterGradient(keyHead: keyHead),
+                                scratch: w.mapScratch)
+            request.dq?.scatterRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows, from: w.queryInputGradient)
+        }
+    }
+
+    /// Key side of a chunk once dφ(k) and dv are complete.
+    func finishKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) {
+        let m = featureDim
+        request.dv?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.valueGradient)
+        if options.keyGateLogits != nil {
+            let target = request.keyGateLogits
+            for i in 0..<rows {
+                var dot: Float = 0
+                for f in 0..<m { dot += w.keyRaw[i * m + f] * w.keyFeatureGradient[i * m + f] }
+                if let target {
+                    (target.base + span.batch * target.steps[0] + (span.start + t0 + i) * target.steps[1]
+                        + keyHead * target.steps[2]).pointee = dot
+                }
+                let gate = w.keyGates[i]
+                for f in 0..<m { w.keyFeatureGradient[i * m + f] *= gate }
+            }
+        }
+        guard request.dk != nil || headGradients != nil else { return }
+        map.featureGradient(role: .key, head: keyHead, input: w.keyInput, rows: rows, firstPosition: origin + t0,
+                            parameters: parameters, outputGradient: w.keyFeatureGradient, inputGradient: w.keyInputGradient,
+                            parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch)
+        request.dk?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.keyInputGradient)
+    }
+
+    /// dnum and dden of one query row from its num (in w.numerator) and den, stored for the
+    /// reverse pass; dnum is written over the row's dout. Unnormalised: dnum = dout, dden = 0.
+    @inline(__always)
+    func outputGradients(doutRow: UnsafeMutablePointer<Float>, denominator den: Float,
+                         slot: UnsafeMutablePointer<Float>, workspace w: BackwardWorkspace) -> Float {
+        let dv = valueDim
+        guard options.normalize else {
+            slot[0] = 1
+            slot[1] = 0
+            return 0
+        }
+        let inverse = options.denominator.inverse(den, delta: delta)
+        // y = num·inverse; ∂L/∂den = −(dout·y)·inverse where the denominator follows den (always
+        // for add; for clamp only where den > δ).
+        var dot: Float = 0
+        for j in 0..<dv { dot += doutRow[j] * w.numerator[j] }
+        let follows = options.denominator == .add || den > delta
+        let denominatorGradient = follows ? -dot * inverse * inverse : 0
+        for j in 0..<dv { doutRow[j] *= inverse }
+        slot[0] = inverse
+        slot[1] = denominatorGradient
+        return denominatorGradient
+    }
+}

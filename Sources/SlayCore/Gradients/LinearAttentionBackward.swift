@@ -1,0 +1,173 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The backward pass of linear attention (docs/math.md §5): from dL/dout, the gradients of q, k,
+/// v, the GLA log decay, the SLA gate logits, the initial state and the map's parameters, for the
+/// forms the forward runs — additive (with RetNet γ) and gated (GLA per-channel log decay) —
+/// causal or bidirectional, normalised (add / clamp denominators, δ) or not, with grouped-query
+/// heads and packed sequences.
+///
+/// Memory: nothing of size T × m is kept. Each (sequence, key head) pair runs
+/// - a forward pass over its chunks that rebuilds the prefix states S_t, z_t token by token and
+///   emits the query side: dφ(q_t) = S_t·dnum_t + z_t·dden_t (so dq needs no stored state);
+/// - a reverse pass that recomputes the chunk features and accumulates Ŝ = ∂L/∂S_t backwards
+///   (Ŝ_t = α_{t+1}∘Ŝ_{t+1} + φ(q_t) dnum_tᵀ), emitting dφ(k_t) = Ŝ_t v_t + ẑ_t and dv_t = Ŝ_tᵀ φ(k_t).
+/// The only per-token values carried between the passes are two floats per token and query head
+/// (1/D_t and ∂L/∂den_t of the normalised output). Workspace per thread: O(G·c·(d + m + dv) + m·dv).
+///
+/// d log α needs S_t and Ŝ_t at once in the direct formula; it is computed instead from the
+/// identity ∂L/∂b_t = φ(q_t)∘dφ(q_t) − φ(k_t)∘dφ(k_t) for the cumulative log decay b_t (the kernel
+/// depends on b only through φ(q_t)e^{b_t} and φ(k_s)e^{−b_s}), plus S_T∘dS_T at the last token;
+/// d log α_t is the suffix sum of ∂L/∂b over t' ≥ t.
+///
+/// Determinism: pairs write disjoint rows; GQA sums over the query heads of a group run inside one
+/// pair in a fixed order; parameter gradients are accumulated per key head (in double) and summed
+/// over heads in order. Results are bitwise identical for any n_threads.
+public enum LinearAttentionBackward {
+    public static func run(map: FeatureMap, q: TensorView, k: TensorView, v: TensorView,
+                           options: LinearAttentionOptions, request: AttentionGradientRequest,
+                           positions: [Int]? = nil) throws {
+        try options.validate()
+        let dout = request.dout
+        if q.rank == 4 && v.rank == 4 {
+            let expected = [q.extents[0], q.extents[1], q.extents[2], v.extents[3]]
+            guard dout.shape == expected else {
+                throw SlayError.shape("dout has shape \(dout.shape), expected \(expected) [B, T, Hq, dv] like the forward's out")
+            }
+        }
+        let shapes = try AttentionShapes(q: q, k: k, v: v, out: dout)
+        try LinearAttention.checkMap(map, headDim: shapes.headDim, keyHeads: shapes.keyHeads)
+        guard let differentiable = map as? FeatureMapGradient else {
+            throw SlayError(.unsupported, "this feature map has no backward pass (slay_linear_attention_backward in slay.h lists the maps that have one)")
+        }
+        guard options.nth == 1 else {
+            throw SlayError(.unsupported, "the backward pass has no partitioned form (ith/nth); use n_threads")
+        }
+        let spans: [SequenceSpan]
+        if let packed = request.spans {
+            guard shapes.batch == 1 else { throw SlayError.shape("cu_seqlens needs B = 1 (packed sequences), got B = \(shapes.batch)") }
+            spans = packed
+        } else {
+            spans = (0..<shapes.batch).map { SequenceSpan(batch: $0, start: 0, length: shapes.length) }
+        }
+        if let positions {
+            guard positions.count == spans.count else {
+                throw SlayError.shape("positions has \(positions.count) entries for \(spans.count) sequences")
+            }
+            guard positions.allSatisfy({ $0 >= 0 }) else { throw SlayError.invalid("positions must be >= 0") }
+        }
+        guard options.causal || (!options.decay.isActive && options.logDecay == nil) else {
+            throw SlayError.invalid("decay and log_decay need causal attention (set causal = 1)")
+        }
+        try options.decay.validate(heads: map.numHeads)
+        let (b, t, hq, hk, m) = (shapes.batch, shapes.length, shapes.queryHeads, shapes.keyHeads, map.featureDim)
+        if let logDecay = options.logDecay {
+            try TokenTensors.checkLogDecay(logDecay, rank: 4, extents: SIMD4(b, t, hk, m),
+                                           layout: "[B, T, Hk, m] (m = the feature map's dim)")
+        }
+        if let gates = options.keyGateLogits {
+            try TokenTensors.checkGateLogits(gates, "key_gate_logits", rank: 3, extents: SIMD4(b, t, hk, 1), layout: "[B, T, Hk]")
+        }
+        if let gates = options.queryGateLogits {
+            try TokenTensors.checkGateLogits(gates, "query_gate_logits", rank: 3, extents: SIMD4(b, t, hq, 1), layout: "[B, T, Hq]")
+        }
+        try request.validate(map: map, q: q, k: k, v: v, shapes: shapes, options: options, sequences: spans.count)
+
+        let chunk = min(options.chunkSize > 0 ? options.chunkSize : 64, max(shapes.length, 1))
+        let parameterLayout = FeatureMapParameterLayout(map)
+        let parameters = try parameterLayout.values(of: map)
+        let scratchRows = max(map.scratchFloats(rows: chunk), differentiable.gradientScratchFloats(rows: chunk))
+        let layout = BackwardWorkspace.Layout(chunk: chunk, group: shapes.group, headDim: shapes.headDim, featureDim: m,
+                                              valueDim: shapes.valueDim, mapScratch: scratchRows)
+        let workspaceFloats = try layout.totalFloats()
+        let scalars = try ScratchBuffer(floats: try CheckedSize.multiply(b, t, hq, 2, what: "per-token denominators"))
+        let wantsParameters = request.wantsParameters
+        let headGradients = wantsParameters
+            ? try DoubleBuffer(count: try CheckedSize.multiply(hk, max(parameterLayout.total, 1), what: "parameter gradients"))
+            : nil
+        headGradients?.pointer.update(repeating: 0, count: hk * max(parameterLayout.total, 1))
+
+        let pass = BackwardPass(map: differentiable, q: q, k: k, v: v, options: options, request: request,
+                                spans: spans, origins: positions ?? [Int](repeating: 0, count: spans.count),
+                                group: shapes.group, valueDim: shapes.valueDim, length: shapes.length,
+                                queryHeads: hq, chunk: chunk, parameters: parameters.pointer,
+                                parameterFloats: max(parameterLayout.total, 1), headGradients: headGradients?.pointer,
+                                scalars: scalars.pointer)
+        // Units of work: (sequence, key head) pairs, or whole key heads when parameter gradients
+        // are accumulated per head (one writer per head buffer, sequences in order).
+        let units = wantsParameters ? hk : hk * spans.count
+        let workers = max(1, min(options.nThreads, units))
+        var buffers: [ScratchBuffer] = []
+        for _ in 0..<workers { buffers.append(try ScratchBuffer(floats: workspaceFloats)) }
+        let regions = buffers.map { $0.pointer }
+        ParallelFor.run(workers: workers) { worker in
+            let w = BackwardWorkspace(regions[worker], layout: layout)
+            for unit in ParallelFor.share(of: units, worker: worker, workers: workers) {
+                if wantsParameters {
+                    for sequence in 0..<spans.count { pass.run(sequence: sequence, keyHead: unit, workspace: w) }
+                } else {
+                    pass.run(sequence: unit % spans.count, keyHead: unit / spans.count, workspace: w)
+                }
+            }
+        }
+        withExtendedLifetime((buffers, scalars, parameters)) {}
+
+        if let gradient = request.queryGateLogits, let logits = options.queryGateLogits {
+            GateGradients.softmaxBackward(logits: logits, gradient: gradient)
+        }
+        if let gradient = request.keyGateLogits, let logits = options.keyGateLogits {
+            GateGradients.softmaxBackward(logits: logits, gradient: gradient)
+        }
+        if let headGradients, let target = request.parameters {
+            let total = parameterLayout.total
+            for i in 0..<total {
+                var sum = 0.0
+                for head in 0..<hk { sum += headGradients.pointer[head * total + i] }
+                target[i] = Float(sum)
+            }
+        }
+        withExtendedLifetime(headGradients) {}
+    }
+}
+
+/// A malloc'd array of doubles, so that running out of memory is a status.
+final class DoubleBuffer {
+    let pointer: UnsafeMutablePointer<Double>
+
+    init(count: Int) throws {
+        let bytes = try CheckedSize.multiply(max(count, 1), MemoryLayout<Double>.stride, what: "gradient buffer")
+        guard let memory = malloc(bytes) else { throw SlayError(.outOfMemory, "could not allocate \(bytes) bytes for gradients") }
+        pointer = memory.bindMemory(to: Double.self, capacity: max(count, 1))
+    }
+
+    deinit { free(pointer) }
+}
+
+/// The SLA gates' backward: g = softmax_h(l) per token, so dl_h = g_h (dg_h − Σ_h' g_h' dg_h').
+enum GateGradients {
+    /// `gradient` [B, T, H] holds ∂L/∂g on entry and ∂L/∂l on return.
+    static func softmaxBackward(logits: TensorView, gradient: TensorView) {
+        let (b, t, h) = (logits.extents[0], logits.extents[1], logits.extents[2])
+        for batch in 0..<b {
+            for token in 0..<t {
+                let row = logits.base + batch * logits.steps[0] + token * logits.steps[1]
+                let target = gradient.base + batch * gradient.steps[0] + token * gradient.steps[1]
+                var weighted = 0.0
+                for head in 0..<h {
+                    let g = Double(HeadGates.gate(row, stride: logits.steps[2], heads: h, head: head))
+                    weighted += g * Double(target[head * gradient.steps[2]])
+                }
+                for head in 0..<h {
+                    let g = Double(HeadGates.gate(row, stride: logits.steps[2], heads: h, head: head))
+                    let slot = target + head * gradient.steps[2]
+                    slot.pointee = Float(g * (Double(slot.pointee) - weighted))
+                }
+            }
+        }
+    }
+}

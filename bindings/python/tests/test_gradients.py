@@ -1,0 +1,258 @@
+"""slay.linear_attention_backward against central differences of the float64 token-loop twin
+(naive_grad.py), for every map family and form, plus chaining, threads and validation."""
+import numpy as np
+import pytest
+
+import slay
+from naive_grad import directional64, forward64
+
+RNG = np.random.default_rng(1234)
+
+
+def tensors(fm, B=2, T=9, Hq=2, dv=3, scale=1.0):
+    d, Hk = fm.head_dim, fm.num_heads
+    q = (scale * RNG.standard_normal((B, T, Hq, d))).astype(np.float32)
+    k = (scale * RNG.standard_normal((B, T, Hk, d))).astype(np.float32)
+    v = RNG.standard_normal((B, T, Hk, dv)).astype(np.float32)
+    dout = RNG.standard_normal((B, T, Hq, dv)).astype(np.float32)
+    return q, k, v, dout
+
+
+def check_directions(fm, inputs, grads, names, dout, d_final=None, rtol=2e-5, **settings):
+    """⟨grad, u⟩ == (L(x + hu) − L(x − hu)) / 2h for two random u per input, relative to ‖grad‖‖u‖."""
+    for name in names:
+        if isinstance(name, tuple):
+            group, key = name
+            x = inputs[group][key]
+            grad = grads[group][key]
+        else:
+            x, grad = inputs[name], grads[name]
+        assert np.all(np.isfinite(grad)), name
+        for _ in range(2):
+            u = RNG.standard_normal(np.shape(x))
+            expected = directional64(fm, inputs, name, u, dout, d_final, **settings)
+            actual = float((np.asarray(grad, np.float64) * u).sum())
+            scale = np.linalg.norm(grad) * np.linalg.norm(u) + abs(expected)
+            assert abs(actual - expected) <= rtol * scale + 1e-9, (name, actual, expected)
+
+
+def run(fm, settings, names, B=2, T=9, Hq=2, dv=3, scale=1.0, chunk_size=4, with_state=False, d_final=False,
+        cu_seqlens=None):
+    q, k, v, dout = tensors(fm, B, T, Hq, dv, scale)
+    inputs = {"q": q, "k": k, "v": v, "params": fm.get_params()}
+    extra = {}
+    for name, shape in (("log_decay", (B, T, fm.num_heads, fm.dim)), ("query_gate_logits", (B, T, Hq)),
+                        ("key_gate_logits", (B, T, fm.num_heads))):
+        if settings.pop(name, False):
+            value = RNG.standard_normal(shape).astype(np.float32)
+            inputs[name] = -np.abs(value) * 0.3 if name == "log_decay" else value
+            extra[name] = inputs[name]
+    N = B if cu_seqlens is None else len(cu_seqlens) - 1
+    if with_state:
+        S0 = (0.3 * RNG.standard_normal((N, fm.num_heads, fm.dim, dv))).astype(np.float32)
+        z0 = np.abs(RNG.standard_normal((N, fm.num_heads, fm.dim))).astype(np.float32)
+        inputs["initial_state"] = (S0, z0)
+        extra["initial_state"] = (S0, z0)
+    final = None
+    if d_final:
+        final = (RNG.standard_normal((N, fm.num_heads, fm.dim, dv)).astype(np.float32),
+                 RNG.standard_normal((N, fm.num_heads, fm.dim)).astype(np.float32))
+    grads = slay.linear_attention_backward(q, k, v, fm, dout, d_final_state=final, chunk_size=chunk_size,
+                                           cu_seqlens=cu_seqlens, **settings, **extra)
+    if with_state:
+        names = list(names) + [("initial_state", 0), ("initial_state", 1)]
+    check_directions(fm, inputs, grads, names, dout, final, cu_seqlens=cu_seqlens, **settings)
+    return grads
+
+
+MAPS = [
+    ("identity", {}, {"denominator": "clamp"}),
+    ("elu+1", {}, {}),
+    ("relu", {}, {}),
+    ("favor+", {"prf_dim": 8}, {}),
+    ("relu-random", {"prf_dim": 8}, {}),
+    ("random-fourier", {"prf_dim": 8}, {"denominator": "clamp"}),
+    ("cosformer", {"max_length": 32}, {}),
+    ("ela-sum-sqeuclid", {}, {}),
+    ("ela-sub-sqeuclid", {}, {}),
+    ("ela-blueprint", {}, {}),
+]
+
+
+@pytest.mark.parametrize("kind,config,settings", MAPS, ids=[m[0] for m in MAPS])
+@pytest.mark.parametrize("causal", [True, False], ids=["causal", "bidirectional"])
+def test_every_map_matches_the_twin(kind, config, settings, causal):
+    fm = slay.FeatureMap(kind=kind, head_dim=4, num_heads=1, **config)
+    names = ["q", "k", "v"] + [("params", name) for name in fm.get_params()]
+    run(fm, dict(settings, causal=causal), names)
+
+
+FORMS = {
+    "unnormalised": {"normalize": False},
+    "normalised-add": {"denominator": "add", "delta": 1e-3},
+    "normalised-clamp": {"denominator": "clamp", "delta": 0.5},
+    "retnet-gamma": {"normalize": False, "decay": [0.8, 0.95]},
+    "retnet-gamma-normalised": {"decay": [0.7, 1.0]},
+    "gla": {"normalize": False, "log_decay": True},
+    "gla-gamma-normalised": {"log_decay": True, "decay": [0.9, 0.6]},
+    "sla-gates": {"normalize": False, "query_gate_logits": True, "key_gate_logits": True},
+    "sla-gla": {"normalize": False, "log_decay": True, "query_gate_logits": True, "key_gate_logits": True},
+}
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_every_form_matches_the_twin_with_gqa_and_states(form):
+    fm = slay.FeatureMap(kind="elu+1", head_dim=3, num_heads=2)
+    settings = dict(FORMS[form])
+    names = ["q", "k", "v"] + [name for name in ("log_decay", "query_gate_logits", "key_gate_logits")
+                               if settings.get(name)]
+    run(fm, settings, names, Hq=4, T=7, with_state=True, d_final=True)
+
+
+def test_packed_sequences_match_the_twin():
+    fm = slay.FeatureMap(kind="identity", head_dim=3, num_heads=1)
+    run(fm, {"normalize": False, "log_decay": True}, ["q", "k", "v", "log_decay"], B=1, T=10,
+        cu_seqlens=[0, 3, 3, 10], with_state=True, d_final=True)
+
+
+def test_exact_attention_backward_matches_central_differences():
+    q, k, v, dout = (RNG.standard_normal(s) for s in ((2, 6, 4, 5), (2, 6, 2, 5), (2, 6, 2, 3), (2, 6, 4, 3)))
+    for kernel in ("softmax", "yat-spherical", "yat"):
+        for causal in (True, False):
+            grads = slay.exact_attention_backward(q, k, v, dout, kernel=kernel, eps=1e-2, causal=causal)
+            for name, x in (("q", q), ("k", k), ("v", v)):
+                assert grads[name].dtype == np.float64 and grads[name].shape == x.shape
+                u = RNG.standard_normal(x.shape)
+                h = 1e-6
+
+                def loss(delta):
+                    args = {"q": q, "k": k, "v": v}
+                    args[name] = x + delta * u
+                    from naive import exact_attention
+                    return (exact_attention(args["q"], args["k"], args["v"], kernel, causal, eps=1e-2) * dout).sum()
+                expected = (loss(h) - loss(-h)) / (2 * h)
+                actual = (grads[name] * u).sum()
+                assert abs(actual - expected) <= 1e-6 * (abs(expected) + np.linalg.norm(grads[name]) * np.linalg.norm(u))
+
+
+def test_chained_calls_equal_one_call():
+    """The backward of two calls (the second from the first's final state, dS flowing back) equals
+    the backward of one call over the whole sequence."""
+    fm = slay.FeatureMap(kind="elu+1", head_dim=4, num_heads=1)
+    q, k, v, dout = tensors(fm, B=1, T=12, Hq=2)
+    log_decay = (-0.2 * np.abs(RNG.standard_normal((1, 12, 1, fm.dim)))).astype(np.float32)
+    whole = slay.linear_attention_backward(q, k, v, fm, dout, log_decay=log_decay, chunk_size=5)
+    cut = 7
+    first = slay.linear_attention(q[:, :cut], k[:, :cut], v[:, :cut], fm, log_decay=log_decay[:, :cut],
+                                  output_final_state=True)[1]
+    second = slay.linear_attention_backward(q[:, cut:], k[:, cut:], v[:, cut:], fm, dout[:, cut:],
+                                            log_decay=log_decay[:, cut:], initial_state=first, chunk_size=5)
+    dS, dz = second["initial_state"]
+    head = slay.linear_attention_backward(q[:, :cut], k[:, :cut], v[:, :cut], fm, dout[:, :cut],
+                                          log_decay=log_decay[:, :cut], d_final_state=(dS, dz), chunk_size=5)
+    for name in ("q", "k", "v", "log_decay"):
+        joined = np.concatenate([head[name], second[name]], axis=1)
+        np.testing.assert_allclose(joined, whole[name], rtol=2e-4, atol=2e-5)
+
+
+def test_thread_counts_are_bitwise_identical():
+    fm = slay.FeatureMap(kind="favor+", head_dim=4, num_heads=2, prf_dim=8)
+    q, k, v, dout = tensors(fm, B=3, T=20, Hq=4)
+    gates = RNG.standard_normal((3, 20, 4)).astype(np.float32)
+    one = slay.linear_attention_backward(q, k, v, fm, dout, query_gate_logits=gates, n_threads=1)
+    two = slay.linear_attention_backward(q, k, v, fm, dout, query_gate_logits=gates, n_threads=2)
+    for name in ("q", "k", "v", "query_gate_logits"):
+        assert np.array_equal(one[name], two[name]), name
+    assert np.array_equal(one["params"]["omega"], two["params"]["omega"])
+    dq_only = slay.linear_attention_backward(q, k, v, fm, dout, query_gate_logits=gates, wrt=["q"], n_threads=2)
+    assert set(dq_only) == {"q"} and np.array_equal(dq_only["q"], one["q"])
+
+
+def test_default_returns_every_gradient_and_wrt_restricts():
+    fm = slay.FeatureMap(kind="random-fourier", head_dim=4, num_heads=1, prf_dim=4)
+    q, k, v, dout = tensors(fm, B=1, T=5, Hq=1)
+    log_decay = np.full((1, 5, 1, fm.dim), -0.1, np.float32)
+    gates = np.zeros((1, 5, 1), np.float32)
+    state = slay.State(fm, num_seqs=1, value_dim=3)
+    grads = slay.linear_attention_backward(q, k, v, fm, dout, log_decay=log_decay, query_gate_logits=gates,
+                                           key_gate_logits=gates, initial_state=state)
+    assert set(grads) == {"q", "k", "v", "log_decay", "query_gate_logits", "key_gate_logits", "initial_state", "params"}
+    assert set(grads["params"]) == set(fm.get_params())
+    for name, array in fm.get_params().items():
+        assert grads["params"][name].shape == array.shape
+    assert grads["initial_state"][0].shape == (1, 1, fm.dim, 3) and grads["initial_state"][1].shape == (1, 1, fm.dim)
+    with pytest.raises(slay.SlayValueError, match="wrt"):
+        slay.linear_attention_backward(q, k, v, fm, dout, wrt=["nope"])
+
+
+def test_bad_arguments_are_refused_and_outputs_untouched():
+    import ctypes
+    from slay._lib import lib, Error, AttentionBackwardParams, AttentionOptions
+    from slay._tensor import tensor_struct
+    fm = slay.FeatureMap(kind="elu+1", head_dim=4, num_heads=1)
+    q, k, v, dout = tensors(fm, B=1, T=6, Hq=1)
+    with pytest.raises(slay.SlayValueError, match="dout"):
+        slay.linear_attention_backward(q, k, v, fm, dout[:, :5])
+    with pytest.raises(slay.SlayValueError, match="d_final_state"):
+        slay.linear_attention_backward(q, k, v, fm, dout, d_final_state=(np.zeros((1, 1, 4, 2), np.float32), None))
+    with pytest.raises(slay.SlayValueError, match="causal"):
+        slay.linear_attention_backward(q, k, v, fm, dout, causal=False, decay=[0.5])
+
+    def call(**fields):
+        params = AttentionBackwardParams()
+        lib.slay_attention_backward_params_init(ctypes.byref(params))
+        keep = []
+        for name, value in fields.items():
+            if isinstance(value, np.ndarray):
+                t = tensor_struct(value)
+                keep.append((value, t))
+                value = ctypes.addressof(t)
+            setattr(params, name, value)
+        options = AttentionOptions()
+        lib.slay_attention_options_init(ctypes.byref(options))
+        err = Error()
+        status = lib.slay_linear_attention_backward(fm.handle, ctypes.byref(tensor_struct(q)),
+                                                    ctypes.byref(tensor_struct(k)), ctypes.byref(tensor_struct(v)),
+                                                    ctypes.byref(tensor_struct(dout)), ctypes.byref(options),
+                                                    ctypes.byref(params), ctypes.byref(err))
+        return status, err.message.decode()
+
+    dq = np.full(q.shape, 7.0, np.float32)
+    assert call(dq=dq)[0] == 0 and not np.all(dq == 7)
+    dq[...] = 7
+    big = np.full((1, 6, 1, 8), 7.0, np.float32)
+    status, message = call(dq=dq, dk=big[..., :4], dv=big[..., 4:7])
+    assert status == -3 and "overlaps" in message and np.all(dq == 7)  # dk and dv share memory
+    status, message = call(dq=q)
+    assert status == -3 and "overlaps input q" in message
+    status, message = call(dq=dout)
+    assert status == -3 and "overlaps input dout" in message
+    status, message = call(dq=np.zeros((1, 6, 1, 5), np.float32))
+    assert status == -2 and "dq" in message
+    status, message = call(d_log_decay=np.zeros((1, 6, 1, 4), np.float32))
+    assert status == -1 and "log_decay" in message
+    status, message = call(d_params=dq.ctypes.data, d_params_count=3)
+    assert status == -2 and "d_params" in message
+    params = AttentionBackwardParams()
+    lib.slay_attention_backward_params_init(ctypes.byref(params))
+    assert params.struct_size == ctypes.sizeof(AttentionBackwardParams)
+    params.struct_size = 8
+    err = Error()
+    options = AttentionOptions()
+    lib.slay_attention_options_init(ctypes.byref(options))
+    assert lib.slay_linear_attention_backward(fm.handle, ctypes.byref(tensor_struct(q)), ctypes.byref(tensor_struct(k)),
+                                              ctypes.byref(tensor_struct(v)), ctypes.byref(tensor_struct(dout)),
+                                              ctypes.byref(options), ctypes.byref(params), ctypes.byref(err)) == -1
+    hadamard = slay.FeatureMap(kind="ela-hadamard-exp", head_dim=4)
+    with pytest.raises(slay.SlayRuntimeError, match="no backward"):
+        slay.linear_attention_backward(q, k, v, hadamard, dout)
+
+
+def test_forward_twin_agrees_with_the_library():
+    """The twin the gradients are checked against is the library's forward."""
+    fm = slay.FeatureMap(kind="favor+", head_dim=4, num_heads=2, prf_dim=8)
+    q, k, v, _ = tensors(fm, B=1, T=9, Hq=4)
+    log_decay = (-0.3 * np.abs(RNG.standard_normal((1, 9, 2, fm.dim)))).astype(np.float32)
+    y = slay.linear_attention(q, k, v, fm, log_decay=log_decay, normalize=False)
+    expected = forward64(fm, q, k, v, log_decay=log_decay, normalize=False)[0]
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
