@@ -808,9 +808,10 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * Covered: causal and bidirectional; normalised (SLAY_DENOMINATOR_ADD / CLAMP, δ) and
  * normalize = 0; RetNet decay γ (a constant: no gradient); GLA log_decay; SLA gate logits;
  * grouped-query attention (dk, dv summed over the query heads of a key head); cu_seqlens;
- * initial and final states. Maps: SLAY_KIND_IDENTITY, ELU_PLUS_ONE, RELU, FAVOR_PLUS, RELU_RANDOM,
- * RANDOM_FOURIER, COSFORMER, SUM_SQ_EUCLIDEAN, SUB_SQ_EUCLIDEAN and BLUEPRINT; the others
- * (SLAY_KIND_SLAY, SLAY_KIND_HADAMARD_EXP) give SLAY_ERR_UNSUPPORTED (no backward yet).
+ * initial and final states. Maps: every kind and SLAY polynomial except SLAY_KIND_HADAMARD_EXP
+ * and SLAY_EXPANSION_TAYLOR, which give SLAY_ERR_UNSUPPORTED (no backward yet); d_params is
+ * refused (SLAY_ERR_UNSUPPORTED) for SLAY_POLY_NYSTROM, whose anchors would need the derivative
+ * of the whitening (K_AA + λI)^(−1/2).
  * What is recomputed: nothing of size T × m is stored. For each (sequence, key head) a forward
  * pass over the chunks rebuilds the prefix states and the query features and writes dq; a
  * reverse pass recomputes the key and query features chunk by chunk and accumulates ∂L/∂S

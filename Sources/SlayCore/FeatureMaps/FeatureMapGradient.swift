@@ -20,6 +20,14 @@ public protocol FeatureMapGradient: FeatureMap {
                          parameters: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                          inputGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,
                          scratch: UnsafeMutablePointer<Float>)
+
+    /// Why ∂/∂parameters is not available for this map (nil when it is): the backward refuses a
+    /// request for it with SLAY_ERR_UNSUPPORTED and this message.
+    var parameterGradientUnavailable: String? { get }
+}
+
+extension FeatureMapGradient {
+    public var parameterGradientUnavailable: String? { nil }
 }
 
 /// The flat layout of a map's parameters: the arrays of `parameterNames`, in that order, each
@@ -56,9 +64,8 @@ public struct FeatureMapParameterLayout: Sendable {
     public func values(of map: FeatureMap) throws -> ScratchBuffer {
         let buffer = try ScratchBuffer(floats: total)
         for (index, name) in names.enumerated() {
-            let values = map.parameterValues(name) ?? []
-            values.withUnsafeBufferPointer { source in
-                if let base = source.baseAddress { (buffer.pointer + offsets[index]).update(from: base, count: source.count) }
+            if let values = map.parameter(name) {
+                (buffer.pointer + offsets[index]).update(from: values.baseAddress, count: min(values.count, shapes[index].reduce(1, *)))
             }
         }
         return buffer

@@ -45,6 +45,9 @@ public enum LinearAttentionBackward {
         guard let differentiable = map as? FeatureMapGradient else {
             throw SlayError(.unsupported, "this feature map has no backward pass (slay_linear_attention_backward in slay.h lists the maps that have one)")
         }
+        if request.wantsParameters, let reason = differentiable.parameterGradientUnavailable {
+            throw SlayError(.unsupported, reason)
+        }
         guard options.nth == 1 else {
             throw SlayError(.unsupported, "the backward pass has no partitioned form (ith/nth); use n_threads")
         }

@@ -56,7 +56,9 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     "q", "k", "v"; "log_decay", "query_gate_logits", "key_gate_logits" when those were given (and
     "gate_input", "query_gate_weights", "key_gate_weights" when the gates came from weights);
     "initial_state": (dS [N, Hk, m, dv], dz [N, Hk, m]) when initial_state was given;
-    "params": {name: array} shaped like fm.get_params() for a map with parameters.
+    "params": {name: array} shaped like fm.get_params() for a map with parameters (not for
+    SLAY's "nystrom" polynomial, whose anchors have no gradient; TensorSketch's discrete "sketch"
+    gets zeros).
 
     d_final_state: (dS_T [N, Hk, m, dv], dz_T [N, Hk, m] or None), the gradient of the final state
     a forward with output_final_state=True returned (flash-linear-attention's dht). initial_state:
@@ -133,7 +135,10 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     names = list(fm.get_params().keys())
     shapes = [fm._param_shape(name) for name in names]
     flat = None
-    if names and "params" in wanted:
+    # The Nyström polynomial's anchors have no gradient (slay.h): by default "params" is left out
+    # for it; asking for it explicitly is refused by the library.
+    skip_params = wrt is None and fm.kind == "slay" and getattr(fm, "poly", None) == "nystrom"
+    if names and "params" in wanted and not skip_params:
         flat = np.zeros(int(sum(np.prod(s) for s in shapes)), np.float32)
         params.d_params = flat.ctypes.data
         params.d_params_count = flat.size

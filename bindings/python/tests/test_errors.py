@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import slay
-from slay._lib import lib, Error, Tensor, AttentionOptions, ExactAttentionOptions, FeatureMapParams
+from slay._lib import lib, Error, Tensor, AttentionOptions, ExactAttentionOptions, FeatureMapParams, AttentionBackwardParams
 
 OK, INVALID, SHAPE, LAYOUT, DTYPE, OVERFLOW = 0, -1, -2, -3, -4, -5
 CORRUPT, VERSION, BUFFER = -7, -8, -10
@@ -440,13 +440,18 @@ class World:
         self.name_out = ctypes.c_char_p(b"sentinel")
         self.config_out = FeatureMapParams()
         assert lib.slay_feature_map_params_init(ref(self.config_out)) == OK
+        self.dq = np.full(self.q.shape, SENTINEL, np.float32)
+        self.T["dq"] = tensor(self.dq)
+        self.backward = AttentionBackwardParams()
+        assert lib.slay_attention_backward_params_init(ref(self.backward)) == OK
+        self.backward.dq = ctypes.addressof(self.T["dq"])
 
     def ptr(self, array, ctype=ctypes.c_float):
         return array.ctypes.data_as(ctypes.POINTER(ctype))
 
     def snapshot(self):
         arrays_ = [a.copy() for a in (self.out, self.features, self.out1, self.param_out, self.matrix,
-                                      self.normaliser, self.nodes, self.weights, self.q, self.k, self.v)]
+                                      self.normaliser, self.nodes, self.weights, self.q, self.k, self.v, self.dq)]
         scalars = (self.i32.value, self.i64.value, self.u64.value, self.size.value, [x.value for x in self.i64s],
                    list(self.shape_out), self.name_out.value, bytes(self.config_out), self.blob_buffer.raw)
         return arrays_, scalars, self.state.save(), self.fm.identity
@@ -496,6 +501,8 @@ C_FUNCTIONS = {
     "slay_state_load": (lambda w: [w.h, w.blob, len(w.blob), 1, ref(w.handle_out)], [0, 1, 4]),
     "slay_state_restore": (lambda w: [w.s, w.blob, len(w.blob)], [0, 1]),
     "slay_gauss_laguerre": (lambda w: [4, w.ptr(w.nodes, ctypes.c_double), w.ptr(w.weights, ctypes.c_double)], [1, 2]),
+    "slay_linear_attention_backward": (lambda w: [w.h, ref(w.T["q"]), ref(w.T["k"]), ref(w.T["v"]), ref(w.T["out"]),
+                                                  ref(w.options), ref(w.backward)], [0, 1, 2, 3, 4, 6]),
 }
 CREATORS = {"slay_feature_map_create", "slay_state_create", "slay_state_copy", "slay_state_load"}
 

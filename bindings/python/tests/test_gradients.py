@@ -256,3 +256,50 @@ def test_forward_twin_agrees_with_the_library():
     y = slay.linear_attention(q, k, v, fm, log_decay=log_decay, normalize=False)
     expected = forward64(fm, q, k, v, log_decay=log_decay, normalize=False)[0]
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+
+
+SLAY_POLYS = ["anchor", "exact", "exact_full", "laplace", "random_maclaurin", "tensorsketch", "nystrom"]
+
+
+@pytest.mark.parametrize("poly", SLAY_POLYS)
+@pytest.mark.parametrize("shared", [False, True], ids=["omega-per-node", "shared-omega"])
+def test_slay_matches_the_twin(poly, shared):
+    """Every SLAY estimator: q, k, v and ω (and anchors / Maclaurin directions) against the twin;
+    signed estimators with the clamp denominator and δ = 0.05 (well conditioned)."""
+    fm = slay.FeatureMap(kind="slay", head_dim=4, num_heads=2, poly=poly, poly_dim=4, prf_dim=4, shared_omega=shared,
+                         eps=1e-2)
+    names = ["q", "k", "v"] + [("params", name) for name in fm.get_params() if name != "sketch" and poly != "nystrom"]
+    settings = {} if poly in ("anchor", "laplace") else {"denominator": "clamp", "delta": 0.05}
+    grads = run(fm, settings, names, Hq=4)
+    if poly == "tensorsketch":
+        assert not np.any(grads["params"]["sketch"]), "the discrete sketch has no gradient"
+    if poly == "nystrom":
+        assert "params" not in grads  # the anchors have no gradient, so d_params is not requested
+
+
+def test_nystrom_anchor_gradient_is_refused_when_asked_for():
+    fm = slay.FeatureMap(kind="slay", head_dim=4, poly="nystrom", poly_dim=4, prf_dim=4)
+    q, k, v, dout = tensors(fm, B=1, T=4, Hq=1)
+    with pytest.raises(slay.SlayRuntimeError, match="Nyström"):
+        slay.linear_attention_backward(q, k, v, fm, dout, wrt=["q", "params"])
+
+
+def test_clamped_prf_exponents_pass_no_gradient():
+    """slay.h: an exponent the forward clamps is constant there. With prf_clamp tiny every PRF
+    exponent is clamped, the PRF factor is a constant and ω gets exactly zero gradient."""
+    fm = slay.FeatureMap(kind="slay", head_dim=4, poly="anchor", poly_dim=4, prf_dim=4, prf_clamp=1e-4)
+    q, k, v, dout = tensors(fm, B=1, T=6, Hq=1, scale=3.0)
+    grads = slay.linear_attention_backward(q, k, v, fm, dout)
+    assert not np.any(grads["params"]["omega"])
+    assert np.any(grads["params"]["anchors"]) and np.all(np.isfinite(grads["q"]))
+
+
+def test_zero_rows_have_zero_gradient():
+    """x̂ = x/‖x‖ is 0 at x = 0 in the forward; its gradient there is 0 (finite, no NaN)."""
+    fm = slay.FeatureMap(kind="slay", head_dim=4, poly="anchor", poly_dim=4, prf_dim=4)
+    q, k, v, dout = tensors(fm, B=1, T=6, Hq=1)
+    q[0, 2] = 0
+    k[0, 3] = 0
+    grads = slay.linear_attention_backward(q, k, v, fm, dout)
+    assert np.all(grads["q"][0, 2] == 0) and np.all(grads["k"][0, 3] == 0)
+    assert all(np.all(np.isfinite(grads[name])) for name in ("q", "k", "v"))
