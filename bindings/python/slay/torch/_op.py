@@ -121,41 +121,88 @@ def _setup_context(ctx, inputs, output):
     ctx.output_final_state = output_final_state
 
 
-def _backward(ctx, d_out, d_S, d_z):
+def _param_gradient_shapes(fm, count):
+    """Shapes of the parameter gradients the backward op returns (empty (0,) where a map has none:
+    SLAY's "nystrom" anchors, see slay.linear_attention_backward)."""
+    if not count:
+        return []
+    if fm.kind == "slay" and getattr(fm, "poly", None) == "nystrom":
+        return [(0,)] * count
+    return [tuple(fm._param_shape(name)) for name in fm._param_names()]
+
+
+@torch.library.custom_op("slay::linear_attention_backward", mutates_args=(), device_types="cpu")
+def linear_attention_backward_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fm_key: int, d_out: torch.Tensor,
+                                 d_S: torch.Tensor | None, d_z: torch.Tensor | None, log_decay: torch.Tensor | None,
+                                 query_gate_logits: torch.Tensor | None, key_gate_logits: torch.Tensor | None,
+                                 initial_S: torch.Tensor | None, initial_z: torch.Tensor | None,
+                                 initial_positions: torch.Tensor | None, cu_seqlens: torch.Tensor | None,
+                                 param_count: int, causal: bool, delta: float, chunk_size: int, n_threads: int,
+                                 denominator: str, normalize: bool, decay: list[float] | None) -> list[torch.Tensor]:
+    """slay.linear_attention_backward as an opaque op (so torch.compile never traces numpy):
+    [dq, dk, dv, d log_decay, d query gates, d key gates, dS0, dz0, *d params], an empty (0,)
+    tensor for each gradient that does not exist."""
     if not backward_available():
         raise RuntimeError("slay.torch: this build of libslay has no backward pass (slay.linear_attention_backward); "
                            "gradients through slay attention cannot be computed")
     import slay
-    (q, k, v, log_decay, query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions,
-     cu_seqlens) = ctx.saved_tensors
-    fm = map_for(ctx.fm_key)
+    fm = map_for(fm_key)
     initial = None
     if initial_S is not None:
         initial = slay.State.from_arrays(fm, _array(initial_S), _array(initial_z), _array(initial_positions))
     d_final = None
-    if ctx.output_final_state and d_S is not None and d_S.numel():
-        d_final = (np.ascontiguousarray(_array(d_S)), np.ascontiguousarray(_array(d_z)))
+    if d_S is not None and d_S.numel():
+        d_final = (np.ascontiguousarray(_array(d_S)), None if d_z is None else np.ascontiguousarray(_array(d_z)))
     grads = slay.linear_attention_backward(
         _array(q), _array(k), _array(v), fm, np.ascontiguousarray(_array(d_out), dtype=np.float32),
         d_final_state=d_final, initial_state=initial, cu_seqlens=_array(cu_seqlens),
         log_decay=_array(log_decay), query_gate_logits=_array(query_gate_logits),
-        key_gate_logits=_array(key_gate_logits), **ctx.settings)
+        key_gate_logits=_array(key_gate_logits), causal=causal, delta=delta, chunk_size=chunk_size,
+        n_threads=n_threads, denominator=denominator, normalize=normalize, decay=decay)
 
-    def tensor(name):
-        value = grads.get(name)
-        return None if value is None else torch.from_numpy(np.asarray(value, dtype=np.float32))
+    def tensor(value):
+        return torch.empty(0) if value is None else torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
 
-    d_initial_S = d_initial_z = None
-    if initial_S is not None and grads.get("initial_state") is not None:
-        d_initial_S, d_initial_z = (torch.from_numpy(np.asarray(x, dtype=np.float32)) for x in grads["initial_state"])
-    d_params = [None] * ctx.param_count
-    if ctx.param_count:
-        named = grads.get("params") or {}
-        d_params = [None if named.get(name) is None else torch.from_numpy(np.asarray(named[name], np.float32))
-                    for name in fm._param_names()]
-    return (tensor("q"), tensor("k"), tensor("v"), None, tensor("log_decay"), tensor("query_gate_logits"),
-            tensor("key_gate_logits"), d_initial_S, d_initial_z, None, None, d_params,
-            None, None, None, None, None, None, None, None)
+    state = grads.get("initial_state") or (None, None)
+    named = grads.get("params") or {}
+    params = [tensor(named.get(name)) for name in fm._param_names()] if param_count else []
+    return [tensor(grads.get("q")), tensor(grads.get("k")), tensor(grads.get("v")), tensor(grads.get("log_decay")),
+            tensor(grads.get("query_gate_logits")), tensor(grads.get("key_gate_logits")), tensor(state[0]),
+            tensor(state[1])] + params
+
+
+@linear_attention_backward_op.register_fake
+def _fake_backward(q, k, v, fm_key, d_out, d_S, d_z, log_decay, query_gate_logits, key_gate_logits, initial_S,
+                   initial_z, initial_positions, cu_seqlens, param_count, causal, delta, chunk_size, n_threads,
+                   denominator, normalize, decay):
+    fm = map_for(fm_key)
+
+    def like(tensor):
+        return q.new_empty(0) if tensor is None else q.new_empty(tuple(tensor.shape))
+
+    count, heads, features = _sequences(q, cu_seqlens), k.shape[2], fm.dim
+    initial = [q.new_empty(0), q.new_empty(0)] if initial_S is None else [
+        q.new_empty((count, heads, features, v.shape[3])), q.new_empty((count, heads, features))]
+    return ([like(q), like(k), like(v), like(log_decay), like(query_gate_logits), like(key_gate_logits)] + initial
+            + [q.new_empty(shape) for shape in _param_gradient_shapes(fm, param_count)])
+
+
+def _backward(ctx, d_out, d_S, d_z):
+    (q, k, v, log_decay, query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions,
+     cu_seqlens) = ctx.saved_tensors
+    if not ctx.output_final_state:
+        d_S = d_z = None
+    outs = linear_attention_backward_op(q, k, v, ctx.fm_key, d_out.contiguous(), d_S, d_z, log_decay,
+                                        query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions,
+                                        cu_seqlens, ctx.param_count, **ctx.settings)
+
+    def pick(index, wanted=True):
+        return outs[index] if wanted and outs[index].numel() else None
+
+    d_params = [pick(8 + i) for i in range(ctx.param_count)]
+    return (pick(0), pick(1), pick(2), None, pick(3, log_decay is not None), pick(4, query_gate_logits is not None),
+            pick(5, key_gate_logits is not None), pick(6, initial_S is not None), pick(7, initial_S is not None),
+            None, None, d_params, None, None, None, None, None, None, None, None)
 
 
 torch.library.register_autograd("slay::linear_attention", _backward, setup_context=_setup_context)
