@@ -44,7 +44,11 @@ struct BackwardPass: @unchecked Sendable {
     func run(sequence: Int, keyHead: Int, workspace w: BackwardWorkspace) {
         let span = spans[sequence]
         loadInitialState(sequence: sequence, keyHead: keyHead, workspace: w)
-        if options.causal {
+        if options.causal && options.logDecay == nil {
+            chunkedForward(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+            seedReverse(sequence: sequence, keyHead: keyHead, workspace: w)
+            chunkedReverse(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+        } else if options.causal {
             causalForward(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
             seedReverse(sequence: sequence, keyHead: keyHead, workspace: w)
             causalReverse(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)

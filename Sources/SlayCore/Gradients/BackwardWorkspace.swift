@@ -18,7 +18,7 @@ struct BackwardWorkspace {
             return [m * dv, m * dv, m, m, m, dv,
                     c * d, c * m, c * m, c * m, c * d, c * dv, c * dv, c * m, c * m, c,
                     g * c * d, g * c * m, g * c * m, g * c * m, g * c * dv, g * c, g * c, c * d,
-                    mapScratch]
+                    mapScratch, c * c, c * c, c * max(m, dv), c + 1, Gemm.workspaceFloats]
         }
 
         func totalFloats() throws -> Int {
@@ -57,6 +57,12 @@ struct BackwardWorkspace {
     let denominatorGradient: UnsafeMutablePointer<Float>
     let queryInputGradient: UnsafeMutablePointer<Float>
     let mapScratch: UnsafeMutablePointer<Float>
+    /// Chunked path: the c × c scores and their gradient, a c × max(m, dv) block, γ^n, GEMM space.
+    let scores: UnsafeMutablePointer<Float>
+    let scoreGradient: UnsafeMutablePointer<Float>
+    let block: UnsafeMutablePointer<Float>
+    let powers: UnsafeMutablePointer<Float>
+    let gemm: UnsafeMutablePointer<Float>
 
     init(_ region: UnsafeMutablePointer<Float>, layout: Layout) {
         var carver = ScratchCarver(region)
@@ -70,5 +76,6 @@ struct BackwardWorkspace {
         outputGradient = next(); queryGates = next(); denominatorGradient = next()
         queryInputGradient = next()
         mapScratch = next()
+        scores = next(); scoreGradient = next(); block = next(); powers = next(); gemm = next()
     }
 }

@@ -13,11 +13,14 @@ import Darwin
 /// heads and packed sequences.
 ///
 /// Memory: nothing of size T × m is kept. Each (sequence, key head) pair runs
-/// - a forward pass over its chunks that rebuilds the prefix states S_t, z_t token by token and
-///   emits the query side: dφ(q_t) = S_t·dnum_t + z_t·dden_t (so dq needs no stored state);
+/// - a forward pass over its chunks that rebuilds the prefix states S_t, z_t and emits the query
+///   side: dφ(q_t) = S_t·dnum_t + z_t·dden_t (so dq needs no stored state);
 /// - a reverse pass that recomputes the chunk features and accumulates Ŝ = ∂L/∂S_t backwards
 ///   (Ŝ_t = α_{t+1}∘Ŝ_{t+1} + φ(q_t) dnum_tᵀ), emitting dφ(k_t) = Ŝ_t v_t + ẑ_t and dv_t = Ŝ_tᵀ φ(k_t).
-/// The only per-token values carried between the passes are two floats per token and query head
+/// The additive form (with or without RetNet γ) runs both passes in GEMM chunks
+/// (BackwardPass+Chunked); GLA's per-channel decay and the bidirectional form run token by token
+/// within each chunk (BackwardPass+Causal, +Bidirectional). The only per-token values carried
+/// between the passes are two floats per token and query head
 /// (1/D_t and ∂L/∂den_t of the normalised output). Workspace per thread: O(G·c·(d + m + dv) + m·dv).
 ///
 /// d log α needs S_t and Ŝ_t at once in the direct formula; it is computed instead from the

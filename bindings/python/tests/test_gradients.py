@@ -303,3 +303,23 @@ def test_zero_rows_have_zero_gradient():
     grads = slay.linear_attention_backward(q, k, v, fm, dout)
     assert np.all(grads["q"][0, 2] == 0) and np.all(grads["k"][0, 3] == 0)
     assert all(np.all(np.isfinite(grads[name])) for name in ("q", "k", "v"))
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 0])
+def test_chunked_path_equals_the_token_path(normalize, chunk_size):
+    """Without log_decay the causal backward runs in GEMM chunks; with an all-zero log_decay (α = 1)
+    it runs token by token: the two agree, for several chunk sizes, with γ, states and GQA."""
+    fm = slay.FeatureMap(kind="elu+1", head_dim=3, num_heads=2)
+    q, k, v, dout = tensors(fm, B=2, T=19, Hq=4)
+    S0 = RNG.standard_normal((2, 2, 3, 3)).astype(np.float32)
+    z0 = np.abs(RNG.standard_normal((2, 2, 3))).astype(np.float32)
+    final = (RNG.standard_normal((2, 2, 3, 3)).astype(np.float32), RNG.standard_normal((2, 2, 3)).astype(np.float32))
+    common = dict(d_final_state=final, initial_state=(S0, z0), normalize=normalize, decay=[0.8, 0.95],
+                  chunk_size=chunk_size)
+    chunked = slay.linear_attention_backward(q, k, v, fm, dout, **common)
+    tokens = slay.linear_attention_backward(q, k, v, fm, dout, log_decay=np.zeros((2, 19, 2, 3), np.float32), **common)
+    for name in ("q", "k", "v"):
+        np.testing.assert_allclose(chunked[name], tokens[name], rtol=1e-4, atol=1e-5)
+    for a, b in zip(chunked["initial_state"], tokens["initial_state"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
