@@ -141,10 +141,10 @@ typedef struct slay_error {
 
 #define SLAY_MAX_DIMS 4
 
-#define SLAY_DTYPE_F32  0   /* IEEE-754 binary32: the only element type of this version */
-#define SLAY_DTYPE_F64  1   /* reserved */
-#define SLAY_DTYPE_F16  2   /* reserved */
-#define SLAY_DTYPE_BF16 3   /* reserved */
+#define SLAY_DTYPE_F32  0   /* IEEE-754 binary32 */
+#define SLAY_DTYPE_F64  1   /* reserved: refused with SLAY_ERR_DTYPE (convert to F32 first) */
+#define SLAY_DTYPE_F16  2   /* IEEE-754 binary16: state storage (slay_state_create_v2) */
+#define SLAY_DTYPE_BF16 3   /* bfloat16 (the high 16 bits of a binary32): state storage */
 
 /* A strided view of caller-owned memory. Element (i0, i1, ..) lives at
  * data + Σ i_k * strides[k] elements. Entries at index >= ndim are ignored. */
@@ -598,6 +598,24 @@ typedef struct slay_state slay_state;   /* opaque */
 SLAY_API SLAY_NODISCARD int32_t slay_state_create(const slay_feature_map* fm, int64_t num_seqs, int64_t value_dim,
                                                  int32_t max_threads, slay_state** out, slay_error* err);
 
+/* slay_state_create_v2 — slay_state_create with the element type S and z are stored in:
+ * storage_dtype SLAY_DTYPE_F32 (what slay_state_create makes), SLAY_DTYPE_BF16 or SLAY_DTYPE_F16.
+ * A half-precision state takes half the memory and halves the traffic of a decode step, which is
+ * bound by it; every computation stays fp32 (elements are widened when read and rounded to
+ * nearest-even when written back), at an accuracy cost measured in docs/half-precision.md.
+ * BF16 keeps fp32's range; F16 overflows to infinity above 65504, so use it only for states whose
+ * values stay bounded (decay). slay_state_read / _write convert to and from fp32 exactly as
+ * stored; blobs record the dtype, and a blob loads only into a state of its own dtype
+ * (slay_state_load creates one). Returns as slay_state_create, and SLAY_ERR_DTYPE for another
+ * storage_dtype. */
+SLAY_API SLAY_NODISCARD int32_t slay_state_create_v2(const slay_feature_map* fm, int64_t num_seqs, int64_t value_dim,
+                                                    int32_t max_threads, int32_t storage_dtype, slay_state** out,
+                                                    slay_error* err);
+
+/* slay_state_storage_dtype — the SLAY_DTYPE_* S and z are stored in.
+ * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT (NULL/freed state, NULL out_dtype). */
+SLAY_API SLAY_NODISCARD int32_t slay_state_storage_dtype(const slay_state* state, int32_t* out_dtype, slay_error* err);
+
 /* slay_state_free — release a state. NULL, an already freed handle or a value that is not a
  * live state is a no-op (see "Handles"). */
 SLAY_API void slay_state_free(slay_state* state);
@@ -712,7 +730,7 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_serialized_size(const slay_state* sta
  *            24  num_seqs, num_heads, feature_dim, value_dim   u64 each
  *            56  layout flags                          u32: bit 0 = running maxima present; other bits 0
  *            60  storage dtype of S and z              u32: SLAY_DTYPE_F32 (0), SLAY_DTYPE_F16 (2) or
- *                                                      SLAY_DTYPE_BF16 (3); this version writes F32
+ *                                                      SLAY_DTYPE_BF16 (3): the state's storage dtype
  *            64  payload bytes                         u64 (everything between header and checksum)
  *            72  positions                             num_seqs × i64
  *                state: per slot S [H, m, dv] then z [H, m], in the storage dtype
@@ -731,7 +749,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_save(const slay_state* state, void* d
  * with SLAY_ERR_VERSION_MISMATCH for a format version other than 1 or 2 (version 1 blobs, with
  * the 64-byte header of earlier releases, still load); SLAY_ERR_UNSUPPORTED for another byte
  * order; SLAY_ERR_STATE_MISMATCH for another feature map or dims; SLAY_ERR_DTYPE when its storage
- * dtype differs from the state's (today every state stores F32). A blob whose layout does not
+ * dtype differs from the state's (slay_state_restore; slay_state_load creates a state of the
+ * blob's dtype). A blob whose layout does not
  * match its map's kind (running maxima present or missing) is corrupt data. A state that holds
  * non-finite values saves, but its blob does not load: reset the poisoned slot first.
  * max_threads (1..256) as in slay_state_create. *out is NULL on failure. */

@@ -18,6 +18,37 @@ public func slay_state_create(_ fm: OpaquePointer?, _ numSeqs: Int64, _ valueDim
     }
 }
 
+@_cdecl("slay_state_create_v2")
+public func slay_state_create_v2(_ fm: OpaquePointer?, _ numSeqs: Int64, _ valueDim: Int64, _ maxThreads: Int32,
+                                 _ storageDtype: Int32, _ out: UnsafeMutablePointer<OpaquePointer?>?,
+                                 _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    out?.pointee = nil
+    return withStatus(err) {
+        let map = try FeatureMapHandle.from(fm).map
+        let result = try require(out, "out")
+        let sequences = try sequenceCount(numSeqs)
+        guard valueDim >= 1 && valueDim <= Int64(SlayConfiguration.maximumDimension) else {
+            throw SlayError.shape("value_dim must be in 1...\(SlayConfiguration.maximumDimension), got \(valueDim)")
+        }
+        guard let storage = ElementType(rawValue: storageDtype) else {
+            throw SlayError(.dtype, "storage_dtype is \(storageDtype); a state stores SLAY_DTYPE_F32 (0), SLAY_DTYPE_F16 (2) or SLAY_DTYPE_BF16 (3)")
+        }
+        let state = try RecurrentState(map: map, numSequences: sequences, valueDim: Int(valueDim), maxThreads: Int(maxThreads),
+                                       storageType: storage)
+        result.pointee = try StateHandle(state).register()
+    }
+}
+
+@_cdecl("slay_state_storage_dtype")
+public func slay_state_storage_dtype(_ state: OpaquePointer?, _ outDtype: UnsafeMutablePointer<Int32>?,
+                                     _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
+    withStatus(err) {
+        let s = try StateHandle.from(state).state
+        let result = try require(outDtype, "out_dtype")
+        result.pointee = s.storageType.rawValue
+    }
+}
+
 @_cdecl("slay_state_free")
 public func slay_state_free(_ state: OpaquePointer?) {
     guard let state else { return }
@@ -92,8 +123,7 @@ public func slay_state_read(_ state: OpaquePointer?, _ slot: Int64, _ matrix: Un
         if normaliser != nil && normaliserCount != Int64(normaliserFloats) {
             throw SlayError.shape("normaliser_count is \(normaliserCount); the slot's normaliser [H, m] has \(normaliserFloats) floats")
         }
-        matrix?.update(from: s.matrix(slot: Int(slot), head: 0), count: matrixFloats)
-        normaliser?.update(from: s.normaliser(slot: Int(slot), head: 0), count: normaliserFloats)
+        s.readSlot(Int(slot), matrix: matrix, normaliser: normaliser)
     }
 }
 

@@ -20,6 +20,9 @@ struct TensorArgument {
             throw SlayError.layout("\(name).data is not aligned to 4 bytes (float32 elements must be aligned)")
         }
         guard tensor.dtype == SLAY_DTYPE_F32 else {
+            if tensor.dtype == SLAY_DTYPE_F64 {
+                throw SlayError(.dtype, "\(name).dtype is SLAY_DTYPE_F64 (1); libslay computes in fp32: convert \(name) to SLAY_DTYPE_F32 (0) first")
+            }
             throw SlayError(.dtype, "\(name).dtype is \(tensor.dtype); this function supports only SLAY_DTYPE_F32 (0)")
         }
         guard Int(tensor.ndim) == rank else {

@@ -36,32 +36,61 @@ public enum DecodeRows {
         }
     }
 
-    /// The normaliser's part of the same step, z [rows] in fp32:
-    /// z_f ← a_f·z_f + b_f, denominators[g] = Σ_f w[g, f]·z_f (overwritten), a, b and w as in
-    /// `additive`. Summed in 8 lanes, then the lanes in a fixed order (deterministic).
-    public static func normaliser(_ z: UnsafeMutablePointer<Float>, rows: Int, stateScales: UnsafePointer<Float>?,
-                                  stateScaleStride: Int, keyScales: UnsafePointer<Float>,
-                                  queries: UnsafePointer<Float>, queryStride: Int, group: Int,
-                                  denominators: UnsafeMutablePointer<Float>) {
+    /// The normaliser's part of the same step, z [rows] of `storage`:
+    /// z_f ← a_f·z_f + b_f, denominators[g] = Σ_f w[g, f]·z_f (z as stored; overwritten), a, b and
+    /// w as in `additive`. Summed in 8 lanes, then the lanes in a fixed order (deterministic).
+    public static func normaliser(_ z: UnsafeMutableRawPointer, storage: ElementFormat, rows: Int,
+                                  stateScales: UnsafePointer<Float>?, stateScaleStride: Int,
+                                  keyScales: UnsafePointer<Float>, queries: UnsafePointer<Float>, queryStride: Int,
+                                  group: Int, denominators: UnsafeMutablePointer<Float>) {
+        switch storage {
+        case .f32:
+            normaliser(F32Codec.self, z, rows, stateScales, stateScaleStride, keyScales, queries, queryStride, group,
+                       denominators)
+        case .f16:
+            normaliser(F16Codec.self, z, rows, stateScales, stateScaleStride, keyScales, queries, queryStride, group,
+                       denominators)
+        case .bf16:
+            normaliser(BF16Codec.self, z, rows, stateScales, stateScaleStride, keyScales, queries, queryStride, group,
+                       denominators)
+        }
+    }
+
+    @inline(__always)
+    static func normaliser<C: RowCodec>(_: C.Type, _ z: UnsafeMutableRawPointer, _ rows: Int,
+                                        _ stateScales: UnsafePointer<Float>?, _ stateScaleStride: Int,
+                                        _ keyScales: UnsafePointer<Float>, _ queries: UnsafePointer<Float>,
+                                        _ queryStride: Int, _ group: Int, _ denominators: UnsafeMutablePointer<Float>) {
         let vectorRows = stateScaleStride == 1 || stateScales == nil ? rows & ~7 : 0
+        for g in 0..<group { denominators[g] = 0 }
+        var sums = InlineArray<8, SIMD8<Float>>(repeating: SIMD8<Float>())
+        let lanesGroup = min(group, 8)
         var f = 0
         while f < vectorRows {
-            var updated = F32Codec.load8(z + f)
+            var updated = C.load8(z + f * C.stride)
             let b = F32Codec.load8(keyScales + f)
             if let stateScales {
                 updated = fma(updated, F32Codec.load8(stateScales + f), b)
             } else {
                 updated += b
             }
-            F32Codec.store8(updated, z + f)
+            updated = C.storeRounded(updated, z + f * C.stride)
+            for g in 0..<lanesGroup { sums[g] = fma(F32Codec.load8(queries + g * queryStride + f), updated, sums[g]) }
             f += 8
         }
+        for g in 0..<lanesGroup { denominators[g] = laneSum(sums[g]) }
+        let tail = f
         while f < rows {
             let a = stateScales.map { $0[f * stateScaleStride] } ?? 1
-            z[f] = a * z[f] + keyScales[f]
+            C.store1(a * C.load1(z + f * C.stride) + keyScales[f], z + f * C.stride)
             f += 1
         }
-        for g in 0..<group { denominators[g] = dot(queries + g * queryStride, z, count: rows) }
+        // The tail rows, and every row for heads beyond the first 8, against z as stored.
+        for g in 0..<group {
+            var total: Float = 0
+            for r in (g < lanesGroup ? tail : 0)..<rows { total += queries[g * queryStride + r] * C.load1(z + r * C.stride) }
+            denominators[g] += total
+        }
     }
 
     /// Σ_i x[i]·y[i] in 8 lanes, then the lanes in a fixed order.
@@ -125,20 +154,7 @@ public enum DecodeRows {
             while head < plan.group {
                 let set = min(4, plan.group - head)
                 let update = head == 0
-                switch (vectors, set, update, scaled) {
-                case (8, 1, true, false): block(C.self, state, plan, column, head, vectors: 8, heads: 1, update: true, scaled: false)
-                case (8, 1, true, true): block(C.self, state, plan, column, head, vectors: 8, heads: 1, update: true, scaled: true)
-                case (4, 2, true, false): block(C.self, state, plan, column, head, vectors: 4, heads: 2, update: true, scaled: false)
-                case (4, 2, true, true): block(C.self, state, plan, column, head, vectors: 4, heads: 2, update: true, scaled: true)
-                case (2, 4, true, false): block(C.self, state, plan, column, head, vectors: 2, heads: 4, update: true, scaled: false)
-                case (2, 4, true, true): block(C.self, state, plan, column, head, vectors: 2, heads: 4, update: true, scaled: true)
-                case (2, 4, false, _): block(C.self, state, plan, column, head, vectors: 2, heads: 4, update: false, scaled: false)
-                case (2, 3, true, false): block(C.self, state, plan, column, head, vectors: 2, heads: 3, update: true, scaled: false)
-                case (2, 3, true, true): block(C.self, state, plan, column, head, vectors: 2, heads: 3, update: true, scaled: true)
-                default:
-                    // Narrow tails, odd sets and leftover heads: the same block, not specialised.
-                    block(C.self, state, plan, column, head, vectors: vectors, heads: set, update: update, scaled: scaled)
-                }
+                shaped(C.self, state, plan, column, head, vectors: vectors, heads: set, update: update, scaled: scaled)
                 head += 4
             }
             column += vectors * 8
@@ -146,44 +162,124 @@ public enum DecodeRows {
         if column < plan.columns { scalarColumns(C.self, state, plan, from: column, to: plan.columns) }
     }
 
+    /// Calls `block` specialised for (vectors, heads): each shape is a type, so its specialisation
+    /// has both as constants whether or not the optimiser inlines it.
+    @inline(__always)
+    static func shaped<C: RowCodec>(_: C.Type, _ state: UnsafeMutableRawPointer, _ plan: Plan, _ column: Int,
+                                    _ firstHead: Int, vectors: Int, heads: Int, update: Bool, scaled: Bool) {
+        func run<S: BlockShape>(_: S.Type) {
+            block(C.self, S.self, state, plan, column, firstHead, update: update, scaled: scaled)
+        }
+        switch (vectors, heads) {
+        case (8, _): run(Shape<V8, H1>.self)
+        case (4, 1): run(Shape<V4, H1>.self)
+        case (4, _): run(Shape<V4, H2>.self)
+        case (2, 1): run(Shape<V2, H1>.self)
+        case (2, 2): run(Shape<V2, H2>.self)
+        case (2, 3): run(Shape<V2, H3>.self)
+        case (2, _): run(Shape<V2, H4>.self)
+        case (_, 1): run(Shape<V1, H1>.self)
+        case (_, 2): run(Shape<V1, H2>.self)
+        case (_, 3): run(Shape<V1, H3>.self)
+        default: run(Shape<V1, H4>.self)
+        }
+    }
+
     /// One column block of `vectors` × 8 floats for `heads` (≤ 4, heads × vectors ≤ 8) query heads
     /// starting at `firstHead`, over all rows. The arguments are constants at the specialised call
-    /// sites, so the loops over vectors and heads unroll and the accumulators live in registers.
+    /// sites, so every `if` below folds away and the named vectors stay in registers (an
+    /// InlineArray indexed in loops was kept on the stack in the half-precision specialisations).
     @inline(__always)
-    static func block<C: RowCodec>(_: C.Type, _ state: UnsafeMutableRawPointer, _ plan: Plan, _ column: Int,
-                                   _ firstHead: Int, vectors: Int, heads: Int, update: Bool, scaled: Bool) {
-        var accumulators = InlineArray<8, SIMD8<Float>>(repeating: SIMD8<Float>())
-        var s = InlineArray<8, SIMD8<Float>>(repeating: SIMD8<Float>())
+    static func block<C: RowCodec, S: BlockShape>(_: C.Type, _: S.Type, _ state: UnsafeMutableRawPointer, _ plan: Plan,
+                                                  _ column: Int, _ firstHead: Int, update: Bool, scaled: Bool) {
+        let (vectors, heads) = (S.vectors, S.heads)
+        // Accumulator (h, w) is acc[h · vectors + w]; named so they can live in registers.
+        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), acc2 = SIMD8<Float>(), acc3 = SIMD8<Float>()
+        var acc4 = SIMD8<Float>(), acc5 = SIMD8<Float>(), acc6 = SIMD8<Float>(), acc7 = SIMD8<Float>()
         let q = plan.queries + firstHead * plan.queryStride
         let qs = plan.queryStride
         let scales = plan.stateScales ?? plan.keyScales
         let scaleStride = plan.stateScaleStride
         let value = plan.value + column
         let rowBytes = plan.rowStride * C.stride
+        let e = 8 * C.stride
         var row = state + column * C.stride
         for f in 0..<plan.rows {
-            for w in 0..<vectors { s[w] = C.load8(row + 8 * w * C.stride) }
+            let zero = SIMD8<Float>()
+            var s0 = C.load8(row)
+            var s1 = vectors > 1 ? C.load8(row + e) : zero
+            var s2 = vectors > 2 ? C.load8(row + 2 * e) : zero
+            var s3 = vectors > 2 ? C.load8(row + 3 * e) : zero
+            var s4 = vectors > 4 ? C.load8(row + 4 * e) : zero
+            var s5 = vectors > 4 ? C.load8(row + 5 * e) : zero
+            var s6 = vectors > 4 ? C.load8(row + 6 * e) : zero
+            var s7 = vectors > 4 ? C.load8(row + 7 * e) : zero
             if update {
                 let b = SIMD8<Float>(repeating: plan.keyScales[f])
                 if scaled {
                     let a = SIMD8<Float>(repeating: scales[f * scaleStride])
-                    for w in 0..<vectors { s[w] = fma(a, s[w], b * F32Codec.load8(value + 8 * w)) }
+                    s0 = fma(a, s0, b * F32Codec.load8(value))
+                    if vectors > 1 { s1 = fma(a, s1, b * F32Codec.load8(value + 8)) }
+                    if vectors > 2 {
+                        s2 = fma(a, s2, b * F32Codec.load8(value + 16))
+                        s3 = fma(a, s3, b * F32Codec.load8(value + 24))
+                    }
+                    if vectors > 4 {
+                        s4 = fma(a, s4, b * F32Codec.load8(value + 32))
+                        s5 = fma(a, s5, b * F32Codec.load8(value + 40))
+                        s6 = fma(a, s6, b * F32Codec.load8(value + 48))
+                        s7 = fma(a, s7, b * F32Codec.load8(value + 56))
+                    }
                 } else {
-                    for w in 0..<vectors { s[w] = fma(b, F32Codec.load8(value + 8 * w), s[w]) }
+                    s0 = fma(b, F32Codec.load8(value), s0)
+                    if vectors > 1 { s1 = fma(b, F32Codec.load8(value + 8), s1) }
+                    if vectors > 2 {
+                        s2 = fma(b, F32Codec.load8(value + 16), s2)
+                        s3 = fma(b, F32Codec.load8(value + 24), s3)
+                    }
+                    if vectors > 4 {
+                        s4 = fma(b, F32Codec.load8(value + 32), s4)
+                        s5 = fma(b, F32Codec.load8(value + 40), s5)
+                        s6 = fma(b, F32Codec.load8(value + 48), s6)
+                        s7 = fma(b, F32Codec.load8(value + 56), s7)
+                    }
                 }
-                for w in 0..<vectors { C.store8(s[w], row + 8 * w * C.stride) }
-                if C.stride != 4 {
-                    // Half-precision storage: the heads read the row as stored, like later passes.
-                    for w in 0..<vectors { s[w] = C.load8(row + 8 * w * C.stride) }
+                // The heads read the row as stored (rounded, for half precision), like later passes.
+                s0 = C.storeRounded(s0, row)
+                if vectors > 1 { s1 = C.storeRounded(s1, row + e) }
+                if vectors > 2 { s2 = C.storeRounded(s2, row + 2 * e); s3 = C.storeRounded(s3, row + 3 * e) }
+                if vectors > 4 {
+                    s4 = C.storeRounded(s4, row + 4 * e); s5 = C.storeRounded(s5, row + 5 * e)
+                    s6 = C.storeRounded(s6, row + 6 * e); s7 = C.storeRounded(s7, row + 7 * e)
                 }
             }
-            for h in 0..<heads {
-                let weight = SIMD8<Float>(repeating: q[h * qs + f])
-                for w in 0..<vectors { accumulators[h * vectors + w] = fma(weight, s[w], accumulators[h * vectors + w]) }
+            if vectors == 8 {
+                let w = SIMD8<Float>(repeating: q[f])
+                acc0 = fma(w, s0, acc0); acc1 = fma(w, s1, acc1); acc2 = fma(w, s2, acc2); acc3 = fma(w, s3, acc3)
+                acc4 = fma(w, s4, acc4); acc5 = fma(w, s5, acc5); acc6 = fma(w, s6, acc6); acc7 = fma(w, s7, acc7)
+            } else if vectors == 4 {
+                let w0 = SIMD8<Float>(repeating: q[f])
+                acc0 = fma(w0, s0, acc0); acc1 = fma(w0, s1, acc1); acc2 = fma(w0, s2, acc2); acc3 = fma(w0, s3, acc3)
+                if heads > 1 {
+                    let w1 = SIMD8<Float>(repeating: q[qs + f])
+                    acc4 = fma(w1, s0, acc4); acc5 = fma(w1, s1, acc5); acc6 = fma(w1, s2, acc6); acc7 = fma(w1, s3, acc7)
+                }
+            } else if vectors == 2 {
+                let w0 = SIMD8<Float>(repeating: q[f])
+                acc0 = fma(w0, s0, acc0); acc1 = fma(w0, s1, acc1)
+                if heads > 1 { let w = SIMD8<Float>(repeating: q[qs + f]); acc2 = fma(w, s0, acc2); acc3 = fma(w, s1, acc3) }
+                if heads > 2 { let w = SIMD8<Float>(repeating: q[2 * qs + f]); acc4 = fma(w, s0, acc4); acc5 = fma(w, s1, acc5) }
+                if heads > 3 { let w = SIMD8<Float>(repeating: q[3 * qs + f]); acc6 = fma(w, s0, acc6); acc7 = fma(w, s1, acc7) }
+            } else {
+                acc0 = fma(SIMD8<Float>(repeating: q[f]), s0, acc0)
+                if heads > 1 { acc1 = fma(SIMD8<Float>(repeating: q[qs + f]), s0, acc1) }
+                if heads > 2 { acc2 = fma(SIMD8<Float>(repeating: q[2 * qs + f]), s0, acc2) }
+                if heads > 3 { acc3 = fma(SIMD8<Float>(repeating: q[3 * qs + f]), s0, acc3) }
             }
             row += rowBytes
         }
         let out = plan.outputs + firstHead * plan.columns + column
+        let accumulators = [acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7] as InlineArray<8, SIMD8<Float>>
         for h in 0..<heads {
             for w in 0..<vectors { F32Codec.store8(accumulators[h * vectors + w], out + h * plan.columns + 8 * w) }
         }
@@ -212,4 +308,23 @@ public enum DecodeRows {
             }
         }
     }
+}
+
+/// A column-block shape of DecodeRows.block as types: vectors of 8 floats × query heads.
+protocol BlockShape {
+    static var vectors: Int { get }
+    static var heads: Int { get }
+}
+protocol ShapeCount { static var count: Int { get } }
+enum V1: ShapeCount { static var count: Int { 1 } }
+enum V2: ShapeCount { static var count: Int { 2 } }
+enum V4: ShapeCount { static var count: Int { 4 } }
+enum V8: ShapeCount { static var count: Int { 8 } }
+enum H1: ShapeCount { static var count: Int { 1 } }
+enum H2: ShapeCount { static var count: Int { 2 } }
+enum H3: ShapeCount { static var count: Int { 3 } }
+enum H4: ShapeCount { static var count: Int { 4 } }
+enum Shape<Vectors: ShapeCount, Heads: ShapeCount>: BlockShape {
+    static var vectors: Int { Vectors.count }
+    static var heads: Int { Heads.count }
 }

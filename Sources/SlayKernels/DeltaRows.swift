@@ -97,11 +97,11 @@ public enum DeltaRows {
         for f in 0..<plan.rows {
             let k = SIMD8<Float>(repeating: plan.keys[f])
             if unit {
-                C.store8(fma(k, w0, C.load8(row)), row)
-                if wide { C.store8(fma(k, w1, C.load8(row + 8 * C.stride)), row + 8 * C.stride) }
+                _ = C.storeRounded(fma(k, w0, C.load8(row)), row)
+                if wide { _ = C.storeRounded(fma(k, w1, C.load8(row + 8 * C.stride)), row + 8 * C.stride) }
             } else {
-                C.store8(fma(alpha, C.load8(row), k * w0), row)
-                if wide { C.store8(fma(alpha, C.load8(row + 8 * C.stride), k * w1), row + 8 * C.stride) }
+                _ = C.storeRounded(fma(alpha, C.load8(row), k * w0), row)
+                if wide { _ = C.storeRounded(fma(alpha, C.load8(row + 8 * C.stride), k * w1), row + 8 * C.stride) }
             }
             row += rowBytes
         }

@@ -17,6 +17,10 @@ protocol RowCodec {
     static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutableRawPointer)
     static func load1(_ p: UnsafeRawPointer) -> Float
     static func store1(_ v: Float, _ p: UnsafeMutableRawPointer)
+    /// Stores v like store8 and returns what load8 would read back. bf16 skips store8's NaN
+    /// repair here (a NaN whose payload sits only in the low 16 bits, which arithmetic never
+    /// produces, would be stored as ±inf): the state kernels' hot loop cannot afford it.
+    static func storeRounded(_ v: SIMD8<Float>, _ p: UnsafeMutableRawPointer) -> SIMD8<Float>
     static var stride: Int { get }
 }
 
@@ -27,6 +31,10 @@ enum F32Codec: RowCodec {
     }
     @inline(__always) static func load1(_ p: UnsafeRawPointer) -> Float { p.loadUnaligned(as: Float.self) }
     @inline(__always) static func store1(_ v: Float, _ p: UnsafeMutableRawPointer) { p.storeBytes(of: v, as: Float.self) }
+    @inline(__always) static func storeRounded(_ v: SIMD8<Float>, _ p: UnsafeMutableRawPointer) -> SIMD8<Float> {
+        store8(v, p)
+        return v
+    }
     static var stride: Int { 4 }
 }
 
@@ -56,6 +64,16 @@ enum F16Codec: RowCodec {
     @inline(__always) static func store1(_ v: Float, _ p: UnsafeMutableRawPointer) {
         p.storeBytes(of: Float16(v).bitPattern, as: UInt16.self)
     }
+    @inline(__always) static func storeRounded(_ v: SIMD8<Float>, _ p: UnsafeMutableRawPointer) -> SIMD8<Float> {
+        #if SLAY_AVX2
+        let half = SIMD8<Float16>(v)
+        p.storeBytes(of: half, as: SIMD8<Float16>.self)
+        return SIMD8<Float>(half)
+        #else
+        store8(v, p)
+        return load8(p)
+        #endif
+    }
     static var stride: Int { 2 }
 }
 
@@ -63,11 +81,23 @@ enum F16Codec: RowCodec {
 /// (exact); storing rounds to nearest-even on the dropped 16 bits, and keeps NaNs NaN (quieted)
 /// instead of letting the rounding carry turn a NaN payload into an infinity.
 enum BF16Codec: RowCodec {
+    // The widening and narrowing are written as lane moves of 32-bit words (the generic
+    // SIMD8(truncatingIfNeeded:) is an out-of-line call inside large kernels); LLVM turns them
+    // into unpack / shuffle instructions.
     @inline(__always) static func load8(_ p: UnsafeRawPointer) -> SIMD8<Float> {
-        let bits = SIMD8<UInt32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD8<UInt16>.self)) &<< 16
+        let pairs = p.loadUnaligned(as: SIMD4<UInt32>.self)
+        let (even, odd) = (pairs &<< 16, pairs & 0xFFFF_0000)
+        let bits = SIMD8<UInt32>(even[0], odd[0], even[1], odd[1], even[2], odd[2], even[3], odd[3])
         return unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
     @inline(__always) static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutableRawPointer) {
+        let r = roundedBits(v)
+        let pairs = SIMD4<UInt32>(r[0] | (r[1] &<< 16), r[2] | (r[3] &<< 16), r[4] | (r[5] &<< 16), r[6] | (r[7] &<< 16))
+        p.storeBytes(of: pairs, as: SIMD4<UInt32>.self)
+    }
+
+    /// The bfloat16 patterns of v's lanes, in the low 16 bits of each lane.
+    @inline(__always) static func roundedBits(_ v: SIMD8<Float>) -> SIMD8<UInt32> {
         let bits = unsafeBitCast(v, to: SIMD8<UInt32>.self)
         let rounded = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) &>> 16
         // NaN: magnitude above the infinity pattern; the sign of the difference selects the lanes
@@ -75,14 +105,21 @@ enum BF16Codec: RowCodec {
         let magnitude = unsafeBitCast(bits & 0x7FFF_FFFF, to: SIMD8<Int32>.self)
         let isNaN = unsafeBitCast((SIMD8<Int32>(repeating: 0x7F80_0000) &- magnitude) &>> 31, to: SIMD8<UInt32>.self)
         let quiet = (bits &>> 16) | 0x0040
-        let result = (rounded & ~isNaN) | (quiet & isNaN)
-        p.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: result), as: SIMD8<UInt16>.self)
+        return (rounded & ~isNaN) | (quiet & isNaN)
     }
     @inline(__always) static func load1(_ p: UnsafeRawPointer) -> Float {
         Float(bitPattern: UInt32(p.loadUnaligned(as: UInt16.self)) << 16)
     }
     @inline(__always) static func store1(_ v: Float, _ p: UnsafeMutableRawPointer) {
         p.storeBytes(of: HalfPrecision.bfloat16Bits(v), as: UInt16.self)
+    }
+    @inline(__always) static func storeRounded(_ v: SIMD8<Float>, _ p: UnsafeMutableRawPointer) -> SIMD8<Float> {
+        let bits = unsafeBitCast(v, to: SIMD8<UInt32>.self)
+        let high = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) & 0xFFFF_0000
+        // The high halves of the 32-bit lanes, in order (LLVM makes this a pack).
+        let h = unsafeBitCast(high, to: SIMD16<UInt16>.self)
+        p.storeBytes(of: SIMD8<UInt16>(h[1], h[3], h[5], h[7], h[9], h[11], h[13], h[15]), as: SIMD8<UInt16>.self)
+        return unsafeBitCast(high, to: SIMD8<Float>.self)
     }
     static var stride: Int { 2 }
 }

@@ -371,8 +371,8 @@ extension RecurrentState {
             VectorMath.expShiftedClamped(row, count: d, shift: reference(a), limit: 88, scale: 1, output: row)
             for f in 0..<d where RescaledExpAttention.larger(keyRow[f], mu[f]) == empty { row[f] = 0 }
         }
-        let state = matrix(slot: slot, head: head)
-        let z = normaliser(slot: slot, head: head)
+        let state = rawMatrix(slot: slot, head: head)
+        let z = rawNormaliser(slot: slot, head: head)
         // Row f of S and z is rescaled when the key raises μ_f, else the key is scaled down:
         // factors becomes the per-row state scale, keyScales the per-row key scale.
         for f in 0..<d {
@@ -384,9 +384,9 @@ extension RecurrentState {
                 (factors[f], keyScales[f]) = (1, b == empty ? 0 : factors[f])
             }
         }
-        DecodeKernels.normaliser(z, rows: d, stateScales: factors, stateScaleStride: 1, keyScales: keyScales,
+        DecodeKernels.normaliser(z, storage: storageType, rows: d, stateScales: factors, stateScaleStride: 1, keyScales: keyScales,
                                  queries: weights, queryStride: d, group: group, denominators: denominators)
-        DecodeKernels.additive(state: UnsafeMutableRawPointer(state), storage: .f32, rows: d, columns: dv, rowStride: dv,
+        DecodeKernels.additive(state: state, storage: storageType, rows: d, columns: dv, rowStride: dv,
                                stateScales: factors, stateScaleStride: 1, keyScales: keyScales, value: valueRow,
                                queries: weights, queryStride: d, group: group, outputs: outputs)
         for g in 0..<group {

@@ -47,17 +47,19 @@ public enum DecodeKernels {
 
     /// z_f ← a_f·z_f + b_f, denominators[g] = Σ_f w[g, f]·z_f: see SlayKernels.DecodeRows.normaliser.
     @inline(__always)
-    public static func normaliser(_ z: UnsafeMutablePointer<Float>, rows: Int, stateScales: UnsafePointer<Float>?,
-                                  stateScaleStride: Int, keyScales: UnsafePointer<Float>,
-                                  queries: UnsafePointer<Float>, queryStride: Int, group: Int,
-                                  denominators: UnsafeMutablePointer<Float>) {
+    public static func normaliser(_ z: UnsafeMutableRawPointer, storage: ElementType, rows: Int,
+                                  stateScales: UnsafePointer<Float>?, stateScaleStride: Int,
+                                  keyScales: UnsafePointer<Float>, queries: UnsafePointer<Float>, queryStride: Int,
+                                  group: Int, denominators: UnsafeMutablePointer<Float>) {
         switch KernelVariant.active {
         case .avx2:
-            SlayKernelsAVX2.DecodeRows.normaliser(z, rows: rows, stateScales: stateScales, stateScaleStride: stateScaleStride,
+            SlayKernelsAVX2.DecodeRows.normaliser(z, storage: SlayKernelsAVX2.ElementFormat(rawValue: storage.rawValue)!,
+                                                  rows: rows, stateScales: stateScales, stateScaleStride: stateScaleStride,
                                                   keyScales: keyScales, queries: queries, queryStride: queryStride,
                                                   group: group, denominators: denominators)
         case .portable:
-            SlayKernels.DecodeRows.normaliser(z, rows: rows, stateScales: stateScales, stateScaleStride: stateScaleStride,
+            SlayKernels.DecodeRows.normaliser(z, storage: SlayKernels.ElementFormat(rawValue: storage.rawValue)!,
+                                              rows: rows, stateScales: stateScales, stateScaleStride: stateScaleStride,
                                               keyScales: keyScales, queries: queries, queryStride: queryStride,
                                               group: group, denominators: denominators)
         }

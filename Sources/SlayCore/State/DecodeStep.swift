@@ -173,8 +173,8 @@ extension RecurrentState {
         }
         tokens.applyGates(sequence: sequence, head: head, group: group, m: m, phiQ: phiQ, phiK: phiK)
 
-        let state = matrix(slot: slot, head: head)
-        let z = normaliser(slot: slot, head: head)
+        let state = rawMatrix(slot: slot, head: head)
+        let z = rawNormaliser(slot: slot, head: head)
         // RetNet decay: S ← γ S + φ(k) vᵀ, z ← γ z + φ(k), in the same single pass over S; GLA
         // decay (per channel α_f, times γ when both are given) takes the same pass.
         let gamma = decay[head]
@@ -189,9 +189,9 @@ extension RecurrentState {
             scales[0] = gamma
             (stateScales, scaleStride) = (UnsafePointer(scales), 0)
         }
-        DecodeKernels.normaliser(z, rows: m, stateScales: stateScales, stateScaleStride: scaleStride, keyScales: phiK,
+        DecodeKernels.normaliser(z, storage: storageType, rows: m, stateScales: stateScales, stateScaleStride: scaleStride, keyScales: phiK,
                                  queries: phiQ, queryStride: m, group: group, denominators: denominators)
-        DecodeKernels.additive(state: UnsafeMutableRawPointer(state), storage: .f32, rows: m, columns: dv, rowStride: dv,
+        DecodeKernels.additive(state: state, storage: storageType, rows: m, columns: dv, rowStride: dv,
                                stateScales: stateScales, stateScaleStride: scaleStride, keyScales: phiK, value: valueRow,
                                queries: phiQ, queryStride: m, group: group, outputs: outputs)
         for g in 0..<group {

@@ -1,4 +1,4 @@
-/// Writing one slot from plain arrays: the inverse of reading `matrix(slot:head:)` and
+/// Writing and reading one slot as plain fp32 arrays: the inverse of reading `matrix(slot:head:)` and
 /// `normaliser(slot:head:)`, so a state can be built from arrays another framework holds
 /// (flash-linear-attention's `initial_state`, a checkpoint) without a blob.
 extension RecurrentState {
@@ -25,8 +25,35 @@ extension RecurrentState {
         if let normaliser, let bad = (0..<normaliserFloats).first(where: { !normaliser[$0].isFinite }) {
             throw SlayError.invalid("normaliser[\(bad)] is \(normaliser[bad]); states must be finite")
         }
-        if let matrix { self.matrix(slot: slot, head: 0).update(from: matrix, count: matrixFloats) }
-        if let normaliser { self.normaliser(slot: slot, head: 0).update(from: normaliser, count: normaliserFloats) }
+        if storageType == .f16 {
+            // fp16 holds magnitudes below 65520; larger values would be stored as infinities.
+            if let matrix, let bad = (0..<matrixFloats).first(where: { abs(matrix[$0]) >= 65520 }) {
+                throw SlayError.invalid("matrix[\(bad)] is \(matrix[bad]); this state stores fp16, whose largest value is 65504")
+            }
+            if let normaliser, let bad = (0..<normaliserFloats).first(where: { abs(normaliser[$0]) >= 65520 }) {
+                throw SlayError.invalid("normaliser[\(bad)] is \(normaliser[bad]); this state stores fp16, whose largest value is 65504")
+            }
+        }
+        if let matrix {
+            DecodeKernels.store(storageType, matrix, count: matrixFloats, into: rawMatrix(slot: slot, head: 0), stride: 1)
+        }
+        if let normaliser {
+            DecodeKernels.store(storageType, normaliser, count: normaliserFloats, into: rawNormaliser(slot: slot, head: 0),
+                                stride: 1)
+        }
         positions[slot] = position
+    }
+
+    /// Copies slot `slot`'s S [H, m, dv] and z [H, m] as fp32 into the arrays that are non-nil
+    /// (converted from the storage dtype, exactly). The slot must exist.
+    public func readSlot(_ slot: Int, matrix: UnsafeMutablePointer<Float>?, normaliser: UnsafeMutablePointer<Float>?) {
+        if let matrix {
+            DecodeKernels.load(storageType, rawMatrix(slot: slot, head: 0), stride: 1,
+                               count: numHeads * featureDim * valueDim, into: matrix)
+        }
+        if let normaliser {
+            DecodeKernels.load(storageType, rawNormaliser(slot: slot, head: 0), stride: 1, count: numHeads * featureDim,
+                               into: normaliser)
+        }
     }
 }

@@ -1,5 +1,8 @@
 /// Recurrent linear-attention states of N sequences (slots) for one feature map:
-/// per slot, S [H, m, dv] and the normaliser z [H, m] in fp32, plus the token count absorbed.
+/// per slot, S [H, m, dv] and the normaliser z [H, m], plus the token count absorbed. S and z are
+/// stored as fp32 (the default), bf16 or fp16 (`storageType`, fixed at creation): half precision
+/// halves the memory and the decode traffic; every computation on them is fp32 (rows are
+/// converted when loaded and rounded to nearest-even when stored, see docs/half-precision.md).
 /// Maps evaluated in a rescaled frame (SLAY_KIND_HADAMARD_EXP, see RescaledExpAttention) also keep
 /// per slot and head the m running maxima μ that frame is relative to; other maps keep none.
 ///
@@ -16,8 +19,10 @@ public final class RecurrentState: @unchecked Sendable {
     public let featureDim: Int
     public let valueDim: Int
     public let maxThreads: Int
-    /// Floats per slot: H·m·dv + H·m.
+    /// Elements per slot (of `storageType`): H·m·dv + H·m.
     public let slotFloats: Int
+    /// Element type of S and z.
+    public let storageType: ElementType
     let storage: ScratchBuffer
     /// μ [N, H, m] for RescaledExpAttention (−inf = empty, no key yet); nil for every other map.
     let maximaStorage: ScratchBuffer?
@@ -27,7 +32,8 @@ public final class RecurrentState: @unchecked Sendable {
 
     public static let maximumSequences = 1 << 20
 
-    public init(map: FeatureMap, numSequences: Int, valueDim: Int, maxThreads: Int = 1) throws {
+    public init(map: FeatureMap, numSequences: Int, valueDim: Int, maxThreads: Int = 1,
+                storageType: ElementType = .f32) throws {
         guard numSequences >= 1 && numSequences <= Self.maximumSequences else {
             throw SlayError.shape("num_seqs must be in 1...\(Self.maximumSequences), got \(numSequences)")
         }
@@ -44,12 +50,15 @@ public final class RecurrentState: @unchecked Sendable {
         self.featureDim = map.featureDim
         self.valueDim = valueDim
         self.maxThreads = maxThreads
+        self.storageType = storageType
         let perHead = try CheckedSize.add(try CheckedSize.multiply(featureDim, valueDim, what: "state size"), featureDim,
                                           what: "state size")
         self.slotFloats = try CheckedSize.multiply(perHead, numHeads, what: "state size")
         let total = try CheckedSize.multiply(slotFloats, numSequences, what: "state size")
-        self.storage = try ScratchBuffer(floats: total)
-        storage.pointer.update(repeating: 0, count: total)
+        // Whole floats of storage; half-precision elements are 2 bytes, so round up.
+        let floats = storageType == .f32 ? total : try CheckedSize.add(total, 1, what: "state size") / 2
+        self.storage = try ScratchBuffer(floats: floats)
+        storage.pointer.update(repeating: 0, count: floats)
         if RescaledExpAttention.handles(map) {
             let count = try CheckedSize.multiply(numSequences, numHeads, featureDim, what: "state size")
             let maxima = try ScratchBuffer(floats: count)
@@ -67,14 +76,20 @@ public final class RecurrentState: @unchecked Sendable {
 
     /// A deep copy (a fork of every slot).
     public func copy() throws -> RecurrentState {
-        let clone = try RecurrentState(map: map, numSequences: numSequences, valueDim: valueDim, maxThreads: maxThreads)
-        clone.storage.pointer.update(from: storage.pointer, count: slotFloats * numSequences)
+        let clone = try RecurrentState(map: map, numSequences: numSequences, valueDim: valueDim, maxThreads: maxThreads,
+                                       storageType: storageType)
+        clone.rawData.copyMemory(from: rawData, byteCount: totalBytes)
         if let maximaStorage { clone.maximaStorage!.pointer.update(from: maximaStorage.pointer, count: maximaFloats) }
         clone.positions = positions
         return clone
     }
 
+    /// Elements of S and z of all slots, and their bytes.
     public var totalFloats: Int { slotFloats * numSequences }
+    public var totalBytes: Int { totalFloats * storageType.bytes }
+    /// S and z of all slots, elements of `storageType`.
+    public var rawData: UnsafeMutableRawPointer { UnsafeMutableRawPointer(storage.pointer) }
+    /// S and z of all slots as fp32; only for states stored as fp32.
     public var data: UnsafeMutablePointer<Float> { storage.pointer }
 
     /// Floats of the running maxima of all slots: N·H·m for a rescaled map, else 0.
@@ -87,14 +102,27 @@ public final class RecurrentState: @unchecked Sendable {
         maximaStorage.map { $0.pointer + (slot * numHeads + head) * featureDim }
     }
 
-    func slotBase(_ slot: Int) -> UnsafeMutablePointer<Float> { storage.pointer + slot * slotFloats }
+    func slotBase(_ slot: Int) -> UnsafeMutableRawPointer { rawData + slot * slotFloats * storageType.bytes }
 
-    public func matrix(slot: Int, head: Int) -> UnsafeMutablePointer<Float> {
-        slotBase(slot) + head * featureDim * valueDim
+    /// S [m, dv] of (slot, head), elements of `storageType`.
+    public func rawMatrix(slot: Int, head: Int) -> UnsafeMutableRawPointer {
+        slotBase(slot) + head * featureDim * valueDim * storageType.bytes
     }
 
+    /// z [m] of (slot, head), elements of `storageType`.
+    public func rawNormaliser(slot: Int, head: Int) -> UnsafeMutableRawPointer {
+        slotBase(slot) + (numHeads * featureDim * valueDim + head * featureDim) * storageType.bytes
+    }
+
+    /// S of (slot, head) as fp32: only for states stored as fp32 (others go through rawMatrix and
+    /// the DecodeKernels conversions).
+    public func matrix(slot: Int, head: Int) -> UnsafeMutablePointer<Float> {
+        rawMatrix(slot: slot, head: head).assumingMemoryBound(to: Float.self)
+    }
+
+    /// z of (slot, head) as fp32: only for states stored as fp32.
     public func normaliser(slot: Int, head: Int) -> UnsafeMutablePointer<Float> {
-        slotBase(slot) + numHeads * featureDim * valueDim + head * featureDim
+        rawNormaliser(slot: slot, head: head).assumingMemoryBound(to: Float.self)
     }
 
     /// Fails if the feature map's parameters were replaced after the state was created.
@@ -114,11 +142,11 @@ public final class RecurrentState: @unchecked Sendable {
     public func reset(slot: Int?) throws {
         if let slot {
             try checkSlot(slot)
-            slotBase(slot).update(repeating: 0, count: slotFloats)
+            slotBase(slot).initializeMemory(as: UInt8.self, repeating: 0, count: slotFloats * storageType.bytes)
             maxima(slot: slot, head: 0)?.update(repeating: RescaledExpAttention.empty, count: slotMaximaFloats)
             positions[slot] = 0
         } else {
-            storage.pointer.update(repeating: 0, count: totalFloats)
+            rawData.initializeMemory(as: UInt8.self, repeating: 0, count: totalBytes)
             maximaStorage?.pointer.update(repeating: RescaledExpAttention.empty, count: maximaFloats)
             for i in 0..<numSequences { positions[i] = 0 }
         }
@@ -132,8 +160,11 @@ public final class RecurrentState: @unchecked Sendable {
                 && source.featureDim == featureDim else {
             throw SlayError(.stateMismatch, "source and destination states belong to different feature maps or value dims")
         }
+        guard source.storageType == storageType else {
+            throw SlayError(.dtype, "the source state stores S and z as \(source.storageType.name), this one as \(storageType.name); copy between states of one storage dtype")
+        }
         if source === self && slot == sourceSlot { return }
-        slotBase(slot).update(from: source.slotBase(sourceSlot), count: slotFloats)
+        slotBase(slot).copyMemory(from: source.slotBase(sourceSlot), byteCount: slotFloats * storageType.bytes)
         // Same identity, so both states keep maxima or neither does.
         if let target = maxima(slot: slot, head: 0), let origin = source.maxima(slot: sourceSlot, head: 0) {
             target.update(from: origin, count: slotMaximaFloats)

@@ -55,13 +55,15 @@ public enum StateBlob {
         state.maximaStorage == nil ? [] : .runningMaxima
     }
 
-    /// The storage dtype of a state's S and z (f32 until states store half precision).
-    static func storageDType(of state: RecurrentState) -> StorageDType { .f32 }
+    /// The storage dtype of a state's S and z.
+    static func storageDType(of state: RecurrentState) -> StorageDType {
+        StorageDType(rawValue: UInt32(state.storageType.rawValue))!
+    }
 
     public static func size(of state: RecurrentState) throws -> Int {
         let positions = try CheckedSize.multiply(state.numSequences, 8, what: "blob size")
-        let floats = try CheckedSize.multiply(try CheckedSize.add(state.totalFloats, state.maximaFloats, what: "blob size"), 4,
-                                              what: "blob size")
+        let floats = try CheckedSize.add(try CheckedSize.multiply(state.totalFloats, state.storageType.bytes, what: "blob size"),
+                                         try CheckedSize.multiply(state.maximaFloats, 4, what: "blob size"), what: "blob size")
         return try CheckedSize.add(try CheckedSize.add(headerBytes + 8, positions, what: "blob size"), floats, what: "blob size")
     }
 
@@ -97,8 +99,8 @@ public enum StateBlob {
             base.storeBytes(of: position, toByteOffset: offset, as: Int64.self)
             offset += 8
         }
-        (base + offset).copyMemory(from: state.data, byteCount: state.totalFloats * 4)
-        offset += state.totalFloats * 4
+        (base + offset).copyMemory(from: state.rawData, byteCount: state.totalBytes)
+        offset += state.totalBytes
         if let maxima = state.maximaStorage {
             (base + offset).copyMemory(from: maxima.pointer, byteCount: state.maximaFloats * 4)
             offset += state.maximaFloats * 4
@@ -133,14 +135,14 @@ public enum StateBlob {
             state.positions[i] = base.loadUnaligned(fromByteOffset: offset, as: Int64.self)
             offset += 8
         }
-        UnsafeMutableRawPointer(state.data).copyMemory(from: base + offset, byteCount: state.totalFloats * 4)
-        offset += state.totalFloats * 4
+        state.rawData.copyMemory(from: base + offset, byteCount: state.totalBytes)
+        offset += state.totalBytes
         if let maxima = state.maximaStorage {
             UnsafeMutableRawPointer(maxima.pointer).copyMemory(from: base + offset, byteCount: state.maximaFloats * 4)
         }
     }
 
-    /// Creates a state for `map` from a blob.
+    /// Creates a state for `map` from a blob, stored in the blob's storage dtype.
     public static func load(map: FeatureMap, from blob: UnsafeRawBufferPointer, maxThreads: Int = 1) throws -> RecurrentState {
         let header = try parseHeader(blob)
         guard header.identity == map.identity else {
@@ -149,7 +151,8 @@ public enum StateBlob {
         guard header.heads == map.numHeads && header.featureDim == map.featureDim else {
             throw SlayError(.stateMismatch, "the blob has \(header.heads) heads × m \(header.featureDim); the map has \(map.numHeads) × \(map.featureDim)")
         }
-        let state = try RecurrentState(map: map, numSequences: header.sequences, valueDim: header.valueDim, maxThreads: maxThreads)
+        let state = try RecurrentState(map: map, numSequences: header.sequences, valueDim: header.valueDim, maxThreads: maxThreads,
+                                       storageType: ElementType(rawValue: Int32(header.dtype.rawValue))!)
         try restore(state, from: blob)
         return state
     }

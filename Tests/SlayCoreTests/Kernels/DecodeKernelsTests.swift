@@ -14,7 +14,7 @@ final class DecodeKernelsTests: XCTestCase {
                           UnsafeMutablePointer<Float>) -> Void
     typealias Delta = (UnsafeMutableRawPointer, ElementType, Int, Int, Int, UnsafePointer<Float>, Float, Float,
                        UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) -> Void
-    typealias Normaliser = (UnsafeMutablePointer<Float>, Int, UnsafePointer<Float>?, Int, UnsafePointer<Float>,
+    typealias Normaliser = (UnsafeMutableRawPointer, Int, UnsafePointer<Float>?, Int, UnsafePointer<Float>,
                             UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) -> Void
 
     struct Variant {
@@ -33,7 +33,7 @@ final class DecodeKernelsTests: XCTestCase {
                     delta: { DecodeKernels.delta(state: $0, storage: $1, rows: $2, columns: $3, rowStride: $4, keys: $5,
                                                  alpha: $6, beta: $7, value: $8, queries: $9, queryStride: $10,
                                                  group: $11, outputs: $12) },
-                    normaliser: { DecodeKernels.normaliser($0, rows: $1, stateScales: $2, stateScaleStride: $3,
+                    normaliser: { DecodeKernels.normaliser($0, storage: .f32, rows: $1, stateScales: $2, stateScaleStride: $3,
                                                            keyScales: $4, queries: $5, queryStride: $6, group: $7,
                                                            denominators: $8) }),
             Variant(name: "portable",
@@ -45,7 +45,7 @@ final class DecodeKernelsTests: XCTestCase {
                         state: $0, storage: SlayKernels.ElementFormat(rawValue: $1.rawValue)!, rows: $2, columns: $3,
                         rowStride: $4, keys: $5, alpha: $6, beta: $7, value: $8, queries: $9, queryStride: $10,
                         group: $11, outputs: $12) },
-                    normaliser: { SlayKernels.DecodeRows.normaliser($0, rows: $1, stateScales: $2, stateScaleStride: $3,
+                    normaliser: { SlayKernels.DecodeRows.normaliser($0, storage: .f32, rows: $1, stateScales: $2, stateScaleStride: $3,
                                                                     keyScales: $4, queries: $5, queryStride: $6,
                                                                     group: $7, denominators: $8) }),
         ]
@@ -60,7 +60,7 @@ final class DecodeKernelsTests: XCTestCase {
                     state: $0, storage: SlayKernelsAVX2.ElementFormat(rawValue: $1.rawValue)!, rows: $2, columns: $3,
                     rowStride: $4, keys: $5, alpha: $6, beta: $7, value: $8, queries: $9, queryStride: $10,
                     group: $11, outputs: $12) },
-                normaliser: { SlayKernelsAVX2.DecodeRows.normaliser($0, rows: $1, stateScales: $2, stateScaleStride: $3,
+                normaliser: { SlayKernelsAVX2.DecodeRows.normaliser($0, storage: .f32, rows: $1, stateScales: $2, stateScaleStride: $3,
                                                                     keyScales: $4, queries: $5, queryStride: $6,
                                                                     group: $7, denominators: $8) }))
         }
@@ -204,8 +204,10 @@ final class DecodeKernelsTests: XCTestCase {
                         var z = initial
                         var denominators = [Float](repeating: .nan, count: group)
                         scales.withUnsafeBufferPointer { sp in
-                            variant.normaliser(&z, rows, decay == .none ? nil : sp.baseAddress!, stride, keys, queries,
+                            z.withUnsafeMutableBytes { zp in
+                            variant.normaliser(zp.baseAddress!, rows, decay == .none ? nil : sp.baseAddress!, stride, keys, queries,
                                                rows, group, &denominators)
+                            }
                         }
                         var expected = [Double](repeating: 0, count: group)
                         for f in 0..<rows {

@@ -106,6 +106,8 @@ SIGNATURES = {
     "slay_exact_attention_options_init": (i32, [P(ExactAttentionOptions)]),
     "slay_exact_attention": (i32, [T, T, T, T, P(ExactAttentionOptions), E]),
     "slay_state_create": (i32, [c_void_p, i64, i64, i32, P(c_void_p), E]),
+    "slay_state_create_v2": (i32, [c_void_p, i64, i64, i32, i32, P(c_void_p), E]),
+    "slay_state_storage_dtype": (i32, [c_void_p, P(i32), E]),
     "slay_state_free": (None, [c_void_p]),
     "slay_state_copy": (i32, [c_void_p, P(c_void_p), E]),
     "slay_state_copy_slot": (i32, [c_void_p, i64, c_void_p, i64, E]),

@@ -20,7 +20,8 @@ def _common(array, name, ndim):
     if not isinstance(array, np.ndarray):
         raise error_for(INVALID_ARGUMENT, "%s must be a numpy array, got %s" % (name, type(array).__name__))
     if array.dtype != np.float32:
-        raise error_for(DTYPE, "%s must be float32, got %s" % (name, array.dtype))
+        hint = " (libslay computes in fp32: pass %s.astype(np.float32))" % name if array.dtype == np.float64 else ""
+        raise error_for(DTYPE, "%s must be float32, got %s%s" % (name, array.dtype, hint))
     if array.ndim != ndim:
         raise error_for(SHAPE, "%s must have %d dimensions, got shape %s" % (name, ndim, array.shape))
 

@@ -316,6 +316,76 @@ def overhead_rows(ctx):
     tiny_map.close()
 
 
+def cache_resident_gbs(nbytes, repeats=2000):
+    """Read + write bandwidth of a hot buffer of `nbytes` (one decode state): an in-place numpy multiply
+    over it, best of many, so the buffer stays in the caches between runs. The numpy call overhead makes
+    this a slightly low (conservative) ceiling."""
+    buffer = np.ones(max(1, nbytes // 4), np.float32)
+    one = np.float32(1)
+    seconds = best_time(lambda: np.multiply(buffer, one, out=buffer), repeats, min_time=0.2)
+    return 2 * buffer.nbytes / seconds / 1e9
+
+
+def raw_step_call(state, q, k, v, out, n_threads):
+    """slay_state_step through ctypes with every argument prepared once: the C call without the
+    State.step wrapper (its time still includes the ctypes call, well under a microsecond)."""
+    import ctypes
+    from ._lib import lib, Error
+    from .attention import attention_options
+    from ._tensor import descriptor
+    refs = [descriptor(a) for a in (q, k, v, out)]
+    options = ctypes.byref(attention_options(True, 1e-6, 1, n_threads, "add", True, None, step=True))
+    err = ctypes.byref(Error())
+    handle, n, step = state.handle, q.shape[0], lib.slay_state_step
+
+    def call():
+        code = step(handle, refs[0], refs[1], refs[2], refs[3], None, n, options, err)
+        if code:
+            raise RuntimeError("slay_state_step failed with %d" % code)
+    return call
+
+
+def decode_memory_rows(ctx):
+    """Decode against both memory ceilings measured here: the cache-resident bound (read + write a hot
+    buffer the size of one sequence's state) and DRAM triad. Batch 1 (one state, cache-resident) and
+    64 (states beyond L3), µs per token through the C call and through State.step, and batch 64 with
+    bfloat16 state storage (half the traffic) against float32 storage."""
+    H, d, dv, m, threads = ctx.H, ctx.d, ctx.dv, ctx.m, ctx.threads
+    state_bytes = H * m * (dv + 1) * 4
+    cache_gbs = cache_resident_gbs(state_bytes)
+    fp32_us = {}
+    yield {"kind": "ceilings", "state_bytes": state_bytes, "cache_resident_gbs": cache_gbs, "triad_gbs": ctx.triad_gbs}
+    for batch, storage in ((1, "float32"), (64, "float32"), (64, "bfloat16")):
+        state = ctx.slay.State(ctx.fm, num_seqs=batch, value_dim=dv, max_threads=threads, storage_dtype=storage)
+        qs, ks, vs = (ctx.rng.standard_normal((batch, H, d)).astype(np.float32) for _ in range(3))
+        outs = np.empty((batch, H, dv), np.float32)
+        steps = max(3, ctx.args.decode_steps // batch)
+        c_seconds = best_time(raw_step_call(state, qs, ks, vs, outs, threads), steps, min_time=0.3)
+        py_seconds = best_time(lambda: state.step(qs, ks, vs, n_threads=threads, out=outs), steps, min_time=0.3)
+        state.close()
+        traffic = 2 * batch * state_bytes * (1 if storage == "float32" else 0.5) / c_seconds / 1e9
+        row = {"kind": "decode", "batch": batch, "storage": storage, "c_us_per_token": c_seconds * 1e6 / batch,
+               "python_us_per_token": py_seconds * 1e6 / batch, "state_gbs": traffic,
+               "fraction_of_cache_resident": traffic / cache_gbs, "fraction_of_triad": traffic / ctx.triad_gbs}
+        if storage == "float32":
+            fp32_us[batch] = c_seconds
+        else:
+            row["speedup_vs_float32"] = fp32_us[batch] / c_seconds
+        yield row
+
+
+def decode_memory_line(row):
+    if row["kind"] == "ceilings":
+        return ("decode ceilings: one state = %.2f MiB; cache-resident (hot read+write) %.1f GB/s, DRAM triad %.1f GB/s"
+                % (row["state_bytes"] / 2**20, row["cache_resident_gbs"], row["triad_gbs"]))
+    return ("decode batch %2d, %s state: %.1f us/token via C, %.1f via State.step; state %.1f GB/s = %.0f%% of "
+            "cache-resident, %.0f%% of triad%s" % (row["batch"], row["storage"], row["c_us_per_token"],
+                                                   row["python_us_per_token"], row["state_gbs"],
+                                                   100 * row["fraction_of_cache_resident"], 100 * row["fraction_of_triad"],
+                                                   "; %.2fx the tokens/s of float32" % row["speedup_vs_float32"]
+                                                   if "speedup_vs_float32" in row else ""))
+
+
 def maps_rows(ctx):
     """Tokens/s of every MAP_ROWS row on one causal sequence (B=1, T = --maps-t), and the ratio to the
     first row (ELU+1 on the plain path: the cheapest map, so the ratio is the cost of what a row adds)."""
@@ -358,6 +428,9 @@ SECTIONS = [
             prefill_line, lambda row: "prefill T=%d %s" % (row["T"], "causal" if row["causal"] else "bidir")),
     Section("decode", lambda args: 2, decode_rows, lambda header, args: [], decode_line,
             lambda row: "decode batch %d" % row["batch"]),
+    Section("decode_memory", lambda args: 4, decode_memory_rows, lambda header, args: [], decode_memory_line,
+            lambda row: "decode vs ceilings" if row["kind"] == "ceilings" else "decode batch %d %s" % (
+                row["batch"], row["storage"])),
     Section("overhead", lambda args: 1, overhead_rows, lambda header, args: [],
             lambda row: "python overhead of a step call: %.1f us" % row["python_step_overhead_us"],
             lambda row: "python step overhead"),

@@ -36,11 +36,29 @@ def _slots(slots):
     return array, array.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
 
 
+# storage_dtype names → SLAY_DTYPE_* (slay.h).
+STORAGE_DTYPES = {"float32": 0, "float16": 2, "bfloat16": 3}
+
+
+def _storage_code(storage_dtype):
+    """SLAY_DTYPE_* of a storage_dtype given by name or as a numpy (or ml_dtypes) dtype."""
+    try:
+        name = storage_dtype if isinstance(storage_dtype, str) else np.dtype(storage_dtype).name
+    except TypeError:
+        name = None
+    if name not in STORAGE_DTYPES:
+        raise error_for(INVALID_ARGUMENT, "storage_dtype must be one of 'float32', 'bfloat16', 'float16', got %r"
+                        % (storage_dtype,))
+    return STORAGE_DTYPES[name]
+
+
 class State(OwnedHandle):
     """States S [H, m, dv] and z [H, m] of `num_seqs` slots for feature map `fm`.
 
-    State(fm, num_seqs=1, value_dim=None, max_threads=1): num_seqs slots (1..2^20), value width
-    value_dim (None: fm's head_dim), max_threads decode workspaces (1..256). prefill(q, k, v) runs
+    State(fm, num_seqs=1, value_dim=None, max_threads=1, storage_dtype="float32"): num_seqs slots
+    (1..2^20), value width value_dim (None: fm's head_dim), max_threads decode workspaces (1..256),
+    S and z stored as "float32", "bfloat16" or "float16" (half the memory and decode traffic; all
+    arithmetic stays fp32; see docs/half-precision.md for the accuracy cost). prefill(q, k, v) runs
     prompts (causal outputs, or absorb only with q=None); step(q, k, v) decodes one token per
     sequence; query(q) reads without changing; save() → bytes, State.load(blob, fm,
     max_threads=1), restore(blob), copy(), copy_slot(dst_slot, src, src_slot), reset(slot=None),
@@ -50,7 +68,7 @@ class State(OwnedHandle):
     _free = staticmethod(lib.slay_state_free)
     _what = "state"
 
-    def __init__(self, fm, num_seqs=1, value_dim=None, max_threads=1, _handle=None):
+    def __init__(self, fm, num_seqs=1, value_dim=None, max_threads=1, storage_dtype="float32", _handle=None):
         self._handle = None
         self.fm = fm
         self._descriptors = DescriptorCache()
@@ -64,9 +82,17 @@ class State(OwnedHandle):
             value_dim = fm.head_dim
         handle = ctypes.c_void_p()
         err = Error()
-        check(lib.slay_state_create(fm_handle, int(num_seqs), int(value_dim), int(max_threads),
-                                    ctypes.byref(handle), ctypes.byref(err)), err)
+        check(lib.slay_state_create_v2(fm_handle, int(num_seqs), int(value_dim), int(max_threads),
+                                       _storage_code(storage_dtype), ctypes.byref(handle), ctypes.byref(err)), err)
         self._handle = handle
+
+    @property
+    def storage_dtype(self):
+        """The element type S and z are stored in: "float32", "bfloat16" or "float16"."""
+        code = ctypes.c_int32()
+        err = Error()
+        check(lib.slay_state_storage_dtype(self.handle, ctypes.byref(code), ctypes.byref(err)), err)
+        return {v: k for k, v in STORAGE_DTYPES.items()}[code.value]
 
     def _dims(self):
         values = [ctypes.c_int64() for _ in range(4)]
