@@ -59,7 +59,13 @@ def test_quick_run_streams_rows_and_writes_report_and_json(tmp_path):
     assert {row["map"] for row in maps} >= {"elu+1 (baseline)", "ela-hadamard-exp, automatic (8)",
                                             "identity + GLA log_decay, chunk 64", "slay taylor N=2 (m=d(d+1)/2)"}
     # The running count: one step per row plus the roofline, each with the elapsed time and an ETA.
-    rows = len(result["prefill"]) + len(result["decode"]) + len(result["overhead"]) + len(maps) + 1
+    memory = result["decode_memory"]
+    assert memory[0]["kind"] == "ceilings" and memory[0]["cache_resident_gbs"] > 0 and memory[0]["triad_gbs"] > 0
+    assert [(r["batch"], r["storage"]) for r in memory[1:]] == [(1, "float32"), (64, "float32"), (64, "bfloat16")]
+    assert all(r["c_us_per_token"] > 0 and r["python_us_per_token"] > 0 and r["fraction_of_cache_resident"] > 0
+               for r in memory[1:]) and memory[3]["speedup_vs_float32"] > 0
+    assert "decode ceilings" in stdout and "of cache-resident" in stdout
+    rows = len(result["prefill"]) + len(result["decode"]) + len(memory) + len(result["overhead"]) + len(maps) + 1
     progress = [line for line in stderr.splitlines() if line.startswith("[")]
     assert len(progress) == rows and progress[-1].startswith("[%d/%d]" % (rows, rows)) and "done" in progress[-1]
     assert all("elapsed" in line for line in progress) and "ETA" in progress[0]

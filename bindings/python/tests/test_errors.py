@@ -482,6 +482,8 @@ C_FUNCTIONS = {
     "slay_exact_attention": (lambda w: [ref(w.T["q"]), ref(w.T["k"]), ref(w.T["v"]), ref(w.T["out"]),
                                         ref(w.exact_options)], [0, 1, 2, 3]),
     "slay_state_create": (lambda w: [w.h, 2, 3, 1, ref(w.handle_out)], [0, 4]),
+    "slay_state_create_v2": (lambda w: [w.h, 2, 3, 1, 3, ref(w.handle_out)], [0, 5]),
+    "slay_state_storage_dtype": (lambda w: [w.s, ref(w.i32)], [0, 1]),
     "slay_state_copy": (lambda w: [w.s, ref(w.handle_out)], [0, 1]),
     "slay_state_copy_slot": (lambda w: [w.s, 0, w.s, 0], [0, 2]),
     "slay_state_reset": (lambda w: [w.s, -1], [0]),
@@ -504,7 +506,7 @@ C_FUNCTIONS = {
     "slay_linear_attention_backward": (lambda w: [w.h, ref(w.T["q"]), ref(w.T["k"]), ref(w.T["v"]), ref(w.T["out"]),
                                                   ref(w.options), ref(w.backward)], [0, 1, 2, 3, 4, 6]),
 }
-CREATORS = {"slay_feature_map_create", "slay_state_create", "slay_state_copy", "slay_state_load"}
+CREATORS = {"slay_feature_map_create", "slay_state_create", "slay_state_create_v2", "slay_state_copy", "slay_state_load"}
 
 
 def free_handle(function, handle):
@@ -875,6 +877,8 @@ def test_c_exact_attention_options(field, value, code):
     ("slay_gauss_laguerre", {0: 2**31 - 1}, INVALID),
     ("slay_state_create", {1: 0}, SHAPE), ("slay_state_create", {1: 2**20 + 1}, SHAPE), ("slay_state_create", {2: 0}, SHAPE),
     ("slay_state_create", {2: 65537}, SHAPE), ("slay_state_create", {3: 0}, INVALID), ("slay_state_create", {3: 257}, INVALID),
+    ("slay_state_create_v2", {1: 0}, SHAPE), ("slay_state_create_v2", {3: 0}, INVALID),
+    ("slay_state_create_v2", {4: 1}, DTYPE), ("slay_state_create_v2", {4: -1}, DTYPE),
     ("slay_state_copy_slot", {1: 2}, INVALID), ("slay_state_copy_slot", {3: -1}, INVALID),
     ("slay_state_reset", {1: 2}, INVALID), ("slay_state_reset", {1: -2}, INVALID),
     ("slay_state_position", {1: 2}, INVALID), ("slay_state_position", {1: -1}, INVALID),

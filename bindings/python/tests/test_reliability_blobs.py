@@ -94,10 +94,13 @@ def test_storage_dtype_must_match_the_state():
     half = bytearray(blob[:HEADER + 8 * n]) + bytes(2 * floats) + bytes(8)
     struct.pack_into("<I", half, 60, 3)
     struct.pack_into("<Q", half, 64, 8 * n + 2 * floats)
-    _refused(state, fm, _recheck(half), DTYPE, "SLAY_DTYPE_BF16")
-    with pytest.raises(slay.SlayError) as info:
+    before = state.save()
+    with pytest.raises(slay.SlayError, match="SLAY_DTYPE_BF16") as info:
         state.restore(_recheck(half))
-    assert isinstance(info.value, TypeError)
+    assert info.value.code == DTYPE and isinstance(info.value, TypeError)
+    assert state.save() == before
+    # Loading creates a state of the blob's dtype (slay_state_create_v2).
+    assert slay.State.load(_recheck(half), fm).storage_dtype == "bfloat16"
     # Unknown dtype values and layout bits are corrupt data.
     for offset, value in ((60, 1), (60, 7), (56, 2), (56, 0x80000000)):
         bad = bytearray(blob)
