@@ -122,6 +122,7 @@ SLAY_API const char* slay_kernel_variant(void);
 #define SLAY_ERR_BUFFER_TOO_SMALL   -10  /* caller buffer smaller than required                 */
 #define SLAY_ERR_INTERNAL           -11  /* a bug in libslay; please report it                  */
 #define SLAY_ERR_STATE_MISMATCH     -12  /* state or blob belongs to another map or dimensions  */
+#define SLAY_ERR_NON_FINITE         -13  /* a NaN or ±inf input refused by check_finite         */
 
 /* slay_status_string — a static, NUL-terminated English name for a status code
  * ("invalid argument"); "unknown status" for codes this version does not define. Never NULL. */
@@ -471,6 +472,10 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_set_param(slay_feature_map* fm,
 #define SLAY_DENOMINATOR_ADD   0   /* y = num / (den + δ) */
 #define SLAY_DENOMINATOR_CLAMP 1   /* y = num / max(den, δ) */
 
+/* Update rules (slay_attention_options.update): the recurrence keys enter the state with. */
+#define SLAY_UPDATE_ADD   0   /* S_t = decay_t S_{t−1} + φ(k_t) v_tᵀ (and z alike) */
+#define SLAY_UPDATE_DELTA 1   /* the delta rule, see "Delta rule" below */
+
 typedef struct slay_attention_options {
     uint32_t struct_size;  /* sizeof(slay_attention_options) */
     int32_t causal;        /* 1: y_i uses keys j <= i; 0: all keys. Default 1 */
@@ -515,6 +520,22 @@ typedef struct slay_attention_options {
     const slay_tensor* key_gate_logits; /* logits [B, T, Hk] ([N, Hk] for steps), finite:
                               φ(k_{t,h}) ← softmax_h(logits_t)_h · φ(k_{t,h}). Any mode (also
                               causal = 0); not read by slay_state_query. */
+    /* Fields below were appended later (struct_size versioning: a caller built against the
+     * earlier header passes the smaller size and gets the defaults). */
+    int32_t update;        /* SLAY_UPDATE_*: how a key enters the state; default SLAY_UPDATE_ADD */
+    int32_t qk_l2norm;     /* 1: φ(q), φ(k) are L2-normalised in the kernel, after the map and
+                              before the gates (flash-linear-attention's use_qk_l2norm_in_kernel,
+                              ‖x‖ = sqrt(Σ x² + 1e-6)); default 0 */
+    const slay_tensor* beta; /* SLAY_UPDATE_DELTA only: β_t ∈ [0, 2] per token and KEY head,
+                              [B, T, Hk] ([N, Hk] for steps), float32; NULL means β = 1. Values
+                              outside [0, 2] or NaN: INVALID_ARGUMENT naming the index; with
+                              SLAY_UPDATE_ADD: INVALID_ARGUMENT. */
+    int32_t check_finite;  /* 1: q, k and v must be finite, else SLAY_ERR_NON_FINITE (naming the
+                              first offending element) before anything is written: outputs and
+                              state untouched. Costs one pass over the inputs. Default 0: NaN
+                              and ±inf propagate to the outputs (and state) they reach, never to
+                              earlier tokens of the call; a non-finite key or value poisons its
+                              slot's state until slay_state_reset. */
 } slay_attention_options;
 
 /* slay_attention_options_init — defaults as listed above. Returns SLAY_OK, or

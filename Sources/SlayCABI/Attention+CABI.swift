@@ -21,6 +21,10 @@ public func slay_attention_options_init(_ options: UnsafeMutablePointer<slay_att
     o.log_decay = nil
     o.query_gate_logits = nil
     o.key_gate_logits = nil
+    o.update = SLAY_UPDATE_ADD
+    o.qk_l2norm = 0
+    o.beta = nil
+    o.check_finite = 0
     options.pointee = o
     return SlayStatus.ok.rawValue
 }
@@ -55,12 +59,13 @@ private func attentionTensors(_ q: UnsafePointer<slay_tensor>?, _ k: UnsafePoint
     return (query.view, key.view, value.view, output.view)
 }
 
-/// The optional tensors of slay_attention_options (GLA log decay, SLA gate logits), validated as
+/// The optional tensors of slay_attention_options (log decay, SLA gate logits, β), validated as
 /// tensors here; SlayCore checks their shapes against the call and every value.
 struct TokenArguments {
     var logDecay: TensorArgument?
     var queryGates: TensorArgument?
     var keyGates: TensorArgument?
+    var beta: TensorArgument?
 
     /// Which tensors a call reads, and their ranks: sequence calls [B, T, …], steps [N, …].
     enum Call {
@@ -76,13 +81,18 @@ struct TokenArguments {
         self.keyHeads = keyHeads
         let rank = call == .step ? 3 : 4
         if call != .queries, let pointer = o.log_decay {
-            logDecay = try TensorArgument(pointer, name: "options.log_decay", rank: rank, isOutput: false)
+            // Per channel [.., Hk, m] or per head [.., Hk].
+            let given = Int(pointer.pointee.ndim) == rank - 1 ? rank - 1 : rank
+            logDecay = try TensorArgument(pointer, name: "options.log_decay", rank: given, isOutput: false)
         }
         if let pointer = o.query_gate_logits {
             queryGates = try TensorArgument(pointer, name: "options.query_gate_logits", rank: rank - 1, isOutput: false)
         }
         if call != .queries, let pointer = o.key_gate_logits {
             keyGates = try TensorArgument(pointer, name: "options.key_gate_logits", rank: rank - 1, isOutput: false)
+        }
+        if call != .queries, let pointer = o.beta {
+            beta = try TensorArgument(pointer, name: "options.beta", rank: rank - 1, isOutput: false)
         }
     }
 
@@ -97,26 +107,53 @@ struct TokenArguments {
         if let logDecay { try TensorArgument.checkNoOverlap(output: output, input: logDecay) }
         if let queryGates { try TensorArgument.checkNoOverlap(output: output, input: queryGates) }
         if let keyGates { try TensorArgument.checkNoOverlap(output: output, input: keyGates) }
+        if let beta { try TensorArgument.checkNoOverlap(output: output, input: beta) }
     }
 }
 
+/// Bytes of the first published slay_attention_options (up to key_gate_logits): older callers
+/// pass this size and get the defaults of every later field.
+private let firstAttentionOptionsSize = MemoryLayout<slay_attention_options>.offset(of: \slay_attention_options.update)!
+
+/// Reads slay_attention_options of any published size (struct_size versioning).
+private func readAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>) throws -> slay_attention_options {
+    let size = Int(UnsafeRawPointer(pointer).load(as: UInt32.self))
+    if size == attentionOptionsSize { return pointer.pointee }
+    guard size <= attentionOptionsSize else {
+        throw SlayError(.versionMismatch, "options.struct_size is \(size) but this libslay knows \(attentionOptionsSize) bytes; the caller was built against a newer slay.h")
+    }
+    guard size == firstAttentionOptionsSize else {
+        throw SlayError.invalid("options.struct_size is \(size); expected \(attentionOptionsSize) (or \(firstAttentionOptionsSize), "
+                                + "the first published size; call slay_attention_options_init)")
+    }
+    var o = slay_attention_options()
+    _ = slay_attention_options_init(&o)
+    withUnsafeMutableBytes(of: &o) { target in
+        target.copyMemory(from: UnsafeRawBufferPointer(start: UnsafeRawPointer(pointer), count: size))
+    }
+    o.struct_size = UInt32(attentionOptionsSize)
+    return o
+}
+
+/// The options struct as SlayCore's options (converted, not range-checked: the driver validates
+/// every value once) and the tensors it points to.
 func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?, keyHeads: Int,
                             call: TokenArguments.Call = .sequences) throws -> (LinearAttentionOptions, TokenArguments) {
     guard let pointer else { return (LinearAttentionOptions(), TokenArguments()) }
-    let o = try readVersioned(pointer, name: "options")
-    guard o.chunk_size >= 0 && o.chunk_size <= Int64(LinearAttentionOptions.maximumChunkSize) else {
-        throw SlayError.invalid("options.chunk_size must be 0 (automatic) or in 1...\(LinearAttentionOptions.maximumChunkSize), got \(o.chunk_size)")
-    }
+    let o = try readAttentionOptions(pointer)
     let tokens = try TokenArguments(o, call: call, keyHeads: keyHeads)
+    guard let update = UpdateRule(rawValue: o.update) else {
+        throw SlayError.invalid("options.update is \(o.update); expected SLAY_UPDATE_ADD (0) or SLAY_UPDATE_DELTA (1)")
+    }
     let options = LinearAttentionOptions(causal: try flag(o.causal, "options.causal"), delta: o.delta,
                                          chunkSize: Int(o.chunk_size), nThreads: Int(o.n_threads),
                                          ith: Int(o.ith), nth: Int(o.nth), denominator: try denominatorMode(o.denominator),
                                          normalize: try flag(o.normalize, "options.normalize"),
                                          decay: HeadDecay(pointer: o.decay, count: keyHeads),
                                          logDecay: tokens.logDecay?.view, queryGateLogits: tokens.queryGates?.view,
-                                         keyGateLogits: tokens.keyGates?.view)
-    try options.validate()
-    try options.decay.validate(heads: keyHeads)
+                                         keyGateLogits: tokens.keyGates?.view, update: update, beta: tokens.beta?.view,
+                                         qkL2Norm: try flag(o.qk_l2norm, "options.qk_l2norm"),
+                                         checkFinite: try flag(o.check_finite, "options.check_finite"))
     return (options, tokens)
 }
 

@@ -31,6 +31,7 @@ public func slay_status_string(_ status: Int32) -> UnsafePointer<CChar> {
     case .bufferTooSmall?: text = "buffer too small"
     case .internal?: text = "internal error"
     case .stateMismatch?: text = "state does not match"
+    case .nonFinite?: text = "non-finite input"
     case nil: text = "unknown status"
     }
     return UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)

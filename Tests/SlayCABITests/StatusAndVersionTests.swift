@@ -24,11 +24,11 @@ final class StatusAndVersionTests: XCTestCase {
     private let codes: [Int32] = [
         SLAY_OK, SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT, SLAY_ERR_DTYPE, SLAY_ERR_OVERFLOW,
         SLAY_ERR_OUT_OF_MEMORY, SLAY_ERR_CORRUPT_DATA, SLAY_ERR_VERSION_MISMATCH, SLAY_ERR_UNSUPPORTED,
-        SLAY_ERR_BUFFER_TOO_SMALL, SLAY_ERR_INTERNAL, SLAY_ERR_STATE_MISMATCH,
+        SLAY_ERR_BUFFER_TOO_SMALL, SLAY_ERR_INTERNAL, SLAY_ERR_STATE_MISMATCH, SLAY_ERR_NON_FINITE,
     ]
 
     func testStatusCodesAreTheStableNumbers() {
-        XCTAssertEqual(codes, [0, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -12])
+        XCTAssertEqual(codes, [0, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -12, -13])
         for code in codes {
             XCTAssertEqual(SlayStatus(rawValue: code)?.rawValue, code, "SlayStatus lacks \(code)")
         }
@@ -51,7 +51,7 @@ final class StatusAndVersionTests: XCTestCase {
     }
 
     func testUnknownCodesGiveUnknownStatus() {
-        for code: Int32 in [1, -13, 100, -100, .max, .min] {
+        for code: Int32 in [1, -14, 100, -100, .max, .min] {
             XCTAssertEqual(String(cString: SlayCABI.slay_status_string(code)), "unknown status", "code \(code)")
         }
     }

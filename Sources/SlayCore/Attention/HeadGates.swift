@@ -41,20 +41,3 @@ enum HeadGates {
         }
     }
 }
-
-extension LinearAttention.Plan {
-    /// scores[i, j] ×= g^Q_i · g^K_j, for a block the map's factorised shortcut computed from
-    /// ungated features (the gates of the chunk are in the workspace from loadKeys / loadQueries).
-    func gateScores(rows: Int, workspace w: LinearAttention.Workspace) {
-        for i in 0..<rows {
-            let row = w.scores + i * rows
-            if queryGates != nil {
-                let g = w.queryGates[i]
-                for j in 0..<rows { row[j] *= g }
-            }
-            if keyGates != nil {
-                for j in 0..<rows { row[j] *= w.keyGates[j] }
-            }
-        }
-    }
-}

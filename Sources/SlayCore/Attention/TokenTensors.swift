@@ -1,6 +1,7 @@
-/// Checks of the optional per-token inputs of an attention call (GLA log decay, SLA gate logits):
-/// they are read in place from the caller's tensors, so their shape and every value are checked
-/// before any output or state is written. No allocation unless a check fails (decode steps).
+/// Checks of the optional per-token inputs of an attention call (log decay, SLA gate logits, the
+/// delta rule's β): they are read in place from the caller's tensors, so their shape and every
+/// value are checked before any output or state is written. No allocation unless a check fails
+/// (decode steps).
 enum TokenTensors {
     /// `view` must have rank `rank` and extents `extents[0..<rank]`; `layout` names the axes.
     static func checkShape(_ view: TensorView, _ name: String, rank: Int, extents: SIMD4<Int>, layout: String) throws {
@@ -12,7 +13,8 @@ enum TokenTensors {
     }
 
     /// Every element must satisfy `isValid`; the first that does not is named with its index.
-    static func checkValues(_ view: TensorView, _ name: String, rule: String, isValid: (Float) -> Bool) throws {
+    static func checkValues(_ view: TensorView, _ name: String, rule: String, status: SlayStatus = .invalidArgument,
+                            isValid: (Float) -> Bool) throws {
         let e = view.extents
         let s = view.steps
         for a in 0..<e[0] {
@@ -21,23 +23,98 @@ enum TokenTensors {
                     let row = view.base + a * s[0] + b * s[1] + c * s[2]
                     for d in 0..<e[3] where !isValid(row[d * s[3]]) {
                         let index = [a, b, c, d].prefix(view.rank).map(String.init).joined(separator: ", ")
-                        throw SlayError.invalid("\(name)[\(index)] is \(row[d * s[3]]); \(rule)")
+                        throw SlayError(status, "\(name)[\(index)] is \(row[d * s[3]]); \(rule)")
                     }
                 }
             }
         }
     }
 
-    /// log α: finite and ≤ 0 (α ∈ (0, 1]); −∞ is refused so that sums of log α stay finite or −∞
-    /// without ever meeting +∞.
+    /// log α (or g): finite and ≤ 0 (α ∈ (0, 1]); −∞ is refused so that sums of log α stay finite
+    /// or −∞ without ever meeting +∞.
     static func checkLogDecay(_ view: TensorView, rank: Int, extents: SIMD4<Int>, layout: String) throws {
         try checkShape(view, "log_decay", rank: rank, extents: extents, layout: layout)
-        try checkValues(view, "log_decay", rule: "each log α must be finite and <= 0") { $0.isFinite && $0 <= 0 }
+        try checkValues(view, "log_decay", rule: "each log α (g) must be finite and <= 0") { $0.isFinite && $0 <= 0 }
     }
 
     /// Gate logits: finite (the softmax over heads is then well defined).
     static func checkGateLogits(_ view: TensorView, _ name: String, rank: Int, extents: SIMD4<Int>, layout: String) throws {
         try checkShape(view, name, rank: rank, extents: extents, layout: layout)
         try checkValues(view, name, rule: "gate logits must be finite") { $0.isFinite }
+    }
+
+    /// q, k or v with check_finite: every element finite, else SLAY_ERR_NON_FINITE naming it.
+    static func checkFinite(_ view: TensorView, _ name: String) throws {
+        try checkValues(view, name, rule: "check_finite requires finite inputs", status: .nonFinite) { $0.isFinite }
+    }
+
+    /// The checked token tensors: log decay in its canonical view (a per-head tensor broadcast over
+    /// the m channels by a zero stride) and whether it came per head.
+    struct Checked {
+        var logDecay: TensorView?
+        var perHead = false
+    }
+
+    /// Shapes and values of the token tensors of a call whose keys have leading extents `keys`
+    /// ([B, T] for sequences, [N] for steps: `leading` = 2 or 1) and whose queries have `queries`.
+    static func check(_ o: LinearAttentionOptions, map: FeatureMap, keys: SIMD2<Int>?, queries: SIMD2<Int>?,
+                      queryHeads: Int, leading: Int) throws -> Checked {
+        let h = map.numHeads
+        let names = leading == 2 ? ("B, T, ", "[B, T, ") : ("N, ", "[N, ")
+        func extents(_ lead: SIMD2<Int>, _ rest: Int...) -> SIMD4<Int> {
+            var e = SIMD4<Int>(repeating: 1)
+            for axis in 0..<leading { e[axis] = lead[axis] }
+            for (i, x) in rest.enumerated() { e[leading + i] = x }
+            return e
+        }
+        var checked = Checked()
+        if let keys {
+            if let logDecay = o.logDecay {
+                let perHead = logDecay.rank == leading + 1
+                if perHead {
+                    try checkLogDecay(logDecay, rank: leading + 1, extents: extents(keys, h), layout: "\(names.1)Hk] (per head)")
+                } else {
+                    try checkLogDecay(logDecay, rank: leading + 2, extents: extents(keys, h, map.featureDim),
+                                      layout: "\(names.1)Hk, m] (m = the feature map's dim), or \(names.1)Hk] per head")
+                }
+                checked.perHead = perHead
+                checked.logDecay = perHead ? broadcast(logDecay, leading: leading, over: map.featureDim) : logDecay
+            }
+            if let gates = o.keyGateLogits {
+                try checkGateLogits(gates, "key_gate_logits", rank: leading + 1, extents: extents(keys, h), layout: "\(names.1)Hk]")
+            }
+            if let beta = o.beta {
+                try checkShape(beta, "beta", rank: leading + 1, extents: extents(keys, h), layout: "\(names.1)Hk]")
+                try checkValues(beta, "beta", rule: "each β must be in [0, 2]") { $0 >= 0 && $0 <= 2 }
+            }
+        }
+        if let queries, let gates = o.queryGateLogits {
+            try checkGateLogits(gates, "query_gate_logits", rank: leading + 1, extents: extents(queries, queryHeads),
+                                layout: "\(names.1)Hq]")
+        }
+        return checked
+    }
+
+    /// Sequence calls: q [B, T, Hq, d] and k [B, T, Hk, d].
+    static func check(_ o: LinearAttentionOptions, map: FeatureMap, q: TensorView?, k: TensorView?, queryHeads: Int,
+                      mode: AttentionMode) throws -> Checked {
+        if mode == .bidirectional && (o.logDecay != nil) {
+            throw SlayError.invalid("log_decay needs causal attention (set causal = 1)")
+        }
+        if o.beta != nil && o.update != .delta {
+            throw SlayError.invalid("beta is the delta rule's step size; it needs update = SLAY_UPDATE_DELTA")
+        }
+        let keys = mode == .query ? nil : k.map { SIMD2($0.extents[0], $0.extents[1]) }
+        let queries = q.map { SIMD2($0.extents[0], $0.extents[1]) }
+        return try check(o, map: map, keys: keys, queries: queries, queryHeads: queryHeads, leading: 2)
+    }
+
+    /// A [lead…, Hk] view as [lead…, Hk, m] with stride 0 over m.
+    static func broadcast(_ view: TensorView, leading: Int, over m: Int) -> TensorView {
+        var extents = view.extents
+        var steps = view.steps
+        extents[leading + 1] = m
+        steps[leading + 1] = 0
+        return TensorView(base: view.base, extents: extents, steps: steps, rank: leading + 2)
     }
 }

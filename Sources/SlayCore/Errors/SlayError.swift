@@ -13,6 +13,7 @@ public enum SlayStatus: Int32, Sendable {
     case bufferTooSmall = -10
     case `internal` = -11
     case stateMismatch = -12
+    case nonFinite = -13
 
     /// The static English name `slay_status_string` returns.
     public var name: String {
@@ -30,6 +31,7 @@ public enum SlayStatus: Int32, Sendable {
         case .bufferTooSmall: return "buffer too small"
         case .internal: return "internal error"
         case .stateMismatch: return "state does not match"
+        case .nonFinite: return "non-finite input"
         }
     }
 }

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Slot indices of a call as the caller passed them (int32), or 0..<count when absent.
 /// Read in place, so a decode step does not copy them.
 public struct SlotList: @unchecked Sendable {
@@ -14,38 +22,125 @@ public struct SlotList: @unchecked Sendable {
 }
 
 /// Scratch of one decode thread, owned by the state and grown only when a call needs a larger
-/// grouped-query group than any before: the steady-state step allocates nothing.
+/// grouped-query group than any before: the steady-state step allocates nothing. Its layout
+/// holds the blocks of every registered form, so any form can step with it.
 final class DecodeWorkspace: @unchecked Sendable {
     private(set) var buffer: ScratchBuffer?
+    private(set) var layout = WorkspaceLayout(chunk: 0)
     private(set) var group = 0
 
     func ensure(group: Int, map: FeatureMap, valueDim: Int) throws -> ScratchBuffer {
         if let buffer, group <= self.group { return buffer }
         let (d, m) = (map.headDim, map.featureDim)
-        var total = 0
-        let pieces = [try CheckedSize.multiply(group, d, what: "decode workspace"), d, valueDim,
-                      try CheckedSize.multiply(group, m, what: "decode workspace"), m,
-                      try CheckedSize.multiply(group, valueDim, what: "decode workspace"), group, m,
-                      map.scratchFloats(rows: max(group, 1))]
-        for piece in pieces {
-            total = try CheckedSize.add(total, ScratchBuffer.footprint(piece), what: "decode workspace")
-        }
-        let fresh = try ScratchBuffer(floats: total)
+        var layout = WorkspaceLayout(chunk: group)
+        try layout.reserve(.queryRows, group, d)
+        try layout.reserve(.keyRows, d)
+        try layout.reserve(.valueRows, valueDim)
+        try layout.reserve(.phiQ, group, m)
+        try layout.reserve(.phiK, m)
+        try layout.reserve(.outputs, group, valueDim)
+        try layout.reserve(.denominators, group)
+        try layout.reserve(.references, group)
+        try layout.reserve(.featureScratch, map.scratchFloats(rows: max(group, 1)))
+        for form in AttentionForms.registered { try form.reserveStep(&layout, map: map, valueDim: valueDim, group: group) }
+        let fresh = try ScratchBuffer(floats: layout.totalFloats)
         buffer = fresh
+        self.layout = layout
         self.group = group
         return fresh
+    }
+}
+
+/// One decode token of one (sequence, key head) pair as a form sees it: the token's views, the
+/// slot's state and the decode thread's workspace (w.queryRows [group, d], w.keyRows [d],
+/// w.valueRows [dv], w.phiQ [group, m], w.phiK [m], w.outputs [group, dv], w.denominators and
+/// w.references [group]).
+struct StepTask {
+    let state: RecurrentState
+    let q, k, v, out: TensorView
+    let options: LinearAttentionOptions
+    let tokens: StepTokenInputs
+    let sequence, head, group, slot: Int
+    let w: Workspace
+
+    var map: FeatureMap { state.map }
+    var valueDim: Int { state.valueDim }
+    /// S [m, dv] and z [m] of the slot and head, in the state's storage type.
+    var matrix: UnsafeMutableRawPointer { state.rawMatrix(slot: slot, head: head) }
+    var normaliser: UnsafeMutableRawPointer { state.rawNormaliser(slot: slot, head: head) }
+    var storage: ElementType { state.storageType }
+    var maxima: UnsafeMutablePointer<Float>? { state.maxima(slot: slot, head: head) }
+
+    /// The token's key and value rows and the rows of the `group` query heads that read this key
+    /// head, gathered contiguously; outputs and denominators zeroed.
+    func gather() {
+        func gather(_ view: TensorView, head: Int, into target: UnsafeMutablePointer<Float>) {
+            let source = view.base + sequence * view.steps[0] + head * view.steps[1]
+            let (width, stride) = (view.extents[2], view.steps[2])
+            for j in 0..<width { target[j] = source[j * stride] }
+        }
+        gather(k, head: head, into: w.keyRows)
+        gather(v, head: head, into: w.valueRows)
+        let d = q.extents[2]
+        for g in 0..<group { gather(q, head: head * group + g, into: w.queryRows + g * d) }
+        w.outputs.update(repeating: 0, count: group * valueDim)
+        w.denominators.update(repeating: 0, count: group)
+    }
+
+    /// gather(), then φ(k) and φ(q) at the slot's position (L2-normalised with qk_l2norm, gated).
+    func features() {
+        gather()
+        let (d, m) = (map.headDim, map.featureDim)
+        // The token's position is the slot's count before this step (incremented after all tasks).
+        let position = Int(state.positions[slot])
+        map.features(role: .key, head: head, input: w.keyRows, rows: 1, firstPosition: position, output: w.phiK,
+                     scratch: w.featureScratch)
+        // Every query row of the group is the same token: map them one at a time at that position
+        // when the map needs positions, in one block otherwise.
+        if map.needsPositions {
+            for g in 0..<group {
+                map.features(role: .query, head: head, input: w.queryRows + g * d, rows: 1, firstPosition: position,
+                             output: w.phiQ + g * m, scratch: w.featureScratch)
+            }
+        } else {
+            map.features(role: .query, head: head, input: w.queryRows, rows: group, output: w.phiQ, scratch: w.featureScratch)
+        }
+        if options.qkL2Norm {
+            FormTask.normaliseRows(w.phiK, rows: 1, width: m)
+            FormTask.normaliseRows(w.phiQ, rows: group, width: m)
+        }
+        tokens.applyGates(sequence: sequence, head: head, group: group, m: m, phiQ: w.phiQ, phiK: w.phiK)
+    }
+
+    /// out[sequence, query heads of the group] ← outputs / (den + δ), or outputs when not
+    /// normalising; `framed`: rows are in the frame e^{−references[g]} (see AttentionCall.store).
+    func store(framed: Bool) {
+        let delta = Float(options.delta)
+        for g in 0..<group {
+            let inverse: Float
+            if framed {
+                let r = Double(w.references[g])
+                inverse = options.normalize
+                    ? options.denominator.inverse(w.denominators[g], delta: delta == 0 ? 0 : Float(Double(delta) * exp(-r)))
+                    : Float(exp(r))
+            } else {
+                inverse = options.normalize ? options.denominator.inverse(w.denominators[g], delta: delta) : 1
+            }
+            let target = out.base + sequence * out.steps[0] + (head * group + g) * out.steps[1]
+            for j in 0..<valueDim { target[j * out.steps[2]] = w.outputs[g * valueDim + j] * inverse }
+        }
     }
 }
 
 extension RecurrentState {
     /// One decode token for `n` sequences: q [n, Hq, d], k [n, H, d], v [n, H, dv], out [n, Hq, dv].
     ///
-    /// Per (sequence, key head) the state is streamed once: each row f of S is read, updated with
-    /// φ(k)_f·v and immediately read out into every query head of the group, then written back.
     /// Validation reads shapes in place and the workspaces belong to the state, so the steady-state
-    /// step performs no allocation (threads are started only when nThreads > 1).
+    /// step performs no allocation (threads are started only when nThreads > 1). The form of the
+    /// call (AttentionForms) updates each (sequence, key head) state and reads it out.
     public func step(q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: SlotList,
-                     options: LinearAttentionOptions) throws {
+                     options given: LinearAttentionOptions) throws {
+        var options = given
         try options.validate()
         try checkMapUnchanged()
         let n = k.extents[0]
@@ -75,12 +170,14 @@ extension RecurrentState {
         }
         try checkDistinct(slots)
         try options.decay.validate(heads: h)
-        try checkStepTokenInputs(options, sequences: n, queryHeads: hq)
+        options.logDecay = try checkStepTokenInputs(options, sequences: n, queryHeads: hq)
         try checkPartitionKeepsPositions(options)
-        if maximaStorage != nil {
-            try RescaledExpAttention.checkOptions(normalize: options.normalize, decay: options.decay,
-                                                  channelDecay: options.logDecay != nil,
-                                                  gates: options.queryGateLogits != nil || options.keyGateLogits != nil)
+        let form = AttentionForms.form(map: map, options: options)
+        try form.check(map: map, options: options, mode: .causal)
+        if options.checkFinite {
+            try TokenTensors.checkFinite(q, "q")
+            try TokenTensors.checkFinite(k, "k")
+            try TokenTensors.checkFinite(v, "v")
         }
         let group = hq / h
         let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
@@ -88,29 +185,26 @@ extension RecurrentState {
             throw SlayError.invalid("partition ith = \(options.ith) needs a state created with max_threads > \(options.ith) (it has \(maxThreads))")
         }
         let first = options.nth > 1 ? options.ith : 0
-        var buffers: [ScratchBuffer] = []
-        if threads > 1 { buffers.reserveCapacity(threads) }
         for worker in 0..<threads {
-            let buffer = try decodeWorkspaces[first + worker].ensure(group: group, map: map, valueDim: dv)
-            if threads > 1 { buffers.append(buffer) }
+            _ = try decodeWorkspaces[first + worker].ensure(group: group, map: map, valueDim: dv)
         }
         let tasks = ParallelFor.share(of: n * h, worker: options.ith, workers: options.nth)
-        let delta = Float(options.delta)
         let tokens = StepTokenInputs(options)
+        let settings = options
+        func run(_ index: Int, _ workspace: DecodeWorkspace) {
+            let sequence = index / h
+            let task = StepTask(state: self, q: q, k: k, v: v, out: out, options: settings, tokens: tokens,
+                                sequence: sequence, head: index % h, group: group, slot: slots[sequence],
+                                w: Workspace(layout: workspace.layout, buffer: workspace.buffer!.pointer))
+            form.step(task)
+        }
         if threads == 1 {
-            let buffer = decodeWorkspaces[first].buffer!
-            for task in tasks {
-                decode(task: task, group: group, q: q, k: k, v: v, out: out, slots: slots, delta: delta, denominator: options.denominator, normalize: options.normalize,
-                       decay: options.decay, tokens: tokens, buffer: buffer)
-            }
+            let workspace = decodeWorkspaces[first]
+            for index in tasks { run(index, workspace) }
         } else {
-            let scratch = buffers
             ParallelFor.run(workers: threads) { worker in
-                let share = ParallelFor.share(of: tasks.count, worker: worker, workers: threads)
-                for index in share {
-                    self.decode(task: tasks.lowerBound + index, group: group, q: q, k: k, v: v, out: out, slots: slots,
-                                delta: delta, denominator: options.denominator, normalize: options.normalize,
-                                decay: options.decay, tokens: tokens, buffer: scratch[worker])
+                for index in ParallelFor.share(of: tasks.count, worker: worker, workers: threads) {
+                    run(tasks.lowerBound + index, self.decodeWorkspaces[first + worker])
                 }
             }
         }
@@ -137,85 +231,5 @@ extension RecurrentState {
                 throw SlayError.invalid("slots must be distinct within one call; slot \(sorted[i]) appears twice")
             }
         }
-    }
-
-    func decode(task: Int, group: Int, q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: SlotList,
-                delta: Float, denominator: DenominatorMode, normalize: Bool, decay: HeadDecay, tokens: StepTokenInputs,
-                buffer: ScratchBuffer) {
-        if maximaStorage != nil {
-            return decodeRescaledExp(task: task, group: group, q: q, k: k, v: v, out: out, slots: slots, delta: delta,
-                                     denominator: denominator, buffer: buffer)
-        }
-        let (d, m, dv) = (map.headDim, featureDim, valueDim)
-        let sequence = task / numHeads
-        let head = task % numHeads
-        let slot = slots[sequence]
-        var carver = ScratchCarver(buffer.pointer)
-        let queryRows = carver.take(group * d), keyRow = carver.take(d), valueRow = carver.take(dv), phiQ = carver.take(group * m),
-            phiK = carver.take(m), outputs = carver.take(group * dv), denominators = carver.take(group),
-            scales = carver.take(m)
-        let featureScratch = carver.take(map.scratchFloats(rows: max(group, 1)))
-        RecurrentState.gatherStepToken(q: q, k: k, v: v, sequence: sequence, head: head, group: group,
-                                       queryRows: queryRows, keyRow: keyRow, valueRow: valueRow)
-        // The token's position is the slot's count before this step (incremented after all tasks).
-        let position = Int(positions[slot])
-        map.features(role: .key, head: head, input: keyRow, rows: 1, firstPosition: position, output: phiK,
-                     scratch: featureScratch)
-        // Every query row of the group is the same token: map them one at a time at that position
-        // when the map needs positions, in one block otherwise.
-        if map.needsPositions {
-            for g in 0..<group {
-                map.features(role: .query, head: head, input: queryRows + g * d, rows: 1, firstPosition: position,
-                             output: phiQ + g * m, scratch: featureScratch)
-            }
-        } else {
-            map.features(role: .query, head: head, input: queryRows, rows: group, output: phiQ, scratch: featureScratch)
-        }
-        tokens.applyGates(sequence: sequence, head: head, group: group, m: m, phiQ: phiQ, phiK: phiK)
-
-        let state = rawMatrix(slot: slot, head: head)
-        let z = rawNormaliser(slot: slot, head: head)
-        // RetNet decay: S ← γ S + φ(k) vᵀ, z ← γ z + φ(k), in the same single pass over S; GLA
-        // decay (per channel α_f, times γ when both are given) takes the same pass.
-        let gamma = decay[head]
-        var stateScales: UnsafePointer<Float>? = nil
-        var scaleStride = 0
-        if let channels = tokens.logDecayRow(sequence: sequence, head: head) {
-            let logGamma = decay.logarithm(head: head)
-            for f in 0..<m { scales[f] = channels.pointer[f * channels.stride] + logGamma }
-            DecayMath.expNonPositive(scales, count: m, output: scales)
-            (stateScales, scaleStride) = (UnsafePointer(scales), 1)
-        } else if gamma != 1 {
-            scales[0] = gamma
-            (stateScales, scaleStride) = (UnsafePointer(scales), 0)
-        }
-        DecodeKernels.normaliser(z, storage: storageType, rows: m, stateScales: stateScales, stateScaleStride: scaleStride, keyScales: phiK,
-                                 queries: phiQ, queryStride: m, group: group, denominators: denominators)
-        DecodeKernels.additive(state: state, storage: storageType, rows: m, columns: dv, rowStride: dv,
-                               stateScales: stateScales, stateScaleStride: scaleStride, keyScales: phiK, value: valueRow,
-                               queries: phiQ, queryStride: m, group: group, outputs: outputs)
-        for g in 0..<group {
-            let inverse = normalize ? denominator.inverse(denominators[g], delta: delta) : 1
-            let target = out.base + sequence * out.steps[0] + (head * group + g) * out.steps[1]
-            for j in 0..<dv { target[j * out.steps[2]] = outputs[g * dv + j] * inverse }
-        }
-    }
-}
-
-extension RecurrentState {
-    /// The step's token for (sequence, key head) gathered contiguously from the [N, H, D] views:
-    /// its key and value rows, and the rows of the `group` query heads that read this key head.
-    static func gatherStepToken(q: TensorView, k: TensorView, v: TensorView, sequence: Int, head: Int, group: Int,
-                                queryRows: UnsafeMutablePointer<Float>, keyRow: UnsafeMutablePointer<Float>,
-                                valueRow: UnsafeMutablePointer<Float>) {
-        func gather(_ view: TensorView, head: Int, into target: UnsafeMutablePointer<Float>) {
-            let source = view.base + sequence * view.steps[0] + head * view.steps[1]
-            let (width, stride) = (view.extents[2], view.steps[2])
-            for j in 0..<width { target[j] = source[j * stride] }
-        }
-        gather(k, head: head, into: keyRow)
-        gather(v, head: head, into: valueRow)
-        let d = q.extents[2]
-        for g in 0..<group { gather(q, head: head * group + g, into: queryRows + g * d) }
     }
 }

@@ -1,5 +1,5 @@
 /// Prefill, read-only queries and decode steps on recurrent states: thin validation around the
-/// one attention engine (LinearAttention.Plan) with the state's slots as initial and final states.
+/// one attention driver (AttentionCall) with the state's slots as initial and final states.
 extension RecurrentState {
     /// Sequence spans and their slots for a call over `batch` × `length` rows.
     func resolveSequences(batch: Int, length: Int, cuSeqlens: [Int]?, slots: [Int]?) throws -> ([SequenceSpan], [Int]) {
@@ -83,14 +83,10 @@ extension RecurrentState {
         var queryHeads = numHeads
         if let q, let out { queryHeads = try checkQueries(q, out, batch: batch, length: length) }
         let (spans, resolved) = try resolveSequences(batch: batch, length: length, cuSeqlens: cuSeqlens, slots: slots)
-        let mode: LinearAttention.Mode = q == nil ? .absorb : (options.causal ? .causal : .bidirectional)
-        let plan = try LinearAttention.Plan(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads,
-                                            valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: mode,
-                                            delta: options.delta, chunk: options.chunk(for: map, length: length),
-                                            denominator: options.denominator, normalize: options.normalize,
-                                            decay: options.decay, logDecay: options.logDecay,
-                                            queryGates: options.queryGateLogits, keyGates: options.keyGateLogits)
-        try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
+        let mode: AttentionMode = q == nil ? .absorb : (options.causal ? .causal : .bidirectional)
+        let call = try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads, valueDim: valueDim,
+                                     spans: spans, state: self, slots: resolved, mode: mode, options: options)
+        try call.execute(workspaces: nil)
         if options.ith == 0 {
             for (span, slot) in zip(spans, resolved) { positions[slot] += Int64(span.length) }
         }
@@ -105,11 +101,8 @@ extension RecurrentState {
         guard q.rank == 4 else { throw SlayError.shape("q must have 4 dimensions [B, T, H, D], got \(q.rank)") }
         let queryHeads = try checkQueries(q, out, batch: q.extents[0], length: q.extents[1])
         let (spans, resolved) = try resolveSequences(batch: q.extents[0], length: q.extents[1], cuSeqlens: cuSeqlens, slots: slots)
-        let plan = try LinearAttention.Plan(map: map, q: q, k: nil, v: nil, out: out, queryHeads: queryHeads,
-                                            valueDim: valueDim, spans: spans, state: self, slots: resolved, mode: .query,
-                                            delta: options.delta, chunk: options.chunk(for: map, length: q.extents[1]),
-                                            denominator: options.denominator, normalize: options.normalize,
-                                            decay: options.decay, queryGates: options.queryGateLogits)
-        try plan.execute(nThreads: options.nThreads, partition: (options.ith, options.nth), workspaces: nil)
+        let call = try AttentionCall(map: map, q: q, k: nil, v: nil, out: out, queryHeads: queryHeads, valueDim: valueDim,
+                                     spans: spans, state: self, slots: resolved, mode: .query, options: options)
+        try call.execute(workspaces: nil)
     }
 }

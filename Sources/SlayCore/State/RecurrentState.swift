@@ -3,7 +3,7 @@
 /// stored as fp32 (the default), bf16 or fp16 (`storageType`, fixed at creation): half precision
 /// halves the memory and the decode traffic; every computation on them is fp32 (rows are
 /// converted when loaded and rounded to nearest-even when stored, see docs/half-precision.md).
-/// Maps evaluated in a rescaled frame (SLAY_KIND_HADAMARD_EXP, see RescaledExpAttention) also keep
+/// Maps evaluated in a rescaled frame (SLAY_KIND_HADAMARD_EXP, see RescaledExpForm) also keep
 /// per slot and head the m running maxima μ that frame is relative to; other maps keep none.
 ///
 /// One object holds many slots so an engine with a slot-indexed cache can prefill or step any
@@ -24,7 +24,7 @@ public final class RecurrentState: @unchecked Sendable {
     /// Element type of S and z.
     public let storageType: ElementType
     let storage: ScratchBuffer
-    /// μ [N, H, m] for RescaledExpAttention (−inf = empty, no key yet); nil for every other map.
+    /// μ [N, H, m] for RescaledExpForm (−inf = empty, no key yet); nil for every other map.
     let maximaStorage: ScratchBuffer?
     public internal(set) var positions: [Int64]
     /// Decode-step workspaces, one per thread index (see DecodeWorkspace).
@@ -59,10 +59,10 @@ public final class RecurrentState: @unchecked Sendable {
         let floats = storageType == .f32 ? total : try CheckedSize.add(total, 1, what: "state size") / 2
         self.storage = try ScratchBuffer(floats: floats)
         storage.pointer.update(repeating: 0, count: floats)
-        if RescaledExpAttention.handles(map) {
+        if AttentionForms.keepMaxima(map) {
             let count = try CheckedSize.multiply(numSequences, numHeads, featureDim, what: "state size")
             let maxima = try ScratchBuffer(floats: count)
-            maxima.pointer.update(repeating: RescaledExpAttention.empty, count: count)
+            maxima.pointer.update(repeating: AttentionForms.emptyMaximum, count: count)
             self.maximaStorage = maxima
         } else {
             self.maximaStorage = nil
@@ -143,11 +143,11 @@ public final class RecurrentState: @unchecked Sendable {
         if let slot {
             try checkSlot(slot)
             slotBase(slot).initializeMemory(as: UInt8.self, repeating: 0, count: slotFloats * storageType.bytes)
-            maxima(slot: slot, head: 0)?.update(repeating: RescaledExpAttention.empty, count: slotMaximaFloats)
+            maxima(slot: slot, head: 0)?.update(repeating: AttentionForms.emptyMaximum, count: slotMaximaFloats)
             positions[slot] = 0
         } else {
             rawData.initializeMemory(as: UInt8.self, repeating: 0, count: totalBytes)
-            maximaStorage?.pointer.update(repeating: RescaledExpAttention.empty, count: maximaFloats)
+            maximaStorage?.pointer.update(repeating: AttentionForms.emptyMaximum, count: maximaFloats)
             for i in 0..<numSequences { positions[i] = 0 }
         }
     }

@@ -1,6 +1,6 @@
 """libslay: linear attention with SLAY feature maps (ctypes binding of libslay.so)."""
 from ._lib import lib as _library, ABI_VERSION
-from .errors import SlayError, SlayValueError, SlayTypeError, SlayMemoryError, SlayRuntimeError
+from .errors import SlayError, SlayValueError, SlayTypeError, SlayMemoryError, SlayRuntimeError, NonFiniteError
 from .feature_map import FeatureMap
 from .attention import linear_attention, exact_attention
 from .gradients import linear_attention_backward, exact_attention_backward
@@ -15,4 +15,4 @@ def kernel_variant():
     return _library.slay_kernel_variant().decode()
 
 __all__ = ["FeatureMap", "State", "linear_attention", "exact_attention", "linear_attention_backward", "exact_attention_backward", "gauss_laguerre", "SlayError",
-           "SlayValueError", "SlayTypeError", "SlayMemoryError", "SlayRuntimeError", "ABI_VERSION", "__version__", "kernel_variant"]
+           "SlayValueError", "SlayTypeError", "SlayMemoryError", "SlayRuntimeError", "NonFiniteError", "ABI_VERSION", "__version__", "kernel_variant"]

@@ -57,7 +57,8 @@ class AttentionOptions(ctypes.Structure):
                 ("chunk_size", ctypes.c_int64), ("n_threads", ctypes.c_int32), ("ith", ctypes.c_int32),
                 ("nth", ctypes.c_int32), ("denominator", ctypes.c_int32), ("normalize", ctypes.c_int32),
                 ("decay", ctypes.c_void_p), ("log_decay", ctypes.c_void_p), ("query_gate_logits", ctypes.c_void_p),
-                ("key_gate_logits", ctypes.c_void_p)]
+                ("key_gate_logits", ctypes.c_void_p), ("update", ctypes.c_int32), ("qk_l2norm", ctypes.c_int32),
+                ("beta", ctypes.c_void_p), ("check_finite", ctypes.c_int32)]
 
 
 class AttentionBackwardParams(ctypes.Structure):

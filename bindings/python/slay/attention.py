@@ -3,95 +3,21 @@ import ctypes
 
 import numpy as np
 
-from ._lib import lib, Error, AttentionOptions, ExactAttentionOptions
-from ._tensor import as_input, as_output, descriptor, tensor_struct
-from .errors import check, error_for, INVALID_ARGUMENT, SHAPE
+from ._lib import lib, Error, ExactAttentionOptions
+from ._tensor import as_input, as_output, descriptor
+from .errors import check, error_for, INVALID_ARGUMENT, STATE_MISMATCH
 from .feature_map import require_map
+from .options import attention_options, check_int, resolve_gates, DENOMINATORS  # noqa: F401 (DENOMINATORS re-exported)
+from .state import State
 
 EXACT_KERNELS = {"softmax": 1, "yat-spherical": 2, "yat": 3}
-
-
-def _int(value, name, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise error_for(INVALID_ARGUMENT, "%s must be an int, got %r" % (name, value))
-    if not lo <= int(value) <= hi:
-        raise error_for(INVALID_ARGUMENT, "%s must be in %d..%d, got %d" % (name, lo, hi, value))
-    return int(value)
-
-
-DENOMINATORS = {"add": 0, "clamp": 1}
-
-
-def gate_logits(logits, weights, gate_input, name):
-    """Gate logits as given, or gate_input @ weights (numpy, float32) from projection weights
-    W [D, H] and gate_input x [..., D]; giving both logits and weights is an error."""
-    if weights is None:
-        return logits
-    if logits is not None:
-        raise error_for(INVALID_ARGUMENT, "give %s_gate_logits or %s_gate_weights, not both" % (name, name))
-    if gate_input is None:
-        raise error_for(INVALID_ARGUMENT, "%s_gate_weights needs gate_input (x with logits = x @ W)" % name)
-    x = np.asarray(gate_input, dtype=np.float32)
-    w = np.asarray(weights, dtype=np.float32)
-    if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[0]:
-        raise error_for(SHAPE, "%s_gate_weights has shape %s; expected [D, H] with D = gate_input's last dimension "
-                        "(gate_input shape %s)" % (name, w.shape, x.shape))
-    return np.ascontiguousarray(x @ w, dtype=np.float32)
-
-
-def resolve_gates(query_gate_logits, key_gate_logits, gate_input, query_gate_weights, key_gate_weights):
-    """(query logits, key logits) from logits or from gate_input and weights."""
-    if gate_input is not None and query_gate_weights is None and key_gate_weights is None:
-        raise error_for(INVALID_ARGUMENT, "gate_input is given but neither query_gate_weights nor key_gate_weights")
-    return (gate_logits(query_gate_logits, query_gate_weights, gate_input, "query"),
-            gate_logits(key_gate_logits, key_gate_weights, gate_input, "key"))
-
-
-def _point_at(options, field, array, ndim):
-    """options.<field> → a slay_tensor of `array` (float32, `ndim` dims, any strides), both kept
-    alive on the struct."""
-    if array is None:
-        return
-    array = as_input(array, field, ndim)
-    tensor = tensor_struct(array)
-    options._keep.append((array, tensor))
-    setattr(options, field, ctypes.addressof(tensor))
-
-
-def attention_options(causal=True, delta=1e-6, chunk_size=0, n_threads=1, denominator="add", normalize=True,
-                      decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None, step=False):
-    """The C options struct; the keywords as in slay.linear_attention (causal, delta, chunk_size,
-    n_threads, denominator, normalize), their defaults slay_attention_options_init's; step=True
-    makes the token tensors [N, …] (slay_state_step). `decay` (per key head γ) is converted to a float32 array that is kept
-    alive on the returned struct (attribute `_decay`) for as long as the struct lives; so are the
-    tensors log_decay ([B, T, Hk, m], or [N, Hk, m] when step) and the gate logits ([B, T, H] or
-    [N, H]), which must be float32 numpy arrays."""
-    if denominator not in DENOMINATORS:
-        raise error_for(INVALID_ARGUMENT, "denominator must be 'add' or 'clamp', got %r" % (denominator,))
-    options = AttentionOptions()
-    lib.slay_attention_options_init(ctypes.byref(options))
-    options.denominator = DENOMINATORS[denominator]
-    options.normalize = 1 if normalize else 0
-    options._keep = []
-    rank = 3 if step else 4
-    _point_at(options, "log_decay", log_decay, rank)
-    _point_at(options, "query_gate_logits", query_gate_logits, rank - 1)
-    _point_at(options, "key_gate_logits", key_gate_logits, rank - 1)
-    if decay is not None:
-        gammas = np.ascontiguousarray(np.asarray(decay, dtype=np.float32).reshape(-1))
-        options._decay = gammas
-        options.decay = gammas.ctypes.data
-    options.causal = 1 if causal else 0
-    options.delta = float(delta)
-    options.chunk_size = _int(chunk_size, "chunk_size", -2**62, 2**62)
-    options.n_threads = _int(n_threads, "n_threads", -2**31, 2**31 - 1)
-    return options
 
 
 def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, out=None,
                      initial_state=None, output_final_state=False, cu_seqlens=None, denominator="add",
                      normalize=True, decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None,
-                     gate_input=None, query_gate_weights=None, key_gate_weights=None):
+                     gate_input=None, query_gate_weights=None, key_gate_weights=None, update="add", beta=None,
+                     qk_l2norm=False, check_finite=False):
     """y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ), q (B, T, Hq, d), k (B, T, Hk, d), v (B, T, Hk, dv),
     φ the slay.FeatureMap fm (Hk = fm.num_heads, d = fm.head_dim).
 
@@ -102,18 +28,23 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     tuple with z [N, H, m]) starts each sequence from that state (it is not modified). cu_seqlens (N + 1 offsets) treats B = 1 tensors as N packed sequences.
     denominator: "add" divides by den + δ; "clamp" by max(den, δ), for signed maps.
     normalize=False drops the normaliser (y = φ(q)ᵀS); decay: one γ ∈ (0, 1] per key head (RetNet),
-    causal only. chunk_size: rows per causal chunk (1..4096), or 0 (default) for the library's
-    choice: 8 with log_decay or "ela-hadamard-exp", 64 otherwise; it changes only fp32 rounding.
+    causal only. chunk_size: rows per causal chunk (1..4096), or 0 (default) for the form's
+    choice (docs/attention-forms.md); it changes only fp32 rounding.
 
-    GLA: log_decay (B, T, Hk, m) float32, log α ≤ 0 per token, key head and feature channel:
-    S_t = Diag(α_t) S_{t−1} + φ(k_t) v_tᵀ (causal only; multiplies with `decay`).
+    GLA: log_decay float32, log α ≤ 0 per token and key head, (B, T, Hk) (per head) or
+    (B, T, Hk, m) (per channel): S_t = Diag(α_t) S_{t−1} + φ(k_t) v_tᵀ (causal only; multiplies
+    with `decay`).
     SLA gates: query_gate_logits (B, T, Hq) and key_gate_logits (B, T, Hk) float32; the softmax
     over heads of each token scales φ(q) / φ(k). Or pass gate_input x (B, T, D) with
     query_gate_weights W_GQ (D, Hq) / key_gate_weights W_GK (D, Hk): logits = x @ W, computed with
     numpy in float32 (not both logits and weights). With normalize=True the query gate cancels
     (except for δ): SLA uses normalize=False.
+    Delta rule (DeltaNet / Gated DeltaNet): update="delta" with normalize=False, beta (B, T, Hk)
+    float32 in [0, 2] (None: 1) and optionally log_decay = g (B, T, Hk), g <= 0:
+    S_t = e^{g_t} (I − β_t φ(k_t) φ(k_t)ᵀ) S_{t−1} + β_t φ(k_t) v_tᵀ, o_t = S_tᵀ φ(q_t); causal only.
+    qk_l2norm=True L2-normalises φ(q) and φ(k) in the kernel (after the map, before the gates).
+    check_finite=True refuses NaN / ±inf in q, k, v with slay.NonFiniteError before writing anything.
     """
-    from .state import State
     handle = require_map(fm)
     q = as_input(q, "q", 4)
     k = as_input(k, "k", 4)
@@ -124,7 +55,8 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
                                                        query_gate_weights, key_gate_weights)
     if initial_state is None and not output_final_state and cu_seqlens is None:
         options = attention_options(causal, delta, chunk_size, n_threads, denominator, normalize, decay, log_decay,
-                                    query_gate_logits, key_gate_logits)
+                                    query_gate_logits, key_gate_logits, update=update, beta=beta, qk_l2norm=qk_l2norm,
+                                    check_finite=check_finite)
         err = Error()
         check(lib.slay_linear_attention(handle, descriptor(q), descriptor(k), descriptor(v), descriptor(out),
                                         ctypes.byref(options), ctypes.byref(err)), err)
@@ -133,7 +65,6 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
         from ._state_arrays import as_initial_state
         initial_state = as_initial_state(State, fm, initial_state)
         if initial_state.fm is not fm and initial_state.fm.identity != fm.identity:
-            from .errors import STATE_MISMATCH
             raise error_for(STATE_MISMATCH, "initial_state belongs to a different feature map than fm")
         state = initial_state.copy()
     else:
@@ -141,7 +72,8 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
         state = State(fm, num_seqs=sequences, value_dim=v.shape[3])
     state.prefill(q, k, v, causal=causal, delta=delta, chunk_size=chunk_size, n_threads=n_threads, out=out,
                   cu_seqlens=cu_seqlens, denominator=denominator, normalize=normalize, decay=decay,
-                  log_decay=log_decay, query_gate_logits=query_gate_logits, key_gate_logits=key_gate_logits)
+                  log_decay=log_decay, query_gate_logits=query_gate_logits, key_gate_logits=key_gate_logits,
+                  update=update, beta=beta, qk_l2norm=qk_l2norm, check_finite=check_finite)
     return (out, state) if output_final_state else out
 
 
@@ -171,7 +103,7 @@ def exact_attention(q, k, v, kernel="softmax", eps=1e-6, causal=True, scale=None
         options.scale = float(scale)
     options.eps = float(eps)
     options.delta = float(delta)
-    options.n_threads = _int(n_threads, "n_threads", -2**31, 2**31 - 1)
+    options.n_threads = check_int(n_threads, "n_threads", -2**31, 2**31 - 1)
     err = Error()
     check(lib.slay_exact_attention(descriptor(q), descriptor(k), descriptor(v), descriptor(out),
                                    ctypes.byref(options), ctypes.byref(err)), err)

@@ -2,6 +2,7 @@
 OK = 0
 INVALID_ARGUMENT, SHAPE, LAYOUT, DTYPE, OVERFLOW, OUT_OF_MEMORY = -1, -2, -3, -4, -5, -6
 CORRUPT_DATA, VERSION_MISMATCH, UNSUPPORTED, BUFFER_TOO_SMALL, INTERNAL, STATE_MISMATCH = -7, -8, -9, -10, -11, -12
+NON_FINITE = -13
 
 
 class SlayError(Exception):
@@ -29,10 +30,14 @@ class SlayRuntimeError(SlayError, RuntimeError):
     """Unsupported operation or an internal error."""
 
 
+class NonFiniteError(SlayError):
+    """A NaN or ±inf input refused by check_finite=True (SLAY_ERR_NON_FINITE); nothing was written."""
+
+
 _CLASSES = {
     INVALID_ARGUMENT: SlayValueError, SHAPE: SlayValueError, LAYOUT: SlayValueError, OVERFLOW: SlayValueError,
     CORRUPT_DATA: SlayValueError, VERSION_MISMATCH: SlayValueError, BUFFER_TOO_SMALL: SlayValueError,
-    STATE_MISMATCH: SlayValueError, DTYPE: SlayTypeError, OUT_OF_MEMORY: SlayMemoryError,
+    STATE_MISMATCH: SlayValueError, DTYPE: SlayTypeError, OUT_OF_MEMORY: SlayMemoryError, NON_FINITE: NonFiniteError,
 }
 
 

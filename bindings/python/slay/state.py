@@ -6,7 +6,7 @@ import numpy as np
 from ._handle import OwnedHandle
 from ._lib import lib, Error
 from ._tensor import as_input, as_output, descriptor, DescriptorCache
-from .attention import attention_options, resolve_gates
+from .options import attention_options, resolve_gates
 from .errors import check, error_for, INVALID_ARGUMENT
 from .feature_map import require_map
 
@@ -143,16 +143,18 @@ class State(OwnedHandle):
     def prefill(self, q, k, v, causal=True, delta=1e-6, chunk_size=0, n_threads=1, cu_seqlens=None,
                 slots=None, out=None, denominator="add", normalize=True, decay=None, log_decay=None,
                 query_gate_logits=None, key_gate_logits=None, gate_input=None, query_gate_weights=None,
-                key_gate_weights=None):
+                key_gate_weights=None, update="add", beta=None, qk_l2norm=False, check_finite=False):
         """Runs prompts through their slots; returns outputs (B, T, Hq, dv), or None when q is None.
 
         k (B, T, H, d), v (B, T, H, dv), q (B, T, Hq, d) or None (keys and values only absorbed).
         cu_seqlens: None for a padded batch (B sequences), or N + 1 offsets of N packed sequences
         (B = 1). slots: None (slots 0..N−1) or N distinct slot indices. out: optional output array.
         causal, delta, chunk_size, n_threads, denominator, normalize, decay, log_decay
-        (B, T, Hk, m) and the gates (query_gate_logits, key_gate_logits, or gate_input with
-        query_gate_weights / key_gate_weights) as in slay.linear_attention (query gates are unused
-        when q is None)."""
+        ((B, T, Hk) or (B, T, Hk, m)), the gates (query_gate_logits, key_gate_logits, or gate_input
+        with query_gate_weights / key_gate_weights), update ("add" or "delta"), beta (B, T, Hk) and
+        qk_l2norm as in slay.linear_attention (query gates are unused when q is None).
+        check_finite=True: NaN / ±inf in q, k or v raise slay.NonFiniteError and leave the state
+        untouched (otherwise a non-finite key or value poisons its slot until reset())."""
         k = as_input(k, "k", 4)
         v = as_input(v, "v", 4)
         cu, cu_ptr = _int64_array(cu_seqlens, "cu_seqlens")
@@ -169,7 +171,8 @@ class State(OwnedHandle):
         query_gates, key_gates = resolve_gates(query_gate_logits, key_gate_logits, gate_input, query_gate_weights,
                                                key_gate_weights)
         options = attention_options(causal, delta, chunk_size, n_threads, denominator, normalize, decay, log_decay,
-                                    query_gates, key_gates)
+                                    query_gates, key_gates, update=update, beta=beta, qk_l2norm=qk_l2norm,
+                                    check_finite=check_finite)
         err = Error()
         check(lib.slay_state_prefill(self.handle, descriptor(q) if q is not None else None, descriptor(k),
                                      descriptor(v), descriptor(out) if q is not None else None, cu_ptr, slot_ptr,
@@ -199,14 +202,17 @@ class State(OwnedHandle):
 
     def step(self, q, k, v, delta=1e-6, n_threads=1, slots=None, out=None, denominator="add", normalize=True,
              decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None, gate_input=None,
-             query_gate_weights=None, key_gate_weights=None):
+             query_gate_weights=None, key_gate_weights=None, update="add", beta=None, qk_l2norm=False,
+             check_finite=False):
         """One token per sequence: q (N, Hq, d), k (N, H, d), v (N, H, dv) → (N, Hq, dv).
 
         slots: None (slots 0..N−1) or N distinct slot indices; out: optional (N, Hq, dv) array.
         delta, n_threads, denominator, normalize and decay as in slay.linear_attention (chunk_size
-        and causal do not apply to a step); log_decay (N, Hk, m); gate logits query_gate_logits
-        (N, Hq) / key_gate_logits (N, Hk), or gate_input (N, D) with query_gate_weights /
-        key_gate_weights.
+        and causal do not apply to a step); log_decay (N, Hk) or (N, Hk, m); gate logits
+        query_gate_logits (N, Hq) / key_gate_logits (N, Hk), or gate_input (N, D) with
+        query_gate_weights / key_gate_weights; update="delta" with beta (N, Hk) for the delta rule;
+        qk_l2norm as in slay.linear_attention. check_finite=True: NaN / ±inf in q, k or v raise
+        slay.NonFiniteError with the state untouched.
 
         The hot path of decoding: arrays passed again (the same q/k/v/out buffers every step) reuse
         their validated descriptors, and the options and error structs are reused, so the call
@@ -226,18 +232,21 @@ class State(OwnedHandle):
             slot_ptr = None
         else:
             _, slot_ptr = _slots(slots)
-        key = (delta, n_threads, denominator, normalize, None if decay is None else tuple(np.ravel(decay).tolist()))
-        tokens = (log_decay, query_gate_logits, key_gate_logits, gate_input, query_gate_weights, key_gate_weights)
+        key = (delta, n_threads, denominator, normalize, None if decay is None else tuple(np.ravel(decay).tolist()),
+               update, qk_l2norm, check_finite)
+        tokens = (log_decay, query_gate_logits, key_gate_logits, gate_input, query_gate_weights, key_gate_weights, beta)
         if any(x is not None for x in tokens):
             # Per-token tensors change every step: a fresh struct, not the cached one.
             query_gates, key_gates = resolve_gates(query_gate_logits, key_gate_logits, gate_input, query_gate_weights,
                                                    key_gate_weights)
             options = ctypes.byref(attention_options(True, delta, 1, n_threads, denominator, normalize, decay,
-                                                     log_decay, query_gates, key_gates, step=True))
+                                                     log_decay, query_gates, key_gates, step=True, update=update,
+                                                     beta=beta, qk_l2norm=qk_l2norm, check_finite=check_finite))
         else:
             options = self._step_options.get(key)
         if options is None:
-            options = ctypes.byref(attention_options(True, delta, 1, n_threads, denominator, normalize, decay))
+            options = ctypes.byref(attention_options(True, delta, 1, n_threads, denominator, normalize, decay,
+                                                     update=update, qk_l2norm=qk_l2norm, check_finite=check_finite))
             self._step_options = {key: options}
         err = self._error
         code = lib.slay_state_step(self.handle, q_ref, k_ref, v_ref, out_ref, slot_ptr, shape[0], options, err)

@@ -644,20 +644,31 @@ def test_c_hadamard_exp_create_values(field, value, code):
 @pytest.mark.parametrize("function", ["slay_linear_attention", "slay_state_prefill", "slay_state_step",
                                       "slay_state_query"])
 @pytest.mark.parametrize("field", ["normalize", "decay"])
-def test_c_hadamard_exp_refuses_unnormalised_and_decay(function, field):
-    """normalize = 0 and decay with SLAY_KIND_HADAMARD_EXP → SLAY_ERR_UNSUPPORTED naming the kind and
-    the option (in every entry point, read-only queries included); outputs and state unchanged."""
+def test_c_hadamard_exp_accepts_unnormalised_and_decay(function, field):
+    """Flipped from a refusal: normalize = 0 and decay compose with SLAY_KIND_HADAMARD_EXP in every entry
+    point (its rescaled frame is multiplied by the decay like any other state); every output element is
+    written and finite, and the result equals the same call through the Python binding."""
     w = World("ela-hadamard-exp")
     gammas = np.full(2, 0.9, np.float32)
     if field == "normalize":
         w.options.normalize = 0
     else:
         w.options.decay = gammas.ctypes.data
-    before = w.snapshot()
+    twin = w.state.copy()
     status, message = call(function, *C_FUNCTIONS[function][0](w))
-    assert status == -9, message
-    assert "HADAMARD_EXP" in message and field in message
-    w.assert_unchanged(before)
+    assert status == OK, message
+    out = w.out1 if function == "slay_state_step" else w.out
+    assert np.all(np.isfinite(out)) and not np.any(out == SENTINEL)
+    kwargs = dict(normalize=False) if field == "normalize" else dict(decay=gammas)
+    if function == "slay_linear_attention":
+        expected = slay.linear_attention(w.q, w.k, w.v, w.fm, **kwargs)
+    elif function == "slay_state_prefill":
+        expected = twin.prefill(w.q, w.k, w.v, slots=w.slots, **kwargs)
+    elif function == "slay_state_step":
+        expected = twin.step(w.q1, w.k1, w.v1, **kwargs)
+    else:
+        expected = twin.query(w.q, normalize=kwargs.get("normalize", True))
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_c_feature_map_anchor_dim_ignored_for_exact():

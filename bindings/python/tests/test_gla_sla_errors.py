@@ -44,11 +44,25 @@ def test_bad_log_decay_values_name_the_index(value):
     assert np.all(out == 7.0)
 
 
-@pytest.mark.parametrize("shape", [(2, 6, 2, 5), (2, 5, 2, 4), (1, 6, 2, 4), (2, 6, 1, 4), (2, 6, 2)])
+@pytest.mark.parametrize("shape", [(2, 6, 2, 5), (2, 5, 2, 4), (1, 6, 2, 4), (2, 6, 1, 4), (2, 6, 3), (2, 5, 2)])
 def test_log_decay_shape(shape):
     fm, q, k, v, _ = setup()
     code = SHAPE
     rejects(code, "log_decay", slay.linear_attention, q, k, v, fm, log_decay=np.zeros(shape, np.float32))
+
+
+def test_per_head_log_decay_is_accepted():
+    """Flipped from a refusal: log_decay (B, T, Hk) is a per-head decay, equal to the same values
+    repeated over the m channels, in whole-sequence calls, prefill and steps."""
+    fm, q, k, v, _ = setup()
+    head = (-0.4 * np.random.default_rng(3).random((2, 6, 2))).astype(np.float32)
+    channels = np.ascontiguousarray(np.repeat(head[..., None], fm.dim, -1))
+    expected = slay.linear_attention(q, k, v, fm, log_decay=channels)
+    np.testing.assert_allclose(slay.linear_attention(q, k, v, fm, log_decay=head), expected, rtol=2e-5, atol=1e-6)
+    state = slay.State(fm, num_seqs=2, value_dim=3)
+    got = [state.prefill(q[:, :4], k[:, :4], v[:, :4], log_decay=head[:, :4])]
+    got += [state.step(q[:, t], k[:, t], v[:, t], log_decay=head[:, t])[:, None] for t in (4, 5)]
+    np.testing.assert_allclose(np.concatenate(got, 1), expected, rtol=2e-5, atol=1e-6)
 
 
 def test_log_decay_dtype_and_causal():

@@ -286,54 +286,78 @@ def test_absorb_then_query_equals_bidirectional():
 
 # ---- bad input -----------------------------------------------------------------------------------------
 
-def test_unnormalised_and_decay_are_unsupported():
-    fm = make()
-    q, k, v = inputs(1, 6)
-    state = slay.State(fm, num_seqs=1, value_dim=5)
-    state.prefill(q[:, :3], k[:, :3], v[:, :3])
-    before = state.save()
-    calls = [
-        lambda **kw: slay.linear_attention(q, k, v, fm, **kw),
-        lambda **kw: state.prefill(q, k, v, **kw),
-        lambda **kw: state.step(q[:, 0], k[:, 0], v[:, 0], **kw),
+def _exp_twin(q, k, v, scale_q=None, **kwargs):
+    """float64 token-loop twin with φ = ψ = exp (finite in float64 far beyond fp32's range)."""
+    import naive_gla
+    phi_q, phi_k = np.exp(q.astype(np.float64)), np.exp(k.astype(np.float64))
+    pick = lambda a, b: None if a is None else a[b]
+    extra = {name: kwargs.pop(name) for name in ("log_decay", "query_gates", "key_gates") if name in kwargs}
+    return np.stack([naive_gla.recurrence(phi_q[b], phi_k[b], v[b], log_decay=pick(extra.get("log_decay"), b),
+                                          query_gates=pick(extra.get("query_gates"), b),
+                                          key_gates=pick(extra.get("key_gates"), b), **kwargs)[0]
+                     for b in range(v.shape[0])])
+
+
+def _options_cases(B, T, Hq, Hk, d, seed=5):
+    """(name, keywords for libslay, keywords for the twin, per-step keyword slicer) of the options that
+    now compose with Hadamard Exp: normalize=False, RetNet γ, per-channel and per-head log_decay, gates."""
+    import naive_gla
+    rng = np.random.default_rng(seed)
+    gammas = np.array([0.9, 0.7][:Hk], np.float32)
+    channel = (-0.3 * rng.random((B, T, Hk, d))).astype(np.float32)
+    head = (-0.3 * rng.random((B, T, Hk))).astype(np.float32)
+    ql = rng.standard_normal((B, T, Hq)).astype(np.float32)
+    kl = rng.standard_normal((B, T, Hk)).astype(np.float32)
+    return [
+        ("unnormalised", dict(normalize=False), dict(normalize=False)),
+        ("decay", dict(decay=gammas), dict(gammas=gammas)),
+        ("decay unnormalised", dict(decay=gammas, normalize=False), dict(gammas=gammas, normalize=False)),
+        ("log_decay per channel", dict(log_decay=channel), dict(log_decay=channel)),
+        ("log_decay per head", dict(log_decay=head), dict(log_decay=np.repeat(head[..., None], d, -1))),
+        ("log_decay and decay", dict(log_decay=channel, decay=gammas), dict(log_decay=channel, gammas=gammas)),
+        ("gates", dict(query_gate_logits=ql, key_gate_logits=kl, normalize=False),
+         dict(query_gates=naive_gla.softmax_gates(ql), key_gates=naive_gla.softmax_gates(kl), normalize=False)),
+        ("gates and decay", dict(key_gate_logits=kl, log_decay=head),
+         dict(key_gates=naive_gla.softmax_gates(kl), log_decay=np.repeat(head[..., None], d, -1))),
     ]
-    for call in calls:
-        for kwargs, match in ((dict(normalize=False), "normalize"), (dict(decay=[0.9, 0.9]), "decay")):
-            with pytest.raises(slay.SlayError, match=match) as info:
-                call(**kwargs)
-            assert info.value.code == UNSUPPORTED and "HADAMARD_EXP" in str(info.value)
-    with pytest.raises(slay.SlayError, match="normalize") as info:
-        state.query(q, normalize=False)
-    assert info.value.code == UNSUPPORTED
-    with pytest.raises(slay.SlayError, match="normalize") as info:
-        slay.linear_attention(q, k, v, fm, causal=False, normalize=False)
-    assert info.value.code == UNSUPPORTED
-    assert state.save() == before and state.position(0) == 3
 
 
-def test_gla_decay_and_sla_gates_are_unsupported():
-    """The rescaled state has no decayed or gated form: log_decay and gate logits are refused by
-    every entry point, with the state unchanged."""
+@pytest.mark.parametrize("scale", [1.0, 8.0])
+def test_decay_gates_and_unnormalised_compose(scale):
+    """Flipped from a refusal: normalize=False, RetNet γ, GLA log_decay (per channel and per head) and SLA
+    gates compose with Hadamard Exp (its rescaled frame decays like any state) — whole sequences at every
+    chunk size, and prefill + steps, against a float64 token loop with φ = exp; at scale 8 the raw
+    features e^{q+k} reach e^{60}."""
     fm = make()
-    q, k, v = inputs(1, 6)
-    state = slay.State(fm, num_seqs=1, value_dim=5)
-    state.prefill(q[:, :3], k[:, :3], v[:, :3])
-    before = state.save()
-    whole = dict(log_decay=np.full((1, 6, 2, 8), -0.1, np.float32), query_gate_logits=np.zeros((1, 6, 4), np.float32),
-                 key_gate_logits=np.zeros((1, 6, 2), np.float32))
-    step = dict(log_decay=np.full((1, 2, 8), -0.1, np.float32), query_gate_logits=np.zeros((1, 4), np.float32),
-                key_gate_logits=np.zeros((1, 2), np.float32))
-    for name in whole:
-        for call, kwargs in ((lambda **kw: slay.linear_attention(q, k, v, fm, **kw), whole),
-                             (lambda **kw: state.prefill(q, k, v, **kw), whole),
-                             (lambda **kw: state.step(q[:, 0], k[:, 0], v[:, 0], **kw), step)):
-            with pytest.raises(slay.SlayError, match="HADAMARD_EXP") as info:
-                call(**{name: kwargs[name]})
-            assert info.value.code == UNSUPPORTED
-    with pytest.raises(slay.SlayError, match="gate") as info:
-        state.query(q, query_gate_logits=whole["query_gate_logits"])
-    assert info.value.code == UNSUPPORTED
-    assert state.save() == before and state.position(0) == 3
+    B, T, Hq, Hk, d = 2, 11, 4, 2, 8
+    q, k, v = inputs(B, T, seed=4, scale=scale)
+    for name, kwargs, twin in _options_cases(B, T, Hq, Hk, d):
+        expected = _exp_twin(q, k, v, **twin)
+        tol = 1e-4 if twin.get("normalize", True) else 2e-4
+        for chunk in (1, 3, 0, 16):
+            assert_matches(slay.linear_attention(q, k, v, fm, chunk_size=chunk, **kwargs), expected, tol)
+        # prefill 6 tokens, then steps
+        state = slay.State(fm, num_seqs=B, value_dim=5)
+        head_of = lambda a, lo, hi: None if a is None else a[:, lo:hi]
+        first = {key: (value[:, :6] if isinstance(value, np.ndarray) and value.ndim >= 3 else value)
+                 for key, value in kwargs.items()}
+        got = [state.prefill(q[:, :6], k[:, :6], v[:, :6], chunk_size=4, **first)]
+        for t in range(6, T):
+            step = {key: (value[:, t] if isinstance(value, np.ndarray) and value.ndim >= 3 else value)
+                    for key, value in kwargs.items()}
+            got.append(state.step(q[:, t], k[:, t], v[:, t], **step)[:, None])
+        assert_matches(np.concatenate(got, 1), expected, tol)
+
+
+def test_decay_strong_stays_finite_and_exact():
+    """A strong decay (log α = −40 per token) with large inputs: the frame follows the decayed maxima,
+    so recent keys keep full precision instead of underflowing against an old, decayed maximum."""
+    fm = make()
+    q, k, v = inputs(1, 9, seed=8, scale=20.0)
+    log_decay = np.full((1, 9, 2), -40.0, np.float32)
+    got = slay.linear_attention(q, k, v, fm, log_decay=log_decay, chunk_size=4)
+    expected = _exp_twin(q, k, v, log_decay=np.repeat(log_decay[..., None], 8, -1))
+    assert_matches(got, expected, 1e-4)
 
 
 def _recheck(blob):

@@ -107,10 +107,10 @@ def test_struct_layouts_match_header():
 def test_status_strings():
     """slay_status_string: a distinct static name for every defined code, "unknown status" otherwise, never NULL."""
     codes = {name: int(c) for name, c in re.findall(r"#define SLAY_(OK|ERR_\w+)\s+(-?\d+)", HEADER)}
-    assert len(codes) == 13 and sorted(codes.values()) == list(range(-12, 1))
+    assert len(codes) == 14 and sorted(codes.values()) == list(range(-13, 1))
     names = [_lib.lib.slay_status_string(c).decode() for c in codes.values()]
     assert len(set(names)) == len(codes) and "unknown status" not in names and all(names)
-    for undefined in (1, 12345, -13, -100, 2**31 - 1, -2**31):
+    for undefined in (1, 12345, -14, -100, 2**31 - 1, -2**31):
         assert _lib.lib.slay_status_string(undefined) == b"unknown status"
     from slay import errors
     for name, code in codes.items():  # the binding's constants are the header's
@@ -294,6 +294,7 @@ def test_attention_option_defaults_agree():
     """slay_attention_options: slay.h's documented defaults == slay_attention_options_init ==
     attention_options() == the keyword defaults of linear_attention, State.prefill/query/step."""
     from slay.attention import attention_options, DENOMINATORS
+    from slay.options import UPDATES
     header = struct_defaults("slay_attention_options")
     c = c_defaults(_lib.AttentionOptions, _lib.lib.slay_attention_options_init)
     assert header == c
@@ -307,7 +308,9 @@ def test_attention_option_defaults_agree():
         for name, value in py.items():
             if name == "denominator":
                 value = DENOMINATORS[value]
-            elif name in ("causal", "normalize"):
+            elif name == "update":
+                value = UPDATES[value]
+            elif name in ("causal", "normalize", "qk_l2norm", "check_finite"):
                 value = int(value)
             assert value == c[name], (function.__qualname__, name, value, c[name])
         assert getattr(options, "decay") is None

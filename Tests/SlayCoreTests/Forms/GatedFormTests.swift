@@ -6,7 +6,7 @@ import SlayKernelsAVX2
 
 /// GLA per-channel decay and SLA head gates in the chunked engine and the decode step, against a
 /// float64 loop over tokens of the recurrence S_t = Diag(α_t) S_{t−1} + g^K_t k_t v_tᵀ (identity map).
-final class ChannelDecayTests: XCTestCase {
+final class GatedFormTests: XCTestCase {
     struct Case {
         let b: Int, t: Int, hq: Int, hk: Int, d: Int, dv: Int
         let q: [Float], k: [Float], v: [Float], logDecay: [Float]

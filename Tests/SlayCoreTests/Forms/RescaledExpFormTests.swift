@@ -1,10 +1,10 @@
 import XCTest
 @testable import SlayCore
 
-/// RescaledExpAttention (SLAY_KIND_HADAMARD_EXP) against a double reference built from the kernel
+/// RescaledExpForm (SLAY_KIND_HADAMARD_EXP) against a double reference built from the kernel
 /// definition k(a, b) = Σ_f e^{a_f + b_f} with log-sum-exp: inputs ×100 make a_f + b_f reach ~200,
 /// where e^x overflows fp32 (and the raw features do), yet every output must be finite and exact.
-final class RescaledExpAttentionTests: XCTestCase {
+final class RescaledExpFormTests: XCTestCase {
     private let (b, t, hq, hk, d, dv) = (2, 29, 4, 2, 6, 5)
 
     private func makeMap() throws -> HadamardExpFeatureMap {
@@ -22,7 +22,9 @@ final class RescaledExpAttentionTests: XCTestCase {
 
     /// y_i = Σ_j k_ij v_j / (Σ_j k_ij + δ) in double: log k_ij by log-sum-exp, weights relative to
     /// the row's largest log k, δ scaled into the same frame. Output [B, T, Hq, dv].
-    private func reference(_ x: (q: BTHD, k: BTHD, v: BTHD), causal: Bool, delta: Double = 1e-6) -> [Double] {
+    /// With `gammas` (per key head) key j weighs γ^(i−j) more; unnormalised: y_i = Σ_j k_ij v_j.
+    private func reference(_ x: (q: BTHD, k: BTHD, v: BTHD), causal: Bool, delta: Double = 1e-6,
+                           gammas: [Double]? = nil, normalize: Bool = true) -> [Double] {
         var out = [Double](repeating: 0, count: b * t * hq * dv)
         let group = hq / hk
         for batch in 0..<b { for h in 0..<hq { for i in 0..<t {
@@ -31,7 +33,8 @@ final class RescaledExpAttentionTests: XCTestCase {
             let logs: [Double] = keys.map { j in
                 let e = zip(a, x.k.row(batch, j, h / group)).map { $0 + Double($1) }
                 let top = e.max()!
-                return top + log(e.reduce(0) { $0 + exp($1 - top) })
+                let decay = gammas.map { Double(i - j) * log($0[h / group]) } ?? 0
+                return top + log(e.reduce(0) { $0 + exp($1 - top) }) + decay
             }
             let r = logs.max()!
             var den = delta * exp(-r)
@@ -41,7 +44,7 @@ final class RescaledExpAttentionTests: XCTestCase {
                 den += w
                 for c in 0..<dv { num[c] += w * Double(x.v[batch, j, h / group, c]) }
             }
-            for c in 0..<dv { out[((batch * t + i) * hq + h) * dv + c] = num[c] / den }
+            for c in 0..<dv { out[((batch * t + i) * hq + h) * dv + c] = normalize ? num[c] / den : num[c] * exp(r) }
         } } }
         return out
     }
@@ -132,21 +135,36 @@ final class RescaledExpAttentionTests: XCTestCase {
         XCTAssertThrowsSlayError(.corruptData, try StateBlob.restore(state, from: UnsafeRawBufferPointer(blob)))
     }
 
-    func testUnnormalisedAndDecayAreUnsupported() throws {
+    /// Flipped from a refusal: normalize = false and RetNet decay compose with the rescaled frame, in
+    /// whole-sequence calls (every chunk size) and in prefill + decode steps.
+    func testUnnormalisedAndDecayCompose() throws {
         let map = try makeMap()
         let x = inputs(scale: 1, seed: 9)
-        XCTAssertThrowsSlayError(.unsupported, try run(map, x, LinearAttentionOptions(normalize: false)))
-        let gammas: [Float] = [0.9, 0.9]
+        let gammas: [Float] = [0.9, 0.6]
         try gammas.withUnsafeBufferPointer { buffer in
             let decay = HeadDecay(pointer: buffer.baseAddress, count: 2)
-            XCTAssertThrowsSlayError(.unsupported, try run(map, x, LinearAttentionOptions(decay: decay)))
-            let state = try RecurrentState(map: map, numSequences: 1, valueDim: dv)
-            let (q, k, v, out) = (TestTensor(count: hq * d, repeating: 1), TestTensor(count: hk * d, repeating: 1),
-                                  TestTensor(count: hk * dv, repeating: 1), TestTensor(count: hq * dv))
-            XCTAssertThrowsSlayError(.unsupported, try state.step(q: q.view([1, hq, d]), k: k.view([1, hk, d]), v: v.view([1, hk, dv]),
-                                                                  out: out.view([1, hq, dv]), slots: SlotList(pointer: nil, count: 1),
-                                                                  options: LinearAttentionOptions(decay: decay)))
-            XCTAssertEqual(state.positions, [0], "a refused step leaves the state unchanged")
+            for (normalize, useDecay) in [(false, false), (true, true), (false, true)] {
+                let expected = reference(x, causal: true, gammas: useDecay ? gammas.map(Double.init) : nil,
+                                         normalize: normalize)
+                for chunk in [1, 5, 64] {
+                    let options = LinearAttentionOptions(chunkSize: chunk, normalize: normalize, decay: useDecay ? decay : .none)
+                    XCTAssertClose(try run(map, x, options), expected, relative: 2e-4, absolute: 1e-5,
+                                   "normalize \(normalize), decay \(useDecay), chunk \(chunk)")
+                }
+                // Steps only, from an empty state.
+                let state = try RecurrentState(map: map, numSequences: b, valueDim: dv)
+                var got = [Float](repeating: .nan, count: b * t * hq * dv)
+                for i in 0..<t {
+                    let (qs, ks, vs) = (TestTensor(tokens(x.q, i)), TestTensor(tokens(x.k, i)), TestTensor(tokens(x.v, i)))
+                    let step = TestTensor(count: b * hq * dv)
+                    try state.step(q: qs.view([b, hq, d]), k: ks.view([b, hk, d]), v: vs.view([b, hk, dv]),
+                                   out: step.view([b, hq, dv]), slots: SlotList(pointer: nil, count: b),
+                                   options: LinearAttentionOptions(normalize: normalize, decay: useDecay ? decay : .none))
+                    for batch in 0..<b { for j in 0..<(hq * dv) { got[(batch * t + i) * hq * dv + j] = step.pointer[batch * hq * dv + j] } }
+                }
+                XCTAssertClose(got, expected, relative: 2e-4, absolute: 1e-5, "steps: normalize \(normalize), decay \(useDecay)")
+                XCTAssertEqual(state.positions, [Int64](repeating: Int64(t), count: b))
+            }
         }
     }
 

@@ -1,0 +1,336 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a pass over a sequence does.
+public enum AttentionMode: Sendable {
+    /// causal outputs; keys enter the state as they are passed
+    case causal
+    /// every query sees every key of its sequence
+    case bidirectional
+    /// keys and values enter the state; no queries, no outputs
+    case absorb
+    /// queries read the state; the state is not changed
+    case query
+}
+
+/// Linear attention y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ) (docs/math.md §5) and its recurrent
+/// relatives, through one driver (AttentionCall) and the recurrence forms under it.
+public enum LinearAttention {
+    public typealias Mode = AttentionMode
+
+    /// Whole-sequence attention: q [B, T, Hq, d], k [B, T, Hk, d], v [B, T, Hk, dv] → out [B, T, Hq, dv].
+    public static func run(map: FeatureMap, q: TensorView, k: TensorView, v: TensorView, out: TensorView,
+                           options: LinearAttentionOptions) throws {
+        try options.validate()
+        let shapes = try AttentionShapes(q: q, k: k, v: v, out: out)
+        try checkMap(map, headDim: shapes.headDim, keyHeads: shapes.keyHeads)
+        let spans = (0..<shapes.batch).map { SequenceSpan(batch: $0, start: 0, length: shapes.length) }
+        let call = try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads,
+                                     valueDim: shapes.valueDim, spans: spans, state: nil, slots: [],
+                                     mode: options.causal ? .causal : .bidirectional, options: options)
+        try call.execute(workspaces: nil)
+    }
+
+    /// The map's head_dim and key-head count against the call's.
+    static func checkMap(_ map: FeatureMap, headDim: Int, keyHeads: Int) throws {
+        guard headDim == map.headDim else {
+            throw SlayError.shape("q and k have head_dim \(headDim), the feature map expects \(map.headDim)")
+        }
+        guard keyHeads == map.numHeads else {
+            throw SlayError.shape("k has \(keyHeads) heads, the feature map has \(map.numHeads)")
+        }
+    }
+}
+
+/// A validated call of the one attention driver: views, sequences, optional recurrent-state
+/// slots, the mode, the options (whole) and the form that evaluates it.
+///
+/// Work is split over (sequence, key head) pairs; each pair walks its sequence in chunks of c
+/// rows, so memory is O(c·m + m·dv) per thread whatever T is. The query heads of a grouped-query
+/// group share the key side of a chunk and the state. Pairs are independent, so results do not
+/// depend on the thread count.
+public struct AttentionCall: @unchecked Sendable {
+    let map: FeatureMap
+    let q: TensorView?
+    let k: TensorView?
+    let v: TensorView?
+    let out: TensorView?
+    let queryHeads: Int
+    let valueDim: Int
+    let spans: [SequenceSpan]
+    let state: RecurrentState?
+    let slots: [Int]
+    let mode: AttentionMode
+    /// The caller's options, with the token tensors this mode does not read cleared and log_decay
+    /// in its canonical [B, T, Hk, m] view (a per-head tensor broadcast over m).
+    let options: LinearAttentionOptions
+    /// True when options.logDecay came per head ([B, T, Hk]).
+    let perHeadDecay: Bool
+    let form: RecurrenceForm.Type
+    private(set) var layout: WorkspaceLayout
+    let delta: Float
+    /// Token position of each span's first row, for maps that need positions: the slot's
+    /// position before the call (read here, before any share updates it), else 0.
+    let origins: [Int]
+
+    init(map: FeatureMap, q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?, queryHeads: Int,
+         valueDim: Int, spans: [SequenceSpan], state: RecurrentState?, slots: [Int], mode: AttentionMode,
+         options given: LinearAttentionOptions) throws {
+        var options = given
+        if mode == .query {
+            options.logDecay = nil
+            options.keyGateLogits = nil
+            options.beta = nil
+        }
+        guard !options.decay.isActive || mode != .bidirectional else {
+            throw SlayError.invalid("decay needs causal attention (set causal = 1)")
+        }
+        try options.decay.validate(heads: map.numHeads)
+        let tokens = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode)
+        options.logDecay = tokens.logDecay
+        self.perHeadDecay = tokens.perHead
+        let form = AttentionForms.form(map: map, options: options)
+        try form.check(map: map, options: options, mode: mode)
+        if options.checkFinite {
+            for (name, view) in [("q", q), ("k", k), ("v", v)] { if let view { try TokenTensors.checkFinite(view, name) } }
+        }
+        self.map = map
+        self.q = q
+        self.k = k
+        self.v = v
+        self.out = out
+        self.queryHeads = queryHeads
+        self.valueDim = valueDim
+        self.spans = spans
+        self.state = state
+        self.slots = slots
+        self.mode = mode
+        self.options = options
+        self.form = form
+        self.delta = Float(options.delta)
+        let longest = spans.map(\.length).max() ?? 1
+        let chunk = max(options.chunk(form: form, length: longest), 1)
+        var layout = WorkspaceLayout(chunk: chunk)
+        let (d, m) = (map.headDim, map.featureDim)
+        try layout.reserve(.queryRows, chunk, d)
+        try layout.reserve(.keyRows, chunk, d)
+        try layout.reserve(.valueRows, chunk, valueDim)
+        try layout.reserve(.phiQ, chunk, m)
+        try layout.reserve(.phiK, chunk, m)
+        try layout.reserve(.scores, chunk, chunk)
+        try layout.reserve(.outputs, chunk, valueDim)
+        try layout.reserve(.denominators, chunk)
+        try layout.reserve(.state, m, valueDim)
+        try layout.reserve(.normaliser, m)
+        try layout.reserve(.featureScratch, map.scratchFloats(rows: chunk))
+        try layout.reserve(.keyScratch, map.scratchFloats(rows: chunk))
+        try layout.reserve(.scoreScratch, map.scoreScratchFloats(rows: chunk))
+        try layout.reserve(.gemm, Gemm.workspaceFloats)
+        if options.queryGateLogits != nil { try layout.reserve(.queryGates, chunk) }
+        if options.keyGateLogits != nil { try layout.reserve(.keyGates, chunk) }
+        if map.needsPositions, let state {
+            self.origins = slots.map { Int(state.positions[$0]) }
+        } else {
+            self.origins = [Int](repeating: 0, count: spans.count)
+        }
+        self.layout = layout
+        try form.reserve(&layout, call: self)
+        self.layout = layout
+    }
+
+    var group: Int { queryHeads / map.numHeads }
+    var taskCount: Int { spans.count * map.numHeads }
+
+    /// Runs the tasks of partition `ith` of `nth` on up to `nThreads` threads. `workspaces`
+    /// (one per thread, sized by `layout`) avoids allocation; nil allocates them here.
+    ///
+    /// With fewer (sequence, key head) pairs than threads, forms that allow it split each pair
+    /// into blocks of value columns (multiples of 16): a block carries its columns of S through
+    /// the whole sequence and recomputes the (cheap) key side itself. Every output element is
+    /// computed by the same operations in the same order whatever the split, so results are
+    /// bitwise identical for any thread count.
+    public func execute(workspaces: [ScratchBuffer]?) throws {
+        let (nThreads, partition) = (options.nThreads, (ith: options.ith, nth: options.nth))
+        let mine = ParallelFor.share(of: taskCount, worker: partition.ith, workers: partition.nth)
+        var blocks = 1
+        if form.splitsValueColumns && mine.count < nThreads && valueDim % 16 == 0 && workspaces == nil {
+            blocks = min(valueDim / 16, (nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
+        }
+        let work = mine.count * blocks
+        let workers = max(1, min(nThreads, work))
+        var buffers: [ScratchBuffer] = []
+        if let workspaces {
+            guard workspaces.count >= workers, workspaces.allSatisfy({ $0.count >= layout.totalFloats }) else {
+                throw SlayError(.internal, "preallocated workspaces are too small for this call")
+            }
+            buffers = workspaces
+        } else {
+            // Allocate every worker's workspace up front: a failure is a status, never a partial write.
+            for _ in 0..<workers { buffers.append(try ScratchBuffer(floats: layout.totalFloats)) }
+        }
+        // Every block starts from the normaliser as it was before the call (block 0 writes the
+        // final one back), so snapshot the slots' z first.
+        let m = map.featureDim
+        let initialNormalisers = try ScratchBuffer(floats: try CheckedSize.multiply(max(mine.count, 1), m, what: "normalisers"))
+        for (index, task) in mine.enumerated() {
+            let target = initialNormalisers.pointer + index * m
+            if let state {
+                target.update(from: state.normaliser(slot: slots[task / map.numHeads], head: task % map.numHeads), count: m)
+            } else {
+                target.update(repeating: 0, count: m)
+            }
+        }
+        let scratch = buffers
+        let call = self
+        ParallelFor.run(workers: workers) { worker in
+            let workspace = Workspace(layout: call.layout, buffer: scratch[worker].pointer)
+            for item in ParallelFor.share(of: work, worker: worker, workers: workers) {
+                let index = item / blocks
+                let block = item % blocks
+                let columns: Range<Int>
+                if blocks == 1 {
+                    columns = 0..<call.valueDim
+                } else {
+                    let panels = ParallelFor.share(of: call.valueDim / 16, worker: block, workers: blocks)
+                    columns = (panels.lowerBound * 16)..<(panels.upperBound * 16)
+                }
+                call.runTask(mine.lowerBound + index, columns: columns, writesNormaliser: block == 0,
+                             initialNormaliser: initialNormalisers.pointer + index * m, workspace: workspace)
+            }
+        }
+        withExtendedLifetime((buffers, initialNormalisers)) {}
+    }
+
+    func runTask(_ index: Int, columns: Range<Int>, writesNormaliser: Bool, initialNormaliser: UnsafePointer<Float>,
+                 workspace w: Workspace) {
+        let sequence = index / map.numHeads
+        let keyHead = index % map.numHeads
+        let (m, dv) = (map.featureDim, valueDim)
+        let matrix: UnsafeMutablePointer<Float>
+        var maxima: UnsafeMutablePointer<Float>? = nil
+        if let state {
+            matrix = state.matrix(slot: slots[sequence], head: keyHead)
+            maxima = state.maxima(slot: slots[sequence], head: keyHead)
+        } else {
+            matrix = w.state
+            for f in 0..<m { (matrix + f * dv + columns.lowerBound).update(repeating: 0, count: columns.count) }
+            if form.keepsMaxima(map) {
+                maxima = w.maxima
+                w.maxima.update(repeating: AttentionForms.emptyMaximum, count: m)
+            }
+        }
+        // z is private to the task (every column block needs all of it).
+        w.normaliser.update(from: initialNormaliser, count: m)
+        let task = FormTask(call: self, span: spans[sequence], origin: origins[sequence], keyHead: keyHead,
+                            columns: columns, state: matrix, normaliser: w.normaliser, maxima: maxima, w: w)
+        let span = task.span
+        func chunks(_ body: (inout ChunkRows) -> Void) {
+            var t0 = 0
+            while t0 < span.length {
+                var chunk = ChunkRows(t0: t0, rows: min(w.chunk, span.length - t0))
+                body(&chunk)
+                t0 += chunk.rows
+            }
+        }
+        func queryAll() {
+            for g in 0..<group {
+                let queryHead = keyHead * group + g
+                chunks { chunk in
+                    form.queryChunk(task, queryHead: queryHead, chunk, causal: false)
+                    store(task, queryHead: queryHead, chunk)
+                }
+            }
+        }
+        switch mode {
+        case .causal:
+            chunks { chunk in
+                form.loadKeys(task, &chunk)
+                for g in 0..<group {
+                    form.queryChunk(task, queryHead: keyHead * group + g, chunk, causal: true)
+                    store(task, queryHead: keyHead * group + g, chunk)
+                }
+                form.absorbChunk(task, chunk)
+            }
+        case .absorb, .bidirectional:
+            chunks { chunk in
+                form.loadKeys(task, &chunk)
+                form.absorbChunk(task, chunk)
+            }
+            if mode == .bidirectional { queryAll() }
+        case .query:
+            queryAll()
+        }
+        if let state, writesNormaliser, mode != .query {
+            state.normaliser(slot: slots[sequence], head: keyHead).update(from: w.normaliser, count: m)
+        }
+    }
+
+    /// The chunk's outputs of `queryHead` into `out`: num / (den + δ) (clamp: / max(den, δ)), or
+    /// num alone when not normalising. Forms with frames keep row i scaled by e^{−r_i}: δ moves
+    /// into that frame (δ·e^{−r_i}) and unnormalised rows are scaled back by e^{r_i}, both in
+    /// double (a frame beyond fp32 range rounds to 0 or inf, as the exact result would).
+    func store(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows) {
+        let (w, columns) = (task.w, task.columns)
+        let width = columns.count
+        let out = self.out!
+        let base = out.base + task.span.batch * out.steps[0] + queryHead * out.steps[2] + columns.lowerBound * out.steps[3]
+        let (rowStride, columnStride) = (out.steps[1], out.steps[3])
+        let (normalize, framed, denominator) = (options.normalize, form.usesFrames, options.denominator)
+        for i in 0..<chunk.rows {
+            let inverse: Float
+            if framed {
+                let r = Double(w.references[i])
+                inverse = normalize ? denominator.inverse(w.denominators[i], delta: delta == 0 ? 0 : Float(Double(delta) * exp(-r)))
+                                    : Float(exp(r))
+            } else {
+                inverse = normalize ? denominator.inverse(w.denominators[i], delta: delta) : 1
+            }
+            let row = w.outputs + i * width
+            let target = base + (task.span.start + chunk.t0 + i) * rowStride
+            if columnStride == 1 {
+                for j in 0..<width { target[j] = row[j] * inverse }
+            } else {
+                for j in 0..<width { target[j * columnStride] = row[j] * inverse }
+            }
+        }
+    }
+}
+
+/// One (sequence, key head) task as a form sees it: where its rows are, its state and its
+/// worker's workspace. `columns` is the block of value columns this task carries.
+struct FormTask {
+    let call: AttentionCall
+    let span: SequenceSpan
+    let origin: Int
+    let keyHead: Int
+    let columns: Range<Int>
+    /// S [m, dv] and z [m] of the slot (or the worker's private ones).
+    let state: UnsafeMutablePointer<Float>
+    let normaliser: UnsafeMutablePointer<Float>
+    /// μ [m] for forms that keep maxima, else nil.
+    let maxima: UnsafeMutablePointer<Float>?
+    let w: Workspace
+
+    var map: FeatureMap { call.map }
+    var options: LinearAttentionOptions { call.options }
+}
+
+/// Rows t0 ..< t0 + rows of a task's sequence. `finiteRows`: how many leading rows have finite
+/// keys and values (set by loadKeys), so that products with masked coefficients skip the rows
+/// after a non-finite one (0 · NaN would otherwise reach earlier outputs).
+struct ChunkRows {
+    let t0: Int
+    let rows: Int
+    var finiteRows: Int
+
+    init(t0: Int, rows: Int) {
+        self.t0 = t0
+        self.rows = rows
+        self.finiteRows = rows
+    }
+}

@@ -1,0 +1,180 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// SLAY_DENOMINATOR_ADD / SLAY_DENOMINATOR_CLAMP.
+public enum DenominatorMode: Int32, Sendable {
+    case add = 0
+    case clamp = 1
+
+    /// 1 / (den + δ) or 1 / max(den, δ); 0 when that is 0 (δ = 0 and no attention mass, e.g. a
+    /// relu query with no positive entry), so the output is 0 rather than 0/0 = NaN (slay.h).
+    @inline(__always)
+    public func inverse(_ denominator: Float, delta: Float) -> Float {
+        let total = self == .add ? denominator + delta : max(denominator, delta)
+        return total == 0 ? 0 : 1 / total
+    }
+}
+
+/// SLAY_UPDATE_ADD / SLAY_UPDATE_DELTA: how a key enters the state.
+public enum UpdateRule: Int32, Sendable {
+    /// S_t = decay·S_{t−1} + φ(k_t) v_tᵀ (linear attention, RetNet, GLA).
+    case add = 0
+    /// S_t = α_t (I − β_t φ(k_t) φ(k_t)ᵀ) S_{t−1} + β_t φ(k_t) v_tᵀ (DeltaNet, Gated DeltaNet).
+    case delta = 1
+}
+
+/// Per-key-head decay γ_h ∈ (0, 1] (RetNet): S_t = γ S_{t−1} + φ(k_t) v_tᵀ, likewise z. Read in
+/// place from the caller's array (no copy on the decode path); nil means no decay.
+public struct HeadDecay: @unchecked Sendable {
+    public let pointer: UnsafePointer<Float>?
+    public let count: Int
+
+    public init(pointer: UnsafePointer<Float>?, count: Int) {
+        self.pointer = pointer
+        self.count = count
+    }
+
+    public static let none = HeadDecay(pointer: nil, count: 0)
+
+    public var isActive: Bool { pointer != nil }
+
+    @inline(__always)
+    public subscript(head: Int) -> Float { pointer.map { $0[head] } ?? 1 }
+
+    /// True when `head` decays (γ < 1).
+    @inline(__always)
+    public func decays(head: Int) -> Bool { self[head] < 1 }
+
+    /// log γ of `head` in double, rounded once; 0 without decay or for γ = 1.
+    public func logarithm(head: Int) -> Float {
+        let gamma = self[head]
+        return gamma < 1 ? Float(log(Double(gamma))) : 0
+    }
+
+    /// Each γ finite and in (0, 1]; `heads` entries.
+    public func validate(heads: Int) throws {
+        guard let pointer else { return }
+        guard count == heads else { throw SlayError.shape("decay has \(count) entries for \(heads) key heads") }
+        for h in 0..<heads where !(pointer[h] > 0 && pointer[h] <= 1) {
+            throw SlayError.invalid("decay[\(h)] is \(pointer[h]); each γ must be in (0, 1]")
+        }
+    }
+}
+
+/// Options of linear attention; names match the C and Python APIs. The struct travels whole from
+/// the C boundary to the driver and the forms.
+public struct LinearAttentionOptions: Sendable {
+    public var causal: Bool
+    public var delta: Double
+    /// Rows per causal chunk; 0 lets the form choose (see `chunk(form:length:)`).
+    public var chunkSize: Int
+    public var nThreads: Int
+    /// Partitioned call: this invocation runs share `ith` of `nth` (see slay_attention_options).
+    public var ith: Int
+    public var nth: Int
+    /// How y = num / den is guarded: `add` divides by den + δ (the default; right for positive
+    /// maps), `clamp` by max(den, δ), which keeps signed maps (random Fourier features) from
+    /// dividing by a denominator near 0 or below it.
+    public var denominator: DenominatorMode
+    /// false: y = φ(q)ᵀS without the normaliser (RetNet / GLA / DeltaNet-style attention).
+    public var normalize: Bool
+    /// Optional per-key-head decay (causal forms and states only).
+    public var decay: HeadDecay
+    /// GLA: optional log α ≤ 0 per token and key head, [B, T, Hk] (per head) or [B, T, Hk, m]
+    /// (per channel); [N, Hk] / [N, Hk, m] for decode steps. With the delta rule, g of Gated
+    /// DeltaNet, per head only.
+    public var logDecay: TensorView?
+    /// SLA: optional gate logits [B, T, Hq] / [B, T, Hk] ([N, H] for steps); the softmax over the
+    /// heads of a token scales that token's query / key features.
+    public var queryGateLogits: TensorView?
+    public var keyGateLogits: TensorView?
+    /// The update rule; `.delta` selects the delta-rule form.
+    public var update: UpdateRule
+    /// Delta rule: β_t ∈ [0, 2] per token and key head, [B, T, Hk] ([N, Hk] for steps).
+    public var beta: TensorView?
+    /// L2-normalise φ(q) and φ(k) in the kernel (after the map, before gates).
+    public var qkL2Norm: Bool
+    /// Refuse non-finite q, k, v (SLAY_ERR_NON_FINITE) before anything is written.
+    public var checkFinite: Bool
+
+    public static let maximumChunkSize = 4096
+    public static let maximumThreads = 256
+
+    public init(causal: Bool = true, delta: Double = 1e-6, chunkSize: Int = 0, nThreads: Int = 1,
+                ith: Int = 0, nth: Int = 1, denominator: DenominatorMode = .add, normalize: Bool = true,
+                decay: HeadDecay = .none, logDecay: TensorView? = nil, queryGateLogits: TensorView? = nil,
+                keyGateLogits: TensorView? = nil, update: UpdateRule = .add, beta: TensorView? = nil,
+                qkL2Norm: Bool = false, checkFinite: Bool = false) {
+        self.causal = causal
+        self.delta = delta
+        self.chunkSize = chunkSize
+        self.nThreads = nThreads
+        self.ith = ith
+        self.nth = nth
+        self.denominator = denominator
+        self.normalize = normalize
+        self.decay = decay
+        self.logDecay = logDecay
+        self.queryGateLogits = queryGateLogits
+        self.keyGateLogits = keyGateLogits
+        self.update = update
+        self.beta = beta
+        self.qkL2Norm = qkL2Norm
+        self.checkFinite = checkFinite
+    }
+
+    /// The chunk a call over sequences of at most `length` rows uses: `chunkSize`, or the form's
+    /// preferred chunk when it is 0.
+    func chunk(form: RecurrenceForm.Type, length: Int) -> Int {
+        let preferred = chunkSize > 0 ? chunkSize : form.preferredChunk(self)
+        return min(preferred, max(length, 1))
+    }
+
+    /// Scalar options, each in the precision it is used in: δ is applied in fp32, so a δ that is
+    /// finite in double but not in float (1e39) is refused too.
+    public func validate() throws {
+        guard delta.isFinite && delta >= 0 && Float(delta).isFinite else {
+            throw SlayError.invalid("delta must be finite (in float32, where it is used) and >= 0, got \(delta)")
+        }
+        guard chunkSize >= 0 && chunkSize <= Self.maximumChunkSize else {
+            throw SlayError.invalid("chunk_size must be 0 (automatic) or in 1...\(Self.maximumChunkSize), got \(chunkSize)")
+        }
+        guard nThreads >= 1 && nThreads <= Self.maximumThreads else {
+            throw SlayError.invalid("n_threads must be in 1...\(Self.maximumThreads), got \(nThreads)")
+        }
+        guard nth >= 1 && nth <= 65536 else { throw SlayError.invalid("nth must be in 1...65536, got \(nth)") }
+        guard ith >= 0 && ith < nth else { throw SlayError.invalid("ith must be in 0..<nth = \(nth), got \(ith)") }
+    }
+}
+
+/// One sequence of a call: rows start ..< start + length of batch entry `batch`
+/// (padded batches: (b, 0, T); packed variable-length batches: (0, cu[i], cu[i+1] − cu[i])).
+public struct SequenceSpan: Sendable, Equatable {
+    public let batch: Int
+    public let start: Int
+    public let length: Int
+
+    public init(batch: Int, start: Int, length: Int) {
+        self.batch = batch
+        self.start = start
+        self.length = length
+    }
+
+    /// Spans of a packed batch from prefix offsets cu[0] = 0 ≤ cu[1] ≤ … ≤ cu[N] = total.
+    public static func packed(offsets: [Int], total: Int) throws -> [SequenceSpan] {
+        guard offsets.count >= 2 else { throw SlayError.shape("cu_seqlens needs N + 1 >= 2 offsets, got \(offsets.count)") }
+        guard offsets[0] == 0 else { throw SlayError.shape("cu_seqlens[0] must be 0, got \(offsets[0])") }
+        for i in 1..<offsets.count where offsets[i] < offsets[i - 1] {
+            throw SlayError.shape("cu_seqlens is not monotone: cu_seqlens[\(i)] = \(offsets[i]) < cu_seqlens[\(i - 1)] = \(offsets[i - 1])")
+        }
+        guard offsets.last! == total else {
+            throw SlayError.shape("cu_seqlens ends at \(offsets.last!), but the packed tensors have T = \(total)")
+        }
+        return (0..<(offsets.count - 1)).map { SequenceSpan(batch: 0, start: offsets[$0], length: offsets[$0 + 1] - offsets[$0]) }
+    }
+}

@@ -1,0 +1,207 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The chunk pieces forms share: loading rows and features, reading the state, the masked
+/// intra-chunk product and the additive state update. Each works on the task's block of value
+/// columns.
+extension FormTask {
+    /// Keys and values of the chunk's rows into w.keyRows / w.valueRows, and the number of
+    /// leading rows whose key and value are finite.
+    func gatherKeys(_ chunk: inout ChunkRows) {
+        let (k, v) = (call.k!, call.v!)
+        k.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w.keyRows)
+        v.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w.valueRows)
+        chunk.finiteRows = min(Self.finiteRows(w.keyRows, rows: chunk.rows, width: map.headDim),
+                               Self.finiteRows(w.valueRows, rows: chunk.rows, width: call.valueDim))
+    }
+
+    /// Leading rows of a [rows, width] block with only finite entries (a NaN or ±inf row stops it).
+    static func finiteRows(_ block: UnsafePointer<Float>, rows: Int, width: Int) -> Int {
+        for i in 0..<rows {
+            let row = block + i * width
+            var sum: Float = 0
+            // x·0 is 0 for finite x and NaN for NaN / ±inf: one multiply-add per entry.
+            for j in 0..<width { sum += row[j] * 0 }
+            if sum != 0 { return i }
+        }
+        return rows
+    }
+
+    /// Features of the chunk's keys into w.phiK (L2-normalised with qk_l2norm, times the key gates).
+    func keyFeatures(_ chunk: ChunkRows) {
+        map.features(role: .key, head: keyHead, input: w.keyRows, rows: chunk.rows, firstPosition: origin + chunk.t0,
+                     output: w.phiK, scratch: w.keyScratch)
+        if options.qkL2Norm { Self.normaliseRows(w.phiK, rows: chunk.rows, width: map.featureDim) }
+        if let gates = options.keyGateLogits {
+            HeadGates.fill(gates, batch: span.batch, t0: span.start + chunk.t0, rows: chunk.rows, head: keyHead, into: w.keyGates)
+            HeadGates.scaleRows(w.phiK, rows: chunk.rows, width: map.featureDim, by: w.keyGates)
+        }
+    }
+
+    /// Query rows of `queryHead` into w.queryRows (raw) and their features into w.phiQ.
+    func loadQueries(queryHead: Int, _ chunk: ChunkRows, features: Bool = true) {
+        call.q!.gatherRows(batch: span.batch, head: queryHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w.queryRows)
+        if let gates = options.queryGateLogits {
+            HeadGates.fill(gates, batch: span.batch, t0: span.start + chunk.t0, rows: chunk.rows, head: queryHead,
+                           into: w.queryGates)
+        }
+        guard features else { return }
+        map.features(role: .query, head: keyHead, input: w.queryRows, rows: chunk.rows, firstPosition: origin + chunk.t0,
+                     output: w.phiQ, scratch: w.featureScratch)
+        if options.qkL2Norm { Self.normaliseRows(w.phiQ, rows: chunk.rows, width: map.featureDim) }
+        if options.queryGateLogits != nil { HeadGates.scaleRows(w.phiQ, rows: chunk.rows, width: map.featureDim, by: w.queryGates) }
+    }
+
+    /// Each row ← row / ‖row‖ (fla's use_qk_l2norm_in_kernel: ‖row‖ = sqrt(Σ x² + 1e-6)).
+    static func normaliseRows(_ block: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        for i in 0..<rows {
+            let row = block + i * width
+            var sum: Float = 0
+            for f in 0..<width { sum += row[f] * row[f] }
+            let inverse = 1 / (sum + 1e-6).squareRoot()
+            for f in 0..<width { row[f] *= inverse }
+        }
+    }
+
+    /// Inter-chunk readout: outputs = Φ_Q·S[:, columns], denominators = Φ_Q·z.
+    func readState(rows: Int) {
+        let (m, dv) = (map.featureDim, call.valueDim)
+        Gemm.multiply(m: rows, n: columns.count, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
+                      b: state + columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: columns.count,
+                      accumulate: false, workspace: w.gemm)
+        for i in 0..<rows {
+            let phi = w.phiQ + i * m
+            var total: Float = 0
+            for f in 0..<m { total += phi[f] * normaliser[f] }
+            w.denominators[i] = total
+        }
+    }
+
+    /// The masked intra-chunk part: the scores tril(w.scores) (diagonal included; entries above
+    /// it are zeroed) add their row sums to the denominators and their product with the chunk's
+    /// values to the outputs.
+    func addIntraChunk(_ chunk: ChunkRows) {
+        let rows = chunk.rows
+        for i in 0..<rows {
+            let row = w.scores + i * rows
+            var total: Float = 0
+            for j in 0...i { total += row[j] }
+            for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
+            w.denominators[i] += total
+        }
+        lowerTimes(w.scores, rows: rows, finiteRows: chunk.finiteRows, b: w.valueRows + columns.lowerBound,
+                   rowStrideB: call.valueDim, into: w.outputs, accumulate: true)
+    }
+
+    /// c[:, columns] (+)= L·B for a lower-triangular rows × rows L (zeros above the diagonal) and
+    /// B [rows, columns]; see `lowerProduct`.
+    func lowerTimes(_ l: UnsafePointer<Float>, rows: Int, finiteRows: Int, b: UnsafePointer<Float>, rowStrideB: Int,
+                    into c: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        Self.lowerProduct(l, rows: rows, finiteRows: finiteRows, b: b, rowStrideB: rowStrideB, width: columns.count,
+                          into: c, ldc: columns.count, accumulate: accumulate, gemm: w.gemm)
+    }
+
+    /// C (+)= L·B for a lower-triangular rows × rows L (zeros above the diagonal, row stride
+    /// rows) and B [rows, width] whose rows from `finiteRows` on may hold NaN or ±inf: the rows
+    /// before them are multiplied over the finite rows only, so 0 · NaN never reaches them, and
+    /// they get exactly the values they would get without the non-finite rows.
+    static func lowerProduct(_ l: UnsafePointer<Float>, rows: Int, finiteRows: Int, b: UnsafePointer<Float>,
+                             rowStrideB: Int, width: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
+                             accumulate: Bool, gemm: UnsafeMutablePointer<Float>) {
+        if finiteRows >= rows {
+            Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1, b: b, rowStrideB: rowStrideB,
+                          columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: gemm)
+            return
+        }
+        if finiteRows > 0 {
+            Gemm.multiply(m: finiteRows, n: width, k: finiteRows, a: l, rowStrideA: rows, columnStrideA: 1, b: b,
+                          rowStrideB: rowStrideB, columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: gemm)
+        }
+        Gemm.multiply(m: rows - finiteRows, n: width, k: rows, a: l + finiteRows * rows, rowStrideA: rows, columnStrideA: 1,
+                      b: b, rowStrideB: rowStrideB, columnStrideB: 1, c: c + finiteRows * ldc, ldc: ldc,
+                      accumulate: accumulate, workspace: gemm)
+    }
+
+    /// S[:, columns] += Φ_Kᵀ·V[:, columns], z += Φ_Kᵀ·1 over the chunk's rows.
+    func addKeysToState(rows: Int) {
+        let (m, dv) = (map.featureDim, call.valueDim)
+        Gemm.multiply(m: m, n: columns.count, k: rows, a: w.phiK, rowStrideA: 1, columnStrideA: m,
+                      b: w.valueRows + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
+                      c: state + columns.lowerBound, ldc: dv, accumulate: true, workspace: w.gemm)
+        for i in 0..<rows {
+            let phi = w.phiK + i * m
+            for f in 0..<m { normaliser[f] += phi[f] }
+        }
+    }
+
+    /// S[:, columns] and z scaled by `factor` per feature row (`factors[f]`, or one scalar).
+    func scaleState(by factors: UnsafePointer<Float>?, scalar: Float = 1) {
+        let (m, dv) = (map.featureDim, call.valueDim)
+        for f in 0..<m {
+            let factor = factors.map { $0[f] } ?? scalar
+            let row = state + f * dv + columns.lowerBound
+            for j in 0..<columns.count { row[j] *= factor }
+            normaliser[f] *= factor
+        }
+    }
+
+    /// Rows of the chunk's log decay at channel 0 (per-head decay; the canonical view broadcasts
+    /// a per-head tensor over m, so channel 0 is the head's g), plus log γ, into `target`.
+    func headLogDecay(_ chunk: ChunkRows, into target: UnsafeMutablePointer<Float>) {
+        let logGamma = options.decay.logarithm(head: keyHead)
+        guard let logDecay = options.logDecay else {
+            target.update(repeating: logGamma, count: chunk.rows)
+            return
+        }
+        let base = logDecay.base + span.batch * logDecay.steps[0] + keyHead * logDecay.steps[2]
+        for i in 0..<chunk.rows { target[i] = base[(span.start + chunk.t0 + i) * logDecay.steps[1]] + logGamma }
+    }
+
+    /// Per-channel log α of the chunk's rows into w.logDecay [rows, m], plus log γ.
+    func channelLogDecay(_ chunk: ChunkRows) {
+        let m = map.featureDim
+        options.logDecay!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows,
+                                     into: w.logDecay)
+        let logGamma = options.decay.logarithm(head: keyHead)
+        if logGamma != 0 {
+            for i in 0..<(chunk.rows * m) { w.logDecay[i] += logGamma }
+        }
+    }
+}
+
+/// Per-row scalar decay within a chunk: with λ_t the log decay of row t (per-head g_t + log γ),
+/// b_i = Σ_{t ≤ i} λ_t. Row i reads the state before the chunk with weight e^{b_i}, key j ≤ i
+/// with e^{b_i − b_j}, and the state moves on as e^{b_last} S + Σ_j e^{b_last − b_j} k_j v_jᵀ.
+/// Every exponent is ≤ 0. RetNet's constant γ uses powers γ^n computed once in double.
+enum ScalarDecay {
+    /// powers[n] = γ^n for n < count, in double and rounded once (no drift from repeated products).
+    static func fillPowers(_ gamma: Float, count: Int, into powers: UnsafeMutablePointer<Float>) {
+        let logGamma = log(Double(gamma))
+        for n in 0..<count { powers[n] = Float(exp(Double(n) * logGamma)) }
+    }
+
+    /// b_i from λ (in place: logs[i] ← Σ_{t ≤ i} logs[t]).
+    static func accumulate(_ logs: UnsafeMutablePointer<Float>, rows: Int) {
+        for i in 1..<max(1, rows) { logs[i] += logs[i - 1] }
+    }
+
+    /// scores[i, j] ×= e^{b_i − b_j} for j ≤ i, from cumulative b; `scratch` holds `rows` floats.
+    static func decayScores(_ scores: UnsafeMutablePointer<Float>, rows: Int, cumulative b: UnsafePointer<Float>,
+                            scratch: UnsafeMutablePointer<Float>) {
+        for i in 0..<rows {
+            for j in 0...i { scratch[j] = min(b[i] - b[j], 0) }
+            DecayMath.expNonPositive(scratch, count: i + 1, output: scratch)
+            let row = scores + i * rows
+            for j in 0...i { row[j] *= scratch[j] }
+        }
+    }
+
+    /// e^{x} for x ≤ 0 (0 below the smallest normal float, the chunked forms' bound).
+    @inline(__always)
+    static func weight(_ x: Float) -> Float { StepTokenInputs.alpha(min(x, 0)) }
+}

@@ -1,0 +1,165 @@
+/// The delta-rule form: DeltaNet and Gated DeltaNet (flash-linear-attention's convention; S is
+/// [m, dv] per key head, g_t ≤ 0 from log_decay [B, T, Hk], β_t ∈ [0, 2] from beta [B, T, Hk]):
+///   S_t = α_t (I − β_t φ(k_t) φ(k_t)ᵀ) S_{t−1} + β_t φ(k_t) v_tᵀ,  α_t = e^{g_t} (γ too when given),
+///   o_t = S_tᵀ φ(q_t)   (unnormalised; z is neither read nor written).
+///
+/// Chunked prefill (the WY / UT representation, Yang et al. 2024): with b_i = Σ_{t ≤ i} log α_t
+/// within the chunk and A_ij = β_i (k_i·k_j) e^{b_i − b_j} for j < i, the chunk's corrected
+/// values are U' = T (diag(β) V − diag(β e^b) K S_0), T = (I + A)⁻¹ obtained by forward
+/// substitution (A is strictly lower triangular). Then
+///   O = diag(e^b) Q S_0 + (tril(Q Kᵀ) ⊙ e^{b_i − b_j}) U',   S ← e^{b_last} S_0 + (e^{b_last − b_j} K)ᵀ U'.
+/// Work per chunk O(c·m·dv + c²·(m + dv) + c³/6), workspace O(c·m + c·dv + c²). Every exponent is ≤ 0.
+/// Decode: two passes over S (one read computing Sᵀk and Sᵀq, one read-modify-write), per column block.
+enum DeltaRuleForm: RecurrenceForm {
+    static let name = "the delta rule"
+
+    static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { options.update == .delta }
+
+    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {
+        guard mode != .bidirectional else {
+            throw SlayError(.unsupported, "the delta rule is defined for causal attention only (set causal = 1)")
+        }
+        guard !options.normalize else {
+            throw SlayError(.unsupported, "the delta rule is unnormalised: set normalize = 0 (normalize=False)")
+        }
+        if let logDecay = options.logDecay, logDecay.steps[logDecay.rank - 1] != 0 {
+            throw SlayError(.unsupported, "the delta rule takes one g per token and key head: log_decay [B, T, Hk] "
+                            + "([N, Hk] for steps), not per channel")
+        }
+    }
+
+    static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 64 }
+
+    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws {
+        let (c, m) = (layout.chunk, call.map.featureDim)
+        try layout.reserve(.formSquare, c, c)           // T
+        try layout.reserve(.formKeys, c, m)             // W
+        try layout.reserve(.formValues, c, call.valueDim) // U'
+        try layout.reserve(.formRows, c)                // β
+        try layout.reserve(.rowDecay, c)                // b
+        try layout.reserve(.decayFactors, c)
+    }
+
+    static func decays(_ task: FormTask) -> Bool { task.options.logDecay != nil || task.options.decay.decays(head: task.keyHead) }
+
+    /// Key features, β, b, T, W and the chunk's corrected values U' (which need S_0).
+    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
+        let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
+        let dv = task.call.valueDim
+        task.gatherKeys(&chunk)
+        task.keyFeatures(chunk)
+        chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w.phiK, rows: rows, width: m))
+        let beta = w.formRows
+        if let view = task.options.beta {
+            let base = view.base + task.span.batch * view.steps[0] + task.keyHead * view.steps[2]
+            for i in 0..<rows { beta[i] = base[(task.span.start + chunk.t0 + i) * view.steps[1]] }
+        } else {
+            beta.update(repeating: 1, count: rows)
+        }
+        let decayed = decays(task)
+        if decayed {
+            task.headLogDecay(chunk, into: w.rowDecay)
+            ScalarDecay.accumulate(w.rowDecay, rows: rows)
+        }
+        // A = β_i (k_i·k_j) e^{b_i − b_j} below the diagonal (in w.scores, free until the queries).
+        let a = w.scores
+        Gemm.multiply(m: rows, n: rows, k: m, a: w.phiK, rowStrideA: m, columnStrideA: 1, b: w.phiK, rowStrideB: 1,
+                      columnStrideB: m, c: a, ldc: rows, accumulate: false, workspace: w.gemm)
+        if decayed { ScalarDecay.decayScores(a, rows: rows, cumulative: w.rowDecay, scratch: w.decayFactors) }
+        // T = (I + A)⁻¹ by forward substitution: row i = e_i − Σ_{j<i} A_ij T_j (rows j < i only,
+        // so a non-finite row reaches no earlier one).
+        let t = w.formSquare
+        for i in 0..<rows {
+            let row = t + i * rows
+            row.update(repeating: 0, count: rows)
+            row[i] = 1
+            let coefficients = a + i * rows
+            for j in 0..<i {
+                let x = beta[i] * coefficients[j]
+                let earlier = t + j * rows
+                for c in 0...j { row[c] -= x * earlier[c] }
+            }
+        }
+        // W = T diag(β e^b) K and U = T diag(β) V (scaled rows in w.phiQ and w.outputs, free here).
+        for i in 0..<rows {
+            let scale = beta[i] * (decayed ? ScalarDecay.weight(w.rowDecay[i]) : 1)
+            let (source, target) = (w.phiK + i * m, w.phiQ + i * m)
+            for f in 0..<m { target[f] = source[f] * scale }
+            let (values, scaled) = (w.valueRows + i * dv + task.columns.lowerBound, w.outputs + i * width)
+            for j in 0..<width { scaled[j] = values[j] * beta[i] }
+        }
+        FormTask.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w.phiQ, rowStrideB: m, width: m,
+                              into: w.formKeys, ldc: m, accumulate: false, gemm: w.gemm)
+        FormTask.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w.outputs, rowStrideB: width, width: width,
+                              into: w.formValues, ldc: width, accumulate: false, gemm: w.gemm)
+        // U' = U − W S_0.
+        Gemm.multiply(m: rows, n: width, k: m, a: w.formKeys, rowStrideA: m, columnStrideA: 1,
+                      b: task.state + task.columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: width,
+                      accumulate: false, workspace: w.gemm)
+        for i in 0..<(rows * width) { w.formValues[i] -= w.outputs[i] }
+    }
+
+    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
+        let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
+        task.loadQueries(queryHead: queryHead, chunk)
+        task.readState(rows: rows)
+        guard causal else { return }
+        let decayed = decays(task)
+        if decayed {
+            for i in 0..<rows {
+                let factor = ScalarDecay.weight(w.rowDecay[i])
+                let row = w.outputs + i * width
+                for j in 0..<width { row[j] *= factor }
+            }
+        }
+        Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1, b: w.phiK, rowStrideB: 1,
+                      columnStrideB: m, c: w.scores, ldc: rows, accumulate: false, workspace: w.gemm)
+        if decayed { ScalarDecay.decayScores(w.scores, rows: rows, cumulative: w.rowDecay, scratch: w.decayFactors) }
+        for i in 0..<rows {
+            let row = w.scores + i * rows
+            for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
+        }
+        task.lowerTimes(w.scores, rows: rows, finiteRows: chunk.finiteRows, b: w.formValues, rowStrideB: width,
+                        into: w.outputs, accumulate: true)
+    }
+
+    /// S ← e^{b_last} S + (e^{b_last − b_j} K)ᵀ U' (K scaled in place: the chunk is done with it).
+    static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
+        let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
+        let dv = task.call.valueDim
+        if decays(task) {
+            let last = w.rowDecay[rows - 1]
+            let carry = ScalarDecay.weight(last)
+            for f in 0..<m {
+                let row = task.state + f * dv + task.columns.lowerBound
+                for j in 0..<width { row[j] *= carry }
+            }
+            for i in 0..<rows {
+                let factor = ScalarDecay.weight(last - w.rowDecay[i])
+                let phi = w.phiK + i * m
+                for f in 0..<m { phi[f] *= factor }
+            }
+        }
+        Gemm.multiply(m: m, n: width, k: rows, a: w.phiK, rowStrideA: 1, columnStrideA: m, b: w.formValues,
+                      rowStrideB: width, columnStrideB: 1, c: task.state + task.columns.lowerBound, ldc: dv,
+                      accumulate: true, workspace: w.gemm)
+    }
+
+    // MARK: decode step
+
+    /// u = Sᵀk, w = β(v − α u), S ← α S + k wᵀ, o_g = α Sᵀq_g + (q_g·k) w: two passes over S (one
+    /// read, one read-modify-write), through the DecodeKernels delta row stream.
+    static func step(_ task: StepTask) {
+        task.features()
+        let (w, m, dv) = (task.w, task.map.featureDim, task.valueDim)
+        var alpha = task.options.decay[task.head]
+        if let g = task.tokens.logDecayRow(sequence: task.sequence, head: task.head) {
+            alpha = StepTokenInputs.alpha(g.pointer[0] + task.options.decay.logarithm(head: task.head))
+        }
+        let beta = task.tokens.betaValue(sequence: task.sequence, head: task.head)
+        DecodeKernels.delta(state: task.matrix, storage: task.storage, rows: m, columns: dv, rowStride: dv,
+                            keys: w.phiK, alpha: alpha, beta: beta, value: w.valueRows, queries: w.phiQ, queryStride: m,
+                            group: task.group, outputs: w.outputs)
+        task.store(framed: false)
+    }
+}

@@ -1,0 +1,74 @@
+/// A recurrence form: how keys enter the state and how queries read it (docs/attention-forms.md).
+///
+/// The driver (AttentionCall) owns sequences, slots, threads, the workspace and the chunk and
+/// query-head loops; a form supplies the mathematics of one chunk and of one decode step, for one
+/// (sequence, key head) task. Its file holds both, side by side, with its refusals, its workspace
+/// blocks and its preferred chunk. The per-chunk pieces are separate functions (load the keys,
+/// answer one query head, absorb the chunk), so a backward pass can recompute them chunk by chunk.
+///
+/// A new form is one file conforming to this protocol plus one line in `AttentionForms.registered`.
+protocol RecurrenceForm {
+    /// Name used in messages ("the delta rule", ...).
+    static var name: String { get }
+    /// Whether this form evaluates calls with `map` and `options`; the first registered form that
+    /// claims a call runs it.
+    static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool
+    /// The refusals of this form (the form × option table of slay.h): SLAY_ERR_UNSUPPORTED for
+    /// combinations whose mathematics is undefined or not implemented.
+    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws
+    /// Rows per chunk when options.chunk_size is 0.
+    static func preferredChunk(_ options: LinearAttentionOptions) -> Int
+    /// True when a task may be split into blocks of value columns (each carrying its columns of S).
+    static var splitsValueColumns: Bool { get }
+    /// True when outputs are kept in a per-row frame e^{references[i]} (see AttentionCall.store).
+    static var usesFrames: Bool { get }
+    /// True when states of `map` keep per-feature running maxima μ (an extra blob section).
+    static func keepsMaxima(_ map: FeatureMap) -> Bool
+
+    /// Workspace blocks beyond the driver's own.
+    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws
+    /// Rows of a chunk: keys, values and whatever key-side data the form derives from them.
+    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows)
+    /// w.outputs / w.denominators (/ w.references) of `queryHead` for the chunk's rows: against the
+    /// state before the chunk and, when causal, the chunk's own keys j ≤ i.
+    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool)
+    /// The chunk's keys enter the state.
+    static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows)
+
+    /// Decode-step workspace beyond the step driver's own blocks.
+    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws
+    /// One decode token of one (sequence, key head) task, in place on the slot's state.
+    static func step(_ task: StepTask)
+}
+
+extension RecurrenceForm {
+    static var splitsValueColumns: Bool { true }
+    static var usesFrames: Bool { false }
+    static func keepsMaxima(_ map: FeatureMap) -> Bool { false }
+    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws {}
+    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws {}
+}
+
+/// The registered forms, in the order they are asked to claim a call.
+enum AttentionForms {
+    nonisolated(unsafe) static let registered: [RecurrenceForm.Type] = [
+        RescaledExpForm.self,
+        DeltaRuleForm.self,
+        GatedForm.self,
+        AdditiveForm.self,
+    ]
+
+    /// The form that runs a call with `map` and `options`.
+    static func form(map: FeatureMap, options: LinearAttentionOptions) -> RecurrenceForm.Type {
+        for form in registered where form.claims(map: map, options: options) { return form }
+        return AdditiveForm.self
+    }
+
+    /// Whether states of `map` keep running maxima (for RecurrentState's storage).
+    static func keepMaxima(_ map: FeatureMap) -> Bool {
+        registered.contains { $0.keepsMaxima(map) }
+    }
+
+    /// μ of a feature dimension no key has reached yet.
+    static let emptyMaximum = -Float.infinity
+}

@@ -1,0 +1,304 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The rescaled-exp form: the ELA Hadamard Exp kernel k(a, b) = Σ_f e^{a_f + b_f} (docs/math.md
+/// §2), evaluated exactly and without overflow. The features e^a, e^b overflow fp32 once an
+/// entry passes ~88, so this form never forms them.
+///
+/// Per (sequence, key head) the state keeps, per feature dimension f, the running maximum μ_f of
+/// the (decayed) key entries absorbed so far (−inf = "empty", no key yet) and the rows rescaled
+/// by it: S = e^{μ_f} S̃_f, z = e^{μ_f} z̃_f. Decay composes: with λ_tf = log α_tf + log γ (zero
+/// without decay) a key j seen from row i ≥ j carries e^{b_jf + Σ_{t=j+1..i} λ_tf}, so the frame
+/// decays with the state: μ'_f = max(μ_f + λ_f, b_f) per token. A query row a_i gets its own
+/// reference r_i = max_f (a_if + prefix_if), prefix_i the decayed running maximum up to row i, so
+/// every exponentiated value is ≤ 0. Then
+///   num_i = Σ_f e^{a_if + μ_f + L_if − r_i} S̃_f + Σ_{j ≤ i} s_ij v_j,
+///   s_ij = g^K_j Σ_f e^{a_if + b_jf + Σ_{t=j+1..i} λ_tf − r_i},  L_if = Σ_{t ≤ i} λ_tf,
+/// den_i likewise with z̃ and 1, both times the query gate g^Q_i, and y_i = num_i / (den_i + δ e^{−r_i})
+/// (the common factor e^{r_i} cancels; unnormalised: y_i = e^{r_i} num_i, which overflows to inf
+/// exactly where the true value does). Exponent sums run from the row outwards, so no difference
+/// of large cumulative sums is formed.
+///
+/// Intra-chunk scores cost c·d exponentials per query row (the kernel has no cheaper exact
+/// factorisation in a stable frame); μ is shared by all value columns, so tasks are not split
+/// into column blocks. Non-finite inputs are not trapped: NaN propagates to the outputs (and the
+/// state) it reaches, never to earlier rows.
+enum RescaledExpForm: RecurrenceForm {
+    static let name = "rescaled-exp (SLAY_KIND_HADAMARD_EXP)"
+    static let empty = AttentionForms.emptyMaximum
+
+    static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { map is HadamardExpFeatureMap }
+    static func keepsMaxima(_ map: FeatureMap) -> Bool { map is HadamardExpFeatureMap }
+    static var splitsValueColumns: Bool { false }
+    static var usesFrames: Bool { true }
+
+    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {
+        guard options.update == .add else {
+            throw SlayError(.unsupported, "SLAY_KIND_HADAMARD_EXP does not support update = SLAY_UPDATE_DELTA (the delta "
+                            + "rule needs the features e^k themselves, which overflow fp32)")
+        }
+        guard !options.qkL2Norm else {
+            throw SlayError(.unsupported, "SLAY_KIND_HADAMARD_EXP does not support qk_l2norm (its features are kept in a "
+                            + "rescaled frame and never formed)")
+        }
+    }
+
+    /// Its intra-chunk block costs an exp per pair and channel: short chunks are faster.
+    static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 8 }
+
+    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws {
+        let (c, d) = (layout.chunk, call.map.headDim)
+        try layout.reserve(.formKeys, c, d)       // prefix maxima
+        try layout.reserve(.formSquare, c, d)     // exponents
+        try layout.reserve(.references, c)
+        try layout.reserve(.maxima, d)
+        try layout.reserve(.logDecay, c, d)
+        try layout.reserve(.decayFactors, d)
+        try layout.reserve(.running, d)
+    }
+
+    /// NaN-skipping maximum: a NaN entry is not selected here, it reaches the output through
+    /// its own exponential instead.
+    @inline(__always)
+    static func larger(_ x: Float, _ y: Float) -> Float { x > y ? x : y }
+
+    static func decays(_ options: LinearAttentionOptions, head: Int) -> Bool {
+        options.logDecay != nil || options.decay.decays(head: head)
+    }
+
+    /// Keys, values, λ (w.logDecay) and the decayed running maxima
+    /// prefix[i, f] = max(prefix[i−1, f] + λ_if, b_if), prefix[−1] = μ, that bound row i's exponents.
+    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
+        let (w, d, rows) = (task.w, task.map.headDim, chunk.rows)
+        task.gatherKeys(&chunk)
+        let decayed = decays(task.options, head: task.keyHead)
+        if decayed {
+            if task.options.logDecay != nil {
+                task.channelLogDecay(chunk)
+            } else {
+                w.logDecay.update(repeating: task.options.decay.logarithm(head: task.keyHead), count: rows * d)
+            }
+        }
+        if let gates = task.options.keyGateLogits {
+            HeadGates.fill(gates, batch: task.span.batch, t0: task.span.start + chunk.t0, rows: rows, head: task.keyHead,
+                           into: w.keyGates)
+        }
+        let maxima = task.maxima!
+        for i in 0..<rows {
+            let previous = i == 0 ? UnsafePointer(maxima) : UnsafePointer(w.formKeys + (i - 1) * d)
+            let key = w.keyRows + i * d
+            let target = w.formKeys + i * d
+            if decayed {
+                let lambda = w.logDecay + i * d
+                for f in 0..<d { target[f] = larger(key[f], previous[f] + lambda[f]) }
+            } else {
+                for f in 0..<d { target[f] = larger(key[f], previous[f]) }
+            }
+        }
+    }
+
+    /// Outputs of a chunk's queries for one query head: against the state (inter-chunk) and,
+    /// when causal, against the chunk's keys j ≤ i (intra-chunk, diagonal included).
+    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
+        let (w, d, dv, rows) = (task.w, task.map.headDim, task.call.valueDim, chunk.rows)
+        let maxima = task.maxima!
+        task.loadQueries(queryHead: queryHead, chunk, features: false)
+        let decayed = causal && decays(task.options, head: task.keyHead)
+        let keyGates = task.options.keyGateLogits != nil
+        // L_i = Σ_{t ≤ i} λ_t, per channel, built up row by row.
+        let cumulative = w.decayFactors
+        if decayed { cumulative.update(repeating: 0, count: d) }
+        for i in 0..<rows {
+            let a = w.queryRows + i * d
+            let bound = causal ? UnsafePointer(w.formKeys + i * d) : UnsafePointer(maxima)
+            var r = -Float.infinity
+            for f in 0..<d { r = larger(a[f] + bound[f], r) }
+            // No key at all (a query on an empty slot): every weight is 0, any frame will do.
+            if r == -.infinity { r = 0 }
+            w.references[i] = r
+            // Inter-chunk weights e^{a_f + μ_f + L_if − r}; empty dimensions have no keys (weight 0).
+            let weights = w.phiQ + i * d
+            if decayed {
+                let lambda = w.logDecay + i * d
+                for f in 0..<d { cumulative[f] += lambda[f] }
+                for f in 0..<d { weights[f] = a[f] + maxima[f] + cumulative[f] }
+            } else {
+                for f in 0..<d { weights[f] = a[f] + maxima[f] }
+            }
+            VectorMath.expShiftedClamped(weights, count: d, shift: r, limit: 88, scale: 1, output: weights)
+            for f in 0..<d where maxima[f] == empty { weights[f] = 0 }
+            var total: Float = 0
+            for f in 0..<d { total += weights[f] * task.normaliser[f] }
+            w.denominators[i] = total
+            guard causal else { continue }
+            // Intra-chunk scores s_ij = g^K_j Σ_f e^{a_f + b_jf + Σ_{t=j+1..i} λ_tf − r}, j ≤ i.
+            let sums = w.formSquare
+            if decayed {
+                let running = w.running
+                running.update(repeating: 0, count: d)
+                for j in stride(from: i, through: 0, by: -1) {
+                    let key = w.keyRows + j * d
+                    let target = sums + j * d
+                    for f in 0..<d { target[f] = a[f] + key[f] + running[f] }
+                    if j > 0 {
+                        let lambda = w.logDecay + j * d
+                        for f in 0..<d { running[f] += lambda[f] }
+                    }
+                }
+            } else {
+                for j in 0...i {
+                    let key = w.keyRows + j * d
+                    let target = sums + j * d
+                    for f in 0..<d { target[f] = a[f] + key[f] }
+                }
+            }
+            VectorMath.expShiftedClamped(sums, count: (i + 1) * d, shift: r, limit: 88, scale: 1, output: sums)
+            let row = w.scores + i * rows
+            var rowTotal: Float = 0
+            for j in 0...i {
+                let terms = sums + j * d
+                var s: Float = 0
+                for f in 0..<d { s += terms[f] }
+                if keyGates { s *= w.keyGates[j] }
+                row[j] = s
+                rowTotal += s
+            }
+            for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
+            w.denominators[i] += rowTotal
+        }
+        Gemm.multiply(m: rows, n: dv, k: d, a: w.phiQ, rowStrideA: d, columnStrideA: 1,
+                      b: task.state, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: dv,
+                      accumulate: false, workspace: w.gemm)
+        if causal {
+            task.lowerTimes(w.scores, rows: rows, finiteRows: chunk.finiteRows, b: w.valueRows, rowStrideB: dv,
+                            into: w.outputs, accumulate: true)
+        }
+        if task.options.queryGateLogits != nil {
+            // The query gate scales φ(q): numerator and denominator of the row alike.
+            HeadGates.scaleRows(w.outputs, rows: rows, width: dv, by: w.queryGates)
+            for i in 0..<rows { w.denominators[i] *= w.queryGates[i] }
+        }
+    }
+
+    /// μ' = the chunk's last prefix row; S̃, z̃ rows rescaled by e^{μ + L_last − μ'}, then
+    /// S̃ += Eᵀ V and z̃ += Eᵀ 1 with E_jf = g^K_j e^{b_jf + Σ_{t=j+1..last} λ_tf − μ'_f}.
+    static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
+        let (w, d, dv, rows) = (task.w, task.map.headDim, task.call.valueDim, chunk.rows)
+        let maxima = task.maxima!
+        let decayed = decays(task.options, head: task.keyHead)
+        let newMaxima = w.formKeys + (rows - 1) * d
+        // suffix_j = Σ_{t=j+1..last} λ_t into w.running as it walks j downwards; the carry L_last
+        // (= suffix_{−1}) rescales the old rows.
+        let e = w.formSquare
+        let suffix = w.running
+        suffix.update(repeating: 0, count: d)
+        for j in stride(from: rows - 1, through: 0, by: -1) {
+            let key = w.keyRows + j * d
+            let target = e + j * d
+            if decayed {
+                for f in 0..<d { target[f] = key[f] + suffix[f] - newMaxima[f] }
+                let lambda = w.logDecay + j * d
+                for f in 0..<d { suffix[f] += lambda[f] }
+            } else {
+                for f in 0..<d { target[f] = key[f] - newMaxima[f] }
+            }
+        }
+        for f in 0..<d where maxima[f] != empty {
+            let exponent = decayed ? maxima[f] + suffix[f] - newMaxima[f] : maxima[f] - newMaxima[f]
+            guard exponent != 0 else { continue }
+            let factor = expf(exponent)
+            let row = task.state + f * dv
+            for j in 0..<dv { row[j] *= factor }
+            task.normaliser[f] *= factor
+        }
+        VectorMath.expShiftedClamped(e, count: rows * d, shift: 0, limit: 88, scale: 1, output: e)
+        for f in 0..<d where newMaxima[f] == empty {
+            // Only keys with b = −inf so far: e^b = 0 (and b − μ' would be NaN).
+            for j in 0..<rows { e[j * d + f] = 0 }
+        }
+        if task.options.keyGateLogits != nil { HeadGates.scaleRows(e, rows: rows, width: d, by: w.keyGates) }
+        Gemm.multiply(m: d, n: dv, k: rows, a: e, rowStrideA: 1, columnStrideA: d,
+                      b: w.valueRows, rowStrideB: dv, columnStrideB: 1, c: task.state, ldc: dv,
+                      accumulate: true, workspace: w.gemm)
+        for j in 0..<rows {
+            let terms = e + j * d
+            for f in 0..<d { task.normaliser[f] += terms[f] }
+        }
+        maxima.update(from: newMaxima, count: d)
+    }
+
+    // MARK: decode step
+
+    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws {
+        try layout.reserve(.formKeys, map.headDim)
+        try layout.reserve(.formRows, map.headDim)
+    }
+
+    /// One decode token in the rescaled frame, with the state streamed once. Per feature f the
+    /// frame first decays (μ_f + λ_f); the new key then either raises it (the state row is scaled
+    /// by e^{μ + λ − b} and the key enters with weight g^K) or not (the key enters with weight
+    /// g^K e^{b − μ − λ}): one exponential e^{−|b − μ − λ|} per f covers both.
+    static func step(_ task: StepTask) {
+        task.gather()
+        let (w, d, dv, group) = (task.w, task.map.headDim, task.valueDim, task.group)
+        let mu = task.maxima!
+        let channels = task.tokens.logDecayRow(sequence: task.sequence, head: task.head)
+        let logGamma = task.options.decay.logarithm(head: task.head)
+        let keyGate = task.tokens.keyGate(sequence: task.sequence, head: task.head)
+        let decayed = w.formKeys
+        for f in 0..<d {
+            decayed[f] = mu[f] + ((channels.map { $0.pointer[f * $0.stride] } ?? 0) + logGamma)
+        }
+        if channels == nil && logGamma == 0 { decayed.update(from: mu, count: d) }
+        // Exponents −|b − μ̂| (0 where the factor is fixed below: an empty μ̂, or a key of −inf).
+        let factors = w.phiK
+        for f in 0..<d {
+            let (b, m) = (w.keyRows[f], decayed[f])
+            factors[f] = b > m ? (m == empty ? 0 : m - b) : (b == empty ? 0 : b - m)
+        }
+        VectorMath.expShiftedClamped(factors, count: d, shift: 0, limit: 88, scale: 1, output: factors)
+        // Query weights e^{a_f + μ'_f − r} against the state after this key, μ' = max(μ̂, b).
+        for g in 0..<group {
+            let a = w.queryRows + g * d
+            let row = w.phiQ + g * d
+            var r = -Float.infinity
+            for f in 0..<d { r = larger(a[f] + larger(w.keyRows[f], decayed[f]), r) }
+            if r == -.infinity { r = 0 }
+            w.references[g] = r
+            for f in 0..<d { row[f] = a[f] + larger(w.keyRows[f], decayed[f]) }
+            VectorMath.expShiftedClamped(row, count: d, shift: r, limit: 88, scale: 1, output: row)
+            for f in 0..<d where larger(w.keyRows[f], decayed[f]) == empty { row[f] = 0 }
+        }
+        // Row f is rescaled when the key raises μ_f, else the key is scaled down: factors becomes
+        // the per-row state scale, keyScales the per-row key scale.
+        let keyScales = w.formRows
+        for f in 0..<d {
+            let (b, m) = (w.keyRows[f], decayed[f])
+            if b > m {
+                (factors[f], keyScales[f]) = (m == empty ? 0 : factors[f], keyGate)
+                mu[f] = b
+            } else {
+                (factors[f], keyScales[f]) = (1, b == empty ? 0 : factors[f] * keyGate)
+                mu[f] = m
+            }
+        }
+        DecodeKernels.normaliser(task.normaliser, storage: task.storage, rows: d, stateScales: factors, stateScaleStride: 1, keyScales: keyScales,
+                                 queries: w.phiQ, queryStride: d, group: group, denominators: w.denominators)
+        DecodeKernels.additive(state: task.matrix, storage: task.storage, rows: d, columns: dv,
+                               rowStride: dv, stateScales: factors, stateScaleStride: 1, keyScales: keyScales,
+                               value: w.valueRows, queries: w.phiQ, queryStride: d, group: group, outputs: w.outputs)
+        if task.tokens.queryGates != nil {
+            for g in 0..<group {
+                let gate = task.tokens.queryGate(sequence: task.sequence, queryHead: task.head * group + g)
+                for j in 0..<dv { w.outputs[g * dv + j] *= gate }
+                w.denominators[g] *= gate
+            }
+        }
+        task.store(framed: true)
+    }
+}
