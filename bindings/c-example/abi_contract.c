@@ -424,15 +424,15 @@ static void test_versions_and_status(void) {
         if (env && strcmp(env, "portable") == 0)
             CHECK(kv != NULL && strcmp(kv, "portable") == 0, "SLAY_KERNELS=portable but slay_kernel_variant() is \"%s\"", kv ? kv : "(null)");
     }
-    for (a = 0; a >= -12; a--) {
+    for (a = 0; a >= -13; a--) {
         const char* s = slay_status_string(a);
         CHECK(s != NULL && s[0] != 0 && strcmp(s, "unknown status") != 0, "slay_status_string(%d) is \"%s\"", (int)a, s ? s : "(null)");
-        for (b = a - 1; b >= -12; b--)
+        for (b = a - 1; b >= -13; b--)
             CHECK(s && slay_status_string(b) && strcmp(s, slay_status_string(b)) != 0,
                   "slay_status_string(%d) == slay_status_string(%d) == \"%s\"", (int)a, (int)b, s ? s : "(null)");
     }
     {
-        static const int32_t unknown[] = {12345, -13, 1, -100, INT32_MIN, INT32_MAX};
+        static const int32_t unknown[] = {12345, -14, 1, -100, INT32_MIN, INT32_MAX};
         size_t i;
         for (i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
             const char* s = slay_status_string(unknown[i]);
@@ -1389,8 +1389,8 @@ static void expect_error(const char* what, int32_t rc, const slay_error* e, int3
 }
 
 /* SLAY_KIND_HADAMARD_EXP: inputs ×50 (e^{q+k} overflows fp32) give finite outputs that are convex
- * combinations of v; threads and partitions change nothing; normalize = 0 and decay are refused;
- * states carry H·m running maxima per slot after the payload, covered by the checksum. */
+ * combinations of v; threads and partitions change nothing; normalize = 0, decay, log_decay and
+ * gates compose with it (decayed or gated, the outputs stay convex combinations of v); states carry H·m running maxima per slot after the payload, covered by the checksum. */
 static void test_hadamard_exp(void) {
     static float q[B * T * HQ * D], k[B * T * H * D], v[B * T * H * DV], y1[B * T * HQ * DV], y2[B * T * HQ * DV];
     static float q1[B * HQ * D], k1[B * H * D], v1[B * H * DV], s1[B * HQ * DV];
@@ -1435,30 +1435,31 @@ static void test_hadamard_exp(void) {
     OK(slay_linear_attention(fm, &tq, &tk, &tv, &t1, &o, E));
     CHECK(memcmp(y1, y2, sizeof y1) == 0, "Hadamard Exp: 2 threads differ from 1");
 
-    /* refused options, outputs untouched */
-    memset(y2, 0x5A, sizeof y2);
-    memcpy(y1, y2, sizeof y1);
-    if (slay_attention_options_init(&o) != SLAY_OK) goto done;
-    o.normalize = 0;
-    expect_error("linear_attention(normalize = 0)", slay_linear_attention(fm, &tq, &tk, &tv, &t2, &o, &e), &e,
-                 SLAY_ERR_UNSUPPORTED, "normalize");
-    if (slay_attention_options_init(&o) != SLAY_OK) goto done;
-    o.decay = gammas;
-    expect_error("linear_attention(decay)", slay_linear_attention(fm, &tq, &tk, &tv, &t2, &o, &e), &e,
-                 SLAY_ERR_UNSUPPORTED, "decay");
-    {   /* GLA decay and SLA gates are refused too (the rescaled state has no decayed or gated form) */
+    /* options that compose with the rescaled frame (refused before the recurrence forms) */
+    {
         static float log_decay[B * T * H * D], gates[B * T * HQ];
         slay_tensor td = slay_tensor_4d(log_decay, B, T, H, D), tg = t3(gates, B, T, HQ);
-        if (slay_attention_options_init(&o) != SLAY_OK) goto done;
-        o.log_decay = &td;
-        expect_error("linear_attention(log_decay)", slay_linear_attention(fm, &tq, &tk, &tv, &t2, &o, &e), &e,
-                     SLAY_ERR_UNSUPPORTED, "log_decay");
-        if (slay_attention_options_init(&o) != SLAY_OK) goto done;
-        o.query_gate_logits = &tg;
-        expect_error("linear_attention(query gates)", slay_linear_attention(fm, &tq, &tk, &tv, &t2, &o, &e), &e,
-                     SLAY_ERR_UNSUPPORTED, "gate");
+        int variant, written;
+        for (i = 0; i < sizeof log_decay / sizeof log_decay[0]; i++) log_decay[i] = -0.25f;
+        fill(gates, sizeof gates / sizeof gates[0]);
+        for (variant = 0; variant < 4; variant++) {
+            if (slay_attention_options_init(&o) != SLAY_OK) goto done;
+            if (variant == 0) o.normalize = 0;
+            if (variant == 1) o.decay = gammas;
+            if (variant == 2) o.log_decay = &td;
+            if (variant == 3) o.query_gate_logits = &tg;
+            memset(y2, 0x5A, sizeof y2);
+            memcpy(y1, y2, sizeof y1);
+            OK(slay_linear_attention(fm, &tq, &tk, &tv, &t2, &o, E));
+            for (written = 1, inside = 1, i = 0; i < sizeof y2 / sizeof y2[0]; i++) {
+                if (memcmp(&y1[i], &y2[i], sizeof y1[i]) == 0) written = 0;
+                if (!(y2[i] >= -1.0001f && y2[i] <= 1.0001f)) inside = 0;
+            }
+            /* normalized (variants 1-3): convex combinations of v ∈ [-1, 1) */
+            CHECK(written && (variant == 0 || inside), "Hadamard Exp option %d: written %d, within [-1, 1] %d",
+                  variant, written, inside);
+        }
     }
-    CHECK(memcmp(y1, y2, sizeof y1) == 0, "a refused Hadamard Exp call wrote its output");
 
     /* states: maxima after the payload, in the checksum */
     OK(slay_state_create(fm, B, DV, 1, &st, E));
@@ -1470,9 +1471,10 @@ static void test_hadamard_exp(void) {
     for (finite = 1, i = 0; i < sizeof s1 / sizeof s1[0]; i++) if (!isfinite(s1[i])) finite = 0;
     CHECK(finite, "Hadamard Exp ×50: a decode step gave non-finite outputs");
     if (slay_attention_options_init(&o) != SLAY_OK) goto done;
-    o.normalize = 0;
-    expect_error("state_step(normalize = 0)", slay_state_step(st, &sq, &sk, &sv, &so, NULL, B, &o, &e), &e,
-                 SLAY_ERR_UNSUPPORTED, "normalize");
+    o.decay = gammas;   /* composes with the rescaled frame: still a convex combination of v */
+    OK(slay_state_step(st, &sq, &sk, &sv, &so, NULL, B, &o, E));
+    for (inside = 1, i = 0; i < sizeof s1 / sizeof s1[0]; i++) if (!(s1[i] >= -1.0001f && s1[i] <= 1.0001f)) inside = 0;
+    CHECK(inside, "Hadamard Exp ×50: a decayed decode step left [-1, 1]");
     OK(slay_state_serialized_size(st, &size, E));
     OK(slay_state_serialized_size(other, &plain_size, E));
     CHECK(size == plain_size + (size_t)B * H * D * sizeof(float),
