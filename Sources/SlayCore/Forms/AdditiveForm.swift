@@ -4,7 +4,7 @@
 ///
 /// Chunked (docs/math.md §5): per chunk y = Φ_Q S_prev + tril(Φ_Q Φ_Kᵀ) V, S += Φ_Kᵀ V, with the
 /// scalar decay factors of ScalarDecay on the inter-chunk rows, the intra-chunk scores and the
-/// keys entering the state. Decode: one pass over S (RecurrentState.streamRow).
+/// keys entering the state. Decode: one pass over S (the DecodeKernels row stream).
 enum AdditiveForm: RecurrenceForm {
     static let name = "additive"
 
