@@ -31,8 +31,6 @@ extension RecurrentState {
         return (spans, resolved)
     }
 
-    /// Maps that read token positions (cosFormer) take them from the slots' counts, which share 0
-    /// of a partitioned call advances when it finishes: another share could read them too late.
     /// The chunked engine reads and writes S and z in place as fp32.
     func checkFloatStorage(_ call: String) throws {
         guard storageType == .f32 else {
@@ -40,6 +38,8 @@ extension RecurrentState {
         }
     }
 
+    /// Maps that read token positions (cosFormer) take them from the slots' counts, which share 0
+    /// of a partitioned call advances when it finishes: another share could read them too late.
     func checkPartitionKeepsPositions(_ options: LinearAttentionOptions) throws {
         guard map.needsPositions && options.nth > 1 else { return }
         throw SlayError(.unsupported, "this feature map depends on token positions; partitioned state calls (nth > 1) "
@@ -98,6 +98,7 @@ extension RecurrentState {
                       options: LinearAttentionOptions) throws {
         try options.validate()
         try checkMapUnchanged()
+        try checkFloatStorage("query")
         guard q.rank == 4 else { throw SlayError.shape("q must have 4 dimensions [B, T, H, D], got \(q.rank)") }
         let queryHeads = try checkQueries(q, out, batch: q.extents[0], length: q.extents[1])
         let (spans, resolved) = try resolveSequences(batch: q.extents[0], length: q.extents[1], cuSeqlens: cuSeqlens, slots: slots)
