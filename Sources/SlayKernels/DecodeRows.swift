@@ -186,71 +186,52 @@ public enum DecodeRows {
     }
 
     /// One column block of `vectors` × 8 floats for `heads` (≤ 4, heads × vectors ≤ 8) query heads
-    /// starting at `firstHead`, over all rows. The arguments are constants at the specialised call
-    /// sites, so every `if` below folds away and the named vectors stay in registers (an
-    /// InlineArray indexed in loops was kept on the stack in the half-precision specialisations).
+    /// starting at `firstHead`, over all rows. Each shape is a type, so its specialisation has the
+    /// counts as constants: every `if` on them folds away and the named vectors stay in registers.
+    /// Pairs of vectors go through the codec's 16-element loads and stores, which may hold the
+    /// elements in a permuted lane order (bf16: one unpack per vector); v is permuted the same way
+    /// before the row loop and the sums are put back in order after it.
     @inline(__always)
     static func block<C: RowCodec, S: BlockShape>(_: C.Type, _: S.Type, _ state: UnsafeMutableRawPointer, _ plan: Plan,
                                                   _ column: Int, _ firstHead: Int, update: Bool, scaled: Bool) {
         let (vectors, heads) = (S.vectors, S.heads)
+        let zero = SIMD8<Float>()
         // Accumulator (h, w) is acc[h · vectors + w]; named so they can live in registers.
-        var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>(), acc2 = SIMD8<Float>(), acc3 = SIMD8<Float>()
-        var acc4 = SIMD8<Float>(), acc5 = SIMD8<Float>(), acc6 = SIMD8<Float>(), acc7 = SIMD8<Float>()
+        var acc0 = zero, acc1 = zero, acc2 = zero, acc3 = zero, acc4 = zero, acc5 = zero, acc6 = zero, acc7 = zero
         let q = plan.queries + firstHead * plan.queryStride
         let qs = plan.queryStride
         let scales = plan.stateScales ?? plan.keyScales
         let scaleStride = plan.stateScaleStride
         let value = plan.value + column
+        var (v0, v1) = vectors > 1 ? C.permute16(F32Codec.load8(value), F32Codec.load8(value + 8)) : (F32Codec.load8(value), zero)
+        var (v2, v3) = vectors > 2 ? C.permute16(F32Codec.load8(value + 16), F32Codec.load8(value + 24)) : (zero, zero)
+        var (v4, v5) = vectors > 4 ? C.permute16(F32Codec.load8(value + 32), F32Codec.load8(value + 40)) : (zero, zero)
+        var (v6, v7) = vectors > 4 ? C.permute16(F32Codec.load8(value + 48), F32Codec.load8(value + 56)) : (zero, zero)
+        if !update { (v0, v1, v2, v3, v4, v5, v6, v7) = (zero, zero, zero, zero, zero, zero, zero, zero) }
         let rowBytes = plan.rowStride * C.stride
         let e = 8 * C.stride
         var row = state + column * C.stride
         for f in 0..<plan.rows {
-            let zero = SIMD8<Float>()
-            var s0 = C.load8(row)
-            var s1 = vectors > 1 ? C.load8(row + e) : zero
-            var s2 = vectors > 2 ? C.load8(row + 2 * e) : zero
-            var s3 = vectors > 2 ? C.load8(row + 3 * e) : zero
-            var s4 = vectors > 4 ? C.load8(row + 4 * e) : zero
-            var s5 = vectors > 4 ? C.load8(row + 5 * e) : zero
-            var s6 = vectors > 4 ? C.load8(row + 6 * e) : zero
-            var s7 = vectors > 4 ? C.load8(row + 7 * e) : zero
+            var s0 = zero, s1 = zero, s2 = zero, s3 = zero, s4 = zero, s5 = zero, s6 = zero, s7 = zero
+            if vectors == 1 { s0 = C.load8(row) } else { (s0, s1) = C.load16(row) }
+            if vectors > 2 { (s2, s3) = C.load16(row + 2 * e) }
+            if vectors > 4 { (s4, s5) = C.load16(row + 4 * e); (s6, s7) = C.load16(row + 6 * e) }
             if update {
                 let b = SIMD8<Float>(repeating: plan.keyScales[f])
                 if scaled {
                     let a = SIMD8<Float>(repeating: scales[f * scaleStride])
-                    s0 = fma(a, s0, b * F32Codec.load8(value))
-                    if vectors > 1 { s1 = fma(a, s1, b * F32Codec.load8(value + 8)) }
-                    if vectors > 2 {
-                        s2 = fma(a, s2, b * F32Codec.load8(value + 16))
-                        s3 = fma(a, s3, b * F32Codec.load8(value + 24))
-                    }
-                    if vectors > 4 {
-                        s4 = fma(a, s4, b * F32Codec.load8(value + 32))
-                        s5 = fma(a, s5, b * F32Codec.load8(value + 40))
-                        s6 = fma(a, s6, b * F32Codec.load8(value + 48))
-                        s7 = fma(a, s7, b * F32Codec.load8(value + 56))
-                    }
+                    s0 = fma(a, s0, b * v0); s1 = fma(a, s1, b * v1); s2 = fma(a, s2, b * v2); s3 = fma(a, s3, b * v3)
+                    s4 = fma(a, s4, b * v4); s5 = fma(a, s5, b * v5); s6 = fma(a, s6, b * v6); s7 = fma(a, s7, b * v7)
                 } else {
-                    s0 = fma(b, F32Codec.load8(value), s0)
-                    if vectors > 1 { s1 = fma(b, F32Codec.load8(value + 8), s1) }
-                    if vectors > 2 {
-                        s2 = fma(b, F32Codec.load8(value + 16), s2)
-                        s3 = fma(b, F32Codec.load8(value + 24), s3)
-                    }
-                    if vectors > 4 {
-                        s4 = fma(b, F32Codec.load8(value + 32), s4)
-                        s5 = fma(b, F32Codec.load8(value + 40), s5)
-                        s6 = fma(b, F32Codec.load8(value + 48), s6)
-                        s7 = fma(b, F32Codec.load8(value + 56), s7)
-                    }
+                    s0 = fma(b, v0, s0); s1 = fma(b, v1, s1); s2 = fma(b, v2, s2); s3 = fma(b, v3, s3)
+                    s4 = fma(b, v4, s4); s5 = fma(b, v5, s5); s6 = fma(b, v6, s6); s7 = fma(b, v7, s7)
                 }
                 // The heads read the row as stored (rounded, for half precision), like later passes.
-                s0 = C.storeRounded(s0, row)
-                if vectors > 1 { s1 = C.storeRounded(s1, row + e) }
-                if vectors > 2 { s2 = C.storeRounded(s2, row + 2 * e); s3 = C.storeRounded(s3, row + 3 * e) }
+                if vectors == 1 { s0 = C.storeRounded(s0, row) } else { (s0, s1) = C.storeRounded16(s0, s1, row) }
+                if vectors > 2 { (s2, s3) = C.storeRounded16(s2, s3, row + 2 * e) }
                 if vectors > 4 {
-                    s4 = C.storeRounded(s4, row + 4 * e); s5 = C.storeRounded(s5, row + 5 * e)
-                    s6 = C.storeRounded(s6, row + 6 * e); s7 = C.storeRounded(s7, row + 7 * e)
+                    (s4, s5) = C.storeRounded16(s4, s5, row + 4 * e)
+                    (s6, s7) = C.storeRounded16(s6, s7, row + 6 * e)
                 }
             }
             if vectors == 8 {
@@ -279,7 +260,12 @@ public enum DecodeRows {
             row += rowBytes
         }
         let out = plan.outputs + firstHead * plan.columns + column
-        let accumulators = [acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7] as InlineArray<8, SIMD8<Float>>
+        var accumulators = [acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7] as InlineArray<8, SIMD8<Float>>
+        if vectors > 1 {
+            for pair in stride(from: 0, to: heads * vectors, by: 2) {
+                (accumulators[pair], accumulators[pair + 1]) = C.unpermute16(accumulators[pair], accumulators[pair + 1])
+            }
+        }
         for h in 0..<heads {
             for w in 0..<vectors { F32Codec.store8(accumulators[h * vectors + w], out + h * plan.columns + 8 * w) }
         }

@@ -22,6 +22,28 @@ protocol RowCodec {
     /// produces, would be stored as ±inf): the state kernels' hot loop cannot afford it.
     static func storeRounded(_ v: SIMD8<Float>, _ p: UnsafeMutableRawPointer) -> SIMD8<Float>
     static var stride: Int { get }
+    /// 16 elements as two vectors, in the codec's lane order (see permute16).
+    static func load16(_ p: UnsafeRawPointer) -> (SIMD8<Float>, SIMD8<Float>)
+    /// Stores two vectors in the codec's lane order like storeRounded, returning what load16 reads.
+    static func storeRounded16(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ p: UnsafeMutableRawPointer)
+        -> (SIMD8<Float>, SIMD8<Float>)
+    /// Elements 0..<16 in natural order (a = 0..<8, b = 8..<16) → the codec's lane order.
+    static func permute16(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>)
+    /// The codec's lane order → natural order.
+    static func unpermute16(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>)
+}
+
+/// Natural lane order: pairs are two plain vectors.
+extension RowCodec {
+    @inline(__always) static func load16(_ p: UnsafeRawPointer) -> (SIMD8<Float>, SIMD8<Float>) {
+        (load8(p), load8(p + 8 * stride))
+    }
+    @inline(__always) static func storeRounded16(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ p: UnsafeMutableRawPointer)
+        -> (SIMD8<Float>, SIMD8<Float>) {
+        (storeRounded(a, p), storeRounded(b, p + 8 * stride))
+    }
+    @inline(__always) static func permute16(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) { (a, b) }
+    @inline(__always) static func unpermute16(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) { (a, b) }
 }
 
 enum F32Codec: RowCodec {
@@ -113,9 +135,38 @@ enum BF16Codec: RowCodec {
     @inline(__always) static func store1(_ v: Float, _ p: UnsafeMutableRawPointer) {
         p.storeBytes(of: HalfPrecision.bfloat16Bits(v), as: UInt16.self)
     }
-    @inline(__always) static func storeRounded(_ v: SIMD8<Float>, _ p: UnsafeMutableRawPointer) -> SIMD8<Float> {
+    // Pairs in the lane order of 256-bit unpacks: a = elements [0-3, 8-11], b = [4-7, 12-15]. One
+    // unpack per vector widens them, and a pack of the two puts them back in natural order.
+    @inline(__always) static func load16(_ p: UnsafeRawPointer) -> (SIMD8<Float>, SIMD8<Float>) {
+        let x = p.loadUnaligned(as: SIMD16<UInt16>.self)
+        let a = SIMD16<UInt16>(0, x[0], 0, x[1], 0, x[2], 0, x[3], 0, x[8], 0, x[9], 0, x[10], 0, x[11])
+        let b = SIMD16<UInt16>(0, x[4], 0, x[5], 0, x[6], 0, x[7], 0, x[12], 0, x[13], 0, x[14], 0, x[15])
+        return (unsafeBitCast(a, to: SIMD8<Float>.self), unsafeBitCast(b, to: SIMD8<Float>.self))
+    }
+    @inline(__always) static func storeRounded16(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ p: UnsafeMutableRawPointer)
+        -> (SIMD8<Float>, SIMD8<Float>) {
+        let (ra, rb) = (roundedHigh(a), roundedHigh(b))
+        let (x, y) = (unsafeBitCast(ra, to: SIMD16<UInt16>.self), unsafeBitCast(rb, to: SIMD16<UInt16>.self))
+        let packed = SIMD16<UInt16>(x[1], x[3], x[5], x[7], y[1], y[3], y[5], y[7],
+                                    x[9], x[11], x[13], x[15], y[9], y[11], y[13], y[15])
+        p.storeBytes(of: packed, as: SIMD16<UInt16>.self)
+        return (unsafeBitCast(ra, to: SIMD8<Float>.self), unsafeBitCast(rb, to: SIMD8<Float>.self))
+    }
+    @inline(__always) static func permute16(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+        (SIMD8(lowHalf: a.lowHalf, highHalf: b.lowHalf), SIMD8(lowHalf: a.highHalf, highHalf: b.highHalf))
+    }
+    @inline(__always) static func unpermute16(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+        (SIMD8(lowHalf: a.lowHalf, highHalf: b.lowHalf), SIMD8(lowHalf: a.highHalf, highHalf: b.highHalf))
+    }
+
+    /// Round-to-nearest-even to bf16, the result left in the high 16 bits (low bits zero).
+    @inline(__always) static func roundedHigh(_ v: SIMD8<Float>) -> SIMD8<UInt32> {
         let bits = unsafeBitCast(v, to: SIMD8<UInt32>.self)
-        let high = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) & 0xFFFF_0000
+        return (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) & 0xFFFF_0000
+    }
+
+    @inline(__always) static func storeRounded(_ v: SIMD8<Float>, _ p: UnsafeMutableRawPointer) -> SIMD8<Float> {
+        let high = roundedHigh(v)
         // The high halves of the 32-bit lanes, in order (LLVM makes this a pack).
         let h = unsafeBitCast(high, to: SIMD16<UInt16>.self)
         p.storeBytes(of: SIMD8<UInt16>(h[1], h[3], h[5], h[7], h[9], h[11], h[13], h[15]), as: SIMD8<UInt16>.self)
