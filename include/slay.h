@@ -624,6 +624,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_create(const slay_feature_map* fm, in
  * A half-precision state takes half the memory and halves the traffic of a decode step, which is
  * bound by it; every computation stays fp32 (elements are widened when read and rounded to
  * nearest-even when written back), at an accuracy cost measured in docs/half-precision.md.
+ * slay_state_prefill / _query load each (slot, head) state into fp32 workspace, run the chunks in
+ * fp32 and (prefill) round the result back once.
  * BF16 keeps fp32's range; F16 overflows to infinity above 65504, so use it only for states whose
  * values stay bounded (decay). slay_state_read / _write convert to and from fp32 exactly as
  * stored; blobs record the dtype, and a blob loads only into a state of its own dtype

@@ -180,7 +180,8 @@ public struct AttentionCall: @unchecked Sendable {
         for (index, task) in mine.enumerated() {
             let target = initialNormalisers.pointer + index * m
             if let state {
-                target.update(from: state.normaliser(slot: slots[task / map.numHeads], head: task % map.numHeads), count: m)
+                DecodeKernels.load(state.storageType, state.rawNormaliser(slot: slots[task / map.numHeads], head: task % map.numHeads),
+                                   stride: 1, count: m, into: target)
             } else {
                 target.update(repeating: 0, count: m)
             }
@@ -213,7 +214,17 @@ public struct AttentionCall: @unchecked Sendable {
         let (m, dv) = (map.featureDim, valueDim)
         let matrix: UnsafeMutablePointer<Float>
         var maxima: UnsafeMutablePointer<Float>? = nil
-        if let state {
+        if let state, state.storageType != .f32 {
+            // A half-precision state: the task's columns of S in fp32 workspace, stored back (rounded)
+            // at the end.
+            matrix = w.state
+            maxima = state.maxima(slot: slots[sequence], head: keyHead)
+            let stored = state.rawMatrix(slot: slots[sequence], head: keyHead)
+            for f in 0..<m {
+                DecodeKernels.load(state.storageType, stored + (f * dv + columns.lowerBound) * state.storageType.bytes,
+                                   stride: 1, count: columns.count, into: matrix + f * dv + columns.lowerBound)
+            }
+        } else if let state {
             matrix = state.matrix(slot: slots[sequence], head: keyHead)
             maxima = state.maxima(slot: slots[sequence], head: keyHead)
         } else {
@@ -265,8 +276,18 @@ public struct AttentionCall: @unchecked Sendable {
         case .query:
             queryAll()
         }
-        if let state, writesNormaliser, mode != .query {
-            state.normaliser(slot: slots[sequence], head: keyHead).update(from: w.normaliser, count: m)
+        if let state, mode != .query {
+            if state.storageType != .f32 {
+                let stored = state.rawMatrix(slot: slots[sequence], head: keyHead)
+                for f in 0..<m {
+                    DecodeKernels.store(state.storageType, matrix + f * dv + columns.lowerBound, count: columns.count,
+                                        into: stored + (f * dv + columns.lowerBound) * state.storageType.bytes, stride: 1)
+                }
+            }
+            if writesNormaliser {
+                DecodeKernels.store(state.storageType, w.normaliser, count: m,
+                                    into: state.rawNormaliser(slot: slots[sequence], head: keyHead), stride: 1)
+            }
         }
     }
 

@@ -31,15 +31,6 @@ extension RecurrentState {
         return (spans, resolved)
     }
 
-    /// The chunked engine reads and writes S and z in place as fp32.
-    func checkFloatStorage(_ call: String) throws {
-        guard storageType == .f32 else {
-            throw SlayError(.unsupported, "\(call) on a state stored as \(storageType.name) is not supported in this version; prefill an fp32 state and copy it with slay_state_read / slay_state_write")
-        }
-    }
-
-    /// Maps that read token positions (cosFormer) take them from the slots' counts, which share 0
-    /// of a partitioned call advances when it finishes: another share could read them too late.
     func checkPartitionKeepsPositions(_ options: LinearAttentionOptions) throws {
         guard map.needsPositions && options.nth > 1 else { return }
         throw SlayError(.unsupported, "this feature map depends on token positions; partitioned state calls (nth > 1) "
@@ -75,7 +66,6 @@ extension RecurrentState {
                         slots: [Int]?, options: LinearAttentionOptions) throws {
         try options.validate()
         try checkMapUnchanged()
-        try checkFloatStorage("prefill")
         try checkKeys(k, v)
         try checkPartitionKeepsPositions(options)
         let (batch, length) = (k.extents[0], k.extents[1])
@@ -98,7 +88,6 @@ extension RecurrentState {
                       options: LinearAttentionOptions) throws {
         try options.validate()
         try checkMapUnchanged()
-        try checkFloatStorage("query")
         guard q.rank == 4 else { throw SlayError.shape("q must have 4 dimensions [B, T, H, D], got \(q.rank)") }
         let queryHeads = try checkQueries(q, out, batch: q.extents[0], length: q.extents[1])
         let (spans, resolved) = try resolveSequences(batch: q.extents[0], length: q.extents[1], cuSeqlens: cuSeqlens, slots: slots)

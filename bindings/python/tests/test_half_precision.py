@@ -123,9 +123,32 @@ def test_storage_dtype_names_and_refusals():
     for code in (1, 4, -1):
         assert lib.slay_state_create_v2(fm.handle, 1, 16, 1, code, ctypes.byref(handle), ctypes.byref(err)) == -4
         assert b"storage_dtype" in err.message and not handle.value
-    state = slay.State(fm, storage_dtype="bfloat16")
-    with pytest.raises(slay.SlayError, match="prefill on a state stored as bf16"):
-        state.prefill(None, np.ones((1, 3, 2, 16), np.float32), np.ones((1, 3, 2, 16), np.float32))
+
+
+@pytest.mark.parametrize("storage", ["bfloat16", "float16"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_prefill_and_query_on_half_states_compute_in_fp32_and_round_once(storage, n_threads):
+    """Prefill loads each (slot, head) state into fp32, runs the chunks in fp32 and rounds once at the
+    end: the same outputs as an fp32 state holding the same (rounded) values, and the final state is
+    that state's, rounded."""
+    fm = slay.FeatureMap("slay", head_dim=16, num_heads=2, nodes=2, poly="anchor", poly_dim=4, prf_dim=4, seed=3)
+    rng = np.random.default_rng(11)
+    q = rng.standard_normal((2, 40, 4, 16)).astype(np.float32)
+    k = rng.standard_normal((2, 40, 2, 16)).astype(np.float32)
+    v = rng.standard_normal((2, 40, 2, 32)).astype(np.float32)
+    half = slay.State(fm, num_seqs=2, value_dim=32, storage_dtype=storage)
+    half.prefill(None, k[:, :15], v[:, :15], chunk_size=8, n_threads=n_threads)
+    S, z, positions = half.to_arrays()
+    full = slay.State.from_arrays(fm, S, z, positions)
+    got = half.prefill(q[:, 15:], k[:, 15:], v[:, 15:], chunk_size=8, n_threads=n_threads)
+    want = full.prefill(q[:, 15:], k[:, 15:], v[:, 15:], chunk_size=8, n_threads=n_threads)
+    np.testing.assert_array_equal(got, want)
+    for slot in range(2):
+        for a, b in zip(half.read(slot), full.read(slot)):
+            np.testing.assert_array_equal(a, round_to(b.astype(np.float64), storage).astype(np.float32))
+    np.testing.assert_array_equal(half.query(q[:, :5], n_threads=n_threads), full.query(q[:, :5], n_threads=n_threads)
+                                  if storage == "float32" else slay.State.from_arrays(fm, *half.to_arrays()).query(
+                                      q[:, :5], n_threads=n_threads))
 
 
 def test_write_refuses_values_beyond_fp16_and_converts_exactly():
