@@ -26,7 +26,10 @@ let package = Package(
             dependencies: ["SlayCore", "CSlay"],
             exclude: ["exports.map"],
             // Export only the slay_* C symbols; every public Swift symbol would leak otherwise.
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Sources/SlayCABI/exports.map"])]
+            // SONAME libslay.so.<SLAY_ABI_VERSION> (slay.h; a test compares them): programs linked
+            // with -lslay record the ABI they were built for, and installs keep one file per ABI.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Sources/SlayCABI/exports.map",
+                                           "-Xlinker", "-soname=libslay.so.1"])]
         ),
         .testTarget(name: "SlayCoreTests", dependencies: ["SlayCore", "SlayKernels", "SlayKernelsAVX2", "CSlayCPU"]),
         .testTarget(name: "SlayCABITests", dependencies: ["SlayCABI", "CSlay"]),

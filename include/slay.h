@@ -160,12 +160,24 @@ typedef struct slay_tensor {
 /* slay_tensor_4d — convenience: a contiguous (row-major) float32 tensor [d0, d1, d2, d3]. */
 static inline slay_tensor slay_tensor_4d(float* data, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
     slay_tensor t;
-    t.data = (void*)data;
+    t.data = data;
     t.dtype = SLAY_DTYPE_F32;
     t.ndim = 4;
     t.shape[0] = d0; t.shape[1] = d1; t.shape[2] = d2; t.shape[3] = d3;
     t.strides[3] = 1; t.strides[2] = d3; t.strides[1] = d2 * d3; t.strides[0] = d1 * d2 * d3;
     return t;
+}
+
+/* slay_tensor_4d_const — slay_tensor_4d for read-only buffers (const float*), so const inputs need
+ * no cast. slay_tensor has one data pointer for inputs and outputs; pass the result ONLY where a
+ * function reads the tensor (q, k, v, decay, log_decay, gate logits, x of slay_feature_map_apply):
+ * libslay never writes through an input. Used as an output it would write to const memory. */
+static inline slay_tensor slay_tensor_4d_const(const float* data, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+#ifdef __cplusplus
+    return slay_tensor_4d(const_cast<float*>(data), d0, d1, d2, d3);
+#else
+    return slay_tensor_4d((float*)(uintptr_t)data, d0, d1, d2, d3);
+#endif
 }
 
 /* ======================================================================================= */

@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Installs what the build, the demo and the tests need on a fresh machine, and nothing when it is
-# already there: a C compiler (Debian), numpy, pytest, hypothesis and mpmath (PyPI); valgrind
+# already there: a C compiler, a C++ compiler, cmake and pkg-config (Debian), numpy, pytest,
+# hypothesis, mpmath and auditwheel (PyPI; the wheel test reports its verdict); valgrind
 # (Debian) when it can, for the memcheck run (without it that program runs natively); torch and
 # transformers (PyPI) for the PyTorch layer's tests.
 set -euo pipefail
 if ! command -v cc >/dev/null 2>&1; then
     echo "installing a C compiler (apt)"
     apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null
+fi
+# The C install test builds a C++17 program with pkg-config and a CMake project (scripts/install.sh).
+apt_missing=()
+command -v c++ >/dev/null 2>&1 || apt_missing+=(g++)
+command -v cmake >/dev/null 2>&1 || apt_missing+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || apt_missing+=(pkg-config)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+    echo "installing ${apt_missing[*]} (apt), for the C/C++ install test"
+    apt-get update -qq && apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
 if ! command -v valgrind >/dev/null 2>&1; then
     echo "installing valgrind (apt), for bindings/c-example/memcheck.c"
@@ -18,7 +28,7 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 missing=()
-for module in numpy pytest hypothesis mpmath; do
+for module in numpy pytest hypothesis mpmath auditwheel; do
     python3 -c "import $module" >/dev/null 2>&1 || missing+=("$module")
 done
 if [ ${#missing[@]} -gt 0 ]; then

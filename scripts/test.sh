@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds libslay.so once in release mode,
-# then runs every suite (header drift check, Swift tests, C example and C contract test, pytest).
+# then runs every suite (header drift check, Swift tests, C example and C contract test, pytest, and a
+# pip install of a clean clone into a fresh venv).
 # Runs all suites even when one fails, prints each runner's summary, exits non-zero on any failure.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,6 +33,9 @@ step "C example and C ABI contract" bash bindings/c-example/build_and_run.sh
 step "pytest" python3 -m pytest bindings/python/tests -q -rs -p no:cacheprovider
 # The same suite on the baseline kernels, so both builds of the compute kernels are checked.
 step "pytest (SLAY_KERNELS=portable)" env SLAY_KERNELS=portable python3 -m pytest bindings/python/tests -q -p no:cacheprovider
+# Slow (a Swift build from scratch): a fresh venv pip-installs the package from a clean clone of the
+# committed HEAD and runs attention from another folder with no environment variables.
+step "pip install from a clean clone into a fresh venv" bash scripts/test_pip_install.sh
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then

@@ -8,26 +8,22 @@ ABI_VERSION = 1
 _HERE = pathlib.Path(__file__).resolve().parent
 
 
-def _candidates():
+def _library_path():
+    """SLAY_LIBRARY when it is set (a path), else the libslay.so inside this package (where `pip install`
+    and scripts/build.sh put it)."""
     override = os.environ.get("SLAY_LIBRARY")
-    if override:
-        yield pathlib.Path(override)
-        return
-    yield _HERE / "libslay.so"
-    yield _HERE.parents[2] / ".build" / "release" / "libslay.so"
+    return pathlib.Path(override) if override else _HERE / "libslay.so"
 
 
 def _load():
-    tried = []
-    for path in _candidates():
-        if path.exists():
-            try:
-                return ctypes.CDLL(str(path))
-            except OSError as error:
-                raise ImportError("cannot load %s: %s" % (path, error)) from error
-        tried.append(str(path))
-    raise ImportError("libslay.so not found (tried %s); build it with `bash scripts/build.sh` "
-                      "or set SLAY_LIBRARY to its path" % ", ".join(tried))
+    path = _library_path()
+    if not path.exists():
+        raise ImportError("libslay.so not found at %s; install the package with `pip install ./bindings/python`, "
+                          "build it in place with `bash scripts/build.sh`, or set SLAY_LIBRARY to its path" % path)
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as error:
+        raise ImportError("cannot load %s: %s" % (path, error)) from error
 
 
 MAX_DIMS = 4
