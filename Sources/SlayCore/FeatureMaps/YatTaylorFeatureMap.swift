@@ -8,7 +8,7 @@
 ///
 /// Why it exists: on the SLAY paper's accuracy protocol the error of the paper's default
 /// (anchor ⊗ PRF, 128 features) is random-feature variance and anchor bias; the degree-2 series
-/// (d(d+1)/2 = 136 features at d = 16) halves it, degree 3 divides it by ~6 (README, Accuracy).
+/// (d(d+1)/2 = 136 features at d = 16) halves it, degree 3 divides it by ~6 (docs/choosing-a-feature-map.md, Accuracy).
 /// Its cost grows as d^N/N!, so it suits small head dims. The truncation underestimates strongly
 /// aligned pairs (x → 1), like few quadrature nodes do.
 ///

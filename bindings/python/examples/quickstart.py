@@ -23,7 +23,7 @@ for poly in ("anchor", "exact"):
               % (poly, fm.dim, y.shape, error))
 
 # The deterministic Taylor expansion of the same kernel (no random features): the recommended SLAY
-# configuration for small head dims (README, Accuracy).
+# configuration for small head dims (docs/choosing-a-feature-map.md, Accuracy).
 with slay.FeatureMap("slay", head_dim=d, num_heads=H, expansion="taylor", degree=2, eps=1e-6) as fm:
     y = slay.linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=64)
     error = np.linalg.norm(y - reference) / np.linalg.norm(reference)

@@ -292,45 +292,96 @@ def format_table(table):
     return "\n".join(format_heading(table) + [format_row(row) for row in table["rows"]] + format_comparisons(table))
 
 
+# Distinct colours and markers: one pair per SLAY family (13 in a full run), then the classic maps.
+PLOT_MARKERS = ["o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "h", "p", "d", "8", "H"]
+FAMILY_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+                  "#17becf", "#000000", "#6a3d9a", "#b15928", "#fb9a99", "#33a02c"]
+CLASSIC_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#ffff33", "#a65628", "#f781bf", "#999999",
+                   "#66c2a5", "#1b9e77", "#e7298a"]
+
+
 def plot(tables, path):
-    """Relative L2 error against features per head, one line per family, one panel per table.
+    """Relative L2 error against features per head, one panel per table: a line per SLAY family, a point
+    per classic map (off-scale ones at the top edge, their value in the legend) and a dotted line per
+    quadrature reference. Every series has its own colour and marker; nothing is annotated on the axes
+    (labels of nearby points would overlap): the legends sit outside, right of the panels.
     Returns False if matplotlib is not importable."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, len(tables), figsize=(6.5 * len(tables), 4.8), squeeze=False)
     top = 2.0   # relative L2 errors above this are off scale
+    families, classics, references = [], [], []
+    for table in tables:
+        for row in table["rows"]:
+            kind = ("reference" if row["family"] == "quadrature" else "classic" if row["family"] == "classic"
+                    else "family")
+            key = row["name"] if kind != "family" else row["family"]
+            bucket = {"family": families, "classic": classics, "reference": references}[kind]
+            if key not in bucket:
+                bucket.append(key)
+    family_style = {name: (FAMILY_COLOURS[i % len(FAMILY_COLOURS)], PLOT_MARKERS[i % len(PLOT_MARKERS)])
+                    for i, name in enumerate(families)}
+    classic_style = {name: (CLASSIC_COLOURS[i % len(CLASSIC_COLOURS)], PLOT_MARKERS[(i + 3) % len(PLOT_MARKERS)])
+                     for i, name in enumerate(classics)}
+    reference_dashes = [(0, (1, 1)), (0, (4, 2)), (0, (6, 2, 1, 2)), (0, (2, 3))]
+    fig, axes = plt.subplots(1, len(tables), figsize=(6.0 * len(tables) + 4.6, 6.4), squeeze=False)
+    off_scale = {}
     for ax, table in zip(axes[0], tables):
-        families = {}
+        by_family = {}
         for row in table["rows"]:
             if row["family"] == "quadrature":
-                ax.axhline(row["rel_l2"], linestyle=":", linewidth=1, color="gray")
-                ax.annotate(row["name"], (0.01, row["rel_l2"]), xycoords=("axes fraction", "data"), fontsize=7,
-                            va="bottom", color="gray")
+                ax.axhline(row["rel_l2"], color="0.35", linewidth=1.2,
+                           linestyle=reference_dashes[references.index(row["name"]) % len(reference_dashes)])
+            elif row["family"] == "classic":
+                colour, marker = classic_style[row["name"]]
+                y = min(row["rel_l2"], top)
+                if y != row["rel_l2"]:
+                    off_scale.setdefault(row["name"], []).append(row["rel_l2"])
+                ax.scatter(row["dim"], y, marker=marker, s=55, color=colour, edgecolors="black", linewidths=0.5,
+                           zorder=3)
             else:
-                families.setdefault(row["family"], []).append(row)
-        for family, rows in families.items():
+                by_family.setdefault(row["family"], []).append(row)
+        for family, rows in by_family.items():
             rows = sorted(rows, key=lambda r: r["dim"])
-            if family == "classic":
-                for r in rows:   # off-scale errors (signed maps) are drawn at the top edge, value in the label
-                    y = min(r["rel_l2"], top)
-                    ax.scatter(r["dim"], y, marker="x", color="black")
-                    ax.annotate(r["name"] + ("" if y == r["rel_l2"] else " (%.3g)" % r["rel_l2"]), (r["dim"], y),
-                                fontsize=7)
-            else:
-                ax.plot([r["dim"] for r in rows], [r["rel_l2"] for r in rows], marker="o", label=family)
+            if any(r["rel_l2"] > top for r in rows):
+                off_scale.setdefault(family, []).extend(r["rel_l2"] for r in rows if r["rel_l2"] > top)
+            colour, marker = family_style[family]
+            ax.plot([r["dim"] for r in rows], [min(r["rel_l2"], top) for r in rows], marker=marker, color=colour,
+                    markersize=6, linewidth=1.3, zorder=2)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_ylim(min(r["rel_l2"] for r in table["rows"]) * 0.7, top * 1.2)
+        ax.set_ylim(min(r["rel_l2"] for r in table["rows"]) * 0.7, top * 1.15)
         ax.set_xlabel("features per head (fm.dim)")
         ax.set_ylabel("relative L2 error vs spherical Yat")
         ax.set_title("%s setup, %s queries" % (table["setup"], table["scenario"]))
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+        ax.grid(True, which="major", alpha=0.3)
+    def label(name):
+        values = off_scale.get(name)
+        return name if not values else "%s (off scale, drawn at %g: %s)" % (name, top, ", ".join(
+            "%.3g" % v for v in values[:3]) + (", ..." if len(values) > 3 else ""))
+    handles = [Line2D([], [], color="none", label="SLAY configurations (lines)")]
+    handles += [Line2D([], [], color=family_style[f][0], marker=family_style[f][1], label=label(f)) for f in families]
+    handles += [Line2D([], [], color="none", label="references (no feature map)")]
+    handles += [Line2D([], [], color="0.35", linestyle=reference_dashes[i % len(reference_dashes)], label=name)
+                for i, name in enumerate(references)]
+    handles += [Line2D([], [], color="none", label="classic maps (points)")]
+    handles += [Line2D([], [], linestyle="none", color=classic_style[name][0], marker=classic_style[name][1],
+                       markeredgecolor="black", markeredgewidth=0.5, markersize=7, label=label(name))
+                for name in classics]
+    legend_width = 4.6   # inches right of the panels
+    legend = fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0 - legend_width / fig.get_figwidth(), 0.5),
+                        fontsize=7.5, frameon=False, handlelength=2.6)
+    for text in legend.get_texts():
+        if text.get_text().endswith(")") and text.get_text().split(" (")[0] in ("SLAY configurations", "references",
+                                                                               "classic maps"):
+            text.set_fontweight("bold")
+    fig.tight_layout(rect=(0, 0, 1.0 - legend_width / fig.get_figwidth(), 1))
     fig.savefig(path, dpi=120)
+    plt.close(fig)
     return True
 
 

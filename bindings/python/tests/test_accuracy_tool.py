@@ -102,3 +102,15 @@ def test_aligned_queries_have_the_requested_cosine_with_an_earlier_key():
     causal = np.tril(np.ones((20, 20), bool))
     best = np.where(causal, cos, -2).max(-1)
     assert best.min() >= 0.9 - 1e-5
+
+
+def test_plot_styles_are_distinct_for_every_series():
+    """The plot gives each SLAY family (13 in a full run) its own colour and its own marker, and each
+    classic map its own colour-marker pair; labels live in the legend, not on the axes."""
+    families = {row[1] for row in accuracy.SLAY_ROWS}
+    assert len(families) == 13
+    assert len(set(accuracy.FAMILY_COLOURS)) >= len(families) and len(set(accuracy.PLOT_MARKERS)) >= len(families)
+    classics = len(accuracy.CLASSIC_ROWS)
+    pairs = {(accuracy.CLASSIC_COLOURS[i % len(accuracy.CLASSIC_COLOURS)],
+              accuracy.PLOT_MARKERS[(i + 3) % len(accuracy.PLOT_MARKERS)]) for i in range(classics)}
+    assert len(pairs) == classics and len(set(accuracy.CLASSIC_COLOURS)) >= classics

@@ -1,5 +1,5 @@
 """The benchmark tool: its numpy baseline computes the same thing, and a quick run produces the
-documented report and JSON (the timings themselves are never asserted: see the README table)."""
+documented report and JSON (the timings themselves are never asserted: see docs/benchmarks.md)."""
 import json
 import os
 import subprocess

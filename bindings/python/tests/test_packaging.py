@@ -72,7 +72,7 @@ def test_distribution_name_extra_and_typing():
     pyproject = (PACKAGE_DIR / "pyproject.toml").read_text()
     assert re.search(r'^name = "libslay"$', pyproject, re.M)
     assert re.search(r'^torch = \["torch", "transformers"\]$', pyproject, re.M)
-    assert (PACKAGE_DIR / "slay" / "py.typed").exists() and '"py.typed"' in pyproject
+    assert (PACKAGE_DIR / "slay" / "py.typed").exists() and '"py.typed"' in pyproject and '"*.pyi"' in pyproject
 
 
 def test_setup_builds_with_the_arguments_of_build_sh():
@@ -115,7 +115,7 @@ def test_wheel_is_platform_tagged_and_ships_the_library(wheel):
         metadata = archive.read("libslay-%s.dist-info/WHEEL" % VERSION).decode()
         requires = archive.read("libslay-%s.dist-info/METADATA" % VERSION).decode()
         library = archive.read("slay/libslay.so")
-    assert {"slay/__init__.py", "slay/_lib.py", "slay/py.typed", "slay/libslay.so"} <= names
+    assert {"slay/__init__.py", "slay/__init__.pyi", "slay/_lib.py", "slay/py.typed", "slay/libslay.so"} <= names
     assert "Root-Is-Purelib: false" in metadata and "Tag: py3-none-linux_x86_64" in metadata
     assert "Requires-Dist: numpy" in requires and re.search(r"Requires-Dist: torch.*extra == .torch.", requires)
     assert library[:4] == b"\x7fELF" and library == pathlib.Path(_lib.lib._name).read_bytes()
@@ -267,3 +267,95 @@ def test_header_const_helper_is_warning_free_c(tmp_path):
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     assert subprocess.run([str(tmp_path / "header")]).returncode == 0
+
+
+# ---- type hints ---------------------------------------------------------------------------------------
+
+def stub_definitions():
+    """{"name" or "Class.name": ast.FunctionDef} of slay/__init__.pyi, and the names it assigns."""
+    import ast
+    tree = ast.parse((PACKAGE_DIR / "slay" / "__init__.pyi").read_text())
+    functions, names = {}, set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            functions[node.name] = node
+        elif isinstance(node, ast.ClassDef):
+            names.add(node.name)
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef):
+                    functions["%s.%s" % (node.name, item.name)] = item
+        elif isinstance(node, ast.AnnAssign):
+            names.add(node.target.id)
+        elif isinstance(node, ast.ImportFrom):
+            names.update(alias.asname or alias.name for alias in node.names)
+    return functions, names
+
+
+def runtime_callables():
+    """{"name" or "Class.name": function} of the public API: slay.__all__'s functions and every public
+    method, property, classmethod and context-manager method of its classes."""
+    import inspect
+    found = {}
+    for name in slay.__all__:
+        value = getattr(slay, name)
+        if inspect.isfunction(value):
+            found[name] = value
+        elif inspect.isclass(value) and not issubclass(value, BaseException):
+            for member in dir(value):
+                if member.startswith("_") and member not in ("__init__", "__call__", "__enter__", "__exit__"):
+                    continue
+                static = inspect.getattr_static(value, member)
+                target = static.__func__ if isinstance(static, (classmethod, staticmethod)) else \
+                    static.fget if isinstance(static, property) else static
+                if inspect.isfunction(target):
+                    found["%s.%s" % (value.__name__, member)] = target
+    return found
+
+
+def test_type_stub_covers_the_public_api():
+    """slay/__init__.pyi (PEP 561, with py.typed) has every public function, method and property with
+    the code's parameters in order and its defaults, and annotates every parameter and return."""
+    import ast
+    import inspect
+    functions, names = stub_definitions()
+    assert set(slay.__all__) <= set(functions) | names, set(slay.__all__) - set(functions) - names
+    runtime = runtime_callables()
+    assert not set(runtime) - set(functions), "add to slay/__init__.pyi: %s" % sorted(set(runtime) - set(functions))
+    for qualname, function in runtime.items():
+        node = functions[qualname]
+        args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+        defaults = [None] * (len(node.args.posonlyargs + node.args.args) - len(node.args.defaults)) \
+            + list(node.args.defaults) + list(node.args.kw_defaults)
+        stub = [(a.arg, None if d is None else ast.literal_eval(d)) for a, d in zip(args, defaults)]
+        if node.args.vararg:
+            stub.append(("*" + node.args.vararg.arg, None))
+        if node.args.kwarg:
+            stub.append(("**" + node.args.kwarg.arg, None))
+        code = []
+        for name, p in inspect.signature(function).parameters.items():
+            if name.startswith("_"):   # private keywords stay out of the stub
+                continue
+            prefix = "*" if p.kind is p.VAR_POSITIONAL else "**" if p.kind is p.VAR_KEYWORD else ""
+            code.append((prefix + name, None if p.default is p.empty else p.default))
+        assert stub == code, "%s: stub %s, code %s" % (qualname, stub, code)
+        annotated = [a for a in args if a.arg not in ("self", "cls")] + [a for a in (node.args.vararg, node.args.kwarg) if a]
+        assert all(a.annotation is not None for a in annotated) and node.returns is not None, qualname
+
+
+def test_mypy_checks_user_code_against_the_stub(tmp_path):
+    """A type checker reads the hints: mypy accepts correct use and flags a wrong type (skipped when
+    mypy is not installed)."""
+    pytest.importorskip("mypy")
+    user = tmp_path / "user.py"
+    user.write_text("import numpy as np\nimport slay\n\n"
+                    "fm = slay.FeatureMap('slay', head_dim=16, num_heads=2)\n"
+                    "q = np.zeros((1, 8, 2, 16), np.float32)\n"
+                    "y = slay.linear_attention(q, q, q, fm, causal=False)\n"
+                    "state = slay.State(fm, num_seqs=1)\n"
+                    "width: int = fm.dim\n"
+                    "wrong: str = state.save()\n")
+    run = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir", str(tmp_path / "cache"),
+                          str(user)], capture_output=True, text=True, cwd=PACKAGE_DIR, timeout=600,
+                         env=dict(os.environ, MYPYPATH=str(PACKAGE_DIR)))
+    assert "user.py:9: error: Incompatible types in assignment" in run.stdout, run.stdout + run.stderr
+    assert run.stdout.count("error:") == 1, run.stdout

@@ -11,7 +11,7 @@ See docs/pytorch.md.
 try:
     import torch as _torch
 except ImportError as error:  # pragma: no cover - exercised where torch is absent
-    raise ImportError("slay.torch needs PyTorch: pip install 'slay[torch]' (or pip install torch)") from error
+    raise ImportError("slay.torch needs PyTorch: pip install 'libslay[torch]' (or pip install torch)") from error
 
 from .attention import linear_attention
 from .module import SlayAttention
