@@ -74,12 +74,8 @@ extension FormTask {
         Gemm.multiply(m: rows, n: columns.count, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
                       b: state + columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: columns.count,
                       accumulate: false, workspace: w.gemm)
-        for i in 0..<rows {
-            let phi = w.phiQ + i * m
-            var total: Float = 0
-            for f in 0..<m { total += phi[f] * normaliser[f] }
-            w.denominators[i] = total
-        }
+        // Vector dot products: a scalar sum here was one dependent add per feature (8% of a prefill).
+        for i in 0..<rows { w.denominators[i] = DecodeKernels.dot(w.phiQ + i * m, normaliser, count: m) }
     }
 
     /// The masked intra-chunk part: the scores tril(w.scores) (diagonal included; entries above

@@ -85,6 +85,15 @@ public enum DecodeKernels {
         }
     }
 
+    /// Σ_i x[i]·y[i] for i < count, in 8 lanes then the lanes in a fixed order.
+    @inline(__always)
+    public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
+        switch KernelVariant.active {
+        case .avx2: return SlayKernelsAVX2.DecodeRows.dot(x, y, count: count)
+        case .portable: return SlayKernels.DecodeRows.dot(x, y, count: count)
+        }
+    }
+
     /// target[i] = source[i·stride] converted to fp32 (stride in elements of `type`).
     @inline(__always)
     public static func load(_ type: ElementType, _ source: UnsafeRawPointer, stride: Int, count: Int,
