@@ -491,11 +491,12 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_set_param(slay_feature_map* fm,
 typedef struct slay_attention_options {
     uint32_t struct_size;  /* sizeof(slay_attention_options) */
     int32_t causal;        /* 1: y_i uses keys j <= i; 0: all keys. Default 1 */
-    double delta;          /* δ >= 0 (finite) added to the denominator; default 1e-6 */
+    double delta;          /* δ >= 0 added to the denominator, finite as a float (it is applied
+                              in fp32: 1e39 is INVALID_ARGUMENT); default 1e-6 */
     int64_t chunk_size;    /* causal chunk length, 1..4096, or 0 (the default): automatic,
-                              8 with log_decay or SLAY_KIND_HADAMARD_EXP (their intra-chunk
-                              block takes an exp per pair and channel, so shorter chunks are
-                              faster) and 64 otherwise. Does not change the result beyond fp32
+                              the form's choice: 8 for the gated and rescaled-exp forms (their
+                              intra-chunk block takes an exp per pair and channel, so shorter
+                              chunks are faster), 16 for the delta rule and 64 otherwise. Does not change the result beyond fp32
                               rounding. */
     int32_t n_threads;     /* threads to use, 1..256; default 1 */
     int32_t ith;           /* partitioned call: run share ith of nth (0 <= ith < nth); default 0 */
@@ -518,7 +519,9 @@ typedef struct slay_attention_options {
     const slay_tensor* log_decay; /* GLA data-dependent decay: log α_t ≤ 0 per token, KEY head and
                               feature channel, [B, T, Hk, m] for slay_linear_attention and
                               slay_state_prefill (B, T as k, also when packed), [N, Hk, m] for
-                              slay_state_step; m = the map's feature dim. S_t = Diag(α_t) S_{t−1}
+                              slay_state_step; m = the map's feature dim. Or per head: [B, T, Hk]
+                              ([N, Hk] for steps), one α for every channel (the g of the delta
+                              rule). S_t = Diag(α_t) S_{t−1}
                               + φ(k_t) v_tᵀ, z_t = Diag(α_t) z_{t−1} + φ(k_t). Every value finite
                               and <= 0, else INVALID_ARGUMENT naming the index (α → 0 is fine:
                               exponents are only ever sums of log α, never e^(−Σ log α)). Causal
@@ -550,6 +553,46 @@ typedef struct slay_attention_options {
                               slot's state until slay_state_reset. */
 } slay_attention_options;
 
+/* Recurrence forms and the form × option table.
+ * One driver evaluates every call; the map and the options select the recurrence form:
+ *   SLAY_KIND_HADAMARD_EXP        → rescaled-exp (the kernel kept in a per-feature rescaled frame)
+ *   update = SLAY_UPDATE_DELTA    → delta rule
+ *   log_decay [.., Hk, m]         → gated (GLA, per channel)
+ *   otherwise                     → additive (plain, RetNet γ, per-head log_decay [.., Hk])
+ * Every option composes with every form except the cells marked UNSUPPORTED (SLAY_ERR_UNSUPPORTED)
+ * or INVALID (SLAY_ERR_INVALID_ARGUMENT). This table is the complete list of refusals.
+ *
+ *   option                     additive     gated        rescaled-exp   delta rule
+ *   causal = 0                 yes          INVALID(a)   yes            UNSUPPORTED
+ *   causal = 0 + decay         INVALID(a)   INVALID(a)   INVALID(a)     UNSUPPORTED
+ *   normalize = 0              yes          yes          yes (b)        required; 1: UNSUPPORTED
+ *   decay (γ)                  yes          yes          yes            yes (α·γ)
+ *   log_decay [.., Hk]         yes          -            yes            yes (g)
+ *   log_decay [.., Hk, m]      (gated)      yes          yes            UNSUPPORTED
+ *   query/key gate logits      yes          yes          yes            yes
+ *   qk_l2norm = 1              yes          yes          UNSUPPORTED    yes
+ *   beta                       INVALID(c)   INVALID(c)   INVALID(c)     yes
+ *   update = DELTA             (delta)      (delta)      UNSUPPORTED    -
+ *   denominator = CLAMP        yes          yes          yes            unused
+ * (a) decay and log_decay need causal = 1. (b) y = e^{r}·num in the frame's scale: it overflows to
+ * inf exactly where the true unnormalised value does. (c) beta needs update = SLAY_UPDATE_DELTA.
+ * States are not bound to a form: additive, gated and delta updates share one state layout (S, z),
+ * so a slot prefilled with one update rule may be stepped with another; Hadamard Exp states also
+ * keep their running maxima μ.
+ *
+ * Delta rule (SLAY_UPDATE_DELTA): DeltaNet and Gated DeltaNet in flash-linear-attention's
+ * convention, per key head with S [m, dv]:
+ *     S_t = α_t (I − β_t φ(k_t) φ(k_t)ᵀ) S_{t−1} + β_t φ(k_t) v_tᵀ,   o_t = S_tᵀ φ(q_t)
+ * α_t = e^{g_t} with g = log_decay [B, T, Hk] ([N, Hk] for steps), g ≤ 0 (absent: α = 1, DeltaNet;
+ * times γ with `decay`); β = options.beta [B, T, Hk] in [0, 2] (absent: 1). Unnormalised
+ * (normalize = 0 required), causal only; z is neither read nor written. φ(k) and φ(q) are the
+ * map's features, L2-normalised first when qk_l2norm = 1, then scaled by the SLA gates. The update
+ * is stable (a contraction) when β‖φ(k)‖² ≤ 2: with qk_l2norm = 1 any β ∈ [0, 2] is; with other
+ * maps and qk_l2norm = 0 that bound is the caller's. Prefill uses the chunked WY / UT form
+ * (forward substitution per chunk): O(T·c·m + T·m·dv) work, O(c·m + c·dv + c²) floats of workspace
+ * per thread. slay_state_step makes two passes over S (one read, one read-modify-write) and
+ * allocates nothing. cu_seqlens, slots, GQA, initial and final states work as for every form. */
+
 /* slay_attention_options_init — defaults as listed above. Returns SLAY_OK, or
  * SLAY_ERR_INVALID_ARGUMENT when options is NULL. */
 SLAY_API SLAY_NODISCARD int32_t slay_attention_options_init(slay_attention_options* options);
@@ -566,8 +609,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_options_init(slay_attention_optio
  * T × m feature matrix is never formed. Time O(B · Hq · T · m · (d + dv + chunk_size)).
  * Thread-safe for distinct outputs. Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_DTYPE,
  * SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT (also an out overlapping options->decay or the options'
- * tensors), SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY, SLAY_ERR_UNSUPPORTED
- * (SLAY_KIND_HADAMARD_EXP with normalize = 0, decay, log_decay or gate logits). */
+ * tensors), SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY, SLAY_ERR_UNSUPPORTED (the form × option
+ * table above), SLAY_ERR_NON_FINITE (options->check_finite). */
 SLAY_API SLAY_NODISCARD int32_t slay_linear_attention(const slay_feature_map* fm, const slay_tensor* q,
                                                      const slay_tensor* k, const slay_tensor* v,
                                                      const slay_tensor* out,
@@ -719,8 +762,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_write(slay_state* state, int64_t slot
  *   (B == 1). slots: NULL or num_seqs distinct slot indices.
  * Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_DTYPE, SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT,
  * SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY, SLAY_ERR_STATE_MISMATCH, SLAY_ERR_UNSUPPORTED
- * (partitioned call with a map that reads positions; SLAY_KIND_HADAMARD_EXP with normalize = 0,
- * decay, log_decay or gate logits). */
+ * (partitioned call with a map that reads positions; the form × option table above),
+ * SLAY_ERR_NON_FINITE (options->check_finite; the state is then unchanged). */
 SLAY_API SLAY_NODISCARD int32_t slay_state_prefill(slay_state* state, const slay_tensor* q, const slay_tensor* k,
                                                   const slay_tensor* v, const slay_tensor* out,
                                                   const int64_t* cu_seqlens, const int32_t* slots, int64_t num_seqs,
@@ -738,7 +781,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_query(const slay_state* state, const 
 /* slay_state_step — one decode token for num_seqs sequences, in place:
  *   q [N, Hq, d], k [N, H, d], v [N, H, dv], out [N, Hq, dv] (3-d tensors, N = num_seqs);
  *   S += φ(k) vᵀ, z += φ(k), out = φ(q)ᵀS / (φ(q)ᵀz + δ) (with options->decay / log_decay
- *   [N, Hk, m]: S = γ·Diag(α) S + φ(k) vᵀ, z alike; gate logits [N, Hq] / [N, Hk] scale φ(q), φ(k)).
+ *   [N, Hk, m] or [N, Hk]: S = γ·Diag(α) S + φ(k) vᵀ, z alike; gate logits [N, Hq] / [N, Hk] scale
+ *   φ(q), φ(k)); with update = SLAY_UPDATE_DELTA the delta rule's step (beta [N, Hk], g = log_decay
+ *   [N, Hk]; two passes over S).
  * No allocation (uses the state's workspaces); threads are started only when n_threads > 1 —
  * an engine with its own pool uses options ith/nth instead (ith < max_threads; not with a map
  * that reads positions, SLAY_ERR_UNSUPPORTED). The token's position (cosFormer) is the slot's

@@ -131,6 +131,7 @@ public struct AttentionCall: @unchecked Sendable {
         try layout.reserve(.keyScratch, map.scratchFloats(rows: chunk))
         try layout.reserve(.scoreScratch, map.scoreScratchFloats(rows: chunk))
         try layout.reserve(.gemm, Gemm.workspaceFloats)
+        try layout.reserve(.maskedRows, chunk, max(m, valueDim))
         if options.queryGateLogits != nil { try layout.reserve(.queryGates, chunk) }
         if options.keyGateLogits != nil { try layout.reserve(.keyGates, chunk) }
         if map.needsPositions, let state {
@@ -342,8 +343,9 @@ struct FormTask {
 }
 
 /// Rows t0 ..< t0 + rows of a task's sequence. `finiteRows`: how many leading rows have finite
-/// keys and values (set by loadKeys), so that products with masked coefficients skip the rows
-/// after a non-finite one (0 · NaN would otherwise reach earlier outputs).
+/// values (and, for forms that multiply by them, key features), set by loadKeys, so that products
+/// with masked coefficients keep the rows after a non-finite one away from earlier outputs
+/// (0 · NaN would otherwise reach them).
 struct ChunkRows {
     let t0: Int
     let rows: Int

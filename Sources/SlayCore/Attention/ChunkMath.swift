@@ -11,13 +11,12 @@ import Darwin
 /// columns.
 extension FormTask {
     /// Keys and values of the chunk's rows into w.keyRows / w.valueRows, and the number of
-    /// leading rows whose key and value are finite.
+    /// leading rows whose value is finite.
     func gatherKeys(_ chunk: inout ChunkRows) {
         let (k, v) = (call.k!, call.v!)
         k.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w.keyRows)
         v.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w.valueRows)
-        chunk.finiteRows = min(Self.finiteRows(w.keyRows, rows: chunk.rows, width: map.headDim),
-                               Self.finiteRows(w.valueRows, rows: chunk.rows, width: call.valueDim))
+        chunk.finiteRows = Self.finiteRows(w.valueRows, rows: chunk.rows, width: call.valueDim)
     }
 
     /// Leading rows of a [rows, width] block with only finite entries (a NaN or ±inf row stops it).
@@ -98,29 +97,38 @@ extension FormTask {
     /// B [rows, columns]; see `lowerProduct`.
     func lowerTimes(_ l: UnsafePointer<Float>, rows: Int, finiteRows: Int, b: UnsafePointer<Float>, rowStrideB: Int,
                     into c: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        Self.lowerProduct(l, rows: rows, finiteRows: finiteRows, b: b, rowStrideB: rowStrideB, width: columns.count,
-                          into: c, ldc: columns.count, accumulate: accumulate, gemm: w.gemm)
+        lowerProduct(l, rows: rows, finiteRows: finiteRows, b: b, rowStrideB: rowStrideB, width: columns.count,
+                     into: c, ldc: columns.count, accumulate: accumulate)
     }
 
-    /// C (+)= L·B for a lower-triangular rows × rows L (zeros above the diagonal, row stride
-    /// rows) and B [rows, width] whose rows from `finiteRows` on may hold NaN or ±inf: the rows
-    /// before them are multiplied over the finite rows only, so 0 · NaN never reaches them, and
-    /// they get exactly the values they would get without the non-finite rows.
-    static func lowerProduct(_ l: UnsafePointer<Float>, rows: Int, finiteRows: Int, b: UnsafePointer<Float>,
-                             rowStrideB: Int, width: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
-                             accumulate: Bool, gemm: UnsafeMutablePointer<Float>) {
-        if finiteRows >= rows {
+    /// C (+)= L·B for a lower-triangular rows × rows L (zeros above the diagonal, row stride rows)
+    /// and B [rows, width] whose rows from `finiteRows` on may hold NaN or ±inf. Row i < finiteRows
+    /// of C must not see them (0 · NaN is NaN) and must get exactly the bits it gets when they are
+    /// finite: it is computed by the same product (same shape, so the same blocking and order) on a
+    /// copy of B whose rows from finiteRows on are 0, adding 0 where the finite run adds 0 · v.
+    /// The later rows are then multiplied again with the real B: each of them has the coefficient
+    /// of row finiteRows in its triangle, so it is non-finite whatever it held before.
+    func lowerProduct(_ l: UnsafePointer<Float>, rows: Int, finiteRows: Int, b: UnsafePointer<Float>,
+                      rowStrideB: Int, width: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        guard finiteRows < rows else {
             Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1, b: b, rowStrideB: rowStrideB,
-                          columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: gemm)
+                          columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: w.gemm)
             return
         }
-        if finiteRows > 0 {
-            Gemm.multiply(m: finiteRows, n: width, k: finiteRows, a: l, rowStrideA: rows, columnStrideA: 1, b: b,
-                          rowStrideB: rowStrideB, columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: gemm)
+        let masked = w.maskedRows
+        for i in 0..<rows {
+            let target = masked + i * width
+            if i < finiteRows {
+                target.update(from: b + i * rowStrideB, count: width)
+            } else {
+                target.update(repeating: 0, count: width)
+            }
         }
+        Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1, b: masked, rowStrideB: width,
+                      columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: w.gemm)
         Gemm.multiply(m: rows - finiteRows, n: width, k: rows, a: l + finiteRows * rows, rowStrideA: rows, columnStrideA: 1,
                       b: b, rowStrideB: rowStrideB, columnStrideB: 1, c: c + finiteRows * ldc, ldc: ldc,
-                      accumulate: accumulate, workspace: gemm)
+                      accumulate: true, workspace: w.gemm)
     }
 
     /// S[:, columns] += Φ_Kᵀ·V[:, columns], z += Φ_Kᵀ·1 over the chunk's rows.

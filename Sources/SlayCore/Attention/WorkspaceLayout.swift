@@ -14,6 +14,8 @@ enum WorkspaceBlock: Int, CaseIterable {
     /// decay: γ powers or per-row cumulative log decay, per-channel log α and factors, running sums
     case powers, rowDecay, logDecay, decayFactors, running
     case queryGates, keyGates
+    /// a copy of a product's right-hand rows with the rows after a non-finite one zeroed
+    case maskedRows
     /// free for a form's own use (delta rule: T, W, U, β; rescaled exp: prefix maxima, exponents)
     case formSquare, formKeys, formValues, formRows, formExtra
 }
@@ -53,7 +55,7 @@ public struct WorkspaceLayout: Sendable {
 struct Workspace {
     let queryRows, keyRows, valueRows, phiQ, phiK, scores, outputs, denominators, references, state, normaliser,
         maxima, featureScratch, keyScratch, scoreScratch, gemm, powers, rowDecay, logDecay, decayFactors, running,
-        queryGates, keyGates, formSquare, formKeys, formValues, formRows, formExtra: UnsafeMutablePointer<Float>
+        queryGates, keyGates, maskedRows, formSquare, formKeys, formValues, formRows, formExtra: UnsafeMutablePointer<Float>
     let chunk: Int
 
     init(layout: WorkspaceLayout, buffer: UnsafeMutablePointer<Float>) {
@@ -82,6 +84,7 @@ struct Workspace {
         running = at(.running)
         queryGates = at(.queryGates)
         keyGates = at(.keyGates)
+        maskedRows = at(.maskedRows)
         formSquare = at(.formSquare)
         formKeys = at(.formKeys)
         formValues = at(.formValues)

@@ -28,7 +28,9 @@ enum DeltaRuleForm: RecurrenceForm {
         }
     }
 
-    static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 64 }
+    /// Its chunk costs O(c²·(m + dv) + c³) beyond the GEMMs shared with the additive form: 16 is
+    /// fastest in `python -m slay.bench` (identity map, d = dv = 64).
+    static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 16 }
 
     static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws {
         let (c, m) = (layout.chunk, call.map.featureDim)
@@ -88,10 +90,10 @@ enum DeltaRuleForm: RecurrenceForm {
             let (values, scaled) = (w.valueRows + i * dv + task.columns.lowerBound, w.outputs + i * width)
             for j in 0..<width { scaled[j] = values[j] * beta[i] }
         }
-        FormTask.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w.phiQ, rowStrideB: m, width: m,
-                              into: w.formKeys, ldc: m, accumulate: false, gemm: w.gemm)
-        FormTask.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w.outputs, rowStrideB: width, width: width,
-                              into: w.formValues, ldc: width, accumulate: false, gemm: w.gemm)
+        task.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w.phiQ, rowStrideB: m, width: m,
+                              into: w.formKeys, ldc: m, accumulate: false)
+        task.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w.outputs, rowStrideB: width, width: width,
+                              into: w.formValues, ldc: width, accumulate: false)
         // U' = U − W S_0.
         Gemm.multiply(m: rows, n: width, k: m, a: w.formKeys, rowStrideA: m, columnStrideA: 1,
                       b: task.state + task.columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: width,

@@ -14,7 +14,9 @@ libslay. Each child measures:
   - peak memory of one prefill call beyond its inputs and outputs (VmHWM after resetting it);
   - the other maps and options (causal, B=1, T = --maps-t, the same H, d, dv): tokens/s of each
     against ELU+1 on the plain path in the same run (the cheapest map: its ratio is the cost of
-    what the row adds — wider features, GLA decay, gates, Hadamard Exp's rescaling).
+    what the row adds — wider features, GLA decay, gates, Hadamard Exp's rescaling);
+  - the delta rule (Gated DeltaNet, DeltaNet) against GLA at T = --delta-t and against a numpy token
+    loop of the same recurrence at T = 2048, and its decode step.
 Ratios are printed next to the figures; --json FILE writes everything.
 
 Each row is printed (and stdout flushed) as soon as it is measured; a running count with the elapsed
@@ -416,6 +418,77 @@ def maps_rows(ctx):
         yield row
 
 
+def numpy_gated_delta(q, k, v, beta, g):
+    """The Gated DeltaNet recurrence as a numpy float32 token loop, vectorised over heads (batched
+    matmul): S_t = e^{g_t} (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ, o_t = S_tᵀ q_t, with q and k
+    L2-normalised first. q, k (T, H, d), v (T, H, dv), beta and g (T, H)."""
+    q = q / np.sqrt((q * q).sum(-1, keepdims=True) + 1e-6)
+    k = k / np.sqrt((k * k).sum(-1, keepdims=True) + 1e-6)
+    T, H, d = q.shape
+    S = np.zeros((H, d, v.shape[2]), np.float32)
+    out = np.empty((T, H, v.shape[2]), np.float32)
+    alpha = np.exp(g).astype(np.float32)
+    for t in range(T):
+        S *= alpha[t][:, None, None]
+        kt = k[t][:, None, :]
+        u = beta[t][:, None] * (v[t] - (kt @ S)[:, 0])
+        S += k[t][:, :, None] * u[:, None, :]
+        out[t] = (q[t][:, None, :] @ S)[:, 0]
+    return out
+
+
+def delta_rows(ctx):
+    """Gated DeltaNet and DeltaNet (update="delta", identity map, qk_l2norm) against GLA (per-channel
+    log_decay, automatic chunk) on one causal sequence of T = --delta-t, the numpy token loop of the
+    same recurrence at T = min(2048, --delta-t), and the GDN decode step (two passes over S)."""
+    slay = ctx.slay
+    H, d, dv, T = ctx.H, ctx.d, ctx.dv, ctx.args.delta_t
+    rng = np.random.default_rng(2)
+    q, k, v = (rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
+    beta = rng.random((1, T, H)).astype(np.float32)
+    g = (-0.05 * rng.random((1, T, H))).astype(np.float32)
+    out = np.empty((1, T, H, dv), np.float32)
+    fm = slay.FeatureMap("identity", head_dim=d, num_heads=H)
+    gla_decay = (-0.05 * rng.random((1, T, H, d))).astype(np.float32)
+    gla = best_time(lambda: slay.linear_attention(q, k, v, fm, normalize=False, log_decay=gla_decay, out=out,
+                                                  n_threads=ctx.threads), ctx.args.repeats)
+    yield {"row": "GLA (per-channel log_decay, automatic chunk)", "T": T, "tokens_per_s": T / gla}
+    for label, decay in (("Gated DeltaNet prefill", g), ("DeltaNet prefill", None)):
+        seconds = best_time(lambda: slay.linear_attention(q, k, v, fm, normalize=False, update="delta", beta=beta,
+                                                          log_decay=decay, qk_l2norm=True, out=out,
+                                                          n_threads=ctx.threads), ctx.args.repeats)
+        yield {"row": label, "T": T, "tokens_per_s": T / seconds, "relative_to_gla": gla / seconds}
+    short = min(2048, T)
+    qs, ks, vs, bs, gs = (a[0, :short] for a in (q, k, v, beta, g))
+    loop = best_time(lambda: numpy_gated_delta(qs, ks, vs, bs, gs), 1)
+    ours = best_time(lambda: slay.linear_attention(q[:, :short], k[:, :short], v[:, :short], fm, normalize=False,
+                                                   update="delta", beta=beta[:, :short], log_decay=g[:, :short],
+                                                   qk_l2norm=True, n_threads=ctx.threads), ctx.args.repeats)
+    yield {"row": "numpy token loop (GDN, vectorised over heads)", "T": short, "tokens_per_s": short / loop,
+           "slay_speedup": loop / ours}
+    state = slay.State(fm, num_seqs=1, value_dim=dv, max_threads=ctx.threads)
+    q1, k1, v1 = (rng.standard_normal((1, H, d)).astype(np.float32) for _ in range(3))
+    b1, g1 = beta[:, 0].copy(), g[:, 0].copy()
+    o1 = np.empty((1, H, dv), np.float32)
+    step = best_time(lambda: state.step(q1, k1, v1, normalize=False, update="delta", beta=b1, log_decay=g1,
+                                        qk_l2norm=True, out=o1, n_threads=ctx.threads), ctx.args.decode_steps,
+                     min_time=0.2)
+    state.close()
+    fm.close()
+    yield {"row": "GDN decode step, batch 1 (2 passes over S)", "T": 1, "us_per_token": step * 1e6}
+
+
+def delta_line(row):
+    if "us_per_token" in row:
+        return "  %-48s %10.1f us/token" % (row["row"], row["us_per_token"])
+    extra = ""
+    if "relative_to_gla" in row:
+        extra = " %6.2fx GLA" % row["relative_to_gla"]
+    if "slay_speedup" in row:
+        extra = " (slay %.1fx faster at this T)" % row["slay_speedup"]
+    return "  %-48s T=%6d %10.0f tok/s%s" % (row["row"], row["T"], row["tokens_per_s"], extra)
+
+
 def maps_line(row):
     return "  %-40s m=%5d %10.0f tok/s %6.2fx" % (row["map"], row["feature_dim"], row["tokens_per_s"],
                                                  row["relative_to_baseline"])
@@ -439,6 +512,11 @@ SECTIONS = [
             lambda header, args: ["maps and options, causal, T=%d: tokens/s and the ratio to %s"
                                   % (args.maps_t, MAP_ROWS[0][0])],
             maps_line, lambda row: "maps: %s" % row["map"]),
+    Section("delta", lambda args: 5 if args.delta_t > 0 else 0,
+            lambda ctx: delta_rows(ctx) if ctx.args.delta_t > 0 else iter(()),
+            lambda header, args: ["delta rule (identity map, qk_l2norm, causal, B=1): tokens/s against GLA and a "
+                                  "numpy token loop"],
+            delta_line, lambda row: "delta: %s" % row["row"]),
 ]
 
 
@@ -461,7 +539,7 @@ def child_main(threads, args):
 def child_command(threads, args):
     return [sys.executable, "-m", "slay.bench", "--child", str(threads), "--lengths",
             ",".join(map(str, args.lengths)), "--repeats", str(args.repeats), "--numpy-max-t",
-            str(args.numpy_max_t), "--decode-steps", str(args.decode_steps), "--maps-t", str(args.maps_t)]
+            str(args.numpy_max_t), "--decode-steps", str(args.decode_steps), "--maps-t", str(args.maps_t), "--delta-t", str(args.delta_t)]
 
 
 def run_child(threads, args, progress, title=False):
@@ -522,6 +600,8 @@ def main(argv=None):
     parser.add_argument("--decode-steps", type=int, default=200)
     parser.add_argument("--maps-t", type=int, default=4096,
                         help="sequence length of the maps-and-options table (0 skips it)")
+    parser.add_argument("--delta-t", type=int, default=16384,
+                        help="sequence length of the delta-rule rows (GDN, DeltaNet, GLA; 0 skips them)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress (running count and ETA) on stderr; the rows still print as measured")
@@ -529,7 +609,7 @@ def main(argv=None):
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.lengths, args.repeats, args.decode_steps, args.maps_t = "256,1024", 1, 20, 256
+        args.lengths, args.repeats, args.decode_steps, args.maps_t, args.delta_t = "256,1024", 1, 20, 256, 256
     args.lengths = [int(x) for x in str(args.lengths).split(",")]
     if args.child:
         return child_main(args.child, args)

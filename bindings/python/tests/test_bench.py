@@ -65,7 +65,13 @@ def test_quick_run_streams_rows_and_writes_report_and_json(tmp_path):
     assert all(r["c_us_per_token"] > 0 and r["python_us_per_token"] > 0 and r["fraction_of_cache_resident"] > 0
                for r in memory[1:]) and memory[3]["speedup_vs_float32"] > 0
     assert "decode ceilings" in stdout and "of cache-resident" in stdout
-    rows = len(result["prefill"]) + len(result["decode"]) + len(memory) + len(result["overhead"]) + len(maps) + 1
+    delta = result["delta"]
+    assert [row["row"] for row in delta][:3] == ["GLA (per-channel log_decay, automatic chunk)", "Gated DeltaNet prefill",
+                                                 "DeltaNet prefill"]
+    assert delta[1]["relative_to_gla"] > 0 and delta[3]["slay_speedup"] > 0 and delta[4]["us_per_token"] > 0
+    assert "delta rule" in stdout and "2 passes over S" in stdout
+    rows = (len(result["prefill"]) + len(result["decode"]) + len(memory) + len(result["overhead"]) + len(maps)
+            + len(delta) + 1)
     progress = [line for line in stderr.splitlines() if line.startswith("[")]
     assert len(progress) == rows and progress[-1].startswith("[%d/%d]" % (rows, rows)) and "done" in progress[-1]
     assert all("elapsed" in line for line in progress) and "ETA" in progress[0]
@@ -74,7 +80,8 @@ def test_quick_run_streams_rows_and_writes_report_and_json(tmp_path):
 def test_sections_count_the_rows_they_measure():
     """Each section's count(args) is the number of rows its generator yields (the ETA relies on it)."""
     from slay import bench
-    args = bench.argparse.Namespace(lengths=[64, 128], repeats=1, numpy_max_t=128, decode_steps=2, maps_t=64)
+    args = bench.argparse.Namespace(lengths=[64, 128], repeats=1, numpy_max_t=128, decode_steps=2, maps_t=64,
+                                    delta_t=64)
     ctx = bench.BenchContext(1, args)
     for section in bench.SECTIONS:
         rows = list(section.rows(ctx))
