@@ -9,7 +9,7 @@ import ctypes
 
 import numpy as np
 
-from ._lib import Tensor
+from ._lib import Tensor, MAX_DIMS
 from .errors import SHAPE, DTYPE, LAYOUT, INVALID_ARGUMENT, error_for
 
 F32 = 0
@@ -73,18 +73,13 @@ def pointer_struct(data, shape, strides, name="tensor"):
     (SLAY_ERR_LAYOUT); libslay checks the rest."""
     if data % ITEMSIZE:
         raise error_for(LAYOUT, "%s data pointer is not 4-byte aligned" % name)
-    if any(s < 0 for s in strides):
+    if min(strides, default=0) < 0:
         raise error_for(LAYOUT, "%s has negative strides %s" % (name, tuple(strides)))
-    if len(shape) > len(Tensor().shape):
-        raise error_for(SHAPE, "%s has %d dimensions; slay_tensor holds at most 4" % (name, len(shape)))
-    t = Tensor()
-    t.data = data
-    t.dtype = F32
-    t.ndim = len(shape)
-    for axis, (size, stride) in enumerate(zip(shape, strides)):
-        t.shape[axis] = size
-        t.strides[axis] = stride
-    return t
+    ndim = len(shape)
+    if ndim > MAX_DIMS:
+        raise error_for(SHAPE, "%s has %d dimensions; slay_tensor holds at most %d" % (name, ndim, MAX_DIMS))
+    padding = (0,) * (MAX_DIMS - ndim)
+    return Tensor(data, F32, ndim, (*shape, *padding), (*strides, *padding))
 
 
 class DescriptorCache:

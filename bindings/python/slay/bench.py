@@ -494,6 +494,37 @@ def maps_line(row):
                                                  row["relative_to_baseline"])
 
 
+def torch_available():
+    import importlib.util
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
+
+
+def torch_quick(args):
+    """Small PyTorch rows with --quick, and for argument sets without the flag (the tests' own)."""
+    return getattr(args, "quick", True)
+
+
+def torch_count(args):
+    """Rows of the PyTorch section (slay/torch/_bench.py); none without torch and transformers."""
+    if not torch_available():
+        return 0
+    import slay
+    return (3 if torch_quick(args) else 5) + (1 if hasattr(slay, "linear_attention_backward") else 0)
+
+
+def torch_rows(ctx):
+    """The PyTorch layer's rows (slay/torch/_bench.py), when torch and transformers are installed."""
+    if not torch_available():
+        return
+    from .torch import _bench
+    yield from _bench.rows(ctx.threads, torch_quick(ctx.args))
+
+
+def torch_line(row):
+    from .torch import _bench
+    return _bench.line(row)
+
+
 SECTIONS = [
     Section("prefill", lambda args: 2 * len(args.lengths), prefill_rows,
             lambda header, args: ["%7s %6s %12s %8s %8s %12s %9s %10s %9s" % (
@@ -517,6 +548,8 @@ SECTIONS = [
             lambda header, args: ["delta rule (identity map, qk_l2norm, causal, B=1): tokens/s against GLA and a "
                                   "numpy token loop"],
             delta_line, lambda row: "delta: %s" % row["row"]),
+    Section("torch", torch_count, torch_rows, lambda header, args: ["PyTorch (slay.torch)"], torch_line,
+            lambda row: "torch: %s" % row["row"]),
 ]
 
 
@@ -539,7 +572,8 @@ def child_main(threads, args):
 def child_command(threads, args):
     return [sys.executable, "-m", "slay.bench", "--child", str(threads), "--lengths",
             ",".join(map(str, args.lengths)), "--repeats", str(args.repeats), "--numpy-max-t",
-            str(args.numpy_max_t), "--decode-steps", str(args.decode_steps), "--maps-t", str(args.maps_t), "--delta-t", str(args.delta_t)]
+            str(args.numpy_max_t), "--decode-steps", str(args.decode_steps), "--maps-t", str(args.maps_t), "--delta-t", str(args.delta_t)] + (
+                ["--quick"] if args.quick else [])
 
 
 def run_child(threads, args, progress, title=False):

@@ -72,6 +72,7 @@ def test_quick_run_streams_rows_and_writes_report_and_json(tmp_path):
     assert "delta rule" in stdout and "2 passes over S" in stdout
     rows = (len(result["prefill"]) + len(result["decode"]) + len(memory) + len(result["overhead"]) + len(maps)
             + len(delta) + 1)
+    rows += len(result.get("torch", []))   # the PyTorch rows (slay/torch/_bench.py), when torch is installed
     progress = [line for line in stderr.splitlines() if line.startswith("[")]
     assert len(progress) == rows and progress[-1].startswith("[%d/%d]" % (rows, rows)) and "done" in progress[-1]
     assert all("elapsed" in line for line in progress) and "ETA" in progress[0]

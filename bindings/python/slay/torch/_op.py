@@ -38,7 +38,26 @@ def map_for(key):
 
 
 def _descriptor(tensor, name):
-    return ctypes.byref(pointer_struct(tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride()), name))
+    return ctypes.byref(pointer_struct(tensor.data_ptr(), tensor.shape, tensor.stride(), name))
+
+
+_OPTIONS = {}
+
+
+def _options(causal, delta, chunk_size, n_threads, denominator, normalize, decay, log_decay, query_gate_logits,
+             key_gate_logits):
+    """The C options struct; without per-token tensors it is built once per setting and reused."""
+    if log_decay is not None or query_gate_logits is not None or key_gate_logits is not None:
+        return attention_options(causal, delta, chunk_size, n_threads, denominator, normalize, decay,
+                                 _array(log_decay), _array(query_gate_logits), _array(key_gate_logits))
+    key = (causal, delta, chunk_size, n_threads, denominator, normalize, None if decay is None else tuple(decay))
+    options = _OPTIONS.get(key)
+    if options is None:
+        if len(_OPTIONS) > 64:
+            _OPTIONS.clear()
+        options = _OPTIONS[key] = attention_options(causal, delta, chunk_size, n_threads, denominator, normalize,
+                                                    decay)
+    return options
 
 
 def _array(tensor):
@@ -64,8 +83,8 @@ def linear_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fm_ke
     fm = map_for(fm_key)
     out = torch.empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3]), dtype=torch.float32)
     if initial_S is None and not output_final_state and cu_seqlens is None:
-        options = attention_options(causal, delta, chunk_size, n_threads, denominator, normalize, decay,
-                                    _array(log_decay), _array(query_gate_logits), _array(key_gate_logits))
+        options = _options(causal, delta, chunk_size, n_threads, denominator, normalize, decay, log_decay,
+                           query_gate_logits, key_gate_logits)
         err = Error()
         check(lib.slay_linear_attention(fm.handle, _descriptor(q, "q"), _descriptor(k, "k"), _descriptor(v, "v"),
                                         _descriptor(out, "out"), ctypes.byref(options), ctypes.byref(err)), err)
