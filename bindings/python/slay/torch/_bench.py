@@ -65,28 +65,29 @@ def half_row(threads, T):
 
 class TorchChunkedSlay:
     """Chunked causal SLAY attention in torch (autograd), the algorithm libslay runs: features per
-    chunk, the state S, z carried across chunks, the intra-chunk block masked."""
+    chunk, the state S, z carried across chunks, the intra-chunk block masked. `anchors` (P, d)
+    and `omega` (R, H, d, M) are the map's parameters as tensors (set requires_grad to learn them)."""
 
     def __init__(self, fm, chunk=64):
         params, config = fm.get_params(), fm.config
         self.anchors = torch.from_numpy(params["anchors"])
-        omega = torch.from_numpy(params["omega"])                 # (R, H, d, M)
+        self.omega = torch.from_numpy(params["omega"])
         t, alpha = np.polynomial.laguerre.laggauss(config["nodes"])
         C = 2 + config["eps"]
         self.s = torch.tensor(t / C, dtype=torch.float32)
         self.w = torch.tensor(alpha / C, dtype=torch.float32)
         self.clamp = config["prf_clamp"]
-        scaled = omega * torch.sqrt(2 * self.s)[:, None, None, None]
-        self.omega_cat = scaled.permute(1, 2, 0, 3).reshape(omega.shape[1], omega.shape[2], -1)   # (H, d, R·M)
-        self.R, self.M = omega.shape[0], omega.shape[3]
         self.chunk = chunk
 
     def features(self, x):
-        """x (B, H, T, d) → (B, H, T, m)."""
+        """x (B, H, T, d) → (B, H, T, m), m ordered (node, anchor, feature) as libslay's."""
+        R, _, _, M = self.omega.shape
+        scaled = self.omega * torch.sqrt(2 * self.s)[:, None, None, None]
+        omega_cat = scaled.permute(1, 2, 0, 3).reshape(self.omega.shape[1], self.omega.shape[2], -1)  # (H, d, R·M)
         u = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-30)
         poly = (u @ self.anchors.T) ** 2 / math.sqrt(self.anchors.shape[0])
-        z = (u @ self.omega_cat).unflatten(-1, (self.R, self.M)) - self.s[:, None]
-        prf = torch.exp(z.clamp(-self.clamp, self.clamp)) * torch.sqrt(self.w / self.M)[:, None]
+        z = (u @ omega_cat).unflatten(-1, (R, M)) - self.s[:, None]
+        prf = torch.exp(z.clamp(-self.clamp, self.clamp)) * torch.sqrt(self.w / M)[:, None]
         return (poly[..., None, :, None] * prf[..., :, None, :]).flatten(-3)
 
     def __call__(self, q, k, v, delta=1e-6):

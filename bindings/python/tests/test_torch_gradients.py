@@ -1,0 +1,138 @@
+"""Gradients of slay.torch (through slay.linear_attention_backward) against torch autograd of
+float64 references written in torch: q, k, v, GQA, initial and final states, GLA log_decay, SLA
+gate logits and weights, learnable SLAY map parameters, and the fla layer."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import slay
+import slay.torch as st
+from slay.torch._bench import TorchChunkedSlay
+
+pytestmark = pytest.mark.skipif(not st.backward_available(), reason="needs slay.linear_attention_backward")
+torch.manual_seed(0)
+
+
+def leaves(*tensors):
+    return [t.detach().clone().double().requires_grad_() for t in tensors]
+
+
+def reference(q, k, v, phi, S0=None, z0=None, log_decay=None, qg=None, kg=None, normalize=True, delta=1e-6):
+    """Causal linear attention as a float64 token loop: S_t = Diag(exp(log_decay_t)) S_{t−1} +
+    φ(k_t) v_tᵀ, z alike; y_t = φ(q_t)ᵀS_t (/ (φ(q_t)ᵀz_t + δ)); SLA gates scale φ(q), φ(k) by the
+    softmax over heads of their logits; GQA by repeating key heads. Returns (y, S_T, z_T)."""
+    B, T, Hq, _ = q.shape
+    Hk = k.shape[2]
+    fq, fk = phi(q), phi(k)
+    if qg is not None:
+        fq = fq * torch.softmax(qg, -1).unsqueeze(-1)
+    if kg is not None:
+        fk = fk * torch.softmax(kg, -1).unsqueeze(-1)
+    m, dv = fk.shape[-1], v.shape[-1]
+    S = torch.zeros(B, Hk, m, dv, dtype=torch.float64) if S0 is None else S0
+    z = torch.zeros(B, Hk, m, dtype=torch.float64) if z0 is None else z0
+    ys = []
+    for t in range(T):
+        if log_decay is not None:
+            alpha = log_decay[:, t].exp()
+            S, z = S * alpha.unsqueeze(-1), z * alpha
+        S = S + fk[:, t].unsqueeze(-1) * v[:, t].unsqueeze(-2)
+        z = z + fk[:, t]
+        Sq, zq = S.repeat_interleave(Hq // Hk, 1), z.repeat_interleave(Hq // Hk, 1)
+        y = torch.einsum("bhm,bhmv->bhv", fq[:, t], Sq)
+        if normalize:
+            y = y / ((fq[:, t] * zq).sum(-1, keepdim=True) + delta)
+        ys.append(y)
+    return torch.stack(ys, 1), S, z
+
+
+def elu1(x):
+    return F.elu(x) + 1
+
+
+def check(ours, theirs, tol=2e-4):
+    for a, b in zip(ours, theirs):
+        assert a.grad is not None, "no gradient"
+        torch.testing.assert_close(a.grad.double(), b.grad, rtol=tol, atol=tol)
+
+
+def test_elu_gqa_with_initial_and_final_state():
+    """dq, dk, dv (GQA: summed over the query heads of a key head), dS0, dz0 and the gradient that
+    the final state's (S, z) carry back, all equal the float64 reference's."""
+    fm = slay.FeatureMap("elu+1", head_dim=8, num_heads=2)
+    q, k, v = torch.randn(2, 13, 4, 8), torch.randn(2, 13, 2, 8), torch.randn(2, 13, 2, 5)
+    S0, z0 = torch.rand(2, 2, 8, 5), torch.rand(2, 2, 8) + 1
+    wy, wS, wz = torch.randn(2, 13, 4, 5), torch.randn(2, 2, 8, 5), torch.randn(2, 2, 8)
+    ours = [t.clone().requires_grad_() for t in (q, k, v, S0, z0)]
+    y, state = st.linear_attention(*ours[:3], fm, initial_state=(ours[3], ours[4]), output_final_state=True)
+    S, z = state.tensors
+    ((y * wy).sum() + (S * wS).sum() + (z * wz).sum()).backward()
+    theirs = leaves(q, k, v, S0, z0)
+    ry, rS, rz = reference(*theirs[:3], elu1, S0=theirs[3], z0=theirs[4])
+    ((ry * wy.double()).sum() + (rS * wS.double()).sum() + (rz * wz.double()).sum()).backward()
+    check(ours, theirs)
+
+
+def test_gla_decay_and_gates_from_weights():
+    """Identity map, unnormalised: d log_decay, the gate logits' gradients through gate_input @ W
+    (so the weights and the input learn), as the reference's."""
+    fm = slay.FeatureMap("identity", head_dim=6, num_heads=3)
+    q, k, v = torch.randn(1, 11, 3, 6), torch.randn(1, 11, 3, 6), torch.randn(1, 11, 3, 4)
+    log_decay = -torch.rand(1, 11, 3, 6) * 0.3
+    x, wq, wk = torch.randn(1, 11, 5), torch.randn(5, 3), torch.randn(5, 3)
+    ours = [t.clone().requires_grad_() for t in (q, k, v, log_decay, x, wq, wk)]
+    y = st.linear_attention(*ours[:3], fm, normalize=False, log_decay=ours[3], gate_input=ours[4],
+                            query_gate_weights=ours[5], key_gate_weights=ours[6])
+    w = torch.randn_like(y)
+    (y * w).sum().backward()
+    theirs = leaves(q, k, v, log_decay, x, wq, wk)
+    ry, _, _ = reference(*theirs[:3], lambda t: t, log_decay=theirs[3], qg=theirs[4] @ theirs[5],
+                         kg=theirs[4] @ theirs[6], normalize=False)
+    (ry * w.double()).sum().backward()
+    check(ours, theirs)
+
+
+def test_learnable_slay_map_parameters():
+    """SlayAttention(learnable=True): the anchors and ω get the gradients torch autograd gives the
+    same chunked SLAY written in torch, and q, k, v theirs."""
+    module = st.SlayAttention(head_dim=8, num_heads=2, learnable=True, poly_dim=4, prf_dim=4, seed=2)
+    q, k, v = torch.randn(1, 40, 2, 8), torch.randn(1, 40, 2, 8), torch.randn(1, 40, 2, 3)
+    ours = [t.clone().requires_grad_() for t in (q, k, v)]
+    y = module(*ours, chunk_size=16)
+    w = torch.randn_like(y)
+    (y * w).sum().backward()
+    twin = TorchChunkedSlay(module.feature_map, 16)
+    twin.anchors = twin.anchors.double().requires_grad_()
+    twin.omega = twin.omega.double().requires_grad_()
+    twin.s, twin.w = twin.s.double(), twin.w.double()
+    theirs = leaves(q, k, v)
+    (twin(*theirs) * w.double()).sum().backward()
+    check(ours, theirs, tol=1e-3)
+    torch.testing.assert_close(module.anchors.grad.double(), twin.anchors.grad, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(module.omega.grad.double(), twin.omega.grad, rtol=1e-3, atol=1e-3)
+
+
+def test_fla_chunk_gla_gradients():
+    """slay.torch.fla.chunk_gla: dq, dk, dv, dg, dh0 and the final state's gradient as fla's
+    recurrence in float64 autograd gives them."""
+    from slay.torch import fla
+    B, T, H, K, V = 1, 17, 2, 4, 3
+    q, k, v = torch.randn(B, T, H, K), torch.randn(B, T, H, K), torch.randn(B, T, H, V)
+    g, h0 = F.logsigmoid(torch.randn(B, T, H, K)), torch.randn(B, H, K, V)
+    ours = [t.clone().requires_grad_() for t in (q, k, v, g, h0)]
+    o, ht = fla.chunk_gla(*ours[:4], initial_state=ours[4], output_final_state=True)
+    wo, wh = torch.randn_like(o), torch.randn_like(ht)
+    ((o * wo).sum() + (ht * wh).sum()).backward()
+    theirs = leaves(q, k, v, g, h0)
+    ry, rS, _ = reference(theirs[0] * K ** -0.5, theirs[1], theirs[2], lambda t: t, S0=theirs[4],
+                          log_decay=theirs[3], normalize=False)
+    ((ry * wo.double()).sum() + (rS * wh.double()).sum()).backward()
+    check(ours, theirs)
+
+
+def test_half_precision_gradients_flow_in_the_input_dtype():
+    fm = slay.FeatureMap("slay", head_dim=8, num_heads=2)
+    q = torch.randn(1, 9, 2, 8, dtype=torch.bfloat16, requires_grad=True)
+    k, v = torch.randn(1, 9, 2, 8, dtype=torch.bfloat16), torch.randn(1, 9, 2, 8, dtype=torch.bfloat16)
+    st.linear_attention(q, k, v, fm).float().sum().backward()
+    assert q.grad.dtype == torch.bfloat16 and torch.isfinite(q.grad.float()).all()
