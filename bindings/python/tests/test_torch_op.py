@@ -114,10 +114,9 @@ def test_clear_errors(fm):
 def test_registered_custom_op_passes_opcheck(fm):
     """torch.ops.slay.linear_attention is a registered op whose schema and fake implementation agree
     with the real one (torch.library.opcheck)."""
-    from slay.torch._op import map_key
+    from slay.torch._op import map_key, call_key
     q, k, v = inputs(B=1, T=7)
-    args = (q, k, v, map_key(fm), None, None, None, None, None, None, None, [], True, 1e-6, 0, 1, "add", True,
-            None, True)
+    args = (q, k, v, [torch.empty(0)] * 7, map_key(fm), call_key(True, 1e-6, 0, 1, "add", True, None, True, 0))
     torch.library.opcheck(torch.ops.slay.linear_attention.default, args,
                           test_utils=("test_schema", "test_faketensor"))
 

@@ -1,10 +1,12 @@
 """The registered custom op torch.ops.slay.linear_attention: libslay's forward on CPU float32
 tensors (passed by data_ptr and strides, no copies), a fake implementation for torch.compile, and
-its backward on slay.linear_attention_backward.
+its backward, the op slay::linear_attention_backward on slay.linear_attention_backward.
 
-The op sees only tensors and plain values; the feature map travels as a key into a registry of
-live maps (a C handle cannot cross the dispatcher). Its outputs are always (out, S, z): S and z
-are empty unless the final state was asked for, so the schema is fixed."""
+The op sees only tensors and plain values. The feature map and the call's settings travel as keys
+into registries (a C handle cannot cross the dispatcher, and every schema argument costs torch's
+autograd wrapper time on each call): linear_attention(q, k, v, extras, fm_key, call_key), where
+extras are the optional tensors (EXTRAS, then the map's parameters). Its outputs are always
+(out, S, z): S and z are empty unless the final state was asked for, so the schema is fixed."""
 import ctypes
 import weakref
 
@@ -19,6 +21,12 @@ from ..attention import attention_options
 from ..errors import check
 
 _MAPS = weakref.WeakValueDictionary()
+_CALLS = {}
+
+# The optional tensors of a call, in the order of the op's `extras` list (an empty tensor where one is
+# absent: a list with None in it would get no gradients); the map's parameters follow.
+EXTRAS = ("log_decay", "query_gate_logits", "key_gate_logits", "initial_S", "initial_z", "initial_positions",
+          "cu_seqlens")
 
 
 @torch.compiler.assume_constant_result
@@ -37,6 +45,24 @@ def map_for(key):
     return fm
 
 
+@torch.compiler.assume_constant_result
+def call_key(causal, delta, chunk_size, n_threads, denominator, normalize, decay, output_final_state, param_count):
+    """The registry key of a call's settings (a constant for torch.compile)."""
+    settings = (bool(causal), float(delta), int(chunk_size), int(n_threads), str(denominator), bool(normalize),
+                None if decay is None else tuple(float(x) for x in decay), bool(output_final_state), int(param_count))
+    key = hash(settings)
+    while _CALLS.setdefault(key, settings) != settings:
+        key += 1
+    return key
+
+
+def settings_for(key):
+    """(options dict of slay.linear_attention, output_final_state, param_count) of a call key."""
+    causal, delta, chunk_size, n_threads, denominator, normalize, decay, output_final_state, param_count = _CALLS[key]
+    return (dict(causal=causal, delta=delta, chunk_size=chunk_size, n_threads=n_threads, denominator=denominator,
+                 normalize=normalize, decay=None if decay is None else list(decay)), output_final_state, param_count)
+
+
 def _descriptor(tensor, name):
     return ctypes.byref(pointer_struct(tensor.data_ptr(), tensor.shape, tensor.stride(), name))
 
@@ -44,20 +70,12 @@ def _descriptor(tensor, name):
 _OPTIONS = {}
 
 
-def _options(causal, delta, chunk_size, n_threads, denominator, normalize, decay, log_decay, query_gate_logits,
-             key_gate_logits):
-    """The C options struct; without per-token tensors it is built once per setting and reused."""
-    if log_decay is not None or query_gate_logits is not None or key_gate_logits is not None:
-        return attention_options(causal, delta, chunk_size, n_threads, denominator, normalize, decay,
-                                 _array(log_decay), _array(query_gate_logits), _array(key_gate_logits))
-    key = (causal, delta, chunk_size, n_threads, denominator, normalize, None if decay is None else tuple(decay))
-    options = _OPTIONS.get(key)
-    if options is None:
-        if len(_OPTIONS) > 64:
-            _OPTIONS.clear()
-        options = _OPTIONS[key] = attention_options(causal, delta, chunk_size, n_threads, denominator, normalize,
-                                                    decay)
-    return options
+def _options(key, options):
+    """The C options struct of a call without per-token tensors, built once per call key."""
+    struct = _OPTIONS.get(key)
+    if struct is None:
+        struct = _OPTIONS[key] = attention_options(**options)
+    return struct
 
 
 def _array(tensor):
@@ -65,39 +83,42 @@ def _array(tensor):
     return None if tensor is None else tensor.detach().numpy()
 
 
+def present(extras):
+    """The EXTRAS tensors of an `extras` list, None where absent (empty)."""
+    return [None if t.numel() == 0 else t for t in extras[:len(EXTRAS)]]
+
+
 def _sequences(q, cu_seqlens):
     return q.shape[0] if cu_seqlens is None else cu_seqlens.shape[0] - 1
 
 
 @torch.library.custom_op("slay::linear_attention", mutates_args=(), device_types="cpu")
-def linear_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fm_key: int,
-                        log_decay: torch.Tensor | None, query_gate_logits: torch.Tensor | None,
-                        key_gate_logits: torch.Tensor | None, initial_S: torch.Tensor | None,
-                        initial_z: torch.Tensor | None, initial_positions: torch.Tensor | None,
-                        cu_seqlens: torch.Tensor | None, params: list[torch.Tensor], causal: bool, delta: float,
-                        chunk_size: int, n_threads: int, denominator: str, normalize: bool,
-                        decay: list[float] | None, output_final_state: bool
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """libslay's linear attention; `params` only carry the map's parameters into autograd (the
-    map already holds their values)."""
+def linear_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extras: list[torch.Tensor], fm_key: int,
+                        call_key: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """libslay's linear attention; the map's parameters in `extras` only carry them into autograd
+    (the map already holds their values)."""
     fm = map_for(fm_key)
+    options, output_final_state, _ = settings_for(call_key)
+    log_decay, query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions, cu_seqlens = \
+        present(extras)
     out = torch.empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3]), dtype=torch.float32)
     if initial_S is None and not output_final_state and cu_seqlens is None:
-        options = _options(causal, delta, chunk_size, n_threads, denominator, normalize, decay, log_decay,
-                           query_gate_logits, key_gate_logits)
+        if log_decay is None and query_gate_logits is None and key_gate_logits is None:
+            struct = _options(call_key, options)
+        else:
+            struct = attention_options(log_decay=_array(log_decay), query_gate_logits=_array(query_gate_logits),
+                                       key_gate_logits=_array(key_gate_logits), **options)
         err = Error()
         check(lib.slay_linear_attention(fm.handle, _descriptor(q, "q"), _descriptor(k, "k"), _descriptor(v, "v"),
-                                        _descriptor(out, "out"), ctypes.byref(options), ctypes.byref(err)), err)
+                                        _descriptor(out, "out"), ctypes.byref(struct), ctypes.byref(err)), err)
         return out, torch.empty(0), torch.empty(0)
     initial = None
     if initial_S is not None:
         initial = _NumpyState.from_arrays(fm, _array(initial_S), _array(initial_z), _array(initial_positions))
     _, final = _numpy_linear_attention(
-        _array(q), _array(k), _array(v), fm, causal=causal, delta=delta, chunk_size=chunk_size,
-        n_threads=n_threads, out=out.numpy(), initial_state=initial, output_final_state=True,
-        cu_seqlens=_array(cu_seqlens), denominator=denominator, normalize=normalize, decay=decay,
-        log_decay=_array(log_decay), query_gate_logits=_array(query_gate_logits),
-        key_gate_logits=_array(key_gate_logits))
+        _array(q), _array(k), _array(v), fm, out=out.numpy(), initial_state=initial, output_final_state=True,
+        cu_seqlens=_array(cu_seqlens), log_decay=_array(log_decay), query_gate_logits=_array(query_gate_logits),
+        key_gate_logits=_array(key_gate_logits), **options)
     if not output_final_state:
         return out, torch.empty(0), torch.empty(0)
     S, z, _ = final.to_arrays()
@@ -105,16 +126,17 @@ def linear_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fm_ke
 
 
 @linear_attention_op.register_fake
-def _fake(q, k, v, fm_key, log_decay, query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions,
-          cu_seqlens, params, causal, delta, chunk_size, n_threads, denominator, normalize, decay,
-          output_final_state):
+def _fake(q, k, v, extras, fm_key, call_key):
     out = q.new_empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3]))
+    _, output_final_state, _ = settings_for(call_key)
     if not output_final_state:
         return out, q.new_empty(0), q.new_empty(0)
     fm = map_for(fm_key)
-    count, heads, features = _sequences(q, cu_seqlens), k.shape[2], fm.dim
+    count, heads, features = _sequences(q, present(extras)[EXTRAS.index("cu_seqlens")]), k.shape[2], fm.dim
     return out, q.new_empty((count, heads, features, v.shape[3])), q.new_empty((count, heads, features))
 
+
+# ---- autograd ------------------------------------------------------------------------------------
 
 # ---- autograd ------------------------------------------------------------------------------------
 
@@ -122,22 +144,6 @@ def backward_available():
     """True once slay.linear_attention_backward exists in this build of the package."""
     import slay
     return hasattr(slay, "linear_attention_backward")
-
-
-_DIFFERENTIABLE = ("q", "k", "v", "log_decay", "query_gate_logits", "key_gate_logits", "initial_S", "initial_z")
-
-
-def _setup_context(ctx, inputs, output):
-    (q, k, v, fm_key, log_decay, query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions,
-     cu_seqlens, params, causal, delta, chunk_size, n_threads, denominator, normalize, decay,
-     output_final_state) = inputs
-    ctx.save_for_backward(q, k, v, log_decay, query_gate_logits, key_gate_logits, initial_S, initial_z,
-                          initial_positions, cu_seqlens)
-    ctx.fm_key = fm_key
-    ctx.param_count = len(params)
-    ctx.settings = dict(causal=causal, delta=delta, chunk_size=chunk_size, n_threads=n_threads,
-                        denominator=denominator, normalize=normalize, decay=decay)
-    ctx.output_final_state = output_final_state
 
 
 def _param_gradient_shapes(fm, count):
@@ -206,22 +212,29 @@ def _fake_backward(q, k, v, fm_key, d_out, d_S, d_z, log_decay, query_gate_logit
             + [q.new_empty(shape) for shape in _param_gradient_shapes(fm, param_count)])
 
 
+def _setup_context(ctx, inputs, output):
+    q, k, v, extras, fm_key, call_key = inputs
+    ctx.save_for_backward(q, k, v, *present(extras))
+    ctx.fm_key, ctx.call_key = fm_key, call_key
+
+
 def _backward(ctx, d_out, d_S, d_z):
     (q, k, v, log_decay, query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions,
      cu_seqlens) = ctx.saved_tensors
-    if not ctx.output_final_state:
+    options, output_final_state, param_count = settings_for(ctx.call_key)
+    if not output_final_state:
         d_S = d_z = None
     outs = linear_attention_backward_op(q, k, v, ctx.fm_key, d_out.contiguous(), d_S, d_z, log_decay,
                                         query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions,
-                                        cu_seqlens, ctx.param_count, **ctx.settings)
+                                        cu_seqlens, param_count, **options)
 
     def pick(index, wanted=True):
         return outs[index] if wanted and outs[index].numel() else None
 
-    d_params = [pick(8 + i) for i in range(ctx.param_count)]
-    return (pick(0), pick(1), pick(2), None, pick(3, log_decay is not None), pick(4, query_gate_logits is not None),
-            pick(5, key_gate_logits is not None), pick(6, initial_S is not None), pick(7, initial_S is not None),
-            None, None, d_params, None, None, None, None, None, None, None, None)
+    d_extras = [pick(3, log_decay is not None), pick(4, query_gate_logits is not None),
+                pick(5, key_gate_logits is not None), pick(6, initial_S is not None), pick(7, initial_S is not None),
+                None, None] + [pick(8 + i) for i in range(param_count)]
+    return pick(0), pick(1), pick(2), d_extras, None, None
 
 
 torch.library.register_autograd("slay::linear_attention", _backward, setup_context=_setup_context)

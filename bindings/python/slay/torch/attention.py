@@ -7,7 +7,7 @@ from ..feature_map import FeatureMap, require_map
 from ..state import State as _NumpyState
 from ..errors import error_for, INVALID_ARGUMENT
 from ._inputs import as_float32, check_tensor, needs_grad
-from ._op import linear_attention_op, map_key, backward_available
+from ._op import linear_attention_op, map_key, call_key, backward_available
 from .state import State
 
 
@@ -82,9 +82,11 @@ def run(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, initial
         raise RuntimeError("slay.torch.linear_attention: an input requires a gradient, but this build of libslay "
                            "has no backward pass (slay.linear_attention_backward); run under torch.no_grad() or "
                            "detach the inputs explicitly")
-    out, S, z = linear_attention_op(*inputs, map_key(fm), *extras, S0, z0, positions, _cu_seqlens(cu_seqlens),
-                                    list(params), bool(causal), float(delta), int(chunk_size), int(n_threads),
-                                    str(denominator), bool(normalize), _decay(decay), bool(output_final_state))
+    key = call_key(causal, delta, chunk_size, n_threads, denominator, normalize, _decay(decay), output_final_state,
+                   len(params))
+    absent = torch.empty(0)
+    optional = [absent if t is None else t for t in extras + [S0, z0, positions, _cu_seqlens(cu_seqlens)]]
+    out, S, z = linear_attention_op(*inputs, optional + list(params), map_key(fm), key)
     return out, S, z, positions
 
 
