@@ -61,6 +61,16 @@ def test_signatures_are_flas():
                      "cu_seqlens=None, cu_seqlens_cpu=None)",
         "fused_recurrent_gla": "(q, k, v, gk=None, gv=None, scale=None, initial_state=None, output_final_state=False, "
                                "reverse=False, state_v_first=False, cu_seqlens=None)",
+        "chunk_gated_delta_rule": "(q, k, v, g, beta, scale=None, initial_state=None, output_final_state=False, "
+                                  "use_qk_l2norm_in_kernel=False, use_beta_sigmoid_in_kernel=False, "
+                                  "allow_neg_eigval=False, state_v_first=False, cu_seqlens=None, cu_seqlens_cpu=None, "
+                                  "chunk_indices=None, cp_context=None, *, chunk_size=64, use_gate_in_kernel=False, "
+                                  "A_log=None, dt_bias=None)",
+        "fused_recurrent_gated_delta_rule": "(q, k, v, g=None, gk=None, gv=None, beta=None, scale=None, "
+                                            "initial_state=None, output_final_state=False, "
+                                            "use_qk_l2norm_in_kernel=False, use_gate_in_kernel=False, A_log=None, "
+                                            "dt_bias=None, use_beta_sigmoid_in_kernel=False, allow_neg_eigval=False, "
+                                            "state_v_first=False, cu_seqlens=None)",
     }
     for name, signature in expected.items():
         assert str(inspect.signature(getattr(fla, name))) == signature, name
@@ -183,3 +193,61 @@ def test_bf16_like_fla():
     assert o.dtype == torch.bfloat16 and S.dtype == torch.float32
     ro, rS, _ = recurrence(q, k, v, decay=g.double().exp())
     close(o, ro, tol=3e-2)
+
+
+def delta_recurrence(q, k, v, beta, g=None, scale=None, h0=None):
+    """fla's naive_recurrent_gated_delta_rule in float64: S = exp(g_t) S; v' = β_t (v_t − Sᵀk_t);
+    S += k_t v'ᵀ; o_t = Sᵀ(scale q_t). Returns (o, S_T)."""
+    q, k, v, beta = (x.double() for x in (q, k, v, beta))
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    S = torch.zeros(q.shape[0], q.shape[2], q.shape[3], v.shape[3], dtype=torch.float64)
+    if h0 is not None:
+        S = S + h0.double()
+    o = torch.zeros(*v.shape, dtype=torch.float64)
+    for t in range(q.shape[1]):
+        if g is not None:
+            S = S * g[:, t].double().exp()[..., None, None]
+        update = (v[:, t] - (S * k[:, t, :, :, None]).sum(-2)) * beta[:, t, :, None]
+        S = S + k[:, t, :, :, None] * update[:, :, None, :]
+        o[:, t] = torch.einsum("bhk,bhkv->bhv", q[:, t] * scale, S)
+    return o, S
+
+
+@pytest.mark.parametrize("name", ["chunk_gated_delta_rule", "fused_recurrent_gated_delta_rule"])
+def test_gated_delta_rule(name):
+    """Gated DeltaNet with L2-normalised q, k (in the kernel), an initial state and the final state;
+    DeltaNet (no g) too."""
+    function = getattr(fla, name)
+    q, k, v = data()
+    g, beta = F.logsigmoid(torch.randn(B, T, H)), torch.rand(B, T, H)
+    h0 = torch.randn(B, H, K, V) * 0.1
+    o, S = function(q, k, v, g=g, beta=beta, initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    qn, kn = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+    ro, rS = delta_recurrence(qn, kn, v, beta, g, h0=h0)
+    close(o, ro, 5e-4)
+    close(S, rS, 5e-4)
+    o, S = function(q, kn, v, g=None, beta=beta)
+    assert S is None
+    close(o, delta_recurrence(q, kn, v, beta)[0], 5e-4)
+
+
+def test_gated_delta_rule_varlen_gva_and_gates_in_kernel():
+    """Packed sequences, grouped value attention (HV = 2 H), beta as logits and g from A_log / dt_bias."""
+    Hv = 2 * H
+    q, k = torch.randn(1, T, H, K), F.normalize(torch.randn(1, T, H, K), dim=-1)
+    v = torch.randn(1, T, Hv, V)
+    raw_g, beta_logits = torch.randn(1, T, Hv), torch.randn(1, T, Hv)
+    A_log, dt_bias = torch.randn(Hv) * 0.3, torch.randn(Hv) * 0.3
+    cu = torch.tensor([0, 8, T])
+    o, S = fla.chunk_gated_delta_rule(q, k, v, raw_g, beta_logits, output_final_state=True, cu_seqlens=cu,
+                                      use_beta_sigmoid_in_kernel=True, allow_neg_eigval=True,
+                                      use_gate_in_kernel=True, A_log=A_log, dt_bias=dt_bias)
+    g = -A_log.exp() * F.softplus(raw_g + dt_bias)
+    beta = 2 * beta_logits.sigmoid()
+    qr, kr = q.repeat_interleave(2, 2), k.repeat_interleave(2, 2)
+    for i, (a, b) in enumerate([(0, 8), (8, T)]):
+        ro, rS = delta_recurrence(qr[:, a:b], kr[:, a:b], v[:, a:b], beta[:, a:b], g[:, a:b])
+        close(o[:, a:b], ro, 5e-4)
+        close(S[i:i + 1], rS, 5e-4)
+    with pytest.raises(NotImplementedError, match="per-channel"):
+        fla.fused_recurrent_gated_delta_rule(q, k, v, gk=torch.zeros(1, T, Hv, K), beta=beta)

@@ -114,9 +114,9 @@ def test_clear_errors(fm):
 def test_registered_custom_op_passes_opcheck(fm):
     """torch.ops.slay.linear_attention is a registered op whose schema and fake implementation agree
     with the real one (torch.library.opcheck)."""
-    from slay.torch._op import map_key, call_key
+    from slay.torch._op import map_key, call_key, EXTRAS
     q, k, v = inputs(B=1, T=7)
-    args = (q, k, v, [torch.empty(0)] * 7, map_key(fm), call_key(True, 1e-6, 0, 1, "add", True, None, True, 0))
+    args = (q, k, v, [torch.empty(0)] * len(EXTRAS), map_key(fm), call_key(True, 1e-6, 0, 1, "add", True, None, True, 0))
     torch.library.opcheck(torch.ops.slay.linear_attention.default, args,
                           test_utils=("test_schema", "test_faketensor"))
 
@@ -140,3 +140,20 @@ def test_torch_compile_aot_eager(fm):
         compiled(*compiled_inputs).square().sum().backward()
         for a, b in zip(eager_inputs, compiled_inputs):
             torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_delta_rule_matches_numpy_and_refuses_missing_gradients():
+    """update="delta" with beta and per-head log_decay equals the numpy API; without delta-rule
+    gradients in the backward, inputs that need them raise (never silently detached)."""
+    from slay.torch._op import delta_backward_available
+    fm = slay.FeatureMap("identity", head_dim=16, num_heads=2)
+    q, k, v = inputs(B=1, T=12, Hq=2)
+    k = torch.nn.functional.normalize(k, dim=-1)
+    beta, g = torch.rand(1, 12, 2), -torch.rand(1, 12, 2) * 0.2
+    y = st.linear_attention(q, k, v, fm, normalize=False, update="delta", beta=beta, log_decay=g)
+    expected = slay.linear_attention(*numpy_of(q, k, v), fm, normalize=False, update="delta", beta=beta.numpy(),
+                                     log_decay=g.numpy())
+    assert np.array_equal(y.numpy(), expected)
+    if not delta_backward_available():
+        with pytest.raises(RuntimeError, match="delta rule"):
+            st.linear_attention(q.requires_grad_(), k, v, fm, normalize=False, update="delta", beta=beta)

@@ -26,7 +26,7 @@ _CALLS = {}
 # The optional tensors of a call, in the order of the op's `extras` list (an empty tensor where one is
 # absent: a list with None in it would get no gradients); the map's parameters follow.
 EXTRAS = ("log_decay", "query_gate_logits", "key_gate_logits", "initial_S", "initial_z", "initial_positions",
-          "cu_seqlens")
+          "cu_seqlens", "beta")
 
 
 @torch.compiler.assume_constant_result
@@ -46,10 +46,12 @@ def map_for(key):
 
 
 @torch.compiler.assume_constant_result
-def call_key(causal, delta, chunk_size, n_threads, denominator, normalize, decay, output_final_state, param_count):
+def call_key(causal, delta, chunk_size, n_threads, denominator, normalize, decay, output_final_state, param_count,
+             update="add", qk_l2norm=False, check_finite=False):
     """The registry key of a call's settings (a constant for torch.compile)."""
     settings = (bool(causal), float(delta), int(chunk_size), int(n_threads), str(denominator), bool(normalize),
-                None if decay is None else tuple(float(x) for x in decay), bool(output_final_state), int(param_count))
+                None if decay is None else tuple(float(x) for x in decay), bool(output_final_state), int(param_count),
+                str(update), bool(qk_l2norm), bool(check_finite))
     key = hash(settings)
     while _CALLS.setdefault(key, settings) != settings:
         key += 1
@@ -58,9 +60,19 @@ def call_key(causal, delta, chunk_size, n_threads, denominator, normalize, decay
 
 def settings_for(key):
     """(options dict of slay.linear_attention, output_final_state, param_count) of a call key."""
-    causal, delta, chunk_size, n_threads, denominator, normalize, decay, output_final_state, param_count = _CALLS[key]
+    (causal, delta, chunk_size, n_threads, denominator, normalize, decay, output_final_state, param_count, update,
+     qk_l2norm, check_finite) = _CALLS[key]
     return (dict(causal=causal, delta=delta, chunk_size=chunk_size, n_threads=n_threads, denominator=denominator,
-                 normalize=normalize, decay=None if decay is None else list(decay)), output_final_state, param_count)
+                 normalize=normalize, decay=None if decay is None else list(decay), update=update, qk_l2norm=qk_l2norm,
+                 check_finite=check_finite), output_final_state, param_count)
+
+
+def delta_backward_available():
+    """True when slay.linear_attention_backward takes the delta rule (update=) and qk_l2norm."""
+    import inspect
+    import slay
+    backward = getattr(slay, "linear_attention_backward", None)
+    return backward is not None and "update" in inspect.signature(backward).parameters
 
 
 def _descriptor(tensor, name):
@@ -99,15 +111,15 @@ def linear_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra
     (the map already holds their values)."""
     fm = map_for(fm_key)
     options, output_final_state, _ = settings_for(call_key)
-    log_decay, query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions, cu_seqlens = \
+    log_decay, query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions, cu_seqlens, beta = \
         present(extras)
     out = torch.empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3]), dtype=torch.float32)
     if initial_S is None and not output_final_state and cu_seqlens is None:
-        if log_decay is None and query_gate_logits is None and key_gate_logits is None:
+        if log_decay is None and query_gate_logits is None and key_gate_logits is None and beta is None:
             struct = _options(call_key, options)
         else:
             struct = attention_options(log_decay=_array(log_decay), query_gate_logits=_array(query_gate_logits),
-                                       key_gate_logits=_array(key_gate_logits), **options)
+                                       key_gate_logits=_array(key_gate_logits), beta=_array(beta), **options)
         err = Error()
         check(lib.slay_linear_attention(fm.handle, _descriptor(q, "q"), _descriptor(k, "k"), _descriptor(v, "v"),
                                         _descriptor(out, "out"), ctypes.byref(struct), ctypes.byref(err)), err)
@@ -118,7 +130,7 @@ def linear_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra
     _, final = _numpy_linear_attention(
         _array(q), _array(k), _array(v), fm, out=out.numpy(), initial_state=initial, output_final_state=True,
         cu_seqlens=_array(cu_seqlens), log_decay=_array(log_decay), query_gate_logits=_array(query_gate_logits),
-        key_gate_logits=_array(key_gate_logits), **options)
+        key_gate_logits=_array(key_gate_logits), beta=_array(beta), **options)
     if not output_final_state:
         return out, torch.empty(0), torch.empty(0)
     S, z, _ = final.to_arrays()
@@ -220,8 +232,13 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, d_out, d_S, d_z):
     (q, k, v, log_decay, query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions,
-     cu_seqlens) = ctx.saved_tensors
+     cu_seqlens, beta) = ctx.saved_tensors
     options, output_final_state, param_count = settings_for(ctx.call_key)
+    options = dict(options)
+    if (options.pop("update") != "add" or options.pop("qk_l2norm")) and not delta_backward_available():
+        raise RuntimeError("slay.torch: this build's backward pass has no delta rule / qk_l2norm gradients")
+    options.pop("qk_l2norm", None)
+    options.pop("check_finite")
     if not output_final_state:
         d_S = d_z = None
     outs = linear_attention_backward_op(q, k, v, ctx.fm_key, d_out.contiguous(), d_S, d_z, log_decay,
@@ -233,7 +250,7 @@ def _backward(ctx, d_out, d_S, d_z):
 
     d_extras = [pick(3, log_decay is not None), pick(4, query_gate_logits is not None),
                 pick(5, key_gate_logits is not None), pick(6, initial_S is not None), pick(7, initial_S is not None),
-                None, None] + [pick(8 + i) for i in range(param_count)]
+                None, None, None] + [pick(8 + i) for i in range(param_count)]
     return pick(0), pick(1), pick(2), d_extras, None, None
 
 

@@ -7,7 +7,7 @@ from ..feature_map import FeatureMap, require_map
 from ..state import State as _NumpyState
 from ..errors import error_for, INVALID_ARGUMENT
 from ._inputs import as_float32, check_tensor, needs_grad
-from ._op import linear_attention_op, map_key, call_key, backward_available
+from ._op import linear_attention_op, map_key, call_key, backward_available, delta_backward_available
 from .state import State
 
 
@@ -71,7 +71,8 @@ def _decay(decay):
 
 def run(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, initial_state=None,
         output_final_state=False, cu_seqlens=None, denominator="add", normalize=True, decay=None, log_decay=None,
-        query_gate_logits=None, key_gate_logits=None, params=()):
+        query_gate_logits=None, key_gate_logits=None, params=(), update="add", beta=None, qk_l2norm=False,
+        check_finite=False):
     """The op on float32 versions of the inputs: (out, S, z, initial positions) in float32."""
     require_map(fm)
     S0, z0, positions = _initial(fm, initial_state)
@@ -82,10 +83,19 @@ def run(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, initial
         raise RuntimeError("slay.torch.linear_attention: an input requires a gradient, but this build of libslay "
                            "has no backward pass (slay.linear_attention_backward); run under torch.no_grad() or "
                            "detach the inputs explicitly")
+    beta = as_float32(beta, "beta")
+    if update != "add" or qk_l2norm:
+        if needs_grad(*inputs, *extras, S0, z0, list(params)) and not delta_backward_available():
+            raise RuntimeError("slay.torch.linear_attention: an input requires a gradient, but this build's backward "
+                               "pass has no delta rule / qk_l2norm gradients; run under torch.no_grad() or detach the "
+                               "inputs explicitly")
+    if needs_grad(beta) and not delta_backward_available():
+        raise RuntimeError("slay.torch.linear_attention: beta requires a gradient, which this build's backward pass "
+                           "does not give; detach it explicitly")
     key = call_key(causal, delta, chunk_size, n_threads, denominator, normalize, _decay(decay), output_final_state,
-                   len(params))
+                   len(params), update, qk_l2norm, check_finite)
     absent = torch.empty(0)
-    optional = [absent if t is None else t for t in extras + [S0, z0, positions, _cu_seqlens(cu_seqlens)]]
+    optional = [absent if t is None else t for t in extras + [S0, z0, positions, _cu_seqlens(cu_seqlens), beta]]
     out, S, z = linear_attention_op(*inputs, optional + list(params), map_key(fm), key)
     return out, S, z, positions
 
@@ -102,7 +112,8 @@ def final_positions(q, cu_seqlens, positions):
 def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, out=None,
                      initial_state=None, output_final_state=False, cu_seqlens=None, denominator="add",
                      normalize=True, decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None,
-                     gate_input=None, query_gate_weights=None, key_gate_weights=None):
+                     gate_input=None, query_gate_weights=None, key_gate_weights=None, update="add", beta=None,
+                     qk_l2norm=False, check_finite=False):
     """slay.linear_attention on CPU torch tensors, with autograd: q (B, T, Hq, d), k (B, T, Hk, d),
     v (B, T, Hk, dv) → (B, T, Hq, dv) in q's dtype, or (y, slay.torch.State) when
     output_final_state is true (the state's `tensors` are its (S, z) with gradients).
@@ -114,7 +125,8 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     [N, Hk, m, dv] or an (S, z) tuple; gradients reach the tensors), output_final_state,
     cu_seqlens, denominator, normalize, decay (per key head γ, no gradient), log_decay,
     query_gate_logits, key_gate_logits, gate_input with query_gate_weights / key_gate_weights
-    (logits = gate_input @ W, computed in torch so the weights get gradients).
+    (logits = gate_input @ W, computed in torch so the weights get gradients), update ("add" or
+    "delta", the delta rule of DeltaNet / Gated DeltaNet), beta (B, T, Hk), qk_l2norm, check_finite.
     Gradients (q, k, v, log_decay, gate logits, initial state, the map's parameters through
     slay.torch.SlayAttention) come from slay.linear_attention_backward; an input that requires a
     gradient the library cannot give raises an error, it is never silently detached.
@@ -134,7 +146,7 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
             raise error_for(INVALID_ARGUMENT, "out= does not record gradients; drop it when inputs require grad")
     y, S, z, positions = run(q, k, v, fm, causal, delta, chunk_size, n_threads, initial_state, output_final_state,
                              cu_seqlens, denominator, normalize, decay, log_decay, query_gate_logits,
-                             key_gate_logits)
+                             key_gate_logits, (), update, beta, qk_l2norm, check_finite)
     y = y if io_dtype == torch.float32 else y.to(io_dtype)
     if out is not None:
         out.copy_(y)

@@ -16,6 +16,7 @@ module keeps fla's convention instead.
 import math
 
 import torch
+import torch.nn.functional as F
 
 from ..feature_map import FeatureMap
 from .attention import run
@@ -197,3 +198,91 @@ def fused_recurrent_gla(q, k, v, gk=None, gv=None, scale=None, initial_state=Non
 
 __all__ = ["chunk_linear_attn", "fused_recurrent_linear_attn", "chunk_retention", "chunk_simple_gla", "chunk_gla",
            "fused_recurrent_gla"]
+
+
+def _l2norm(x):
+    """fla's l2norm (use_qk_l2norm_in_kernel): x / sqrt(Σ x² + 1e−6), differentiable."""
+    return x * torch.rsqrt(x.float().square().sum(-1, keepdim=True) + 1e-6).to(x.dtype)
+
+
+def _gated_delta_rule(q, k, v, g, beta, scale, initial_state, output_final_state, use_qk_l2norm_in_kernel,
+                      use_gate_in_kernel, A_log, dt_bias, use_beta_sigmoid_in_kernel, allow_neg_eigval,
+                      state_v_first, cu_seqlens):
+    """(o, S_T) of fla's gated delta rule with identity features:
+    S_t = exp(g_t) S_{t−1} + k_t (β_t (v_t − (exp(g_t) S_{t−1})ᵀ k_t))ᵀ, o_t = S_tᵀ (scale·q_t)."""
+    if q.shape[2] != k.shape[2]:
+        raise ValueError(f"q and k must have the same number of heads, but got q.shape[2]={q.shape[2]} and "
+                         f"k.shape[2]={k.shape[2]}")
+    H, HV = q.shape[2], v.shape[2]
+    if HV % H != 0:
+        raise ValueError(f"For GVA, num_v_heads (HV={HV}) must be evenly divisible by num_heads (H={H}), but got "
+                         f"HV % H = {HV % H}")
+    if allow_neg_eigval and not use_beta_sigmoid_in_kernel:
+        raise ValueError("`allow_neg_eigval=True` requires `use_beta_sigmoid_in_kernel=True`.")
+    _check_varlen(q, initial_state, cu_seqlens)
+    if scale is None:
+        scale = k.shape[-1] ** -0.5
+    if use_qk_l2norm_in_kernel:
+        q, k = _l2norm(q), _l2norm(k)
+    if HV > H:  # grouped value attention: each key head serves HV / H value heads
+        q, k = q.repeat_interleave(HV // H, 2), k.repeat_interleave(HV // H, 2)
+    if beta is None:
+        beta = torch.ones(v.shape[:3], dtype=torch.float32)
+    beta = beta.float()
+    if use_beta_sigmoid_in_kernel:
+        beta = beta.sigmoid() * (2 if allow_neg_eigval else 1)
+    if use_gate_in_kernel:
+        if A_log is None:
+            raise ValueError("A_log must be provided when use_gate_in_kernel=True.")
+        g = g.float() if dt_bias is None else g.float() + dt_bias.float()
+        g = -A_log.float().exp() * F.softplus(g)
+    S0 = initial_state
+    if S0 is not None and state_v_first:
+        S0 = S0.transpose(-1, -2)
+    fm = _identity(k.shape[-1], k.shape[2])
+    o, S, _, _ = run(q * scale, k, v, fm, causal=True, normalize=False, initial_state=S0,
+                     output_final_state=output_final_state, cu_seqlens=_offsets(cu_seqlens),
+                     log_decay=None if g is None else g.float(), update="delta", beta=beta)
+    o = o if o.dtype == v.dtype else o.to(v.dtype)
+    if not output_final_state:
+        return o, None
+    return o, S.transpose(-1, -2) if state_v_first else S
+
+
+def chunk_gated_delta_rule(q, k, v, g, beta, scale=None, initial_state=None, output_final_state=False,
+                           use_qk_l2norm_in_kernel=False, use_beta_sigmoid_in_kernel=False, allow_neg_eigval=False,
+                           state_v_first=False, cu_seqlens=None, cu_seqlens_cpu=None, chunk_indices=None,
+                           cp_context=None, *, chunk_size=64, use_gate_in_kernel=False, A_log=None, dt_bias=None):
+    """fla.ops.gated_delta_rule.chunk_gated_delta_rule (Gated DeltaNet): g [B, T, HV] log decays
+    (None: DeltaNet), beta [B, T, HV], v [B, T, HV, V] with HV a multiple of q / k's heads (grouped
+    value attention), states [N, HV, K, V]. use_qk_l2norm_in_kernel L2-normalises q and k,
+    use_beta_sigmoid_in_kernel takes beta as logits (× 2 with allow_neg_eigval), use_gate_in_kernel
+    computes g = −exp(A_log) · softplus(g + dt_bias). cu_seqlens_cpu, chunk_indices and chunk_size
+    (fla's kernel tuning) change nothing but rounding; cp_context (context parallelism) is refused."""
+    if cp_context is not None:
+        raise NotImplementedError("chunk_gated_delta_rule: context parallelism (cp_context) is not supported")
+    if chunk_size not in (16, 32, 64):
+        raise ValueError(f"`chunk_size` must be 16, 32, or 64 for Gated Delta Rule, got {chunk_size}.")
+    return _gated_delta_rule(q, k, v, g, beta, scale, initial_state, output_final_state, use_qk_l2norm_in_kernel,
+                             use_gate_in_kernel, A_log, dt_bias, use_beta_sigmoid_in_kernel, allow_neg_eigval,
+                             state_v_first, cu_seqlens if cu_seqlens_cpu is None else cu_seqlens_cpu)
+
+
+def fused_recurrent_gated_delta_rule(q, k, v, g=None, gk=None, gv=None, beta=None, scale=None, initial_state=None,
+                                     output_final_state=False, use_qk_l2norm_in_kernel=False,
+                                     use_gate_in_kernel=False, A_log=None, dt_bias=None,
+                                     use_beta_sigmoid_in_kernel=False, allow_neg_eigval=False, state_v_first=False,
+                                     cu_seqlens=None):
+    """fla.ops.gated_delta_rule.fused_recurrent_gated_delta_rule: chunk_gated_delta_rule's
+    recurrence (beta None: 1). The per-channel gates gk [B, T, HV, K] and gv [B, T, HV, V] have no
+    delta-rule form in libslay (one g per token and head): they are refused with
+    NotImplementedError."""
+    if gk is not None or gv is not None:
+        raise NotImplementedError("fused_recurrent_gated_delta_rule: libslay's delta rule takes one log decay g per "
+                                  "token and head; per-channel gk / gv are not supported")
+    return _gated_delta_rule(q, k, v, g, beta, scale, initial_state, output_final_state, use_qk_l2norm_in_kernel,
+                             use_gate_in_kernel, A_log, dt_bias, use_beta_sigmoid_in_kernel, allow_neg_eigval,
+                             state_v_first, cu_seqlens)
+
+
+__all__ += ["chunk_gated_delta_rule", "fused_recurrent_gated_delta_rule"]
