@@ -4,6 +4,7 @@ from .errors import SlayError, SlayValueError, SlayTypeError, SlayMemoryError, S
 from .feature_map import FeatureMap
 from .attention import linear_attention, exact_attention
 from .gradients import linear_attention_backward, exact_attention_backward
+from .fit import fit_feature_map
 from .state import State
 from .quadrature import gauss_laguerre
 
@@ -14,5 +15,5 @@ def kernel_variant():
     """"avx2-fma" or "portable": the compute kernels this process uses (see slay.h)."""
     return _library.slay_kernel_variant().decode()
 
-__all__ = ["FeatureMap", "State", "linear_attention", "exact_attention", "linear_attention_backward", "exact_attention_backward", "gauss_laguerre", "SlayError",
+__all__ = ["FeatureMap", "State", "linear_attention", "exact_attention", "linear_attention_backward", "exact_attention_backward", "fit_feature_map", "gauss_laguerre", "SlayError",
            "SlayValueError", "SlayTypeError", "SlayMemoryError", "SlayRuntimeError", "NonFiniteError", "ABI_VERSION", "__version__", "kernel_variant"]

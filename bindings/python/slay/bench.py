@@ -12,6 +12,9 @@ libslay. Each child measures:
     Python overhead (a step on a tiny state), and a STREAM-style triad bandwidth (numpy add of two
     arrays into a third, 3 × 4 bytes per element) to compare the decode state traffic with;
   - peak memory of one prefill call beyond its inputs and outputs (VmHWM after resetting it);
+  - the backward pass (T = --backward-lengths, default 16384): forward and backward seconds, their
+    ratio, forward+backward tokens/s against torch autograd of the same SLAY map written in torch
+    (torch_slay_chunked), and the peak memory beyond inputs and gradients at --backward-memory-t;
   - the other maps and options (causal, B=1, T = --maps-t, the same H, d, dv): tokens/s of each
     against ELU+1 on the plain path in the same run (the cheapest map: its ratio is the cost of
     what the row adds — wider features, GLA decay, gates, Hadamard Exp's rescaling);
@@ -525,6 +528,102 @@ def torch_line(row):
     return _bench.line(row)
 
 
+# ---------------------------------------------------------------------------------------------
+# Backward pass: slay.linear_attention_backward against its forward and torch autograd
+# ---------------------------------------------------------------------------------------------
+def torch_slay_chunked(torch, params, config, q, k, v, chunk, delta=1e-6):
+    """The SLAY anchor map and chunked causal normalised attention written in torch (q, k, v
+    (H, T, d) tensors), so torch autograd can differentiate it: the baseline of the backward rows."""
+    R, M, P = config["nodes"], config["prf_dim"], config["poly_dim"]
+    t, alpha = np.polynomial.laguerre.laggauss(R)
+    C = 2 + config["eps"]
+    s, w = t / C, alpha / C
+    anchors = torch.from_numpy(params["anchors"])
+    omega = torch.from_numpy(params["omega"])                # (R, H, d, M)
+
+    def features(x):                                         # (H, c, d) -> (H, c, R·P·M)
+        u = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+        poly = (u @ anchors.T) ** 2 / P ** 0.5
+        blocks = []
+        for r in range(R):
+            e = (2 * s[r]) ** 0.5 * (u @ omega[r]) - s[r]
+            prf = torch.exp(e.clamp(-config["prf_clamp"], config["prf_clamp"])) * (w[r] / M) ** 0.5
+            blocks.append((poly[..., :, None] * prf[..., None, :]).flatten(-2))
+        return torch.cat(blocks, -1)
+
+    H, T, _ = q.shape
+    m = R * P * M
+    S = q.new_zeros((H, m, v.shape[-1]))
+    z = q.new_zeros((H, m, 1))
+    outs = []
+    mask = None
+    for t0 in range(0, T, chunk):
+        pq, pk, vc = features(q[:, t0:t0 + chunk]), features(k[:, t0:t0 + chunk]), v[:, t0:t0 + chunk]
+        n = pq.shape[1]
+        if mask is None or mask.shape[0] != n:
+            mask = torch.tril(torch.ones(n, n))
+        A = (pq @ pk.transpose(1, 2)) * mask
+        outs.append((pq @ S + A @ vc) / (pq @ z + A.sum(-1, keepdim=True) + delta))
+        S = S + pk.transpose(1, 2) @ vc
+        z = z + pk.sum(1)[..., None]
+    return torch.cat(outs, 1)
+
+
+def backward_rows(ctx):
+    """Forward and backward seconds of the default backward call (every gradient, including the map's
+    parameters) at each --backward-lengths T, their ratio, forward+backward tokens/s, the same in torch
+    autograd of the same map (T <= 16384), and at --backward-memory-t the peak memory beyond the inputs
+    and the gradients."""
+    slay, cfg = ctx.slay, ctx.cfg
+    H, d, dv, threads = ctx.H, ctx.d, ctx.dv, ctx.threads
+    for T in ctx.args.backward_lengths:
+        q, k, v = (ctx.rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
+        dout = ctx.rng.standard_normal((1, T, H, dv)).astype(np.float32)
+        out = np.zeros((1, T, H, dv), np.float32)
+        forward = best_time(lambda: slay.linear_attention(q, k, v, ctx.fm, n_threads=threads, out=out), ctx.args.repeats)
+        backward = best_time(lambda: slay.linear_attention_backward(q, k, v, ctx.fm, dout, n_threads=threads),
+                             max(1, ctx.args.repeats - 1))
+        row = {"T": T, "forward_s": forward, "backward_s": backward, "ratio": backward / forward,
+               "train_tokens_per_s": T / (forward + backward)}
+        torch = ctx.torch
+        if torch is not None and T <= 16384:
+            params = ctx.fm.get_params()
+            tq, tk, tv = (torch.from_numpy(a[0].transpose(1, 0, 2).copy()) for a in (q, k, v))
+            tdout = torch.from_numpy(dout[0].transpose(1, 0, 2).copy())
+
+            def step():
+                leaves = [x.clone().requires_grad_() for x in (tq, tk, tv)]
+                y = torch_slay_chunked(torch, params, ctx.fm.config, *leaves, cfg["chunk"])
+                y.backward(tdout)
+            t_seconds = best_time(step, 1)
+            row["torch_train_tokens_per_s"] = T / t_seconds
+            row["speedup_vs_torch"] = t_seconds / (forward + backward)
+        yield row
+    T = ctx.args.backward_memory_t
+    if T > 0:
+        q, k, v = (ctx.rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
+        dout = ctx.rng.standard_normal((1, T, H, dv)).astype(np.float32)
+        gradient_mib = (q.nbytes + k.nbytes + v.nbytes) / 2 ** 20
+        rss = vm_rss_kib()
+        row = {"T": T, "memory": True, "gradients_mib": gradient_mib}
+        if reset_peak():
+            grads = slay.linear_attention_backward(q, k, v, ctx.fm, dout, n_threads=threads)
+            row["peak_extra_mib"] = max(0.0, (vm_hwm_kib() - rss) / 1024 - gradient_mib)
+            del grads
+        yield row
+
+
+def backward_line(row):
+    if row.get("memory"):
+        return "backward T=%d: peak memory beyond inputs and gradients %s MiB" % (
+            row["T"], "%.1f" % row["peak_extra_mib"] if "peak_extra_mib" in row else "n/a")
+    return "backward T=%d: forward %.3f s, backward %.3f s (%.2fx forward); forward+backward %.0f tok/s%s" % (
+        row["T"], row["forward_s"], row["backward_s"], row["ratio"], row["train_tokens_per_s"],
+        ", torch autograd of the same map %.0f tok/s (slay %.2fx)" % (row["torch_train_tokens_per_s"],
+                                                                       row["speedup_vs_torch"])
+        if "torch_train_tokens_per_s" in row else "")
+
+
 SECTIONS = [
     Section("prefill", lambda args: 2 * len(args.lengths), prefill_rows,
             lambda header, args: ["%7s %6s %12s %8s %8s %12s %9s %10s %9s" % (
@@ -550,6 +649,11 @@ SECTIONS = [
             delta_line, lambda row: "delta: %s" % row["row"]),
     Section("torch", torch_count, torch_rows, lambda header, args: ["PyTorch (slay.torch)"], torch_line,
             lambda row: "torch: %s" % row["row"]),
+    Section("backward", lambda args: len(args.backward_lengths) + (1 if args.backward_memory_t > 0 else 0),
+            backward_rows,
+            lambda header, args: ["backward (slay.linear_attention_backward, every gradient incl. the map's parameters), "
+                                  "causal, B=1"],
+            backward_line, lambda row: "backward T=%d" % row["T"]),
 ]
 
 
@@ -572,7 +676,9 @@ def child_main(threads, args):
 def child_command(threads, args):
     return [sys.executable, "-m", "slay.bench", "--child", str(threads), "--lengths",
             ",".join(map(str, args.lengths)), "--repeats", str(args.repeats), "--numpy-max-t",
-            str(args.numpy_max_t), "--decode-steps", str(args.decode_steps), "--maps-t", str(args.maps_t), "--delta-t", str(args.delta_t)] + (
+            str(args.numpy_max_t), "--decode-steps", str(args.decode_steps), "--maps-t", str(args.maps_t), "--delta-t", str(args.delta_t),
+            "--backward-lengths", ",".join(map(str, args.backward_lengths)), "--backward-memory-t",
+            str(args.backward_memory_t)] + (
                 ["--quick"] if args.quick else [])
 
 
@@ -636,6 +742,10 @@ def main(argv=None):
                         help="sequence length of the maps-and-options table (0 skips it)")
     parser.add_argument("--delta-t", type=int, default=16384,
                         help="sequence length of the delta-rule rows (GDN, DeltaNet, GLA; 0 skips them)")
+    parser.add_argument("--backward-lengths", default="16384",
+                        help="sequence lengths of the backward rows (comma-separated; empty skips them)")
+    parser.add_argument("--backward-memory-t", type=int, default=65536,
+                        help="sequence length of the backward peak-memory row (0 skips it)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress (running count and ETA) on stderr; the rows still print as measured")
@@ -644,7 +754,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.lengths, args.repeats, args.decode_steps, args.maps_t, args.delta_t = "256,1024", 1, 20, 256, 256
+        args.backward_lengths, args.backward_memory_t = "256", 1024
     args.lengths = [int(x) for x in str(args.lengths).split(",")]
+    args.backward_lengths = [int(x) for x in str(args.backward_lengths).split(",") if x.strip()]
     if args.child:
         return child_main(args.child, args)
     threads = [int(t) for t in args.threads.split(",")]

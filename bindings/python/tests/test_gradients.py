@@ -323,3 +323,34 @@ def test_chunked_path_equals_the_token_path(normalize, chunk_size):
         np.testing.assert_allclose(chunked[name], tokens[name], rtol=1e-4, atol=1e-5)
     for a, b in zip(chunked["initial_state"], tokens["initial_state"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_fit_feature_map_returns_a_new_fitted_map_and_leaves_fm_alone():
+    from slay.fit import structured_sequences
+    fm = slay.FeatureMap("slay", head_dim=8, num_heads=2, poly_dim=4, prf_dim=4)
+    before = fm.get_params()
+    q, k, v = structured_sequences(6, 32, 2, 8, seed=3)
+    fitted = slay.fit_feature_map(fm, q, k, v, steps=20, lr=2e-2)
+    assert fitted is not fm and fitted.kind == fm.kind and fitted.dim == fm.dim
+    for name, array in fm.get_params().items():
+        assert np.array_equal(array, before[name]), "fm itself must not change"
+    report = fitted.fit_report
+    assert report["train_after"] <= report["train_before"]
+    assert report["held_out_after"] < report["held_out_before"]
+    assert any(not np.array_equal(fitted.get_params()[n], before[n]) for n in before)
+
+
+def test_fit_command_line_runs():
+    from slay.fit import main
+    report = main(["--steps", "10", "--length", "16", "--train", "3", "--held-out", "1", "--heads", "1",
+                   "--head-dim", "4", "--quiet"])
+    assert report["train_after"] <= report["train_before"]
+
+
+def test_the_training_docs_example_runs():
+    """docs/training.md's example is executed as written."""
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).resolve().parents[3] / "docs" / "training.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(code, "docs/training.md", "exec"), {})
