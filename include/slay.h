@@ -867,7 +867,7 @@ SLAY_API SLAY_NODISCARD int32_t slay_gauss_laguerre(int32_t R, double* nodes, do
  *     forward's final state (flash-linear-attention's dht), NULL for 0.
  * Outputs (each NULL to skip it; written in full on success, untouched on error):
  *   dq, dk, dv: shaped like q, k, v.
- *   d_log_decay [B, T, Hk, m]: needs options->log_decay.
+ *   d_log_decay [B, T, Hk, m], or [B, T, Hk] for a per-head options->log_decay: needs log_decay.
  *   d_query_gate_logits [B, T, Hq], d_key_gate_logits [B, T, Hk]: need the options' logits.
  *   d_initial_state [N, Hk, m, dv], d_initial_normaliser [N, Hk, m]: ∂L/∂S0, ∂L/∂z0.
  *   d_params, d_params_count: ∂L/∂(the map's parameters), the arrays of slay_feature_map_param_name
@@ -905,9 +905,10 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * as the forward (options->chunk_size only sets the block of rows whose features are computed at
  * once; ith/nth must be 0/1: SLAY_ERR_UNSUPPORTED).
  * Covered: causal and bidirectional; normalised (SLAY_DENOMINATOR_ADD / CLAMP, δ) and
- * normalize = 0; RetNet decay γ (a constant: no gradient); GLA log_decay; SLA gate logits;
- * grouped-query attention (dk, dv summed over the query heads of a key head); cu_seqlens;
- * initial and final states. Maps: every kind and SLAY polynomial except SLAY_KIND_HADAMARD_EXP
+ * normalize = 0; RetNet decay γ (a constant: no gradient); GLA log_decay (per channel or per
+ * head); SLA gate logits; grouped-query attention (dk, dv summed over the query heads of a key
+ * head); cu_seqlens; initial and final states; options->check_finite. Not yet (SLAY_ERR_UNSUPPORTED):
+ * update = SLAY_UPDATE_DELTA (the delta rule) and qk_l2norm. Maps: every kind and SLAY polynomial except SLAY_KIND_HADAMARD_EXP
  * and SLAY_EXPANSION_TAYLOR, which give SLAY_ERR_UNSUPPORTED (no backward yet); d_params is
  * refused (SLAY_ERR_UNSUPPORTED) for SLAY_POLY_NYSTROM, whose anchors would need the derivative
  * of the whitening (K_AA + λI)^(−1/2).

@@ -82,7 +82,9 @@ public func slay_linear_attention_backward(_ fm: OpaquePointer?, _ q: UnsafePoin
         request.dq = try arguments.output(p.dq, "params.dq", rank: 4)
         request.dk = try arguments.output(p.dk, "params.dk", rank: 4)
         request.dv = try arguments.output(p.dv, "params.dv", rank: 4)
-        request.logDecay = try arguments.output(p.d_log_decay, "params.d_log_decay", rank: 4)
+        // [B, T, Hk, m] or, for a per-head log_decay, [B, T, Hk] (SlayCore checks it against options.log_decay).
+        let decayRank = p.d_log_decay.map { $0.pointee.ndim == 3 ? 3 : 4 } ?? 4
+        request.logDecay = try arguments.output(p.d_log_decay, "params.d_log_decay", rank: decayRank)
         request.queryGateLogits = try arguments.output(p.d_query_gate_logits, "params.d_query_gate_logits", rank: 3)
         request.keyGateLogits = try arguments.output(p.d_key_gate_logits, "params.d_key_gate_logits", rank: 3)
         request.initialStateGradient = try arguments.output(p.d_initial_state, "params.d_initial_state", rank: 4)

@@ -54,7 +54,7 @@ public struct AttentionGradientRequest: @unchecked Sendable {
 
     /// Checks every shape against the call; `options` are the forward's (already validated).
     func validate(map: FeatureMap, q: TensorView, k: TensorView, v: TensorView, shapes: AttentionShapes,
-                  options: LinearAttentionOptions, sequences: Int) throws {
+                  options: LinearAttentionOptions, sequences: Int, perHeadDecay: Bool) throws {
         let (b, t, hq, hk, d, dv) = (shapes.batch, shapes.length, shapes.queryHeads, shapes.keyHeads, shapes.headDim,
                                      shapes.valueDim)
         let m = map.featureDim
@@ -73,7 +73,11 @@ public struct AttentionGradientRequest: @unchecked Sendable {
         try expect(finalNormaliserGradient, "d_final_normaliser", [sequences, hk, m], "[N, Hk, m]")
         try expect(initialStateGradient, "d_initial_state", [sequences, hk, m, dv], "[N, Hk, m, dv]")
         try expect(initialNormaliserGradient, "d_initial_normaliser", [sequences, hk, m], "[N, Hk, m]")
-        try expect(logDecay, "d_log_decay", [b, t, hk, m], "[B, T, Hk, m] like options.log_decay")
+        if perHeadDecay {
+            try expect(logDecay, "d_log_decay", [b, t, hk], "[B, T, Hk] like options.log_decay (per head)")
+        } else {
+            try expect(logDecay, "d_log_decay", [b, t, hk, m], "[B, T, Hk, m] like options.log_decay")
+        }
         try expect(queryGateLogits, "d_query_gate_logits", [b, t, hq], "[B, T, Hq] like options.query_gate_logits")
         try expect(keyGateLogits, "d_key_gate_logits", [b, t, hk], "[B, T, Hk] like options.key_gate_logits")
         if logDecay != nil && options.logDecay == nil {

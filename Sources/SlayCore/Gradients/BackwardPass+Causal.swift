@@ -59,8 +59,9 @@ extension BackwardPass {
                     }
                 }
             }
-            if let target = request.logDecay {
-                // Query part of ∂L/∂b_t: Σ_g φ(q)∘dφ(q) over the group (gated features).
+            if request.logDecay != nil {
+                // Query part of ∂L/∂b_t: Σ_g φ(q)∘dφ(q) over the group (gated features); per head,
+                // its sum over the channels (row i of the block then holds it in entry i).
                 for i in 0..<rows {
                     let row = w.decayGradient + i * m
                     row.update(repeating: 0, count: m)
@@ -69,8 +70,13 @@ extension BackwardPass {
                         let gradient = w.queryFeatureGradient + (g * c + i) * m
                         for f in 0..<m { row[f] += query[f] * gradient[f] }
                     }
+                    if perHeadDecay {
+                        var total: Float = 0
+                        for f in 0..<m { total += row[f] }
+                        w.decayGradient[i] = total
+                    }
                 }
-                target.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.decayGradient)
+                storeDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, from: w.decayGradient)
             }
             finishQueries(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
             t0 += rows
@@ -97,9 +103,7 @@ extension BackwardPass {
                     w.denominatorGradient[g * c + i] = slot[1]
                 }
             }
-            if let target = request.logDecay {
-                target.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.decayGradient)
-            }
+            loadDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, into: w.decayGradient)
             for i in stride(from: rows - 1, through: 0, by: -1) {
                 let key = w.keyFeatures + i * m
                 let value = w.values + i * dv
@@ -125,7 +129,12 @@ extension BackwardPass {
                     if a != 1 { for j in 0..<dv { row[j] *= a } }
                     w.normaliserGradient[f] = a * zf
                 }
-                if request.logDecay != nil {
+                if request.logDecay != nil && perHeadDecay {
+                    var keyPart: Float = 0
+                    for f in 0..<m { keyPart += key[f] * keyGradient[f] }
+                    w.decaySuffix[0] += w.decayGradient[i] - keyPart
+                    w.decayGradient[i] = w.decaySuffix[0]
+                } else if request.logDecay != nil {
                     let row = w.decayGradient + i * m
                     for f in 0..<m {
                         w.decaySuffix[f] += row[f] - key[f] * keyGradient[f]
@@ -133,7 +142,7 @@ extension BackwardPass {
                     }
                 }
             }
-            request.logDecay?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.decayGradient)
+            storeDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, from: w.decayGradient)
             finishKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
             t0 -= c
         }

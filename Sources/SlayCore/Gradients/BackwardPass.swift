@@ -28,6 +28,9 @@ struct BackwardPass: @unchecked Sendable {
     let headGradients: UnsafeMutablePointer<Double>?
     /// [B, T, Hq, 2]: 1/D and ∂L/∂den per query row, from the forward pass to the reverse pass.
     let scalars: UnsafeMutablePointer<Float>
+    /// log_decay came per head ([B, T, Hk], broadcast over the channels in options.logDecay): its
+    /// gradient is the sum over the channels, written to the [B, T, Hk] request.logDecay.
+    let perHeadDecay: Bool
 
     var featureDim: Int { map.featureDim }
     var headDim: Int { map.headDim }
@@ -107,6 +110,11 @@ struct BackwardPass: @unchecked Sendable {
             }
             w.decaySuffix[c] = term
         }
+        if perHeadDecay {
+            var total: Float = 0
+            for c in 0..<m { total += w.decaySuffix[c] }
+            w.decaySuffix[0] = total
+        }
     }
 
     func storeInitialStateGradient(sequence: Int, keyHead: Int, workspace w: BackwardWorkspace) {
@@ -120,6 +128,32 @@ struct BackwardPass: @unchecked Sendable {
         if let dz = request.initialNormaliserGradient {
             let row = dz.base + sequence * dz.steps[0] + keyHead * dz.steps[1]
             for c in 0..<m { row[c * dz.steps[2]] = w.normaliserGradient[c] }
+        }
+    }
+
+    /// d log α rows of a chunk to the request: per channel [rows, m], or per head (the sums over
+    /// the channels, which `perHeadDecay` callers left in the first `rows` entries).
+    func storeDecayGradient(span: SequenceSpan, keyHead: Int, t0: Int, rows: Int, from block: UnsafePointer<Float>) {
+        guard let target = request.logDecay else { return }
+        if perHeadDecay {
+            for i in 0..<rows {
+                (target.base + span.batch * target.steps[0] + (span.start + t0 + i) * target.steps[1]
+                    + keyHead * target.steps[2]).pointee = block[i]
+            }
+        } else {
+            target.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: block)
+        }
+    }
+
+    func loadDecayGradient(span: SequenceSpan, keyHead: Int, t0: Int, rows: Int, into block: UnsafeMutablePointer<Float>) {
+        guard let target = request.logDecay else { return }
+        if perHeadDecay {
+            for i in 0..<rows {
+                block[i] = (target.base + span.batch * target.steps[0] + (span.start + t0 + i) * target.steps[1]
+                    + keyHead * target.steps[2]).pointee
+            }
+        } else {
+            target.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: block)
         }
     }
 

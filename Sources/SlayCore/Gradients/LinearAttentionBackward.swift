@@ -67,22 +67,26 @@ public enum LinearAttentionBackward {
             }
             guard positions.allSatisfy({ $0 >= 0 }) else { throw SlayError.invalid("positions must be >= 0") }
         }
-        guard options.causal || (!options.decay.isActive && options.logDecay == nil) else {
-            throw SlayError.invalid("decay and log_decay need causal attention (set causal = 1)")
+        guard options.update == .add else {
+            throw SlayError(.unsupported, "the delta rule (update = SLAY_UPDATE_DELTA) has no backward pass yet")
+        }
+        guard !options.qkL2Norm else {
+            throw SlayError(.unsupported, "qk_l2norm has no backward pass yet")
+        }
+        guard options.causal || !options.decay.isActive else {
+            throw SlayError.invalid("decay needs causal attention (set causal = 1)")
         }
         try options.decay.validate(heads: map.numHeads)
         let (b, t, hq, hk, m) = (shapes.batch, shapes.length, shapes.queryHeads, shapes.keyHeads, map.featureDim)
-        if let logDecay = options.logDecay {
-            try TokenTensors.checkLogDecay(logDecay, rank: 4, extents: SIMD4(b, t, hk, m),
-                                           layout: "[B, T, Hk, m] (m = the feature map's dim)")
+        let checked = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: hq,
+                                             mode: options.causal ? .causal : .bidirectional)
+        if options.checkFinite {
+            for (view, name) in [(q, "q"), (k, "k"), (v, "v")] { try TokenTensors.checkFinite(view, name) }
         }
-        if let gates = options.keyGateLogits {
-            try TokenTensors.checkGateLogits(gates, "key_gate_logits", rank: 3, extents: SIMD4(b, t, hk, 1), layout: "[B, T, Hk]")
-        }
-        if let gates = options.queryGateLogits {
-            try TokenTensors.checkGateLogits(gates, "query_gate_logits", rank: 3, extents: SIMD4(b, t, hq, 1), layout: "[B, T, Hq]")
-        }
-        try request.validate(map: map, q: q, k: k, v: v, shapes: shapes, options: options, sequences: spans.count)
+        var options = options
+        options.logDecay = checked.logDecay
+        try request.validate(map: map, q: q, k: k, v: v, shapes: shapes, options: options, sequences: spans.count,
+                             perHeadDecay: checked.perHead)
 
         let chunk = min(options.chunkSize > 0 ? options.chunkSize : 64, max(shapes.length, 1))
         let parameterLayout = FeatureMapParameterLayout(map)
@@ -103,7 +107,7 @@ public enum LinearAttentionBackward {
                                 group: shapes.group, valueDim: shapes.valueDim, length: shapes.length,
                                 queryHeads: hq, chunk: chunk, parameters: parameters.pointer,
                                 parameterFloats: max(parameterLayout.total, 1), headGradients: headGradients?.pointer,
-                                scalars: scalars.pointer)
+                                scalars: scalars.pointer, perHeadDecay: checked.perHead)
         // Units of work: (sequence, key head) pairs, or whole key heads when parameter gradients
         // are accumulated per head (one writer per head buffer, sequences in order).
         let units = wantsParameters ? hk : hk * spans.count

@@ -6,7 +6,7 @@ import numpy as np
 
 from ._lib import lib, Error, AttentionBackwardParams
 from ._tensor import as_input, tensor_struct
-from .attention import attention_options, resolve_gates
+from .options import attention_options, resolve_gates
 from .errors import check, error_for, INVALID_ARGUMENT, SHAPE, STATE_MISMATCH
 from .feature_map import require_map
 
@@ -49,7 +49,8 @@ def _initial_state_arrays(initial_state, fm, sequences, value_dim):
 def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True, delta=1e-6, chunk_size=0,
                               n_threads=1, initial_state=None, cu_seqlens=None, denominator="add", normalize=True,
                               decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None,
-                              gate_input=None, query_gate_weights=None, key_gate_weights=None, wrt=None):
+                              gate_input=None, query_gate_weights=None, key_gate_weights=None, update="add",
+                              beta=None, qk_l2norm=False, check_finite=False, wrt=None):
     """Gradients of slay.linear_attention(q, k, v, fm, <the same keywords>) given dout = ∂L/∂y
     (B, T, Hq, dv) float32, as a dict of float32 arrays:
 
@@ -63,7 +64,10 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     d_final_state: (dS_T [N, Hk, m, dv], dz_T [N, Hk, m] or None), the gradient of the final state
     a forward with output_final_state=True returned (flash-linear-attention's dht). initial_state:
     a slay.State (slots 0..N−1, as the forward takes it) or a tuple (S, z) of arrays.
-    wrt: None (every gradient) or the names to compute. The other keywords are the forward's.
+    wrt: None (every gradient) or the names to compute. The other keywords are the forward's;
+    log_decay may be per channel (B, T, Hk, m) or per head (B, T, Hk), and its gradient has its
+    shape. Not differentiated yet (SlayRuntimeError, unsupported): update="delta" (beta),
+    qk_l2norm=True, the "ela-hadamard-exp" map and SLAY's Taylor expansion.
     Memory O(chunk · m + m · dv) per thread; nothing of size T × m is kept (slay.h).
     """
     wanted = _wanted(wrt)
@@ -76,7 +80,8 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     query_logits, key_logits = resolve_gates(query_gate_logits, key_gate_logits, gate_input, query_gate_weights,
                                              key_gate_weights)
     options = attention_options(causal, delta, chunk_size, n_threads, denominator, normalize, decay, log_decay,
-                                query_logits, key_logits)
+                                query_logits, key_logits, update=update, beta=beta, qk_l2norm=qk_l2norm,
+                                check_finite=check_finite)
     params = AttentionBackwardParams()
     lib.slay_attention_backward_params_init(ctypes.byref(params))
     keep = []

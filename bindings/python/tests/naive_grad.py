@@ -116,7 +116,8 @@ def forward64(fm, q, k, v, params=None, causal=True, normalize=True, denominator
         if log_decay is not None or decay is not None:
             alpha = np.ones((length, Hk, m))
             if log_decay is not None:
-                alpha = alpha * np.exp(np.asarray(log_decay, np.float64)[b, rows])
+                ld = np.asarray(log_decay, np.float64)[b, rows]
+                alpha = alpha * np.exp(ld if ld.ndim == 3 else ld[..., None])  # per channel, or per head
             if decay is not None:
                 alpha = alpha * np.asarray(decay, np.float64)[None, :, None]
         y[b, rows], ST[n], zT[n] = sequence64(

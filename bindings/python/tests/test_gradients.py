@@ -41,8 +41,9 @@ def run(fm, settings, names, B=2, T=9, Hq=2, dv=3, scale=1.0, chunk_size=4, with
     q, k, v, dout = tensors(fm, B, T, Hq, dv, scale)
     inputs = {"q": q, "k": k, "v": v, "params": fm.get_params()}
     extra = {}
-    for name, shape in (("log_decay", (B, T, fm.num_heads, fm.dim)), ("query_gate_logits", (B, T, Hq)),
-                        ("key_gate_logits", (B, T, fm.num_heads))):
+    per_head = settings.pop("per_head_decay", False)
+    for name, shape in (("log_decay", (B, T, fm.num_heads) if per_head else (B, T, fm.num_heads, fm.dim)),
+                        ("query_gate_logits", (B, T, Hq)), ("key_gate_logits", (B, T, fm.num_heads))):
         if settings.pop(name, False):
             value = RNG.standard_normal(shape).astype(np.float32)
             inputs[name] = -np.abs(value) * 0.3 if name == "log_decay" else value
@@ -95,6 +96,8 @@ FORMS = {
     "retnet-gamma-normalised": {"decay": [0.7, 1.0]},
     "gla": {"normalize": False, "log_decay": True},
     "gla-gamma-normalised": {"log_decay": True, "decay": [0.9, 0.6]},
+    "gla-per-head": {"normalize": False, "log_decay": True, "per_head_decay": True},
+    "gla-per-head-normalised-gates": {"log_decay": True, "per_head_decay": True, "key_gate_logits": True},
     "sla-gates": {"normalize": False, "query_gate_logits": True, "key_gate_logits": True},
     "sla-gla": {"normalize": False, "log_decay": True, "query_gate_logits": True, "key_gate_logits": True},
 }
@@ -246,6 +249,12 @@ def test_bad_arguments_are_refused_and_outputs_untouched():
     hadamard = slay.FeatureMap(kind="ela-hadamard-exp", head_dim=4)
     with pytest.raises(slay.SlayRuntimeError, match="no backward"):
         slay.linear_attention_backward(q, k, v, hadamard, dout)
+    identity = slay.FeatureMap(kind="identity", head_dim=4)
+    beta = np.ones((1, 6, 1), np.float32)
+    with pytest.raises(slay.SlayRuntimeError, match="delta rule"):
+        slay.linear_attention_backward(q, k, v, identity, dout, normalize=False, update="delta", beta=beta)
+    with pytest.raises(slay.SlayRuntimeError, match="qk_l2norm"):
+        slay.linear_attention_backward(q, k, v, identity, dout, normalize=False, qk_l2norm=True)
 
 
 def test_forward_twin_agrees_with_the_library():
