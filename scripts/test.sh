@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds libslay.so once in release mode,
-# then runs every suite (header drift check, Swift tests, C example and C contract test, pytest, and a
-# pip install of a clean clone into a fresh venv).
+# then runs every suite (header drift check, Swift tests, C example and C contract test, the C
+# programs under ASan + UBSan, a fuzz smoke, pytest, and a pip install of a clean clone into a
+# fresh venv).
 # Runs all suites even when one fails, prints each runner's summary, exits non-zero on any failure.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +31,10 @@ step "header drift check" bash scripts/check_header_drift.sh
 # XCTest only: the suites are XCTest, and swift-testing would add a "0 tests" closing line.
 step "swift test" swift test --disable-swift-testing
 step "C example and C ABI contract" bash bindings/c-example/build_and_run.sh
+# The C programs again under AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer), against
+# an ASan build of the library (.build-asan), and a few seconds of each libFuzzer target.
+step "C programs under ASan + UBSan" bash -c "bash scripts/build_asan.sh && bash bindings/c-example/build_and_run.sh --sanitize"
+step "fuzz smoke (scripts/fuzz.sh 5)" bash scripts/fuzz.sh 5
 step "pytest" python3 -m pytest bindings/python/tests -q -rs -p no:cacheprovider
 # The same suite on the baseline kernels, so both builds of the compute kernels are checked.
 step "pytest (SLAY_KERNELS=portable)" env SLAY_KERNELS=portable python3 -m pytest bindings/python/tests -q -p no:cacheprovider

@@ -1,48 +1,85 @@
 #!/usr/bin/env bash
-# Compiles the C programs (example, engine loop, ABI contract test, memcheck) with strict C99 flags
-# against slay.h and libslay.so only and runs each under both kernel variants; memcheck runs under
-# valgrind when it is installed (scripts/install_deps.sh tries to install it). Exits non-zero if any
-# fails to build or run, or valgrind reports a memory error.
-# Binaries: bindings/c-example/slay_* (git-ignored).
+# Compiles the C programs (example, engine loop, ABI contract test, handle contract test, soak,
+# memcheck) with strict C99 flags against slay.h and libslay.so only and runs each under both
+# kernel variants. The example, engine loop, contract tests and memcheck also run under valgrind
+# (when installed; scripts/install_deps.sh tries to install it) with --leak-check=full: a memory
+# error or a definite leak fails. Exits non-zero if any fails to build or run.
+#   --sanitize   instead: build the programs with clang -fsanitize=address,undefined against the
+#                ASan build of libslay.so (scripts/build_asan.sh, .build-asan) and run them once,
+#                with LeakSanitizer on.
+# Binaries: bindings/c-example/slay_* (git-ignored; slay_*_asan for --sanitize).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/bindings/c-example"
-LIBDIR="${SLAY_LIB_DIR:-$ROOT/.build/release}"
+SANITIZE=0
+if [ "${1:-}" = "--sanitize" ]; then SANITIZE=1; fi
+if [ $SANITIZE = 1 ]; then
+    LIBDIR="${SLAY_LIB_DIR:-$(cd "$ROOT" && swift build -c release --scratch-path .build-asan --show-bin-path)}"
+else
+    LIBDIR="${SLAY_LIB_DIR:-$ROOT/.build/release}"
+fi
 LIBDIR="$(cd "$LIBDIR" && pwd)"
 if [ ! -f "$LIBDIR/libslay.so" ]; then
-    echo "no $LIBDIR/libslay.so; run scripts/build.sh first (or set SLAY_LIB_DIR)" >&2
+    echo "no $LIBDIR/libslay.so; run scripts/build.sh (or scripts/build_asan.sh for --sanitize) first" >&2
     exit 1
 fi
 CC="${CC:-cc}"
 FLAGS=(-std=c99 -Wall -Wextra -Werror -pedantic -O2 -I "$ROOT/include")
+if [ $SANITIZE = 1 ]; then
+    CC=clang
+    FLAGS+=(-g -fsanitize=address,undefined -fno-sanitize-recover=undefined -shared-libasan -fno-omit-frame-pointer)
+    # allocator_may_return_null: the contract test asks for huge sizes to check SLAY_ERR_OUT_OF_MEMORY.
+    export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
+    export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+fi
 LINK=(-L "$LIBDIR" -lslay -lm "-Wl,-rpath,$LIBDIR")
+if [ $SANITIZE = 1 ]; then LINK+=("-Wl,-rpath,$(dirname "$(clang -print-file-name=libclang_rt.asan-x86_64.so)")"); fi
+# valgrind: any memory error, and any definitely lost block, is an error (exit code 3).
+VALGRIND=(valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
 
 status=0
-for program in example:slay_example engine_loop:slay_engine_loop abi_contract:slay_abi_contract handle_contract:slay_handle_contract memcheck:slay_memcheck; do
+for program in example:slay_example engine_loop:slay_engine_loop abi_contract:slay_abi_contract \
+               handle_contract:slay_handle_contract soak:slay_soak memcheck:slay_memcheck; do
     src="$HERE/${program%%:*}.c"
     bin="$HERE/${program##*:}"
+    if [ $SANITIZE = 1 ]; then bin="${bin}_asan"; fi
     echo "--- $CC ${FLAGS[*]} $(basename "$src")"
     if ! "$CC" "${FLAGS[@]}" "$src" "${LINK[@]}" -o "$bin"; then
         echo "--- build of $(basename "$src") FAILED" >&2
         status=1
         continue
     fi
+    if [ $SANITIZE = 1 ]; then
+        # The soak measures resident memory, which ASan's quarantine of freed blocks inflates; it
+        # runs in the plain build (and under valgrind's eye through memcheck's paths).
+        if [ "${program%%:*}" = soak ]; then continue; fi
+        echo "--- run $(basename "$bin") (ASan + UBSan)"
+        if ! LD_PRELOAD="$(clang -print-file-name=libclang_rt.asan-x86_64.so)" "$bin"; then
+            echo "--- $(basename "$bin") (ASan + UBSan) FAILED" >&2
+            status=1
+        fi
+        continue
+    fi
     # once with the kernels this CPU selects, once with the x86-64 baseline kernels
     for variant in default portable; do
         echo "--- run $(basename "$bin") (kernels: $variant)"
         run=("$bin")
-        if [ "${program%%:*}" = memcheck ]; then
-            if command -v valgrind >/dev/null 2>&1; then
-                run=(valgrind -q --error-exitcode=3 "$bin")
-            else
-                echo "--- valgrind is not installed: memcheck runs without it"
-            fi
-        fi
         if [ "$variant" = portable ]; then run=(env SLAY_KERNELS=portable "${run[@]}"); fi
         if ! "${run[@]}"; then
             echo "--- $(basename "$bin") (kernels: $variant) FAILED" >&2
             status=1
         fi
     done
+    if [ "${program%%:*}" != soak ]; then
+        if command -v valgrind >/dev/null 2>&1; then
+            echo "--- valgrind --leak-check=full $(basename "$bin")"
+            if ! "${VALGRIND[@]}" "$bin" >/dev/null; then
+                echo "--- $(basename "$bin") under valgrind FAILED (memory error or definite leak)" >&2
+                status=1
+            fi
+        else
+            echo "--- valgrind is not installed: $(basename "$bin") runs without it"
+        fi
+    fi
 done
 exit $status

@@ -14,7 +14,7 @@
 #define H 2
 #define D 8
 #define DV 6
-static float frand(void) { return (float)rand() / RAND_MAX * 2 - 1; }
+static float frand(void) { return (float)rand() / (float)RAND_MAX * 2 - 1; }
 static void fill(float* x, size_t n, float s) { for (size_t i = 0; i < n; i++) x[i] = s * frand(); }
 static int run(slay_feature_map_params p, int gla, int gates, const char* name) {
     slay_feature_map* fm = NULL; slay_error e;

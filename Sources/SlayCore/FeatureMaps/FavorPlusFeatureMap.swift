@@ -44,8 +44,10 @@ public final class FavorPlusFeatureMap: RandomProjectionFeatureMap, @unchecked S
         let blocks = (m + d - 1) / d
         let normBase = numHeads * blocks * d * d
         let omega = try HeapArray<Float>(count: try CheckedSize.multiply(numHeads, d, m, what: "omega"), what: "omega")
-        // One d × d block at a time, each row orthonormalised against the block's earlier rows.
-        let basis = try HeapArray<Double>(count: try CheckedSize.multiply(d, d, what: "orthogonal basis"),
+        // One block at a time, each row orthonormalised against the block's earlier rows. A block
+        // has min(d, m) rows, so the workspace is no larger than ω itself (a d × d one would be
+        // 32 GiB at d = 65536 whatever m is).
+        let basis = try HeapArray<Double>(count: try CheckedSize.multiply(min(d, m), d, what: "orthogonal basis"),
                                           what: "the orthogonalisation workspace")
         for h in 0..<numHeads {
             for b in 0..<blocks {

@@ -3,6 +3,8 @@ import ctypes
 import os
 import pathlib
 
+from .errors import SlayImportError
+
 ABI_VERSION = 1
 
 _HERE = pathlib.Path(__file__).resolve().parent
@@ -18,12 +20,12 @@ def _library_path():
 def _load():
     path = _library_path()
     if not path.exists():
-        raise ImportError("libslay.so not found at %s; install the package with `pip install ./bindings/python`, "
+        raise SlayImportError("libslay.so not found at %s; install the package with `pip install ./bindings/python`, "
                           "build it in place with `bash scripts/build.sh`, or set SLAY_LIBRARY to its path" % path)
     try:
         return ctypes.CDLL(str(path))
     except OSError as error:
-        raise ImportError("cannot load %s: %s" % (path, error)) from error
+        raise SlayImportError("cannot load %s: %s" % (path, error)) from error
 
 
 MAX_DIMS = 4
@@ -131,17 +133,17 @@ def _bind(library):
     try:
         abi = library.slay_abi_version
     except AttributeError as error:
-        raise ImportError("%s is not libslay (no slay_abi_version)" % library._name) from error
+        raise SlayImportError("%s is not libslay (no slay_abi_version)" % library._name) from error
     abi.restype, abi.argtypes = i32, []
     found = abi()
     if found != ABI_VERSION:
-        raise ImportError("%s has ABI version %d, this binding expects %d; rebuild libslay "
+        raise SlayImportError("%s has ABI version %d, this binding expects %d; rebuild libslay "
                           "(bash scripts/build.sh) or reinstall the package" % (library._name, found, ABI_VERSION))
     for name, (restype, argtypes) in SIGNATURES.items():
         try:
             function = getattr(library, name)
         except AttributeError as error:
-            raise ImportError("%s does not export %s; it is older than this binding" % (library._name, name)) from error
+            raise SlayImportError("%s does not export %s; it is older than this binding" % (library._name, name)) from error
         function.restype = restype
         function.argtypes = argtypes
     return library

@@ -41,27 +41,33 @@ def state_from_arrays(state_class, fm, S, z=None, positions=None, max_threads=1)
         raise error_for(SHAPE, "S has H = %d, m = %d; the feature map has %d key heads of %d features"
                         % (heads, features, found[0], found[1]))
     err = Error()
-    for slot in range(count):
-        code = lib.slay_state_write(state.handle, slot, matrix[slot].ctypes.data_as(_FLOATS), matrix[slot].size,
-                                    normaliser[slot].ctypes.data_as(_FLOATS), normaliser[slot].size,
-                                    int(where[slot]), ctypes.byref(err))
-        if code:
-            state.close()
-            check(code, err)
+    code = 0
+    with state._using() as handle:
+        for slot in range(count):
+            code = lib.slay_state_write(handle, slot, matrix[slot].ctypes.data_as(_FLOATS), matrix[slot].size,
+                                        normaliser[slot].ctypes.data_as(_FLOATS), normaliser[slot].size,
+                                        int(where[slot]), ctypes.byref(err))
+            if code:
+                break
+    if code:
+        state.close()
+        check(code, err)
     return state
 
 
 def state_to_arrays(state):
     """(S [N, H, m, dv], z [N, H, m], positions [N] int64) copies of every slot of a slay.State."""
-    count, heads, features, width = state._dims()
-    matrix = np.empty((count, heads, features, width), np.float32)
-    normaliser = np.empty((count, heads, features), np.float32)
-    err = Error()
-    for slot in range(count):
-        check(lib.slay_state_read(state.handle, slot, matrix[slot].ctypes.data_as(_FLOATS), matrix[slot].size,
-                                  normaliser[slot].ctypes.data_as(_FLOATS), normaliser[slot].size,
-                                  ctypes.byref(err)), err)
-    positions = np.array([state.position(slot) for slot in range(count)], np.int64)
+    # One lock for the whole read, so the slots form one consistent snapshot.
+    with state._using() as handle:
+        count, heads, features, width = state._dims()
+        matrix = np.empty((count, heads, features, width), np.float32)
+        normaliser = np.empty((count, heads, features), np.float32)
+        err = Error()
+        for slot in range(count):
+            check(lib.slay_state_read(handle, slot, matrix[slot].ctypes.data_as(_FLOATS), matrix[slot].size,
+                                      normaliser[slot].ctypes.data_as(_FLOATS), normaliser[slot].size,
+                                      ctypes.byref(err)), err)
+        positions = np.array([state.position(slot) for slot in range(count)], np.int64)
     return matrix, normaliser, positions
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from ._lib import lib, Error, ExactAttentionOptions
 from ._tensor import as_input, as_output, descriptor
-from .errors import check, error_for, INVALID_ARGUMENT, STATE_MISMATCH
+from .errors import check, error_for, translated, INVALID_ARGUMENT, STATE_MISMATCH
 from .feature_map import require_map
 from .options import attention_options, check_int, resolve_gates, DENOMINATORS  # noqa: F401 (DENOMINATORS re-exported)
 from .state import State
@@ -13,6 +13,7 @@ from .state import State
 EXACT_KERNELS = {"softmax": 1, "yat-spherical": 2, "yat": 3}
 
 
+@translated
 def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, out=None,
                      initial_state=None, output_final_state=False, cu_seqlens=None, denominator="add",
                      normalize=True, decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None,
@@ -58,8 +59,9 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
                                     query_gate_logits, key_gate_logits, update=update, beta=beta, qk_l2norm=qk_l2norm,
                                     check_finite=check_finite)
         err = Error()
-        check(lib.slay_linear_attention(handle, descriptor(q), descriptor(k), descriptor(v), descriptor(out),
-                                        ctypes.byref(options), ctypes.byref(err)), err)
+        with fm._reading() as handle:
+            check(lib.slay_linear_attention(handle, descriptor(q), descriptor(k), descriptor(v), descriptor(out),
+                                            ctypes.byref(options), ctypes.byref(err)), err)
         return out
     if initial_state is not None:
         from ._state_arrays import as_initial_state
@@ -77,6 +79,7 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     return (out, state) if output_final_state else out
 
 
+@translated
 def exact_attention(q, k, v, kernel="softmax", eps=1e-6, causal=True, scale=None, delta=1e-6, n_threads=1,
                     out=None):
     """Quadratic attention in double precision (slay.h slay_exact_attention), q (B, T, Hq, d),

@@ -3,10 +3,12 @@ import ctypes
 
 import numpy as np
 
-from ._handle import OwnedHandle
+from contextlib import contextmanager
+
+from ._handle import OwnedHandle, ReadersWriterLock
 from ._lib import lib, Error, FeatureMapParams
 from ._tensor import as_input, as_output, descriptor
-from .errors import check, error_for, INVALID_ARGUMENT
+from .errors import check, error_for, translated, INVALID_ARGUMENT
 
 KINDS = {"slay": 1, "elu+1": 2, "relu": 3, "favor+": 4, "relu-random": 5, "random-fourier": 6, "cosformer": 7,
          "ela-sum-sqeuclid": 8, "ela-sub-sqeuclid": 9, "ela-blueprint": 10, "ela-hadamard-exp": 11, "identity": 12}
@@ -23,7 +25,8 @@ class FeatureMap(OwnedHandle):
     eps=1e-6, prf_clamp=20.0, seed=0, max_length=0, orthogonal=False, shared_omega=False,
     expansion="quadrature", degree=2); head_dim is required, the defaults are slay.h's
     slay_feature_map_params_init. Immutable except through set_params; usable from many
-    threads at once. poly (slay.h SLAY_POLY_*): "anchor", "exact", "exact_full", "laplace",
+    threads at once (set_params and close wait until no thread computes with the map, and
+    computations wait for them). poly (slay.h SLAY_POLY_*): "anchor", "exact", "exact_full", "laplace",
     "random_maclaurin", "tensorsketch" or "nystrom" (poly_dim <= 256); the last three are signed,
     so use denominator="clamp" in attention.
 
@@ -54,10 +57,12 @@ class FeatureMap(OwnedHandle):
     _free = staticmethod(lib.slay_feature_map_free)
     _what = "feature map"
 
+    @translated
     def __init__(self, kind="slay", head_dim=None, num_heads=1, nodes=2, poly="anchor", poly_dim=8,
                  prf_dim=8, eps=1e-6, prf_clamp=20.0, seed=0, max_length=0, orthogonal=False,
                  shared_omega=False, expansion="quadrature", degree=2):
         self._handle = None
+        self._lock = ReadersWriterLock()
         if not isinstance(kind, str) or kind not in KINDS:
             raise error_for(INVALID_ARGUMENT, "unknown kind %r; known: %s" % (kind, ", ".join(KINDS)))
         if not isinstance(poly, str) or poly not in POLYS:
@@ -96,19 +101,30 @@ class FeatureMap(OwnedHandle):
         self.kind = kind
         self.poly = poly
 
+    def _exclusive(self):
+        return self._lock.writing()
+
+    @contextmanager
+    def _reading(self):
+        """The open handle, read-locked: any number of threads at once, none during set_params."""
+        with self._lock.reading():
+            yield self.handle
+
     # -- properties ---------------------------------------------------------------------------
     @property
     def dim(self):
         out = ctypes.c_int64()
         err = Error()
-        check(lib.slay_feature_map_dim(self.handle, ctypes.byref(out), ctypes.byref(err)), err)
+        with self._reading() as handle:
+            check(lib.slay_feature_map_dim(handle, ctypes.byref(out), ctypes.byref(err)), err)
         return out.value
 
     @property
     def identity(self):
         out = ctypes.c_uint64()
         err = Error()
-        check(lib.slay_feature_map_identity(self.handle, ctypes.byref(out), ctypes.byref(err)), err)
+        with self._reading() as handle:
+            check(lib.slay_feature_map_identity(handle, ctypes.byref(out), ctypes.byref(err)), err)
         return out.value
 
     @property
@@ -116,7 +132,8 @@ class FeatureMap(OwnedHandle):
         params = FeatureMapParams()
         lib.slay_feature_map_params_init(ctypes.byref(params))
         err = Error()
-        check(lib.slay_feature_map_config(self.handle, ctypes.byref(params), ctypes.byref(err)), err)
+        with self._reading() as handle:
+            check(lib.slay_feature_map_config(handle, ctypes.byref(params), ctypes.byref(err)), err)
         poly = {v: k for k, v in POLYS.items()}[params.poly]
         return {"kind": self.kind, "head_dim": params.head_dim, "num_heads": params.num_heads,
                 "nodes": params.nodes, "poly": poly, "poly_dim": params.poly_dim, "prf_dim": params.prf_dim,
@@ -137,54 +154,63 @@ class FeatureMap(OwnedHandle):
     def _param_names(self):
         count = ctypes.c_int32()
         err = Error()
-        check(lib.slay_feature_map_param_count(self.handle, ctypes.byref(count), ctypes.byref(err)), err)
-        names = []
-        for index in range(count.value):
-            name = ctypes.c_char_p()
-            check(lib.slay_feature_map_param_name(self.handle, index, ctypes.byref(name), ctypes.byref(err)), err)
-            names.append(name.value.decode())
+        with self._reading() as handle:
+            check(lib.slay_feature_map_param_count(handle, ctypes.byref(count), ctypes.byref(err)), err)
+            names = []
+            for index in range(count.value):
+                name = ctypes.c_char_p()
+                check(lib.slay_feature_map_param_name(handle, index, ctypes.byref(name), ctypes.byref(err)), err)
+                names.append(name.value.decode())
         return names
 
     def _param_shape(self, name):
         ndim = ctypes.c_int32()
         shape = (ctypes.c_int64 * 4)()
         err = Error()
-        check(lib.slay_feature_map_param_shape(self.handle, name.encode(), ctypes.byref(ndim), shape,
-                                               ctypes.byref(err)), err)
+        with self._reading() as handle:
+            check(lib.slay_feature_map_param_shape(handle, name.encode(), ctypes.byref(ndim), shape,
+                                                   ctypes.byref(err)), err)
         return tuple(shape[i] for i in range(ndim.value))
 
+    @translated
     def get_params(self):
         """Named parameter arrays as float32 copies: SLAY {"anchors": (P, d), "omega": (R, H, d, M)}
         (anchors only for poly="anchor" and "nystrom"; "random_maclaurin" has "maclaurin" (2, P, d) and
         "tensorsketch" "sketch" (2, 2, d): [k][0] buckets, [k][1] signs); favor+ / relu-random {"omega": (H, d, m)}; random-fourier
         also "bias" (H, m); elu+1, relu, cosformer and the ela-* kinds {}."""
         result = {}
-        for name in self._param_names():
-            array = np.zeros(self._param_shape(name), np.float32)
-            err = Error()
-            check(lib.slay_feature_map_get_param(self.handle, name.encode(),
-                                                 array.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                                                 array.size, ctypes.byref(err)), err)
-            result[name] = array
+        with self._reading() as handle:
+            for name in self._param_names():
+                array = np.zeros(self._param_shape(name), np.float32)
+                err = Error()
+                check(lib.slay_feature_map_get_param(handle, name.encode(),
+                                                     array.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                                     array.size, ctypes.byref(err)), err)
+                result[name] = array
         return result
 
+    @translated
     def set_params(self, **arrays):
-        """Replace named parameter arrays (float32, exact shape, finite). Not thread-safe."""
+        """Replace named parameter arrays (float32, exact shape, finite). Thread-safe: waits until
+        no thread computes with this map (attention, states, features), and they wait for it.
+        States created before keep refusing to run (their map changed; slay.h)."""
         names = self._param_names()
         for name, value in arrays.items():
             if name not in names:
                 raise error_for(INVALID_ARGUMENT, "unknown parameter %r; this map has %s" % (name, ", ".join(names)))
-            array = np.ascontiguousarray(value, dtype=np.float32)
+            array = _float32_array(value, name)
             shape = self._param_shape(name)
             if array.shape != shape:
                 from .errors import SHAPE
                 raise error_for(SHAPE, "parameter %r has shape %s, got %s" % (name, shape, array.shape))
             err = Error()
-            check(lib.slay_feature_map_set_param(self.handle, name.encode(),
-                                                 array.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                                                 array.size, ctypes.byref(err)), err)
+            with self._lock.writing():
+                check(lib.slay_feature_map_set_param(self.handle, name.encode(),
+                                                     array.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                                     array.size, ctypes.byref(err)), err)
 
     # -- features -----------------------------------------------------------------------------
+    @translated
     def __call__(self, x, role="query", out=None):
         """Features of x (B, T, H, d) → (B, T, H, dim), float32, for role "query" or "key" (they
         differ for the asymmetric ELA kinds); out: an optional float32 (B, T, H, dim) array to
@@ -195,8 +221,9 @@ class FeatureMap(OwnedHandle):
         shape = x.shape[:3] + (self.dim,)
         out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
         err = Error()
-        check(lib.slay_feature_map_apply(self.handle, ROLES[role], descriptor(x), descriptor(out),
-                                         ctypes.byref(err)), err)
+        with self._reading() as handle:
+            check(lib.slay_feature_map_apply(handle, ROLES[role], descriptor(x), descriptor(out),
+                                             ctypes.byref(err)), err)
         return out
 
     def __reduce__(self):
@@ -220,6 +247,13 @@ def _rebuild(config, params):
     if params:
         fm.set_params(**params)
     return fm
+
+
+def _float32_array(value, name):
+    try:
+        return np.ascontiguousarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise error_for(INVALID_ARGUMENT, "parameter %r is not convertible to a float32 array: %s" % (name, error))
 
 
 def require_map(fm, name="fm"):

@@ -148,9 +148,10 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
         params.d_params = flat.ctypes.data
         params.d_params_count = flat.size
     err = Error()
-    check(lib.slay_linear_attention_backward(handle, ctypes.byref(tensor_struct(q)), ctypes.byref(tensor_struct(k)),
-                                             ctypes.byref(tensor_struct(v)), ctypes.byref(tensor_struct(dout)),
-                                             ctypes.byref(options), ctypes.byref(params), ctypes.byref(err)), err)
+    with fm._reading() as handle:   # set_params waits for the call (slay._handle)
+        check(lib.slay_linear_attention_backward(handle, ctypes.byref(tensor_struct(q)), ctypes.byref(tensor_struct(k)),
+                                                 ctypes.byref(tensor_struct(v)), ctypes.byref(tensor_struct(dout)),
+                                                 ctypes.byref(options), ctypes.byref(params), ctypes.byref(err)), err)
     del keep
     if flat is not None:
         result["params"] = {}

@@ -4,11 +4,12 @@ import ctypes
 import numpy as np
 
 from ._lib import lib, Error
-from .errors import check, error_for, DTYPE, INVALID_ARGUMENT
+from .errors import check, error_for, translated, DTYPE, INVALID_ARGUMENT
 
 MAX_NODES = 64
 
 
+@translated
 def gauss_laguerre(R):
     """The R-point rule ∫₀^∞ e^{−t} f(t) dt ≈ Σ α_r f(t_r): (nodes, weights), float64, ascending nodes.
 

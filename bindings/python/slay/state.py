@@ -1,5 +1,7 @@
 """slay.State: recurrent states of N sequences for prefill, decoding, save / load / fork."""
 import ctypes
+import threading
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -7,14 +9,18 @@ from ._handle import OwnedHandle
 from ._lib import lib, Error
 from ._tensor import as_input, as_output, descriptor, DescriptorCache
 from .options import attention_options, resolve_gates
-from .errors import check, error_for, INVALID_ARGUMENT
+from .errors import check, error_for, translated, INVALID_ARGUMENT, OUT_OF_MEMORY
 from .feature_map import require_map
 
 
 def _int64_array(values, name):
     if values is None:
         return None, None
-    array = np.ascontiguousarray(values, dtype=np.int64)
+    given = np.asarray(values)
+    # Offsets are integers: 1.7 must not silently become 1.
+    if given.size and not np.issubdtype(given.dtype, np.integer):
+        raise error_for(INVALID_ARGUMENT, "%s must hold integers, got dtype %s" % (name, given.dtype))
+    array = np.ascontiguousarray(given, dtype=np.int64)
     if array.ndim != 1:
         raise error_for(INVALID_ARGUMENT, "%s must be 1-D" % name)
     return array, array.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
@@ -52,6 +58,21 @@ def _storage_code(storage_dtype):
     return STORAGE_DTYPES[name]
 
 
+def _integer(value, name, bits=63):
+    """An int argument in the signed range of its C type, or a SlayValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise error_for(INVALID_ARGUMENT, "%s must be an int, got %r" % (name, value))
+    if not -2**bits <= int(value) < 2**bits:
+        raise error_for(INVALID_ARGUMENT, "%s = %d is out of range" % (name, value))
+    return int(value)
+
+
+def _map_reading(fm):
+    """The read lock of a State's map (held during every call on the state)."""
+    reading = getattr(fm, "_reading", None)
+    return fm._lock.reading() if reading is not None else nullcontext()
+
+
 class State(OwnedHandle):
     """States S [H, m, dv] and z [H, m] of `num_seqs` slots for feature map `fm`.
 
@@ -62,14 +83,18 @@ class State(OwnedHandle):
     prompts (causal outputs, or absorb only with q=None); step(q, k, v) decodes one token per
     sequence; query(q) reads without changing; save() → bytes, State.load(blob, fm,
     max_threads=1), restore(blob), copy(), copy_slot(dst_slot, src, src_slot), reset(slot=None),
-    read(slot=0), position(slot=0). One call at a time.
+    read(slot=0), position(slot=0). Safe to share between threads: calls on one State run one at
+    a time (the others wait), and each call read-locks the feature map, so fm.set_params waits for
+    it (slay.h allows one call at a time per state).
     """
 
     _free = staticmethod(lib.slay_state_free)
     _what = "state"
 
+    @translated
     def __init__(self, fm, num_seqs=1, value_dim=None, max_threads=1, storage_dtype="float32", _handle=None):
         self._handle = None
+        self._lock = threading.RLock()
         self.fm = fm
         self._descriptors = DescriptorCache()
         self._step_options = {}
@@ -77,27 +102,42 @@ class State(OwnedHandle):
         if _handle is not None:
             self._handle = _handle
             return
-        fm_handle = require_map(fm)
+        require_map(fm)
         if value_dim is None:
             value_dim = fm.head_dim
+        num_seqs = _integer(num_seqs, "num_seqs")
+        value_dim = _integer(value_dim, "value_dim")
+        max_threads = _integer(max_threads, "max_threads", 32)
         handle = ctypes.c_void_p()
         err = Error()
-        check(lib.slay_state_create_v2(fm_handle, int(num_seqs), int(value_dim), int(max_threads),
-                                       _storage_code(storage_dtype), ctypes.byref(handle), ctypes.byref(err)), err)
+        with fm._reading() as fm_handle:
+            check(lib.slay_state_create_v2(fm_handle, num_seqs, value_dim, max_threads, _storage_code(storage_dtype),
+                                           ctypes.byref(handle), ctypes.byref(err)), err)
         self._handle = handle
+
+    def _exclusive(self):
+        return self._lock
+
+    @contextmanager
+    def _using(self):
+        """This state's handle, with the state locked and its feature map read-locked."""
+        with self._lock, _map_reading(self.fm):
+            yield self.handle
 
     @property
     def storage_dtype(self):
         """The element type S and z are stored in: "float32", "bfloat16" or "float16"."""
         code = ctypes.c_int32()
         err = Error()
-        check(lib.slay_state_storage_dtype(self.handle, ctypes.byref(code), ctypes.byref(err)), err)
+        with self._using() as handle:
+            check(lib.slay_state_storage_dtype(handle, ctypes.byref(code), ctypes.byref(err)), err)
         return {v: k for k, v in STORAGE_DTYPES.items()}[code.value]
 
     def _dims(self):
         values = [ctypes.c_int64() for _ in range(4)]
         err = Error()
-        check(lib.slay_state_dims(self.handle, *[ctypes.byref(x) for x in values], ctypes.byref(err)), err)
+        with self._using() as handle:
+            check(lib.slay_state_dims(handle, *[ctypes.byref(x) for x in values], ctypes.byref(err)), err)
         return [x.value for x in values]
 
     num_seqs = property(lambda self: self._dims()[0])
@@ -106,6 +146,7 @@ class State(OwnedHandle):
     value_dim = property(lambda self: self._dims()[3])
 
     @classmethod
+    @translated
     def from_arrays(cls, fm, S, z=None, positions=None, max_threads=1):
         """A new State for fm from plain arrays: S [N, H, m, dv] float32, z [N, H, m] (None: zeros)
         and positions [N] (tokens absorbed per slot, cosFormer reads them; None: zeros); one slot per
@@ -114,19 +155,23 @@ class State(OwnedHandle):
         from ._state_arrays import state_from_arrays
         return state_from_arrays(cls, fm, S, z, positions, max_threads)
 
+    @translated
     def to_arrays(self):
         """(S [N, H, m, dv], z [N, H, m], positions [N] int64): float32 copies of every slot (the
         inverse of from_arrays; read(slot) gives one slot)."""
         from ._state_arrays import state_to_arrays
         return state_to_arrays(self)
 
+    @translated
     def position(self, slot=0):
         """Tokens absorbed by slot `slot` since creation or reset."""
         out = ctypes.c_int64()
         err = Error()
-        check(lib.slay_state_position(self.handle, int(slot), ctypes.byref(out), ctypes.byref(err)), err)
+        with self._using() as handle:
+            check(lib.slay_state_position(handle, _integer(slot, "slot"), ctypes.byref(out), ctypes.byref(err)), err)
         return out.value
 
+    @translated
     def read(self, slot=0):
         """(S [H, m, dv], z [H, m]) of one slot, as float32 copies. For "ela-hadamard-exp" the rows
         are stored rescaled by e^{−μ_f} (μ_f the running maximum of the keys' entry f; slay.h
@@ -136,10 +181,12 @@ class State(OwnedHandle):
         normaliser = np.zeros((h, m), np.float32)
         err = Error()
         fp = ctypes.POINTER(ctypes.c_float)
-        check(lib.slay_state_read(self.handle, int(slot), matrix.ctypes.data_as(fp), matrix.size,
-                                  normaliser.ctypes.data_as(fp), normaliser.size, ctypes.byref(err)), err)
+        with self._using() as handle:
+            check(lib.slay_state_read(handle, _integer(slot, "slot"), matrix.ctypes.data_as(fp), matrix.size,
+                                      normaliser.ctypes.data_as(fp), normaliser.size, ctypes.byref(err)), err)
         return matrix, normaliser
 
+    @translated
     def prefill(self, q, k, v, causal=True, delta=1e-6, chunk_size=0, n_threads=1, cu_seqlens=None,
                 slots=None, out=None, denominator="add", normalize=True, decay=None, log_decay=None,
                 query_gate_logits=None, key_gate_logits=None, gate_input=None, query_gate_weights=None,
@@ -174,11 +221,13 @@ class State(OwnedHandle):
                                     query_gates, key_gates, update=update, beta=beta, qk_l2norm=qk_l2norm,
                                     check_finite=check_finite)
         err = Error()
-        check(lib.slay_state_prefill(self.handle, descriptor(q) if q is not None else None, descriptor(k),
-                                     descriptor(v), descriptor(out) if q is not None else None, cu_ptr, slot_ptr,
-                                     num, ctypes.byref(options), ctypes.byref(err)), err)
+        with self._using() as handle:
+            check(lib.slay_state_prefill(handle, descriptor(q) if q is not None else None, descriptor(k),
+                                         descriptor(v), descriptor(out) if q is not None else None, cu_ptr, slot_ptr,
+                                         num, ctypes.byref(options), ctypes.byref(err)), err)
         return out if q is not None else None
 
+    @translated
     def query(self, q, delta=1e-6, chunk_size=0, n_threads=1, cu_seqlens=None, slots=None, out=None,
               denominator="add", normalize=True, query_gate_logits=None, gate_input=None, query_gate_weights=None):
         """Read-only: φ(q)ᵀS / (φ(q)ᵀz + δ) for every query (B, T, Hq, d) → (B, T, Hq, dv).
@@ -196,10 +245,12 @@ class State(OwnedHandle):
         options = attention_options(True, delta, chunk_size, n_threads, denominator, normalize,
                                     query_gate_logits=query_gates)
         err = Error()
-        check(lib.slay_state_query(self.handle, descriptor(q), descriptor(out), cu_ptr, slot_ptr, num,
-                                   ctypes.byref(options), ctypes.byref(err)), err)
+        with self._using() as handle:
+            check(lib.slay_state_query(handle, descriptor(q), descriptor(out), cu_ptr, slot_ptr, num,
+                                       ctypes.byref(options), ctypes.byref(err)), err)
         return out
 
+    @translated
     def step(self, q, k, v, delta=1e-6, n_threads=1, slots=None, out=None, denominator="add", normalize=True,
              decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None, gate_input=None,
              query_gate_weights=None, key_gate_weights=None, update="add", beta=None, qk_l2norm=False,
@@ -248,56 +299,80 @@ class State(OwnedHandle):
             options = ctypes.byref(attention_options(True, delta, 1, n_threads, denominator, normalize, decay,
                                                      update=update, qk_l2norm=qk_l2norm, check_finite=check_finite))
             self._step_options = {key: options}
-        err = self._error
-        code = lib.slay_state_step(self.handle, q_ref, k_ref, v_ref, out_ref, slot_ptr, shape[0], options, err)
-        if code:
-            check(code, err._obj)
+        with self._using() as handle:
+            # The shared error struct is written under the lock, and read before it is released.
+            err = self._error
+            code = lib.slay_state_step(handle, q_ref, k_ref, v_ref, out_ref, slot_ptr, shape[0], options, err)
+            if code:
+                check(code, err._obj)
         return out
 
+    @translated
     def save(self):
         """The whole state as a checksummed blob (bytes; slay.h slay_state_save)."""
         size = ctypes.c_size_t()
         err = Error()
-        check(lib.slay_state_serialized_size(self.handle, ctypes.byref(size), ctypes.byref(err)), err)
-        buffer = ctypes.create_string_buffer(size.value)
-        written = ctypes.c_size_t()
-        check(lib.slay_state_save(self.handle, buffer, size, ctypes.byref(written), ctypes.byref(err)), err)
+        with self._using() as handle:
+            check(lib.slay_state_serialized_size(handle, ctypes.byref(size), ctypes.byref(err)), err)
+            try:
+                buffer = ctypes.create_string_buffer(size.value)
+            except MemoryError:
+                raise error_for(OUT_OF_MEMORY, "cannot allocate the %d-byte blob" % size.value) from None
+            written = ctypes.c_size_t()
+            check(lib.slay_state_save(handle, buffer, size, ctypes.byref(written), ctypes.byref(err)), err)
         return buffer.raw[:written.value]
 
     @classmethod
+    @translated
     def load(cls, blob, fm, max_threads=1):
         """A new State for fm from a blob of save(); max_threads as in State()."""
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise error_for(INVALID_ARGUMENT, "blob must be bytes")
         data = bytes(blob)
-        fm_handle = require_map(fm)
+        require_map(fm)
+        max_threads = _integer(max_threads, "max_threads", 32)
         handle = ctypes.c_void_p()
         err = Error()
-        check(lib.slay_state_load(fm_handle, data, len(data), int(max_threads), ctypes.byref(handle),
-                                  ctypes.byref(err)), err)
+        with fm._reading() as fm_handle:
+            check(lib.slay_state_load(fm_handle, data, len(data), max_threads, ctypes.byref(handle),
+                                      ctypes.byref(err)), err)
         return cls(fm, _handle=handle)
 
+    @translated
     def restore(self, blob):
         """Replace this state's contents from a blob of save() (same map and dims)."""
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise error_for(INVALID_ARGUMENT, "blob must be bytes")
         data = bytes(blob)
         err = Error()
-        check(lib.slay_state_restore(self.handle, data, len(data), ctypes.byref(err)), err)
+        with self._using() as handle:
+            check(lib.slay_state_restore(handle, data, len(data), ctypes.byref(err)), err)
 
+    @translated
     def copy(self):
         """A new, independent State with the same contents."""
-        handle = ctypes.c_void_p()
+        copied = ctypes.c_void_p()
         err = Error()
-        check(lib.slay_state_copy(self.handle, ctypes.byref(handle), ctypes.byref(err)), err)
-        return State(self.fm, _handle=handle)
+        with self._using() as handle:
+            check(lib.slay_state_copy(handle, ctypes.byref(copied), ctypes.byref(err)), err)
+        return State(self.fm, _handle=copied)
 
+    @translated
     def copy_slot(self, dst_slot, src, src_slot):
         """Copy slot src_slot of State src (may be self) into slot dst_slot of this state."""
+        if not isinstance(src, State):
+            raise error_for(INVALID_ARGUMENT, "src must be a slay.State, got %s" % type(src).__name__)
+        dst_slot, src_slot = _integer(dst_slot, "dst_slot"), _integer(src_slot, "src_slot")
         err = Error()
-        check(lib.slay_state_copy_slot(self.handle, int(dst_slot), src.handle, int(src_slot), ctypes.byref(err)), err)
+        # Two states are locked in a fixed order (by id), so two threads copying between the same
+        # pair in opposite directions cannot deadlock.
+        first, second = sorted((self, src), key=id)
+        with first._using(), second._using() if second is not first else nullcontext():
+            check(lib.slay_state_copy_slot(self.handle, dst_slot, src.handle, src_slot, ctypes.byref(err)), err)
 
+    @translated
     def reset(self, slot=None):
         """Zero slot `slot`, or every slot when slot is None."""
         err = Error()
-        check(lib.slay_state_reset(self.handle, -1 if slot is None else int(slot), ctypes.byref(err)), err)
+        with self._using() as handle:
+            check(lib.slay_state_reset(handle, -1 if slot is None else _integer(slot, "slot"), ctypes.byref(err)), err)

@@ -121,8 +121,9 @@ def linear_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra
             struct = attention_options(log_decay=_array(log_decay), query_gate_logits=_array(query_gate_logits),
                                        key_gate_logits=_array(key_gate_logits), beta=_array(beta), **options)
         err = Error()
-        check(lib.slay_linear_attention(fm.handle, _descriptor(q, "q"), _descriptor(k, "k"), _descriptor(v, "v"),
-                                        _descriptor(out, "out"), ctypes.byref(struct), ctypes.byref(err)), err)
+        with fm._reading() as handle:   # set_params waits for the call (slay._handle)
+            check(lib.slay_linear_attention(handle, _descriptor(q, "q"), _descriptor(k, "k"), _descriptor(v, "v"),
+                                            _descriptor(out, "out"), ctypes.byref(struct), ctypes.byref(err)), err)
         return out, torch.empty(0), torch.empty(0)
     initial = None
     if initial_S is not None:
