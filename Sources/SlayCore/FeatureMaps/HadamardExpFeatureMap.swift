@@ -12,8 +12,9 @@ import Darwin
 ///
 /// These raw features are what `features` (and so slay_feature_map_apply) returns, and they
 /// overflow to inf once an entry exceeds ~88.7. Attention never multiplies them: the engine
-/// hands this kind to RescaledExpAttention, which evaluates the same kernel with per-query and
-/// per-feature-dimension running maxima, so every exponent it exponentiates is ≤ 0.
+/// hands this kind to the rescaled-exp form (Forms/RescaledExpForm.swift), which evaluates the
+/// same kernel with per-query and per-feature-dimension running maxima, so every exponent it
+/// exponentiates is ≤ 0.
 public final class HadamardExpFeatureMap: ParameterFreeFeatureMap, @unchecked Sendable {
     public let configuration: ClassicMapConfiguration
     public let identity: UInt64

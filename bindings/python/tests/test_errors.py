@@ -390,7 +390,7 @@ def ref(x):
 
 
 # Kinds whose attention and states run through an engine of their own: the World-based tests
-# of those entry points run with each of them too (SLAY_KIND_HADAMARD_EXP: RescaledExpAttention).
+# of those entry points run with each of them too (SLAY_KIND_HADAMARD_EXP: the rescaled-exp form).
 ENGINE_KINDS = ["slay", "ela-hadamard-exp"]
 
 
