@@ -82,4 +82,29 @@ for program in example:slay_example engine_loop:slay_engine_loop abi_contract:sl
         fi
     fi
 done
+
+# Decode steps allocate nothing once warm: the heap allocation count under valgrind must not grow
+# from 100 to 200 steps (additive; log decay + gates; the gated delta rule).
+if [ $SANITIZE = 0 ]; then
+    bin="$HERE/slay_step_allocations"
+    echo "--- $CC ${FLAGS[*]} step_allocations.c"
+    if ! "$CC" "${FLAGS[@]}" "$HERE/step_allocations.c" "${LINK[@]}" -o "$bin"; then
+        echo "--- build of step_allocations.c FAILED" >&2
+        status=1
+    elif command -v valgrind >/dev/null 2>&1; then
+        for config in 0 1 2; do
+            counts=()
+            for steps in 100 200; do
+                counts+=("$(valgrind "$bin" "$steps" "$config" 2>&1 | sed -n 's/.*total heap usage: \([0-9,]*\) allocs.*/\1/p')")
+            done
+            echo "--- step allocations, configuration $config: ${counts[0]} allocs after 100 steps, ${counts[1]} after 200"
+            if [ -z "${counts[0]}" ] || [ "${counts[0]}" != "${counts[1]}" ]; then
+                echo "--- decode steps allocate (configuration $config) FAILED" >&2
+                status=1
+            fi
+        done
+    else
+        echo "--- valgrind is not installed: the step allocation check is skipped"
+    fi
+fi
 exit $status

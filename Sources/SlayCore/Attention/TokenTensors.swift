@@ -3,12 +3,15 @@
 /// value are checked before any output or state is written. No allocation unless a check fails
 /// (decode steps).
 enum TokenTensors {
-    /// `view` must have rank `rank` and extents `extents[0..<rank]`; `layout` names the axes.
-    static func checkShape(_ view: TensorView, _ name: String, rank: Int, extents: SIMD4<Int>, layout: String) throws {
+    /// `view` must have rank `rank` and extents `extents[0..<rank]`; `layout` names the axes. It is
+    /// an autoclosure because the interpolated layout strings allocate, and a decode step that
+    /// passes its checks must not.
+    static func checkShape(_ view: TensorView, _ name: String, rank: Int, extents: SIMD4<Int>,
+                           layout: @autoclosure () -> String) throws {
         var matches = view.rank == rank
         for axis in 0..<rank where matches { matches = view.extents[axis] == extents[axis] }
         guard matches else {
-            throw SlayError.shape("\(name) has shape \(view.shape); expected \((0..<rank).map { extents[$0] }) \(layout)")
+            throw SlayError.shape("\(name) has shape \(view.shape); expected \((0..<rank).map { extents[$0] }) \(layout())")
         }
     }
 
@@ -32,14 +35,15 @@ enum TokenTensors {
 
     /// log α (or g): finite and ≤ 0 (α ∈ (0, 1]); −∞ is refused so that sums of log α stay finite
     /// or −∞ without ever meeting +∞.
-    static func checkLogDecay(_ view: TensorView, rank: Int, extents: SIMD4<Int>, layout: String) throws {
-        try checkShape(view, "log_decay", rank: rank, extents: extents, layout: layout)
+    static func checkLogDecay(_ view: TensorView, rank: Int, extents: SIMD4<Int>, layout: @autoclosure () -> String) throws {
+        try checkShape(view, "log_decay", rank: rank, extents: extents, layout: layout())
         try checkValues(view, "log_decay", rule: "each log α (g) must be finite and <= 0") { $0.isFinite && $0 <= 0 }
     }
 
     /// Gate logits: finite (the softmax over heads is then well defined).
-    static func checkGateLogits(_ view: TensorView, _ name: String, rank: Int, extents: SIMD4<Int>, layout: String) throws {
-        try checkShape(view, name, rank: rank, extents: extents, layout: layout)
+    static func checkGateLogits(_ view: TensorView, _ name: String, rank: Int, extents: SIMD4<Int>,
+                                layout: @autoclosure () -> String) throws {
+        try checkShape(view, name, rank: rank, extents: extents, layout: layout())
         try checkValues(view, name, rule: "gate logits must be finite") { $0.isFinite }
     }
 
@@ -61,10 +65,12 @@ enum TokenTensors {
                       queryHeads: Int, leading: Int) throws -> Checked {
         let h = map.numHeads
         let names = leading == 2 ? ("B, T, ", "[B, T, ") : ("N, ", "[N, ")
-        func extents(_ lead: SIMD2<Int>, _ rest: Int...) -> SIMD4<Int> {
+        // Not variadic: a variadic argument is an Array, and decode steps must not allocate.
+        func extents(_ lead: SIMD2<Int>, _ heads: Int, _ channels: Int? = nil) -> SIMD4<Int> {
             var e = SIMD4<Int>(repeating: 1)
             for axis in 0..<leading { e[axis] = lead[axis] }
-            for (i, x) in rest.enumerated() { e[leading + i] = x }
+            e[leading] = heads
+            if let channels { e[leading + 1] = channels }
             return e
         }
         var checked = Checked()
