@@ -114,15 +114,8 @@ public func slay_state_read(_ state: OpaquePointer?, _ slot: Int64, _ matrix: Un
                             _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        try s.checkSlot(Int(clamping: slot))
-        let matrixFloats = s.numHeads * s.featureDim * s.valueDim
-        let normaliserFloats = s.numHeads * s.featureDim
-        if matrix != nil && matrixCount != Int64(matrixFloats) {
-            throw SlayError.shape("matrix_count is \(matrixCount); the slot's matrix [H, m, dv] has \(matrixFloats) floats")
-        }
-        if normaliser != nil && normaliserCount != Int64(normaliserFloats) {
-            throw SlayError.shape("normaliser_count is \(normaliserCount); the slot's normaliser [H, m] has \(normaliserFloats) floats")
-        }
+        try checkSlotArrays(s, slot: slot, matrix: matrix != nil, matrixCount: matrixCount,
+                            normaliser: normaliser != nil, normaliserCount: normaliserCount)
         s.readSlot(Int(slot), matrix: matrix, normaliser: normaliser)
     }
 }
@@ -256,5 +249,20 @@ public func slay_state_restore(_ state: OpaquePointer?, _ src: UnsafeRawPointer?
         let s = try StateHandle.from(state).state
         let source = try require(src, "src")
         try StateBlob.restore(s, from: UnsafeRawBufferPointer(start: source, count: Int(clamping: size)))
+    }
+}
+
+/// The slot of slay_state_read / slay_state_write exists, and each array given has the slot's
+/// size: S [H, m, dv] and z [H, m] floats.
+func checkSlotArrays(_ s: RecurrentState, slot: Int64, matrix: Bool, matrixCount: Int64, normaliser: Bool,
+                     normaliserCount: Int64) throws {
+    try s.checkSlot(Int(clamping: slot))
+    let matrixFloats = s.numHeads * s.featureDim * s.valueDim
+    let normaliserFloats = s.numHeads * s.featureDim
+    if matrix && matrixCount != Int64(matrixFloats) {
+        throw SlayError.shape("matrix_count is \(matrixCount); the slot's matrix [H, m, dv] has \(matrixFloats) floats")
+    }
+    if normaliser && normaliserCount != Int64(normaliserFloats) {
+        throw SlayError.shape("normaliser_count is \(normaliserCount); the slot's normaliser [H, m] has \(normaliserFloats) floats")
     }
 }

@@ -7,15 +7,8 @@ public func slay_state_write(_ state: OpaquePointer?, _ slot: Int64, _ matrix: U
                              _ position: Int64, _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        try s.checkSlot(Int(clamping: slot))
-        let matrixFloats = s.numHeads * s.featureDim * s.valueDim
-        let normaliserFloats = s.numHeads * s.featureDim
-        if matrix != nil && matrixCount != Int64(matrixFloats) {
-            throw SlayError.shape("matrix_count is \(matrixCount); the slot's matrix [H, m, dv] has \(matrixFloats) floats")
-        }
-        if normaliser != nil && normaliserCount != Int64(normaliserFloats) {
-            throw SlayError.shape("normaliser_count is \(normaliserCount); the slot's normaliser [H, m] has \(normaliserFloats) floats")
-        }
+        try checkSlotArrays(s, slot: slot, matrix: matrix != nil, matrixCount: matrixCount,
+                            normaliser: normaliser != nil, normaliserCount: normaliserCount)
         try s.writeSlot(Int(slot), matrix: matrix, normaliser: normaliser, position: position)
     }
 }
