@@ -30,17 +30,7 @@ extension BackwardPass {
                     let query = w.queryFeatures + (g * c + i) * m
                     let doutRow = w.outputGradient + (g * c + i) * dv
                     let slot = scalarSlot(span, token: t0 + i, queryHead: keyHead * group + g)
-                    var den: Float = 0
-                    if options.normalize {
-                        w.numerator.update(repeating: 0, count: dv)
-                        for f in 0..<m {
-                            let qf = query[f]
-                            if qf == 0 { continue }
-                            let row = w.state + f * dv
-                            for j in 0..<dv { w.numerator[j] += qf * row[j] }
-                            den += qf * w.normaliser[f]
-                        }
-                    }
+                    let den = readState(query: query, workspace: w)
                     let dden = outputGradients(doutRow: doutRow, denominator: den, slot: slot, workspace: w)
                     let gradient = w.queryFeatureGradient + (g * c + i) * m
                     for f in 0..<m {

@@ -253,6 +253,23 @@ struct BackwardPass: @unchecked Sendable {
         request.dk?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.keyInputGradient)
     }
 
+    /// num = Sᵀφ(q) into w.numerator and den = zᵀφ(q) of one query row against the current state
+    /// (normalised attention only: unnormalised outputs need neither, and den stays 0).
+    func readState(query: UnsafePointer<Float>, workspace w: BackwardWorkspace) -> Float {
+        var den: Float = 0
+        guard options.normalize else { return den }
+        let (m, dv) = (featureDim, valueDim)
+        w.numerator.update(repeating: 0, count: dv)
+        for f in 0..<m {
+            let qf = query[f]
+            if qf == 0 { continue }
+            let row = w.state + f * dv
+            for j in 0..<dv { w.numerator[j] += qf * row[j] }
+            den += qf * w.normaliser[f]
+        }
+        return den
+    }
+
     /// dnum and dden of one query row from its num (in w.numerator) and den, stored for the
     /// reverse pass; dnum is written over the row's dout. Unnormalised: dnum = dout, dden = 0.
     @inline(__always)
