@@ -50,10 +50,10 @@ private func attentionTensors(_ q: UnsafePointer<slay_tensor>?, _ k: UnsafePoint
                               _ v: UnsafePointer<slay_tensor>?, _ out: UnsafePointer<slay_tensor>?,
                               tokens: TokenArguments = TokenArguments())
     throws -> (TensorView, TensorView, TensorView, TensorView) {
-    let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false)
-    let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false)
-    let value = try TensorArgument(v, name: "v", rank: 4, isOutput: false)
-    let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true)
+    let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false, halfPrecision: true)
+    let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false, halfPrecision: true)
+    let value = try TensorArgument(v, name: "v", rank: 4, isOutput: false, halfPrecision: true)
+    let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true, halfPrecision: true)
     try TensorArgument.checkNoOverlap(output: output, inputs: [query, key, value])
     try tokens.checkNoOverlap(output: output)
     return (query.view, key.view, value.view, output.view)
@@ -83,16 +83,16 @@ struct TokenArguments {
         if call != .queries, let pointer = o.log_decay {
             // Per channel [.., Hk, m] or per head [.., Hk].
             let given = Int(pointer.pointee.ndim) == rank - 1 ? rank - 1 : rank
-            logDecay = try TensorArgument(pointer, name: "options.log_decay", rank: given, isOutput: false)
+            logDecay = try TensorArgument(pointer, name: "options.log_decay", rank: given, isOutput: false, halfPrecision: true)
         }
         if let pointer = o.query_gate_logits {
-            queryGates = try TensorArgument(pointer, name: "options.query_gate_logits", rank: rank - 1, isOutput: false)
+            queryGates = try TensorArgument(pointer, name: "options.query_gate_logits", rank: rank - 1, isOutput: false, halfPrecision: true)
         }
         if call != .queries, let pointer = o.key_gate_logits {
-            keyGates = try TensorArgument(pointer, name: "options.key_gate_logits", rank: rank - 1, isOutput: false)
+            keyGates = try TensorArgument(pointer, name: "options.key_gate_logits", rank: rank - 1, isOutput: false, halfPrecision: true)
         }
         if call != .queries, let pointer = o.beta {
-            beta = try TensorArgument(pointer, name: "options.beta", rank: rank - 1, isOutput: false)
+            beta = try TensorArgument(pointer, name: "options.beta", rank: rank - 1, isOutput: false, halfPrecision: true)
         }
     }
 

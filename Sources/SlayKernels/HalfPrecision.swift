@@ -206,6 +206,34 @@ public enum HalfPrecision {
         }
     }
 
+    /// target[i·targetStride] = source[i]·scale rounded to `type` (nearest-even), for i < count:
+    /// each product is formed in fp32 and rounded once, so the result is the fp32 product rounded.
+    public static func storeScaled(_ type: ElementFormat, _ source: UnsafePointer<Float>, scale: Float, count: Int,
+                                   into target: UnsafeMutableRawPointer, stride targetStride: Int) {
+        switch type {
+        case .f32: storeScaled(F32Codec.self, source, scale: scale, count: count, into: target, stride: targetStride)
+        case .f16: storeScaled(F16Codec.self, source, scale: scale, count: count, into: target, stride: targetStride)
+        case .bf16: storeScaled(BF16Codec.self, source, scale: scale, count: count, into: target, stride: targetStride)
+        }
+    }
+
+    @inline(__always)
+    static func storeScaled<C: RowCodec>(_: C.Type, _ source: UnsafePointer<Float>, scale: Float, count: Int,
+                                         into target: UnsafeMutableRawPointer, stride targetStride: Int) {
+        var i = 0
+        if targetStride == 1 {
+            let factor = SIMD8<Float>(repeating: scale)
+            while i + 8 <= count {
+                C.store8(F32Codec.load8(source + i) * factor, target + i * C.stride)
+                i += 8
+            }
+        }
+        while i < count {
+            C.store1(source[i] * scale, target + i * targetStride * C.stride)
+            i += 1
+        }
+    }
+
     @inline(__always)
     static func load<C: RowCodec>(_: C.Type, _ source: UnsafeRawPointer, stride sourceStride: Int, count: Int,
                                   into target: UnsafeMutablePointer<Float>) {

@@ -121,4 +121,18 @@ public enum DecodeKernels {
                                             count: count, into: target, stride: stride)
         }
     }
+
+    /// target[i·stride] = source[i]·scale rounded to `type` (nearest-even): output stores.
+    @inline(__always)
+    public static func storeScaled(_ type: ElementType, _ source: UnsafePointer<Float>, scale: Float, count: Int,
+                                   into target: UnsafeMutableRawPointer, stride: Int) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.HalfPrecision.storeScaled(SlayKernelsAVX2.ElementFormat(rawValue: type.rawValue)!, source,
+                                                      scale: scale, count: count, into: target, stride: stride)
+        case .portable:
+            SlayKernels.HalfPrecision.storeScaled(SlayKernels.ElementFormat(rawValue: type.rawValue)!, source,
+                                                  scale: scale, count: count, into: target, stride: stride)
+        }
+    }
 }
