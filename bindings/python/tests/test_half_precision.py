@@ -457,3 +457,15 @@ def test_strided_half_views_and_refusals():
                                      ctypes.byref(pointer_struct(target.ctypes.data, target.shape, (640, 32, 16, 1))),
                                      None, ctypes.byref(err))
     assert code == -4 and b"SLAY_DTYPE_BF16 (3)" in err.message and not target.any()
+
+
+@pytest.mark.skipif(BF16 is None, reason="ml_dtypes not installed")
+def test_half_precision_page_examples_run():
+    """The ```python blocks of docs/half-precision.md run as written (they use ml_dtypes)."""
+    import pathlib
+    import re
+    page = pathlib.Path(__file__).resolve().parents[3] / "docs" / "half-precision.md"
+    blocks = re.findall(r"^```python\n(.*?)^```", page.read_text(), re.S | re.M)
+    assert blocks
+    for number, block in enumerate(blocks, 1):
+        exec(compile(block, "half-precision.md python block %d" % number, "exec"), {"__name__": "__docs__"})
