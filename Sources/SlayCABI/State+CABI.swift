@@ -134,7 +134,7 @@ public func slay_state_prefill(_ state: OpaquePointer?, _ q: UnsafePointer<slay_
                                _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads)
+        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, halfPrecision: true)
         let sequences = try sequenceCount(numSeqs)
         let query = try optionalTensor(q, "q", rank: 4, isOutput: false)
         let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false, halfPrecision: true)
@@ -160,7 +160,7 @@ public func slay_state_query(_ state: OpaquePointer?, _ q: UnsafePointer<slay_te
                              _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, call: .queries)
+        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, call: .queries, halfPrecision: true)
         let sequences = try sequenceCount(numSeqs)
         let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false, halfPrecision: true)
         let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true, halfPrecision: true)
@@ -183,7 +183,7 @@ public func slay_state_step(_ state: OpaquePointer?, _ q: UnsafePointer<slay_ten
                             _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, call: .step)
+        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, call: .step, halfPrecision: true)
         let sequences = try sequenceCount(numSeqs)
         let query = try TensorArgument(q, name: "q", rank: 3, isOutput: false, halfPrecision: true)
         let key = try TensorArgument(k, name: "k", rank: 3, isOutput: false, halfPrecision: true)

@@ -1,3 +1,4 @@
+import CSlayCPU
 import SlayKernels
 
 /// A tensor in caller memory: base pointer, element type, logical shape and element strides.
@@ -126,9 +127,21 @@ public struct TensorView: @unchecked Sendable {
     public func gatherRows(batch: Int, head: Int, t0: Int, rows: Int, into destination: UnsafeMutablePointer<Float>) {
         guard element == .f32 else {
             let first = batch * steps[0] + head * steps[2] + t0 * steps[1]
-            for i in 0..<rows {
-                DecodeKernels.load(element, raw + (first + i * steps[1]) * element.bytes, stride: steps[3],
-                                   count: extents[3], into: destination + i * extents[3])
+            DecodeKernels.loadRows(element, raw + first * element.bytes, rowStride: steps[1], columnStride: steps[3],
+                                   rows: rows, width: extents[3], into: destination)
+            // Half rows are short (a row of 64 is two cache lines) and strided, which leaves the
+            // hardware prefetchers little to go on: ask for the next block of rows now, so they
+            // arrive while this block is computed on.
+            let next = min(rows, extents[1] - t0 - rows)
+            let rowBytes = ((extents[3] - 1) * steps[3] + 1) * element.bytes
+            for i in 0..<max(next, 0) {
+                let row = raw + (first + (rows + i) * steps[1]) * element.bytes
+                var offset = 0
+                while offset < rowBytes {
+                    slaycpu_prefetch(row + offset)
+                    offset += 64
+                }
+                slaycpu_prefetch(row + rowBytes - 1)
             }
             return
         }
@@ -157,10 +170,8 @@ public struct TensorView: @unchecked Sendable {
     public func scatterRows(batch: Int, head: Int, t0: Int, rows: Int, from source: UnsafePointer<Float>) {
         guard element == .f32 else {
             let first = batch * steps[0] + head * steps[2] + t0 * steps[1]
-            for i in 0..<rows {
-                DecodeKernels.store(element, source + i * extents[3], count: extents[3],
-                                    into: raw + (first + i * steps[1]) * element.bytes, stride: steps[3])
-            }
+            DecodeKernels.storeRows(element, source, rows: rows, width: extents[3], into: raw + first * element.bytes,
+                                    rowStride: steps[1], columnStride: steps[3])
             return
         }
         let width = extents[3]

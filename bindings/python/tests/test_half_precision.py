@@ -435,6 +435,10 @@ def test_strided_half_views_and_refusals():
     # The backward and the state arrays stay fp32; float64 and other dtypes are refused with advice.
     with pytest.raises(slay.SlayError, match="float32"):
         slay.linear_attention_backward(q, k, v, fm, np.ones((1, 20, 2, 16), np.float16))
+    with pytest.raises(slay.SlayError, match=r"SLAY_DTYPE_F32 \(0\) for options.log_decay"):
+        wide = [np.ascontiguousarray(a, np.float32) for a in (q, k, v)]
+        slay.linear_attention_backward(*wide, fm, np.ones((1, 20, 2, 16), np.float32), normalize=False,
+                                       log_decay=np.full((1, 20, 2), -0.1, np.float16))
     with pytest.raises(slay.SlayError, match=r"astype\(np.float32\)"):
         slay.linear_attention(q.astype(np.float64), k, v, fm)
     with pytest.raises(slay.SlayError, match="float16 or bfloat16"):
