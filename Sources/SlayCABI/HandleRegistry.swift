@@ -71,9 +71,8 @@ final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
             throw SlayError(.outOfMemory, "too many live handles (\(Self.maximumSlots)); free some first")
         }
         let newCapacity = min(max(16, capacity * 2), Self.maximumSlots)
-        guard let memory = realloc(slots, newCapacity * MemoryLayout<Slot>.stride) else {
-            throw SlayError(.outOfMemory, "could not grow the handle table to \(newCapacity) entries")
-        }
+        let memory = try FallibleMemory.reallocate(slots, bytes: newCapacity * MemoryLayout<Slot>.stride,
+                                                  what: "the handle table (\(newCapacity) entries)")
         slots = memory.bindMemory(to: Slot.self, capacity: newCapacity)
         capacity = newCapacity
     }

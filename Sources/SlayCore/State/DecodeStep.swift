@@ -213,8 +213,10 @@ extension RecurrentState {
         }
     }
 
-    /// Slot range and distinctness. A sorted copy in temporary (stack, for small calls) memory
-    /// keeps the check free of shared state, so concurrent partitioned calls cannot interfere.
+    /// Slot range and distinctness. A sorted copy in temporary memory keeps the check free of
+    /// shared state, so concurrent partitioned calls cannot interfere: on the stack for a decode
+    /// batch (no allocation per step), fallibly allocated beyond that (at most num_seqs entries:
+    /// more slots than that must repeat one).
     func checkDistinct(_ slots: SlotList) throws {
         guard slots.pointer != nil else { return }
         for i in 0..<slots.count {
@@ -223,13 +225,47 @@ extension RecurrentState {
                 throw SlayError.invalid("slots[\(i)] is \(slot); the state has slots 0..<\(numSequences)")
             }
         }
-        try withUnsafeTemporaryAllocation(of: Int.self, capacity: slots.count) { buffer in
-            var sorted = buffer
+        guard slots.count <= numSequences else {
+            throw SlayError.invalid("slots must be distinct within one call; \(slots.count) slots of a state with \(numSequences) repeat one")
+        }
+        func check(_ sorted: UnsafeMutableBufferPointer<Int>) throws {
             for i in 0..<slots.count { sorted[i] = slots[i] }
-            sorted.sort()
+            // Heapsort: in place (the standard library's sort may allocate a merge buffer, which
+            // aborts when memory runs out).
+            Self.heapSort(sorted)
             for i in 1..<max(1, slots.count) where sorted[i] == sorted[i - 1] {
                 throw SlayError.invalid("slots must be distinct within one call; slot \(sorted[i]) appears twice")
             }
         }
+        if slots.count <= Self.stackSlots {
+            try withUnsafeTemporaryAllocation(of: Int.self, capacity: Self.stackSlots) {
+                try check(UnsafeMutableBufferPointer(rebasing: $0[0..<slots.count]))
+            }
+        } else {
+            let copy = try HeapArray<Int>(count: slots.count, what: "a sorted copy of \(slots.count) slots")
+            try copy.withUnsafeMutableBufferPointer(check)
+        }
+    }
+
+    /// Slots checked in stack memory (1 KiB: withUnsafeTemporaryAllocation keeps that on the stack).
+    static let stackSlots = 128
+
+    /// Sorts in place, ascending, without allocating.
+    static func heapSort(_ a: UnsafeMutableBufferPointer<Int>) {
+        let n = a.count
+        func siftDown(_ start: Int, _ end: Int) {
+            var root = start
+            while 2 * root + 1 < end {
+                var child = 2 * root + 1
+                if child + 1 < end && a[child] < a[child + 1] { child += 1 }
+                if a[root] >= a[child] { return }
+                a.swapAt(root, child)
+                root = child
+            }
+        }
+        var start = n / 2
+        while start > 0 { start -= 1; siftDown(start, n) }
+        var end = n
+        while end > 1 { end -= 1; a.swapAt(0, end); siftDown(0, end) }
     }
 }
