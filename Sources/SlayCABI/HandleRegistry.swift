@@ -40,6 +40,15 @@ final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
         pthread_mutex_init(lock, nil)
     }
 
+    /// The library's two registries live as long as the process; others (tests) release what
+    /// they still hold (found by the Swift tests under LeakSanitizer).
+    deinit {
+        for index in 0..<used { slots![index].object?.release() }
+        free(slots)
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
+
     private func locked<R>(_ body: () throws -> R) rethrows -> R {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
