@@ -2,8 +2,9 @@
 # Compiles the C programs (example, engine loop, ABI contract test, handle contract test, soak,
 # memcheck) with strict C99 flags against slay.h and libslay.so only and runs each under both
 # kernel variants; then the out-of-memory contract and the step allocation count (plain build).
-# The example, engine loop, contract tests and memcheck also run under valgrind (when installed; scripts/install_deps.sh tries to install it) with --leak-check=full: a memory
-# error or a definite leak fails. Exits non-zero if any fails to build or run.
+# The example, engine loop, contract tests and memcheck also run under valgrind (when installed;
+# scripts/install_deps.sh tries to install it) with --leak-check=full: a memory error or a
+# definite leak fails. Exits non-zero if any fails to build or run.
 #   --sanitize   instead: build the programs with clang -fsanitize=address,undefined against the
 #                ASan build of libslay.so (scripts/build_asan.sh, .build-asan) and run them once,
 #                with LeakSanitizer on.
