@@ -28,6 +28,13 @@ final class DecodeWorkspace: @unchecked Sendable {
     private(set) var buffer: ScratchBuffer?
     private(set) var layout = WorkspaceLayout(chunk: 0)
     private(set) var group = 0
+    /// One bit per slot of the state, all clear between calls: the slot distinctness check of a
+    /// step marks its slots here, so it needs no allocation for any batch size.
+    let slotMarks: HeapArray<UInt64>
+
+    init(sequences: Int) throws {
+        slotMarks = try HeapArray<UInt64>(count: (sequences + 63) / 64, what: "the slot marks of \(sequences) slots")
+    }
 
     func ensure(group: Int, map: FeatureMap, valueDim: Int) throws -> ScratchBuffer {
         if let buffer, group <= self.group { return buffer }
@@ -168,7 +175,11 @@ extension RecurrentState {
         guard slots.pointer != nil || n <= numSequences else {
             throw SlayError.shape("the call has \(n) sequences, the state only \(numSequences) slots")
         }
-        try checkDistinct(slots)
+        if options.nth > 1 && options.ith >= maxThreads {
+            throw SlayError.invalid("partition ith = \(options.ith) needs a state created with max_threads > \(options.ith) (it has \(maxThreads))")
+        }
+        // The workspace of this call's thread index: partitioned calls never share one.
+        try checkDistinct(slots, marks: decodeWorkspaces[options.nth > 1 ? options.ith : 0].slotMarks)
         try options.decay.validate(heads: h)
         options.logDecay = try checkStepTokenInputs(options, sequences: n, queryHeads: hq)
         try checkPartitionKeepsPositions(options)
@@ -181,9 +192,6 @@ extension RecurrentState {
         }
         let group = hq / h
         let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
-        if options.nth > 1 && options.ith >= maxThreads {
-            throw SlayError.invalid("partition ith = \(options.ith) needs a state created with max_threads > \(options.ith) (it has \(maxThreads))")
-        }
         let first = options.nth > 1 ? options.ith : 0
         for worker in 0..<threads {
             _ = try decodeWorkspaces[first + worker].ensure(group: group, map: map, valueDim: dv)
@@ -213,11 +221,10 @@ extension RecurrentState {
         }
     }
 
-    /// Slot range and distinctness. A sorted copy in temporary memory keeps the check free of
-    /// shared state, so concurrent partitioned calls cannot interfere: on the stack for a decode
-    /// batch (no allocation per step), fallibly allocated beyond that (at most num_seqs entries:
-    /// more slots than that must repeat one).
-    func checkDistinct(_ slots: SlotList) throws {
+    /// Slot range and distinctness. `marks` (one clear bit per slot, left clear) is the calling
+    /// thread's own (a decode workspace's, so concurrent partitioned calls cannot interfere);
+    /// nil allocates a fresh one (fallibly).
+    func checkDistinct(_ slots: SlotList, marks given: HeapArray<UInt64>? = nil) throws {
         guard slots.pointer != nil else { return }
         for i in 0..<slots.count {
             let slot = slots[i]
@@ -228,44 +235,20 @@ extension RecurrentState {
         guard slots.count <= numSequences else {
             throw SlayError.invalid("slots must be distinct within one call; \(slots.count) slots of a state with \(numSequences) repeat one")
         }
-        func check(_ sorted: UnsafeMutableBufferPointer<Int>) throws {
-            for i in 0..<slots.count { sorted[i] = slots[i] }
-            // Heapsort: in place (the standard library's sort may allocate a merge buffer, which
-            // aborts when memory runs out).
-            Self.heapSort(sorted)
-            for i in 1..<max(1, slots.count) where sorted[i] == sorted[i - 1] {
-                throw SlayError.invalid("slots must be distinct within one call; slot \(sorted[i]) appears twice")
-            }
+        let marks = try given ?? HeapArray<UInt64>(count: (numSequences + 63) / 64, what: "the slot marks of \(numSequences) slots")
+        let words = marks.baseAddress
+        var repeated: Int?
+        var marked = 0
+        while marked < slots.count {
+            let slot = slots[marked]
+            let bit: UInt64 = 1 << UInt64(slot & 63)
+            if words[slot >> 6] & bit != 0 { repeated = slot; break }
+            words[slot >> 6] |= bit
+            marked += 1
         }
-        if slots.count <= Self.stackSlots {
-            try withUnsafeTemporaryAllocation(of: Int.self, capacity: Self.stackSlots) {
-                try check(UnsafeMutableBufferPointer(rebasing: $0[0..<slots.count]))
-            }
-        } else {
-            let copy = try HeapArray<Int>(count: slots.count, what: "a sorted copy of \(slots.count) slots")
-            try copy.withUnsafeMutableBufferPointer(check)
+        for i in 0..<marked { words[slots[i] >> 6] = 0 }
+        if let repeated {
+            throw SlayError.invalid("slots must be distinct within one call; slot \(repeated) appears twice")
         }
-    }
-
-    /// Slots checked in stack memory (1 KiB: withUnsafeTemporaryAllocation keeps that on the stack).
-    static let stackSlots = 128
-
-    /// Sorts in place, ascending, without allocating.
-    static func heapSort(_ a: UnsafeMutableBufferPointer<Int>) {
-        let n = a.count
-        func siftDown(_ start: Int, _ end: Int) {
-            var root = start
-            while 2 * root + 1 < end {
-                var child = 2 * root + 1
-                if child + 1 < end && a[child] < a[child + 1] { child += 1 }
-                if a[root] >= a[child] { return }
-                a.swapAt(root, child)
-                root = child
-            }
-        }
-        var start = n / 2
-        while start > 0 { start -= 1; siftDown(start, n) }
-        var end = n
-        while end > 1 { end -= 1; a.swapAt(0, end); siftDown(0, end) }
     }
 }

@@ -29,7 +29,7 @@ public final class RecurrentState: @unchecked Sendable {
     /// Tokens absorbed per slot (num_seqs ≤ 2^20 entries, so fallibly allocated).
     public let positions: HeapArray<Int64>
     /// Decode-step workspaces, one per thread index (see DecodeWorkspace); a Swift array of at
-    /// most LinearAttentionOptions.maximumThreads (256) references, each buffer fallible.
+    /// most LinearAttentionOptions.maximumThreads (256) references, their buffers fallible.
     let decodeWorkspaces: [DecodeWorkspace]
 
     public static let maximumSequences = 1 << 20
@@ -70,7 +70,7 @@ public final class RecurrentState: @unchecked Sendable {
             self.maximaStorage = nil
         }
         self.positions = try HeapArray<Int64>(count: numSequences, what: "state positions")
-        self.decodeWorkspaces = (0..<maxThreads).map { _ in DecodeWorkspace() }
+        self.decodeWorkspaces = try (0..<maxThreads).map { _ in try DecodeWorkspace(sequences: numSequences) }
         // Group size 1 covers the common case, so the first step does not allocate either.
         for workspace in decodeWorkspaces { _ = try workspace.ensure(group: 1, map: map, valueDim: valueDim) }
     }

@@ -4,8 +4,7 @@ import XCTest
 /// Every allocation a state call makes can fail (AllocationFaults fails each in turn): the call
 /// throws SlayError(.outOfMemory) and the state (S, z, μ, positions) and the outputs are exactly
 /// as before. Sizes are chosen so that each caller-sized array is non-empty: packed cu_seqlens with
-/// explicit slots, a map that reads positions (the driver's origins), and a decode step with more
-/// slots than the stack holds (its sorted slot copy).
+/// explicit slots and a map that reads positions (the driver's origins).
 final class RecurrentStateAllocationTests: XCTestCase {
     /// Bytes of S and z, μ, and positions.
     private func snapshot(_ state: RecurrentState) -> [UInt8] {
@@ -37,7 +36,7 @@ final class RecurrentStateAllocationTests: XCTestCase {
         let made = assertEveryAllocationFails("create") {
             _ = try RecurrentState(map: map, numSequences: 300, valueDim: 3, maxThreads: 2)
         }
-        XCTAssertGreaterThanOrEqual(made, 4, "S and z, μ, positions, decode workspaces")
+        XCTAssertGreaterThanOrEqual(made, 5, "S and z, μ, positions, decode workspaces and slot marks")
         let state = try warmState(map, slots: 5, dv: 3)
         let before = snapshot(state)
         assertEveryAllocationFails("copy", { _ = try state.copy() }, untouched: { XCTAssertEqual(snapshot(state), before) })
@@ -87,43 +86,39 @@ final class RecurrentStateAllocationTests: XCTestCase {
         XCTAssertEqual(snapshot(state), afterPrefill, "a query never changes the state")
     }
 
-    /// More slots than the stack check holds: the sorted copy is a fallible allocation, and a
-    /// failure leaves the step without effect.
-    func testStepWithManySlots() throws {
+    /// A step over many slots allocates nothing (its distinctness check uses the state's slot
+    /// marks), so no allocation can fail; repeated slots are still found, and leave the marks clear.
+    func testStepWithManySlotsAllocatesNothing() throws {
         let map = try IdentityFeatureMap(ClassicMapConfiguration(headDim: 2))
-        let n = RecurrentState.stackSlots + 72
+        let n = 1000
         let state = try warmState(map, slots: n + 10, dv: 2)
         let slots = (0..<n).map { Int32(n + 9 - $0) }
         let (q, k, v) = (filled(n * 2, seed: 6), filled(n * 2, seed: 7), filled(n * 2, seed: 8))
         let out = TestTensor(count: n * 2, repeating: -7)
-        let before = snapshot(state)
-        let made = assertEveryAllocationFails("step", {
-            try slots.withUnsafeBufferPointer { list in
+        func step(_ list: [Int32]) throws {
+            try list.withUnsafeBufferPointer { list in
                 try state.step(q: q.view([n, 1, 2]), k: k.view([n, 1, 2]), v: v.view([n, 1, 2]), out: out.view([n, 1, 2]),
                                slots: SlotList(pointer: list.baseAddress, count: n), options: LinearAttentionOptions())
             }
-        }, untouched: {
-            XCTAssertEqual(snapshot(state), before)
-            XCTAssertEqual(out.bits, [UInt32](repeating: Float(-7).bitPattern, count: n * 2))
-        })
-        XCTAssertEqual(made, 1, "the sorted slot copy (the decode workspace exists already)")
-        // Repeated slots among many are still found by the heap-sorted copy.
-        var repeated = slots
-        repeated[n - 1] = repeated[3]
-        XCTAssertThrowsSlayError(.invalidArgument, try repeated.withUnsafeBufferPointer { list in
-            try state.step(q: q.view([n, 1, 2]), k: k.view([n, 1, 2]), v: v.view([n, 1, 2]), out: out.view([n, 1, 2]),
-                           slots: SlotList(pointer: list.baseAddress, count: n), options: LinearAttentionOptions())
-        })
-    }
-
-    func testHeapSortSorts() {
-        var generator = SeededGenerator(seed: 11)
-        for count in [0, 1, 2, 3, 17, 200] {
-            var values = (0..<count).map { _ in Int(generator.floats(1)[0] * 50) }
-            let expected = values.sorted()
-            values.withUnsafeMutableBufferPointer { RecurrentState.heapSort($0) }
-            XCTAssertEqual(values, expected, "\(count) values")
         }
+        let before = snapshot(state)
+        for duplicate in [1, 500, n - 1] {
+            var repeated = slots
+            repeated[duplicate] = repeated[0]
+            XCTAssertThrowsSlayError(.invalidArgument, try step(repeated))
+            XCTAssertEqual(snapshot(state), before)
+        }
+        XCTAssertThrowsSlayError(.invalidArgument, try step(slots.map { $0 == Int32(n + 9) ? -1 : $0 }))
+        XCTAssertEqual(assertEveryAllocationFails("step") { try step(slots) }, 0)
+        XCTAssertTrue(state.decodeWorkspaces.allSatisfy { $0.slotMarks.allSatisfy { $0 == 0 } }, "marks left set")
+        XCTAssertEqual(Array(state.positions[10...]), [Int64](repeating: 4, count: n))
+        XCTAssertEqual(Array(state.positions[0..<10]), [Int64](repeating: 3, count: 10))
+        XCTAssertThrowsSlayError(.invalidArgument, try step(slots.map { _ in 3 }))
+        // More slots than the state has must repeat one.
+        let many = [Int32](repeating: 0, count: n + 11)
+        XCTAssertThrowsSlayError(.invalidArgument, try many.withUnsafeBufferPointer {
+            try state.checkDistinct(SlotList(pointer: $0.baseAddress, count: n + 11))
+        })
     }
 
     func testLoadAndRestore() throws {
