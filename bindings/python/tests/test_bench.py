@@ -73,7 +73,7 @@ def test_quick_run_streams_rows_and_writes_report_and_json(tmp_path):
     backward = result["backward"]
     assert backward[0]["ratio"] > 0 and backward[0]["train_tokens_per_s"] > 0 and backward[-1]["memory"]
     half = result["half_io"]
-    assert [r["dtype"] for r in half[:2]] == ["float32", "float16"] and all(r["ratio_vs_float32"] > 0 for r in half)
+    assert [r["dtype"] for r in half[:2]] == ["float32", "float16"] and all(r["ratio_vs_float32"] > 0 and r["paired_ratio_vs_float32"] > 0 for r in half)
     assert "half-precision I/O" in stdout
     rows = (len(result["prefill"]) + len(result["decode"]) + len(memory) + len(result["overhead"]) + len(maps)
             + len(delta) + len(backward) + len(half) + 1)
