@@ -47,7 +47,7 @@ struct BackwardPass: @unchecked Sendable {
     func run(sequence: Int, keyHead: Int, workspace w: BackwardWorkspace) {
         let span = spans[sequence]
         loadInitialState(sequence: sequence, keyHead: keyHead, workspace: w)
-        if options.causal && options.logDecay == nil {
+        if options.causal && (options.logDecay == nil || perHeadDecay) {
             chunkedForward(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
             seedReverse(sequence: sequence, keyHead: keyHead, workspace: w)
             chunkedReverse(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
@@ -160,18 +160,22 @@ struct BackwardPass: @unchecked Sendable {
     // MARK: chunk loaders
 
     /// Key rows, values, raw and gated key features and the decay factors α of rows t0 ..< t0 + rows.
-    func loadKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) {
+    /// The features' scratch is w.keyScratch, kept through the chunk (a factorised map's factors);
+    /// `channelDecay` fills w.decay with α per row and channel (the token-loop GLA path).
+    func loadKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, channelDecay: Bool = true,
+                  workspace w: BackwardWorkspace) {
         let m = featureDim
         k.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.keyInput)
         v.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.values)
         map.features(role: .key, head: keyHead, input: w.keyInput, rows: rows, firstPosition: origin + t0,
-                     output: w.keyRaw, scratch: w.mapScratch)
-        w.keyFeatures.update(from: w.keyRaw, count: rows * m)
+                     output: options.keyGateLogits == nil ? w.keyFeatures : w.keyRaw, scratch: w.keyScratch)
         if let gates = options.keyGateLogits {
+            // Gated copies; the raw features stay in w.keyRaw for the gate gradient.
+            w.keyFeatures.update(from: w.keyRaw, count: rows * m)
             HeadGates.fill(gates, batch: span.batch, t0: span.start + t0, rows: rows, head: keyHead, into: w.keyGates)
             HeadGates.scaleRows(w.keyFeatures, rows: rows, width: m, by: w.keyGates)
         }
-        if let logDecay = options.logDecay {
+        if channelDecay, let logDecay = options.logDecay {
             logDecay.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.decay)
             let logGamma = options.decay.logarithm(head: keyHead)
             for i in 0..<(rows * m) { w.decay[i] = expf(w.decay[i] + logGamma) }
@@ -186,10 +190,11 @@ struct BackwardPass: @unchecked Sendable {
         let input = w.queryInput + g * c * d
         q.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows, into: input)
         map.features(role: .query, head: keyHead, input: input, rows: rows, firstPosition: origin + t0,
-                     output: w.queryRaw + g * c * m, scratch: w.mapScratch)
+                     output: (options.queryGateLogits == nil ? w.queryFeatures : w.queryRaw) + g * c * m,
+                     scratch: w.mapScratch)
         let gated = w.queryFeatures + g * c * m
-        gated.update(from: w.queryRaw + g * c * m, count: rows * m)
         if let gates = options.queryGateLogits {
+            gated.update(from: w.queryRaw + g * c * m, count: rows * m)
             HeadGates.fill(gates, batch: span.batch, t0: span.start + t0, rows: rows, head: queryHead, into: w.queryGates + g * c)
             HeadGates.scaleRows(gated, rows: rows, width: m, by: w.queryGates + g * c)
         }
@@ -199,7 +204,9 @@ struct BackwardPass: @unchecked Sendable {
 
     /// Query side of a chunk once dφ(q) (of the gated features) is complete: the gate gradient
     /// φ_raw·dφ, then dq through the map.
-    func finishQueries(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) {
+    /// With `factorised`, the intra-chunk terms wait in w.queryPolyGradient / w.queryPrfGradient.
+    func finishQueries(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int,
+                       factorised: FactorisedFeatureGradient? = nil, workspace w: BackwardWorkspace) {
         let (c, d, m) = (chunk, headDim, featureDim)
         let wantsInput = request.dq != nil || headGradients != nil
         for g in 0..<group {
@@ -221,6 +228,16 @@ struct BackwardPass: @unchecked Sendable {
                 }
             }
             guard wantsInput else { continue }
+            if let factorised, let widths = factorised.factorWidths {
+                factorised.factorisedGradient(head: keyHead, input: w.queryInput + g * c * d, rows: rows,
+                                              outputGradient: gradient, extraPoly: w.queryPolyGradient + g * c * widths.poly,
+                                              extraPrf: w.queryPrfGradient + g * c * widths.prf,
+                                              inputGradient: w.queryInputGradient,
+                                              parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch)
+                request.dq?.scatterRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows,
+                                        from: w.queryInputGradient)
+                continue
+            }
             map.featureGradient(role: .query, head: keyHead, input: w.queryInput + g * c * d, rows: rows,
                                 firstPosition: origin + t0, parameters: parameters, outputGradient: gradient,
                                 inputGradient: w.queryInputGradient, parameterGradient: parameterGradient(keyHead: keyHead),
@@ -230,7 +247,9 @@ struct BackwardPass: @unchecked Sendable {
     }
 
     /// Key side of a chunk once dφ(k) and dv are complete.
-    func finishKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) {
+    /// With `factorised`, the intra-chunk terms wait in w.keyPolyGradient / w.keyPrfGradient.
+    func finishKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int,
+                    factorised: FactorisedFeatureGradient? = nil, workspace w: BackwardWorkspace) {
         let m = featureDim
         request.dv?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.valueGradient)
         if options.keyGateLogits != nil {
@@ -247,6 +266,14 @@ struct BackwardPass: @unchecked Sendable {
             }
         }
         guard request.dk != nil || headGradients != nil else { return }
+        if let factorised {
+            factorised.factorisedGradient(head: keyHead, input: w.keyInput, rows: rows, outputGradient: w.keyFeatureGradient,
+                                          extraPoly: w.keyPolyGradient, extraPrf: w.keyPrfGradient,
+                                          inputGradient: w.keyInputGradient,
+                                          parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch)
+            request.dk?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.keyInputGradient)
+            return
+        }
         map.featureGradient(role: .key, head: keyHead, input: w.keyInput, rows: rows, firstPosition: origin + t0,
                             parameters: parameters, outputGradient: w.keyFeatureGradient, inputGradient: w.keyInputGradient,
                             parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch)

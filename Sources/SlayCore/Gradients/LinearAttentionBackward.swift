@@ -92,8 +92,11 @@ public enum LinearAttentionBackward {
         let parameterLayout = FeatureMapParameterLayout(map)
         let parameters = try parameterLayout.values(of: map)
         let scratchRows = max(map.scratchFloats(rows: chunk), differentiable.gradientScratchFloats(rows: chunk))
+        let factors = BackwardPass.factorisation(map: differentiable, options: options)
         let layout = BackwardWorkspace.Layout(chunk: chunk, group: shapes.group, headDim: shapes.headDim, featureDim: m,
-                                              valueDim: shapes.valueDim, mapScratch: scratchRows)
+                                              valueDim: shapes.valueDim, mapScratch: scratchRows,
+                                              keyScratch: map.scratchFloats(rows: chunk),
+                                              factorPoly: factors?.poly ?? 0, factorPrf: factors?.prf ?? 0)
         let workspaceFloats = try layout.totalFloats()
         let scalars = try ScratchBuffer(floats: try CheckedSize.multiply(b, t, hq, 2, what: "per-token denominators"))
         let wantsParameters = request.wantsParameters
