@@ -449,3 +449,12 @@ def test_slay_thread_counts_are_bitwise_identical(options):
                     assert np.array_equal(one[name][key], two[name][key]), key
             else:
                 assert np.array_equal(one[name], two[name]), name
+
+
+def test_packed_sequences_with_per_head_decay_match_the_twin():
+    """cu_seqlens through the chunked per-head GLA path and the factorised
+    SLAY intra-chunk terms, normalised, with states and d_final_state."""
+    fm = slay.FeatureMap(kind="slay", head_dim=4, num_heads=1, poly="anchor", poly_dim=4, prf_dim=4, eps=1e-2)
+    names = ["q", "k", "v", "log_decay"] + [("params", name) for name in fm.get_params()]
+    run(fm, {"log_decay": True, "per_head_decay": True, "decay": [0.9]}, names, B=1, T=10, Hq=2, chunk_size=3,
+        cu_seqlens=[0, 4, 10], with_state=True, d_final=True)
