@@ -22,9 +22,9 @@ import Darwin
 /// d log α (per head) comes from ∂L/∂b_t = φ(q_t)·dφ(q_t) − φ(k_t)·dφ(k_t), summed backwards.
 extension BackwardPass {
     /// Factor widths when the intra-chunk terms go through the map's factors: a factorised map
-    /// and no SLA gates (gated scores take the m-wide products).
+    /// and no SLA gates or qk_l2norm (gated or normalised features take the m-wide products).
     static func factorisation(map: FeatureMapGradient, options: LinearAttentionOptions) -> (poly: Int, prf: Int)? {
-        guard options.queryGateLogits == nil && options.keyGateLogits == nil,
+        guard options.queryGateLogits == nil && options.keyGateLogits == nil && !options.qkL2Norm,
               let factorised = map as? FactorisedFeatureGradient else { return nil }
         return factorised.factorWidths
     }
@@ -144,7 +144,7 @@ extension BackwardPass {
         var t0 = 0
         while t0 < span.length {
             let rows = min(c, span.length - t0)
-            loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, channelDecay: false, workspace: w)
+            loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
             let chunkDecay = fillChunkDecay(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
             let decayed = chunkDecay != nil
             if wantsDecay { w.decayGradient.update(repeating: 0, count: rows) }
@@ -254,7 +254,7 @@ extension BackwardPass {
         var t0 = ((span.length - 1) / c) * c
         while t0 >= 0 {
             let rows = min(c, span.length - t0)
-            loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, channelDecay: false, workspace: w)
+            loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
             let chunkDecay = fillChunkDecay(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
             let decayed = chunkDecay != nil
             // Inter-chunk terms first, while Ŝ is the gradient of the state at the chunk's end:

@@ -16,6 +16,8 @@ struct BackwardWorkspace {
         /// Factor widths (P', R·M) of a factorised map (FactorisedFeatureGradient), else 0.
         let factorPoly: Int
         let factorPrf: Int
+        /// Per-channel GLA decay (BackwardPass+Gated): its c × m factor blocks are carved.
+        let channelDecay: Bool
 
         /// Block sizes in carving order; `carve` takes them in the same order.
         var blocks: [Int] {
@@ -25,7 +27,7 @@ struct BackwardWorkspace {
                     g * c * d, g * c * m, g * c * m, g * c * m, g * c * dv, g * c, g * c, c * d,
                     mapScratch, c * c, c * c, c * max(m, dv), c + 1, Gemm.workspaceFloats,
                     keyScratch, c * c, c, c, c * c, c * c, c * c, g * c * factorPoly, g * c * factorPrf,
-                    c * factorPoly, c * factorPrf, c]
+                    c * factorPoly, c * factorPrf, c] + (channelDecay ? [c * m, c * m, c * m, c * m, m, m + 8, m] : [0, 0, 0, 0, 0, 0, 0])
         }
 
         func totalFloats() throws -> Int {
@@ -87,6 +89,15 @@ struct BackwardWorkspace {
     let keyPrfGradient: UnsafeMutablePointer<Float>
     /// Per key row: Σ_g Σ_i dA_ij·Ã_ij, the intra-chunk part of φ(k_j)·dφ(k_j) (d log α).
     let keyIntraDot: UnsafeMutablePointer<Float>
+    /// Per-channel GLA: b (cumulative log decay in the chunk), e^{b}, e^{b_last − b}, a scaled
+    /// feature block, e^{b_last}, a running exponent and one pair's weights.
+    let gatedCumulative: UnsafeMutablePointer<Float>
+    let gatedQueryScale: UnsafeMutablePointer<Float>
+    let gatedKeyScale: UnsafeMutablePointer<Float>
+    let gatedScaled: UnsafeMutablePointer<Float>
+    let pairFactors: UnsafeMutablePointer<Float>
+    let gatedRunning: UnsafeMutablePointer<Float>
+    let gatedPair: UnsafeMutablePointer<Float>
 
     init(_ region: UnsafeMutablePointer<Float>, layout: Layout) {
         var carver = ScratchCarver(region)
@@ -105,5 +116,7 @@ struct BackwardWorkspace {
         polyGram = next(); prfGram = next(); product = next()
         queryPolyGradient = next(); queryPrfGradient = next(); keyPolyGradient = next(); keyPrfGradient = next()
         keyIntraDot = next()
+        gatedCumulative = next(); gatedQueryScale = next(); gatedKeyScale = next(); gatedScaled = next()
+        pairFactors = next(); gatedRunning = next(); gatedPair = next()
     }
 }

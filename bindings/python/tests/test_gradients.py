@@ -316,9 +316,10 @@ def test_zero_rows_have_zero_gradient():
 
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("chunk_size", [1, 7, 64, 0])
-def test_chunked_path_equals_the_token_path(normalize, chunk_size):
-    """Without log_decay the causal backward runs in GEMM chunks; with an all-zero log_decay (α = 1)
-    it runs token by token: the two agree, for several chunk sizes, with γ, states and GQA."""
+def test_scalar_decay_chunks_equal_the_per_channel_chunks(normalize, chunk_size):
+    """Without log_decay the causal backward runs the scalar-decay chunks; with an all-zero per-channel
+    log_decay (α = 1) it runs the per-channel chunks (pairwise decay): the two agree, for several chunk
+    sizes, with γ, states and GQA."""
     fm = slay.FeatureMap(kind="elu+1", head_dim=3, num_heads=2)
     q, k, v, dout = tensors(fm, B=2, T=19, Hq=4)
     S0 = RNG.standard_normal((2, 2, 3, 3)).astype(np.float32)
@@ -376,7 +377,7 @@ GLA_CHUNK_FORMS = {
 @pytest.mark.parametrize("form", sorted(GLA_CHUNK_FORMS))
 @pytest.mark.parametrize("kind", ["elu+1", "slay"])
 def test_gla_backward_matches_the_twin_for_every_chunk_size(kind, form, chunk_size):
-    """GLA log decay (per head: the chunked GEMM path; per channel: the token path) with γ, states,
+    """GLA log decay (per head: the scalar-decay chunks; per channel: the pairwise-decay chunks) with γ, states,
     d_final_state and GQA, for chunks of 1 row, an odd size and the automatic size, against the
     float64 twin; SLAY runs the factorised intra-chunk terms (poly ⊗ prf), including ω and the anchors."""
     if kind == "slay":
@@ -412,9 +413,10 @@ def test_bidirectional_backward_matches_the_twin_with_states(kind):
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 0])
-def test_per_head_decay_chunks_equal_the_token_path(chunk_size):
-    """A per-head log decay runs in GEMM chunks; the same decay broadcast over the channels runs
-    token by token: the gradients agree (d log α summed over the channels)."""
+def test_per_head_decay_chunks_equal_the_per_channel_chunks(chunk_size):
+    """A per-head log decay runs the scalar-decay chunks (factorised SLAY terms); the same decay
+    broadcast over the channels runs the per-channel chunks: the gradients agree (d log α summed over
+    the channels)."""
     fm = slay.FeatureMap(kind="slay", head_dim=4, num_heads=2, poly="anchor", poly_dim=4, prf_dim=4)
     q, k, v, dout = tensors(fm, B=2, T=19, Hq=4)
     log_decay = (-0.2 * np.abs(RNG.standard_normal((2, 19, 2)))).astype(np.float32)
@@ -458,3 +460,18 @@ def test_packed_sequences_with_per_head_decay_match_the_twin():
     names = ["q", "k", "v", "log_decay"] + [("params", name) for name in fm.get_params()]
     run(fm, {"log_decay": True, "per_head_decay": True, "decay": [0.9]}, names, B=1, T=10, Hq=2, chunk_size=3,
         cu_seqlens=[0, 4, 10], with_state=True, d_final=True)
+
+
+@pytest.mark.parametrize("per_head", [False, True], ids=["per-channel", "per-head"])
+def test_extreme_log_decay_gives_finite_gradients(per_head):
+    """Every exponent in the chunked decay terms is <= 0, so log α of -1e4 (mixed with 0) gives finite
+    gradients."""
+    fm = slay.FeatureMap(kind="slay", head_dim=4, num_heads=1, poly="anchor", poly_dim=4, prf_dim=4)
+    q, k, v, dout = tensors(fm, B=1, T=12, Hq=1)
+    shape = (1, 12, 1) if per_head else (1, 12, 1, fm.dim)
+    log_decay = np.where(RNG.random(shape) < 0.5, -1e4, 0.0).astype(np.float32)
+    grads = slay.linear_attention_backward(q, k, v, fm, dout, log_decay=log_decay, chunk_size=5)
+    for name in ("q", "k", "v", "log_decay"):
+        assert np.all(np.isfinite(grads[name])), name
+    for name in grads["params"]:
+        assert np.all(np.isfinite(grads["params"][name])), name
