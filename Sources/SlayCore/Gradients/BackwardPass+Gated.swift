@@ -14,12 +14,12 @@ import Darwin
 ///                  S ← e^{B}∘S + K̃ᵀ V;
 ///   reverse pass:  dφk_j = e^{B − b_j}∘(Ŝ v_j + ẑ) + Σ_g Σ_{i≥j} dA_ij φq_i∘e^{b_i − b_j},
 ///                  dV = K̃ Ŝ + Σ_g Aᵀ dnum,  Ŝ ← e^{B}∘Ŝ + Σ_g Q̃ᵀ dnum,  ẑ alike with dden.
-/// The state products are GEMMs; the pairwise terms run along j with a running exponent that only
-/// decreases, as in the forward (every exponent ≤ 0: any α gives finite results). d log α per channel
+/// The state products are GEMMs; the pairwise terms run along j with a running product of the α
+/// (every factor ≤ 1, every exponent ≤ 0: any α gives finite results). d log α per channel
 /// is the suffix sum of φ(q)∘dφ(q) − φ(k)∘dφ(k) (see LinearAttentionBackward).
 extension BackwardPass {
-    /// ℓ (w.decay), b (w.gatedCumulative), e^{b} (w.gatedQueryScale), e^{B − b} (w.gatedKeyScale) of
-    /// the chunk's rows, and e^{B} into w.pairFactors.
+    /// ℓ (w.decay), α = e^{ℓ} (w.gatedAlpha), b (w.gatedCumulative), e^{b} (w.gatedQueryScale),
+    /// e^{B − b} (w.gatedKeyScale) of the chunk's rows, and e^{B} into w.pairFactors.
     func fillChannelDecay(span: SequenceSpan, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) {
         let m = featureDim
         guard let logDecay = options.logDecay else { return }
@@ -41,6 +41,7 @@ extension BackwardPass {
             let (source, target) = (cumulative + i * m, w.gatedKeyScale + i * m)
             for f in 0..<m { target[f] = min(last[f] - source[f], 0) }
         }
+        DecayMath.expNonPositive(steps, count: rows * m, output: w.gatedAlpha)
         DecayMath.expNonPositive(cumulative, count: rows * m, output: w.gatedQueryScale)
         DecayMath.expNonPositive(w.gatedKeyScale, count: rows * m, output: w.gatedKeyScale)
         DecayMath.expNonPositive(last, count: m, output: w.pairFactors)
@@ -51,18 +52,19 @@ extension BackwardPass {
     func pairwiseGradient(rows: Int, query: UnsafePointer<Float>, queryGradient: UnsafeMutablePointer<Float>?,
                           keyGradient: UnsafeMutablePointer<Float>?, workspace w: BackwardWorkspace) {
         let m = featureDim
-        let (running, weights) = (w.gatedRunning, w.gatedPair)
+        // e^{b_i − b_j} = Π_{t = j+1 … i} α_t, a running product of factors <= 1 (it underflows to 0,
+        // never overflows), so the pairs cost no exponential.
+        let weights = w.gatedPair
         for i in 0..<rows {
-            running.update(repeating: 0, count: m)
+            weights.update(repeating: 1, count: m)
             var j = i
             while j >= 0 {
                 if j < i {
-                    let step = w.decay + (j + 1) * m
-                    for f in 0..<m { running[f] += step[f] }
+                    let alpha = w.gatedAlpha + (j + 1) * m
+                    for f in 0..<m { weights[f] *= alpha[f] }
                 }
                 let weight = w.scoreGradient[i * rows + j]
                 if weight != 0 {
-                    DecayMath.expNonPositive(running, count: m, output: weights)
                     if let queryGradient {
                         let (target, key) = (queryGradient + i * m, w.keyFeatures + j * m)
                         for f in 0..<m { target[f] += weight * key[f] * weights[f] }

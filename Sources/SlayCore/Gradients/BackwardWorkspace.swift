@@ -27,7 +27,7 @@ struct BackwardWorkspace {
                     g * c * d, g * c * m, g * c * m, g * c * m, g * c * dv, g * c, g * c, c * d,
                     mapScratch, c * c, c * c, c * max(m, dv), c + 1, Gemm.workspaceFloats,
                     keyScratch, c * c, c, c, c * c, c * c, c * c, g * c * factorPoly, g * c * factorPrf,
-                    c * factorPoly, c * factorPrf, c] + (channelDecay ? [c * m, c * m, c * m, c * m, m, m + 8, m] : [0, 0, 0, 0, 0, 0, 0])
+                    c * factorPoly, c * factorPrf, c] + (channelDecay ? [c * m, c * m, c * m, c * m, m, m + 8, m, c * m] : [0, 0, 0, 0, 0, 0, 0, 0])
         }
 
         func totalFloats() throws -> Int {
@@ -90,7 +90,7 @@ struct BackwardWorkspace {
     /// Per key row: Σ_g Σ_i dA_ij·Ã_ij, the intra-chunk part of φ(k_j)·dφ(k_j) (d log α).
     let keyIntraDot: UnsafeMutablePointer<Float>
     /// Per-channel GLA: b (cumulative log decay in the chunk), e^{b}, e^{b_last − b}, a scaled
-    /// feature block, e^{b_last}, a running exponent and one pair's weights.
+    /// feature block, e^{b_last}, the decayed-score kernel's running sums, one pair's weights, α.
     let gatedCumulative: UnsafeMutablePointer<Float>
     let gatedQueryScale: UnsafeMutablePointer<Float>
     let gatedKeyScale: UnsafeMutablePointer<Float>
@@ -98,6 +98,7 @@ struct BackwardWorkspace {
     let pairFactors: UnsafeMutablePointer<Float>
     let gatedRunning: UnsafeMutablePointer<Float>
     let gatedPair: UnsafeMutablePointer<Float>
+    let gatedAlpha: UnsafeMutablePointer<Float>
 
     init(_ region: UnsafeMutablePointer<Float>, layout: Layout) {
         var carver = ScratchCarver(region)
@@ -117,6 +118,6 @@ struct BackwardWorkspace {
         queryPolyGradient = next(); queryPrfGradient = next(); keyPolyGradient = next(); keyPrfGradient = next()
         keyIntraDot = next()
         gatedCumulative = next(); gatedQueryScale = next(); gatedKeyScale = next(); gatedScaled = next()
-        pairFactors = next(); gatedRunning = next(); gatedPair = next()
+        pairFactors = next(); gatedRunning = next(); gatedPair = next(); gatedAlpha = next()
     }
 }

@@ -88,9 +88,10 @@ public enum LinearAttentionBackward {
         try request.validate(map: map, q: q, k: k, v: v, shapes: shapes, options: options, sequences: spans.count,
                              perHeadDecay: checked.perHead)
 
-        // Automatic chunk: 64 rows; 16 under per-channel decay, whose intra-chunk terms cost an exp per pair and channel.
+        // Automatic chunk: 64 rows; 8 under per-channel decay (as in the forward), whose intra-chunk terms
+        // cost O(c²·m) per chunk.
         let channelDecay = options.causal && options.logDecay != nil && !checked.perHead
-        let chunk = min(options.chunkSize > 0 ? options.chunkSize : (channelDecay ? 16 : 64), max(shapes.length, 1))
+        let chunk = min(options.chunkSize > 0 ? options.chunkSize : (channelDecay ? 8 : 64), max(shapes.length, 1))
         let parameterLayout = FeatureMapParameterLayout(map)
         let parameters = try parameterLayout.values(of: map)
         let scratchRows = max(map.scratchFloats(rows: chunk), differentiable.gradientScratchFloats(rows: chunk))
