@@ -10,7 +10,7 @@
 ///   `FeatureMapParameterLayout` of the map (`parameterCount` floats).
 public struct AttentionGradientRequest: @unchecked Sendable {
     public var dout: TensorView
-    public var spans: [SequenceSpan]?
+    public var spans: HeapArray<SequenceSpan>?
     public var initialState: TensorView?
     public var initialNormaliser: TensorView?
     public var finalStateGradient: TensorView?
@@ -27,7 +27,7 @@ public struct AttentionGradientRequest: @unchecked Sendable {
     public var parameters: UnsafeMutablePointer<Float>?
     public var parameterCount: Int
 
-    public init(dout: TensorView, spans: [SequenceSpan]? = nil, initialState: TensorView? = nil,
+    public init(dout: TensorView, spans: HeapArray<SequenceSpan>? = nil, initialState: TensorView? = nil,
                 initialNormaliser: TensorView? = nil, finalStateGradient: TensorView? = nil,
                 finalNormaliserGradient: TensorView? = nil, dq: TensorView? = nil, dk: TensorView? = nil,
                 dv: TensorView? = nil, logDecay: TensorView? = nil, queryGateLogits: TensorView? = nil,

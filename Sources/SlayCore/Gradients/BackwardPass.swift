@@ -15,9 +15,9 @@ struct BackwardPass: @unchecked Sendable {
     let v: TensorView
     let options: LinearAttentionOptions
     let request: AttentionGradientRequest
-    let spans: [SequenceSpan]
+    let spans: HeapArray<SequenceSpan>
     /// Token position of each sequence's first row (maps that read positions).
-    let origins: [Int]
+    let origins: HeapArray<Int>?
     let group: Int
     let valueDim: Int
     let length: Int
@@ -48,15 +48,15 @@ struct BackwardPass: @unchecked Sendable {
         let span = spans[sequence]
         loadInitialState(sequence: sequence, keyHead: keyHead, workspace: w)
         if options.causal && (options.logDecay == nil || perHeadDecay) {
-            chunkedForward(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+            chunkedForward(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
             seedReverse(sequence: sequence, keyHead: keyHead, workspace: w)
-            chunkedReverse(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+            chunkedReverse(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
         } else if options.causal {
-            gatedForward(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+            gatedForward(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
             seedReverse(sequence: sequence, keyHead: keyHead, workspace: w)
-            gatedReverse(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+            gatedReverse(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
         } else {
-            bidirectional(span: span, origin: origins[sequence], sequence: sequence, keyHead: keyHead, workspace: w)
+            bidirectional(span: span, origin: origins?[sequence] ?? 0, sequence: sequence, keyHead: keyHead, workspace: w)
         }
         storeInitialStateGradient(sequence: sequence, keyHead: keyHead, workspace: w)
     }
