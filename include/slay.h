@@ -873,7 +873,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_gauss_laguerre(int32_t R, double* nodes, do
  *   d_params, d_params_count: ∂L/∂(the map's parameters), the arrays of slay_feature_map_param_name
  *     0, 1, … concatenated in that order, each row-major in its slay_feature_map_param_shape
  *     (d_params_count must be their total). Zero for discrete parameters (SLAY_POLY_TENSORSKETCH
- *     "sketch"). */
+ *     "sketch").
+ *   d_beta [B, T, Hk]: ∂L/∂β of the delta rule; needs options->beta (appended field: a struct
+ *     whose struct_size ends at d_params_count is read with d_beta NULL). */
 typedef struct slay_attention_backward_params {
     uint32_t struct_size;  /* sizeof(slay_attention_backward_params) */
     const int64_t* cu_seqlens;
@@ -893,6 +895,9 @@ typedef struct slay_attention_backward_params {
     const slay_tensor* d_initial_normaliser;
     float* d_params;
     int64_t d_params_count;
+    /* Fields below were appended later (struct_size versioning: a caller built against the
+     * earlier header passes the smaller size, ending at d_params_count, and gets NULL). */
+    const slay_tensor* d_beta; /* [B, T, Hk]: ∂L/∂β of the delta rule; needs options->beta */
 } slay_attention_backward_params;
 
 /* slay_attention_backward_params_init — every pointer NULL, counts 0. Returns SLAY_OK, or
@@ -907,8 +912,11 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * Covered: causal and bidirectional; normalised (SLAY_DENOMINATOR_ADD / CLAMP, δ) and
  * normalize = 0; RetNet decay γ (a constant: no gradient); GLA log_decay (per channel or per
  * head); SLA gate logits; grouped-query attention (dk, dv summed over the query heads of a key
- * head); cu_seqlens; initial and final states; options->check_finite. Not yet (SLAY_ERR_UNSUPPORTED):
- * update = SLAY_UPDATE_DELTA (the delta rule) and qk_l2norm. Maps: every kind and SLAY polynomial except SLAY_KIND_HADAMARD_EXP
+ * head); cu_seqlens; initial and final states; options->check_finite; qk_l2norm (x̂ = x / sqrt(Σx²
+ * + 1e-6) is smooth, its gradient at x = 0 is ∂L/∂x̂ · 1000); update = SLAY_UPDATE_DELTA (DeltaNet
+ * and Gated DeltaNet: causal, normalize = 0, log_decay per head [B, T, Hk]; d_beta, d_log_decay;
+ * z passes through the delta rule, so d_initial_normaliser = d_final_normaliser).
+ * Maps: every kind and SLAY polynomial except SLAY_KIND_HADAMARD_EXP
  * and SLAY_EXPANSION_TAYLOR, which give SLAY_ERR_UNSUPPORTED (no backward yet); d_params is
  * refused (SLAY_ERR_UNSUPPORTED) for SLAY_POLY_NYSTROM, whose anchors would need the derivative
  * of the whitening (K_AA + λI)^(−1/2).
@@ -917,6 +925,11 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * reverse pass recomputes the key and query features chunk by chunk and accumulates ∂L/∂S
  * backwards, writing dk and dv. So the map's features are computed about twice as often as in
  * the forward, and the state work is about three times the forward's.
+ * The delta rule keeps checkpoints (its reverse pass needs every S_{t−1}, and I − β k kᵀ cannot
+ * be inverted): blocks of L tokens, L the multiple of c nearest √T; a first pass token by token
+ * stores the state at each block's start, and the reverse pass recomputes one block's L + 1
+ * states from it. That adds (⌈T/L⌉ + L + 1) · m · dv floats per thread (about 2√T · m · dv), and
+ * the key features are computed three times. It runs token by token within blocks.
  * Memory: per thread O(G · c · (d + m + dv) + m · dv) floats (G = Hq / Hk, c = chunk), plus
  * 2 floats per token and query head (the normalised rows' 1/D and ∂L/∂den, kept between the
  * passes), plus, when d_params is requested, Hk · d_params_count doubles.

@@ -10,7 +10,8 @@ import Darwin
 /// v, the GLA log decay, the SLA gate logits, the initial state and the map's parameters, for the
 /// forms the forward runs — additive (with RetNet γ) and gated (GLA per-channel log decay) —
 /// causal or bidirectional, normalised (add / clamp denominators, δ) or not, with grouped-query
-/// heads and packed sequences.
+/// heads and packed sequences, qk_l2norm (`RowNormalisation`) — and the delta rule, causal and
+/// unnormalised, with its checkpointed token-level reverse pass (`DeltaRuleBackward`).
 ///
 /// Memory: nothing of size T × m is kept. Each (sequence, key head) pair runs
 /// - a forward pass over its chunks that rebuilds the prefix states S_t, z_t and emits the query
@@ -67,12 +68,6 @@ public enum LinearAttentionBackward {
             }
             guard positions.allSatisfy({ $0 >= 0 }) else { throw SlayError.invalid("positions must be >= 0") }
         }
-        guard options.update == .add else {
-            throw SlayError(.unsupported, "the delta rule (update = SLAY_UPDATE_DELTA) has no backward pass yet")
-        }
-        guard !options.qkL2Norm else {
-            throw SlayError(.unsupported, "qk_l2norm has no backward pass yet")
-        }
         guard options.causal || !options.decay.isActive else {
             throw SlayError.invalid("decay needs causal attention (set causal = 1)")
         }
@@ -85,6 +80,12 @@ public enum LinearAttentionBackward {
         }
         var options = options
         options.logDecay = checked.logDecay
+        if options.update == .delta {
+            try DeltaRuleForm.check(map: map, options: options, mode: options.causal ? .causal : .bidirectional)
+            if options.logDecay != nil && !checked.perHead {
+                throw SlayError(.unsupported, "the delta rule's backward takes log_decay per head, [B, T, Hk]")
+            }
+        }
         try request.validate(map: map, q: q, k: k, v: v, shapes: shapes, options: options, sequences: spans.count,
                              perHeadDecay: checked.perHead)
 
@@ -92,8 +93,12 @@ public enum LinearAttentionBackward {
         let parameterLayout = FeatureMapParameterLayout(map)
         let parameters = try parameterLayout.values(of: map)
         let scratchRows = max(map.scratchFloats(rows: chunk), differentiable.gradientScratchFloats(rows: chunk))
-        let layout = BackwardWorkspace.Layout(chunk: chunk, group: shapes.group, headDim: shapes.headDim, featureDim: m,
+        var layout = BackwardWorkspace.Layout(chunk: chunk, group: shapes.group, headDim: shapes.headDim, featureDim: m,
                                               valueDim: shapes.valueDim, mapScratch: scratchRows)
+        if options.update == .delta {
+            layout.formScratch = try DeltaRuleBackward.floats(chunk: chunk, length: shapes.length, featureDim: m,
+                                                              valueDim: shapes.valueDim)
+        }
         let workspaceFloats = try layout.totalFloats()
         let scalars = try ScratchBuffer(floats: try CheckedSize.multiply(b, t, hq, 2, what: "per-token denominators"))
         let wantsParameters = request.wantsParameters

@@ -5,6 +5,8 @@ state, the map's parameters), so that central differences of it give reference g
 S_t = Diag(α_t) S_{t−1} + g^K_t φ(k_t) v_tᵀ, z_t alike (α_t = γ·e^{log α_t}; 1 without decay);
 y_t = g^Q_t φ(q_t)ᵀ S_t / D(g^Q_t φ(q_t)ᵀ z_t) with D(x) = x + δ ("add") or max(x, δ) ("clamp"),
 or y_t = g^Q_t φ(q_t)ᵀ S_t unnormalised; bidirectional: S = S0 + Σ_t φ(k_t) v_tᵀ for every t.
+With qk_l2norm, φ ← φ / sqrt(Σ φ² + 1e-6) before the gates. The delta rule (update="delta") is
+naive_delta.recurrence.
 Loss L = Σ dout∘y + Σ dS_T∘S_T + Σ dz_T∘z_T."""
 import numpy as np
 
@@ -49,6 +51,11 @@ def features64(fm, params, x, role, head, positions):
     raise ValueError(kind)
 
 
+def l2norm64(x):
+    """qk_l2norm: x / sqrt(Σ x² + 1e-6) per row (fla's use_qk_l2norm_in_kernel)."""
+    return x / np.sqrt((x * x).sum(-1, keepdims=True) + 1e-6)
+
+
 def sequence64(phi_q, phi_k, v, causal, normalize, denominator, delta, alpha, query_gates, key_gates, S0, z0):
     """One sequence, token by token: phi_q (T, Hq, m), phi_k (T, Hk, m), v (T, Hk, dv), alpha
     (T, Hk, m) or None, gates (T, H) or None, S0 (Hk, m, dv), z0 (Hk, m) → y, S_T, z_T."""
@@ -87,8 +94,9 @@ def sequence64(phi_q, phi_k, v, causal, normalize, denominator, delta, alpha, qu
 
 def forward64(fm, q, k, v, params=None, causal=True, normalize=True, denominator="add", delta=1e-6, decay=None,
               log_decay=None, query_gate_logits=None, key_gate_logits=None, initial_state=None, cu_seqlens=None,
-              positions=None):
-    """The whole call in float64 → (y (B, T, Hq, dv), S_T (N, Hk, m, dv), z_T (N, Hk, m))."""
+              positions=None, update="add", beta=None, qk_l2norm=False):
+    """The whole call in float64 → (y (B, T, Hq, dv), S_T (N, Hk, m, dv), z_T (N, Hk, m)).
+    update="delta": the delta rule's token loop (naive_delta.recurrence), z_T = z0."""
     params = fm.get_params() if params is None else params
     q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
     B, T, Hq, _ = q.shape
@@ -112,6 +120,18 @@ def forward64(fm, q, k, v, params=None, causal=True, normalize=True, denominator
         pos = np.arange(first, first + length)
         phi_q = np.stack([features64(fm, params, q[b, rows, h], "query", h // group, pos) for h in range(Hq)], 1)
         phi_k = np.stack([features64(fm, params, k[b, rows, h], "key", h, pos) for h in range(Hk)], 1)
+        if qk_l2norm:
+            phi_q, phi_k = l2norm64(phi_q), l2norm64(phi_k)
+        if update == "delta":
+            import naive_delta
+            y[b, rows], ST[n] = naive_delta.recurrence(
+                phi_q, phi_k, v[b, rows], beta=None if beta is None else np.asarray(beta, np.float64)[b, rows],
+                g=None if log_decay is None else np.asarray(log_decay, np.float64)[b, rows],
+                gammas=None if decay is None else np.asarray(decay, np.float64),
+                query_gates=None if qg is None else qg[b, rows], key_gates=None if kg is None else kg[b, rows],
+                state=S0[n])
+            zT[n] = z0[n]
+            continue
         alpha = None
         if log_decay is not None or decay is not None:
             alpha = np.ones((length, Hk, m))
