@@ -916,8 +916,14 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * + 1e-6) is smooth, its gradient at x = 0 is ∂L/∂x̂ · 1000); update = SLAY_UPDATE_DELTA (DeltaNet
  * and Gated DeltaNet: causal, normalize = 0, log_decay per head [B, T, Hk]; d_beta, d_log_decay;
  * z passes through the delta rule, so d_initial_normaliser = d_final_normaliser).
- * Maps: every kind and SLAY polynomial except SLAY_KIND_HADAMARD_EXP
- * and SLAY_EXPANSION_TAYLOR, which give SLAY_ERR_UNSUPPORTED (no backward yet); d_params is
+ * Maps: every kind and SLAY polynomial except SLAY_EXPANSION_TAYLOR, which gives
+ * SLAY_ERR_UNSUPPORTED (no backward yet). SLAY_KIND_HADAMARD_EXP is differentiated in the
+ * forward's rescaled frame with every option the forward composes with it (γ, log_decay, gates,
+ * normalize = 0, bidirectional): e^q, e^k are never formed; the running maxima μ, the query
+ * references r and the backward's own running maxima of q − r are stop-gradient constants, which
+ * is exact (the output does not depend on them); normalised, every exponent is <= 0, and
+ * unnormalised a gradient overflows to inf only where the true one exceeds fp32. It keeps 3
+ * floats per token and query head between its passes (not 2). d_params is
  * refused (SLAY_ERR_UNSUPPORTED) for SLAY_POLY_NYSTROM, whose anchors would need the derivative
  * of the whitening (K_AA + λI)^(−1/2).
  * What is recomputed: nothing of size T × m is stored. For each (sequence, key head) a forward

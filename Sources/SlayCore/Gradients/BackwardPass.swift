@@ -47,6 +47,7 @@ struct BackwardPass: @unchecked Sendable {
     func run(sequence: Int, keyHead: Int, workspace w: BackwardWorkspace) {
         let span = spans[sequence]
         if options.update == .delta { return deltaRule(sequence: sequence, keyHead: keyHead, workspace: w) }
+        if RescaledExpForm.claims(map: map, options: options) { return rescaledExp(sequence: sequence, keyHead: keyHead, workspace: w) }
         loadInitialState(sequence: sequence, keyHead: keyHead, workspace: w)
         if options.causal && options.logDecay == nil {
             chunkedForward(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)

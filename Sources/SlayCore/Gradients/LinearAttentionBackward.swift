@@ -80,6 +80,10 @@ public enum LinearAttentionBackward {
         }
         var options = options
         options.logDecay = checked.logDecay
+        let rescaled = RescaledExpForm.claims(map: map, options: options)
+        if rescaled {
+            try RescaledExpForm.check(map: map, options: options, mode: options.causal ? .causal : .bidirectional)
+        }
         if options.update == .delta {
             try DeltaRuleForm.check(map: map, options: options, mode: options.causal ? .causal : .bidirectional)
             if options.logDecay != nil && !checked.perHead {
@@ -95,12 +99,16 @@ public enum LinearAttentionBackward {
         let scratchRows = max(map.scratchFloats(rows: chunk), differentiable.gradientScratchFloats(rows: chunk))
         var layout = BackwardWorkspace.Layout(chunk: chunk, group: shapes.group, headDim: shapes.headDim, featureDim: m,
                                               valueDim: shapes.valueDim, mapScratch: scratchRows)
+        if rescaled {
+            layout.formScratch = RescaledExpBackward.floats(headDim: shapes.headDim, group: shapes.group, chunk: chunk)
+        }
         if options.update == .delta {
             layout.formScratch = try DeltaRuleBackward.floats(chunk: chunk, length: shapes.length, featureDim: m,
                                                               valueDim: shapes.valueDim)
         }
         let workspaceFloats = try layout.totalFloats()
-        let scalars = try ScratchBuffer(floats: try CheckedSize.multiply(b, t, hq, 2, what: "per-token denominators"))
+        let scalarsPerRow = rescaled ? RescaledExpBackward.scalarsPerRow : 2
+        let scalars = try ScratchBuffer(floats: try CheckedSize.multiply(b, t, hq, scalarsPerRow, what: "per-token denominators"))
         let wantsParameters = request.wantsParameters
         let headGradients = wantsParameters
             ? try DoubleBuffer(count: try CheckedSize.multiply(hk, max(parameterLayout.total, 1), what: "parameter gradients"))

@@ -68,8 +68,8 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     log_decay may be per channel (B, T, Hk, m) or per head (B, T, Hk), and its gradient has its
     shape. update="delta" (DeltaNet / Gated DeltaNet: causal, normalize=False, beta and log_decay
     (B, T, Hk)) returns "beta" and "log_decay" too; qk_l2norm=True is differentiated through the
-    normalisation. Not differentiated yet (SlayRuntimeError, unsupported): the "ela-hadamard-exp"
-    map and SLAY's Taylor expansion.
+    normalisation; "ela-hadamard-exp" in the forward's overflow-safe rescaled frame. Not
+    differentiated yet (SlayRuntimeError, unsupported): SLAY's Taylor expansion.
     Memory O(chunk · m + m · dv) per thread; nothing of size T × m is kept (slay.h); the delta
     rule keeps about 2·sqrt(T) states of m × dv per thread (checkpoints, slay.h).
     """

@@ -26,6 +26,8 @@ def features64(fm, params, x, role, head, positions):
     kind = fm.kind
     if kind == "identity":
         return x.copy()
+    if kind == "ela-hadamard-exp":
+        return np.exp(x)
     if kind in ("elu+1", "relu", "cosformer", "favor+", "relu-random", "random-fourier"):
         return naive.classic_features(kind, x, head, params, role, positions=positions,
                                       max_length=fm.config["max_length"])
