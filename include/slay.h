@@ -916,16 +916,17 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * + 1e-6) is smooth, its gradient at x = 0 is ∂L/∂x̂ · 1000); update = SLAY_UPDATE_DELTA (DeltaNet
  * and Gated DeltaNet: causal, normalize = 0, log_decay per head [B, T, Hk]; d_beta, d_log_decay;
  * z passes through the delta rule, so d_initial_normaliser = d_final_normaliser).
- * Maps: every kind and SLAY polynomial except SLAY_EXPANSION_TAYLOR, which gives
- * SLAY_ERR_UNSUPPORTED (no backward yet). SLAY_KIND_HADAMARD_EXP is differentiated in the
+ * Maps: every kind, SLAY polynomial and SLAY_EXPANSION_TAYLOR (no parameters; x̂ = x/‖x‖ as
+ * below). SLAY_KIND_HADAMARD_EXP is differentiated in the
  * forward's rescaled frame with every option the forward composes with it (γ, log_decay, gates,
  * normalize = 0, bidirectional): e^q, e^k are never formed; the running maxima μ, the query
  * references r and the backward's own running maxima of q − r are stop-gradient constants, which
  * is exact (the output does not depend on them); normalised, every exponent is <= 0, and
  * unnormalised a gradient overflows to inf only where the true one exceeds fp32. It keeps 3
- * floats per token and query head between its passes (not 2). d_params is
- * refused (SLAY_ERR_UNSUPPORTED) for SLAY_POLY_NYSTROM, whose anchors would need the derivative
- * of the whitening (K_AA + λI)^(−1/2).
+ * floats per token and query head between its passes (not 2). SLAY_POLY_NYSTROM's anchors get
+ * their gradient through the whitening W = (K_AA + λI)^(−1/2) too: ∂L/∂W is accumulated over the
+ * call (P × P doubles per key head) and differentiated once at the end through the
+ * eigen-decomposition (Daleckii–Krein, O(P³) per key head).
  * What is recomputed: nothing of size T × m is stored. For each (sequence, key head) a forward
  * pass over the chunks rebuilds the prefix states and the query features and writes dq; a
  * reverse pass recomputes the key and query features chunk by chunk and accumulates ∂L/∂S
@@ -938,7 +939,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * the key features are computed three times. It runs token by token within blocks.
  * Memory: per thread O(G · c · (d + m + dv) + m · dv) floats (G = Hq / Hk, c = chunk), plus
  * 2 floats per token and query head (the normalised rows' 1/D and ∂L/∂den, kept between the
- * passes), plus, when d_params is requested, Hk · d_params_count doubles.
+ * passes), plus, when d_params is requested, Hk · d_params_count doubles (plus Hk · P² for
+ * SLAY_POLY_NYSTROM).
  * Numerics: exponents the forward clamps (SLAY PRF exponents to ±prf_clamp, FAVOR+ to ±88) are
  * constant where clamped and pass NO gradient; x̂ = x/‖x‖ is 0 at x = 0 and so is its gradient;
  * with SLAY_DENOMINATOR_CLAMP, rows whose den <= δ pass no gradient to den.

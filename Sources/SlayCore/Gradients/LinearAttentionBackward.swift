@@ -110,16 +110,18 @@ public enum LinearAttentionBackward {
         let scalarsPerRow = rescaled ? RescaledExpBackward.scalarsPerRow : 2
         let scalars = try ScratchBuffer(floats: try CheckedSize.multiply(b, t, hq, scalarsPerRow, what: "per-token denominators"))
         let wantsParameters = request.wantsParameters
+        // Per head: the flat parameter layout, then the map's accumulation space (Nyström: ∂L/∂W).
+        let headStride = max(parameterLayout.total + differentiable.parameterGradientExtraFloats, 1)
         let headGradients = wantsParameters
-            ? try DoubleBuffer(count: try CheckedSize.multiply(hk, max(parameterLayout.total, 1), what: "parameter gradients"))
+            ? try DoubleBuffer(count: try CheckedSize.multiply(hk, headStride, what: "parameter gradients"))
             : nil
-        headGradients?.pointer.update(repeating: 0, count: hk * max(parameterLayout.total, 1))
+        headGradients?.pointer.update(repeating: 0, count: hk * headStride)
 
         let pass = BackwardPass(map: differentiable, q: q, k: k, v: v, options: options, request: request,
                                 spans: spans, origins: positions ?? [Int](repeating: 0, count: spans.count),
                                 group: shapes.group, valueDim: shapes.valueDim, length: shapes.length,
                                 queryHeads: hq, chunk: chunk, parameters: parameters.pointer,
-                                parameterFloats: max(parameterLayout.total, 1), headGradients: headGradients?.pointer,
+                                parameterFloats: headStride, headGradients: headGradients?.pointer,
                                 scalars: scalars.pointer, perHeadDecay: checked.perHead)
         // Units of work: (sequence, key head) pairs, or whole key heads when parameter gradients
         // are accumulated per head (one writer per head buffer, sequences in order).
@@ -148,9 +150,10 @@ public enum LinearAttentionBackward {
         }
         if let headGradients, let target = request.parameters {
             let total = parameterLayout.total
+            for head in 0..<hk { differentiable.finishParameterGradient(headGradients.pointer + head * headStride) }
             for i in 0..<total {
                 var sum = 0.0
-                for head in 0..<hk { sum += headGradients.pointer[head * total + i] }
+                for head in 0..<hk { sum += headGradients.pointer[head * headStride + i] }
                 target[i] = Float(sum)
             }
         }

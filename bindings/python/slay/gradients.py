@@ -57,9 +57,9 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     "q", "k", "v"; "beta", "log_decay", "query_gate_logits", "key_gate_logits" when those were given (and
     "gate_input", "query_gate_weights", "key_gate_weights" when the gates came from weights);
     "initial_state": (dS [N, Hk, m, dv], dz [N, Hk, m]) when initial_state was given;
-    "params": {name: array} shaped like fm.get_params() for a map with parameters (not for
-    SLAY's "nystrom" polynomial, whose anchors have no gradient; TensorSketch's discrete "sketch"
-    gets zeros).
+    "params": {name: array} shaped like fm.get_params() for a map with parameters (SLAY's "nystrom"
+    anchors through the whitening (K_AA + λI)^(−1/2) too; TensorSketch's discrete "sketch" gets
+    zeros).
 
     d_final_state: (dS_T [N, Hk, m, dv], dz_T [N, Hk, m] or None), the gradient of the final state
     a forward with output_final_state=True returned (flash-linear-attention's dht). initial_state:
@@ -68,8 +68,8 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     log_decay may be per channel (B, T, Hk, m) or per head (B, T, Hk), and its gradient has its
     shape. update="delta" (DeltaNet / Gated DeltaNet: causal, normalize=False, beta and log_decay
     (B, T, Hk)) returns "beta" and "log_decay" too; qk_l2norm=True is differentiated through the
-    normalisation; "ela-hadamard-exp" in the forward's overflow-safe rescaled frame. Not
-    differentiated yet (SlayRuntimeError, unsupported): SLAY's Taylor expansion.
+    normalisation; "ela-hadamard-exp" in the forward's overflow-safe rescaled frame; every map
+    and SLAY polynomial, SLAY's Taylor expansion included.
     Memory O(chunk · m + m · dv) per thread; nothing of size T × m is kept (slay.h); the delta
     rule keeps about 2·sqrt(T) states of m × dv per thread (checkpoints, slay.h).
     """
@@ -146,10 +146,7 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     names = list(fm.get_params().keys())
     shapes = [fm._param_shape(name) for name in names]
     flat = None
-    # The Nyström polynomial's anchors have no gradient (slay.h): by default "params" is left out
-    # for it; asking for it explicitly is refused by the library.
-    skip_params = wrt is None and fm.kind == "slay" and getattr(fm, "poly", None) == "nystrom"
-    if names and "params" in wanted and not skip_params:
+    if names and "params" in wanted:
         flat = np.zeros(int(sum(np.prod(s) for s in shapes)), np.float32)
         params.d_params = flat.ctypes.data
         params.d_params_count = flat.size

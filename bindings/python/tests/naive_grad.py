@@ -8,6 +8,8 @@ or y_t = g^Q_t φ(q_t)ᵀ S_t unnormalised; bidirectional: S = S0 + Σ_t φ(k_t)
 With qk_l2norm, φ ← φ / sqrt(Σ φ² + 1e-6) before the gates. The delta rule (update="delta") is
 naive_delta.recurrence.
 Loss L = Σ dout∘y + Σ dS_T∘S_T + Σ dz_T∘z_T."""
+import math
+
 import numpy as np
 
 import naive
@@ -40,6 +42,8 @@ def features64(fm, params, x, role, head, positions):
     if kind == "ela-blueprint":
         sq = (x ** 2).sum(-1, keepdims=True)
         return (sq + 1) * np.concatenate([unit(x), np.ones_like(sq)], -1)
+    if kind == "slay" and fm.config.get("expansion") == "taylor":
+        return taylor_features64(unit(x), fm.config["degree"], fm.config["eps"])
     if kind == "slay":
         c = fm.config
         poly = c["poly"]
@@ -51,6 +55,27 @@ def features64(fm, params, x, role, head, positions):
         return naive.slay_features(x, head, poly, omega, None if extra is None else np.asarray(params[extra]),
                                    eps=c["eps"], clamp=c["prf_clamp"], P=c["poly_dim"])
     raise ValueError(kind)
+
+
+def taylor_features64(u, degree, eps):
+    """SLAY_EXPANSION_TAYLOR in float64 and in the library's order: degree by degree, each multiset
+    i₁ ≤ … ≤ i_k extending its parent by an index no smaller than its last, feature
+    √(c_k · k!/Π counts!) · Π û_i with c_k = 2^{k−2} / (2 + ε)^{k−1}."""
+    d = u.shape[-1]
+    level = [((i,), u[..., i]) for i in range(d)]
+    columns = []
+    for k in range(2, degree + 1):
+        ck = 2.0 ** (k - 2) / (2 + eps) ** (k - 1)
+        nxt = []
+        for index, value in level:
+            for i in range(index[-1], d):
+                child = index + (i,)
+                counts = np.bincount(np.array(child), minlength=d)
+                multinomial = math.factorial(k) / np.prod([math.factorial(c) for c in counts])
+                nxt.append((child, value * u[..., i]))
+                columns.append(np.sqrt(ck * multinomial) * nxt[-1][1])
+        level = nxt
+    return np.stack(columns, -1)
 
 
 def l2norm64(x):
