@@ -932,11 +932,13 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * reverse pass recomputes the key and query features chunk by chunk and accumulates ∂L/∂S
  * backwards, writing dk and dv. So the map's features are computed about twice as often as in
  * the forward, and the state work is about three times the forward's.
- * The delta rule keeps checkpoints (its reverse pass needs every S_{t−1}, and I − β k kᵀ cannot
- * be inverted): blocks of L tokens, L the multiple of c nearest √T; a first pass token by token
- * stores the state at each block's start, and the reverse pass recomputes one block's L + 1
- * states from it. That adds (⌈T/L⌉ + L + 1) · m · dv floats per thread (about 2√T · m · dv), and
- * the key features are computed three times. It runs token by token within blocks.
+ * The delta rule runs in the forward's chunked WY form (c = 16 by default) and keeps chunk
+ * states, since its reverse pass needs each chunk's S_0 and I − β k kᵀ cannot be inverted: a first
+ * pass stores the state before every k-th chunk, and the reverse pass recomputes a block's other
+ * k − 1 chunk states from its checkpoint, then each chunk's WY factors. k = 1 (every chunk state
+ * kept) while ⌈T/c⌉ · m · dv floats fit 16 MiB per thread, else the smallest k that fits: that
+ * adds (⌈T/(k·c)⌉ + k) · m · dv floats per thread (at most 16 MiB plus k states; 16 MiB at
+ * m = dv = 64, T = 16k) and O(c · (m + dv) + c²) for the chunk.
  * Memory: per thread O(G · c · (d + m + dv) + m · dv) floats (G = Hq / Hk, c = chunk), plus
  * 2 floats per token and query head (the normalised rows' 1/D and ∂L/∂den, kept between the
  * passes), plus, when d_params is requested, Hk · d_params_count doubles (plus Hk · P² for

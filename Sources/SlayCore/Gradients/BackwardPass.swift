@@ -174,7 +174,7 @@ struct BackwardPass: @unchecked Sendable {
             HeadGates.fill(gates, batch: span.batch, t0: span.start + t0, rows: rows, head: keyHead, into: w.keyGates)
             HeadGates.scaleRows(w.keyFeatures, rows: rows, width: m, by: w.keyGates)
         }
-        if let logDecay = options.logDecay {
+        if let logDecay = options.logDecay, options.update == .add {   // the delta rule reads g itself
             logDecay.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.decay)
             let logGamma = options.decay.logarithm(head: keyHead)
             for i in 0..<(rows * m) { w.decay[i] = expf(w.decay[i] + logGamma) }

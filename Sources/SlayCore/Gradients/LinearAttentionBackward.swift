@@ -93,7 +93,9 @@ public enum LinearAttentionBackward {
         try request.validate(map: map, q: q, k: k, v: v, shapes: shapes, options: options, sequences: spans.count,
                              perHeadDecay: checked.perHead)
 
-        let chunk = min(options.chunkSize > 0 ? options.chunkSize : 64, max(shapes.length, 1))
+        // The delta rule's chunk has c² and c³ terms (its WY inverse): the forward's 16 is fastest there too.
+        let automatic = options.update == .delta ? DeltaRuleForm.preferredChunk(options) : 64
+        let chunk = min(options.chunkSize > 0 ? options.chunkSize : automatic, max(shapes.length, 1))
         let parameterLayout = FeatureMapParameterLayout(map)
         let parameters = try parameterLayout.values(of: map)
         let scratchRows = max(map.scratchFloats(rows: chunk), differentiable.gradientScratchFloats(rows: chunk))

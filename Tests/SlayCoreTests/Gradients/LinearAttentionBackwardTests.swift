@@ -116,7 +116,7 @@ final class LinearAttentionBackwardTests: XCTestCase {
     }
 
     /// Runs the library's backward and checks every gradient along two random directions.
-    func check(_ p: Problem, map: FeatureMap, phi: Features, threads: Int = 1, seed: UInt64,
+    func check(_ p: Problem, map: FeatureMap, phi: Features, threads: Int = 1, chunk: Int = 4, seed: UInt64,
                file: StaticString = #filePath, line: UInt = #line) throws -> [String: [Float]] {
         let (b, t, hq, hk, d, dv, m) = (p.b, p.t, p.hq, p.hk, p.d, p.dv, p.m)
         var x = p.inputs
@@ -134,7 +134,7 @@ final class LinearAttentionBackwardTests: XCTestCase {
         let parameterCount = x["omega"]?.count ?? 0
         let dParameters = TestTensor(count: parameterCount)
         let decayShape = p.form == .delta ? [b, t, hk] : [b, t, hk, m]
-        let options = LinearAttentionOptions(causal: true, chunkSize: 4, nThreads: threads, normalize: p.normalize,
+        let options = LinearAttentionOptions(causal: true, chunkSize: chunk, nThreads: threads, normalize: p.normalize,
                                              decay: HeadDecay(pointer: gammas.map { UnsafePointer($0.pointer) }, count: hk),
                                              logDecay: logDecay?.view(decayShape),
                                              update: p.form == .delta ? .delta : .add, beta: beta?.view([b, t, hk]))
@@ -198,6 +198,17 @@ final class LinearAttentionBackwardTests: XCTestCase {
         // Bitwise identical for any thread count.
         let two = try check(p, map: map, phi: Self.identity, threads: 2, seed: 13)
         for name in one.keys { XCTAssertEqual(one[name]!.map(\.bitPattern), two[name]!.map(\.bitPattern), name) }
+    }
+
+    /// Checkpoints every k > 1 chunks (a block's other states recomputed from its checkpoint),
+    /// forced by a tiny budget: 11 chunks of one row, at most 4 checkpoints, so k = 3.
+    func testDeltaRuleCheckpointBlocksMatchTheTwin() throws {
+        let saved = DeltaRuleBackward.checkpointBudget
+        defer { DeltaRuleBackward.checkpointBudget = saved }
+        DeltaRuleBackward.checkpointBudget = 1
+        XCTAssertEqual(DeltaRuleBackward.stride(chunk: 1, length: 11, featureDim: 3, valueDim: 2), 3)
+        let p = Problem(form: .delta, m: 3, normalize: false, gamma: [0.9, 1], seed: 6)
+        _ = try check(p, map: try identityMap(d: 3, heads: 2), phi: Self.identity, chunk: 1, seed: 16)
     }
 
     func testMapParametersMatchTheTwin() throws {

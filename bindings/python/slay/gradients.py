@@ -71,7 +71,7 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     normalisation; "ela-hadamard-exp" in the forward's overflow-safe rescaled frame; every map
     and SLAY polynomial, SLAY's Taylor expansion included.
     Memory O(chunk · m + m · dv) per thread; nothing of size T × m is kept (slay.h); the delta
-    rule keeps about 2·sqrt(T) states of m × dv per thread (checkpoints, slay.h).
+    rule keeps chunk states of m × dv, at most 16 MiB per thread plus a block's (slay.h).
     """
     wanted = _wanted(wrt)
     handle = require_map(fm)
