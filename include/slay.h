@@ -941,7 +941,7 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * m = dv = 64, T = 16k) and O(c · (m + dv) + c²) for the chunk.
  * Memory: per thread O(G · c · (d + m + dv) + m · dv) floats (G = Hq / Hk, c = chunk), plus
  * 2 floats per token and query head (the normalised rows' 1/D and ∂L/∂den, kept between the
- * passes), plus, when d_params is requested, Hk · d_params_count doubles (plus Hk · P² for
+ * passes; none for the delta rule, 3 for SLAY_KIND_HADAMARD_EXP), plus, when d_params is requested, Hk · d_params_count doubles (plus Hk · P² for
  * SLAY_POLY_NYSTROM).
  * Numerics: exponents the forward clamps (SLAY PRF exponents to ±prf_clamp, FAVOR+ to ±88) are
  * constant where clamped and pass NO gradient; x̂ = x/‖x‖ is 0 at x = 0 and so is its gradient;

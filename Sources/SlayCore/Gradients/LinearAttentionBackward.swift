@@ -109,7 +109,8 @@ public enum LinearAttentionBackward {
                                                               valueDim: shapes.valueDim)
         }
         let workspaceFloats = try layout.totalFloats()
-        let scalarsPerRow = rescaled ? RescaledExpBackward.scalarsPerRow : 2
+        // The delta rule keeps nothing per token (it is unnormalised and reads dout directly).
+        let scalarsPerRow = rescaled ? RescaledExpBackward.scalarsPerRow : options.update == .delta ? 0 : 2
         let scalars = try ScratchBuffer(floats: try CheckedSize.multiply(b, t, hq, scalarsPerRow, what: "per-token denominators"))
         let wantsParameters = request.wantsParameters
         // Per head: the flat parameter layout, then the map's accumulation space (Nyström: ∂L/∂W).

@@ -86,13 +86,19 @@ def test_delta_rule_map_gradients_match_the_twin(kind, config):
     run_delta(fm, names, T=8, qk_l2norm=True, with_state=True)
 
 
-def test_delta_rule_packed_sequences_and_checkpoint_blocks_match_the_twin():
-    """cu_seqlens (an empty sequence included) and a sequence long enough for several checkpoint
-    blocks of several chunks each (chunk 4, T = 70: blocks of 8 rows)."""
+def test_delta_rule_packed_sequences_match_the_twin():
+    """cu_seqlens, an empty sequence included (the blocks of several chunks a long sequence gets
+    are forced in the Swift test LinearAttentionBackwardTests)."""
     fm = slay.FeatureMap(kind="identity", head_dim=3, num_heads=1)
     run_delta(fm, ["q", "k", "v"], B=1, T=12, cu_seqlens=[0, 5, 5, 12], with_state=True, d_final=True, scale=0.6)
-    run_delta(fm, ["q", "k", "v"], B=1, T=70, chunk_size=4, qk_l2norm=True, d_final=True, rtol=5e-5)
-    run_delta(fm, ["q", "k", "v"], B=1, T=70, chunk_size=64, qk_l2norm=True, rtol=5e-5)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 0], ids=["chunk-1", "chunk-7", "chunk-64", "automatic"])
+def test_delta_rule_every_chunk_size_matches_the_twin(chunk_size):
+    """The chunked (WY) backward for chunks of 1 row, a ragged 7, one chunk, and the automatic 16."""
+    fm = slay.FeatureMap(kind="identity", head_dim=3, num_heads=1)
+    run_delta(fm, ["q", "k", "v"], B=1, T=40, Hq=2, chunk_size=chunk_size, qk_l2norm=True, d_final=True,
+              with_state=True, rtol=5e-5)
 
 
 def test_delta_rule_twin_agrees_with_the_library():
