@@ -341,7 +341,7 @@ extension BackwardPass {
             r.betaGradient[i] += gamma * dot + valueDot
             r.db[i] += beta * gamma * dot
         }
-        // dA = −Tᵀ dT Tᵀ (strictly lower); N_ij = dA_ij β_i e^{b_i − b_j}; dK += N K + Nᵀ K.
+        // dA = −Tᵀ dT Tᵀ (strictly lower); N_ij = dA_ij β_i e^{b_i − b_j}; dK += (N + Nᵀ) K.
         gemm(rows, rows, rows, r.dt, rows, 1, r.t, 1, rows, r.square, rows, accumulate: false, w)
         gemm(rows, rows, rows, r.t, 1, rows, r.square, rows, 1, r.da, rows, accumulate: false, w)
         for i in 0..<rows {
@@ -356,8 +356,10 @@ extension BackwardPass {
                 r.da[i * rows + j] = gradient * r.beta[i] * decay
             }
         }
-        gemm(rows, m, rows, r.da, rows, 1, key, m, 1, dK, m, accumulate: true, w)
-        gemm(rows, m, rows, r.da, 1, rows, key, m, 1, dK, m, accumulate: true, w)
+        for i in 0..<rows {
+            for j in 0..<rows { r.square[i * rows + j] = r.da[i * rows + j] + r.da[j * rows + i] }
+        }
+        gemm(rows, m, rows, r.square, rows, 1, key, m, 1, dK, m, accumulate: true, w)
         // dλ_t = Σ_{i ≥ t} ∂b_i within the chunk.
         var suffix: Float = 0
         for i in stride(from: rows - 1, through: 0, by: -1) {
