@@ -276,8 +276,7 @@ extension BackwardPass {
             den *= gate
             let framedDelta = delta == 0 ? 0 : Float(Double(delta) * exp(-Double(reference)))
             inverse = options.denominator.inverse(den, delta: framedDelta)
-            var dot: Float = 0
-            for j in 0..<dv { dot += doutRow[j] * numerator[j] }
+            let dot = DecodeKernels.dot(doutRow, numerator, count: dv)
             let follows = options.denominator == .add || den > framedDelta
             framedDen = follows ? -dot * inverse * inverse : 0
             for j in 0..<dv { doutRow[j] *= inverse }
@@ -288,9 +287,7 @@ extension BackwardPass {
         for f in 0..<d {
             let weight = r.weights[f]
             if weight == 0 { dq[f] = 0; continue }
-            var dot: Float = 0
-            let row = w.state + f * dv
-            for j in 0..<dv { dot += row[j] * doutRow[j] }
+            let dot = DecodeKernels.dot(w.state + f * dv, doutRow, count: dv)
             let term = weight * (dot + w.normaliser[f] * framedDen)
             gateGradient += term
             dq[f] = gate * term
@@ -340,8 +337,7 @@ extension BackwardPass {
             guard r.nu[f] != RescaledExpBackward.empty && key[f] != RescaledExpBackward.empty else { dk[f] = 0; continue }
             let weight = expf(key[f] + r.nu[f])
             let row = w.stateGradient + f * dv
-            var dot: Float = 0
-            for j in 0..<dv { dot += row[j] * value[j] }
+            let dot = DecodeKernels.dot(row, value, count: dv)
             let term = weight * (dot + w.normaliserGradient[f])
             gateGradient += term
             dk[f] = gate * term
