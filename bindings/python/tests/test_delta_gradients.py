@@ -64,6 +64,7 @@ DELTA_CASES = {
     "gated-deltanet": {},
     "gated-deltanet-qk-l2norm": {"qk_l2norm": True},
     "gated-deltanet-retnet-gamma": {"decay": [0.9, 0.7]},
+    "deltanet-retnet-gamma-only": {"log_decay": False, "decay": [0.9, 0.7]},
     "softmax-gdn-gates": {"gates": True, "qk_l2norm": True},
 }
 
