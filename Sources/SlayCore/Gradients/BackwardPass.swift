@@ -46,6 +46,8 @@ struct BackwardPass: @unchecked Sendable {
 
     func run(sequence: Int, keyHead: Int, workspace w: BackwardWorkspace) {
         let span = spans[sequence]
+        if options.update == .delta { return deltaRule(sequence: sequence, keyHead: keyHead, workspace: w) }
+        if RescaledExpForm.claims(map: map, options: options) { return rescaledExp(sequence: sequence, keyHead: keyHead, workspace: w) }
         loadInitialState(sequence: sequence, keyHead: keyHead, workspace: w)
         if options.causal && (options.logDecay == nil || perHeadDecay) {
             chunkedForward(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
@@ -169,6 +171,7 @@ struct BackwardPass: @unchecked Sendable {
         let direct = options.keyGateLogits == nil && !options.qkL2Norm
         map.features(role: .key, head: keyHead, input: w.keyInput, rows: rows, firstPosition: origin + t0,
                      output: direct ? w.keyFeatures : w.keyRaw, scratch: w.keyScratch)
+        if options.qkL2Norm { RowNormalisation.forward(w.keyRaw, rows: rows, width: m, inverseNorms: w.keyInverseNorms) }
         if !direct { w.keyFeatures.update(from: w.keyRaw, count: rows * m) }
         if let gates = options.keyGateLogits {
             HeadGates.fill(gates, batch: span.batch, t0: span.start + t0, rows: rows, head: keyHead, into: w.keyGates)
@@ -186,6 +189,9 @@ struct BackwardPass: @unchecked Sendable {
         let direct = options.queryGateLogits == nil && !options.qkL2Norm
         map.features(role: .query, head: keyHead, input: input, rows: rows, firstPosition: origin + t0,
                      output: (direct ? w.queryFeatures : w.queryRaw) + g * c * m, scratch: w.mapScratch)
+        if options.qkL2Norm {
+            RowNormalisation.forward(w.queryRaw + g * c * m, rows: rows, width: m, inverseNorms: w.queryInverseNorms + g * c)
+        }
         let gated = w.queryFeatures + g * c * m
         if !direct { gated.update(from: w.queryRaw + g * c * m, count: rows * m) }
         if let gates = options.queryGateLogits {
@@ -222,6 +228,10 @@ struct BackwardPass: @unchecked Sendable {
                 }
             }
             guard wantsInput else { continue }
+            if options.qkL2Norm {
+                RowNormalisation.backward(normalised: raw, inverseNorms: w.queryInverseNorms + g * c, gradient: gradient,
+                                          rows: rows, width: m)
+            }
             if let factorised, let widths = factorised.factorWidths {
                 factorised.factorisedGradient(head: keyHead, input: w.queryInput + g * c * d, rows: rows,
                                               outputGradient: gradient, extraPoly: w.queryPolyGradient + g * c * widths.poly,
@@ -260,6 +270,10 @@ struct BackwardPass: @unchecked Sendable {
             }
         }
         guard request.dk != nil || headGradients != nil else { return }
+        if options.qkL2Norm {
+            RowNormalisation.backward(normalised: w.keyRaw, inverseNorms: w.keyInverseNorms, gradient: w.keyFeatureGradient,
+                                      rows: rows, width: m)
+        }
         if let factorised {
             factorised.factorisedGradient(head: keyHead, input: w.keyInput, rows: rows, outputGradient: w.keyFeatureGradient,
                                           extraPoly: w.keyPolyGradient, extraPrf: w.keyPrfGradient,

@@ -18,6 +18,8 @@ struct BackwardWorkspace {
         let factorPrf: Int
         /// Per-channel GLA decay (BackwardPass+Gated): its c × m factor blocks are carved.
         let channelDecay: Bool
+        /// Floats of a form's own region (the delta rule's states, `DeltaRuleBackward`); 0 otherwise.
+        var formScratch: Int = 0
 
         /// Block sizes in carving order; `carve` takes them in the same order.
         var blocks: [Int] {
@@ -27,7 +29,9 @@ struct BackwardWorkspace {
                     g * c * d, g * c * m, g * c * m, g * c * m, g * c * dv, g * c, g * c, c * d,
                     mapScratch, c * c, c * c, c * max(m, dv), c + 1, Gemm.workspaceFloats,
                     keyScratch, c * c, c, c, c * c, c * c, c * c, g * c * factorPoly, g * c * factorPrf,
-                    c * factorPoly, c * factorPrf, c] + (channelDecay ? [c * m, c * m, c * m, c * m, m, m + 8, m, c * m] : [0, 0, 0, 0, 0, 0, 0, 0])
+                    c * factorPoly, c * factorPrf, c]
+                    + (channelDecay ? [c * m, c * m, c * m, c * m, m, m + 8, m, c * m] : [0, 0, 0, 0, 0, 0, 0, 0])
+                    + [c, g * c, formScratch]
         }
 
         func totalFloats() throws -> Int {
@@ -99,6 +103,11 @@ struct BackwardWorkspace {
     let gatedRunning: UnsafeMutablePointer<Float>
     let gatedPair: UnsafeMutablePointer<Float>
     let gatedAlpha: UnsafeMutablePointer<Float>
+    /// qk_l2norm: 1/‖φ‖ per key row and per query row (head g at offset g·c) of the chunk.
+    let keyInverseNorms: UnsafeMutablePointer<Float>
+    let queryInverseNorms: UnsafeMutablePointer<Float>
+    /// The form's own region (`Layout.formScratch` floats).
+    let form: UnsafeMutablePointer<Float>
 
     init(_ region: UnsafeMutablePointer<Float>, layout: Layout) {
         var carver = ScratchCarver(region)
@@ -119,5 +128,6 @@ struct BackwardWorkspace {
         keyIntraDot = next()
         gatedCumulative = next(); gatedQueryScale = next(); gatedKeyScale = next(); gatedScaled = next()
         pairFactors = next(); gatedRunning = next(); gatedPair = next(); gatedAlpha = next()
+        keyInverseNorms = next(); queryInverseNorms = next(); form = next()
     }
 }
