@@ -24,10 +24,23 @@ public protocol FeatureMapGradient: FeatureMap {
     /// Why ∂/∂parameters is not available for this map (nil when it is): the backward refuses a
     /// request for it with SLAY_ERR_UNSUPPORTED and this message.
     var parameterGradientUnavailable: String? { get }
+
+    /// Doubles of accumulation space per head that `featureGradient` needs right after the flat
+    /// parameter layout (0 for most maps): a parameter gradient that is a linear function of a
+    /// sum over all rows is accumulated there and finished once per call.
+    var parameterGradientExtraFloats: Int { get }
+
+    /// A function that turns the accumulation space into parameter gradients, run once per head
+    /// after every row with the head's flat parameter gradient followed by its extra space. It is
+    /// prepared before the pass (allocations may fail then, with the outputs untouched) and
+    /// cannot fail; nil when there is no extra space.
+    func parameterGradientFinisher() throws -> ((UnsafeMutablePointer<Double>) -> Void)?
 }
 
 extension FeatureMapGradient {
     public var parameterGradientUnavailable: String? { nil }
+    public var parameterGradientExtraFloats: Int { 0 }
+    public func parameterGradientFinisher() throws -> ((UnsafeMutablePointer<Double>) -> Void)? { nil }
 }
 
 /// The flat layout of a map's parameters: the arrays of `parameterNames`, in that order, each

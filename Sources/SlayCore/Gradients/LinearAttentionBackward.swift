@@ -10,16 +10,17 @@ import Darwin
 /// v, the GLA log decay, the SLA gate logits, the initial state and the map's parameters, for the
 /// forms the forward runs — additive (with RetNet γ) and gated (GLA per-channel log decay) —
 /// causal or bidirectional, normalised (add / clamp denominators, δ) or not, with grouped-query
-/// heads and packed sequences.
+/// heads and packed sequences, qk_l2norm (`RowNormalisation`) — and the delta rule, causal and
+/// unnormalised, with its checkpointed token-level reverse pass (`DeltaRuleBackward`).
 ///
 /// Memory: nothing of size T × m is kept. Each (sequence, key head) pair runs
 /// - a forward pass over its chunks that rebuilds the prefix states S_t, z_t and emits the query
 ///   side: dφ(q_t) = S_t·dnum_t + z_t·dden_t (so dq needs no stored state);
 /// - a reverse pass that recomputes the chunk features and accumulates Ŝ = ∂L/∂S_t backwards
 ///   (Ŝ_t = α_{t+1}∘Ŝ_{t+1} + φ(q_t) dnum_tᵀ), emitting dφ(k_t) = Ŝ_t v_t + ẑ_t and dv_t = Ŝ_tᵀ φ(k_t).
-/// The additive form (with or without RetNet γ) runs both passes in GEMM chunks
-/// (BackwardPass+Chunked); GLA's per-channel decay and the bidirectional form run token by token
-/// within each chunk (BackwardPass+Causal, +Bidirectional). The only per-token values carried
+/// Every form runs in chunks whose products are GEMMs: the scalar-decay additive form (plain,
+/// RetNet γ, per-head log decay) in BackwardPass+Chunked, GLA's per-channel decay in
+/// BackwardPass+Gated, the bidirectional form in BackwardPass+Bidirectional. The only per-token values carried
 /// between the passes are two floats per token and query head
 /// (1/D_t and ∂L/∂den_t of the normalised output). Workspace per thread: O(G·c·(d + m + dv) + m·dv).
 ///
@@ -67,12 +68,6 @@ public enum LinearAttentionBackward {
             }
             guard positions.allSatisfy({ $0 >= 0 }) else { throw SlayError.invalid("positions must be >= 0") }
         }
-        guard options.update == .add else {
-            throw SlayError(.unsupported, "the delta rule (update = SLAY_UPDATE_DELTA) has no backward pass yet")
-        }
-        guard !options.qkL2Norm else {
-            throw SlayError(.unsupported, "qk_l2norm has no backward pass yet")
-        }
         guard options.causal || !options.decay.isActive else {
             throw SlayError.invalid("decay needs causal attention (set causal = 1)")
         }
@@ -85,28 +80,60 @@ public enum LinearAttentionBackward {
         }
         var options = options
         options.logDecay = checked.logDecay
+        let rescaled = RescaledExpForm.claims(map: map, options: options)
+        if rescaled {
+            try RescaledExpForm.check(map: map, options: options, mode: options.causal ? .causal : .bidirectional)
+        }
+        if options.update == .delta {
+            try DeltaRuleForm.check(map: map, options: options, mode: options.causal ? .causal : .bidirectional)
+            if options.logDecay != nil && !checked.perHead {
+                throw SlayError(.unsupported, "the delta rule's backward takes log_decay per head, [B, T, Hk]")
+            }
+        }
         try request.validate(map: map, q: q, k: k, v: v, shapes: shapes, options: options, sequences: spans.count,
                              perHeadDecay: checked.perHead)
 
-        let chunk = min(options.chunkSize > 0 ? options.chunkSize : 64, max(shapes.length, 1))
+        // Automatic chunk: 64 rows; 8 under per-channel decay (as in the forward), whose intra-chunk terms
+        // cost O(c²·m) per chunk; the delta rule's chunk has c² and c³ terms (its WY inverse): the
+        // forward's 16 is fastest there too.
+        let channelDecay = options.causal && options.logDecay != nil && !checked.perHead && options.update == .add
+        let automatic = options.update == .delta ? DeltaRuleForm.preferredChunk(options) : (channelDecay ? 8 : 64)
+        let chunk = min(options.chunkSize > 0 ? options.chunkSize : automatic, max(shapes.length, 1))
         let parameterLayout = FeatureMapParameterLayout(map)
         let parameters = try parameterLayout.values(of: map)
         let scratchRows = max(map.scratchFloats(rows: chunk), differentiable.gradientScratchFloats(rows: chunk))
-        let layout = BackwardWorkspace.Layout(chunk: chunk, group: shapes.group, headDim: shapes.headDim, featureDim: m,
-                                              valueDim: shapes.valueDim, mapScratch: scratchRows)
+        let factors = BackwardPass.factorisation(map: differentiable, options: options)
+        var layout = BackwardWorkspace.Layout(chunk: chunk, group: shapes.group, headDim: shapes.headDim, featureDim: m,
+                                              valueDim: shapes.valueDim, mapScratch: scratchRows,
+                                              keyScratch: map.scratchFloats(rows: chunk),
+                                              factorPoly: factors?.poly ?? 0, factorPrf: factors?.prf ?? 0,
+                                              channelDecay: channelDecay)
+        if rescaled {
+            layout.formScratch = RescaledExpBackward.floats(headDim: shapes.headDim, group: shapes.group, chunk: chunk)
+        }
+        if options.update == .delta {
+            layout.formScratch = try DeltaRuleBackward.floats(chunk: chunk, length: shapes.length, featureDim: m,
+                                                              valueDim: shapes.valueDim)
+        }
         let workspaceFloats = try layout.totalFloats()
-        let scalars = try ScratchBuffer(floats: try CheckedSize.multiply(b, t, hq, 2, what: "per-token denominators"))
+        // The delta rule keeps nothing per token (it is unnormalised and reads dout directly).
+        let scalarsPerRow = rescaled ? RescaledExpBackward.scalarsPerRow : options.update == .delta ? 0 : 2
+        let scalars = try ScratchBuffer(floats: try CheckedSize.multiply(b, t, hq, scalarsPerRow, what: "per-token denominators"))
         let wantsParameters = request.wantsParameters
+        // Per head: the flat parameter layout, then the map's accumulation space (Nyström: ∂L/∂W).
+        let headStride = max(parameterLayout.total + differentiable.parameterGradientExtraFloats, 1)
         let headGradients = wantsParameters
-            ? try DoubleBuffer(count: try CheckedSize.multiply(hk, max(parameterLayout.total, 1), what: "parameter gradients"))
+            ? try DoubleBuffer(count: try CheckedSize.multiply(hk, headStride, what: "parameter gradients"))
             : nil
-        headGradients?.pointer.update(repeating: 0, count: hk * max(parameterLayout.total, 1))
+        headGradients?.pointer.update(repeating: 0, count: hk * headStride)
+        // Prepared now: it may allocate (and fail) only while the outputs are untouched.
+        let finish = wantsParameters ? try differentiable.parameterGradientFinisher() : nil
 
         let pass = BackwardPass(map: differentiable, q: q, k: k, v: v, options: options, request: request,
                                 spans: spans, origins: positions,
                                 group: shapes.group, valueDim: shapes.valueDim, length: shapes.length,
                                 queryHeads: hq, chunk: chunk, parameters: parameters.pointer,
-                                parameterFloats: max(parameterLayout.total, 1), headGradients: headGradients?.pointer,
+                                parameterFloats: headStride, headGradients: headGradients?.pointer,
                                 scalars: scalars.pointer, perHeadDecay: checked.perHead)
         // Units of work: (sequence, key head) pairs, or whole key heads when parameter gradients
         // are accumulated per head (one writer per head buffer, sequences in order).
@@ -135,9 +162,10 @@ public enum LinearAttentionBackward {
         }
         if let headGradients, let target = request.parameters {
             let total = parameterLayout.total
+            if let finish { for head in 0..<hk { finish(headGradients.pointer + head * headStride) } }
             for i in 0..<total {
                 var sum = 0.0
-                for head in 0..<hk { sum += headGradients.pointer[head * total + i] }
+                for head in 0..<hk { sum += headGradients.pointer[head * headStride + i] }
                 target[i] = Float(sum)
             }
         }
