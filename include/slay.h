@@ -932,7 +932,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * pass over the chunks rebuilds the prefix states and the query features and writes dq; a
  * reverse pass recomputes the key and query features chunk by chunk and accumulates ∂L/∂S
  * backwards, writing dk and dv. So the map's features are computed about twice as often as in
- * the forward, and the state work is about three times the forward's.
+ * the forward, and the state work is about 2.5 times the forward's (five m × dv products per
+ * chunk against two).
  * Memory: per thread O(G · c · (d + m + dv) + m · dv) floats (G = Hq / Hk, c = chunk), plus
  * 2 floats per token and query head (the normalised rows' 1/D and ∂L/∂den, kept between the
  * passes), plus, when d_params is requested, Hk · d_params_count doubles.
