@@ -144,7 +144,8 @@ def test_torch_compile_aot_eager(fm):
 
 def test_delta_rule_matches_numpy_and_refuses_missing_gradients():
     """update="delta" with beta and per-head log_decay equals the numpy API; without delta-rule
-    gradients in the backward, inputs that need them raise (never silently detached)."""
+    gradients in the backward, inputs that need them raise at the call (never silently detached,
+    never given the gradients of the additive rule)."""
     from slay.torch._op import delta_backward_available
     fm = slay.FeatureMap("identity", head_dim=16, num_heads=2)
     q, k, v = inputs(B=1, T=12, Hq=2)
@@ -155,5 +156,62 @@ def test_delta_rule_matches_numpy_and_refuses_missing_gradients():
                                      log_decay=g.numpy())
     assert np.array_equal(y.numpy(), expected)
     if not delta_backward_available():
-        with pytest.raises(RuntimeError, match="delta rule"):
-            st.linear_attention(q.requires_grad_(), k, v, fm, normalize=False, update="delta", beta=beta)
+        for needing in ("q", "beta", "log_decay"):
+            args = dict(q=q.clone(), beta=beta.clone(), log_decay=g.clone())
+            args[needing].requires_grad_()
+            with pytest.raises(slay.SlayError, match="delta rule"):
+                st.linear_attention(args["q"], k, v, fm, normalize=False, update="delta", beta=args["beta"],
+                                    log_decay=args["log_decay"])
+        with torch.no_grad():   # no gradient asked: runs
+            st.linear_attention(q.clone().requires_grad_(), k, v, fm, normalize=False, update="delta", beta=beta)
+
+
+def _recording_mode():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Recording(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    return Recording()
+
+
+@pytest.mark.parametrize("final_state", [False, True])
+def test_eager_path_and_registered_op_agree(fm, final_state):
+    """Eager calls skip the custom-op layers (a torch.autograd.Function on the same forward and
+    backward); the registered op torch.ops.slay.linear_attention gives bit-identical outputs, final
+    states and gradients, with log_decay, gates and an initial state. Under a dispatch mode (how
+    make_fx / export / fake tensors trace) slay.torch takes the registered op."""
+    from slay.torch._op import map_key, call_key
+    q, k, v = inputs(T=9)
+    log_decay = -torch.rand(2, 9, 2) * 0.3
+    key_gates = torch.randn(2, 9, 2)
+    S0, z0 = torch.rand(2, 2, fm.dim, 8), torch.rand(2, 2, fm.dim)
+    leaves_eager = [t.clone().requires_grad_() for t in (q, k, v, log_decay, key_gates, S0, z0)]
+    leaves_op = [t.clone().requires_grad_() for t in (q, k, v, log_decay, key_gates, S0, z0)]
+    result = st.linear_attention(*leaves_eager[:3], fm, log_decay=leaves_eager[3], key_gate_logits=leaves_eager[4],
+                                 initial_state=(leaves_eager[5], leaves_eager[6]), output_final_state=final_state)
+    y_eager, S_eager = (result[0], result[1].tensors[0]) if final_state else (result, None)
+    empty = torch.empty(0)
+    positions = torch.zeros(2, dtype=torch.int64)
+    extras = [leaves_op[3], empty, leaves_op[4], leaves_op[5], leaves_op[6], positions, empty, empty]
+    y_op, S_op, _ = torch.ops.slay.linear_attention(*leaves_op[:3], extras, map_key(fm),
+                                                    call_key(True, 1e-6, 0, 1, "add", True, None, final_state, 0))
+    assert torch.equal(y_eager, y_op)
+    loss_eager, loss_op = y_eager.square().sum(), y_op.square().sum()
+    if final_state:
+        assert torch.equal(S_eager, S_op)
+        loss_eager, loss_op = loss_eager + S_eager.sum(), loss_op + S_op.sum()
+    if st.backward_available():
+        loss_eager.backward()
+        loss_op.backward()
+        for a, b in zip(leaves_eager, leaves_op):
+            assert a.grad is not None and torch.equal(a.grad, b.grad)
+    with _recording_mode() as mode:
+        st.linear_attention(q, k, v, fm)
+    assert "slay.linear_attention.default" in mode.ops

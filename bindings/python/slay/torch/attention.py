@@ -5,9 +5,9 @@ import torch
 
 from ..feature_map import FeatureMap, require_map
 from ..state import State as _NumpyState
-from ..errors import error_for, INVALID_ARGUMENT
+from ..errors import error_for, INVALID_ARGUMENT, UNSUPPORTED
 from ._inputs import as_float32, check_tensor, needs_grad
-from ._op import linear_attention_op, map_key, call_key, backward_available, delta_backward_available
+from ._op import apply, call_key, backward_available, refuse_missing_gradients, NO_EXTRAS
 from .state import State
 
 
@@ -59,6 +59,7 @@ def _cu_seqlens(cu_seqlens):
 
 
 def _decay(decay):
+    """The per-head γ as a tuple of floats (hashable: the call's settings are cached by it), or None."""
     if decay is None:
         return None
     if isinstance(decay, torch.Tensor):
@@ -66,7 +67,14 @@ def _decay(decay):
             raise error_for(INVALID_ARGUMENT, "decay (RetNet γ) has no gradient in libslay; pass it without "
                             "requires_grad, or use log_decay, which has one")
         decay = decay.detach().cpu().numpy()
-    return [float(x) for x in np.ravel(np.asarray(decay, dtype=np.float64))]
+    return tuple(float(x) for x in np.ravel(np.asarray(decay, dtype=np.float64)))
+
+
+def _requires_grad(tensors):
+    for tensor in tensors:
+        if tensor is not None and tensor.requires_grad:
+            return True
+    return False
 
 
 def run(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, initial_state=None,
@@ -74,29 +82,30 @@ def run(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, initial
         query_gate_logits=None, key_gate_logits=None, params=(), update="add", beta=None, qk_l2norm=False,
         check_finite=False):
     """The op on float32 versions of the inputs: (out, S, z, initial positions) in float32."""
-    require_map(fm)
-    S0, z0, positions = _initial(fm, initial_state)
-    inputs = [as_float32(q, "q"), as_float32(k, "k"), as_float32(v, "v")]
-    extras = [as_float32(log_decay, "log_decay"), as_float32(query_gate_logits, "query_gate_logits"),
-              as_float32(key_gate_logits, "key_gate_logits")]
-    if needs_grad(*inputs, *extras, S0, z0, list(params)) and not backward_available():
-        raise RuntimeError("slay.torch.linear_attention: an input requires a gradient, but this build of libslay "
-                           "has no backward pass (slay.linear_attention_backward); run under torch.no_grad() or "
-                           "detach the inputs explicitly")
-    beta = as_float32(beta, "beta")
-    if update != "add" or qk_l2norm:
-        if needs_grad(*inputs, *extras, S0, z0, list(params)) and not delta_backward_available():
-            raise RuntimeError("slay.torch.linear_attention: an input requires a gradient, but this build's backward "
-                               "pass has no delta rule / qk_l2norm gradients; run under torch.no_grad() or detach the "
-                               "inputs explicitly")
-    if needs_grad(beta) and not delta_backward_available():
-        raise RuntimeError("slay.torch.linear_attention: beta requires a gradient, which this build's backward pass "
-                           "does not give; detach it explicitly")
+    if not isinstance(fm, FeatureMap):
+        require_map(fm)
+    q, k, v = as_float32(q, "q"), as_float32(k, "k"), as_float32(v, "v")
     key = call_key(causal, delta, chunk_size, n_threads, denominator, normalize, _decay(decay), output_final_state,
                    len(params), update, qk_l2norm, check_finite)
-    absent = torch.empty(0)
-    optional = [absent if t is None else t for t in extras + [S0, z0, positions, _cu_seqlens(cu_seqlens), beta]]
-    out, S, z = linear_attention_op(*inputs, optional + list(params), map_key(fm), key)
+    if (initial_state is None and cu_seqlens is None and log_decay is None and query_gate_logits is None
+            and key_gate_logits is None and beta is None):
+        positions, extras = None, NO_EXTRAS
+    else:
+        S0, z0, positions = _initial(fm, initial_state)
+        extras = (as_float32(log_decay, "log_decay"), as_float32(query_gate_logits, "query_gate_logits"),
+                  as_float32(key_gate_logits, "key_gate_logits"), S0, z0, positions,
+                  None if cu_seqlens is None else _cu_seqlens(cu_seqlens), as_float32(beta, "beta"))
+    grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
+                                        or (extras is not NO_EXTRAS and _requires_grad(extras))
+                                        or (params and _requires_grad(params)))
+    if grad:
+        if not backward_available():
+            raise error_for(UNSUPPORTED, "slay.torch.linear_attention: an input requires a gradient, but this build "
+                            "of libslay has no backward pass (slay.linear_attention_backward); run under "
+                            "torch.no_grad() or detach the inputs explicitly")
+        if update != "add" or qk_l2norm:
+            refuse_missing_gradients(update, qk_l2norm)
+    out, S, z = apply(fm, key, q, k, v, extras, params, grad)
     return out, S, z, positions
 
 
