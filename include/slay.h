@@ -144,8 +144,19 @@ typedef struct slay_error {
 
 #define SLAY_DTYPE_F32  0   /* IEEE-754 binary32 */
 #define SLAY_DTYPE_F64  1   /* reserved: refused with SLAY_ERR_DTYPE (convert to F32 first) */
-#define SLAY_DTYPE_F16  2   /* IEEE-754 binary16: state storage (slay_state_create_v2) */
-#define SLAY_DTYPE_BF16 3   /* bfloat16 (the high 16 bits of a binary32): state storage */
+#define SLAY_DTYPE_F16  2   /* IEEE-754 binary16: attention tensors and state storage */
+#define SLAY_DTYPE_BF16 3   /* bfloat16 (the high 16 bits of a binary32): as F16 */
+
+/* Element types of tensors. Every tensor may be SLAY_DTYPE_F32. The attention tensors may also be
+ * SLAY_DTYPE_F16 or SLAY_DTYPE_BF16, each independently of the others (e.g. q F16, k BF16, v F32,
+ * out BF16): q, k, v and out of slay_linear_attention, slay_exact_attention, slay_state_prefill,
+ * slay_state_query and slay_state_step, the options' log_decay, query_gate_logits,
+ * key_gate_logits and beta, and x and out of slay_feature_map_apply. Arithmetic is fp32 whatever
+ * the dtypes: half elements are widened exactly as they are loaded (no whole-tensor copy) and
+ * outputs are the fp32 results rounded once to nearest-even as they are stored, so F16 inputs give
+ * bit for bit the results of their F32 values, and a half out is the F32 out rounded. Half data
+ * must be 2-byte aligned. options->decay (float*), state arrays (slay_state_read / write), map
+ * parameters and the backward's tensors are fp32 only; another dtype gives SLAY_ERR_DTYPE. */
 
 /* A strided view of caller-owned memory. Element (i0, i1, ..) lives at
  * data + Σ i_k * strides[k] elements. Entries at index >= ndim are ignored. */
@@ -398,8 +409,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_feature_map_identity(const slay_feature_map
 
 /* slay_feature_map_apply — compute features for a block of rows.
  *   role: SLAY_ROLE_QUERY or SLAY_ROLE_KEY.
- *   x:    float32 [B, T, H, d], H = num_heads of the map, d = head_dim; any strides.
- *   out:  float32 [B, T, H, m], written in full; non-overlapping strides.
+ *   x:    [B, T, H, d], H = num_heads of the map, d = head_dim; any strides.
+ *   out:  [B, T, H, m], written in full; non-overlapping strides.
+ *   x and out each F32, F16 or BF16 (features computed in fp32, rounded in the store).
  * SLAY feature order within a head: index = (r · P' + p) · M + j for node r, polynomial
  * feature p and PRF j. Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_DTYPE,
  * SLAY_ERR_SHAPE, SLAY_ERR_LAYOUT, SLAY_ERR_OVERFLOW, SLAY_ERR_OUT_OF_MEMORY. */
@@ -514,7 +526,7 @@ typedef struct slay_attention_options {
                               weighs γ^(i−j) for query i. Causal attention and states only
                               (causal = 0 with decay: SLAY_ERR_INVALID_ARGUMENT); read during
                               the call, not retained. Values outside (0, 1]: INVALID_ARGUMENT. */
-    /* The three tensors below are float32 slay_tensors, NULL by default, validated like q/k/v
+    /* The tensors below are F32, F16 or BF16 slay_tensors, NULL by default, validated like q/k/v
      * (dtype, layout, size; outputs must not overlap them) and read in place during the call. */
     const slay_tensor* log_decay; /* GLA data-dependent decay: log α_t ≤ 0 per token, KEY head and
                               feature channel, [B, T, Hk, m] for slay_linear_attention and
@@ -542,7 +554,7 @@ typedef struct slay_attention_options {
                               before the gates (flash-linear-attention's use_qk_l2norm_in_kernel,
                               ‖x‖ = sqrt(Σ x² + 1e-6)); default 0 */
     const slay_tensor* beta; /* SLAY_UPDATE_DELTA only: β_t ∈ [0, 2] per token and KEY head,
-                              [B, T, Hk] ([N, Hk] for steps), float32; NULL means β = 1. Values
+                              [B, T, Hk] ([N, Hk] for steps), F32/F16/BF16; NULL means β = 1. Values
                               outside [0, 2] or NaN: INVALID_ARGUMENT naming the index; with
                               SLAY_UPDATE_ADD: INVALID_ARGUMENT. */
     int32_t check_finite;  /* 1: q, k and v must be finite, else SLAY_ERR_NON_FINITE (naming the
@@ -599,12 +611,12 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_options_init(slay_attention_optio
 
 /* slay_linear_attention — kernel-normalised linear attention with feature map fm:
  *     y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ)       (prefix sums when causal)
- *   q:   float32 [B, T, Hq, d]
- *   k:   float32 [B, T, Hk, d]      Hk = fm num_heads, Hq a multiple of Hk (grouped-query:
- *                                    query head h uses key head h / (Hq / Hk)); d = fm head_dim
- *   v:   float32 [B, T, Hk, dv]     dv >= 1 may differ from d
- *   out: float32 [B, T, Hq, dv]     written in full on success, untouched on error
- *   options: NULL for defaults.
+ *   q:   [B, T, Hq, d]
+ *   k:   [B, T, Hk, d]      Hk = fm num_heads, Hq a multiple of Hk (grouped-query:
+ *                            query head h uses key head h / (Hq / Hk)); d = fm head_dim
+ *   v:   [B, T, Hk, dv]     dv >= 1 may differ from d
+ *   out: [B, T, Hq, dv]     written in full on success, untouched on error
+ *   each F32, F16 or BF16 (see "Element types" above); options: NULL for defaults.
  * Memory: O(chunk_size · m + m · dv) floats of workspace per thread, independent of T; the
  * T × m feature matrix is never formed. Time O(B · Hq · T · m · (d + dv + chunk_size)).
  * Thread-safe for distinct outputs. Returns SLAY_OK or SLAY_ERR_INVALID_ARGUMENT, SLAY_ERR_DTYPE,
@@ -637,8 +649,9 @@ typedef struct slay_exact_attention_options {
 SLAY_API SLAY_NODISCARD int32_t slay_exact_attention_options_init(slay_exact_attention_options* options);
 
 /* slay_exact_attention — quadratic attention, accumulated in double; O(B · Hq · T² · (d + dv)).
- *   q [B, T, Hq, d], k [B, T, Hk, d], v [B, T, Hk, dv], out [B, T, Hq, dv] float32; Hq a multiple
- *   of Hk. Returns as slay_linear_attention. */
+ *   q [B, T, Hq, d], k [B, T, Hk, d], v [B, T, Hk, dv], out [B, T, Hq, dv], each F32, F16 or BF16
+ *   (out: the double result rounded to fp32, then to out's dtype); Hq a multiple of Hk. Returns
+ *   as slay_linear_attention. */
 SLAY_API SLAY_NODISCARD int32_t slay_exact_attention(const slay_tensor* q, const slay_tensor* k,
                                                     const slay_tensor* v, const slay_tensor* out,
                                                     const slay_exact_attention_options* options,
@@ -753,7 +766,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_write(slay_state* state, int64_t slot
 
 /* slay_state_prefill — run prompts through their slots, starting from the slots' current states
  * and leaving them at the end (flash-linear-attention's initial_state / output_final_state).
- *   k: [B, T, H, d], v: [B, T, H, dv]; q: [B, T, Hq, d], out: [B, T, Hq, dv] (Hq a multiple of H).
+ *   k: [B, T, H, d], v: [B, T, H, dv]; q: [B, T, Hq, d], out: [B, T, Hq, dv] (Hq a multiple of H),
+ *   each F32, F16 or BF16 (independently of the state's storage dtype).
  *   q and out may both be NULL: keys and values are only absorbed (building a state to query).
  *   options->causal = 1: causal outputs (== slay_linear_attention with an initial state);
  *   causal = 0: every query sees the slot's previous state plus all keys of its sequence.
@@ -770,7 +784,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_prefill(slay_state* state, const slay
                                                   const slay_attention_options* options, slay_error* err);
 
 /* slay_state_query — read-only queries: out = φ(q)ᵀS / (φ(q)ᵀz + δ) against each slot's state
- * (bidirectional / encoder use, the Memory Lobe pattern). q [B, T, Hq, d], out [B, T, Hq, dv];
+ * (bidirectional / encoder use, the Memory Lobe pattern). q [B, T, Hq, d], out [B, T, Hq, dv]
+ * (F32, F16 or BF16 each);
  * cu_seqlens, slots, num_seqs as in slay_state_prefill. The state is not modified; options->causal
  * is ignored (queries always see the whole state); options->log_decay and key_gate_logits are
  * not read (they describe keys, which a query does not add); query_gate_logits [B, T, Hq] apply. Returns as slay_state_prefill. */
@@ -779,7 +794,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_state_query(const slay_state* state, const 
                                                 const slay_attention_options* options, slay_error* err);
 
 /* slay_state_step — one decode token for num_seqs sequences, in place:
- *   q [N, Hq, d], k [N, H, d], v [N, H, dv], out [N, Hq, dv] (3-d tensors, N = num_seqs);
+ *   q [N, Hq, d], k [N, H, d], v [N, H, dv], out [N, Hq, dv] (3-d tensors, N = num_seqs; each
+ *   F32, F16 or BF16);
  *   S += φ(k) vᵀ, z += φ(k), out = φ(q)ᵀS / (φ(q)ᵀz + δ) (with options->decay / log_decay
  *   [N, Hk, m] or [N, Hk]: S = γ·Diag(α) S + φ(k) vᵀ, z alike; gate logits [N, Hq] / [N, Hk] scale
  *   φ(q), φ(k)); with update = SLAY_UPDATE_DELTA the delta rule's step (beta [N, Hk], g = log_decay

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build, the demo and the tests need on a fresh machine, and nothing when it is
 # already there: a C compiler, a C++ compiler, cmake and pkg-config (Debian), numpy, pytest,
-# hypothesis, mpmath, auditwheel and mypy (PyPI; the packaging tests use the last two); valgrind
+# hypothesis, mpmath, auditwheel, mypy (PyPI; the packaging tests use these two) and ml_dtypes (the
+# bfloat16 numpy arrays of the half-precision tests; optional for users); valgrind
 # (Debian) when it can, for the memcheck run (without it that program runs natively); torch and
 # transformers (PyPI) for the PyTorch layer's tests.
 set -euo pipefail
@@ -28,7 +29,7 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 missing=()
-for module in numpy pytest hypothesis mpmath auditwheel mypy; do
+for module in numpy pytest hypothesis mpmath auditwheel mypy ml_dtypes; do
     python3 -c "import $module" >/dev/null 2>&1 || missing+=("$module")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -50,10 +50,10 @@ private func attentionTensors(_ q: UnsafePointer<slay_tensor>?, _ k: UnsafePoint
                               _ v: UnsafePointer<slay_tensor>?, _ out: UnsafePointer<slay_tensor>?,
                               tokens: TokenArguments = TokenArguments())
     throws -> (TensorView, TensorView, TensorView, TensorView) {
-    let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false)
-    let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false)
-    let value = try TensorArgument(v, name: "v", rank: 4, isOutput: false)
-    let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true)
+    let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false, halfPrecision: true)
+    let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false, halfPrecision: true)
+    let value = try TensorArgument(v, name: "v", rank: 4, isOutput: false, halfPrecision: true)
+    let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true, halfPrecision: true)
     try TensorArgument.checkNoOverlap(output: output, inputs: [query, key, value])
     try tokens.checkNoOverlap(output: output)
     return (query.view, key.view, value.view, output.view)
@@ -76,23 +76,25 @@ struct TokenArguments {
 
     init() {}
 
-    init(_ o: slay_attention_options, call: Call, keyHeads: Int) throws {
+    /// `halfPrecision`: the tensors may be F16 / BF16 (the forward calls; the backward reads them
+    /// as fp32 only).
+    init(_ o: slay_attention_options, call: Call, keyHeads: Int, halfPrecision: Bool = false) throws {
         decay = o.decay
         self.keyHeads = keyHeads
         let rank = call == .step ? 3 : 4
         if call != .queries, let pointer = o.log_decay {
             // Per channel [.., Hk, m] or per head [.., Hk].
             let given = Int(pointer.pointee.ndim) == rank - 1 ? rank - 1 : rank
-            logDecay = try TensorArgument(pointer, name: "options.log_decay", rank: given, isOutput: false)
+            logDecay = try TensorArgument(pointer, name: "options.log_decay", rank: given, isOutput: false, halfPrecision: halfPrecision)
         }
         if let pointer = o.query_gate_logits {
-            queryGates = try TensorArgument(pointer, name: "options.query_gate_logits", rank: rank - 1, isOutput: false)
+            queryGates = try TensorArgument(pointer, name: "options.query_gate_logits", rank: rank - 1, isOutput: false, halfPrecision: halfPrecision)
         }
         if call != .queries, let pointer = o.key_gate_logits {
-            keyGates = try TensorArgument(pointer, name: "options.key_gate_logits", rank: rank - 1, isOutput: false)
+            keyGates = try TensorArgument(pointer, name: "options.key_gate_logits", rank: rank - 1, isOutput: false, halfPrecision: halfPrecision)
         }
         if call != .queries, let pointer = o.beta {
-            beta = try TensorArgument(pointer, name: "options.beta", rank: rank - 1, isOutput: false)
+            beta = try TensorArgument(pointer, name: "options.beta", rank: rank - 1, isOutput: false, halfPrecision: halfPrecision)
         }
     }
 
@@ -138,10 +140,11 @@ private func readAttentionOptions(_ pointer: UnsafePointer<slay_attention_option
 /// The options struct as SlayCore's options (converted, not range-checked: the driver validates
 /// every value once) and the tensors it points to.
 func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?, keyHeads: Int,
-                            call: TokenArguments.Call = .sequences) throws -> (LinearAttentionOptions, TokenArguments) {
+                            call: TokenArguments.Call = .sequences,
+                            halfPrecision: Bool = false) throws -> (LinearAttentionOptions, TokenArguments) {
     guard let pointer else { return (LinearAttentionOptions(), TokenArguments()) }
     let o = try readAttentionOptions(pointer)
-    let tokens = try TokenArguments(o, call: call, keyHeads: keyHeads)
+    let tokens = try TokenArguments(o, call: call, keyHeads: keyHeads, halfPrecision: halfPrecision)
     guard let update = UpdateRule(rawValue: o.update) else {
         throw SlayError.invalid("options.update is \(o.update); expected SLAY_UPDATE_ADD (0) or SLAY_UPDATE_DELTA (1)")
     }
@@ -172,7 +175,7 @@ public func slay_linear_attention(_ fm: OpaquePointer?, _ q: UnsafePointer<slay_
                                   _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let handle = try FeatureMapHandle.from(fm)
-        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: handle.map.numHeads)
+        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: handle.map.numHeads, halfPrecision: true)
         let (query, key, value, output) = try attentionTensors(q, k, v, out, tokens: tokens)
         try LinearAttention.run(map: handle.map, q: query, k: key, v: value, out: output, options: settings)
     }

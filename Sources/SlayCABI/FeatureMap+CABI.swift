@@ -159,8 +159,8 @@ public func slay_feature_map_apply(_ fm: OpaquePointer?, _ role: Int32, _ x: Uns
         guard let featureRole = FeatureRole(rawValue: role) else {
             throw SlayError.invalid("role is \(role); expected SLAY_ROLE_QUERY (0) or SLAY_ROLE_KEY (1)")
         }
-        let input = try TensorArgument(x, name: "x", rank: 4, isOutput: false)
-        let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true)
+        let input = try TensorArgument(x, name: "x", rank: 4, isOutput: false, halfPrecision: true)
+        let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true, halfPrecision: true)
         try TensorArgument.checkNoOverlap(output: output, inputs: [input])
         try FeatureMapApplication.apply(map: handle.map, role: featureRole, x: input.view, out: output.view)
     }

@@ -123,7 +123,7 @@ public func slay_state_read(_ state: OpaquePointer?, _ slot: Int64, _ matrix: Un
 /// Optional tensors: NULL is nil, otherwise validated like any other.
 private func optionalTensor(_ pointer: UnsafePointer<slay_tensor>?, _ name: String, rank: Int, isOutput: Bool) throws -> TensorArgument? {
     guard pointer != nil else { return nil }
-    return try TensorArgument(pointer, name: name, rank: rank, isOutput: isOutput)
+    return try TensorArgument(pointer, name: name, rank: rank, isOutput: isOutput, halfPrecision: true)
 }
 
 @_cdecl("slay_state_prefill")
@@ -134,11 +134,11 @@ public func slay_state_prefill(_ state: OpaquePointer?, _ q: UnsafePointer<slay_
                                _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads)
+        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, halfPrecision: true)
         let sequences = try sequenceCount(numSeqs)
         let query = try optionalTensor(q, "q", rank: 4, isOutput: false)
-        let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false)
-        let value = try TensorArgument(v, name: "v", rank: 4, isOutput: false)
+        let key = try TensorArgument(k, name: "k", rank: 4, isOutput: false, halfPrecision: true)
+        let value = try TensorArgument(v, name: "v", rank: 4, isOutput: false, halfPrecision: true)
         let output = try optionalTensor(out, "out", rank: 4, isOutput: true)
         if let output {
             try TensorArgument.checkNoOverlap(output: output, inputs: [key, value] + (query.map { [$0] } ?? []))
@@ -160,10 +160,10 @@ public func slay_state_query(_ state: OpaquePointer?, _ q: UnsafePointer<slay_te
                              _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, call: .queries)
+        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, call: .queries, halfPrecision: true)
         let sequences = try sequenceCount(numSeqs)
-        let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false)
-        let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true)
+        let query = try TensorArgument(q, name: "q", rank: 4, isOutput: false, halfPrecision: true)
+        let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true, halfPrecision: true)
         try TensorArgument.checkNoOverlap(output: output, inputs: [query])
         try tokens.checkNoOverlap(output: output)
         let offsets = offsetsArray(cuSeqlens, count: sequences + 1)
@@ -183,12 +183,12 @@ public func slay_state_step(_ state: OpaquePointer?, _ q: UnsafePointer<slay_ten
                             _ err: UnsafeMutablePointer<slay_error>?) -> Int32 {
     withStatus(err) {
         let s = try StateHandle.from(state).state
-        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, call: .step)
+        let (settings, tokens) = try linearAttentionOptions(options, keyHeads: s.numHeads, call: .step, halfPrecision: true)
         let sequences = try sequenceCount(numSeqs)
-        let query = try TensorArgument(q, name: "q", rank: 3, isOutput: false)
-        let key = try TensorArgument(k, name: "k", rank: 3, isOutput: false)
-        let value = try TensorArgument(v, name: "v", rank: 3, isOutput: false)
-        let output = try TensorArgument(out, name: "out", rank: 3, isOutput: true)
+        let query = try TensorArgument(q, name: "q", rank: 3, isOutput: false, halfPrecision: true)
+        let key = try TensorArgument(k, name: "k", rank: 3, isOutput: false, halfPrecision: true)
+        let value = try TensorArgument(v, name: "v", rank: 3, isOutput: false, halfPrecision: true)
+        let output = try TensorArgument(out, name: "out", rank: 3, isOutput: true, halfPrecision: true)
         // Pairwise, without building an array: this path runs once per decoded token.
         try TensorArgument.checkNoOverlap(output: output, input: query)
         try TensorArgument.checkNoOverlap(output: output, input: key)

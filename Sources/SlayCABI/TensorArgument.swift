@@ -9,21 +9,32 @@ struct TensorArgument {
     let endByte: UInt
 
     /// Validates pointer, dtype, rank, extents, strides and the size of the addressed span.
-    /// Outputs must also be free of self-overlap.
-    init(_ pointer: UnsafePointer<slay_tensor>?, name: String, rank: Int, isOutput: Bool) throws {
+    /// Outputs must also be free of self-overlap. `halfPrecision`: the call also takes
+    /// SLAY_DTYPE_F16 and SLAY_DTYPE_BF16 (converted in its loads and stores); otherwise only
+    /// SLAY_DTYPE_F32.
+    init(_ pointer: UnsafePointer<slay_tensor>?, name: String, rank: Int, isOutput: Bool,
+         halfPrecision: Bool = false) throws {
         // No arrays on the success path: this runs on every decode step.
         guard let tensorPointer = pointer else { throw SlayError.invalid("\(name) is NULL") }
         let tensor = tensorPointer.pointee
         self.name = name
         guard let data = tensor.data else { throw SlayError.invalid("\(name).data is NULL") }
-        guard UInt(bitPattern: data) % UInt(MemoryLayout<Float>.alignment) == 0 else {
-            throw SlayError.layout("\(name).data is not aligned to 4 bytes (float32 elements must be aligned)")
+        let element: ElementType
+        switch tensor.dtype {
+        case SLAY_DTYPE_F32: element = .f32
+        case SLAY_DTYPE_F16 where halfPrecision: element = .f16
+        case SLAY_DTYPE_BF16 where halfPrecision: element = .bf16
+        case SLAY_DTYPE_F64:
+            let accepted = halfPrecision ? "SLAY_DTYPE_F32 (0), SLAY_DTYPE_F16 (2) or SLAY_DTYPE_BF16 (3)" : "SLAY_DTYPE_F32 (0)"
+            throw SlayError(.dtype, "\(name).dtype is SLAY_DTYPE_F64 (1); libslay computes in fp32: convert \(name) to \(accepted) first")
+        case SLAY_DTYPE_F16, SLAY_DTYPE_BF16:
+            throw SlayError(.dtype, "\(name).dtype is \(tensor.dtype); this function supports only SLAY_DTYPE_F32 (0) for \(name)")
+        default:
+            let accepted = halfPrecision ? "SLAY_DTYPE_F32 (0), SLAY_DTYPE_F16 (2) and SLAY_DTYPE_BF16 (3)" : "only SLAY_DTYPE_F32 (0)"
+            throw SlayError(.dtype, "\(name).dtype is \(tensor.dtype); this function supports \(accepted)")
         }
-        guard tensor.dtype == SLAY_DTYPE_F32 else {
-            if tensor.dtype == SLAY_DTYPE_F64 {
-                throw SlayError(.dtype, "\(name).dtype is SLAY_DTYPE_F64 (1); libslay computes in fp32: convert \(name) to SLAY_DTYPE_F32 (0) first")
-            }
-            throw SlayError(.dtype, "\(name).dtype is \(tensor.dtype); this function supports only SLAY_DTYPE_F32 (0)")
+        guard UInt(bitPattern: data) % UInt(element.bytes) == 0 else {
+            throw SlayError.layout("\(name).data is not aligned to \(element.bytes) bytes (\(element.name) elements must be aligned)")
         }
         guard Int(tensor.ndim) == rank else {
             throw SlayError.shape("\(name).ndim is \(tensor.ndim), expected \(rank)")
@@ -53,7 +64,7 @@ struct TensorArgument {
             count = product
         }
         let (elements, o4) = span.addingReportingOverflow(1)
-        let (bytes, o5) = elements.multipliedReportingOverflow(by: Int64(MemoryLayout<Float>.stride))
+        let (bytes, o5) = elements.multipliedReportingOverflow(by: Int64(element.bytes))
         let start = UInt(bitPattern: data)
         if o4 || o5 || UInt(bytes) > UInt.max - start {
             throw SlayError.overflow("\(name) spans more bytes than the address space (\(describe()))")
@@ -82,7 +93,7 @@ struct TensorArgument {
             extents[axis] = Int(shape[axis])
             steps[axis] = Int(strides[axis])
         }
-        self.view = TensorView(base: data.assumingMemoryBound(to: Float.self), extents: extents, steps: steps, rank: rank)
+        self.view = TensorView(raw: data, element: element, extents: extents, steps: steps, rank: rank)
         self.firstByte = start
         self.endByte = start + UInt(bytes)
     }

@@ -206,6 +206,75 @@ public enum HalfPrecision {
         }
     }
 
+    /// `rows` rows of `width` elements, row r at source + r·rowStride elements (columns
+    /// `columnStride` apart), as fp32 into contiguous target rows of `width`: the gathers of a
+    /// chunk's rows, in one call (one dispatch per chunk instead of one per row).
+    public static func loadRows(_ type: ElementFormat, _ source: UnsafeRawPointer, rowStride: Int, columnStride: Int,
+                                rows: Int, width: Int, into target: UnsafeMutablePointer<Float>) {
+        switch type {
+        case .f32:
+            for r in 0..<rows {
+                load(F32Codec.self, source + r * rowStride * 4, stride: columnStride, count: width, into: target + r * width)
+            }
+        case .f16:
+            for r in 0..<rows {
+                load(F16Codec.self, source + r * rowStride * 2, stride: columnStride, count: width, into: target + r * width)
+            }
+        case .bf16:
+            for r in 0..<rows {
+                load(BF16Codec.self, source + r * rowStride * 2, stride: columnStride, count: width, into: target + r * width)
+            }
+        }
+    }
+
+    /// The inverse of loadRows: contiguous fp32 rows of `width` rounded (nearest-even) into rows
+    /// `rowStride` elements apart.
+    public static func storeRows(_ type: ElementFormat, _ source: UnsafePointer<Float>, rows: Int, width: Int,
+                                 into target: UnsafeMutableRawPointer, rowStride: Int, columnStride: Int) {
+        switch type {
+        case .f32:
+            for r in 0..<rows {
+                store(F32Codec.self, source + r * width, count: width, into: target + r * rowStride * 4, stride: columnStride)
+            }
+        case .f16:
+            for r in 0..<rows {
+                store(F16Codec.self, source + r * width, count: width, into: target + r * rowStride * 2, stride: columnStride)
+            }
+        case .bf16:
+            for r in 0..<rows {
+                store(BF16Codec.self, source + r * width, count: width, into: target + r * rowStride * 2, stride: columnStride)
+            }
+        }
+    }
+
+    /// target[i·targetStride] = source[i]·scale rounded to `type` (nearest-even), for i < count:
+    /// each product is formed in fp32 and rounded once, so the result is the fp32 product rounded.
+    public static func storeScaled(_ type: ElementFormat, _ source: UnsafePointer<Float>, scale: Float, count: Int,
+                                   into target: UnsafeMutableRawPointer, stride targetStride: Int) {
+        switch type {
+        case .f32: storeScaled(F32Codec.self, source, scale: scale, count: count, into: target, stride: targetStride)
+        case .f16: storeScaled(F16Codec.self, source, scale: scale, count: count, into: target, stride: targetStride)
+        case .bf16: storeScaled(BF16Codec.self, source, scale: scale, count: count, into: target, stride: targetStride)
+        }
+    }
+
+    @inline(__always)
+    static func storeScaled<C: RowCodec>(_: C.Type, _ source: UnsafePointer<Float>, scale: Float, count: Int,
+                                         into target: UnsafeMutableRawPointer, stride targetStride: Int) {
+        var i = 0
+        if targetStride == 1 {
+            let factor = SIMD8<Float>(repeating: scale)
+            while i + 8 <= count {
+                C.store8(F32Codec.load8(source + i) * factor, target + i * C.stride)
+                i += 8
+            }
+        }
+        while i < count {
+            C.store1(source[i] * scale, target + i * targetStride * C.stride)
+            i += 1
+        }
+    }
+
     @inline(__always)
     static func load<C: RowCodec>(_: C.Type, _ source: UnsafeRawPointer, stride sourceStride: Int, count: Int,
                                   into target: UnsafeMutablePointer<Float>) {

@@ -145,8 +145,14 @@ final class CABIValidationTests: XCTestCase {
 
     func testDtypeAndRank() {
         for name in ["q", "k", "v", "out"] {
-            for dtype in [SLAY_DTYPE_F64, SLAY_DTYPE_F16, SLAY_DTYPE_BF16, -1, 99] {
+            for dtype in [SLAY_DTYPE_F64, 4, -1, 99] {
                 expect(SLAY_ERR_DTYPE, "\(name).dtype \(dtype)") { edit($0, name) { $0.dtype = dtype } }
+            }
+            // F16 / BF16 are accepted; their data must be 2-byte aligned.
+            for dtype in [SLAY_DTYPE_F16, SLAY_DTYPE_BF16] {
+                expect(SLAY_ERR_LAYOUT, "\(name).dtype \(dtype) at an odd address") {
+                    edit($0, name) { $0.dtype = dtype; $0.data = $0.data.map { $0 + 1 } }
+                }
             }
             for ndim: Int32 in [0, 1, 3, 5, -1, .max] {
                 expect(SLAY_ERR_SHAPE, "\(name).ndim \(ndim)") { edit($0, name) { $0.ndim = ndim } }

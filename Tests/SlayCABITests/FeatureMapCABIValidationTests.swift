@@ -288,7 +288,8 @@ final class FeatureMapCABIValidationTests: XCTestCase {
         attempt(SLAY_ERR_INVALID_ARGUMENT, "x.data NULL") { x, _ in x.data = nil }
         attempt(SLAY_ERR_INVALID_ARGUMENT, "out.data NULL") { _, o in o.data = nil }
         attempt(SLAY_ERR_DTYPE, "x dtype f64") { x, _ in x.dtype = SLAY_DTYPE_F64 }
-        attempt(SLAY_ERR_DTYPE, "out dtype bf16") { _, o in o.dtype = SLAY_DTYPE_BF16 }
+        attempt(SLAY_ERR_DTYPE, "out dtype 4") { _, o in o.dtype = 4 }
+        attempt(SLAY_ERR_LAYOUT, "out bf16 at an odd address") { _, o in o.dtype = SLAY_DTYPE_BF16; o.data = o.data.map { $0 + 1 } }
         attempt(SLAY_ERR_SHAPE, "x ndim 3") { x, _ in x.ndim = 3 }
         attempt(SLAY_ERR_SHAPE, "out ndim 5") { _, o in o.ndim = 5 }
         attempt(SLAY_ERR_SHAPE, "x head_dim 3") { x, _ in x.setShape(3, 3) }

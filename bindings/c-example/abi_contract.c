@@ -211,7 +211,7 @@ static uint64_t identity_of(const slay_feature_map* fm) {
 /* ------------------------------------------------------------------------------------------ */
 
 typedef int32_t (*tensor_call)(slay_tensor* const* tp, slay_error* err);
-enum { F_NULLPTR, F_DATA, F_DTYPE, F_NDIM, F_SHAPE, F_STRIDE, F_ALIAS, F_BIG };
+enum { F_NULLPTR, F_DATA, F_DTYPE, F_NDIM, F_SHAPE, F_STRIDE, F_ALIAS, F_BIG, F_ODD_HALF };
 typedef struct { int t, axis; int64_t value; } shape_edit;   /* t = -1: none */
 typedef struct { shape_edit a, b; const char* what; } shape_case;
 
@@ -238,6 +238,11 @@ static void run_tensor_case(const char* fn, tensor_call call, int nt, int field,
     case F_NULLPTR: tp[t] = NULL; sprintf(label, "%s: %s == NULL", fn, TNAME[t]); break;
     case F_DATA: ts[t].data = NULL; sprintf(label, "%s: %s.data == NULL", fn, TNAME[t]); break;
     case F_DTYPE: ts[t].dtype = (int32_t)value; sprintf(label, "%s: %s.dtype = %d", fn, TNAME[t], (int)value); break;
+    case F_ODD_HALF:    /* a half-precision tensor whose data is not 2-byte aligned */
+        ts[t].dtype = (int32_t)value;
+        ts[t].data = (char*)ts[t].data + 1;
+        sprintf(label, "%s: %s.dtype = %d at an odd address", fn, TNAME[t], (int)value);
+        break;
     case F_NDIM: ts[t].ndim = (int32_t)value; sprintf(label, "%s: %s.ndim = %d", fn, TNAME[t], (int)value); break;
     case F_SHAPE: ts[t].shape[axis] = value; sprintf(label, "%s: %s.shape[%d] = %lld", fn, TNAME[t], axis, (long long)value); break;
     case F_STRIDE: ts[t].strides[axis] = value; sprintf(label, "%s: %s.strides[%d] = %lld", fn, TNAME[t], axis, (long long)value); break;
@@ -260,8 +265,10 @@ static void tensor_cases(const char* fn, tensor_call call, int nt, int rank) {
         run_tensor_case(fn, call, nt, F_NULLPTR, i, 0, 0, SLAY_ERR_INVALID_ARGUMENT);
         run_tensor_case(fn, call, nt, F_DATA, i, 0, 0, SLAY_ERR_INVALID_ARGUMENT);
         run_tensor_case(fn, call, nt, F_DTYPE, i, 0, SLAY_DTYPE_F64, SLAY_ERR_DTYPE);
-        run_tensor_case(fn, call, nt, F_DTYPE, i, 0, SLAY_DTYPE_F16, SLAY_ERR_DTYPE);
-        run_tensor_case(fn, call, nt, F_DTYPE, i, 0, SLAY_DTYPE_BF16, SLAY_ERR_DTYPE);
+        /* F16 and BF16 are accepted by every function here; their data must be 2-byte aligned. */
+        run_tensor_case(fn, call, nt, F_ODD_HALF, i, 0, SLAY_DTYPE_F16, SLAY_ERR_LAYOUT);
+        run_tensor_case(fn, call, nt, F_ODD_HALF, i, 0, SLAY_DTYPE_BF16, SLAY_ERR_LAYOUT);
+        run_tensor_case(fn, call, nt, F_DTYPE, i, 0, 4, SLAY_ERR_DTYPE);
         run_tensor_case(fn, call, nt, F_DTYPE, i, 0, 99, SLAY_ERR_DTYPE);
         run_tensor_case(fn, call, nt, F_DTYPE, i, 0, -1, SLAY_ERR_DTYPE);
         run_tensor_case(fn, call, nt, F_NDIM, i, 0, rank - 1, SLAY_ERR_SHAPE);
@@ -1538,8 +1545,10 @@ static void test_gla_sla_errors(slay_feature_map* fm) {
     arm();
     bad = td; bad.data = NULL; g_opts.log_decay = &bad;
     ERRCASE("linear_attention: log_decay.data == NULL", SLAY_ERR_INVALID_ARGUMENT, call_linear(tp, EE));
-    bad = td; bad.dtype = SLAY_DTYPE_F16;
-    ERRCASE("linear_attention: log_decay.dtype F16", SLAY_ERR_DTYPE, call_linear(tp, EE));
+    bad = td; bad.dtype = 4;
+    ERRCASE("linear_attention: log_decay.dtype 4", SLAY_ERR_DTYPE, call_linear(tp, EE));
+    bad = td; bad.dtype = SLAY_DTYPE_BF16; bad.data = (char*)td.data + 1;
+    ERRCASE("linear_attention: log_decay BF16 at an odd address", SLAY_ERR_LAYOUT, call_linear(tp, EE));
     bad = td; bad.shape[3] = MF - 1;
     ERRCASE("linear_attention: log_decay m - 1 channels", SLAY_ERR_SHAPE, call_linear(tp, EE));
     bad = td; bad.data = BASE[3].data;

@@ -300,7 +300,7 @@ public struct AttentionCall: @unchecked Sendable {
         let (w, columns) = (task.w, task.columns)
         let width = columns.count
         let out = self.out!
-        let base = out.base + task.span.batch * out.steps[0] + queryHead * out.steps[2] + columns.lowerBound * out.steps[3]
+        let base = task.span.batch * out.steps[0] + queryHead * out.steps[2] + columns.lowerBound * out.steps[3]
         let (rowStride, columnStride) = (out.steps[1], out.steps[3])
         let (normalize, framed, denominator) = (options.normalize, form.usesFrames, options.denominator)
         for i in 0..<chunk.rows {
@@ -312,13 +312,9 @@ public struct AttentionCall: @unchecked Sendable {
             } else {
                 inverse = normalize ? denominator.inverse(w.denominators[i], delta: delta) : 1
             }
-            let row = w.outputs + i * width
-            let target = base + (task.span.start + chunk.t0 + i) * rowStride
-            if columnStride == 1 {
-                for j in 0..<width { target[j] = row[j] * inverse }
-            } else {
-                for j in 0..<width { target[j * columnStride] = row[j] * inverse }
-            }
+            // Rounded to out's element type in the store (fp16 / bf16 outputs).
+            out.storeScaled(w.outputs + i * width, scale: inverse, count: width,
+                            at: base + (task.span.start + chunk.t0 + i) * rowStride, stride: columnStride)
         }
     }
 }

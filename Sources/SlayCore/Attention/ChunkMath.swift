@@ -162,8 +162,8 @@ extension FormTask {
             target.update(repeating: logGamma, count: chunk.rows)
             return
         }
-        let base = logDecay.base + span.batch * logDecay.steps[0] + keyHead * logDecay.steps[2]
-        for i in 0..<chunk.rows { target[i] = base[(span.start + chunk.t0 + i) * logDecay.steps[1]] + logGamma }
+        let base = span.batch * logDecay.steps[0] + keyHead * logDecay.steps[2]
+        for i in 0..<chunk.rows { target[i] = logDecay.load(base + (span.start + chunk.t0 + i) * logDecay.steps[1]) + logGamma }
     }
 
     /// Per-channel log α of the chunk's rows into w.logDecay [rows, m], plus log γ.

@@ -73,7 +73,7 @@ public enum ExactAttention {
                 let queryHead = task % shapes.queryHeads
                 let keyHead = queryHead / shapes.group
                 func element(_ view: TensorView, _ time: Int, _ head: Int, _ j: Int) -> Double {
-                    Double(view.base[batch * view.steps[0] + time * view.steps[1] + head * view.steps[2] + j * view.steps[3]])
+                    Double(view.load(batch * view.steps[0] + time * view.steps[1] + head * view.steps[2] + j * view.steps[3]))
                 }
                 for j in 0..<t {
                     var sumSquares = 0.0
@@ -119,8 +119,8 @@ public enum ExactAttention {
                         let weight = weights[j]
                         for c in 0..<dv { accumulator[c] += weight * element(v, j, keyHead, c) }
                     }
-                    let target = out.base + batch * out.steps[0] + i * out.steps[1] + queryHead * out.steps[2]
-                    for c in 0..<dv { target[c * out.steps[3]] = Float(accumulator[c] / total) }
+                    let target = batch * out.steps[0] + i * out.steps[1] + queryHead * out.steps[2]
+                    for c in 0..<dv { out.store(Float(accumulator[c] / total), at: target + c * out.steps[3]) }
                 }
             }
         }

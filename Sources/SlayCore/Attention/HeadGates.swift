@@ -13,7 +13,18 @@ import Darwin
 /// buffer), in the same order whichever thread or column block asks, so results stay bitwise
 /// independent of the thread count.
 enum HeadGates {
-    /// softmax over `heads` logits row[0], row[stride], … evaluated at `head`, in double.
+    /// softmax over `heads` logits (elements row, row + stride, … of `logits`, any element type)
+    /// evaluated at `head`, in double.
+    @inline(__always)
+    static func gate(_ logits: TensorView, row: Int, stride: Int, heads: Int, head: Int) -> Float {
+        var top = -Double.infinity
+        for h in 0..<heads { top = max(top, Double(logits.load(row + h * stride))) }
+        var sum = 0.0
+        for h in 0..<heads { sum += exp(Double(logits.load(row + h * stride)) - top) }
+        return Float(exp(Double(logits.load(row + head * stride)) - top) / sum)
+    }
+
+    /// The same over fp32 logits row[0], row[stride], … (the backward's gate gradients).
     @inline(__always)
     static func gate(_ row: UnsafePointer<Float>, stride: Int, heads: Int, head: Int) -> Float {
         var top = -Double.infinity
@@ -25,9 +36,10 @@ enum HeadGates {
 
     /// Gates of rows t0 ..< t0 + rows of batch entry `batch` at `head`, from logits [B, T, H].
     static func fill(_ logits: TensorView, batch: Int, t0: Int, rows: Int, head: Int, into gates: UnsafeMutablePointer<Float>) {
-        let base = logits.base + batch * logits.steps[0]
+        let base = batch * logits.steps[0]
         for i in 0..<rows {
-            gates[i] = gate(base + (t0 + i) * logits.steps[1], stride: logits.steps[2], heads: logits.extents[2], head: head)
+            gates[i] = gate(logits, row: base + (t0 + i) * logits.steps[1], stride: logits.steps[2], heads: logits.extents[2],
+                            head: head)
         }
     }
 

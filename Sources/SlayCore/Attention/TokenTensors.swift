@@ -23,10 +23,10 @@ enum TokenTensors {
         for a in 0..<e[0] {
             for b in 0..<e[1] {
                 for c in 0..<e[2] {
-                    let row = view.base + a * s[0] + b * s[1] + c * s[2]
-                    for d in 0..<e[3] where !isValid(row[d * s[3]]) {
+                    let row = a * s[0] + b * s[1] + c * s[2]
+                    for d in 0..<e[3] where !isValid(view.load(row + d * s[3])) {
                         let index = [a, b, c, d].prefix(view.rank).map(String.init).joined(separator: ", ")
-                        throw SlayError(status, "\(name)[\(index)] is \(row[d * s[3]]); \(rule)")
+                        throw SlayError(status, "\(name)[\(index)] is \(view.load(row + d * s[3])); \(rule)")
                     }
                 }
             }
@@ -121,6 +121,6 @@ enum TokenTensors {
         var steps = view.steps
         extents[leading + 1] = m
         steps[leading + 1] = 0
-        return TensorView(base: view.base, extents: extents, steps: steps, rank: leading + 2)
+        return view.reshaped(extents: extents, steps: steps, rank: leading + 2)
     }
 }

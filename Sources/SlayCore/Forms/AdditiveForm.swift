@@ -123,7 +123,7 @@ enum AdditiveForm: RecurrenceForm {
         let gamma = task.options.decay[task.head]
         var scales: UnsafePointer<Float>? = nil
         if let g = task.tokens.logDecayRow(sequence: task.sequence, head: task.head) {
-            w.running[0] = StepTokenInputs.alpha(g.pointer[0] + task.options.decay.logarithm(head: task.head))
+            w.running[0] = StepTokenInputs.alpha(g[0] + task.options.decay.logarithm(head: task.head))
             scales = UnsafePointer(w.running)
         } else if gamma != 1 {
             w.running[0] = gamma

@@ -53,8 +53,8 @@ enum DeltaRuleForm: RecurrenceForm {
         chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w.phiK, rows: rows, width: m))
         let beta = w.formRows
         if let view = task.options.beta {
-            let base = view.base + task.span.batch * view.steps[0] + task.keyHead * view.steps[2]
-            for i in 0..<rows { beta[i] = base[(task.span.start + chunk.t0 + i) * view.steps[1]] }
+            let base = task.span.batch * view.steps[0] + task.keyHead * view.steps[2]
+            for i in 0..<rows { beta[i] = view.load(base + (task.span.start + chunk.t0 + i) * view.steps[1]) }
         } else {
             beta.update(repeating: 1, count: rows)
         }
@@ -156,7 +156,7 @@ enum DeltaRuleForm: RecurrenceForm {
         let (w, m, dv) = (task.w, task.map.featureDim, task.valueDim)
         var alpha = task.options.decay[task.head]
         if let g = task.tokens.logDecayRow(sequence: task.sequence, head: task.head) {
-            alpha = StepTokenInputs.alpha(g.pointer[0] + task.options.decay.logarithm(head: task.head))
+            alpha = StepTokenInputs.alpha(g[0] + task.options.decay.logarithm(head: task.head))
         }
         let beta = task.tokens.betaValue(sequence: task.sequence, head: task.head)
         DecodeKernels.delta(state: task.matrix, storage: task.storage, rows: m, columns: dv, rowStride: dv,

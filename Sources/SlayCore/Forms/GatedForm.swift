@@ -129,7 +129,7 @@ enum GatedForm: RecurrenceForm {
         let channels = task.tokens.logDecayRow(sequence: task.sequence, head: task.head)!
         let logGamma = task.options.decay.logarithm(head: task.head)
         let scales = w.decayFactors
-        for f in 0..<m { scales[f] = channels.pointer[f * channels.stride] + logGamma }
+        for f in 0..<m { scales[f] = channels[f] + logGamma }
         DecayMath.expNonPositive(scales, count: m, output: scales)
         DecodeKernels.normaliser(task.normaliser, storage: task.storage, rows: m, stateScales: scales, stateScaleStride: 1, keyScales: w.phiK,
                                  queries: w.phiQ, queryStride: m, group: group, denominators: w.denominators)

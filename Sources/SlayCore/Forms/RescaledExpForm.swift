@@ -252,7 +252,7 @@ enum RescaledExpForm: RecurrenceForm {
         let keyGate = task.tokens.keyGate(sequence: task.sequence, head: task.head)
         let decayed = w.formKeys
         for f in 0..<d {
-            decayed[f] = mu[f] + ((channels.map { $0.pointer[f * $0.stride] } ?? 0) + logGamma)
+            decayed[f] = mu[f] + ((channels.map { $0[f] } ?? 0) + logGamma)
         }
         if channels == nil && logGamma == 0 { decayed.update(from: mu, count: d) }
         // Exponents −|b − μ̂| (0 where the factor is fixed below: an empty μ̂, or a key of −inf).

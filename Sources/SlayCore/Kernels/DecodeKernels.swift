@@ -121,4 +121,51 @@ public enum DecodeKernels {
                                             count: count, into: target, stride: stride)
         }
     }
+
+    /// target[i·stride] = source[i]·scale rounded to `type` (nearest-even): output stores.
+    @inline(__always)
+    public static func storeScaled(_ type: ElementType, _ source: UnsafePointer<Float>, scale: Float, count: Int,
+                                   into target: UnsafeMutableRawPointer, stride: Int) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.HalfPrecision.storeScaled(SlayKernelsAVX2.ElementFormat(rawValue: type.rawValue)!, source,
+                                                      scale: scale, count: count, into: target, stride: stride)
+        case .portable:
+            SlayKernels.HalfPrecision.storeScaled(SlayKernels.ElementFormat(rawValue: type.rawValue)!, source,
+                                                  scale: scale, count: count, into: target, stride: stride)
+        }
+    }
+
+    /// `rows` rows of `width` elements (rows `rowStride`, columns `columnStride` elements apart)
+    /// as contiguous fp32 rows: see SlayKernels.HalfPrecision.loadRows.
+    @inline(__always)
+    public static func loadRows(_ type: ElementType, _ source: UnsafeRawPointer, rowStride: Int, columnStride: Int,
+                                rows: Int, width: Int, into target: UnsafeMutablePointer<Float>) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.HalfPrecision.loadRows(SlayKernelsAVX2.ElementFormat(rawValue: type.rawValue)!, source,
+                                                   rowStride: rowStride, columnStride: columnStride, rows: rows,
+                                                   width: width, into: target)
+        case .portable:
+            SlayKernels.HalfPrecision.loadRows(SlayKernels.ElementFormat(rawValue: type.rawValue)!, source,
+                                               rowStride: rowStride, columnStride: columnStride, rows: rows,
+                                               width: width, into: target)
+        }
+    }
+
+    /// Contiguous fp32 rows rounded into strided rows of `type`: see SlayKernels.HalfPrecision.storeRows.
+    @inline(__always)
+    public static func storeRows(_ type: ElementType, _ source: UnsafePointer<Float>, rows: Int, width: Int,
+                                 into target: UnsafeMutableRawPointer, rowStride: Int, columnStride: Int) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.HalfPrecision.storeRows(SlayKernelsAVX2.ElementFormat(rawValue: type.rawValue)!, source,
+                                                    rows: rows, width: width, into: target, rowStride: rowStride,
+                                                    columnStride: columnStride)
+        case .portable:
+            SlayKernels.HalfPrecision.storeRows(SlayKernels.ElementFormat(rawValue: type.rawValue)!, source,
+                                                rows: rows, width: width, into: target, rowStride: rowStride,
+                                                columnStride: columnStride)
+        }
+    }
 }

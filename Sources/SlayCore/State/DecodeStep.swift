@@ -74,10 +74,10 @@ struct StepTask {
     /// The token's key and value rows and the rows of the `group` query heads that read this key
     /// head, gathered contiguously; outputs and denominators zeroed.
     func gather() {
+        // Half-precision rows are widened to fp32 here.
         func gather(_ view: TensorView, head: Int, into target: UnsafeMutablePointer<Float>) {
-            let source = view.base + sequence * view.steps[0] + head * view.steps[1]
-            let (width, stride) = (view.extents[2], view.steps[2])
-            for j in 0..<width { target[j] = source[j * stride] }
+            view.loadRow(at: sequence * view.steps[0] + head * view.steps[1], stride: view.steps[2], count: view.extents[2],
+                         into: target)
         }
         gather(k, head: head, into: w.keyRows)
         gather(v, head: head, into: w.valueRows)
@@ -126,8 +126,8 @@ struct StepTask {
             } else {
                 inverse = options.normalize ? options.denominator.inverse(w.denominators[g], delta: delta) : 1
             }
-            let target = out.base + sequence * out.steps[0] + (head * group + g) * out.steps[1]
-            for j in 0..<valueDim { target[j * out.steps[2]] = w.outputs[g * valueDim + j] * inverse }
+            out.storeScaled(w.outputs + g * valueDim, scale: inverse, count: valueDim,
+                            at: sequence * out.steps[0] + (head * group + g) * out.steps[1], stride: out.steps[2])
         }
     }
 }

@@ -27,7 +27,7 @@ struct StepTokenInputs {
     @inline(__always)
     func keyGate(sequence: Int, head: Int) -> Float {
         guard let keyGates else { return 1 }
-        return HeadGates.gate(keyGates.base + sequence * keyGates.steps[0], stride: keyGates.steps[1],
+        return HeadGates.gate(keyGates, row: sequence * keyGates.steps[0], stride: keyGates.steps[1],
                               heads: keyGates.extents[1], head: head)
     }
 
@@ -35,7 +35,7 @@ struct StepTokenInputs {
     @inline(__always)
     func queryGate(sequence: Int, queryHead: Int) -> Float {
         guard let queryGates else { return 1 }
-        return HeadGates.gate(queryGates.base + sequence * queryGates.steps[0], stride: queryGates.steps[1],
+        return HeadGates.gate(queryGates, row: sequence * queryGates.steps[0], stride: queryGates.steps[1],
                               heads: queryGates.extents[1], head: queryHead)
     }
 
@@ -56,19 +56,30 @@ struct StepTokenInputs {
         }
     }
 
-    /// log α of (sequence, head) as a base pointer and channel stride (0 for a per-head decay),
-    /// nil without log decay.
+    /// log α of (sequence, head): its channels read as fp32 through `row[f]` (the same value for
+    /// every f with a per-head decay), nil without log decay.
     @inline(__always)
-    func logDecayRow(sequence: Int, head: Int) -> (pointer: UnsafePointer<Float>, stride: Int)? {
+    func logDecayRow(sequence: Int, head: Int) -> ChannelRow? {
         guard let logDecay else { return nil }
-        return (UnsafePointer(logDecay.base + sequence * logDecay.steps[0] + head * logDecay.steps[1]), logDecay.steps[2])
+        return ChannelRow(view: logDecay, offset: sequence * logDecay.steps[0] + head * logDecay.steps[1],
+                          stride: logDecay.steps[2])
+    }
+
+    /// One (token, head) row of a per-channel tensor in caller memory, any element type.
+    struct ChannelRow {
+        let view: TensorView
+        let offset: Int
+        let stride: Int
+
+        @inline(__always)
+        subscript(channel: Int) -> Float { view.load(offset + channel * stride) }
     }
 
     /// β of (sequence, head); 1 when no β was given.
     @inline(__always)
     func betaValue(sequence: Int, head: Int) -> Float {
         guard let beta else { return 1 }
-        return beta.base[sequence * beta.steps[0] + head * beta.steps[1]]
+        return beta.load(sequence * beta.steps[0] + head * beta.steps[1])
     }
 
     /// α = e^(log α) for log α ≤ 0, 0 below the smallest normal float (the chunked form's bound).

@@ -186,4 +186,38 @@ final class HalfPrecisionTests: XCTestCase {
             XCTAssertEqual(back.map(\.bitPattern), xs.map(\.bitPattern), name)
         }
     }
+
+    /// storeScaled (the normalised output stores) rounds each fp32 product once: bitwise the
+    /// store of the products, in every build, vector and strided, for every fp16 / bf16 rounding
+    /// case (inputs() times scales that keep or move the midpoints).
+    func testScaledStoresRoundTheFloat32Product() {
+        typealias Scaled = (ElementType, UnsafePointer<Float>, Float, Int, UnsafeMutableRawPointer, Int) -> Void
+        var scaled: [(String, Scaled)] = [
+            ("dispatch", { DecodeKernels.storeScaled($0, $1, scale: $2, count: $3, into: $4, stride: $5) }),
+            ("portable", { SlayKernels.HalfPrecision.storeScaled(SlayKernels.ElementFormat(rawValue: $0.rawValue)!, $1,
+                                                                 scale: $2, count: $3, into: $4, stride: $5) }),
+        ]
+        if slaycpu_has_avx2_fma() != 0 {
+            scaled.append(("avx2-fma", { SlayKernelsAVX2.HalfPrecision.storeScaled(
+                SlayKernelsAVX2.ElementFormat(rawValue: $0.rawValue)!, $1, scale: $2, count: $3, into: $4, stride: $5) }))
+        }
+        let store = variants[0].2
+        for type in [ElementType.f16, .bf16] {
+            let xs = inputs(type)
+            for scale: Float in [1, 0.5, 1.0 / 3.0, 3, -1.75] {
+                let products = xs.map { $0 * scale }
+                var want = [UInt16](repeating: 0, count: xs.count)
+                want.withUnsafeMutableBytes { store(type, products, products.count, $0.baseAddress!, 1) }
+                for (name, storeScaled) in scaled {
+                    for stride in [1, 3] {
+                        var got = [UInt16](repeating: 0, count: stride * xs.count)
+                        got.withUnsafeMutableBytes { storeScaled(type, xs, scale, xs.count, $0.baseAddress!, stride) }
+                        let mismatches = (0..<xs.count).filter { got[stride * $0] != want[$0] }
+                        XCTAssertTrue(mismatches.isEmpty, "\(type) \(name) scale \(scale) stride \(stride): \(mismatches.count) "
+                                      + "differ, first at \(mismatches.first.map { xs[$0] } ?? 0)")
+                    }
+                }
+            }
+        }
+    }
 }

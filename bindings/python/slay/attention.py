@@ -22,8 +22,10 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     """y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ), q (B, T, Hq, d), k (B, T, Hk, d), v (B, T, Hk, dv),
     φ the slay.FeatureMap fm (Hk = fm.num_heads, d = fm.head_dim).
 
-    Returns y (B, T, Hq, dv) float32, or (y, final_state) when output_final_state is true; out: an
-    optional float32 (B, T, Hq, dv) array to write y into. causal: y_i sees keys j <= i (default)
+    Returns y (B, T, Hq, dv) with the dtype of v, or (y, final_state) when output_final_state is
+    true; out: an optional (B, T, Hq, dv) array to write y into (its dtype decides the output's).
+    q, k, v, out and the token tensors (log_decay, gate logits, beta) may each be float32, float16
+    or bfloat16 (ml_dtypes): converted in libslay's loads and stores, fp32 arithmetic. causal: y_i sees keys j <= i (default)
     or all keys. delta: δ >= 0 of the denominator. n_threads: threads for this call (1..256).
     initial_state (a slay.State with one slot per sequence, an S array [N, H, m, dv], or an (S, z)
     tuple with z [N, H, m]) starts each sequence from that state (it is not modified). cu_seqlens (N + 1 offsets) treats B = 1 tensors as N packed sequences.
@@ -47,11 +49,11 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     check_finite=True refuses NaN / ±inf in q, k, v with slay.NonFiniteError before writing anything.
     """
     handle = require_map(fm)
-    q = as_input(q, "q", 4)
-    k = as_input(k, "k", 4)
-    v = as_input(v, "v", 4)
+    q = as_input(q, "q", 4, half=True)
+    k = as_input(k, "k", 4, half=True)
+    v = as_input(v, "v", 4, half=True)
     shape = (q.shape[0], q.shape[1], q.shape[2], v.shape[3])
-    out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
+    out = np.empty(shape, v.dtype) if out is None else as_output(out, "out", shape, half=True)
     query_gate_logits, key_gate_logits = resolve_gates(query_gate_logits, key_gate_logits, gate_input,
                                                        query_gate_weights, key_gate_weights)
     if initial_state is None and not output_final_state and cu_seqlens is None:
@@ -83,7 +85,8 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
 def exact_attention(q, k, v, kernel="softmax", eps=1e-6, causal=True, scale=None, delta=1e-6, n_threads=1,
                     out=None):
     """Quadratic attention in double precision (slay.h slay_exact_attention), q (B, T, Hq, d),
-    k (B, T, Hk, d), v (B, T, Hk, dv) → (B, T, Hq, dv) float32 (written into out when given).
+    k (B, T, Hk, d), v (B, T, Hk, dv) → (B, T, Hq, dv) with the dtype of v (written into out when
+    given; float32, float16 or bfloat16 each, as in linear_attention).
 
     kernel: "softmax" (softmax(scale · q·k); scale=None means 1/√d, 0 is refused),
     "yat-spherical" (x²/(2 + eps − 2x), x = q̂·k̂) or "yat" ((q·k)²/(‖q − k‖² + eps)), the Yat
@@ -91,11 +94,11 @@ def exact_attention(q, k, v, kernel="softmax", eps=1e-6, causal=True, scale=None
     """
     if not isinstance(kernel, str) or kernel not in EXACT_KERNELS:
         raise error_for(INVALID_ARGUMENT, "unknown kernel %r; known: %s" % (kernel, ", ".join(EXACT_KERNELS)))
-    q = as_input(q, "q", 4)
-    k = as_input(k, "k", 4)
-    v = as_input(v, "v", 4)
+    q = as_input(q, "q", 4, half=True)
+    k = as_input(k, "k", 4, half=True)
+    v = as_input(v, "v", 4, half=True)
     shape = (q.shape[0], q.shape[1], q.shape[2], v.shape[3])
-    out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
+    out = np.empty(shape, v.dtype) if out is None else as_output(out, "out", shape, half=True)
     options = ExactAttentionOptions()
     lib.slay_exact_attention_options_init(ctypes.byref(options))
     options.kernel = EXACT_KERNELS[kernel]

@@ -19,7 +19,10 @@ libslay. Each child measures:
     against ELU+1 on the plain path in the same run (the cheapest map: its ratio is the cost of
     what the row adds — wider features, GLA decay, gates, Hadamard Exp's rescaling);
   - the delta rule (Gated DeltaNet, DeltaNet) against GLA at T = --delta-t and against a numpy token
-    loop of the same recurrence at T = 2048, and its decode step.
+    loop of the same recurrence at T = 2048, and its decode step;
+  - prefill with float16 and bfloat16 I/O (q, k, v and out in that dtype; bfloat16 through ml_dtypes
+    when it is installed) against float32 I/O at T = --half-t, causal and bidirectional, best of at
+    least 5 runs each.
 Ratios are printed next to the figures; --json FILE writes everything.
 
 Each row is printed (and stdout flushed) as soon as it is measured; a running count with the elapsed
@@ -624,6 +627,48 @@ def backward_line(row):
         if "torch_train_tokens_per_s" in row else "")
 
 
+def half_io_dtypes():
+    """(name, numpy dtype) of the I/O dtypes measured: float32 first, bfloat16 only with ml_dtypes."""
+    dtypes = [("float32", np.float32), ("float16", np.float16)]
+    try:
+        import ml_dtypes
+        dtypes.append(("bfloat16", ml_dtypes.bfloat16))
+    except ImportError:
+        pass
+    return dtypes
+
+
+def half_io_rows(ctx):
+    """Prefill tokens/s of the SLAY map with q, k, v and out in float16 / bfloat16 against float32, the
+    same inputs (rounded) and call otherwise; the runs of the dtypes alternate so that drifting machine
+    speed hits them alike, and each keeps its best."""
+    slay, cfg, T, threads = ctx.slay, ctx.cfg, ctx.args.half_t, ctx.threads
+    base = [ctx.rng.standard_normal((1, T, ctx.H, ctx.d)).astype(np.float32) for _ in range(3)]
+    for causal in (True, False):
+        calls = []
+        for name, dtype in half_io_dtypes():
+            q, k, v = (a.astype(dtype) for a in base)
+            out = np.zeros((1, T, ctx.H, ctx.dv), dtype)
+            calls.append((name, lambda q=q, k=k, v=v, out=out: slay.linear_attention(
+                q, k, v, ctx.fm, causal=causal, chunk_size=cfg["chunk"], n_threads=threads, out=out)))
+        best = {name: float("inf") for name, _ in calls}
+        for name, call in calls:
+            call()  # warm-up
+        for _ in range(max(5, ctx.args.repeats)):
+            for name, call in calls:
+                start = time.perf_counter()
+                call()
+                best[name] = min(best[name], time.perf_counter() - start)
+        for name, _ in calls:
+            yield {"T": T, "causal": causal, "dtype": name, "tokens_per_s": T / best[name],
+                   "ratio_vs_float32": best["float32"] / best[name]}
+
+
+def half_io_line(row):
+    return "%7d %6s %9s %12.0f %8.3f" % (row["T"], "causal" if row["causal"] else "bidir", row["dtype"],
+                                         row["tokens_per_s"], row["ratio_vs_float32"])
+
+
 SECTIONS = [
     Section("prefill", lambda args: 2 * len(args.lengths), prefill_rows,
             lambda header, args: ["%7s %6s %12s %8s %8s %12s %9s %10s %9s" % (
@@ -654,6 +699,11 @@ SECTIONS = [
             lambda header, args: ["backward (slay.linear_attention_backward, every gradient incl. the map's parameters), "
                                   "causal, B=1"],
             backward_line, lambda row: "backward T=%d" % row["T"]),
+    Section("half_io", lambda args: 2 * len(half_io_dtypes()) if args.half_t > 0 else 0,
+            lambda ctx: half_io_rows(ctx) if ctx.args.half_t > 0 else iter(()),
+            lambda header, args: ["prefill with half-precision I/O (q, k, v, out), B=1: tokens/s and the ratio to "
+                                  "float32 I/O", "%7s %6s %9s %12s %8s" % ("T", "mode", "I/O", "tok/s", "/fp32")],
+            half_io_line, lambda row: "half I/O %s %s" % (row["dtype"], "causal" if row["causal"] else "bidir")),
 ]
 
 
@@ -678,7 +728,7 @@ def child_command(threads, args):
             ",".join(map(str, args.lengths)), "--repeats", str(args.repeats), "--numpy-max-t",
             str(args.numpy_max_t), "--decode-steps", str(args.decode_steps), "--maps-t", str(args.maps_t), "--delta-t", str(args.delta_t),
             "--backward-lengths", ",".join(map(str, args.backward_lengths)), "--backward-memory-t",
-            str(args.backward_memory_t)] + (
+            str(args.backward_memory_t), "--half-t", str(args.half_t)] + (
                 ["--quick"] if args.quick else [])
 
 
@@ -746,6 +796,8 @@ def main(argv=None):
                         help="sequence lengths of the backward rows (comma-separated; empty skips them)")
     parser.add_argument("--backward-memory-t", type=int, default=65536,
                         help="sequence length of the backward peak-memory row (0 skips it)")
+    parser.add_argument("--half-t", type=int, default=16384,
+                        help="T of the half-precision I/O prefill rows (0 skips them)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress (running count and ETA) on stderr; the rows still print as measured")
@@ -754,7 +806,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.lengths, args.repeats, args.decode_steps, args.maps_t, args.delta_t = "256,1024", 1, 20, 256, 256
-        args.backward_lengths, args.backward_memory_t = "256", 1024
+        args.backward_lengths, args.backward_memory_t, args.half_t = "256", 1024, 512
     args.lengths = [int(x) for x in str(args.lengths).split(",")]
     args.backward_lengths = [int(x) for x in str(args.backward_lengths).split(",") if x.strip()]
     if args.child:

@@ -212,14 +212,15 @@ class FeatureMap(OwnedHandle):
     # -- features -----------------------------------------------------------------------------
     @translated
     def __call__(self, x, role="query", out=None):
-        """Features of x (B, T, H, d) → (B, T, H, dim), float32, for role "query" or "key" (they
-        differ for the asymmetric ELA kinds); out: an optional float32 (B, T, H, dim) array to
-        write into (returned)."""
+        """Features of x (B, T, H, d) → (B, T, H, dim) with the dtype of x, for role "query" or
+        "key" (they differ for the asymmetric ELA kinds); out: an optional (B, T, H, dim) array to
+        write into (returned). x and out may be float32, float16 or bfloat16 (ml_dtypes); features
+        are computed in fp32."""
         if not isinstance(role, str) or role not in ROLES:
             raise error_for(INVALID_ARGUMENT, "role must be 'query' or 'key', got %r" % (role,))
-        x = as_input(x, "x", 4)
+        x = as_input(x, "x", 4, half=True)
         shape = x.shape[:3] + (self.dim,)
-        out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
+        out = np.empty(shape, x.dtype) if out is None else as_output(out, "out", shape, half=True)
         err = Error()
         with self._reading() as handle:
             check(lib.slay_feature_map_apply(handle, ROLES[role], descriptor(x), descriptor(out),

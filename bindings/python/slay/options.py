@@ -46,12 +46,12 @@ def resolve_gates(query_gate_logits, key_gate_logits, gate_input, query_gate_wei
 
 
 def _point_at(options, field, array, ndims):
-    """options.<field> → a slay_tensor of `array` (float32, one of `ndims` dims, any strides), both
+    """options.<field> → a slay_tensor of `array` (float32 / float16 / bfloat16, one of `ndims` dims, any strides), both
     kept alive on the struct."""
     if array is None:
         return
     given = getattr(array, "ndim", None)
-    array = as_input(array, field, given if given in ndims else ndims[-1])
+    array = as_input(array, field, given if given in ndims else ndims[-1], half=True)
     tensor = tensor_struct(array)
     options._keep.append((array, tensor))
     setattr(options, field, ctypes.addressof(tensor))
@@ -65,7 +65,7 @@ def attention_options(causal=True, delta=1e-6, chunk_size=0, n_threads=1, denomi
     `decay` (per key head γ) is converted to a float32 array kept alive on the returned struct
     (attribute `_decay`) for as long as the struct lives; so are the tensors log_decay
     ([B, T, Hk] or [B, T, Hk, m]; [N, Hk] or [N, Hk, m] when step), beta ([B, T, Hk] / [N, Hk]) and
-    the gate logits ([B, T, H] or [N, H]), which must be float32 numpy arrays."""
+    the gate logits ([B, T, H] or [N, H]), which must be float32, float16 or bfloat16 numpy arrays."""
     if denominator not in DENOMINATORS:
         raise error_for(INVALID_ARGUMENT, "denominator must be 'add' or 'clamp', got %r" % (denominator,))
     if update not in UPDATES:

@@ -206,16 +206,18 @@ class State(OwnedHandle):
         with query_gate_weights / key_gate_weights), update ("add" or "delta"), beta (B, T, Hk) and
         qk_l2norm as in slay.linear_attention (query gates are unused when q is None).
         check_finite=True: NaN / ±inf in q, k or v raise slay.NonFiniteError and leave the state
-        untouched (otherwise a non-finite key or value poisons its slot until reset())."""
-        k = as_input(k, "k", 4)
-        v = as_input(v, "v", 4)
+        untouched (otherwise a non-finite key or value poisons its slot until reset()).
+        q, k, v, out and the token tensors may each be float32, float16 or bfloat16 (ml_dtypes);
+        the outputs have the dtype of v unless out is given."""
+        k = as_input(k, "k", 4, half=True)
+        v = as_input(v, "v", 4, half=True)
         cu, cu_ptr = _int64_array(cu_seqlens, "cu_seqlens")
         num = (len(cu) - 1) if cu is not None else k.shape[0]
         slot_array, slot_ptr = _slots(slots)
         if q is not None:
-            q = as_input(q, "q", 4)
+            q = as_input(q, "q", 4, half=True)
             shape = (q.shape[0], q.shape[1], q.shape[2], v.shape[3])
-            out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
+            out = np.empty(shape, v.dtype) if out is None else as_output(out, "out", shape, half=True)
         if slot_array is not None and len(slot_array) != num:
             raise error_for(INVALID_ARGUMENT, "slots has %d entries for %d sequences" % (len(slot_array), num))
         if cu is not None and len(cu) < 2:
@@ -239,13 +241,14 @@ class State(OwnedHandle):
         cu_seqlens, slots and out as in prefill; delta, chunk_size, n_threads, denominator and
         normalize as in slay.linear_attention. Query gates (query_gate_logits (B, T, Hq), or
         gate_input with query_gate_weights) apply; decay and key gates belong to key absorption
-        (prefill, step)."""
-        q = as_input(q, "q", 4)
+        (prefill, step). q and out may be float32, float16 or bfloat16; the outputs have the dtype
+        of q unless out is given."""
+        q = as_input(q, "q", 4, half=True)
         cu, cu_ptr = _int64_array(cu_seqlens, "cu_seqlens")
         num = (len(cu) - 1) if cu is not None else q.shape[0]
         _, slot_ptr = _slots(slots)
         shape = (q.shape[0], q.shape[1], q.shape[2], self.value_dim)
-        out = np.empty(shape, np.float32) if out is None else as_output(out, "out", shape)
+        out = np.empty(shape, q.dtype) if out is None else as_output(out, "out", shape, half=True)
         query_gates, _ = resolve_gates(query_gate_logits, None, gate_input, query_gate_weights, None)
         options = attention_options(True, delta, chunk_size, n_threads, denominator, normalize,
                                     query_gate_logits=query_gates)
@@ -268,7 +271,9 @@ class State(OwnedHandle):
         query_gate_logits (N, Hq) / key_gate_logits (N, Hk), or gate_input (N, D) with
         query_gate_weights / key_gate_weights; update="delta" with beta (N, Hk) for the delta rule;
         qk_l2norm as in slay.linear_attention. check_finite=True: NaN / ±inf in q, k or v raise
-        slay.NonFiniteError with the state untouched.
+        slay.NonFiniteError with the state untouched. q, k, v, out and the token tensors may each
+        be float32, float16 or bfloat16 (ml_dtypes); the outputs have the dtype of v unless out is
+        given.
 
         The hot path of decoding: arrays passed again (the same q/k/v/out buffers every step) reuse
         their validated descriptors, and the options and error structs are reused, so the call
@@ -280,7 +285,7 @@ class State(OwnedHandle):
         v_ref = cache.get(v, "v", 3)
         shape = (q.shape[0], q.shape[1], v.shape[2])
         if out is None:
-            out = np.empty(shape, np.float32)
+            out = np.empty(shape, v.dtype)
             out_ref = _tensor_reference(out)
         else:
             out_ref = cache.get(out, "out", 3, shape)

@@ -72,8 +72,11 @@ def test_quick_run_streams_rows_and_writes_report_and_json(tmp_path):
     assert "delta rule" in stdout and "2 passes over S" in stdout
     backward = result["backward"]
     assert backward[0]["ratio"] > 0 and backward[0]["train_tokens_per_s"] > 0 and backward[-1]["memory"]
+    half = result["half_io"]
+    assert [r["dtype"] for r in half[:2]] == ["float32", "float16"] and all(r["ratio_vs_float32"] > 0 for r in half)
+    assert "half-precision I/O" in stdout
     rows = (len(result["prefill"]) + len(result["decode"]) + len(memory) + len(result["overhead"]) + len(maps)
-            + len(delta) + len(backward) + 1)
+            + len(delta) + len(backward) + len(half) + 1)
     rows += len(result.get("torch", []))   # the PyTorch rows (slay/torch/_bench.py), when torch is installed
     progress = [line for line in stderr.splitlines() if line.startswith("[")]
     assert len(progress) == rows and progress[-1].startswith("[%d/%d]" % (rows, rows)) and "done" in progress[-1]
@@ -84,7 +87,7 @@ def test_sections_count_the_rows_they_measure():
     """Each section's count(args) is the number of rows its generator yields (the ETA relies on it)."""
     from slay import bench
     args = bench.argparse.Namespace(lengths=[64, 128], repeats=1, numpy_max_t=128, decode_steps=2, maps_t=64,
-                                    delta_t=64, backward_lengths=[64], backward_memory_t=128)
+                                    delta_t=64, backward_lengths=[64], backward_memory_t=128, half_t=64)
     ctx = bench.BenchContext(1, args)
     for section in bench.SECTIONS:
         rows = list(section.rows(ctx))

@@ -158,7 +158,7 @@ def test_set_params_rejects(kw, code, match):
 
 
 LINEAR_CASES = {
-    "q f64": (TypeError, DTYPE), "v f16": (TypeError, DTYPE), "q ndim 3": (ValueError, SHAPE),
+    "q f64": (TypeError, DTYPE), "v int16": (TypeError, DTYPE), "q ndim 3": (ValueError, SHAPE),
     "q list": (ValueError, INVALID), "q d": (ValueError, SHAPE), "k heads": (ValueError, SHAPE),
     "v T": (ValueError, SHAPE), "k B": (ValueError, SHAPE), "heads not multiple": (ValueError, SHAPE),
     "k misaligned": (ValueError, LAYOUT), "q stride 2 bytes": (ValueError, LAYOUT),
@@ -178,7 +178,7 @@ def linear_case(fm, case):
     out = np.full((1, 5, 2, 3), SENTINEL, np.float32)
     kw = dict(fm=fm)
     if case == "q f64": q = q.astype(np.float64)
-    elif case == "v f16": v = v.astype(np.float16)
+    elif case == "v int16": v = v.astype(np.int16)
     elif case == "q ndim 3": q = q[0]
     elif case == "q list": q = q.tolist()
     elif case == "q d": q = q[..., :3]
@@ -683,8 +683,9 @@ def test_c_feature_map_anchor_dim_ignored_for_exact():
 
 TENSOR_CASES = {
     # name: (tensor to alter, overrides, status)
-    "dtype f64": ("q", dict(dtype=1), DTYPE), "dtype f16": ("q", dict(dtype=2), DTYPE),
-    "dtype bf16": ("k", dict(dtype=3), DTYPE), "dtype unknown": ("v", dict(dtype=99), DTYPE),
+    "dtype f64": ("q", dict(dtype=1), DTYPE), "dtype 4": ("q", dict(dtype=4), DTYPE),
+    "dtype bf16 out overlaps itself": ("out", dict(dtype=3, strides={1: 1}), LAYOUT),
+    "dtype unknown": ("v", dict(dtype=99), DTYPE),
     "dtype negative": ("out", dict(dtype=-1), DTYPE),
     "ndim 3": ("q", dict(ndim=3), SHAPE), "ndim 5": ("k", dict(ndim=5), SHAPE), "ndim 0": ("v", dict(ndim=0), SHAPE),
     "zero dim": ("q", dict(shape={1: 0}), SHAPE), "negative dim": ("k", dict(shape={0: -1}), SHAPE),
