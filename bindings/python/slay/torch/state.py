@@ -3,6 +3,7 @@ import numpy as np
 import torch
 
 from ..state import State as _State
+from ..errors import error_for, INVALID_ARGUMENT
 
 
 def _numpy(value, dtype=np.float32):
@@ -10,7 +11,7 @@ def _numpy(value, dtype=np.float32):
         return None
     if isinstance(value, torch.Tensor):
         if value.device.type != "cpu":
-            raise ValueError("slay.torch.State: tensors must be on the CPU, got %s" % value.device)
+            raise error_for(INVALID_ARGUMENT, "slay.torch.State: tensors must be on the CPU, got %s" % value.device)
         value = value.detach()
         if value.is_floating_point():
             value = value.float()
