@@ -57,6 +57,33 @@ def test_half_precision_in_and_out(fm, dtype):
     assert np.array_equal(y.float().numpy(), torch.from_numpy(reference).to(dtype).float().numpy())
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_tensors_reach_libslay_without_copies(fm, dtype, monkeypatch):
+    """bf16 / fp16 q, k, v go to the C call as they are (their data_ptr, strides and element type,
+    a 2-byte-aligned sliced view included), out is written in their dtype, and the result is the
+    float32 computation rounded once."""
+    import ctypes
+    from slay.torch import _op
+    seen = []
+    real = _op._linear_attention
+
+    def spy(handle, *addresses):
+        seen.append([_op._DESCRIPTOR.unpack(ctypes.string_at(a, _op._DESCRIPTOR.size)) for a in addresses[:4]])
+        return real(handle, *addresses)
+
+    monkeypatch.setattr(_op, "_linear_attention", spy)
+    q, _, v = inputs(dtype=dtype)
+    k = (torch.randn(2, 19, 2, 19) * 0.5).to(dtype)[..., 3:]      # starts 6 bytes into its storage
+    y = st.linear_attention(q, k, v, fm)
+    code = {torch.bfloat16: 3, torch.float16: 2}[dtype]
+    (dq, dk, dv, dout), = seen
+    for descriptor, tensor in ((dq, q), (dk, k), (dv, v), (dout, y)):
+        assert descriptor[0] == tensor.data_ptr() and descriptor[1] == code
+        assert list(descriptor[3:7]) == list(tensor.shape) and list(descriptor[7:11]) == list(tensor.stride())
+    reference = slay.linear_attention(*numpy_of(q, k, v), fm)
+    assert y.dtype == dtype and torch.equal(y, torch.from_numpy(reference).to(dtype))
+
+
 def test_states_as_tensors_and_chaining(fm):
     """output_final_state gives (y, slay.torch.State) whose tensors are (S, z); chaining two calls
     through it, through an (S, z) tuple or through a numpy State equals one call."""

@@ -1,5 +1,6 @@
-"""Checks and conversions of torch tensors at the slay.torch boundary: CPU only, float32 passed as
-is (any strides), bfloat16 / float16 converted once to float32 (the C ABI computes in float32)."""
+"""Checks and conversions of torch tensors at the slay.torch boundary: CPU only; q, k, v and the
+output are float32, bfloat16 or float16, passed as they are (any strides: libslay takes the three
+element types); the other tensors (gates, decays, beta, states) are converted to float32."""
 import torch
 
 from ..errors import error_for, INVALID_ARGUMENT, DTYPE

@@ -30,7 +30,7 @@ from .. import linear_attention as _numpy_linear_attention
 from ..state import State as _NumpyState
 from ..feature_map import FeatureMap
 from .._lib import lib, Error, Tensor, MAX_DIMS
-from .._tensor import pointer_struct, F32
+from .._tensor import pointer_struct, F32, F16, BF16
 from ..attention import attention_options
 from ..errors import check, error_for, SlayError, INVALID_ARGUMENT, SHAPE, LAYOUT, UNSUPPORTED
 
@@ -211,9 +211,20 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
+# slay_tensor element types of the torch dtypes libslay reads and writes (slay.h "Element types").
+DTYPE_CODES = {torch.float32: F32, torch.float16: F16, torch.bfloat16: BF16}
+
+
 def _array(tensor):
-    """A numpy view of a CPU tensor (no copy, same strides), or None."""
-    return None if tensor is None else tensor.detach().numpy()
+    """A numpy view of a CPU tensor (no copy, same strides; float16 / bfloat16 tensors are widened
+    to float32, a copy), or None."""
+    if tensor is None:
+        return None
+    tensor = tensor.detach()
+    return (tensor.float() if tensor.dtype in _HALF else tensor).numpy()
+
+
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def _check_layout(tensors):
@@ -221,12 +232,15 @@ def _check_layout(tensors):
     for name, tensor in zip(("q", "k", "v"), tensors):
         if len(tensor.shape) != 4:
             raise error_for(SHAPE, "%s must be [B, T, H, D]; got shape %s" % (name, tuple(tensor.shape)))
-        pointer_struct(tensor.data_ptr(), tensor.shape, tensor.stride(), name)   # raises on a bad layout
+        pointer_struct(tensor.data_ptr(), tensor.shape, tensor.stride(), name,
+                       DTYPE_CODES[tensor.dtype])   # raises on a bad layout
 
 
 def forward(fm, call, q, k, v, extras):
-    """(out, S, z) of one call, float32; `extras` the EXTRAS tensors or None. S and z are empty
-    unless call.output_final_state."""
+    """(out, S, z) of one call; q, k, v float32, float16 or bfloat16 (each its own), out in q's
+    dtype (libslay widens half elements as it loads them and rounds the fp32 result once as it
+    stores it); `extras` the EXTRAS tensors (float32) or None. S and z are float32, empty unless
+    call.output_final_state."""
     log_decay, query_gate_logits, key_gate_logits, initial_S, initial_z, initial_positions, cu_seqlens, beta = extras
     qs, ks, vs = q.shape, k.shape, v.shape
     qp, kp, vp = q.data_ptr(), k.data_ptr(), v.data_ptr()
@@ -246,8 +260,10 @@ def forward(fm, call, q, k, v, extras):
         scratch = _scratch
         descriptors = scratch.addresses
         # torch strides are never negative, float32 data is 4-byte aligned (checked above).
-        _DESCRIPTORS.pack_into(scratch.descriptors, 0, qp, F32, 4, *qs, *q.stride(), kp, F32, 4, *ks, *k.stride(),
-                               vp, F32, 4, *vs, *v.stride(), out.data_ptr(), F32, 4, *out.shape, *out.stride())
+        codes = DTYPE_CODES
+        _DESCRIPTORS.pack_into(scratch.descriptors, 0, qp, codes[q.dtype], 4, *qs, *q.stride(),
+                               kp, codes[k.dtype], 4, *ks, *k.stride(), vp, codes[v.dtype], 4, *vs, *v.stride(),
+                               out.data_ptr(), codes[out.dtype], 4, *out.shape, *out.stride())
         lock = fm._lock
         lock.acquire_read()      # set_params waits for the call (slay._handle)
         try:
@@ -258,13 +274,17 @@ def forward(fm, call, q, k, v, extras):
         if code:
             check(code, scratch.error)
         return out, _EMPTY, _EMPTY
+    # States, packed sequences: the numpy API in float32 (half inputs widened once, out rounded once).
     initial = None
     if initial_S is not None:
         initial = _NumpyState.from_arrays(fm, _array(initial_S), _array(initial_z), _array(initial_positions))
+    out32 = out if out.dtype is torch.float32 else torch.empty(out.shape, dtype=torch.float32)
     _, final = _numpy_linear_attention(
-        _array(q), _array(k), _array(v), fm, out=out.numpy(), initial_state=initial, output_final_state=True,
+        _array(q), _array(k), _array(v), fm, out=out32.numpy(), initial_state=initial, output_final_state=True,
         cu_seqlens=_array(cu_seqlens), log_decay=_array(log_decay), query_gate_logits=_array(query_gate_logits),
         key_gate_logits=_array(key_gate_logits), beta=_array(beta), **call.options)
+    if out32 is not out:
+        out.copy_(out32)
     if not call.output_final_state:
         return out, _EMPTY, _EMPTY
     S, z, _ = final.to_arrays()
@@ -297,10 +317,11 @@ def linear_attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra
 def _fake(q, k, v, extras, fm_key, call_key):
     out = q.new_empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3]))
     if not _CALLS[call_key].output_final_state:
-        return out, q.new_empty(0), q.new_empty(0)
+        return out, q.new_empty(0, dtype=torch.float32), q.new_empty(0, dtype=torch.float32)
     fm = map_for(fm_key)
     count, heads, features = _sequences(q, present(extras)[EXTRAS.index("cu_seqlens")]), k.shape[2], fm.dim
-    return out, q.new_empty((count, heads, features, v.shape[3])), q.new_empty((count, heads, features))
+    return (out, q.new_empty((count, heads, features, v.shape[3]), dtype=torch.float32),
+            q.new_empty((count, heads, features), dtype=torch.float32))
 
 
 # ---- the backward ------------------------------------------------------------------------------------
@@ -339,7 +360,7 @@ def _backward_impl(q, k, v, fm_key, d_out, d_S, d_z, log_decay, query_gate_logit
     if update != "add" or beta is not None or qk_l2norm:
         delta_keywords = dict(update=update, beta=_array(beta), qk_l2norm=qk_l2norm)
     grads = slay.linear_attention_backward(
-        _array(q), _array(k), _array(v), fm, np.ascontiguousarray(_array(d_out), dtype=np.float32),
+        _array(q), _array(k), _array(v), fm, np.ascontiguousarray(_array(d_out)),
         d_final_state=d_final, initial_state=initial, cu_seqlens=_array(cu_seqlens),
         log_decay=_array(log_decay), query_gate_logits=_array(query_gate_logits),
         key_gate_logits=_array(key_gate_logits), causal=causal, delta=delta, chunk_size=chunk_size,
@@ -379,14 +400,16 @@ def _fake_backward(q, k, v, fm_key, d_out, d_S, d_z, log_decay, query_gate_logit
                    denominator, normalize, decay, update, qk_l2norm):
     fm = map_for(fm_key)
 
-    def like(tensor):
-        return q.new_empty(0) if tensor is None else q.new_empty(tuple(tensor.shape))
+    def like(tensor):   # gradients are float32 (autograd casts them to each input's dtype)
+        return q.new_empty(0, dtype=torch.float32) if tensor is None else q.new_empty(tuple(tensor.shape),
+                                                                                     dtype=torch.float32)
 
     count, heads, features = _sequences(q, cu_seqlens), k.shape[2], fm.dim
-    initial = [q.new_empty(0), q.new_empty(0)] if initial_S is None else [
-        q.new_empty((count, heads, features, v.shape[3])), q.new_empty((count, heads, features))]
+    f32 = torch.float32
+    initial = [q.new_empty(0, dtype=f32), q.new_empty(0, dtype=f32)] if initial_S is None else [
+        q.new_empty((count, heads, features, v.shape[3]), dtype=f32), q.new_empty((count, heads, features), dtype=f32)]
     return ([like(q), like(k), like(v), like(log_decay), like(query_gate_logits), like(key_gate_logits)] + initial
-            + [like(beta)] + [q.new_empty(shape) for shape in _param_gradient_shapes(fm, param_count)])
+            + [like(beta)] + [q.new_empty(shape, dtype=f32) for shape in _param_gradient_shapes(fm, param_count)])
 
 
 def _input_gradients(outs, extras, param_count):

@@ -81,10 +81,11 @@ def run(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, initial
         output_final_state=False, cu_seqlens=None, denominator="add", normalize=True, decay=None, log_decay=None,
         query_gate_logits=None, key_gate_logits=None, params=(), update="add", beta=None, qk_l2norm=False,
         check_finite=False):
-    """The op on float32 versions of the inputs: (out, S, z, initial positions) in float32."""
+    """The op: (out in q's dtype, S, z, initial positions), S and z float32. q, k, v go to libslay
+    in their own dtype (float32, bfloat16 or float16, no copies); the other tensors in float32."""
     if not isinstance(fm, FeatureMap):
         require_map(fm)
-    q, k, v = as_float32(q, "q"), as_float32(k, "k"), as_float32(v, "v")
+    q, k, v = check_tensor(q, "q"), check_tensor(k, "k"), check_tensor(v, "v")   # half: passed as it is
     key = call_key(causal, delta, chunk_size, n_threads, denominator, normalize, _decay(decay), output_final_state,
                    len(params), update, qk_l2norm, check_finite)
     if (initial_state is None and cu_seqlens is None and log_decay is None and query_gate_logits is None
@@ -127,8 +128,9 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     v (B, T, Hk, dv) → (B, T, Hq, dv) in q's dtype, or (y, slay.torch.State) when
     output_final_state is true (the state's `tensors` are its (S, z) with gradients).
 
-    float32 tensors are passed to libslay with their strides, without copies; bfloat16 / float16
-    are converted once to float32 and the output back. CUDA tensors are refused with a clear error.
+    float32, bfloat16 and float16 tensors (each its own) are passed to libslay with their strides,
+    without copies: it widens half elements as it loads them, computes in float32 and rounds the
+    output once as it stores it. CUDA tensors are refused with a clear error.
     Every keyword is slay.linear_attention's: causal, delta, chunk_size, n_threads, out (a float32
     tensor to write into, without autograd), initial_state (a slay.State, an S tensor
     [N, Hk, m, dv] or an (S, z) tuple; gradients reach the tensors), output_final_state,
@@ -156,7 +158,6 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     y, S, z, positions = run(q, k, v, fm, causal, delta, chunk_size, n_threads, initial_state, output_final_state,
                              cu_seqlens, denominator, normalize, decay, log_decay, query_gate_logits,
                              key_gate_logits, (), update, beta, qk_l2norm, check_finite)
-    y = y if io_dtype == torch.float32 else y.to(io_dtype)
     if out is not None:
         out.copy_(y)
         y = out
