@@ -889,7 +889,9 @@ SLAY_API SLAY_NODISCARD int32_t slay_gauss_laguerre(int32_t R, double* nodes, do
  *   d_params, d_params_count: ∂L/∂(the map's parameters), the arrays of slay_feature_map_param_name
  *     0, 1, … concatenated in that order, each row-major in its slay_feature_map_param_shape
  *     (d_params_count must be their total). Zero for discrete parameters (SLAY_POLY_TENSORSKETCH
- *     "sketch"). */
+ *     "sketch").
+ *   d_beta [B, T, Hk]: ∂L/∂β of the delta rule; needs options->beta (appended field: a struct
+ *     whose struct_size ends at d_params_count is read with d_beta NULL). */
 typedef struct slay_attention_backward_params {
     uint32_t struct_size;  /* sizeof(slay_attention_backward_params) */
     const int64_t* cu_seqlens;
@@ -909,6 +911,9 @@ typedef struct slay_attention_backward_params {
     const slay_tensor* d_initial_normaliser;
     float* d_params;
     int64_t d_params_count;
+    /* Fields below were appended later (struct_size versioning: a caller built against the
+     * earlier header passes the smaller size, ending at d_params_count, and gets NULL). */
+    const slay_tensor* d_beta; /* [B, T, Hk]: ∂L/∂β of the delta rule; needs options->beta */
 } slay_attention_backward_params;
 
 /* slay_attention_backward_params_init — every pointer NULL, counts 0. Returns SLAY_OK, or
@@ -923,19 +928,37 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * Covered: causal and bidirectional; normalised (SLAY_DENOMINATOR_ADD / CLAMP, δ) and
  * normalize = 0; RetNet decay γ (a constant: no gradient); GLA log_decay (per channel or per
  * head); SLA gate logits; grouped-query attention (dk, dv summed over the query heads of a key
- * head); cu_seqlens; initial and final states; options->check_finite. Not yet (SLAY_ERR_UNSUPPORTED):
- * update = SLAY_UPDATE_DELTA (the delta rule) and qk_l2norm. Maps: every kind and SLAY polynomial except SLAY_KIND_HADAMARD_EXP
- * and SLAY_EXPANSION_TAYLOR, which give SLAY_ERR_UNSUPPORTED (no backward yet); d_params is
- * refused (SLAY_ERR_UNSUPPORTED) for SLAY_POLY_NYSTROM, whose anchors would need the derivative
- * of the whitening (K_AA + λI)^(−1/2).
+ * head); cu_seqlens; initial and final states; options->check_finite; qk_l2norm (x̂ = x / sqrt(Σx²
+ * + 1e-6) is smooth, its gradient at x = 0 is ∂L/∂x̂ · 1000); update = SLAY_UPDATE_DELTA (DeltaNet
+ * and Gated DeltaNet: causal, normalize = 0, log_decay per head [B, T, Hk]; d_beta, d_log_decay;
+ * z passes through the delta rule, so d_initial_normaliser = d_final_normaliser).
+ * Maps: every kind, SLAY polynomial and SLAY_EXPANSION_TAYLOR (no parameters; x̂ = x/‖x‖ as
+ * below). SLAY_KIND_HADAMARD_EXP is differentiated in the
+ * forward's rescaled frame with every option the forward composes with it (γ, log_decay, gates,
+ * normalize = 0, bidirectional): e^q, e^k are never formed; the running maxima μ, the query
+ * references r and the backward's own running maxima of q − r are stop-gradient constants, which
+ * is exact (the output does not depend on them); normalised, every exponent is <= 0, and
+ * unnormalised a gradient overflows to inf only where the true one exceeds fp32. It keeps 3
+ * floats per token and query head between its passes (not 2). SLAY_POLY_NYSTROM's anchors get
+ * their gradient through the whitening W = (K_AA + λI)^(−1/2) too: ∂L/∂W is accumulated over the
+ * call (P × P doubles per key head) and differentiated once at the end through the
+ * eigen-decomposition (Daleckii–Krein, O(P³) per key head).
  * What is recomputed: nothing of size T × m is stored. For each (sequence, key head) a forward
  * pass over the chunks rebuilds the prefix states and the query features and writes dq; a
  * reverse pass recomputes the key and query features chunk by chunk and accumulates ∂L/∂S
  * backwards, writing dk and dv. So the map's features are computed about twice as often as in
  * the forward, and the state work is about three times the forward's.
+ * The delta rule runs in the forward's chunked WY form (c = 16 by default) and keeps chunk
+ * states, since its reverse pass needs each chunk's S_0 and I − β k kᵀ cannot be inverted: a first
+ * pass stores the state before every k-th chunk, and the reverse pass recomputes a block's other
+ * k − 1 chunk states from its checkpoint, then each chunk's WY factors. k = 1 (every chunk state
+ * kept) while ⌈T/c⌉ · m · dv floats fit 16 MiB per thread, else the smallest k that fits: that
+ * adds (⌈T/(k·c)⌉ + k) · m · dv floats per thread (at most 16 MiB plus k states; 16 MiB at
+ * m = dv = 64, T = 16k) and O(c · (m + dv) + c²) for the chunk.
  * Memory: per thread O(G · c · (d + m + dv) + m · dv) floats (G = Hq / Hk, c = chunk), plus
  * 2 floats per token and query head (the normalised rows' 1/D and ∂L/∂den, kept between the
- * passes), plus, when d_params is requested, Hk · d_params_count doubles.
+ * passes; none for the delta rule, 3 for SLAY_KIND_HADAMARD_EXP), plus, when d_params is requested, Hk · d_params_count doubles (plus Hk · P² for
+ * SLAY_POLY_NYSTROM).
  * Numerics: exponents the forward clamps (SLAY PRF exponents to ±prf_clamp, FAVOR+ to ±88) are
  * constant where clamped and pass NO gradient; x̂ = x/‖x‖ is 0 at x = 0 and so is its gradient;
  * with SLAY_DENOMINATOR_CLAMP, rows whose den <= δ pass no gradient to den.

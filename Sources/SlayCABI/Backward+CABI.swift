@@ -3,6 +3,29 @@ import SlayCore
 
 private let backwardParamsSize = MemoryLayout<slay_attention_backward_params>.size
 
+/// Bytes of the first published slay_attention_backward_params (up to d_params_count): older
+/// callers pass this size and get NULL for every later field (d_beta).
+private let firstBackwardParamsSize = MemoryLayout<slay_attention_backward_params>.offset(of: \slay_attention_backward_params.d_beta)!
+
+/// Reads slay_attention_backward_params of any published size (struct_size versioning).
+private func readBackwardParams(_ pointer: UnsafePointer<slay_attention_backward_params>) throws -> slay_attention_backward_params {
+    let size = Int(UnsafeRawPointer(pointer).load(as: UInt32.self))
+    if size == backwardParamsSize { return pointer.pointee }
+    guard size <= backwardParamsSize else {
+        throw SlayError(.versionMismatch, "params.struct_size is \(size) but this libslay knows \(backwardParamsSize) bytes; the caller was built against a newer slay.h")
+    }
+    guard size == firstBackwardParamsSize else {
+        throw SlayError.invalid("params.struct_size is \(size); expected \(backwardParamsSize) (or \(firstBackwardParamsSize), "
+                                + "the first published size; call slay_attention_backward_params_init)")
+    }
+    var p = slay_attention_backward_params()
+    withUnsafeMutableBytes(of: &p) { target in
+        target.copyMemory(from: UnsafeRawBufferPointer(start: UnsafeRawPointer(pointer), count: size))
+    }
+    p.struct_size = UInt32(backwardParamsSize)
+    return p
+}
+
 @_cdecl("slay_attention_backward_params_init")
 public func slay_attention_backward_params_init(_ params: UnsafeMutablePointer<slay_attention_backward_params>?) -> Int32 {
     guard let params else { return SlayStatus.invalidArgument.rawValue }
@@ -59,7 +82,7 @@ public func slay_linear_attention_backward(_ fm: OpaquePointer?, _ q: UnsafePoin
     withStatus(err) {
         let handle = try FeatureMapHandle.from(fm)
         let (settings, tokens) = try linearAttentionOptions(options, keyHeads: handle.map.numHeads)
-        let p = try readVersioned(try require(params, "params"), name: "params")
+        let p = try readBackwardParams(try require(params, "params"))
         var arguments = BackwardArguments()
         let query = try arguments.input(try require(q, "q"), "q", rank: 4)!
         let key = try arguments.input(try require(k, "k"), "k", rank: 4)!
@@ -89,6 +112,7 @@ public func slay_linear_attention_backward(_ fm: OpaquePointer?, _ q: UnsafePoin
         request.keyGateLogits = try arguments.output(p.d_key_gate_logits, "params.d_key_gate_logits", rank: 3)
         request.initialStateGradient = try arguments.output(p.d_initial_state, "params.d_initial_state", rank: 4)
         request.initialNormaliserGradient = try arguments.output(p.d_initial_normaliser, "params.d_initial_normaliser", rank: 3)
+        request.beta = try arguments.output(p.d_beta, "params.d_beta", rank: 3)
         guard p.d_params_count >= 0 && p.d_params_count <= Int64(Int32.max) else {
             throw SlayError.shape("params.d_params_count is \(p.d_params_count)")
         }

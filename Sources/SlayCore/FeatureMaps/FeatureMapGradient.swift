@@ -24,10 +24,21 @@ public protocol FeatureMapGradient: FeatureMap {
     /// Why ∂/∂parameters is not available for this map (nil when it is): the backward refuses a
     /// request for it with SLAY_ERR_UNSUPPORTED and this message.
     var parameterGradientUnavailable: String? { get }
+
+    /// Doubles of accumulation space per head that `featureGradient` needs right after the flat
+    /// parameter layout (0 for most maps): a parameter gradient that is a linear function of a
+    /// sum over all rows is accumulated there and finished once per call.
+    var parameterGradientExtraFloats: Int { get }
+
+    /// Turns the accumulation space into parameter gradients, once per head after every row:
+    /// `gradient` is the head's flat parameter gradient followed by its extra space.
+    func finishParameterGradient(_ gradient: UnsafeMutablePointer<Double>)
 }
 
 extension FeatureMapGradient {
     public var parameterGradientUnavailable: String? { nil }
+    public var parameterGradientExtraFloats: Int { 0 }
+    public func finishParameterGradient(_ gradient: UnsafeMutablePointer<Double>) {}
 }
 
 /// The flat layout of a map's parameters: the arrays of `parameterNames`, in that order, each

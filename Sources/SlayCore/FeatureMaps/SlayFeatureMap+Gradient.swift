@@ -31,6 +31,18 @@ extension SlayFeatureMap: FeatureMapGradient {
         return estimator.parameterGradientUnavailable
     }
 
+    public var parameterGradientExtraFloats: Int { (polynomial as? SlayPolynomialGradient)?.gradientExtraFloats ?? 0 }
+
+    /// Offset of the accumulation space: the estimator's arrays, then ω.
+    private var parameterTotal: Int {
+        polynomial.parameterNames.reduce(0) { $0 + (polynomial.parameterShape($1)?.reduce(1, *) ?? 0) } + omega.count
+    }
+
+    public func finishParameterGradient(_ gradient: UnsafeMutablePointer<Double>) {
+        guard let estimator = polynomial as? SlayPolynomialGradient, estimator.gradientExtraFloats > 0 else { return }
+        estimator.finishExtraGradient(gradient + parameterTotal, parameterGradient: gradient)
+    }
+
     public func featureGradient(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int, firstPosition: Int,
                                 parameters: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                                 inputGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,
@@ -99,6 +111,10 @@ extension SlayFeatureMap: FeatureMapGradient {
         }
         estimator.addGradient(units, rows: rows, polyGradient: polyGradient, unitGradient: unitGradient,
                               parameterGradient: parameterGradient, spare: estimatorSpare, gemmSpace: gemmSpace)
+        if let parameterGradient, estimator.gradientExtraFloats > 0 {
+            estimator.addExtraGradient(units, rows: rows, polyGradient: polyGradient, extra: parameterGradient + parameterTotal,
+                                       spare: estimatorSpare, gemmSpace: gemmSpace)
+        }
         FeatureGradientParts.unitDirection(input, rows: rows, width: d, unitGradient: unitGradient, into: inputGradient)
     }
 }

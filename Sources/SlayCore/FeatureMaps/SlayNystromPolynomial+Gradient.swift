@@ -1,14 +1,19 @@
-/// poly = W y with y_p = (a_p·û)² and W = (K_AA + λI)^{−1/2} symmetric: ∂y = W ∂poly, then as
-/// the anchor polynomial. The anchors' gradient would also flow through W(A) (the derivative of
-/// an inverse matrix square root), which is not implemented: ∂/∂anchors is refused.
+/// poly = Y W with y_p = (a_p·û)² and W = (K_AA + λI)^{−1/2} symmetric, K_AA = G∘G, G = A Aᵀ.
+/// Through û: ∂y = ∂poly W, then as the anchor polynomial. Through the anchors, both ways:
+/// - directly in y (as the anchor polynomial, with ∂y);
+/// - through W: ∂L/∂W = Σ_rows yᵀ ∂poly is accumulated over the whole call (P × P doubles per
+///   head), and once at the end the derivative of the inverse square root (Daleckii–Krein) gives
+///   ∂L/∂M for M = K_AA + λI = V diag(λ) Vᵀ: ∂L/∂M = V (F ∘ (Vᵀ ∂L/∂W V)) Vᵀ with
+///   F_ij = (λ_i^{−1/2} − λ_j^{−1/2}) / (λ_i − λ_j) = −1 / (s_i s_j (s_i + s_j)), s = √λ (this form
+///   is exact and stable for equal eigenvalues, where it is the derivative −½ λ^{−3/2}); then
+///   ∂L/∂G = 2 G∘∂L/∂M and ∂L/∂A += (∂L/∂G + ∂L/∂Gᵀ) A.
 extension SlayNystromPolynomial: SlayPolynomialGradient {
     func gradientSpareFloats(rows: Int) -> Int {
-        ScratchBuffer.footprint(rows * width) + projection.squaredProjectionSpare(rows: rows)
+        ScratchBuffer.footprint(rows * width)
+            + max(projection.squaredProjectionSpare(rows: rows), ScratchBuffer.footprint(width * width))
     }
 
-    var parameterGradientUnavailable: String? {
-        "the Nyström polynomial's anchors have no gradient (it would flow through the whitening (K_AA + λI)^(-1/2)); request the gradients of q, k, v and the other inputs only"
-    }
+    var gradientExtraFloats: Int { width * width }
 
     func addGradient(_ units: UnsafePointer<Float>, rows: Int, polyGradient: UnsafePointer<Float>,
                      unitGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,
@@ -20,7 +25,80 @@ extension SlayNystromPolynomial: SlayPolynomialGradient {
                       b: whitening.baseAddress, rowStrideB: 1, columnStrideB: p,
                       c: whitened, ldc: p, accumulate: false, workspace: gemmSpace)
         projection.addSquaredProjectionGradient(units, rows: rows, scale: 1, polyGradient: whitened,
-                                                unitGradient: unitGradient, anchorGradient: nil,
+                                                unitGradient: unitGradient, anchorGradient: parameterGradient,
                                                 spare: spare + ScratchBuffer.footprint(rows * p), gemmSpace: gemmSpace)
+    }
+
+    /// extra += Yᵀ ∂poly (P × P), Y the block's squared projections.
+    func addExtraGradient(_ units: UnsafePointer<Float>, rows: Int, polyGradient: UnsafePointer<Float>,
+                          extra: UnsafeMutablePointer<Double>, spare: UnsafeMutablePointer<Float>,
+                          gemmSpace: UnsafeMutablePointer<Float>) {
+        let p = width
+        let squared = spare
+        let block = spare + ScratchBuffer.footprint(rows * p)
+        projection.squaredProjections(units, rows: rows, scale: 1, into: squared, gemmSpace: gemmSpace)
+        Gemm.multiply(m: p, n: p, k: rows, a: squared, rowStrideA: 1, columnStrideA: p, b: polyGradient, rowStrideB: p,
+                      columnStrideB: 1, c: block, ldc: p, accumulate: false, workspace: gemmSpace)
+        for i in 0..<(p * p) { extra[i] += Double(block[i]) }
+    }
+
+    /// ∂L/∂A += the whitening's share, from the accumulated ∂L/∂W (in double; O(P³) once).
+    func finishExtraGradient(_ extra: UnsafePointer<Double>, parameterGradient: UnsafeMutablePointer<Double>) {
+        let (p, d) = (width, projection.headDim)
+        let a = projection.anchors.baseAddress
+        var gram = [Double](repeating: 0, count: p * p)
+        var kernel = [Double](repeating: 0, count: p * p)
+        for i in 0..<p {
+            for j in i..<p {
+                var dot = 0.0
+                for c in 0..<d { dot += Double(a[i * d + c]) * Double(a[j * d + c]) }
+                (gram[i * p + j], gram[j * p + i]) = (dot, dot)
+                (kernel[i * p + j], kernel[j * p + i]) = (dot * dot, dot * dot)
+            }
+            kernel[i * p + i] += NystromWhitening.lambda
+        }
+        // The forward's factorisation succeeded for these anchors (the map exists), so this one does.
+        guard let (values, v) = SymmetricEigen.decompose(kernel, n: p) else { return }
+        let roots = values.map { max($0, NystromWhitening.lambda / 2).squareRoot() }
+        // X = Vᵀ Ḡ V, X ∘= F, ∂M = V X Vᵀ.
+        var t = [Double](repeating: 0, count: p * p)
+        for i in 0..<p {
+            for e in 0..<p {
+                var sum = 0.0
+                for j in 0..<p { sum += extra[i * p + j] * v[j * p + e] }
+                t[i * p + e] = sum   // (Ḡ V)[i, e]
+            }
+        }
+        var x = [Double](repeating: 0, count: p * p)
+        for e in 0..<p {
+            for f in 0..<p {
+                var sum = 0.0
+                for i in 0..<p { sum += v[i * p + e] * t[i * p + f] }
+                x[e * p + f] = sum * (-1 / (roots[e] * roots[f] * (roots[e] + roots[f])))
+            }
+        }
+        for i in 0..<p {
+            for f in 0..<p {
+                var sum = 0.0
+                for e in 0..<p { sum += v[i * p + e] * x[e * p + f] }
+                t[i * p + f] = sum   // (V X)[i, f]
+            }
+        }
+        // ∂L/∂G_ij = 2 G_ij ∂M_ij with ∂M = (V X) Vᵀ; symmetrised, times A.
+        var dg = [Double](repeating: 0, count: p * p)
+        for i in 0..<p {
+            for j in 0..<p {
+                var sum = 0.0
+                for f in 0..<p { sum += t[i * p + f] * v[j * p + f] }
+                dg[i * p + j] = 2 * gram[i * p + j] * sum
+            }
+        }
+        for i in 0..<p {
+            for j in 0..<p {
+                let weight = dg[i * p + j] + dg[j * p + i]
+                if weight == 0 { continue }
+                for c in 0..<d { parameterGradient[i * d + c] += weight * Double(a[j * d + c]) }
+            }
+        }
     }
 }

@@ -13,10 +13,26 @@ protocol SlayPolynomialGradient {
 
     /// Why the estimator's parameters have no gradient (nil when they have one).
     var parameterGradientUnavailable: String? { get }
+
+    /// Doubles the estimator accumulates over all rows beyond its parameter arrays (0: none),
+    /// see `FeatureMapGradient.parameterGradientExtraFloats`.
+    var gradientExtraFloats: Int { get }
+    /// Adds this block's rows to the accumulation space `extra` (only when parameter gradients are
+    /// wanted); `spare` holds gradientSpareFloats(rows).
+    func addExtraGradient(_ units: UnsafePointer<Float>, rows: Int, polyGradient: UnsafePointer<Float>,
+                          extra: UnsafeMutablePointer<Double>, spare: UnsafeMutablePointer<Float>,
+                          gemmSpace: UnsafeMutablePointer<Float>)
+    /// Adds the accumulated `extra`'s contribution to ∂L/∂(the estimator's arrays).
+    func finishExtraGradient(_ extra: UnsafePointer<Double>, parameterGradient: UnsafeMutablePointer<Double>)
 }
 
 extension SlayPolynomialGradient {
     var parameterGradientUnavailable: String? { nil }
+    var gradientExtraFloats: Int { 0 }
+    func addExtraGradient(_ units: UnsafePointer<Float>, rows: Int, polyGradient: UnsafePointer<Float>,
+                          extra: UnsafeMutablePointer<Double>, spare: UnsafeMutablePointer<Float>,
+                          gemmSpace: UnsafeMutablePointer<Float>) {}
+    func finishExtraGradient(_ extra: UnsafePointer<Double>, parameterGradient: UnsafeMutablePointer<Double>) {}
 }
 
 extension SlayAnchorProjection {

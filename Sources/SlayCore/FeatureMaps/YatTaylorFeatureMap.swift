@@ -85,9 +85,9 @@ public final class YatTaylorFeatureMap: FeatureMap, @unchecked Sendable {
     /// Monomials of degree 1 ... N in order of degree (the first d are û itself). The children of
     /// monomial p are contiguous: p · û_i for i = last[p] ..< d, in the order of their parents, so
     /// each degree is built with contiguous (vectorisable) runs and no index gathers.
-    private let last: HeapArray<Int32>
+    let last: HeapArray<Int32>
     /// Feature j = scale[j] · monomial[d + j] (the degree ≥ 2 monomials).
-    private let scale: HeapArray<Float>
+    let scale: HeapArray<Float>
     private let coefficients: [Float]
 
     public init(_ configuration: YatTaylorConfiguration) throws {

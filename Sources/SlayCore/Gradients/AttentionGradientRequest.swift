@@ -7,7 +7,8 @@
 /// - every gradient output is optional (nil: not computed) and has the shape of what it is the
 ///   gradient of: dq, dk, dv like q, k, v; logDecay like options.logDecay; gate logits like the
 ///   options' logits; initialState / initialNormaliser like S0 / z0; parameters the flat
-///   `FeatureMapParameterLayout` of the map (`parameterCount` floats).
+///   `FeatureMapParameterLayout` of the map (`parameterCount` floats); beta (d_beta) like
+///   options.beta [B, T, Hk] (the delta rule).
 public struct AttentionGradientRequest: @unchecked Sendable {
     public var dout: TensorView
     public var spans: [SequenceSpan]?
@@ -26,6 +27,8 @@ public struct AttentionGradientRequest: @unchecked Sendable {
     public var initialNormaliserGradient: TensorView?
     public var parameters: UnsafeMutablePointer<Float>?
     public var parameterCount: Int
+    /// ∂L/∂β of the delta rule, [B, T, Hk] like options.beta.
+    public var beta: TensorView?
 
     public init(dout: TensorView, spans: [SequenceSpan]? = nil, initialState: TensorView? = nil,
                 initialNormaliser: TensorView? = nil, finalStateGradient: TensorView? = nil,
@@ -33,7 +36,7 @@ public struct AttentionGradientRequest: @unchecked Sendable {
                 dv: TensorView? = nil, logDecay: TensorView? = nil, queryGateLogits: TensorView? = nil,
                 keyGateLogits: TensorView? = nil, initialStateGradient: TensorView? = nil,
                 initialNormaliserGradient: TensorView? = nil, parameters: UnsafeMutablePointer<Float>? = nil,
-                parameterCount: Int = 0) {
+                parameterCount: Int = 0, beta: TensorView? = nil) {
         self.dout = dout
         self.spans = spans
         self.initialState = initialState
@@ -50,6 +53,7 @@ public struct AttentionGradientRequest: @unchecked Sendable {
         self.initialNormaliserGradient = initialNormaliserGradient
         self.parameters = parameters
         self.parameterCount = parameterCount
+        self.beta = beta
     }
 
     /// Checks every shape against the call; `options` are the forward's (already validated).
@@ -88,6 +92,10 @@ public struct AttentionGradientRequest: @unchecked Sendable {
         }
         if keyGateLogits != nil && options.keyGateLogits == nil {
             throw SlayError.invalid("d_key_gate_logits is given but options.key_gate_logits is not")
+        }
+        try expect(beta, "d_beta", [b, t, hk], "[B, T, Hk] like options.beta")
+        if beta != nil && options.beta == nil {
+            throw SlayError.invalid("d_beta is given but options.beta is not (the delta rule's β, update = SLAY_UPDATE_DELTA)")
         }
         if let state = initialState {
             try TokenTensors.checkValues(state, "initial_state", rule: "states must be finite") { $0.isFinite }

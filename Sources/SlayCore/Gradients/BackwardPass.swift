@@ -46,6 +46,8 @@ struct BackwardPass: @unchecked Sendable {
 
     func run(sequence: Int, keyHead: Int, workspace w: BackwardWorkspace) {
         let span = spans[sequence]
+        if options.update == .delta { return deltaRule(sequence: sequence, keyHead: keyHead, workspace: w) }
+        if RescaledExpForm.claims(map: map, options: options) { return rescaledExp(sequence: sequence, keyHead: keyHead, workspace: w) }
         loadInitialState(sequence: sequence, keyHead: keyHead, workspace: w)
         if options.causal && options.logDecay == nil {
             chunkedForward(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
@@ -166,12 +168,13 @@ struct BackwardPass: @unchecked Sendable {
         v.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.values)
         map.features(role: .key, head: keyHead, input: w.keyInput, rows: rows, firstPosition: origin + t0,
                      output: w.keyRaw, scratch: w.mapScratch)
+        if options.qkL2Norm { RowNormalisation.forward(w.keyRaw, rows: rows, width: m, inverseNorms: w.keyInverseNorms) }
         w.keyFeatures.update(from: w.keyRaw, count: rows * m)
         if let gates = options.keyGateLogits {
             HeadGates.fill(gates, batch: span.batch, t0: span.start + t0, rows: rows, head: keyHead, into: w.keyGates)
             HeadGates.scaleRows(w.keyFeatures, rows: rows, width: m, by: w.keyGates)
         }
-        if let logDecay = options.logDecay {
+        if let logDecay = options.logDecay, options.update == .add {   // the delta rule reads g itself
             logDecay.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.decay)
             let logGamma = options.decay.logarithm(head: keyHead)
             for i in 0..<(rows * m) { w.decay[i] = expf(w.decay[i] + logGamma) }
@@ -187,6 +190,9 @@ struct BackwardPass: @unchecked Sendable {
         q.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows, into: input)
         map.features(role: .query, head: keyHead, input: input, rows: rows, firstPosition: origin + t0,
                      output: w.queryRaw + g * c * m, scratch: w.mapScratch)
+        if options.qkL2Norm {
+            RowNormalisation.forward(w.queryRaw + g * c * m, rows: rows, width: m, inverseNorms: w.queryInverseNorms + g * c)
+        }
         let gated = w.queryFeatures + g * c * m
         gated.update(from: w.queryRaw + g * c * m, count: rows * m)
         if let gates = options.queryGateLogits {
@@ -221,6 +227,10 @@ struct BackwardPass: @unchecked Sendable {
                 }
             }
             guard wantsInput else { continue }
+            if options.qkL2Norm {
+                RowNormalisation.backward(normalised: raw, inverseNorms: w.queryInverseNorms + g * c, gradient: gradient,
+                                          rows: rows, width: m)
+            }
             map.featureGradient(role: .query, head: keyHead, input: w.queryInput + g * c * d, rows: rows,
                                 firstPosition: origin + t0, parameters: parameters, outputGradient: gradient,
                                 inputGradient: w.queryInputGradient, parameterGradient: parameterGradient(keyHead: keyHead),
@@ -247,6 +257,10 @@ struct BackwardPass: @unchecked Sendable {
             }
         }
         guard request.dk != nil || headGradients != nil else { return }
+        if options.qkL2Norm {
+            RowNormalisation.backward(normalised: w.keyRaw, inverseNorms: w.keyInverseNorms, gradient: w.keyFeatureGradient,
+                                      rows: rows, width: m)
+        }
         map.featureGradient(role: .key, head: keyHead, input: w.keyInput, rows: rows, firstPosition: origin + t0,
                             parameters: parameters, outputGradient: w.keyFeatureGradient, inputGradient: w.keyInputGradient,
                             parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch)

@@ -11,6 +11,8 @@ struct BackwardWorkspace {
         let featureDim: Int
         let valueDim: Int
         let mapScratch: Int
+        /// Floats of a form's own region (the delta rule's states, `DeltaRuleBackward`); 0 otherwise.
+        var formScratch: Int = 0
 
         /// Block sizes in carving order; `carve` takes them in the same order.
         var blocks: [Int] {
@@ -18,7 +20,8 @@ struct BackwardWorkspace {
             return [m * dv, m * dv, m, m, m, dv,
                     c * d, c * m, c * m, c * m, c * d, c * dv, c * dv, c * m, c * m, c,
                     g * c * d, g * c * m, g * c * m, g * c * m, g * c * dv, g * c, g * c, c * d,
-                    mapScratch, c * c, c * c, c * max(m, dv), c + 1, Gemm.workspaceFloats]
+                    mapScratch, c * c, c * c, c * max(m, dv), c + 1, Gemm.workspaceFloats,
+                    c, g * c, formScratch]
         }
 
         func totalFloats() throws -> Int {
@@ -63,6 +66,11 @@ struct BackwardWorkspace {
     let block: UnsafeMutablePointer<Float>
     let powers: UnsafeMutablePointer<Float>
     let gemm: UnsafeMutablePointer<Float>
+    /// qk_l2norm: 1/‖φ‖ per key row and per query row (head g at offset g·c) of the chunk.
+    let keyInverseNorms: UnsafeMutablePointer<Float>
+    let queryInverseNorms: UnsafeMutablePointer<Float>
+    /// The form's own region (`Layout.formScratch` floats).
+    let form: UnsafeMutablePointer<Float>
 
     init(_ region: UnsafeMutablePointer<Float>, layout: Layout) {
         var carver = ScratchCarver(region)
@@ -77,5 +85,6 @@ struct BackwardWorkspace {
         queryInputGradient = next()
         mapScratch = next()
         scores = next(); scoreGradient = next(); block = next(); powers = next(); gemm = next()
+        keyInverseNorms = next(); queryInverseNorms = next(); form = next()
     }
 }

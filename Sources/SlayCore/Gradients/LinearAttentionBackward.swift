@@ -10,7 +10,8 @@ import Darwin
 /// v, the GLA log decay, the SLA gate logits, the initial state and the map's parameters, for the
 /// forms the forward runs — additive (with RetNet γ) and gated (GLA per-channel log decay) —
 /// causal or bidirectional, normalised (add / clamp denominators, δ) or not, with grouped-query
-/// heads and packed sequences.
+/// heads and packed sequences, qk_l2norm (`RowNormalisation`) — and the delta rule, causal and
+/// unnormalised, with its checkpointed token-level reverse pass (`DeltaRuleBackward`).
 ///
 /// Memory: nothing of size T × m is kept. Each (sequence, key head) pair runs
 /// - a forward pass over its chunks that rebuilds the prefix states S_t, z_t and emits the query
@@ -67,12 +68,6 @@ public enum LinearAttentionBackward {
             }
             guard positions.allSatisfy({ $0 >= 0 }) else { throw SlayError.invalid("positions must be >= 0") }
         }
-        guard options.update == .add else {
-            throw SlayError(.unsupported, "the delta rule (update = SLAY_UPDATE_DELTA) has no backward pass yet")
-        }
-        guard !options.qkL2Norm else {
-            throw SlayError(.unsupported, "qk_l2norm has no backward pass yet")
-        }
         guard options.causal || !options.decay.isActive else {
             throw SlayError.invalid("decay needs causal attention (set causal = 1)")
         }
@@ -85,28 +80,51 @@ public enum LinearAttentionBackward {
         }
         var options = options
         options.logDecay = checked.logDecay
+        let rescaled = RescaledExpForm.claims(map: map, options: options)
+        if rescaled {
+            try RescaledExpForm.check(map: map, options: options, mode: options.causal ? .causal : .bidirectional)
+        }
+        if options.update == .delta {
+            try DeltaRuleForm.check(map: map, options: options, mode: options.causal ? .causal : .bidirectional)
+            if options.logDecay != nil && !checked.perHead {
+                throw SlayError(.unsupported, "the delta rule's backward takes log_decay per head, [B, T, Hk]")
+            }
+        }
         try request.validate(map: map, q: q, k: k, v: v, shapes: shapes, options: options, sequences: spans.count,
                              perHeadDecay: checked.perHead)
 
-        let chunk = min(options.chunkSize > 0 ? options.chunkSize : 64, max(shapes.length, 1))
+        // The delta rule's chunk has c² and c³ terms (its WY inverse): the forward's 16 is fastest there too.
+        let automatic = options.update == .delta ? DeltaRuleForm.preferredChunk(options) : 64
+        let chunk = min(options.chunkSize > 0 ? options.chunkSize : automatic, max(shapes.length, 1))
         let parameterLayout = FeatureMapParameterLayout(map)
         let parameters = try parameterLayout.values(of: map)
         let scratchRows = max(map.scratchFloats(rows: chunk), differentiable.gradientScratchFloats(rows: chunk))
-        let layout = BackwardWorkspace.Layout(chunk: chunk, group: shapes.group, headDim: shapes.headDim, featureDim: m,
+        var layout = BackwardWorkspace.Layout(chunk: chunk, group: shapes.group, headDim: shapes.headDim, featureDim: m,
                                               valueDim: shapes.valueDim, mapScratch: scratchRows)
+        if rescaled {
+            layout.formScratch = RescaledExpBackward.floats(headDim: shapes.headDim, group: shapes.group, chunk: chunk)
+        }
+        if options.update == .delta {
+            layout.formScratch = try DeltaRuleBackward.floats(chunk: chunk, length: shapes.length, featureDim: m,
+                                                              valueDim: shapes.valueDim)
+        }
         let workspaceFloats = try layout.totalFloats()
-        let scalars = try ScratchBuffer(floats: try CheckedSize.multiply(b, t, hq, 2, what: "per-token denominators"))
+        // The delta rule keeps nothing per token (it is unnormalised and reads dout directly).
+        let scalarsPerRow = rescaled ? RescaledExpBackward.scalarsPerRow : options.update == .delta ? 0 : 2
+        let scalars = try ScratchBuffer(floats: try CheckedSize.multiply(b, t, hq, scalarsPerRow, what: "per-token denominators"))
         let wantsParameters = request.wantsParameters
+        // Per head: the flat parameter layout, then the map's accumulation space (Nyström: ∂L/∂W).
+        let headStride = max(parameterLayout.total + differentiable.parameterGradientExtraFloats, 1)
         let headGradients = wantsParameters
-            ? try DoubleBuffer(count: try CheckedSize.multiply(hk, max(parameterLayout.total, 1), what: "parameter gradients"))
+            ? try DoubleBuffer(count: try CheckedSize.multiply(hk, headStride, what: "parameter gradients"))
             : nil
-        headGradients?.pointer.update(repeating: 0, count: hk * max(parameterLayout.total, 1))
+        headGradients?.pointer.update(repeating: 0, count: hk * headStride)
 
         let pass = BackwardPass(map: differentiable, q: q, k: k, v: v, options: options, request: request,
                                 spans: spans, origins: positions ?? [Int](repeating: 0, count: spans.count),
                                 group: shapes.group, valueDim: shapes.valueDim, length: shapes.length,
                                 queryHeads: hq, chunk: chunk, parameters: parameters.pointer,
-                                parameterFloats: max(parameterLayout.total, 1), headGradients: headGradients?.pointer,
+                                parameterFloats: headStride, headGradients: headGradients?.pointer,
                                 scalars: scalars.pointer, perHeadDecay: checked.perHead)
         // Units of work: (sequence, key head) pairs, or whole key heads when parameter gradients
         // are accumulated per head (one writer per head buffer, sequences in order).
@@ -135,9 +153,10 @@ public enum LinearAttentionBackward {
         }
         if let headGradients, let target = request.parameters {
             let total = parameterLayout.total
+            for head in 0..<hk { differentiable.finishParameterGradient(headGradients.pointer + head * headStride) }
             for i in 0..<total {
                 var sum = 0.0
-                for head in 0..<hk { sum += headGradients.pointer[head * total + i] }
+                for head in 0..<hk { sum += headGradients.pointer[head * headStride + i] }
                 target[i] = Float(sum)
             }
         }

@@ -67,7 +67,7 @@ class AttentionBackwardParams(ctypes.Structure):
                 ("dv", ctypes.c_void_p), ("d_log_decay", ctypes.c_void_p), ("d_query_gate_logits", ctypes.c_void_p),
                 ("d_key_gate_logits", ctypes.c_void_p), ("d_initial_state", ctypes.c_void_p),
                 ("d_initial_normaliser", ctypes.c_void_p), ("d_params", ctypes.c_void_p),
-                ("d_params_count", ctypes.c_int64)]
+                ("d_params_count", ctypes.c_int64), ("d_beta", ctypes.c_void_p)]
 
 
 class ExactAttentionOptions(ctypes.Structure):

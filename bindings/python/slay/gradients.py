@@ -10,7 +10,7 @@ from .options import attention_options, resolve_gates
 from .errors import check, error_for, INVALID_ARGUMENT, SHAPE, STATE_MISMATCH
 from .feature_map import require_map
 
-GRADIENT_NAMES = ("q", "k", "v", "log_decay", "query_gate_logits", "key_gate_logits", "initial_state", "params",
+GRADIENT_NAMES = ("q", "k", "v", "beta", "log_decay", "query_gate_logits", "key_gate_logits", "initial_state", "params",
                   "gate_input", "query_gate_weights", "key_gate_weights")
 
 
@@ -54,21 +54,24 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     """Gradients of slay.linear_attention(q, k, v, fm, <the same keywords>) given dout = ∂L/∂y
     (B, T, Hq, dv) float32, as a dict of float32 arrays:
 
-    "q", "k", "v"; "log_decay", "query_gate_logits", "key_gate_logits" when those were given (and
+    "q", "k", "v"; "beta", "log_decay", "query_gate_logits", "key_gate_logits" when those were given (and
     "gate_input", "query_gate_weights", "key_gate_weights" when the gates came from weights);
     "initial_state": (dS [N, Hk, m, dv], dz [N, Hk, m]) when initial_state was given;
-    "params": {name: array} shaped like fm.get_params() for a map with parameters (not for
-    SLAY's "nystrom" polynomial, whose anchors have no gradient; TensorSketch's discrete "sketch"
-    gets zeros).
+    "params": {name: array} shaped like fm.get_params() for a map with parameters (SLAY's "nystrom"
+    anchors through the whitening (K_AA + λI)^(−1/2) too; TensorSketch's discrete "sketch" gets
+    zeros).
 
     d_final_state: (dS_T [N, Hk, m, dv], dz_T [N, Hk, m] or None), the gradient of the final state
     a forward with output_final_state=True returned (flash-linear-attention's dht). initial_state:
     a slay.State (slots 0..N−1, as the forward takes it) or a tuple (S, z) of arrays.
     wrt: None (every gradient) or the names to compute. The other keywords are the forward's;
     log_decay may be per channel (B, T, Hk, m) or per head (B, T, Hk), and its gradient has its
-    shape. Not differentiated yet (SlayRuntimeError, unsupported): update="delta" (beta),
-    qk_l2norm=True, the "ela-hadamard-exp" map and SLAY's Taylor expansion.
-    Memory O(chunk · m + m · dv) per thread; nothing of size T × m is kept (slay.h).
+    shape. update="delta" (DeltaNet / Gated DeltaNet: causal, normalize=False, beta and log_decay
+    (B, T, Hk)) returns "beta" and "log_decay" too; qk_l2norm=True is differentiated through the
+    normalisation; "ela-hadamard-exp" in the forward's overflow-safe rescaled frame; every map
+    and SLAY polynomial, SLAY's Taylor expansion included.
+    Memory O(chunk · m + m · dv) per thread; nothing of size T × m is kept (slay.h); the delta
+    rule keeps chunk states of m × dv, at most 16 MiB per thread plus a block's (slay.h).
     """
     wanted = _wanted(wrt)
     handle = require_map(fm)
@@ -127,6 +130,9 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
             result[name] = np.zeros(like.shape, np.float32)
             point("d" + name, result[name])
     gates_needed = wanted & {"gate_input", "query_gate_weights", "key_gate_weights"}
+    if beta is not None and "beta" in wanted:
+        result["beta"] = np.zeros(np.shape(beta), np.float32)
+        point("d_beta", result["beta"])
     if log_decay is not None and "log_decay" in wanted:
         result["log_decay"] = np.zeros(np.shape(log_decay), np.float32)
         point("d_log_decay", result["log_decay"])
@@ -140,10 +146,7 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     names = list(fm.get_params().keys())
     shapes = [fm._param_shape(name) for name in names]
     flat = None
-    # The Nyström polynomial's anchors have no gradient (slay.h): by default "params" is left out
-    # for it; asking for it explicitly is refused by the library.
-    skip_params = wrt is None and fm.kind == "slay" and getattr(fm, "poly", None) == "nystrom"
-    if names and "params" in wanted and not skip_params:
+    if names and "params" in wanted:
         flat = np.zeros(int(sum(np.prod(s) for s in shapes)), np.float32)
         params.d_params = flat.ctypes.data
         params.d_params_count = flat.size

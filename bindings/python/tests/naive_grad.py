@@ -5,7 +5,11 @@ state, the map's parameters), so that central differences of it give reference g
 S_t = Diag(α_t) S_{t−1} + g^K_t φ(k_t) v_tᵀ, z_t alike (α_t = γ·e^{log α_t}; 1 without decay);
 y_t = g^Q_t φ(q_t)ᵀ S_t / D(g^Q_t φ(q_t)ᵀ z_t) with D(x) = x + δ ("add") or max(x, δ) ("clamp"),
 or y_t = g^Q_t φ(q_t)ᵀ S_t unnormalised; bidirectional: S = S0 + Σ_t φ(k_t) v_tᵀ for every t.
+With qk_l2norm, φ ← φ / sqrt(Σ φ² + 1e-6) before the gates. The delta rule (update="delta") is
+naive_delta.recurrence.
 Loss L = Σ dout∘y + Σ dS_T∘S_T + Σ dz_T∘z_T."""
+import math
+
 import numpy as np
 
 import naive
@@ -24,6 +28,8 @@ def features64(fm, params, x, role, head, positions):
     kind = fm.kind
     if kind == "identity":
         return x.copy()
+    if kind == "ela-hadamard-exp":
+        return np.exp(x)
     if kind in ("elu+1", "relu", "cosformer", "favor+", "relu-random", "random-fourier"):
         return naive.classic_features(kind, x, head, params, role, positions=positions,
                                       max_length=fm.config["max_length"])
@@ -36,6 +42,8 @@ def features64(fm, params, x, role, head, positions):
     if kind == "ela-blueprint":
         sq = (x ** 2).sum(-1, keepdims=True)
         return (sq + 1) * np.concatenate([unit(x), np.ones_like(sq)], -1)
+    if kind == "slay" and fm.config.get("expansion") == "taylor":
+        return taylor_features64(unit(x), fm.config["degree"], fm.config["eps"])
     if kind == "slay":
         c = fm.config
         poly = c["poly"]
@@ -47,6 +55,32 @@ def features64(fm, params, x, role, head, positions):
         return naive.slay_features(x, head, poly, omega, None if extra is None else np.asarray(params[extra]),
                                    eps=c["eps"], clamp=c["prf_clamp"], P=c["poly_dim"])
     raise ValueError(kind)
+
+
+def taylor_features64(u, degree, eps):
+    """SLAY_EXPANSION_TAYLOR in float64 and in the library's order: degree by degree, each multiset
+    i₁ ≤ … ≤ i_k extending its parent by an index no smaller than its last, feature
+    √(c_k · k!/Π counts!) · Π û_i with c_k = 2^{k−2} / (2 + ε)^{k−1}."""
+    d = u.shape[-1]
+    level = [((i,), u[..., i]) for i in range(d)]
+    columns = []
+    for k in range(2, degree + 1):
+        ck = 2.0 ** (k - 2) / (2 + eps) ** (k - 1)
+        nxt = []
+        for index, value in level:
+            for i in range(index[-1], d):
+                child = index + (i,)
+                counts = np.bincount(np.array(child), minlength=d)
+                multinomial = math.factorial(k) / np.prod([math.factorial(c) for c in counts])
+                nxt.append((child, value * u[..., i]))
+                columns.append(np.sqrt(ck * multinomial) * nxt[-1][1])
+        level = nxt
+    return np.stack(columns, -1)
+
+
+def l2norm64(x):
+    """qk_l2norm: x / sqrt(Σ x² + 1e-6) per row (fla's use_qk_l2norm_in_kernel)."""
+    return x / np.sqrt((x * x).sum(-1, keepdims=True) + 1e-6)
 
 
 def sequence64(phi_q, phi_k, v, causal, normalize, denominator, delta, alpha, query_gates, key_gates, S0, z0):
@@ -87,8 +121,9 @@ def sequence64(phi_q, phi_k, v, causal, normalize, denominator, delta, alpha, qu
 
 def forward64(fm, q, k, v, params=None, causal=True, normalize=True, denominator="add", delta=1e-6, decay=None,
               log_decay=None, query_gate_logits=None, key_gate_logits=None, initial_state=None, cu_seqlens=None,
-              positions=None):
-    """The whole call in float64 → (y (B, T, Hq, dv), S_T (N, Hk, m, dv), z_T (N, Hk, m))."""
+              positions=None, update="add", beta=None, qk_l2norm=False):
+    """The whole call in float64 → (y (B, T, Hq, dv), S_T (N, Hk, m, dv), z_T (N, Hk, m)).
+    update="delta": the delta rule's token loop (naive_delta.recurrence), z_T = z0."""
     params = fm.get_params() if params is None else params
     q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
     B, T, Hq, _ = q.shape
@@ -112,6 +147,18 @@ def forward64(fm, q, k, v, params=None, causal=True, normalize=True, denominator
         pos = np.arange(first, first + length)
         phi_q = np.stack([features64(fm, params, q[b, rows, h], "query", h // group, pos) for h in range(Hq)], 1)
         phi_k = np.stack([features64(fm, params, k[b, rows, h], "key", h, pos) for h in range(Hk)], 1)
+        if qk_l2norm:
+            phi_q, phi_k = l2norm64(phi_q), l2norm64(phi_k)
+        if update == "delta":
+            import naive_delta
+            y[b, rows], ST[n] = naive_delta.recurrence(
+                phi_q, phi_k, v[b, rows], beta=None if beta is None else np.asarray(beta, np.float64)[b, rows],
+                g=None if log_decay is None else np.asarray(log_decay, np.float64)[b, rows],
+                gammas=None if decay is None else np.asarray(decay, np.float64),
+                query_gates=None if qg is None else qg[b, rows], key_gates=None if kg is None else kg[b, rows],
+                state=S0[n])
+            zT[n] = z0[n]
+            continue
         alpha = None
         if log_decay is not None or decay is not None:
             alpha = np.ones((length, Hk, m))
