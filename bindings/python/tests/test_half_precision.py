@@ -473,3 +473,27 @@ def test_half_precision_page_examples_run():
     assert blocks
     for number, block in enumerate(blocks, 1):
         exec(compile(block, "half-precision.md python block %d" % number, "exec"), {"__name__": "__docs__"})
+
+
+@pytest.mark.parametrize("dtype", HALF)
+def test_check_finite_and_value_checks_read_half_tensors(dtype):
+    """check_finite, and the value checks of log decay and β, read half elements as their values."""
+    rng = np.random.default_rng(12)
+    fm = slay.FeatureMap("identity", head_dim=8, num_heads=2)
+    q, k, v = (rng.standard_normal((1, 6, 2, 8)).astype(dtype) for _ in range(3))
+    k[0, 3, 1, 5] = np.inf
+    out = np.full((1, 6, 2, 8), 7, dtype)
+    with pytest.raises(slay.NonFiniteError, match=r"k\[0, 3, 1, 5\] is inf"):
+        slay.linear_attention(q, k, v, fm, check_finite=True, out=out)
+    assert (out == 7).all()
+    state = slay.State(fm, value_dim=8)
+    with pytest.raises(slay.NonFiniteError, match=r"k\[0, 1, 5\] is inf"):
+        state.step(q[:, 3], k[:, 3], v[:, 3], check_finite=True)
+    log_decay = np.full((1, 6, 2), -0.5, dtype)
+    log_decay[0, 2, 0] = 0.25
+    with pytest.raises(slay.SlayError, match=r"log_decay\[0, 2, 0\] is 0.25"):
+        slay.linear_attention(q, q, v, fm, log_decay=log_decay)
+    beta = np.full((1, 6, 2), 0.5, dtype)
+    beta[0, 4, 1] = 3
+    with pytest.raises(slay.SlayError, match=r"beta\[0, 4, 1\] is 3.0"):
+        slay.linear_attention(q, q, v, fm, update="delta", normalize=False, beta=beta)
