@@ -169,11 +169,12 @@ def test_torch_compile_aot_eager(fm):
             torch.testing.assert_close(a.grad, b.grad)
 
 
-def test_delta_rule_matches_numpy_and_refuses_missing_gradients():
-    """update="delta" with beta and per-head log_decay equals the numpy API; without delta-rule
-    gradients in the backward, inputs that need them raise at the call (never silently detached,
-    never given the gradients of the additive rule)."""
-    from slay.torch._op import delta_backward_available
+def test_delta_rule_matches_numpy_and_refuses_missing_gradients(monkeypatch):
+    """update="delta" with beta and per-head log_decay equals the numpy API; with a backward that
+    lacks delta-rule gradients (simulated: the capability probe answers no), inputs that need them
+    raise at the call (never silently detached, never given the gradients of the additive rule)."""
+    from slay.torch import _op
+    monkeypatch.setitem(_op._PROBES, "delta", False)
     fm = slay.FeatureMap("identity", head_dim=16, num_heads=2)
     q, k, v = inputs(B=1, T=12, Hq=2)
     k = torch.nn.functional.normalize(k, dim=-1)
@@ -182,15 +183,14 @@ def test_delta_rule_matches_numpy_and_refuses_missing_gradients():
     expected = slay.linear_attention(*numpy_of(q, k, v), fm, normalize=False, update="delta", beta=beta.numpy(),
                                      log_decay=g.numpy())
     assert np.array_equal(y.numpy(), expected)
-    if not delta_backward_available():
-        for needing in ("q", "beta", "log_decay"):
-            args = dict(q=q.clone(), beta=beta.clone(), log_decay=g.clone())
-            args[needing].requires_grad_()
-            with pytest.raises(slay.SlayError, match="delta rule"):
-                st.linear_attention(args["q"], k, v, fm, normalize=False, update="delta", beta=args["beta"],
-                                    log_decay=args["log_decay"])
-        with torch.no_grad():   # no gradient asked: runs
-            st.linear_attention(q.clone().requires_grad_(), k, v, fm, normalize=False, update="delta", beta=beta)
+    for needing in ("q", "beta", "log_decay"):
+        args = dict(q=q.clone(), beta=beta.clone(), log_decay=g.clone())
+        args[needing].requires_grad_()
+        with pytest.raises(slay.SlayError, match="delta rule"):
+            st.linear_attention(args["q"], k, v, fm, normalize=False, update="delta", beta=args["beta"],
+                                log_decay=args["log_decay"])
+    with torch.no_grad():   # no gradient asked: runs
+        st.linear_attention(q.clone().requires_grad_(), k, v, fm, normalize=False, update="delta", beta=beta)
 
 
 def _recording_mode():

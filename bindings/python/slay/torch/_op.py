@@ -259,7 +259,7 @@ def forward(fm, call, q, k, v, extras):
             address = ctypes.addressof(options)
         scratch = _scratch
         descriptors = scratch.addresses
-        # torch strides are never negative, float32 data is 4-byte aligned (checked above).
+        # torch strides are never negative; ranks and alignment were checked above.
         codes = DTYPE_CODES
         _DESCRIPTORS.pack_into(scratch.descriptors, 0, qp, codes[q.dtype], 4, *qs, *q.stride(),
                                kp, codes[k.dtype], 4, *ks, *k.stride(), vp, codes[v.dtype], 4, *vs, *v.stride(),
@@ -267,8 +267,8 @@ def forward(fm, call, q, k, v, extras):
         lock = fm._lock
         lock.acquire_read()      # set_params waits for the call (slay._handle)
         try:
-            code = _linear_attention(fm._handle or fm.handle, descriptors[0], descriptors[1], descriptors[2], descriptors[3],
-                                     address, scratch.error_address)
+            code = _linear_attention(fm._handle or fm.handle, descriptors[0], descriptors[1], descriptors[2],
+                                     descriptors[3], address, scratch.error_address)
         finally:
             lock.release_read()
         if code:
@@ -327,12 +327,9 @@ def _fake(q, k, v, extras, fm_key, call_key):
 # ---- the backward ------------------------------------------------------------------------------------
 
 def _param_gradient_shapes(fm, count):
-    """Shapes of the parameter gradients the backward op returns (empty (0,) where a map has none:
-    SLAY's "nystrom" anchors, see slay.linear_attention_backward)."""
+    """Shapes of the parameter gradients the backward op returns (each parameter's shape)."""
     if not count:
         return []
-    if fm.kind == "slay" and getattr(fm, "poly", None) == "nystrom":
-        return [(0,)] * count
     return [tuple(fm._param_shape(name)) for name in fm._param_names()]
 
 

@@ -13,7 +13,9 @@ What register() adds:
 - SlayCache, a transformers Cache whose layers hold one libslay State per layer (S, z per
   sequence): a decoding step costs O(1) in the context length. generate() builds it by itself for
   models whose attn_implementation is "slay" (it wraps GenerationMixin._prepare_cache_for_generation,
-  which otherwise builds a growing DynamicCache); a cache the user passes is used as given.
+  which otherwise builds a growing DynamicCache: transformers has no official hook for a cache class
+  per attention implementation, see _use_slay_cache_in_generate); a cache the user passes is used
+  as given. Beam search reorders the states (reorder_cache, batch_repeat_interleave).
   With a DynamicCache the backend still computes the right result, recomputing over all keys.
 
 A model pretrained with softmax attention computes different outputs after the swap: it needs
@@ -283,6 +285,16 @@ def _uses_slay(config):
 
 
 def _use_slay_cache_in_generate():
+    """Makes generate() build a SlayCache for "slay" models by wrapping
+    GenerationMixin._prepare_cache_for_generation. transformers 5 (checked against 5.24) has no
+    official hook for this: generate() picks its cache from generation_config.cache_implementation
+    (a closed list of names) or builds DynamicCache(config), whose layers come from
+    config.layer_types through DYNAMIC_LAYER_TYPE_MAPPING. A CacheLayerMixin subclass registers a
+    layer type by its `_layer_type` (SlayCacheLayer does: "slay"), but config validation accepts
+    only transformers' own layer-type names (ALLOWED_LAYER_TYPES), Llama's and GPT-2's configs carry
+    no layer_types, and neither AttentionInterface nor AttentionMaskInterface functions see the
+    cache. The wrapper runs transformers' own choice first and swaps only a DynamicCache that it
+    built itself (not user-defined) for a model whose attn_implementation is "slay"."""
     global _original_prepare_cache
     if _original_prepare_cache is not None:
         return
