@@ -133,8 +133,11 @@ def settings_for(key):
 
 def backward_available():
     """True once slay.linear_attention_backward exists in this build of the package."""
-    import slay
-    return hasattr(slay, "linear_attention_backward")
+    return _BACKWARD
+
+
+import slay as _slay   # noqa: E402 (the package is fully imported before slay.torch)
+_BACKWARD = hasattr(_slay, "linear_attention_backward")
 
 
 _PROBES = {}
@@ -146,7 +149,7 @@ def _differentiates(name, **keywords):
     if name not in _PROBES:
         result = False
         if backward_available():
-            import slay
+            slay = _slay
             fm = FeatureMap("identity", head_dim=2, num_heads=1)
             x = np.full((1, 1, 1, 2), 0.5, np.float32)
             try:
