@@ -465,27 +465,26 @@ class _Eager(torch.autograd.Function):
     @staticmethod
     def forward(ctx, fm, call, extras, q, k, v, *tensors):
         out, S, z = forward(fm, call, q, k, v, extras)
-        ctx.fm, ctx.call = fm, call
         present = len(tensors) - call.param_count
-        if present:
-            ctx.present = tuple(t is not None for t in extras)
+        if present:     # one ctx attribute (each costs time): the map, the call, which extras exist
+            ctx.info = (fm, call, tuple(t is not None for t in extras))
             ctx.save_for_backward(q, k, v, *tensors[:present])
         else:
-            ctx.present = None
+            ctx.info = (fm, call, None)
             ctx.save_for_backward(q, k, v)
         return (out, S, z) if call.output_final_state else out
 
     @staticmethod
     def backward(ctx, d_out, d_S=None, d_z=None):
         q, k, v, *given = ctx.saved_tensors
-        call = ctx.call
-        if ctx.present is None:
+        fm, call, layout = ctx.info
+        if layout is None:
             extras = NO_EXTRAS
         else:
             given.reverse()
-            extras = tuple(given.pop() if present else None for present in ctx.present)
+            extras = tuple(given.pop() if present else None for present in layout)
         d_S, d_z, settings = _backward_arguments(call, d_S, d_z)
-        outs = _backward_impl(q, k, v, ctx.fm, d_out.contiguous(), d_S, d_z, *extras, *settings)
+        outs = _backward_impl(q, k, v, fm, d_out.contiguous(), d_S, d_z, *extras, *settings)
         dq, dk, dv, d_extras = _input_gradients(outs, extras, call.param_count)
         kept = [d for d, t in zip(d_extras, extras) if t is not None]
         return (None, None, None, dq, dk, dv, *kept, *d_extras[len(EXTRAS):])
@@ -499,22 +498,23 @@ except (AttributeError, KeyError, TypeError):   # pragma: no cover - other torch
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
-def _eager(q, k, v):
-    """True when nothing traces or transforms this call: no torch.compile, functorch transform,
-    dispatch or function mode, and plain tensors (fake tensors and other subclasses take the op)."""
-    return (type(q) in _PLAIN and type(k) in _PLAIN and type(v) in _PLAIN and not torch.compiler.is_compiling()
-            and not torch._C._len_torch_dispatch_stack() and not torch._C._len_torch_function_stack()
-            and not torch._C._are_functorch_transforms_active())
-
-
 def apply(fm, key, q, k, v, extras, params, grad):
-    """(out, S, z) of the call `key` on float32 tensors; extras the EXTRAS tensors or None, params
-    the map's parameter tensors; grad: whether autograd must record the call."""
+    """(out, S, z) of the call `key` (q, k, v float32 or half, see forward); extras the EXTRAS
+    tensors or None (NO_EXTRAS when all are), params the map's parameter tensors; grad: whether
+    autograd must record the call."""
     call = _CALLS[key]
-    if _eager(q, k, v):
+    # The eager path when nothing traces or transforms this call: no torch.compile, functorch
+    # transform, dispatch or function mode, and plain tensors (fake tensors and other subclasses
+    # take the registered op).
+    if (type(q) in _PLAIN and type(k) in _PLAIN and type(v) in _PLAIN and not torch.compiler.is_compiling()
+            and not torch._C._len_torch_dispatch_stack() and not torch._C._len_torch_function_stack()
+            and not torch._C._are_functorch_transforms_active()):
         if not grad:
             return forward(fm, call, q, k, v, extras)
-        result = _apply(fm, call, extras, q, k, v, *[t for t in extras if t is not None], *params)
+        if extras is NO_EXTRAS:
+            result = _apply(fm, call, extras, q, k, v, *params)
+        else:
+            result = _apply(fm, call, extras, q, k, v, *[t for t in extras if t is not None], *params)
         return result if call.output_final_state else (result, _EMPTY, _EMPTY)
     absent = torch.empty(0)
     optional = [absent if t is None else t for t in extras]

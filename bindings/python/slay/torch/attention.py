@@ -86,8 +86,9 @@ def run(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, initial
     if not isinstance(fm, FeatureMap):
         require_map(fm)
     q, k, v = check_tensor(q, "q"), check_tensor(k, "k"), check_tensor(v, "v")   # half: passed as it is
-    key = call_key(causal, delta, chunk_size, n_threads, denominator, normalize, _decay(decay), output_final_state,
-                   len(params), update, qk_l2norm, check_finite)
+    key = call_key(causal, delta, chunk_size, n_threads, denominator, normalize,
+                   None if decay is None else _decay(decay), output_final_state, len(params), update, qk_l2norm,
+                   check_finite)
     if (initial_state is None and cu_seqlens is None and log_decay is None and query_gate_logits is None
             and key_gate_logits is None and beta is None):
         positions, extras = None, NO_EXTRAS
@@ -144,15 +145,16 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     """
     if not isinstance(fm, FeatureMap):
         raise error_for(INVALID_ARGUMENT, "fm must be a slay.FeatureMap, got %s" % type(fm).__name__)
-    io_dtype = check_tensor(q, "q").dtype
-    query_gate_logits = _gate(query_gate_logits, query_gate_weights, gate_input, "query")
-    key_gate_logits = _gate(key_gate_logits, key_gate_weights, gate_input, "key")
-    if gate_input is not None and query_gate_weights is None and key_gate_weights is None:
-        raise error_for(INVALID_ARGUMENT, "gate_input is given but neither query_gate_weights nor key_gate_weights")
+    if gate_input is not None or query_gate_weights is not None or key_gate_weights is not None:
+        query_gate_logits = _gate(query_gate_logits, query_gate_weights, gate_input, "query")
+        key_gate_logits = _gate(key_gate_logits, key_gate_weights, gate_input, "key")
+        if gate_input is not None and query_gate_weights is None and key_gate_weights is None:
+            raise error_for(INVALID_ARGUMENT, "gate_input is given but neither query_gate_weights nor "
+                            "key_gate_weights")
     if out is not None:
         check_tensor(out, "out")
-        if out.dtype != io_dtype:
-            raise error_for(INVALID_ARGUMENT, "out has dtype %s, q %s" % (out.dtype, io_dtype))
+        if out.dtype != check_tensor(q, "q").dtype:
+            raise error_for(INVALID_ARGUMENT, "out has dtype %s, q %s" % (out.dtype, q.dtype))
         if needs_grad(q, k, v, log_decay, query_gate_logits, key_gate_logits):
             raise error_for(INVALID_ARGUMENT, "out= does not record gradients; drop it when inputs require grad")
     y, S, z, positions = run(q, k, v, fm, causal, delta, chunk_size, n_threads, initial_state, output_final_state,
