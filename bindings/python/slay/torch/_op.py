@@ -15,9 +15,10 @@ autograd wrapper time on each call): linear_attention(q, k, v, extras, fm_key, c
 extras are the optional tensors (EXTRAS, then the map's parameters). Its outputs are always
 (out, S, z): S and z are empty unless the final state was asked for, so the schema is fixed.
 
-Float32 tensors reach C by data_ptr and strides, no copies: the four slay_tensor descriptors are
-packed with one struct.Struct call into per-thread scratch memory (a fraction of the cost of four
-ctypes Structures) and handed to a private prototype of slay_linear_attention taking addresses."""
+Float32, float16 and bfloat16 tensors reach C by data_ptr and strides, no copies: the four
+slay_tensor descriptors are packed with one struct.Struct call into per-thread scratch memory (a
+fraction of the cost of four ctypes Structures) and handed to a private prototype of
+slay_linear_attention taking addresses."""
 import ctypes
 import struct
 import threading
@@ -26,6 +27,7 @@ import weakref
 import numpy as np
 import torch
 
+import slay as _slay
 from .. import linear_attention as _numpy_linear_attention
 from ..state import State as _NumpyState
 from ..feature_map import FeatureMap
@@ -90,12 +92,16 @@ _RAW = {}       # the keywords exactly as given -> key (skips normalising repeat
 def _normalized(causal, delta, chunk_size, n_threads, denominator, normalize, decay, output_final_state,
                 param_count, update, qk_l2norm, check_finite):
     try:
-        return (bool(causal), float(delta), chunk_size if isinstance(chunk_size, bool) else int(chunk_size),
-                n_threads if isinstance(n_threads, bool) else int(n_threads), denominator, bool(normalize),
-                None if decay is None else tuple(float(x) for x in decay), bool(output_final_state), int(param_count),
-                update, bool(qk_l2norm), bool(check_finite))
+        settings = (bool(causal), float(delta), chunk_size if isinstance(chunk_size, bool) else int(chunk_size),
+                    n_threads if isinstance(n_threads, bool) else int(n_threads), denominator, bool(normalize),
+                    None if decay is None else tuple(float(x) for x in decay), bool(output_final_state),
+                    int(param_count), update, bool(qk_l2norm), bool(check_finite))
     except (TypeError, ValueError) as error:
         raise error_for(INVALID_ARGUMENT, "slay.torch.linear_attention: %s" % error) from error
+    if settings[1] != settings[1] or (decay is not None and any(x != x for x in settings[6])):
+        # NaN never equals itself: it could not be found in the registry again.
+        raise error_for(INVALID_ARGUMENT, "slay.torch.linear_attention: delta and decay must not be NaN")
+    return settings
 
 
 @torch.compiler.assume_constant_result
@@ -136,7 +142,6 @@ def backward_available():
     return _BACKWARD
 
 
-import slay as _slay   # noqa: E402 (the package is fully imported before slay.torch)
 _BACKWARD = hasattr(_slay, "linear_attention_backward")
 
 
