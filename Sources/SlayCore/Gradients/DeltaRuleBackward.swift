@@ -95,18 +95,26 @@ extension BackwardPass {
         loadInitialState(sequence: sequence, keyHead: keyHead, workspace: w)
 
         // Pass 1: the state before every k-th chunk (the last block's chunks are not needed).
+        // A chunk that ends a block writes its S_c straight into the next checkpoint.
         let blocks = (chunks + k - 1) / k
+        var current = UnsafeMutablePointer(w.state)
         for n in 0..<max(0, (blocks - 1) * k) {
-            if n % k == 0 { (r.checkpoints + (n / k) * matrix).update(from: w.state, count: matrix) }
+            let checkpoint = r.checkpoints + (n / k) * matrix
+            if n % k == 0 && current != checkpoint { checkpoint.update(from: current, count: matrix) }
             let t0 = n * c
             let rows = min(c, span.length - t0)
+            let next = (n + 1) % k == 0 ? r.checkpoints + ((n + 1) / k) * matrix : w.state
             loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
-            deltaChunk(span: span, keyHead: keyHead, t0: t0, rows: rows, state: w.state, advance: true, workspace: w, region: r)
+            deltaChunk(span: span, keyHead: keyHead, t0: t0, rows: rows, state: current, next: next, workspace: w, region: r)
+            current = next
         }
-        if blocks > 0 { (r.checkpoints + (blocks - 1) * matrix).update(from: w.state, count: matrix) }
+        let lastCheckpoint = r.checkpoints + max(blocks - 1, 0) * matrix
+        if blocks > 0 && current != lastCheckpoint { lastCheckpoint.update(from: current, count: matrix) }
 
         // Ŝ ← dS_T; ẑ ← dz_T stays (z passes through the delta rule unchanged: dz0 = dz_T).
         loadFinalGradient(sequence: sequence, keyHead: keyHead, workspace: w)
+        // Ŝ and the next ∂L/∂S_0 alternate between two buffers.
+        var (hat, spare) = (w.stateGradient, r.stateGradient)
 
         for block in stride(from: blocks - 1, through: 0, by: -1) {
             let first = block * k
@@ -117,11 +125,9 @@ extension BackwardPass {
             }
             for n in first..<(last - 1) {
                 let t0 = n * c
-                let local = state(n + 1)
-                local.update(from: state(n), count: matrix)
                 loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: min(c, span.length - t0), workspace: w)
-                deltaChunk(span: span, keyHead: keyHead, t0: t0, rows: min(c, span.length - t0), state: local, advance: true,
-                           workspace: w, region: r)
+                deltaChunk(span: span, keyHead: keyHead, t0: t0, rows: min(c, span.length - t0), state: state(n),
+                           next: state(n + 1), workspace: w, region: r)
             }
             for n in stride(from: last - 1, through: first, by: -1) {
                 let t0 = n * c
@@ -131,13 +137,15 @@ extension BackwardPass {
                 for g in 0..<group {
                     loadQueries(span: span, origin: origin, keyHead: keyHead, g: g, t0: t0, rows: rows, workspace: w)
                 }
-                deltaChunk(span: span, keyHead: keyHead, t0: t0, rows: rows, state: s0, advance: false, workspace: w, region: r)
-                deltaChunkBackward(rows: rows, s0: s0, workspace: w, region: r)
+                deltaChunk(span: span, keyHead: keyHead, t0: t0, rows: rows, state: s0, next: nil, workspace: w, region: r)
+                deltaChunkBackward(rows: rows, s0: s0, hat: hat, into: spare, workspace: w, region: r)
+                swap(&hat, &spare)
                 storeDeltaRows(span: span, keyHead: keyHead, t0: t0, rows: rows, region: r)
                 finishQueries(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
                 finishKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
             }
         }
+        if hat != w.stateGradient { w.stateGradient.update(from: hat, count: matrix) }
         storeInitialStateGradient(sequence: sequence, keyHead: keyHead, workspace: w)
     }
 
@@ -161,9 +169,10 @@ extension BackwardPass {
     }
 
     /// The chunk's forward pieces from its S_0 (`state`): β, λ, b, Γ, e^{b_last − b}, KKᵀ, A, T,
-    /// X, Y, W and U' (in r.values); with `advance`, S_0 ← S_c in place.
-    private func deltaChunk(span: SequenceSpan, keyHead: Int, t0: Int, rows: Int, state: UnsafeMutablePointer<Float>,
-                            advance: Bool, workspace w: BackwardWorkspace, region r: DeltaRuleBackward.Region) {
+    /// X, Y, W and U' (in r.values); S_c into `next` when given (it may be `state` itself).
+    private func deltaChunk(span: SequenceSpan, keyHead: Int, t0: Int, rows: Int, state: UnsafePointer<Float>,
+                            next: UnsafeMutablePointer<Float>?, workspace w: BackwardWorkspace,
+                            region r: DeltaRuleBackward.Region) {
         let (m, dv) = (featureDim, valueDim)
         let key = w.keyFeatures
         if let view = options.beta {
@@ -217,27 +226,26 @@ extension BackwardPass {
         gemm(rows, dv, rows, r.t, rows, 1, r.y, dv, 1, r.values, dv, accumulate: false, w)
         gemm(rows, dv, m, r.w, m, 1, state, dv, 1, r.rowScratch, dv, accumulate: false, w)
         for i in 0..<(rows * dv) { r.values[i] -= r.rowScratch[i] }
-        guard advance else { return }
+        guard let next else { return }
         // S_c = Γ_last S_0 + K̃ᵀ U'.
         let carry = r.gamma[rows - 1]
-        if carry != 1 { for i in 0..<(m * dv) { state[i] *= carry } }
+        for i in 0..<(m * dv) { next[i] = carry * state[i] }
         for i in 0..<rows {
             let scale = r.tail[i]
             for f in 0..<m { r.keyScratch[i * m + f] = scale * key[i * m + f] }
         }
-        gemm(m, dv, rows, r.keyScratch, 1, m, r.values, dv, 1, state, dv, accumulate: true, w)
+        gemm(m, dv, rows, r.keyScratch, 1, m, r.values, dv, 1, next, dv, accumulate: true, w)
     }
 
-    /// The chunk's gradients from Ŝ = ∂L/∂S_c (w.stateGradient) and the group's dO: dQ into
+    /// The chunk's gradients from Ŝ = ∂L/∂S_c (`hat`) and the group's dO: dQ into
     /// w.queryFeatureGradient, dK into w.keyFeatureGradient, dV into w.valueGradient, dβ and dλ
-    /// into the region; Ŝ ← ∂L/∂S_0.
-    private func deltaChunkBackward(rows: Int, s0: UnsafePointer<Float>, workspace w: BackwardWorkspace,
+    /// into the region, ∂L/∂S_0 into `dS0`.
+    private func deltaChunkBackward(rows: Int, s0: UnsafePointer<Float>, hat: UnsafePointer<Float>,
+                                    into dS0: UnsafeMutablePointer<Float>, workspace w: BackwardWorkspace,
                                     region r: DeltaRuleBackward.Region) {
         let (c, m, dv) = (chunk, featureDim, valueDim)
         let key = w.keyFeatures
-        let hat = w.stateGradient
         let dK = w.keyFeatureGradient
-        let dS0 = r.stateGradient
         let dU = r.valueGradient
         r.db.update(repeating: 0, count: rows)
         r.betaGradient.update(repeating: 0, count: rows)
@@ -333,7 +341,7 @@ extension BackwardPass {
             r.betaGradient[i] += gamma * dot + valueDot
             r.db[i] += beta * gamma * dot
         }
-        // dA = −Tᵀ dT Tᵀ (strictly lower); N_ij = dA_ij β_i e^{b_i − b_j}; dK += N K + Nᵀ K.
+        // dA = −Tᵀ dT Tᵀ (strictly lower); N_ij = dA_ij β_i e^{b_i − b_j}; dK += (N + Nᵀ) K.
         gemm(rows, rows, rows, r.dt, rows, 1, r.t, 1, rows, r.square, rows, accumulate: false, w)
         gemm(rows, rows, rows, r.t, 1, rows, r.square, rows, 1, r.da, rows, accumulate: false, w)
         for i in 0..<rows {
@@ -348,15 +356,16 @@ extension BackwardPass {
                 r.da[i * rows + j] = gradient * r.beta[i] * decay
             }
         }
-        gemm(rows, m, rows, r.da, rows, 1, key, m, 1, dK, m, accumulate: true, w)
-        gemm(rows, m, rows, r.da, 1, rows, key, m, 1, dK, m, accumulate: true, w)
+        for i in 0..<rows {
+            for j in 0..<rows { r.square[i * rows + j] = r.da[i * rows + j] + r.da[j * rows + i] }
+        }
+        gemm(rows, m, rows, r.square, rows, 1, key, m, 1, dK, m, accumulate: true, w)
         // dλ_t = Σ_{i ≥ t} ∂b_i within the chunk.
         var suffix: Float = 0
         for i in stride(from: rows - 1, through: 0, by: -1) {
             suffix += r.db[i]
             r.decayGradient[i] = suffix
         }
-        hat.update(from: dS0, count: m * dv)
     }
 
     /// dβ and dg of the chunk's rows to the request.

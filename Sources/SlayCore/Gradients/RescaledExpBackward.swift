@@ -255,8 +255,15 @@ extension BackwardPass {
             for f in 0..<d { top = RescaledExpForm.larger(query[f] + r.mu[f], top) }
             reference = top == -.infinity ? 0 : top
         }
-        for f in 0..<d {
-            r.weights[f] = r.mu[f] == RescaledExpBackward.empty ? 0 : expf(query[f] + r.mu[f] - reference)
+        if options.normalize {
+            // Every exponent is ≤ 0 here: the vector exp (clamped at ±88, like the forward's).
+            for f in 0..<d { r.weights[f] = r.mu[f] == RescaledExpBackward.empty ? 0 : query[f] + r.mu[f] }
+            VectorMath.expShiftedClamped(r.weights, count: d, shift: reference, limit: 88, scale: 1, output: r.weights)
+            for f in 0..<d where r.mu[f] == RescaledExpBackward.empty { r.weights[f] = 0 }
+        } else {
+            for f in 0..<d {
+                r.weights[f] = r.mu[f] == RescaledExpBackward.empty ? 0 : expf(query[f] + r.mu[f] - reference)
+            }
         }
         var inverse: Float = 1
         var framedDen: Float = 0
@@ -276,8 +283,7 @@ extension BackwardPass {
             den *= gate
             let framedDelta = delta == 0 ? 0 : Float(Double(delta) * exp(-Double(reference)))
             inverse = options.denominator.inverse(den, delta: framedDelta)
-            var dot: Float = 0
-            for j in 0..<dv { dot += doutRow[j] * numerator[j] }
+            let dot = DecodeKernels.dot(doutRow, numerator, count: dv)
             let follows = options.denominator == .add || den > framedDelta
             framedDen = follows ? -dot * inverse * inverse : 0
             for j in 0..<dv { doutRow[j] *= inverse }
@@ -288,9 +294,7 @@ extension BackwardPass {
         for f in 0..<d {
             let weight = r.weights[f]
             if weight == 0 { dq[f] = 0; continue }
-            var dot: Float = 0
-            let row = w.state + f * dv
-            for j in 0..<dv { dot += row[j] * doutRow[j] }
+            let dot = DecodeKernels.dot(w.state + f * dv, doutRow, count: dv)
             let term = weight * (dot + w.normaliser[f] * framedDen)
             gateGradient += term
             dq[f] = gate * term
@@ -336,12 +340,19 @@ extension BackwardPass {
         let dvRow = w.valueGradient + i * dv
         dvRow.update(repeating: 0, count: dv)
         var gateGradient: Float = 0
+        // e^{k + ν}: ≤ 1 when normalised (the vector exp), possibly beyond fp32 when not (libm).
+        let live: (Int) -> Bool = { r.nu[$0] != RescaledExpBackward.empty && key[$0] != RescaledExpBackward.empty }
+        for f in 0..<d { r.weights[f] = live(f) ? key[f] + r.nu[f] : 0 }
+        if options.normalize {
+            VectorMath.expShiftedClamped(r.weights, count: d, shift: 0, limit: 88, scale: 1, output: r.weights)
+        } else {
+            for f in 0..<d { r.weights[f] = expf(r.weights[f]) }
+        }
         for f in 0..<d {
-            guard r.nu[f] != RescaledExpBackward.empty && key[f] != RescaledExpBackward.empty else { dk[f] = 0; continue }
-            let weight = expf(key[f] + r.nu[f])
+            guard live(f) else { dk[f] = 0; continue }
+            let weight = r.weights[f]
             let row = w.stateGradient + f * dv
-            var dot: Float = 0
-            for j in 0..<dv { dot += row[j] * value[j] }
+            let dot = DecodeKernels.dot(row, value, count: dv)
             let term = weight * (dot + w.normaliserGradient[f])
             gateGradient += term
             dk[f] = gate * term
