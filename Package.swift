@@ -14,9 +14,11 @@ let package = Package(
         .systemLibrary(name: "CSlay", path: "include"),
         // The compute kernels, compiled twice from one folder (SlayKernelsAVX2 is a symlink):
         // for the x86-64 baseline, and for AVX2/FMA; SlayCore picks one per process at run time.
-        .target(name: "SlayKernels"),
+        // CSlayCPU: CPU detection, and the prefetch hint the decode row streams use.
+        .target(name: "SlayKernels", dependencies: ["CSlayCPU"]),
         .target(
             name: "SlayKernelsAVX2",
+            dependencies: ["CSlayCPU"],
             swiftSettings: [.define("SLAY_AVX2"), .unsafeFlags(["-target-cpu", "haswell"])]
         ),
         .target(name: "CSlayCPU"),

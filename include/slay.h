@@ -155,8 +155,11 @@ typedef struct slay_error {
  * the dtypes: half elements are widened exactly as they are loaded (no whole-tensor copy) and
  * outputs are the fp32 results rounded once to nearest-even as they are stored, so F16 inputs give
  * bit for bit the results of their F32 values, and a half out is the F32 out rounded. Half data
- * must be 2-byte aligned. options->decay (float*), state arrays (slay_state_read / write), map
- * parameters and the backward's tensors are fp32 only; another dtype gives SLAY_ERR_DTYPE. */
+ * must be 2-byte aligned. slay_linear_attention_backward takes q, k, v, dout and writes dq, dk,
+ * dv in any of the three dtypes too (each gradient rounded once from fp32). options->decay
+ * (float*), state arrays (slay_state_read / write), map parameters and the backward's other
+ * tensors (initial / final states, the options' tensors and their gradients) are fp32 only;
+ * another dtype gives SLAY_ERR_DTYPE. */
 
 /* A strided view of caller-owned memory. Element (i0, i1, ..) lives at
  * data + Σ i_k * strides[k] elements. Entries at index >= ndim are ignored. */

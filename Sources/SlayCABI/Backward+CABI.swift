@@ -41,16 +41,20 @@ private struct BackwardArguments {
     var inputs: [TensorArgument] = []
     var outputs: [TensorArgument] = []
 
-    mutating func input(_ pointer: UnsafePointer<slay_tensor>?, _ name: String, rank: Int) throws -> TensorView? {
+    /// `halfPrecision`: F16 / BF16 accepted (q, k, v, dout, dq, dk, dv: read and written through
+    /// the row gathers and scatters, fp32 arithmetic); the other tensors are fp32 only.
+    mutating func input(_ pointer: UnsafePointer<slay_tensor>?, _ name: String, rank: Int,
+                        halfPrecision: Bool = false) throws -> TensorView? {
         guard pointer != nil else { return nil }
-        let argument = try TensorArgument(pointer, name: name, rank: rank, isOutput: false)
+        let argument = try TensorArgument(pointer, name: name, rank: rank, isOutput: false, halfPrecision: halfPrecision)
         inputs.append(argument)
         return argument.view
     }
 
-    mutating func output(_ pointer: UnsafePointer<slay_tensor>?, _ name: String, rank: Int) throws -> TensorView? {
+    mutating func output(_ pointer: UnsafePointer<slay_tensor>?, _ name: String, rank: Int,
+                         halfPrecision: Bool = false) throws -> TensorView? {
         guard pointer != nil else { return nil }
-        let argument = try TensorArgument(pointer, name: name, rank: rank, isOutput: true)
+        let argument = try TensorArgument(pointer, name: name, rank: rank, isOutput: true, halfPrecision: halfPrecision)
         outputs.append(argument)
         return argument.view
     }
@@ -84,10 +88,10 @@ public func slay_linear_attention_backward(_ fm: OpaquePointer?, _ q: UnsafePoin
         let (settings, tokens) = try linearAttentionOptions(options, keyHeads: handle.map.numHeads)
         let p = try readBackwardParams(try require(params, "params"))
         var arguments = BackwardArguments()
-        let query = try arguments.input(try require(q, "q"), "q", rank: 4)!
-        let key = try arguments.input(try require(k, "k"), "k", rank: 4)!
-        let value = try arguments.input(try require(v, "v"), "v", rank: 4)!
-        let outputGradient = try arguments.input(try require(dout, "dout"), "dout", rank: 4)!
+        let query = try arguments.input(try require(q, "q"), "q", rank: 4, halfPrecision: true)!
+        let key = try arguments.input(try require(k, "k"), "k", rank: 4, halfPrecision: true)!
+        let value = try arguments.input(try require(v, "v"), "v", rank: 4, halfPrecision: true)!
+        let outputGradient = try arguments.input(try require(dout, "dout"), "dout", rank: 4, halfPrecision: true)!
         var spans: [SequenceSpan]?
         var sequences = query.shape[0]
         if let cu = p.cu_seqlens {
@@ -102,9 +106,9 @@ public func slay_linear_attention_backward(_ fm: OpaquePointer?, _ q: UnsafePoin
         request.initialNormaliser = try arguments.input(p.initial_normaliser, "params.initial_normaliser", rank: 3)
         request.finalStateGradient = try arguments.input(p.d_final_state, "params.d_final_state", rank: 4)
         request.finalNormaliserGradient = try arguments.input(p.d_final_normaliser, "params.d_final_normaliser", rank: 3)
-        request.dq = try arguments.output(p.dq, "params.dq", rank: 4)
-        request.dk = try arguments.output(p.dk, "params.dk", rank: 4)
-        request.dv = try arguments.output(p.dv, "params.dv", rank: 4)
+        request.dq = try arguments.output(p.dq, "params.dq", rank: 4, halfPrecision: true)
+        request.dk = try arguments.output(p.dk, "params.dk", rank: 4, halfPrecision: true)
+        request.dv = try arguments.output(p.dv, "params.dv", rank: 4, halfPrecision: true)
         // [B, T, Hk, m] or, for a per-head log_decay, [B, T, Hk] (SlayCore checks it against options.log_decay).
         let decayRank = p.d_log_decay.map { $0.pointee.ndim == 3 ? 3 : 4 } ?? 4
         request.logDecay = try arguments.output(p.d_log_decay, "params.d_log_decay", rank: decayRank)

@@ -1,4 +1,5 @@
 // Compiled twice like PackedGemm (baseline and AVX2/FMA builds).
+import CSlayCPU
 
 /// The row stream of one decode step for one (sequence, key head): a single pass over the state
 /// S [rows, columns] that updates each row and reads it out into every query head of the GQA
@@ -211,7 +212,20 @@ public enum DecodeRows {
         let rowBytes = plan.rowStride * C.stride
         let e = 8 * C.stride
         var row = state + column * C.stride
+        // The updating pass streams the block from memory (batches whose states exceed the
+        // caches): request the row about 2 KiB of block ahead, so the loads find it on its way.
+        // Half-precision rows are half as long, so they look twice as many rows ahead.
+        let blockBytes = vectors * e
+        let ahead = Swift.max(1, 2048 / blockBytes)
         for f in 0..<plan.rows {
+            if update && f + ahead < plan.rows {
+                let next = row + ahead * rowBytes
+                var offset = 0
+                while offset < blockBytes {
+                    slaycpu_prefetch(next + offset)
+                    offset += 64
+                }
+            }
             var s0 = zero, s1 = zero, s2 = zero, s3 = zero, s4 = zero, s5 = zero, s6 = zero, s7 = zero
             if vectors == 1 { s0 = C.load8(row) } else { (s0, s1) = C.load16(row) }
             if vectors > 2 { (s2, s3) = C.load16(row + 2 * e) }

@@ -75,10 +75,10 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     """
     wanted = _wanted(wrt)
     handle = require_map(fm)
-    q = as_input(q, "q", 4)
-    k = as_input(k, "k", 4)
-    v = as_input(v, "v", 4)
-    dout = as_input(dout, "dout", 4)
+    q = as_input(q, "q", 4, half=True)
+    k = as_input(k, "k", 4, half=True)
+    v = as_input(v, "v", 4, half=True)
+    dout = as_input(dout, "dout", 4, half=True)
     from_weights = {"query": query_gate_weights is not None, "key": key_gate_weights is not None}
     query_logits, key_logits = resolve_gates(query_gate_logits, key_gate_logits, gate_input, query_gate_weights,
                                              key_gate_weights)
@@ -127,7 +127,7 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
               as_input(np.asarray(d_final_state[1], np.float32), "d_final_state[1]", 3))
     for name, like in (("q", q), ("k", k), ("v", v)):
         if name in wanted:
-            result[name] = np.zeros(like.shape, np.float32)
+            result[name] = np.zeros(like.shape, like.dtype)    # dq, dk, dv: the dtype of q, k, v
             point("d" + name, result[name])
     gates_needed = wanted & {"gate_input", "query_gate_weights", "key_gate_weights"}
     if beta is not None and "beta" in wanted:

@@ -432,9 +432,7 @@ def test_strided_half_views_and_refusals():
     slay.linear_attention(q, k, v, fm, out=out, normalize=False)
     ref = slay.linear_attention(*upcast(q, k, np.ascontiguousarray(v)), fm, normalize=False)
     np.testing.assert_array_equal(out, ref.astype(np.float16))
-    # The backward and the state arrays stay fp32; float64 and other dtypes are refused with advice.
-    with pytest.raises(slay.SlayError, match="float32"):
-        slay.linear_attention_backward(q, k, v, fm, np.ones((1, 20, 2, 16), np.float16))
+    # The backward's option tensors stay fp32; float64 and other dtypes are refused with advice.
     with pytest.raises(slay.SlayError, match=r"SLAY_DTYPE_F32 \(0\) for options.log_decay"):
         wide = [np.ascontiguousarray(a, np.float32) for a in (q, k, v)]
         slay.linear_attention_backward(*wide, fm, np.ones((1, 20, 2, 16), np.float32), normalize=False,
@@ -497,3 +495,32 @@ def test_check_finite_and_value_checks_read_half_tensors(dtype):
     beta[0, 4, 1] = 3
     with pytest.raises(slay.SlayError, match=r"beta\[0, 4, 1\] is 3.0"):
         slay.linear_attention(q, q, v, fm, update="delta", normalize=False, beta=beta)
+
+
+@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("causal", [True, False])
+def test_backward_half_inputs_and_gradients_against_the_twin(dtype, causal):
+    """slay_linear_attention_backward with half q, k, v, dout and half dq, dk, dv (the dtypes of q,
+    k, v): against the float64 twin's directional derivatives on the half values upcast, within
+    fp32 plus half an ulp of each gradient entry, and bitwise the fp32 backward's gradients rounded.
+    The options' tensors (log decay, gates, beta) and their gradients stay fp32 (refused above)."""
+    from naive_grad import directional64
+    rng = np.random.default_rng(13)
+    fm = slay.FeatureMap("slay", head_dim=8, num_heads=2, nodes=2, poly="anchor", poly_dim=4, prf_dim=4, seed=5)
+    q, k, v, dout = (rng.standard_normal(shape).astype(dtype) for shape in
+                     ((2, 9, 4, 8), (2, 9, 2, 8), (2, 9, 2, 3), (2, 9, 4, 3)))
+    grads = slay.linear_attention_backward(q, k, v, fm, dout, causal=causal, chunk_size=4, wrt=("q", "k", "v"))
+    wide = slay.linear_attention_backward(*upcast(q, k, v), fm, dout.astype(np.float32), causal=causal, chunk_size=4,
+                                          wrt=("q", "k", "v"))
+    inputs = {"q": q.astype(np.float64), "k": k.astype(np.float64), "v": v.astype(np.float64), "params": fm.get_params()}
+    for name in ("q", "k", "v"):
+        assert grads[name].dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(grads[name], wide[name].astype(dtype))
+        grad = grads[name].astype(np.float64)
+        for _ in range(2):
+            u = rng.standard_normal(grad.shape)
+            expected = directional64(fm, inputs, name, u, dout.astype(np.float64), causal=causal)
+            actual = float((grad * u).sum())
+            bound = half_ulp(dtype) * float((np.abs(grad) * np.abs(u)).sum()) \
+                + 2e-5 * (np.linalg.norm(grad) * np.linalg.norm(u) + abs(expected))
+            assert abs(actual - expected) <= bound, (name, actual, expected, bound)
