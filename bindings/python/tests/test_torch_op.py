@@ -242,3 +242,24 @@ def test_eager_path_and_registered_op_agree(fm, final_state):
     with _recording_mode() as mode:
         st.linear_attention(q, k, v, fm)
     assert "slay.linear_attention.default" in mode.ops
+
+
+def test_concurrent_calls_from_threads_give_their_own_results(fm):
+    """The descriptors and error struct live in per-thread scratch memory and the C call releases
+    the GIL: threads calling at once each get exactly their single-threaded result."""
+    import threading
+    problems = [inputs(B=1, T=7 + i) for i in range(4)]
+    expected = [st.linear_attention(*p, fm) for p in problems]
+    failures = []
+
+    def worker(index):
+        for _ in range(30):
+            if not torch.equal(st.linear_attention(*problems[index], fm), expected[index]):
+                failures.append(index)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
