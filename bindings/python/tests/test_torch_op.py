@@ -263,3 +263,24 @@ def test_concurrent_calls_from_threads_give_their_own_results(fm):
     for thread in threads:
         thread.join()
     assert not failures
+
+
+def test_tensor_state_methods_take_the_numpy_keywords_and_decode_the_delta_rule():
+    """slay.torch.State.prefill / query / step have slay.State's keywords by name; a delta-rule
+    prompt prefilled and then decoded token by token with tensors gives the whole-sequence op's
+    outputs."""
+    import inspect
+    for method in ("prefill", "query", "step"):
+        ours = list(inspect.signature(getattr(st.State, method)).parameters)
+        theirs = list(inspect.signature(getattr(slay.State, method)).parameters)
+        assert ours == theirs, method
+    fm = slay.FeatureMap("identity", head_dim=8, num_heads=2)
+    q, k, v = inputs(B=2, T=10, Hq=2, d=8, dv=4)
+    beta, g = torch.rand(2, 10, 2), -torch.rand(2, 10, 2) * 0.2
+    keywords = dict(normalize=False, update="delta", qk_l2norm=True, check_finite=True)
+    expected = st.linear_attention(q, k, v, fm, beta=beta, log_decay=g, **keywords)
+    state = st.State(fm, num_seqs=2, value_dim=4)
+    head = state.prefill(q[:, :6], k[:, :6], v[:, :6], beta=beta[:, :6], log_decay=g[:, :6], **keywords)
+    steps = [state.step(q[:, t], k[:, t], v[:, t], beta=beta[:, t], log_decay=g[:, t], **keywords)
+             for t in range(6, 10)]
+    torch.testing.assert_close(torch.cat([head, torch.stack(steps, 1)], 1), expected, rtol=1e-5, atol=1e-5)
