@@ -34,6 +34,6 @@ let package = Package(
                                            "-Xlinker", "-soname=libslay.so.1"])]
         ),
         .testTarget(name: "SlayCoreTests", dependencies: ["SlayCore", "SlayKernels", "SlayKernelsAVX2", "CSlayCPU"]),
-        .testTarget(name: "SlayCABITests", dependencies: ["SlayCABI", "CSlay"]),
+        .testTarget(name: "SlayCABITests", dependencies: ["SlayCABI", "SlayCore", "CSlay"]),
     ]
 )

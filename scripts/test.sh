@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds libslay.so once in release mode,
 # then runs every suite (header drift check, Swift tests, C example and C contract test, the C
-# programs under ASan + UBSan, a fuzz smoke, pytest, and a pip install of a clean clone into a
-# fresh venv).
+# programs under ASan + UBSan, the Swift tests under ASan + LSan, a fuzz smoke, pytest, and a pip
+# install of a clean clone into a fresh venv).
 # Runs all suites even when one fails, prints each runner's summary, exits non-zero on any failure.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +34,9 @@ step "C example and C ABI contract" bash bindings/c-example/build_and_run.sh
 # The C programs again under AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer), against
 # an ASan build of the library (.build-asan), and a few seconds of each libFuzzer target.
 step "C programs under ASan + UBSan" bash -c "bash scripts/build_asan.sh && bash bindings/c-example/build_and_run.sh --sanitize"
+# The Swift test suites under ASan + LSan (a debug build beside the ASan library in .build-asan;
+# about 2.5 min on an idle two-core machine, build included).
+step "swift test under ASan + LSan" bash scripts/swift_test_asan.sh
 step "fuzz smoke (scripts/fuzz.sh 5)" bash scripts/fuzz.sh 5
 step "pytest" python3 -m pytest bindings/python/tests -q -rs -p no:cacheprovider
 # The same suite on the baseline kernels, so both builds of the compute kernels are checked.

@@ -92,15 +92,17 @@ public func slay_linear_attention_backward(_ fm: OpaquePointer?, _ q: UnsafePoin
         let key = try arguments.input(try require(k, "k"), "k", rank: 4, halfPrecision: true)!
         let value = try arguments.input(try require(v, "v"), "v", rank: 4, halfPrecision: true)!
         let outputGradient = try arguments.input(try require(dout, "dout"), "dout", rank: 4, halfPrecision: true)!
-        var spans: [SequenceSpan]?
+        var spans: HeapArray<SequenceSpan>?
         var sequences = query.shape[0]
         if let cu = p.cu_seqlens {
             sequences = try sequenceCount(p.num_seqs)
-            spans = try SequenceSpan.packed(offsets: (0...sequences).map { Int(cu[$0]) }, total: key.shape[1])
+            spans = try SequenceSpan.packed(offsets: UnsafeBufferPointer(start: cu, count: sequences + 1), total: key.shape[1])
         } else if p.num_seqs != 0 && p.num_seqs != Int64(sequences) {
             throw SlayError.shape("params.num_seqs is \(p.num_seqs) but q has B = \(sequences) (padded batch without cu_seqlens)")
         }
-        let positions = p.positions.map { pointer in (0..<sequences).map { Int(pointer[$0]) } }
+        let positions = try p.positions.map { pointer in
+            try HeapArray<Int>(UnsafeBufferPointer(start: pointer, count: sequences).lazy.map { Int($0) }, what: "params.positions")
+        }
         var request = AttentionGradientRequest(dout: outputGradient, spans: spans)
         request.initialState = try arguments.input(p.initial_state, "params.initial_state", rank: 4)
         request.initialNormaliser = try arguments.input(p.initial_normaliser, "params.initial_normaliser", rank: 3)

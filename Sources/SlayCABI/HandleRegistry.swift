@@ -40,6 +40,15 @@ final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
         pthread_mutex_init(lock, nil)
     }
 
+    /// The library's two registries live as long as the process; others (tests) release what
+    /// they still hold (found by the Swift tests under LeakSanitizer).
+    deinit {
+        for index in 0..<used { slots![index].object?.release() }
+        free(slots)
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
+
     private func locked<R>(_ body: () throws -> R) rethrows -> R {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
@@ -71,9 +80,8 @@ final class HandleRegistry<Object: AnyObject>: @unchecked Sendable {
             throw SlayError(.outOfMemory, "too many live handles (\(Self.maximumSlots)); free some first")
         }
         let newCapacity = min(max(16, capacity * 2), Self.maximumSlots)
-        guard let memory = realloc(slots, newCapacity * MemoryLayout<Slot>.stride) else {
-            throw SlayError(.outOfMemory, "could not grow the handle table to \(newCapacity) entries")
-        }
+        let memory = try FallibleMemory.reallocate(slots, bytes: newCapacity * MemoryLayout<Slot>.stride,
+                                                  what: "the handle table (\(newCapacity) entries)")
         slots = memory.bindMemory(to: Slot.self, capacity: newCapacity)
         capacity = newCapacity
     }

@@ -144,12 +144,12 @@ public func slay_state_prefill(_ state: OpaquePointer?, _ q: UnsafePointer<slay_
             try TensorArgument.checkNoOverlap(output: output, inputs: [key, value] + (query.map { [$0] } ?? []))
             try tokens.checkNoOverlap(output: output)
         }
-        let offsets = offsetsArray(cuSeqlens, count: sequences + 1)
+        let offsets = callerArray(cuSeqlens, count: sequences + 1)
         if offsets == nil && key.view.shape[0] != sequences {
             throw SlayError.shape("num_seqs is \(sequences) but k has B = \(key.view.shape[0]) (padded batch without cu_seqlens)")
         }
         try s.prefill(q: query?.view, k: key.view, v: value.view, out: output?.view, cuSeqlens: offsets,
-                      slots: slotsArray(slots, count: sequences), options: settings)
+                      slots: callerArray(slots, count: sequences), options: settings)
     }
 }
 
@@ -166,11 +166,11 @@ public func slay_state_query(_ state: OpaquePointer?, _ q: UnsafePointer<slay_te
         let output = try TensorArgument(out, name: "out", rank: 4, isOutput: true, halfPrecision: true)
         try TensorArgument.checkNoOverlap(output: output, inputs: [query])
         try tokens.checkNoOverlap(output: output)
-        let offsets = offsetsArray(cuSeqlens, count: sequences + 1)
+        let offsets = callerArray(cuSeqlens, count: sequences + 1)
         if offsets == nil && query.view.shape[0] != sequences {
             throw SlayError.shape("num_seqs is \(sequences) but q has B = \(query.view.shape[0]) (padded batch without cu_seqlens)")
         }
-        try s.query(q: query.view, out: output.view, cuSeqlens: offsets, slots: slotsArray(slots, count: sequences),
+        try s.query(q: query.view, out: output.view, cuSeqlens: offsets, slots: callerArray(slots, count: sequences),
                     options: settings)
     }
 }

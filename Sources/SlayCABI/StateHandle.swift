@@ -21,15 +21,11 @@ final class StateHandle {
     func register() throws -> OpaquePointer { try stateHandles.register(self) }
 }
 
-/// Reads a caller array of `count` int64 offsets (cu_seqlens has num_seqs + 1).
-func offsetsArray(_ pointer: UnsafePointer<Int64>?, count: Int) -> [Int]? {
-    guard let pointer else { return nil }
-    return (0..<count).map { Int(pointer[$0]) }
-}
-
-func slotsArray(_ pointer: UnsafePointer<Int32>?, count: Int) -> [Int]? {
-    guard let pointer else { return nil }
-    return (0..<count).map { Int(pointer[$0]) }
+/// A caller array of `count` elements (cu_seqlens has num_seqs + 1 int64 offsets, slots num_seqs
+/// int32 indices), read in place for the duration of the call: nothing is copied, so a caller-sized
+/// array never needs an allocation.
+func callerArray<Element>(_ pointer: UnsafePointer<Element>?, count: Int) -> UnsafeBufferPointer<Element>? {
+    pointer.map { UnsafeBufferPointer(start: $0, count: count) }
 }
 
 func sequenceCount(_ value: Int64) throws -> Int {

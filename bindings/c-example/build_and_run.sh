@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Compiles the C programs (example, engine loop, ABI contract test, handle contract test, soak,
 # memcheck) with strict C99 flags against slay.h and libslay.so only and runs each under both
-# kernel variants. The example, engine loop, contract tests and memcheck also run under valgrind
-# (when installed; scripts/install_deps.sh tries to install it) with --leak-check=full: a memory
-# error or a definite leak fails. Exits non-zero if any fails to build or run.
+# kernel variants; then the out-of-memory contract and the step allocation count (plain build).
+# The example, engine loop, contract tests and memcheck also run under valgrind (when installed;
+# scripts/install_deps.sh tries to install it) with --leak-check=full: a memory error or a
+# definite leak fails. Exits non-zero if any fails to build or run.
 #   --sanitize   instead: build the programs with clang -fsanitize=address,undefined against the
 #                ASan build of libslay.so (scripts/build_asan.sh, .build-asan) and run them once,
 #                with LeakSanitizer on.
@@ -82,6 +83,20 @@ for program in example:slay_example engine_loop:slay_engine_loop abi_contract:sl
         fi
     fi
 done
+
+# Absurd but valid sizes under a capped address space are SLAY_ERR_OUT_OF_MEMORY, never an abort
+# (plain build only: ASan and valgrind reserve more address space than the cap leaves).
+if [ $SANITIZE = 0 ]; then
+    bin="$HERE/slay_oom_contract"
+    echo "--- $CC ${FLAGS[*]} oom_contract.c"
+    if ! "$CC" "${FLAGS[@]}" "$HERE/oom_contract.c" "${LINK[@]}" -o "$bin"; then
+        echo "--- build of oom_contract.c FAILED" >&2
+        status=1
+    elif ! "$bin"; then
+        echo "--- slay_oom_contract FAILED" >&2
+        status=1
+    fi
+fi
 
 # Decode steps allocate nothing once warm: the heap allocation count under valgrind must not grow
 # from 100 to 200 steps (additive; log decay + gates; the gated delta rule).

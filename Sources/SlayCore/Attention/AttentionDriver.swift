@@ -29,9 +29,9 @@ public enum LinearAttention {
         try options.validate()
         let shapes = try AttentionShapes(q: q, k: k, v: v, out: out)
         try checkMap(map, headDim: shapes.headDim, keyHeads: shapes.keyHeads)
-        let spans = (0..<shapes.batch).map { SequenceSpan(batch: $0, start: 0, length: shapes.length) }
+        let spans = try SequenceSpan.padded(batch: shapes.batch, length: shapes.length)
         let call = try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads,
-                                     valueDim: shapes.valueDim, spans: spans, state: nil, slots: [],
+                                     valueDim: shapes.valueDim, spans: spans, state: nil, slots: SlotList(pointer: nil, count: 0),
                                      mode: options.causal ? .causal : .bidirectional, options: options)
         try call.execute(workspaces: nil)
     }
@@ -62,9 +62,9 @@ public struct AttentionCall: @unchecked Sendable {
     let out: TensorView?
     let queryHeads: Int
     let valueDim: Int
-    let spans: [SequenceSpan]
+    let spans: HeapArray<SequenceSpan>
     let state: RecurrentState?
-    let slots: [Int]
+    let slots: SlotList
     let mode: AttentionMode
     /// The caller's options, with the token tensors this mode does not read cleared and log_decay
     /// in its canonical [B, T, Hk, m] view (a per-head tensor broadcast over m).
@@ -75,11 +75,11 @@ public struct AttentionCall: @unchecked Sendable {
     private(set) var layout: WorkspaceLayout
     let delta: Float
     /// Token position of each span's first row, for maps that need positions: the slot's
-    /// position before the call (read here, before any share updates it), else 0.
-    let origins: [Int]
+    /// position before the call (read here, before any share updates it); nil when all are 0.
+    let origins: HeapArray<Int>?
 
     init(map: FeatureMap, q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?, queryHeads: Int,
-         valueDim: Int, spans: [SequenceSpan], state: RecurrentState?, slots: [Int], mode: AttentionMode,
+         valueDim: Int, spans: HeapArray<SequenceSpan>, state: RecurrentState?, slots: SlotList, mode: AttentionMode,
          options given: LinearAttentionOptions) throws {
         var options = given
         if mode == .query {
@@ -113,7 +113,8 @@ public struct AttentionCall: @unchecked Sendable {
         self.options = options
         self.form = form
         self.delta = Float(options.delta)
-        let longest = spans.map(\.length).max() ?? 1
+        var longest = spans.isEmpty ? 1 : 0
+        for span in spans { longest = max(longest, span.length) }
         let chunk = max(options.chunk(form: form, length: longest), 1)
         var layout = WorkspaceLayout(chunk: chunk)
         let (d, m) = (map.headDim, map.featureDim)
@@ -135,9 +136,11 @@ public struct AttentionCall: @unchecked Sendable {
         if options.queryGateLogits != nil { try layout.reserve(.queryGates, chunk) }
         if options.keyGateLogits != nil { try layout.reserve(.keyGates, chunk) }
         if map.needsPositions, let state {
-            self.origins = slots.map { Int(state.positions[$0]) }
+            let origins = try HeapArray<Int>(count: spans.count, what: "the positions of \(spans.count) sequences")
+            for i in 0..<spans.count { origins[i] = Int(state.positions[slots[i]]) }
+            self.origins = origins
         } else {
-            self.origins = [Int](repeating: 0, count: spans.count)
+            self.origins = nil
         }
         self.layout = layout
         try form.reserve(&layout, call: self)
@@ -238,7 +241,7 @@ public struct AttentionCall: @unchecked Sendable {
         }
         // z is private to the task (every column block needs all of it).
         w.normaliser.update(from: initialNormaliser, count: m)
-        let task = FormTask(call: self, span: spans[sequence], origin: origins[sequence], keyHead: keyHead,
+        let task = FormTask(call: self, span: spans[sequence], origin: origins?[sequence] ?? 0, keyHead: keyHead,
                             columns: columns, state: matrix, normaliser: w.normaliser, maxima: maxima, w: w)
         let span = task.span
         func chunks(_ body: (inout ChunkRows) -> Void) {

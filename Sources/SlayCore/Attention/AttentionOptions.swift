@@ -154,7 +154,7 @@ public struct LinearAttentionOptions: Sendable {
 
 /// One sequence of a call: rows start ..< start + length of batch entry `batch`
 /// (padded batches: (b, 0, T); packed variable-length batches: (0, cu[i], cu[i+1] − cu[i])).
-public struct SequenceSpan: Sendable, Equatable {
+public struct SequenceSpan: Sendable, Equatable, BitwiseCopyable {
     public let batch: Int
     public let start: Int
     public let length: Int
@@ -165,16 +165,32 @@ public struct SequenceSpan: Sendable, Equatable {
         self.length = length
     }
 
-    /// Spans of a packed batch from prefix offsets cu[0] = 0 ≤ cu[1] ≤ … ≤ cu[N] = total.
-    public static func packed(offsets: [Int], total: Int) throws -> [SequenceSpan] {
-        guard offsets.count >= 2 else { throw SlayError.shape("cu_seqlens needs N + 1 >= 2 offsets, got \(offsets.count)") }
-        guard offsets[0] == 0 else { throw SlayError.shape("cu_seqlens[0] must be 0, got \(offsets[0])") }
-        for i in 1..<offsets.count where offsets[i] < offsets[i - 1] {
-            throw SlayError.shape("cu_seqlens is not monotone: cu_seqlens[\(i)] = \(offsets[i]) < cu_seqlens[\(i - 1)] = \(offsets[i - 1])")
+    /// Spans (b, 0, length) of a padded batch of `batch` sequences, in fallibly allocated memory
+    /// (the batch is caller-sized).
+    public static func padded(batch: Int, length: Int) throws -> HeapArray<SequenceSpan> {
+        let spans = try HeapArray<SequenceSpan>(count: batch, what: "the spans of \(batch) sequences")
+        for b in 0..<batch { spans.baseAddress[b] = SequenceSpan(batch: b, start: 0, length: length) }
+        return spans
+    }
+
+    /// Spans of a packed batch from prefix offsets cu[0] = 0 ≤ cu[1] ≤ … ≤ cu[N] = total, read in
+    /// place (a caller's cu_seqlens array or a Swift array).
+    public static func packed<Offsets: RandomAccessCollection>(offsets: Offsets, total: Int) throws -> HeapArray<SequenceSpan>
+    where Offsets.Element: BinaryInteger {
+        let count = offsets.count
+        guard count >= 2 else { throw SlayError.shape("cu_seqlens needs N + 1 >= 2 offsets, got \(count)") }
+        func offset(_ i: Int) -> Int { Int(truncatingIfNeeded: offsets[offsets.index(offsets.startIndex, offsetBy: i)]) }
+        guard offset(0) == 0 else { throw SlayError.shape("cu_seqlens[0] must be 0, got \(offset(0))") }
+        for i in 1..<count where offset(i) < offset(i - 1) {
+            throw SlayError.shape("cu_seqlens is not monotone: cu_seqlens[\(i)] = \(offset(i)) < cu_seqlens[\(i - 1)] = \(offset(i - 1))")
         }
-        guard offsets.last! == total else {
-            throw SlayError.shape("cu_seqlens ends at \(offsets.last!), but the packed tensors have T = \(total)")
+        guard offset(count - 1) == total else {
+            throw SlayError.shape("cu_seqlens ends at \(offset(count - 1)), but the packed tensors have T = \(total)")
         }
-        return (0..<(offsets.count - 1)).map { SequenceSpan(batch: 0, start: offsets[$0], length: offsets[$0 + 1] - offsets[$0]) }
+        let spans = try HeapArray<SequenceSpan>(count: count - 1, what: "the spans of \(count - 1) sequences")
+        for i in 0..<(count - 1) {
+            spans.baseAddress[i] = SequenceSpan(batch: 0, start: offset(i), length: offset(i + 1) - offset(i))
+        }
+        return spans
     }
 }

@@ -106,8 +106,9 @@ extension FormTask {
     /// of C must not see them (0 · NaN is NaN) and must get exactly the bits it gets when they are
     /// finite: it is computed by the same product (same shape, so the same blocking and order) on a
     /// copy of B whose rows from finiteRows on are 0, adding 0 where the finite run adds 0 · v.
-    /// The later rows are then multiplied again with the real B: each of them has the coefficient
-    /// of row finiteRows in its triangle, so it is non-finite whatever it held before.
+    /// The later rows then add the rest of their triangle, L[later, later]·B[later]: the
+    /// columns where B's later rows are finite get their exact sums (a NaN in one column of a
+    /// value row must not change the other columns), the others the NaN or ±inf they reach.
     func lowerProduct(_ l: UnsafePointer<Float>, rows: Int, finiteRows: Int, b: UnsafePointer<Float>,
                       rowStrideB: Int, width: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
         guard finiteRows < rows else {
@@ -126,9 +127,9 @@ extension FormTask {
         }
         Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1, b: masked, rowStrideB: width,
                       columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: w.gemm)
-        Gemm.multiply(m: rows - finiteRows, n: width, k: rows, a: l + finiteRows * rows, rowStrideA: rows, columnStrideA: 1,
-                      b: b, rowStrideB: rowStrideB, columnStrideB: 1, c: c + finiteRows * ldc, ldc: ldc,
-                      accumulate: true, workspace: w.gemm)
+        Gemm.multiply(m: rows - finiteRows, n: width, k: rows - finiteRows, a: l + finiteRows * rows + finiteRows,
+                      rowStrideA: rows, columnStrideA: 1, b: b + finiteRows * rowStrideB, rowStrideB: rowStrideB,
+                      columnStrideB: 1, c: c + finiteRows * ldc, ldc: ldc, accumulate: true, workspace: w.gemm)
     }
 
     /// S[:, columns] += Φ_Kᵀ·V[:, columns], z += Φ_Kᵀ·1 over the chunk's rows.

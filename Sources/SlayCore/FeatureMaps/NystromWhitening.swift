@@ -15,10 +15,10 @@ public enum NystromWhitening {
         guard p >= 1, p <= maximumAnchors, anchors.count == p * d else {
             throw SlayError.shape("Nyström anchors must hold P·d = \(p * d) floats with P ≤ \(maximumAnchors), got \(anchors.count)")
         }
-        // P ≤ 256, so the P × P matrices below are small; the (P, d) anchors are read in place
-        // (d is caller-sized).
+        // The P × P matrices (P ≤ 256: 512 KiB each) are fallibly allocated like everything a
+        // caller sizes; the (P, d) anchors are read in place (d is caller-sized).
         let a = anchors.baseAddress
-        var k = [Double](repeating: 0, count: p * p)
+        let k = try HeapArray<Double>(count: p * p, what: "the Nyström kernel")
         for i in 0..<p {
             for j in i..<p {
                 var dot = 0.0
@@ -28,12 +28,12 @@ public enum NystromWhitening {
             }
             k[i * p + i] += lambda
         }
-        guard let (values, vectors) = SymmetricEigen.decompose(k, n: p), values.allSatisfy({ $0.isFinite }) else {
+        guard let (values, vectors) = try SymmetricEigen.decompose(k, n: p), values.allSatisfy({ $0.isFinite }) else {
             throw SlayError.invalid("the Nyström kernel of these anchors has no usable eigen-decomposition (values too large?)")
         }
         // K_AA is positive semi-definite, so every eigenvalue of K_AA + λI is >= λ up to rounding;
         // the floor at λ/2 only guards against rounding.
-        let scales = values.map { 1 / max($0, lambda / 2).squareRoot() }
+        let scales = try values.mapped(what: "the Nyström scales") { 1 / max($0, lambda / 2).squareRoot() }
         let w = try HeapArray<Float>(count: p * p, what: "Nyström whitening")
         for i in 0..<p {
             for j in i..<p {

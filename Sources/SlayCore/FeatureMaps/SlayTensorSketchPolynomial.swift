@@ -10,12 +10,44 @@ public struct SlayTensorSketchPolynomial: SlayPolynomialEstimator {
     public let polyDim: Int
     /// The (2, 2, d) parameter as the caller sees it.
     public let sketch: HeapArray<Float>
-    /// h1 then h2 (2·d), and s1 then s2 (2·d): at most 2 · 65536 entries each.
-    let buckets: [Int]
-    let signs: [Float]
+    /// h1 then h2 (2·d), and s1 then s2 (2·d): d is caller-sized, so fallibly allocated.
+    let buckets: HeapArray<Int>
+    let signs: HeapArray<Float>
     /// The distinct buckets each hash uses (ascending): the convolution only visits those, so a
-    /// row costs O(min(d, P)²), not O(P²).
-    let usedBuckets: [[Int]]
+    /// row costs O(min(d, P)²), not O(P²). usedBuckets[k] for hash k = 0, 1.
+    let usedBuckets: UsedBuckets
+
+    /// The distinct buckets of both hashes, in one fallibly allocated array.
+    struct UsedBuckets {
+        let storage: HeapArray<Int>
+        let firstCount: Int
+
+        /// The ascending distinct buckets of hash `k` (valid while this value lives).
+        subscript(k: Int) -> UnsafeBufferPointer<Int> {
+            k == 0 ? UnsafeBufferPointer(start: storage.baseAddress, count: firstCount)
+                   : UnsafeBufferPointer(start: storage.baseAddress + firstCount, count: storage.count - firstCount)
+        }
+
+        /// Marks the buckets of both hashes in a P-entry table and lists each hash's in order.
+        init(buckets: HeapArray<Int>, headDim d: Int, polyDim p: Int) throws {
+            let seen = try HeapArray<UInt8>(count: p, what: "the TensorSketch bucket table")
+            var counts = (0, 0)
+            for k in 0..<2 {
+                for i in 0..<d where seen[buckets[k * d + i]] & UInt8(1 << k) == 0 {
+                    seen[buckets[k * d + i]] |= UInt8(1 << k)
+                    if k == 0 { counts.0 += 1 } else { counts.1 += 1 }
+                }
+            }
+            let storage = try HeapArray<Int>(count: counts.0 + counts.1, what: "the TensorSketch used buckets")
+            var (first, second) = (0, counts.0)
+            for b in 0..<p {
+                if seen[b] & 1 != 0 { storage[first] = b; first += 1 }
+                if seen[b] & 2 != 0 { storage[second] = b; second += 1 }
+            }
+            self.storage = storage
+            self.firstCount = counts.0
+        }
+    }
 
     /// Element i of the (2, 2, d) parameter from uniform(i) of `stream` (slay.h, "Parameter
     /// generator"): a bucket entry is min(⌊P·uniform(i)⌋, P − 1), a sign entry +1 if uniform(i) < 1/2, else −1.
@@ -40,7 +72,8 @@ public struct SlayTensorSketchPolynomial: SlayPolynomialEstimator {
         guard parameter.count == 4 * d else {
             throw SlayError.shape("parameter 'sketch' has shape [2, 2, \(d)] (\(4 * d) floats), got \(parameter.count) floats")
         }
-        var buckets = [Int](), signs = [Float]()
+        let buckets = try HeapArray<Int>(count: 2 * d, what: "TensorSketch buckets")
+        let signs = try HeapArray<Float>(count: 2 * d, what: "TensorSketch signs")
         for k in 0..<2 {
             for i in 0..<d {
                 let bucket = parameter[(2 * k) * d + i]
@@ -51,8 +84,8 @@ public struct SlayTensorSketchPolynomial: SlayPolynomialEstimator {
                 guard sign == 1 || sign == -1 else {
                     throw SlayError.invalid("parameter 'sketch' sign [\(k)][1][\(i)] is \(sign); signs must be +1 or -1")
                 }
-                buckets.append(Int(bucket))
-                signs.append(sign)
+                buckets[k * d + i] = Int(bucket)
+                signs[k * d + i] = sign
             }
         }
         self.headDim = d
@@ -60,7 +93,7 @@ public struct SlayTensorSketchPolynomial: SlayPolynomialEstimator {
         self.sketch = parameter
         self.buckets = buckets
         self.signs = signs
-        self.usedBuckets = (0..<2).map { k in Array(Set(buckets[(k * d)..<((k + 1) * d)])).sorted() }
+        self.usedBuckets = try UsedBuckets(buckets: buckets, headDim: d, polyDim: p)
     }
 
     public var width: Int { polyDim }

@@ -99,6 +99,9 @@ enum DeltaRuleForm: RecurrenceForm {
                       b: task.state + task.columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: width,
                       accumulate: false, workspace: w.gemm)
         for i in 0..<(rows * width) { w.formValues[i] -= w.outputs[i] }
+        // Finite but huge keys or values can overflow T, W or U' from their row on (U'_i depends
+        // on rows ≤ i only): the outputs' masked product must keep those rows from earlier ones.
+        chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w.formValues, rows: rows, width: width))
     }
 
     static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {

@@ -11,7 +11,7 @@
 ///   options.beta [B, T, Hk] (the delta rule).
 public struct AttentionGradientRequest: @unchecked Sendable {
     public var dout: TensorView
-    public var spans: [SequenceSpan]?
+    public var spans: HeapArray<SequenceSpan>?
     public var initialState: TensorView?
     public var initialNormaliser: TensorView?
     public var finalStateGradient: TensorView?
@@ -30,7 +30,7 @@ public struct AttentionGradientRequest: @unchecked Sendable {
     /// ∂L/∂β of the delta rule, [B, T, Hk] like options.beta.
     public var beta: TensorView?
 
-    public init(dout: TensorView, spans: [SequenceSpan]? = nil, initialState: TensorView? = nil,
+    public init(dout: TensorView, spans: HeapArray<SequenceSpan>? = nil, initialState: TensorView? = nil,
                 initialNormaliser: TensorView? = nil, finalStateGradient: TensorView? = nil,
                 finalNormaliserGradient: TensorView? = nil, dq: TensorView? = nil, dk: TensorView? = nil,
                 dv: TensorView? = nil, logDecay: TensorView? = nil, queryGateLogits: TensorView? = nil,

@@ -15,9 +15,9 @@ struct BackwardPass: @unchecked Sendable {
     let v: TensorView
     let options: LinearAttentionOptions
     let request: AttentionGradientRequest
-    let spans: [SequenceSpan]
+    let spans: HeapArray<SequenceSpan>
     /// Token position of each sequence's first row (maps that read positions).
-    let origins: [Int]
+    let origins: HeapArray<Int>?
     let group: Int
     let valueDim: Int
     let length: Int
@@ -50,15 +50,15 @@ struct BackwardPass: @unchecked Sendable {
         if RescaledExpForm.claims(map: map, options: options) { return rescaledExp(sequence: sequence, keyHead: keyHead, workspace: w) }
         loadInitialState(sequence: sequence, keyHead: keyHead, workspace: w)
         if options.causal && options.logDecay == nil {
-            chunkedForward(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+            chunkedForward(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
             seedReverse(sequence: sequence, keyHead: keyHead, workspace: w)
-            chunkedReverse(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+            chunkedReverse(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
         } else if options.causal {
-            causalForward(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+            causalForward(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
             seedReverse(sequence: sequence, keyHead: keyHead, workspace: w)
-            causalReverse(span: span, origin: origins[sequence], keyHead: keyHead, workspace: w)
+            causalReverse(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
         } else {
-            bidirectional(span: span, origin: origins[sequence], sequence: sequence, keyHead: keyHead, workspace: w)
+            bidirectional(span: span, origin: origins?[sequence] ?? 0, sequence: sequence, keyHead: keyHead, workspace: w)
         }
         storeInitialStateGradient(sequence: sequence, keyHead: keyHead, workspace: w)
     }

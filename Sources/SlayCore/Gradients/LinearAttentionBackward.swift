@@ -35,7 +35,7 @@ import Darwin
 public enum LinearAttentionBackward {
     public static func run(map: FeatureMap, q: TensorView, k: TensorView, v: TensorView,
                            options: LinearAttentionOptions, request: AttentionGradientRequest,
-                           positions: [Int]? = nil) throws {
+                           positions: HeapArray<Int>? = nil) throws {
         try options.validate()
         let dout = request.dout
         if q.rank == 4 && v.rank == 4 {
@@ -55,12 +55,12 @@ public enum LinearAttentionBackward {
         guard options.nth == 1 else {
             throw SlayError(.unsupported, "the backward pass has no partitioned form (ith/nth); use n_threads")
         }
-        let spans: [SequenceSpan]
+        let spans: HeapArray<SequenceSpan>
         if let packed = request.spans {
             guard shapes.batch == 1 else { throw SlayError.shape("cu_seqlens needs B = 1 (packed sequences), got B = \(shapes.batch)") }
             spans = packed
         } else {
-            spans = (0..<shapes.batch).map { SequenceSpan(batch: $0, start: 0, length: shapes.length) }
+            spans = try SequenceSpan.padded(batch: shapes.batch, length: shapes.length)
         }
         if let positions {
             guard positions.count == spans.count else {
@@ -121,7 +121,7 @@ public enum LinearAttentionBackward {
         headGradients?.pointer.update(repeating: 0, count: hk * headStride)
 
         let pass = BackwardPass(map: differentiable, q: q, k: k, v: v, options: options, request: request,
-                                spans: spans, origins: positions ?? [Int](repeating: 0, count: spans.count),
+                                spans: spans, origins: positions,
                                 group: shapes.group, valueDim: shapes.valueDim, length: shapes.length,
                                 queryHeads: hq, chunk: chunk, parameters: parameters.pointer,
                                 parameterFloats: headStride, headGradients: headGradients?.pointer,
@@ -170,7 +170,7 @@ final class DoubleBuffer {
 
     init(count: Int) throws {
         let bytes = try CheckedSize.multiply(max(count, 1), MemoryLayout<Double>.stride, what: "gradient buffer")
-        guard let memory = malloc(bytes) else { throw SlayError(.outOfMemory, "could not allocate \(bytes) bytes for gradients") }
+        let memory = try FallibleMemory.allocate(bytes: bytes, what: "gradients")
         pointer = memory.bindMemory(to: Double.self, capacity: max(count, 1))
     }
 

@@ -6,24 +6,23 @@
 public enum SymmetricEigen {
     /// A = V diag(values) Vᵀ for a symmetric n × n row-major matrix. `vectors` is row-major n × n
     /// with eigenvector j in column j. Returns nil if an entry is not finite or the sweeps do not
-    /// converge (the caller reports an error instead of using a bad factorisation).
-    public static func decompose(_ matrix: [Double], n: Int, maximumSweeps: Int = 100) -> (values: [Double], vectors: [Double])? {
+    /// converge (the caller reports an error instead of using a bad factorisation); throws
+    /// SlayError(.outOfMemory) when its n² work arrays cannot be allocated (n is caller-sized).
+    public static func decompose(_ matrix: HeapArray<Double>, n: Int, maximumSweeps: Int = 100) throws
+        -> (values: HeapArray<Double>, vectors: HeapArray<Double>)? {
         guard n >= 0, matrix.count == n * n, matrix.allSatisfy({ $0.isFinite }) else { return nil }
         // Work on A / max|a_ij| so the sums of squares below cannot overflow; undo at the end.
         let scale = matrix.reduce(0.0) { max($0, abs($1)) }
-        var a = scale > 0 ? matrix.map { $0 / scale } : matrix
-        guard n > 0 else { return ([], []) }
-        var vt = [Double](repeating: 0, count: n * n)
+        let a = try matrix.mapped(what: "the eigen-decomposition's work matrix") { scale > 0 ? $0 / scale : $0 }
+        let vt = try HeapArray<Double>(count: n * n, what: "the eigen-decomposition's rotations")
+        let v = try HeapArray<Double>(count: n * n, what: "eigenvectors")
+        let values = try HeapArray<Double>(count: n, what: "eigenvalues")
+        guard n > 0 else { return (values, v) }
         for i in 0..<n { vt[i * n + i] = 1 }
-        let converged = a.withUnsafeMutableBufferPointer { aBuffer in
-            vt.withUnsafeMutableBufferPointer { vBuffer in
-                sweeps(aBuffer.baseAddress!, vBuffer.baseAddress!, n: n, maximumSweeps: maximumSweeps)
-            }
-        }
-        guard converged else { return nil }
-        var v = [Double](repeating: 0, count: n * n)
+        guard sweeps(a.baseAddress, vt.baseAddress, n: n, maximumSweeps: maximumSweeps) else { return nil }
         for i in 0..<n { for j in 0..<n { v[i * n + j] = vt[j * n + i] } }
-        return ((0..<n).map { a[$0 * n + $0] * (scale > 0 ? scale : 1) }, v)
+        for i in 0..<n { values[i] = a[i * n + i] * (scale > 0 ? scale : 1) }
+        return (values, v)
     }
 
     /// Cyclic Jacobi sweeps on a (n × n) with the accumulated rotations in vt = Vᵀ; true once the

@@ -28,6 +28,13 @@ final class DecodeWorkspace: @unchecked Sendable {
     private(set) var buffer: ScratchBuffer?
     private(set) var layout = WorkspaceLayout(chunk: 0)
     private(set) var group = 0
+    /// One bit per slot of the state, all clear between calls: the slot distinctness check of a
+    /// step marks its slots here, so it needs no allocation for any batch size.
+    let slotMarks: HeapArray<UInt64>
+
+    init(sequences: Int) throws {
+        slotMarks = try HeapArray<UInt64>(count: (sequences + 63) / 64, what: "the slot marks of \(sequences) slots")
+    }
 
     func ensure(group: Int, map: FeatureMap, valueDim: Int) throws -> ScratchBuffer {
         if let buffer, group <= self.group { return buffer }
@@ -168,7 +175,11 @@ extension RecurrentState {
         guard slots.pointer != nil || n <= numSequences else {
             throw SlayError.shape("the call has \(n) sequences, the state only \(numSequences) slots")
         }
-        try checkDistinct(slots)
+        if options.nth > 1 && options.ith >= maxThreads {
+            throw SlayError.invalid("partition ith = \(options.ith) needs a state created with max_threads > \(options.ith) (it has \(maxThreads))")
+        }
+        // The workspace of this call's thread index: partitioned calls never share one.
+        try checkDistinct(slots, marks: decodeWorkspaces[options.nth > 1 ? options.ith : 0].slotMarks)
         try options.decay.validate(heads: h)
         options.logDecay = try checkStepTokenInputs(options, sequences: n, queryHeads: hq)
         try checkPartitionKeepsPositions(options)
@@ -181,9 +192,6 @@ extension RecurrentState {
         }
         let group = hq / h
         let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
-        if options.nth > 1 && options.ith >= maxThreads {
-            throw SlayError.invalid("partition ith = \(options.ith) needs a state created with max_threads > \(options.ith) (it has \(maxThreads))")
-        }
         let first = options.nth > 1 ? options.ith : 0
         for worker in 0..<threads {
             _ = try decodeWorkspaces[first + worker].ensure(group: group, map: map, valueDim: dv)
@@ -213,9 +221,10 @@ extension RecurrentState {
         }
     }
 
-    /// Slot range and distinctness. A sorted copy in temporary (stack, for small calls) memory
-    /// keeps the check free of shared state, so concurrent partitioned calls cannot interfere.
-    func checkDistinct(_ slots: SlotList) throws {
+    /// Slot range and distinctness. `marks` (one clear bit per slot, left clear) is the calling
+    /// thread's own (a decode workspace's, so concurrent partitioned calls cannot interfere);
+    /// nil allocates a fresh one (fallibly).
+    func checkDistinct(_ slots: SlotList, marks given: HeapArray<UInt64>? = nil) throws {
         guard slots.pointer != nil else { return }
         for i in 0..<slots.count {
             let slot = slots[i]
@@ -223,13 +232,23 @@ extension RecurrentState {
                 throw SlayError.invalid("slots[\(i)] is \(slot); the state has slots 0..<\(numSequences)")
             }
         }
-        try withUnsafeTemporaryAllocation(of: Int.self, capacity: slots.count) { buffer in
-            var sorted = buffer
-            for i in 0..<slots.count { sorted[i] = slots[i] }
-            sorted.sort()
-            for i in 1..<max(1, slots.count) where sorted[i] == sorted[i - 1] {
-                throw SlayError.invalid("slots must be distinct within one call; slot \(sorted[i]) appears twice")
-            }
+        guard slots.count <= numSequences else {
+            throw SlayError.invalid("slots must be distinct within one call; \(slots.count) slots of a state with \(numSequences) repeat one")
+        }
+        let marks = try given ?? HeapArray<UInt64>(count: (numSequences + 63) / 64, what: "the slot marks of \(numSequences) slots")
+        let words = marks.baseAddress
+        var repeated: Int?
+        var marked = 0
+        while marked < slots.count {
+            let slot = slots[marked]
+            let bit: UInt64 = 1 << UInt64(slot & 63)
+            if words[slot >> 6] & bit != 0 { repeated = slot; break }
+            words[slot >> 6] |= bit
+            marked += 1
+        }
+        for i in 0..<marked { words[slots[i] >> 6] = 0 }
+        if let repeated {
+            throw SlayError.invalid("slots must be distinct within one call; slot \(repeated) appears twice")
         }
     }
 }

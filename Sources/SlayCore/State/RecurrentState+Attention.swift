@@ -1,34 +1,34 @@
 /// Prefill, read-only queries and decode steps on recurrent states: thin validation around the
 /// one attention driver (AttentionCall) with the state's slots as initial and final states.
 extension RecurrentState {
-    /// Sequence spans and their slots for a call over `batch` × `length` rows.
-    func resolveSequences(batch: Int, length: Int, cuSeqlens: [Int]?, slots: [Int]?) throws -> ([SequenceSpan], [Int]) {
-        let spans: [SequenceSpan]
+    /// Sequence spans and their slots for a call over `batch` × `length` rows. cu_seqlens and slots
+    /// are read in place (caller memory, valid for the call); the spans are fallibly allocated.
+    func resolveSequences(batch: Int, length: Int, cuSeqlens: UnsafeBufferPointer<Int64>?,
+                          slots: UnsafeBufferPointer<Int32>?) throws -> (HeapArray<SequenceSpan>, SlotList) {
+        let spans: HeapArray<SequenceSpan>
         if let cuSeqlens {
             guard batch == 1 else {
                 throw SlayError.shape("with cu_seqlens the tensors must be packed as [1, T_total, H, D], got B = \(batch)")
             }
             spans = try SequenceSpan.packed(offsets: cuSeqlens, total: length)
         } else {
-            spans = (0..<batch).map { SequenceSpan(batch: $0, start: 0, length: length) }
+            guard batch <= numSequences || slots != nil else {
+                throw SlayError.shape("the call has \(batch) sequences, the state only \(numSequences) slots")
+            }
+            spans = try SequenceSpan.padded(batch: batch, length: length)
         }
-        let resolved: [Int]
         if let slots {
             guard slots.count == spans.count else {
                 throw SlayError.shape("slots has \(slots.count) entries for \(spans.count) sequences")
             }
-            for (i, slot) in slots.enumerated() { try checkSlot(slot, "slots[\(i)]") }
-            guard Set(slots).count == slots.count else {
-                throw SlayError.invalid("slots must be distinct within one call, got \(slots)")
-            }
-            resolved = slots
-        } else {
-            guard spans.count <= numSequences else {
-                throw SlayError.shape("the call has \(spans.count) sequences, the state only \(numSequences) slots")
-            }
-            resolved = Array(0..<spans.count)
+            let list = SlotList(pointer: slots.baseAddress, count: slots.count)
+            try checkDistinct(list)
+            return (spans, list)
         }
-        return (spans, resolved)
+        guard spans.count <= numSequences else {
+            throw SlayError.shape("the call has \(spans.count) sequences, the state only \(numSequences) slots")
+        }
+        return (spans, SlotList(pointer: nil, count: spans.count))
     }
 
     func checkPartitionKeepsPositions(_ options: LinearAttentionOptions) throws {
@@ -62,8 +62,8 @@ extension RecurrentState {
 
     /// Runs a prompt through the state. With q and out: causal outputs (or, when not causal, every
     /// query sees the state plus all keys of its sequence); without: keys and values are only absorbed.
-    public func prefill(q: TensorView?, k: TensorView, v: TensorView, out: TensorView?, cuSeqlens: [Int]?,
-                        slots: [Int]?, options: LinearAttentionOptions) throws {
+    public func prefill(q: TensorView?, k: TensorView, v: TensorView, out: TensorView?, cuSeqlens: UnsafeBufferPointer<Int64>?,
+                        slots: UnsafeBufferPointer<Int32>?, options: LinearAttentionOptions) throws {
         try options.validate()
         try checkMapUnchanged()
         try checkKeys(k, v)
@@ -78,14 +78,14 @@ extension RecurrentState {
                                      spans: spans, state: self, slots: resolved, mode: mode, options: options)
         try call.execute(workspaces: nil)
         if options.ith == 0 {
-            for (span, slot) in zip(spans, resolved) { positions[slot] += Int64(span.length) }
+            for i in 0..<spans.count { positions[resolved[i]] += Int64(spans[i].length) }
         }
     }
 
     /// Queries the states without changing them: y = φ(q)ᵀS / (φ(q)ᵀz + δ) for every query.
     /// Query gates apply; log α and key gates (options of key absorption) are not read.
-    public func query(q: TensorView, out: TensorView, cuSeqlens: [Int]?, slots: [Int]?,
-                      options: LinearAttentionOptions) throws {
+    public func query(q: TensorView, out: TensorView, cuSeqlens: UnsafeBufferPointer<Int64>?,
+                      slots: UnsafeBufferPointer<Int32>?, options: LinearAttentionOptions) throws {
         try options.validate()
         try checkMapUnchanged()
         guard q.rank == 4 else { throw SlayError.shape("q must have 4 dimensions [B, T, H, D], got \(q.rank)") }

@@ -26,8 +26,10 @@ public final class RecurrentState: @unchecked Sendable {
     let storage: ScratchBuffer
     /// μ [N, H, m] for RescaledExpForm (−inf = empty, no key yet); nil for every other map.
     let maximaStorage: ScratchBuffer?
-    public internal(set) var positions: [Int64]
-    /// Decode-step workspaces, one per thread index (see DecodeWorkspace).
+    /// Tokens absorbed per slot (num_seqs ≤ 2^20 entries, so fallibly allocated).
+    public let positions: HeapArray<Int64>
+    /// Decode-step workspaces, one per thread index (see DecodeWorkspace); a Swift array of at
+    /// most LinearAttentionOptions.maximumThreads (256) references, their buffers fallible.
     let decodeWorkspaces: [DecodeWorkspace]
 
     public static let maximumSequences = 1 << 20
@@ -67,8 +69,8 @@ public final class RecurrentState: @unchecked Sendable {
         } else {
             self.maximaStorage = nil
         }
-        self.positions = [Int64](repeating: 0, count: numSequences)
-        self.decodeWorkspaces = (0..<maxThreads).map { _ in DecodeWorkspace() }
+        self.positions = try HeapArray<Int64>(count: numSequences, what: "state positions")
+        self.decodeWorkspaces = try (0..<maxThreads).map { _ in try DecodeWorkspace(sequences: numSequences) }
         // Group size 1 covers the common case, so the first step does not allocate either.
         for workspace in decodeWorkspaces { _ = try workspace.ensure(group: 1, map: map, valueDim: valueDim) }
     }
@@ -80,7 +82,7 @@ public final class RecurrentState: @unchecked Sendable {
                                        storageType: storageType)
         clone.rawData.copyMemory(from: rawData, byteCount: totalBytes)
         if let maximaStorage { clone.maximaStorage!.pointer.update(from: maximaStorage.pointer, count: maximaFloats) }
-        clone.positions = positions
+        clone.positions.baseAddress.update(from: positions.baseAddress, count: numSequences)
         return clone
     }
 

@@ -24,10 +24,7 @@ public final class HeapArray<Element: BitwiseCopyable>: RandomAccessCollection, 
     public init(count: Int, what: @autoclosure () -> String = "array") throws {
         guard count >= 0 else { throw SlayError.invalid("\(what()) has a negative size \(count)") }
         let bytes = try CheckedSize.multiply(Swift.max(count, 1), MemoryLayout<Element>.stride, what: "\(what()) size")
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, bytes) == 0, let memory = raw else {
-            throw SlayError(.outOfMemory, "could not allocate \(bytes) bytes for \(what())")
-        }
+        let memory = try FallibleMemory.allocate(bytes: bytes, what: what())
         memset(memory, 0, bytes)
         self.baseAddress = memory.bindMemory(to: Element.self, capacity: Swift.max(count, 1))
         self.count = count

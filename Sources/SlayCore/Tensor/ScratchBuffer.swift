@@ -15,10 +15,7 @@ public final class ScratchBuffer: @unchecked Sendable {
     public init(floats count: Int) throws {
         let bytes = try CheckedSize.multiply(max(count, 1), MemoryLayout<Float>.stride, what: "workspace size")
         // 64-byte alignment keeps SIMD loads within cache lines.
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, bytes) == 0, let memory = raw else {
-            throw SlayError(.outOfMemory, "could not allocate \(bytes) bytes of workspace")
-        }
+        let memory = try FallibleMemory.allocate(bytes: bytes, what: "workspace")
         self.pointer = memory.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
     }

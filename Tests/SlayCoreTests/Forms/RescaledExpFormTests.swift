@@ -163,7 +163,7 @@ final class RescaledExpFormTests: XCTestCase {
                     for batch in 0..<b { for j in 0..<(hq * dv) { got[(batch * t + i) * hq * dv + j] = step.pointer[batch * hq * dv + j] } }
                 }
                 XCTAssertClose(got, expected, relative: 2e-4, absolute: 1e-5, "steps: normalize \(normalize), decay \(useDecay)")
-                XCTAssertEqual(state.positions, [Int64](repeating: Int64(t), count: b))
+                XCTAssertEqual(Array(state.positions), [Int64](repeating: Int64(t), count: b))
             }
         }
     }

@@ -56,6 +56,44 @@ def test_a_bad_token_leaves_earlier_outputs_exactly_unchanged(kind, which, bad):
         np.testing.assert_array_equal(got[0], clean[0], err_msg="another sequence changed: %s, %s" % (kind, name))
 
 
+@pytest.mark.parametrize("kind", MAPS)
+def test_a_nan_in_one_value_column_leaves_the_other_columns_right(kind):
+    """Columns of v are independent: a NaN in column 1 of token t must not change columns 0 and 2
+    of any output (the masked intra-chunk product once added the finite part of later rows twice)."""
+    fm = make(kind)
+    q, k, v = inputs()
+    t = 13
+    for name, kwargs in forms(fm).items():
+        clean = slay.linear_attention(q, k, v, fm, chunk_size=8, **kwargs)
+        poisoned = v.copy()
+        poisoned[1, t, 0, 1] = np.nan
+        with np.errstate(all="ignore"):
+            got = slay.linear_attention(q, k, poisoned, fm, chunk_size=8, **kwargs)
+        np.testing.assert_array_equal(got[:, :t], clean[:, :t], err_msg="%s, %s" % (kind, name))
+        np.testing.assert_allclose(got[1, t:, :, [0, 2]], clean[1, t:, :, [0, 2]], rtol=1e-5, atol=1e-6,
+                                   err_msg="%s, %s" % (kind, name))
+
+
+@pytest.mark.parametrize("kind", ["identity", "elu+1"])
+@pytest.mark.parametrize("which, value", [("k", 1e20), ("k", 3e19), ("k", -3e19), ("v", 3e38), ("q", 1e20)])
+@pytest.mark.parametrize("qk_l2norm", [False, True])
+def test_huge_finite_inputs_never_reach_earlier_tokens_of_the_delta_rule(kind, which, value, qk_l2norm):
+    """Finite inputs so large that the delta rule's chunk terms (T, W, U') overflow from token t on
+    must leave the outputs before t exactly as they are without token t."""
+    fm = make(kind)
+    q, k, v = inputs()
+    beta = np.ones((B, T, HK), np.float32)
+    t = 13
+    kwargs = dict(normalize=False, update="delta", beta=beta, qk_l2norm=qk_l2norm, chunk_size=8)
+    clean = slay.linear_attention(q, k, v, fm, **kwargs)
+    poisoned = dict(q=q.copy(), k=k.copy(), v=v.copy())
+    poisoned[which][1, t, 0, 1] = value
+    with np.errstate(all="ignore"):
+        got = slay.linear_attention(poisoned["q"], poisoned["k"], poisoned["v"], fm, **kwargs)
+    np.testing.assert_array_equal(got[:, :t], clean[:, :t])
+    np.testing.assert_array_equal(got[0], clean[0])
+
+
 @pytest.mark.parametrize("which", ["q", "k", "v"])
 def test_check_finite_refuses_and_leaves_everything_untouched(which):
     fm = make("elu+1")
