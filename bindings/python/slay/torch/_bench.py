@@ -187,8 +187,8 @@ def rows(threads, quick):
 
 def line(row):
     if row["row"] == "overhead":
-        text = "torch overhead per call: %.1f us (slay.torch %.1f us with autograd recording, direct ctypes %.1f us)" % (
-            row["overhead_us"], row["torch_us"], row["direct_us"])
+        text = ("torch overhead per call: %.1f us (slay.torch %.1f us with autograd recording, direct ctypes %.1f us)"
+                % (row["overhead_us"], row["torch_us"], row["direct_us"]))
         if "overhead_requires_grad_us" in row:
             text += "; inputs requiring grad: %.1f us" % row["overhead_requires_grad_us"]
         return text
