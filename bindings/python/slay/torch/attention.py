@@ -139,8 +139,8 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     query_gate_logits, key_gate_logits, gate_input with query_gate_weights / key_gate_weights
     (logits = gate_input @ W, computed in torch so the weights get gradients), update ("add" or
     "delta", the delta rule of DeltaNet / Gated DeltaNet), beta (B, T, Hk), qk_l2norm, check_finite.
-    Gradients (q, k, v, log_decay, gate logits, initial state, the map's parameters through
-    slay.torch.SlayAttention) come from slay.linear_attention_backward; an input that requires a
+    Gradients (q, k, v, log_decay, gate logits, initial state, the delta rule's beta, the map's
+    parameters through slay.torch.SlayAttention) come from slay.linear_attention_backward; an input that requires a
     gradient the library cannot give raises an error, it is never silently detached.
     """
     if not isinstance(fm, FeatureMap):
