@@ -30,15 +30,17 @@ public protocol FeatureMapGradient: FeatureMap {
     /// sum over all rows is accumulated there and finished once per call.
     var parameterGradientExtraFloats: Int { get }
 
-    /// Turns the accumulation space into parameter gradients, once per head after every row:
-    /// `gradient` is the head's flat parameter gradient followed by its extra space.
-    func finishParameterGradient(_ gradient: UnsafeMutablePointer<Double>)
+    /// A function that turns the accumulation space into parameter gradients, run once per head
+    /// after every row with the head's flat parameter gradient followed by its extra space. It is
+    /// prepared before the pass (allocations may fail then, with the outputs untouched) and
+    /// cannot fail; nil when there is no extra space.
+    func parameterGradientFinisher() throws -> ((UnsafeMutablePointer<Double>) -> Void)?
 }
 
 extension FeatureMapGradient {
     public var parameterGradientUnavailable: String? { nil }
     public var parameterGradientExtraFloats: Int { 0 }
-    public func finishParameterGradient(_ gradient: UnsafeMutablePointer<Double>) {}
+    public func parameterGradientFinisher() throws -> ((UnsafeMutablePointer<Double>) -> Void)? { nil }
 }
 
 /// The flat layout of a map's parameters: the arrays of `parameterNames`, in that order, each

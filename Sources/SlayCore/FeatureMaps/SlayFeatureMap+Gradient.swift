@@ -38,9 +38,11 @@ extension SlayFeatureMap: FeatureMapGradient {
         polynomial.parameterNames.reduce(0) { $0 + (polynomial.parameterShape($1)?.reduce(1, *) ?? 0) } + omega.count
     }
 
-    public func finishParameterGradient(_ gradient: UnsafeMutablePointer<Double>) {
-        guard let estimator = polynomial as? SlayPolynomialGradient, estimator.gradientExtraFloats > 0 else { return }
-        estimator.finishExtraGradient(gradient + parameterTotal, parameterGradient: gradient)
+    public func parameterGradientFinisher() throws -> ((UnsafeMutablePointer<Double>) -> Void)? {
+        guard let estimator = polynomial as? SlayPolynomialGradient, estimator.gradientExtraFloats > 0,
+              let finish = try estimator.extraGradientFinisher() else { return nil }
+        let offset = parameterTotal
+        return { gradient in finish(gradient + offset, gradient) }
     }
 
     public func featureGradient(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int, firstPosition: Int,

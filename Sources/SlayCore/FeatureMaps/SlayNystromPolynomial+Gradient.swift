@@ -42,12 +42,15 @@ extension SlayNystromPolynomial: SlayPolynomialGradient {
         for i in 0..<(p * p) { extra[i] += Double(block[i]) }
     }
 
-    /// ∂L/∂A += the whitening's share, from the accumulated ∂L/∂W (in double; O(P³) once).
-    func finishExtraGradient(_ extra: UnsafePointer<Double>, parameterGradient: UnsafeMutablePointer<Double>) {
+    /// The whitening's share of ∂L/∂A from an accumulated ∂L/∂W, prepared before the pass: the
+    /// eigen-decomposition and every P × P matrix are allocated here (fallible, P caller-sized),
+    /// so the returned function, run once per head after the pass, cannot fail.
+    func extraGradientFinisher() throws -> ((UnsafePointer<Double>, UnsafeMutablePointer<Double>) -> Void)? {
         let (p, d) = (width, projection.headDim)
-        let a = projection.anchors.baseAddress
-        var gram = [Double](repeating: 0, count: p * p)
-        var kernel = [Double](repeating: 0, count: p * p)
+        let anchors = projection.anchors
+        let a = anchors.baseAddress
+        let gram = try HeapArray<Double>(count: p * p, what: "Nyström gradient")
+        let kernel = try HeapArray<Double>(count: p * p, what: "Nyström gradient")
         for i in 0..<p {
             for j in i..<p {
                 var dot = 0.0
@@ -57,48 +60,52 @@ extension SlayNystromPolynomial: SlayPolynomialGradient {
             }
             kernel[i * p + i] += NystromWhitening.lambda
         }
-        // The forward's factorisation succeeded for these anchors (the map exists), so this one does.
-        guard let (values, v) = SymmetricEigen.decompose(kernel, n: p) else { return }
-        let roots = values.map { max($0, NystromWhitening.lambda / 2).squareRoot() }
-        // X = Vᵀ Ḡ V, X ∘= F, ∂M = V X Vᵀ.
-        var t = [Double](repeating: 0, count: p * p)
-        for i in 0..<p {
+        guard let (values, v) = try SymmetricEigen.decompose(kernel, n: p) else {
+            throw SlayError.invalid("the Nyström kernel of these anchors has no usable eigen-decomposition")
+        }
+        let roots = try HeapArray<Double>(count: p, what: "Nyström gradient")
+        for e in 0..<p { roots[e] = max(values[e], NystromWhitening.lambda / 2).squareRoot() }
+        let t = try HeapArray<Double>(count: p * p, what: "Nyström gradient")
+        let x = try HeapArray<Double>(count: p * p, what: "Nyström gradient")
+        return { extra, parameterGradient in
+            // X = Vᵀ Ḡ V, X ∘= F, ∂M = V X Vᵀ.
+            for i in 0..<p {
+                for e in 0..<p {
+                    var sum = 0.0
+                    for j in 0..<p { sum += extra[i * p + j] * v[j * p + e] }
+                    t[i * p + e] = sum   // (Ḡ V)[i, e]
+                }
+            }
             for e in 0..<p {
-                var sum = 0.0
-                for j in 0..<p { sum += extra[i * p + j] * v[j * p + e] }
-                t[i * p + e] = sum   // (Ḡ V)[i, e]
+                for f in 0..<p {
+                    var sum = 0.0
+                    for i in 0..<p { sum += v[i * p + e] * t[i * p + f] }
+                    x[e * p + f] = sum * (-1 / (roots[e] * roots[f] * (roots[e] + roots[f])))
+                }
             }
-        }
-        var x = [Double](repeating: 0, count: p * p)
-        for e in 0..<p {
-            for f in 0..<p {
-                var sum = 0.0
-                for i in 0..<p { sum += v[i * p + e] * t[i * p + f] }
-                x[e * p + f] = sum * (-1 / (roots[e] * roots[f] * (roots[e] + roots[f])))
+            for i in 0..<p {
+                for f in 0..<p {
+                    var sum = 0.0
+                    for e in 0..<p { sum += v[i * p + e] * x[e * p + f] }
+                    t[i * p + f] = sum   // (V X)[i, f]
+                }
             }
-        }
-        for i in 0..<p {
-            for f in 0..<p {
-                var sum = 0.0
-                for e in 0..<p { sum += v[i * p + e] * x[e * p + f] }
-                t[i * p + f] = sum   // (V X)[i, f]
+            // ∂L/∂G_ij = 2 G_ij ∂M_ij with ∂M = (V X) Vᵀ (into x, no longer needed); symmetrised, times A.
+            for i in 0..<p {
+                for j in 0..<p {
+                    var sum = 0.0
+                    for f in 0..<p { sum += t[i * p + f] * v[j * p + f] }
+                    x[i * p + j] = 2 * gram[i * p + j] * sum
+                }
             }
-        }
-        // ∂L/∂G_ij = 2 G_ij ∂M_ij with ∂M = (V X) Vᵀ; symmetrised, times A.
-        var dg = [Double](repeating: 0, count: p * p)
-        for i in 0..<p {
-            for j in 0..<p {
-                var sum = 0.0
-                for f in 0..<p { sum += t[i * p + f] * v[j * p + f] }
-                dg[i * p + j] = 2 * gram[i * p + j] * sum
+            for i in 0..<p {
+                for j in 0..<p {
+                    let weight = x[i * p + j] + x[j * p + i]
+                    if weight == 0 { continue }
+                    for c in 0..<d { parameterGradient[i * d + c] += weight * Double(a[j * d + c]) }
+                }
             }
-        }
-        for i in 0..<p {
-            for j in 0..<p {
-                let weight = dg[i * p + j] + dg[j * p + i]
-                if weight == 0 { continue }
-                for c in 0..<d { parameterGradient[i * d + c] += weight * Double(a[j * d + c]) }
-            }
+            withExtendedLifetime(anchors) {}
         }
     }
 }

@@ -22,8 +22,9 @@ protocol SlayPolynomialGradient {
     func addExtraGradient(_ units: UnsafePointer<Float>, rows: Int, polyGradient: UnsafePointer<Float>,
                           extra: UnsafeMutablePointer<Double>, spare: UnsafeMutablePointer<Float>,
                           gemmSpace: UnsafeMutablePointer<Float>)
-    /// Adds the accumulated `extra`'s contribution to ∂L/∂(the estimator's arrays).
-    func finishExtraGradient(_ extra: UnsafePointer<Double>, parameterGradient: UnsafeMutablePointer<Double>)
+    /// A function that adds an accumulated `extra`'s contribution to ∂L/∂(the estimator's
+    /// arrays), prepared (and allocated) before the pass so that running it cannot fail.
+    func extraGradientFinisher() throws -> ((UnsafePointer<Double>, UnsafeMutablePointer<Double>) -> Void)?
 }
 
 extension SlayPolynomialGradient {
@@ -32,7 +33,7 @@ extension SlayPolynomialGradient {
     func addExtraGradient(_ units: UnsafePointer<Float>, rows: Int, polyGradient: UnsafePointer<Float>,
                           extra: UnsafeMutablePointer<Double>, spare: UnsafeMutablePointer<Float>,
                           gemmSpace: UnsafeMutablePointer<Float>) {}
-    func finishExtraGradient(_ extra: UnsafePointer<Double>, parameterGradient: UnsafeMutablePointer<Double>) {}
+    func extraGradientFinisher() throws -> ((UnsafePointer<Double>, UnsafeMutablePointer<Double>) -> Void)? { nil }
 }
 
 extension SlayAnchorProjection {

@@ -21,8 +21,10 @@ extension YatTaylorFeatureMap: FeatureMapGradient {
         let monomial = carver.take(m + d)
         let gradient = carver.take(m + d)
         UnitDirections.normalise(input, rows: rows, width: d, into: units)
-        // Start of each degree's monomials: level[k − 1] for degree k = 1 ... N, level[N] = m + d.
-        var level = [Int](repeating: 0, count: degree + 1)
+        // Start of each degree's monomials: level[k − 1] for degree k = 1 ... N, level[N] = m + d
+        // (N ≤ 8: on the stack, no allocation).
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: degree + 1) { level in
+        level.initialize(repeating: 0)
         last.withUnsafeBufferPointer { last in
             var (start, next) = (0, d)
             level[1] = d
@@ -70,6 +72,7 @@ extension YatTaylorFeatureMap: FeatureMapGradient {
                     for i in 0..<d { du[i] += gradient[i] }
                 }
             }
+        }
         }
         FeatureGradientParts.unitDirection(input, rows: rows, width: d, unitGradient: unitGradient, into: inputGradient)
     }

@@ -84,7 +84,7 @@ extension BackwardPass {
     /// The delta rule's backward for one (sequence, key head) pair (see `DeltaRuleBackward`).
     func deltaRule(sequence: Int, keyHead: Int, workspace w: BackwardWorkspace) {
         let span = spans[sequence]
-        let origin = origins[sequence]
+        let origin = origins?[sequence] ?? 0
         let (c, m, dv) = (chunk, featureDim, valueDim)
         let matrix = m * dv
         let k = DeltaRuleBackward.stride(chunk: c, length: length, featureDim: m, valueDim: dv)

@@ -119,6 +119,8 @@ public enum LinearAttentionBackward {
             ? try DoubleBuffer(count: try CheckedSize.multiply(hk, headStride, what: "parameter gradients"))
             : nil
         headGradients?.pointer.update(repeating: 0, count: hk * headStride)
+        // Prepared now: it may allocate (and fail) only while the outputs are untouched.
+        let finish = wantsParameters ? try differentiable.parameterGradientFinisher() : nil
 
         let pass = BackwardPass(map: differentiable, q: q, k: k, v: v, options: options, request: request,
                                 spans: spans, origins: positions,
@@ -153,7 +155,7 @@ public enum LinearAttentionBackward {
         }
         if let headGradients, let target = request.parameters {
             let total = parameterLayout.total
-            for head in 0..<hk { differentiable.finishParameterGradient(headGradients.pointer + head * headStride) }
+            if let finish { for head in 0..<hk { finish(headGradients.pointer + head * headStride) } }
             for i in 0..<total {
                 var sum = 0.0
                 for head in 0..<hk { sum += headGradients.pointer[head * headStride + i] }
