@@ -950,7 +950,8 @@ SLAY_API SLAY_NODISCARD int32_t slay_attention_backward_params_init(slay_attenti
  * pass over the chunks rebuilds the prefix states and the query features and writes dq; a
  * reverse pass recomputes the key and query features chunk by chunk and accumulates ∂L/∂S
  * backwards, writing dk and dv. So the map's features are computed about twice as often as in
- * the forward, and the state work is about three times the forward's.
+ * the forward, and the state work is about 2.5 times the forward's (five m × dv products per
+ * chunk against two).
  * The delta rule runs in the forward's chunked WY form (c = 16 by default) and keeps chunk
  * states, since its reverse pass needs each chunk's S_0 and I − β k kᵀ cannot be inverted: a first
  * pass stores the state before every k-th chunk, and the reverse pass recomputes a block's other

@@ -14,24 +14,28 @@ public enum DeltaRows {
     /// keys [rows] (φ(k), normalised if the caller asked for it), value [columns], queries
     /// [group, rows] with row stride `queryStride`, outputs [group, columns] overwritten.
     /// α = e^g ∈ [0, 1] (1 for DeltaNet), β ∈ [0, 2]. S rows are `rowStride` elements of `storage`.
-    /// All arithmetic is fp32; half-precision rows are rounded once, at the store.
+    /// All arithmetic is fp32; half-precision rows are rounded once, at the store. `queryKey`
+    /// (group floats) is scratch for the q_g·k products: the decode workspace's, so a step
+    /// allocates nothing whatever the group; nil takes temporary memory (heap beyond 1 KiB).
     public static func step(state: UnsafeMutableRawPointer, storage: ElementFormat, rows: Int, columns: Int,
                             rowStride: Int, keys: UnsafePointer<Float>, alpha: Float, beta: Float,
                             value: UnsafePointer<Float>, queries: UnsafePointer<Float>, queryStride: Int, group: Int,
-                            outputs: UnsafeMutablePointer<Float>) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(group, 1)) { queryKey in
+                            outputs: UnsafeMutablePointer<Float>, queryKey scratch: UnsafeMutablePointer<Float>? = nil) {
+        func run(_ queryKey: UnsafeMutablePointer<Float>) {
             for g in 0..<group {
                 queryKey[g] = DecodeRows.dot(queries + g * queryStride, keys, count: rows)
             }
             let plan = Plan(rows: rows, columns: columns, rowStride: rowStride, keys: keys, alpha: alpha, beta: beta,
                             value: value, queries: queries, queryStride: queryStride, group: group,
-                            queryKey: UnsafePointer(queryKey.baseAddress!), outputs: outputs)
+                            queryKey: UnsafePointer(queryKey), outputs: outputs)
             switch storage {
             case .f32: stream(F32Codec.self, state, plan)
             case .f16: stream(F16Codec.self, state, plan)
             case .bf16: stream(BF16Codec.self, state, plan)
             }
         }
+        if let scratch { return run(scratch) }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(group, 1)) { run($0.baseAddress!) }
     }
 
     struct Plan {

@@ -99,7 +99,8 @@ if [ $SANITIZE = 0 ]; then
 fi
 
 # Decode steps allocate nothing once warm: the heap allocation count under valgrind must not grow
-# from 100 to 200 steps (additive; log decay + gates; the gated delta rule).
+# from 100 to 200 steps (additive; log decay + gates; the gated delta rule, also with a GQA group
+# of 512; additive over 300 listed slots).
 if [ $SANITIZE = 0 ]; then
     bin="$HERE/slay_step_allocations"
     echo "--- $CC ${FLAGS[*]} step_allocations.c"
@@ -107,7 +108,7 @@ if [ $SANITIZE = 0 ]; then
         echo "--- build of step_allocations.c FAILED" >&2
         status=1
     elif command -v valgrind >/dev/null 2>&1; then
-        for config in 0 1 2; do
+        for config in 0 1 2 3 4; do
             counts=()
             for steps in 100 200; do
                 counts+=("$(valgrind "$bin" "$steps" "$config" 2>&1 | sed -n 's/.*total heap usage: \([0-9,]*\) allocs.*/\1/p')")

@@ -49,6 +49,17 @@ extension SlayFeatureMap: FeatureMapGradient {
                                 parameters: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                                 inputGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,
                                 scratch: UnsafeMutablePointer<Float>) {
+        factorisedGradient(head: head, input: input, rows: rows, outputGradient: outputGradient, extraPoly: nil,
+                           extraPrf: nil, inputGradient: inputGradient, parameterGradient: parameterGradient, scratch: scratch)
+    }
+
+    /// `featureGradient` with ∂L/∂poly [rows, P'] and ∂L/∂prf [rows, R·M] terms added to the ones
+    /// `outputGradient` implies (either may be nil): how the backward pass feeds its intra-chunk
+    /// terms through the factors without forming them as [rows, m] blocks.
+    func factorisedGradient(head: Int, input: UnsafePointer<Float>, rows: Int, outputGradient: UnsafePointer<Float>,
+                            extraPoly: UnsafePointer<Float>?, extraPrf: UnsafePointer<Float>?,
+                            inputGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,
+                            scratch: UnsafeMutablePointer<Float>) {
         guard let estimator = polynomial as? SlayPolynomialGradient else { return }
         let c = configuration
         let (d, pf, mm, nodes) = (c.headDim, polynomial.width, c.prfDim, c.nodes)
@@ -60,7 +71,11 @@ extension SlayFeatureMap: FeatureMapGradient {
 
         UnitDirections.normalise(input, rows: rows, width: d, into: units)
         polynomial.features(units, rows: rows, into: poly, spare: featureSpare, gemmSpace: gemmSpace)
-        polyGradient.update(repeating: 0, count: rows * pf)
+        if let extraPoly {
+            polyGradient.update(from: extraPoly, count: rows * pf)
+        } else {
+            polyGradient.update(repeating: 0, count: rows * pf)
+        }
         unitGradient.update(repeating: 0, count: rows * d)
         let omegaOffset = polynomial.parameterNames.reduce(0) { $0 + (polynomial.parameterShape($1)?.reduce(1, *) ?? 0) }
         let clamp = Float(c.prfClamp)
@@ -75,30 +90,27 @@ extension SlayFeatureMap: FeatureMapGradient {
                           b: omegaBlockBase, rowStrideB: mm, columnStrideB: 1,
                           c: prf, ldc: mm, accumulate: false, workspace: gemmSpace)
             for i in 0..<rows {
-                let g = outputGradient + i * m + r * pf * mm
-                let polyRow = poly + i * pf
                 let prfRow = prf + i * mm
                 let eRow = exponentGradient + i * mm
+                // e = √(2 s_r) ω·û − s_r → prf; eRow holds √(2 s_r) where e passes gradient (not
+                // clamped: a clamped exponent is constant), else 0.
                 for j in 0..<mm {
-                    let exponent = rootTwoS * prfRow[j] - shift
-                    let clamped = exponent > clamp || exponent < -clamp
-                    prfRow[j] = expf(min(max(exponent, -clamp), clamp)) * scale
-                    eRow[j] = clamped ? 0 : 1
+                    let exponent = rootTwoS * prfRow[j]
+                    eRow[j] = exponent - shift > clamp || exponent - shift < -clamp ? 0 : rootTwoS
+                    prfRow[j] = exponent
                 }
-                let dPoly = polyGradient + i * pf
-                for p in 0..<pf {
-                    let gp = g + p * mm
-                    var dot: Float = 0
-                    for j in 0..<mm { dot += gp[j] * prfRow[j] }
-                    dPoly[p] += dot
+                VectorMath.expShiftedClamped(prfRow, count: mm, shift: shift, limit: clamp, scale: scale, output: prfRow)
+                // ∂poly_p = Σ_j g[p, j]·prf_j and ∂prf_j = Σ_p g[p, j]·poly_p (from the extra term).
+                let dPrf = omegaBlock
+                if let extraPrf {
+                    dPrf.update(from: extraPrf + i * nodes * mm + r * mm, count: mm)
+                } else {
+                    dPrf.update(repeating: 0, count: mm)
                 }
-                for j in 0..<mm {
-                    guard eRow[j] != 0 else { continue }
-                    var dot: Float = 0
-                    for p in 0..<pf { dot += g[p * mm + j] * polyRow[p] }
-                    // ∂e = ∂prf·prf; the √(2 s_r) of ∂e/∂(ω·û) folds in here.
-                    eRow[j] = dot * prfRow[j] * rootTwoS
-                }
+                Self.factorRowGradients(outputGradient + i * m + r * pf * mm, poly: poly + i * pf, prf: prfRow,
+                                        pf: pf, mm: mm, polyGradient: polyGradient + i * pf, prfGradient: dPrf)
+                // ∂e = ∂prf·prf (0 where clamped); the √(2 s_r) of ∂e/∂(ω·û) folds in here.
+                for j in 0..<mm { eRow[j] = eRow[j] == 0 ? 0 : eRow[j] * dPrf[j] * prfRow[j] }
             }
             Gemm.multiply(m: rows, n: d, k: mm, a: exponentGradient, rowStrideA: mm, columnStrideA: 1,
                           b: omegaBlockBase, rowStrideB: 1, columnStrideB: mm,
@@ -118,5 +130,64 @@ extension SlayFeatureMap: FeatureMapGradient {
                                        spare: estimatorSpare, gemmSpace: gemmSpace)
         }
         FeatureGradientParts.unitDirection(input, rows: rows, width: d, unitGradient: unitGradient, into: inputGradient)
+    }
+}
+
+extension SlayFeatureMap {
+    /// One row and node of the product's derivative, g = ∂L/∂Ψ[p·M + j] of the block:
+    /// polyGradient[p] += Σ_j g[p, j]·prf_j and prfGradient[j] += Σ_p g[p, j]·poly_p, in 8-lane
+    /// vectors along j (one pass over g).
+    @inline(__always)
+    static func factorRowGradients(_ g: UnsafePointer<Float>, poly: UnsafePointer<Float>, prf: UnsafePointer<Float>,
+                                   pf: Int, mm: Int, polyGradient: UnsafeMutablePointer<Float>,
+                                   prfGradient: UnsafeMutablePointer<Float>) {
+        var j = 0
+        while j + 8 <= mm {
+            let prfLanes = Gemm.load8(prf + j)
+            var sum = Gemm.load8(prfGradient + j)
+            for p in 0..<pf {
+                let lanes = Gemm.load8(g + p * mm + j)
+                sum += lanes * poly[p]
+                polyGradient[p] += (lanes * prfLanes).sum()
+            }
+            Gemm.store8(sum, prfGradient + j)
+            j += 8
+        }
+        while j < mm {
+            var sum = prfGradient[j]
+            for p in 0..<pf {
+                let value = g[p * mm + j]
+                sum += value * poly[p]
+                polyGradient[p] += value * prf[j]
+            }
+            prfGradient[j] = sum
+            j += 1
+        }
+    }
+}
+
+/// Feature maps whose features factorise per row as Ψ = poly ⊗ prf (SLAY, index (r·P' + p)·M + j
+/// with prf laid out r-major): φ(q)·φ(k) = (poly_q·poly_k)(prf_q·prf_k), so the backward pass
+/// forms the intra-chunk scores and their gradients through the two narrow factors (widths P'
+/// and R·M) instead of the m-wide features.
+protocol FactorisedFeatureGradient: FeatureMapGradient {
+    /// (P', R·M), or nil when the map cannot take factor gradients.
+    var factorWidths: (poly: Int, prf: Int)? { get }
+    /// The factors `features(rows:)` left in its scratch: poly [rows, P'] and prf [rows, R·M].
+    func factors(scratch: UnsafePointer<Float>, rows: Int) -> (poly: UnsafePointer<Float>, prf: UnsafePointer<Float>)
+    func factorisedGradient(head: Int, input: UnsafePointer<Float>, rows: Int, outputGradient: UnsafePointer<Float>,
+                            extraPoly: UnsafePointer<Float>?, extraPrf: UnsafePointer<Float>?,
+                            inputGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,
+                            scratch: UnsafeMutablePointer<Float>)
+}
+
+extension SlayFeatureMap: FactorisedFeatureGradient {
+    var factorWidths: (poly: Int, prf: Int)? {
+        polynomial is SlayPolynomialGradient ? (polynomial.width, configuration.nodes * configuration.prfDim) : nil
+    }
+
+    func factors(scratch: UnsafePointer<Float>, rows: Int) -> (poly: UnsafePointer<Float>, prf: UnsafePointer<Float>) {
+        let layout = scratchLayout(rows: rows)
+        return (scratch + layout.poly, scratch + layout.prf)
     }
 }

@@ -152,6 +152,11 @@ enum DeltaRuleForm: RecurrenceForm {
 
     // MARK: decode step
 
+    /// The q_g·k products of the group (DeltaRows' scratch), so a step allocates nothing.
+    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws {
+        try layout.reserve(.formRows, max(group, 1))
+    }
+
     /// u = Sᵀk, w = β(v − α u), S ← α S + k wᵀ, o_g = α Sᵀq_g + (q_g·k) w: two passes over S (one
     /// read, one read-modify-write), through the DecodeKernels delta row stream.
     static func step(_ task: StepTask) {
@@ -164,7 +169,7 @@ enum DeltaRuleForm: RecurrenceForm {
         let beta = task.tokens.betaValue(sequence: task.sequence, head: task.head)
         DecodeKernels.delta(state: task.matrix, storage: task.storage, rows: m, columns: dv, rowStride: dv,
                             keys: w.phiK, alpha: alpha, beta: beta, value: w.valueRows, queries: w.phiQ, queryStride: m,
-                            group: task.group, outputs: w.outputs)
+                            group: task.group, outputs: w.outputs, queryKey: w.formRows)
         task.store(framed: false)
     }
 }

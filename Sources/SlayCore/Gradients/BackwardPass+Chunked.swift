@@ -6,147 +6,257 @@ import Musl
 import Darwin
 #endif
 
-/// The causal backward of the additive form (with RetNet γ) in chunks of c rows, with GEMMs as in
-/// the forward. Within a chunk, row i reads S_i = γ^{i+1} S_prev + Σ_{j≤i} γ^{i−j} φ(k_j) v_jᵀ, so
-/// with A = tril(Φ_Q Φ_Kᵀ ∘ Γ), Γ_ij = γ^{i−j}, and p_i = γ^{i+1}, w_j = γ^{c−1−j}:
-///   forward pass:  X = dO S_prevᵀ gives dout·num = p∘(X·φ(q)) + dO·(A V) and dnum = dO/D,  dA = tril((dnum Vᵀ + dden 1ᵀ) ∘ Γ),
-///                  dΦ_Q = dA Φ_K + p∘(X/D + dden z_prevᵀ),  S ← γ^c S_prev + Φ_Kᵀ(w∘V);
+/// The causal backward of the scalar-decay additive form (plain, RetNet γ, per-head GLA log
+/// decay) in chunks of c rows, every chunk product a GEMM on the packed kernels. With b_i the
+/// cumulative log decay of row i within the chunk, p_i = e^{b_i}, Γ_ij = e^{b_i − b_j} (j ≤ i),
+/// w_j = e^{b_last − b_j} (every exponent ≤ 0), A = tril(Φ_Q Φ_Kᵀ ∘ Γ) and B = dO Vᵀ:
+///   forward pass:  X = dO S_prevᵀ; D = p∘(Φ_Q z) + rowsum A, dout·num = p∘rowdot(Φ_Q, X) + rowsum(A∘B);
+///                  dnum = dO/D, dA = tril((B/D + dden 1ᵀ) ∘ Γ), dΦ_Q = p∘(X/D + dden zᵀ) + dA Φ_K,
+///                  S ← e^{b_last} S + Φ_Kᵀ(w∘V);
 ///   reverse pass:  dΦ_K = Σ_g dA_gᵀ Φ_Q,g + w∘(V Ŝᵀ + 1 ẑᵀ),  dV = Σ_g A_gᵀ dnum_g + w∘(Φ_K Ŝ),
-///                  Ŝ ← γ^c Ŝ + Σ_g Φ_Q,gᵀ (p∘dnum_g),  ẑ ← γ^c ẑ + Σ_g Φ_Q,gᵀ (p∘dden_g).
+///                  Ŝ ← e^{b_last} Ŝ + Σ_g Φ_Q,gᵀ (p∘dnum_g),  ẑ ← e^{b_last} ẑ + Σ_g Φ_Q,gᵀ (p∘dden_g).
+/// A factorised map (FactorisedFeatureGradient: SLAY, Φ = poly ⊗ prf per row) never forms the
+/// m-wide intra-chunk products: A = (P_Q P_Kᵀ) ∘ (R_Q R_Kᵀ) ∘ Γ from the factors, and dA Φ_K
+/// reaches the map's derivative as ∂poly_Q = (dA ∘ R_Q R_Kᵀ) P_K, ∂prf_Q = (dA ∘ P_Q P_Kᵀ) R_K
+/// (keys alike with dAᵀ), O(c²·(P' + R·M)) instead of O(c²·m) per product.
+/// d log α (per head) comes from ∂L/∂b_t = φ(q_t)·dφ(q_t) − φ(k_t)·dφ(k_t), summed backwards.
 extension BackwardPass {
-    /// γ^0 … γ^c into w.powers (all 1 without decay).
-    func fillPowers(keyHead: Int, workspace w: BackwardWorkspace) {
-        let gamma = options.decay[keyHead]
-        if gamma >= 1 {
-            w.powers.update(repeating: 1, count: chunk + 1)
-            return
+    /// Factor widths when the intra-chunk terms go through the map's factors: a factorised map
+    /// and no SLA gates or qk_l2norm (gated or normalised features take the m-wide products).
+    static func factorisation(map: FeatureMapGradient, options: LinearAttentionOptions) -> (poly: Int, prf: Int)? {
+        guard options.queryGateLogits == nil && options.keyGateLogits == nil && !options.qkL2Norm,
+              let factorised = map as? FactorisedFeatureGradient else { return nil }
+        return factorised.factorWidths
+    }
+
+    var factorisedMap: FactorisedFeatureGradient? {
+        Self.factorisation(map: map, options: options) == nil ? nil : map as? FactorisedFeatureGradient
+    }
+
+    /// Γ (w.decayMatrix, rows × rows, lower triangle), p (w.rowScale) and w (w.keyScale) of the
+    /// chunk's rows from γ of the key head and the per-head log decay; returns e^{b_last}, or nil
+    /// when the head does not decay (every factor 1).
+    func fillChunkDecay(span: SequenceSpan, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) -> Float? {
+        let perToken = options.logDecay
+        guard perToken != nil || options.decay.decays(head: keyHead) else { return nil }
+        let logGamma = options.decay.logarithm(head: keyHead)
+        let b = w.powers
+        var running: Float = 0
+        for i in 0..<rows {
+            var step = logGamma
+            if let view = perToken {
+                step += (view.base + span.batch * view.steps[0] + (span.start + t0 + i) * view.steps[1]
+                    + keyHead * view.steps[2]).pointee
+            }
+            running += step
+            b[i] = min(running, 0)
         }
-        let logGamma = log(Double(gamma))
-        for n in 0...chunk { w.powers[n] = Float(exp(Double(n) * logGamma)) }
+        let last = b[rows - 1]
+        for i in 0..<rows {
+            w.rowScale[i] = expf(b[i])
+            w.keyScale[i] = expf(min(last - b[i], 0))
+        }
+        let matrix = w.decayMatrix
+        if perToken == nil {
+            // γ only: Γ_ij = γ^{i−j}, from a table of powers (in the unused upper triangle's row 0).
+            for n in 0..<rows { matrix[n] = expf(Float(n) * logGamma) }
+            for i in stride(from: rows - 1, through: 1, by: -1) {
+                for j in 0...i { matrix[i * rows + j] = matrix[i - j] }
+            }
+        } else {
+            for i in 0..<rows {
+                for j in 0..<rows { matrix[i * rows + j] = j <= i ? min(b[i] - b[j], 0) : 0 }
+            }
+            DecayMath.expNonPositive(matrix, count: rows * rows, output: matrix)
+        }
+        return expf(last)
     }
 
-    /// A = tril(Φ_Q Φ_Kᵀ ∘ Γ) of query head g into w.scores (rows × rows).
-    func chunkScores(g: Int, rows: Int, workspace w: BackwardWorkspace) {
-        let (c, m) = (chunk, featureDim)
-        Gemm.multiply(m: rows, n: rows, k: m, a: w.queryFeatures + g * c * m, rowStrideA: m, columnStrideA: 1,
-                      b: w.keyFeatures, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
-                      accumulate: false, workspace: w.gemm)
-        maskAndDecay(w.scores, rows: rows, workspace: w)
-    }
-
-    /// Zeroes the strict upper triangle and multiplies entry (i, j ≤ i) by γ^{i−j}.
-    func maskAndDecay(_ block: UnsafeMutablePointer<Float>, rows: Int, workspace w: BackwardWorkspace) {
+    /// Zeroes the strict upper triangle and multiplies entry (i, j ≤ i) by Γ_ij.
+    func maskAndDecay(_ block: UnsafeMutablePointer<Float>, rows: Int, decayed: Bool, workspace w: BackwardWorkspace) {
         for i in 0..<rows {
             let row = block + i * rows
-            for j in 0...i { row[j] *= w.powers[i - j] }
+            if decayed {
+                let gamma = w.decayMatrix + i * rows
+                for j in 0...i { row[j] *= gamma[j] }
+            }
             for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
         }
     }
 
-    /// dA = tril((dnum Vᵀ + dden 1ᵀ) ∘ Γ) of query head g into w.scoreGradient; dnum is in
-    /// w.outputGradient and dden in w.denominatorGradient.
-    func chunkScoreGradient(g: Int, rows: Int, workspace w: BackwardWorkspace) {
-        let (c, dv) = (chunk, valueDim)
-        Gemm.multiply(m: rows, n: rows, k: dv, a: w.outputGradient + g * c * dv, rowStrideA: dv, columnStrideA: 1,
+    /// A = tril(Φ_Q Φ_Kᵀ ∘ Γ) of query head g into w.scores; factorised, from the factor Grams
+    /// (left in w.polyGram and w.prfGram for the gradient terms).
+    func intraScores(g: Int, rows: Int, decayed: Bool, factorised: FactorisedFeatureGradient?, workspace w: BackwardWorkspace) {
+        let (c, m) = (chunk, featureDim)
+        if let factorised, let widths = factorised.factorWidths {
+            let query = factorised.factors(scratch: w.mapScratch, rows: rows)
+            let key = factorised.factors(scratch: w.keyScratch, rows: rows)
+            Gemm.multiply(m: rows, n: rows, k: widths.poly, a: query.poly, rowStrideA: widths.poly, columnStrideA: 1,
+                          b: key.poly, rowStrideB: 1, columnStrideB: widths.poly, c: w.polyGram, ldc: rows,
+                          accumulate: false, workspace: w.gemm)
+            Gemm.multiply(m: rows, n: rows, k: widths.prf, a: query.prf, rowStrideA: widths.prf, columnStrideA: 1,
+                          b: key.prf, rowStrideB: 1, columnStrideB: widths.prf, c: w.prfGram, ldc: rows,
+                          accumulate: false, workspace: w.gemm)
+            for i in 0..<(rows * rows) { w.scores[i] = w.polyGram[i] * w.prfGram[i] }
+        } else {
+            Gemm.multiply(m: rows, n: rows, k: m, a: w.queryFeatures + g * c * m, rowStrideA: m, columnStrideA: 1,
+                          b: w.keyFeatures, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
+                          accumulate: false, workspace: w.gemm)
+        }
+        maskAndDecay(w.scores, rows: rows, decayed: decayed, workspace: w)
+    }
+
+    /// w.scoreGradient = dO Vᵀ (rows × rows) of query head g.
+    func valueProducts(g: Int, rows: Int, workspace w: BackwardWorkspace) {
+        let dv = valueDim
+        Gemm.multiply(m: rows, n: rows, k: dv, a: w.outputGradient + g * chunk * dv, rowStrideA: dv, columnStrideA: 1,
                       b: w.values, rowStrideB: 1, columnStrideB: dv, c: w.scoreGradient, ldc: rows,
                       accumulate: false, workspace: w.gemm)
-        if options.normalize {
-            for i in 0..<rows {
-                let dden = w.denominatorGradient[g * c + i]
-                for j in 0..<rows { w.scoreGradient[i * rows + j] += dden }
+    }
+
+    /// w.product = dA ∘ gram, the weights of a factor's intra-chunk gradient.
+    func weightedGradient(_ gram: UnsafePointer<Float>, rows: Int, workspace w: BackwardWorkspace) {
+        for i in 0..<(rows * rows) { w.product[i] = w.scoreGradient[i] * gram[i] }
+    }
+
+    /// Σ_j dA_ij·Ã_ij of row i (transposed: Σ_i of column j when `columns`), Ã = P_Q P_Kᵀ ∘ R_Q R_Kᵀ
+    /// the undecayed scores: the intra-chunk part of φ·dφ that the factorised path never forms.
+    func intraDot(row i: Int, rows: Int, columns: Bool, workspace w: BackwardWorkspace) -> Float {
+        var dot: Float = 0
+        if columns {
+            for r in i..<rows {
+                let index = r * rows + i
+                dot += w.scoreGradient[index] * w.polyGram[index] * w.prfGram[index]
+            }
+        } else {
+            for j in 0...i {
+                let index = i * rows + j
+                dot += w.scoreGradient[index] * w.polyGram[index] * w.prfGram[index]
             }
         }
-        maskAndDecay(w.scoreGradient, rows: rows, workspace: w)
+        return dot
     }
 
     func chunkedForward(span: SequenceSpan, origin: Int, keyHead: Int, workspace w: BackwardWorkspace) {
         let (c, m, dv) = (chunk, featureDim, valueDim)
-        fillPowers(keyHead: keyHead, workspace: w)
+        let factorised = factorisedMap
+        let wantsDecay = request.logDecay != nil
         var t0 = 0
         while t0 < span.length {
             let rows = min(c, span.length - t0)
             loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+            let chunkDecay = fillChunkDecay(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+            let decayed = chunkDecay != nil
+            if wantsDecay { w.decayGradient.update(repeating: 0, count: rows) }
             for g in 0..<group {
                 loadQueries(span: span, origin: origin, keyHead: keyHead, g: g, t0: t0, rows: rows, workspace: w)
                 let query = w.queryFeatures + g * c * m
                 let dnum = w.outputGradient + g * c * dv
-                chunkScores(g: g, rows: rows, workspace: w)
                 let gradient = w.queryFeatureGradient + g * c * m
+                intraScores(g: g, rows: rows, decayed: decayed, factorised: factorised, workspace: w)
                 // X = dO S_prevᵀ serves both dout·num (through X_i·φ(q_i)) and dΦ_Q's state term.
                 Gemm.multiply(m: rows, n: m, k: dv, a: dnum, rowStrideA: dv, columnStrideA: 1,
                               b: w.state, rowStrideB: 1, columnStrideB: dv, c: gradient, ldc: m,
                               accumulate: false, workspace: w.gemm)
-                if options.normalize {
-                    let intra = w.block
-                    Gemm.multiply(m: rows, n: dv, k: rows, a: w.scores, rowStrideA: rows, columnStrideA: 1,
-                                  b: w.values, rowStrideB: dv, columnStrideB: 1, c: intra, ldc: dv,
-                                  accumulate: false, workspace: w.gemm)
-                    for i in 0..<rows {
+                valueProducts(g: g, rows: rows, workspace: w)
+                for i in 0..<rows {
+                    let p: Float = decayed ? w.rowScale[i] : 1
+                    let x = gradient + i * m
+                    var inverse: Float = 1
+                    var dden: Float = 0
+                    if options.normalize {
                         let row = query + i * m
-                        let x = gradient + i * m
-                        let p = w.powers[i + 1]
-                        var den: Float = 0
-                        var stateDot: Float = 0
-                        for f in 0..<m {
-                            den += row[f] * w.normaliser[f]
-                            stateDot += row[f] * x[f]
-                        }
+                        let qz = DecodeKernels.dot(row, w.normaliser, count: m)
+                        let qx = DecodeKernels.dot(row, x, count: m)
+                        let scores = w.scores + i * rows
+                        let products = w.scoreGradient + i * rows
                         var intraDen: Float = 0
-                        for j in 0..<rows { intraDen += w.scores[i * rows + j] }
-                        let doutRow = dnum + i * dv
                         var intraDot: Float = 0
-                        for j in 0..<dv { intraDot += doutRow[j] * intra[i * dv + j] }
-                        den = den * p + intraDen
-                        let inverse = options.denominator.inverse(den, delta: delta)
+                        for j in 0...i {
+                            intraDen += scores[j]
+                            intraDot += scores[j] * products[j]
+                        }
+                        let den = p * qz + intraDen
+                        inverse = options.denominator.inverse(den, delta: delta)
                         let follows = options.denominator == .add || den > delta
-                        let dden = follows ? -(p * stateDot + intraDot) * inverse * inverse : 0
-                        let slot = scalarSlot(span, token: t0 + i, queryHead: keyHead * group + g)
-                        slot[0] = inverse
-                        slot[1] = dden
-                        w.denominatorGradient[g * c + i] = dden
+                        dden = follows ? -(p * qx + intraDot) * inverse * inverse : 0
+                        let doutRow = dnum + i * dv
                         for j in 0..<dv { doutRow[j] *= inverse }
-                        for f in 0..<m { x[f] = p * (inverse * x[f] + dden * w.normaliser[f]) }
+                        let (pi, pd) = (p * inverse, p * dden)
+                        for f in 0..<m { x[f] = pi * x[f] + pd * w.normaliser[f] }
+                    } else if p != 1 {
+                        for f in 0..<m { x[f] *= p }
                     }
+                    let slot = scalarSlot(span, token: t0 + i, queryHead: keyHead * group + g)
+                    slot[0] = inverse
+                    slot[1] = dden
+                    w.denominatorGradient[g * c + i] = dden
+                    // dA row i = (B_ij/D_i + dden_i)·Γ_ij for j ≤ i.
+                    let products = w.scoreGradient + i * rows
+                    for j in 0...i { products[j] = products[j] * inverse + dden }
+                }
+                maskAndDecay(w.scoreGradient, rows: rows, decayed: decayed, workspace: w)
+                if let factorised, let widths = factorised.factorWidths {
+                    let key = factorised.factors(scratch: w.keyScratch, rows: rows)
+                    weightedGradient(w.prfGram, rows: rows, workspace: w)
+                    Gemm.multiply(m: rows, n: widths.poly, k: rows, a: w.product, rowStrideA: rows, columnStrideA: 1,
+                                  b: key.poly, rowStrideB: widths.poly, columnStrideB: 1,
+                                  c: w.queryPolyGradient + g * c * widths.poly, ldc: widths.poly,
+                                  accumulate: false, workspace: w.gemm)
+                    weightedGradient(w.polyGram, rows: rows, workspace: w)
+                    Gemm.multiply(m: rows, n: widths.prf, k: rows, a: w.product, rowStrideA: rows, columnStrideA: 1,
+                                  b: key.prf, rowStrideB: widths.prf, columnStrideB: 1,
+                                  c: w.queryPrfGradient + g * c * widths.prf, ldc: widths.prf,
+                                  accumulate: false, workspace: w.gemm)
                 } else {
+                    // dΦ_Q += dA Φ_K.
+                    Gemm.multiply(m: rows, n: m, k: rows, a: w.scoreGradient, rowStrideA: rows, columnStrideA: 1,
+                                  b: w.keyFeatures, rowStrideB: m, columnStrideB: 1, c: gradient, ldc: m,
+                                  accumulate: true, workspace: w.gemm)
+                }
+                if wantsDecay {
+                    // Query part of ∂L/∂b_t: Σ_g φ(q)·dφ(q) (gated features), summed over the channels.
                     for i in 0..<rows {
-                        let p = w.powers[i + 1]
-                        if p != 1 { for f in 0..<m { gradient[i * m + f] *= p } }
+                        let (row, x) = (query + i * m, gradient + i * m)
+                        var dot = DecodeKernels.dot(row, x, count: m)
+                        if factorised != nil { dot += intraDot(row: i, rows: rows, columns: false, workspace: w) }
+                        w.decayGradient[i] += dot
                     }
                 }
-                chunkScoreGradient(g: g, rows: rows, workspace: w)
-                // dΦ_Q += dA Φ_K.
-                Gemm.multiply(m: rows, n: m, k: rows, a: w.scoreGradient, rowStrideA: rows, columnStrideA: 1,
-                              b: w.keyFeatures, rowStrideB: m, columnStrideB: 1, c: gradient, ldc: m,
-                              accumulate: true, workspace: w.gemm)
             }
-            // S ← γ^rows S + Φ_Kᵀ (w∘V), z alike.
-            let decayAll = w.powers[rows]
-            if decayAll != 1 {
+            // S ← e^{b_last} S + Φ_Kᵀ (w∘V), z alike.
+            if let decayAll = chunkDecay {
                 for i in 0..<(m * dv) { w.state[i] *= decayAll }
                 for f in 0..<m { w.normaliser[f] *= decayAll }
             }
-            let weighted = w.block
+            let weighted = decayed ? UnsafePointer(w.block) : UnsafePointer(w.values)
             for j in 0..<rows {
-                let weight = w.powers[rows - 1 - j]
-                for e in 0..<dv { weighted[j * dv + e] = weight * w.values[j * dv + e] }
+                let weight: Float = decayed ? w.keyScale[j] : 1
+                if decayed { for e in 0..<dv { w.block[j * dv + e] = weight * w.values[j * dv + e] } }
                 let key = w.keyFeatures + j * m
                 for f in 0..<m { w.normaliser[f] += weight * key[f] }
             }
             Gemm.multiply(m: m, n: dv, k: rows, a: w.keyFeatures, rowStrideA: 1, columnStrideA: m,
                           b: weighted, rowStrideB: dv, columnStrideB: 1, c: w.state, ldc: dv,
                           accumulate: true, workspace: w.gemm)
-            finishQueries(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+            if wantsDecay { storeDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, from: w.decayGradient) }
+            finishQueries(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, factorised: factorised,
+                          workspace: w)
             t0 += rows
         }
     }
 
     func chunkedReverse(span: SequenceSpan, origin: Int, keyHead: Int, workspace w: BackwardWorkspace) {
         let (c, m, dv) = (chunk, featureDim, valueDim)
+        let factorised = factorisedMap
+        let wantsDecay = request.logDecay != nil
         guard span.length > 0 else { return }
         var t0 = ((span.length - 1) / c) * c
         while t0 >= 0 {
             let rows = min(c, span.length - t0)
             loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+            let chunkDecay = fillChunkDecay(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+            let decayed = chunkDecay != nil
             // Inter-chunk terms first, while Ŝ is the gradient of the state at the chunk's end:
             // dΦ_K = w∘(V Ŝᵀ + 1 ẑᵀ), dV = w∘(Φ_K Ŝ).
             Gemm.multiply(m: rows, n: m, k: dv, a: w.values, rowStrideA: dv, columnStrideA: 1,
@@ -156,43 +266,80 @@ extension BackwardPass {
                           b: w.stateGradient, rowStrideB: dv, columnStrideB: 1, c: w.valueGradient, ldc: dv,
                           accumulate: false, workspace: w.gemm)
             for j in 0..<rows {
-                let weight = w.powers[rows - 1 - j]
+                let weight: Float = decayed ? w.keyScale[j] : 1
                 let row = w.keyFeatureGradient + j * m
                 for f in 0..<m { row[f] = weight * (row[f] + w.normaliserGradient[f]) }
-                let valueRow = w.valueGradient + j * dv
-                for e in 0..<dv { valueRow[e] *= weight }
+                if decayed {
+                    let valueRow = w.valueGradient + j * dv
+                    for e in 0..<dv { valueRow[e] *= weight }
+                }
             }
-            let decayAll = w.powers[rows]
-            if decayAll != 1 {
+            if let decayAll = chunkDecay {
                 for i in 0..<(m * dv) { w.stateGradient[i] *= decayAll }
                 for f in 0..<m { w.normaliserGradient[f] *= decayAll }
             }
+            if let widths = factorised?.factorWidths {
+                w.keyPolyGradient.update(repeating: 0, count: rows * widths.poly)
+                w.keyPrfGradient.update(repeating: 0, count: rows * widths.prf)
+            }
+            if wantsDecay { w.keyIntraDot.update(repeating: 0, count: rows) }
             for g in 0..<group {
                 loadQueries(span: span, origin: origin, keyHead: keyHead, g: g, t0: t0, rows: rows, workspace: w)
                 let query = w.queryFeatures + g * c * m
                 let dnum = w.outputGradient + g * c * dv
                 // The forward pass stored 1/D and ∂L/∂den of normalised rows (unnormalised: dnum = dout).
-                for i in 0..<rows where options.normalize {
-                    let slot = scalarSlot(span, token: t0 + i, queryHead: keyHead * group + g)
-                    let row = dnum + i * dv
-                    for j in 0..<dv { row[j] *= slot[0] }
-                    w.denominatorGradient[g * c + i] = slot[1]
+                for i in 0..<rows {
+                    if options.normalize {
+                        let slot = scalarSlot(span, token: t0 + i, queryHead: keyHead * group + g)
+                        let row = dnum + i * dv
+                        for j in 0..<dv { row[j] *= slot[0] }
+                        w.denominatorGradient[g * c + i] = slot[1]
+                    } else {
+                        w.denominatorGradient[g * c + i] = 0
+                    }
                 }
-                if !options.normalize { (w.denominatorGradient + g * c).update(repeating: 0, count: rows) }
-                chunkScores(g: g, rows: rows, workspace: w)
-                chunkScoreGradient(g: g, rows: rows, workspace: w)
-                Gemm.multiply(m: rows, n: m, k: rows, a: w.scoreGradient, rowStrideA: 1, columnStrideA: rows,
-                              b: query, rowStrideB: m, columnStrideB: 1, c: w.keyFeatureGradient, ldc: m,
-                              accumulate: true, workspace: w.gemm)
+                intraScores(g: g, rows: rows, decayed: decayed, factorised: factorised, workspace: w)
+                valueProducts(g: g, rows: rows, workspace: w)
+                for i in 0..<rows {
+                    let dden = w.denominatorGradient[g * c + i]
+                    if dden != 0 {
+                        let products = w.scoreGradient + i * rows
+                        for j in 0...i { products[j] += dden }
+                    }
+                }
+                maskAndDecay(w.scoreGradient, rows: rows, decayed: decayed, workspace: w)
+                if let factorised, let widths = factorised.factorWidths {
+                    let queryFactors = factorised.factors(scratch: w.mapScratch, rows: rows)
+                    weightedGradient(w.prfGram, rows: rows, workspace: w)
+                    Gemm.multiply(m: rows, n: widths.poly, k: rows, a: w.product, rowStrideA: 1, columnStrideA: rows,
+                                  b: queryFactors.poly, rowStrideB: widths.poly, columnStrideB: 1,
+                                  c: w.keyPolyGradient, ldc: widths.poly, accumulate: true, workspace: w.gemm)
+                    weightedGradient(w.polyGram, rows: rows, workspace: w)
+                    Gemm.multiply(m: rows, n: widths.prf, k: rows, a: w.product, rowStrideA: 1, columnStrideA: rows,
+                                  b: queryFactors.prf, rowStrideB: widths.prf, columnStrideB: 1,
+                                  c: w.keyPrfGradient, ldc: widths.prf, accumulate: true, workspace: w.gemm)
+                    if wantsDecay {
+                        for j in 0..<rows { w.keyIntraDot[j] += intraDot(row: j, rows: rows, columns: true, workspace: w) }
+                    }
+                } else {
+                    Gemm.multiply(m: rows, n: m, k: rows, a: w.scoreGradient, rowStrideA: 1, columnStrideA: rows,
+                                  b: query, rowStrideB: m, columnStrideB: 1, c: w.keyFeatureGradient, ldc: m,
+                                  accumulate: true, workspace: w.gemm)
+                }
                 Gemm.multiply(m: rows, n: dv, k: rows, a: w.scores, rowStrideA: 1, columnStrideA: rows,
                               b: dnum, rowStrideB: dv, columnStrideB: 1, c: w.valueGradient, ldc: dv,
                               accumulate: true, workspace: w.gemm)
                 // Ŝ += Φ_Qᵀ (p∘dnum), ẑ += Φ_Qᵀ (p∘dden).
-                let scaled = w.block
+                var scaled = UnsafePointer(dnum)
+                if decayed {
+                    for i in 0..<rows {
+                        let p = w.rowScale[i]
+                        for j in 0..<dv { w.block[i * dv + j] = p * dnum[i * dv + j] }
+                    }
+                    scaled = UnsafePointer(w.block)
+                }
                 for i in 0..<rows {
-                    let p = w.powers[i + 1]
-                    for j in 0..<dv { scaled[i * dv + j] = p * dnum[i * dv + j] }
-                    let dden = w.denominatorGradient[g * c + i] * p
+                    let dden = w.denominatorGradient[g * c + i] * (decayed ? w.rowScale[i] : 1)
                     if dden != 0 {
                         let row = query + i * m
                         for f in 0..<m { w.normaliserGradient[f] += dden * row[f] }
@@ -202,7 +349,19 @@ extension BackwardPass {
                               b: scaled, rowStrideB: dv, columnStrideB: 1, c: w.stateGradient, ldc: dv,
                               accumulate: true, workspace: w.gemm)
             }
-            finishKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+            if wantsDecay {
+                // d log α_t = Σ_{t' ≥ t} (φ(q)·dφ(q) − φ(k)·dφ(k)) + the final state's term, per head.
+                loadDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, into: w.decayGradient)
+                for j in stride(from: rows - 1, through: 0, by: -1) {
+                    let (key, gradient) = (w.keyFeatures + j * m, w.keyFeatureGradient + j * m)
+                    var keyPart = DecodeKernels.dot(key, gradient, count: m)
+                    if factorised != nil { keyPart += w.keyIntraDot[j] }
+                    w.decaySuffix[0] += w.decayGradient[j] - keyPart
+                    w.decayGradient[j] = w.decaySuffix[0]
+                }
+                storeDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, from: w.decayGradient)
+            }
+            finishKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, factorised: factorised, workspace: w)
             t0 -= c
         }
     }

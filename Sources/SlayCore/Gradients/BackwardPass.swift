@@ -49,14 +49,14 @@ struct BackwardPass: @unchecked Sendable {
         if options.update == .delta { return deltaRule(sequence: sequence, keyHead: keyHead, workspace: w) }
         if RescaledExpForm.claims(map: map, options: options) { return rescaledExp(sequence: sequence, keyHead: keyHead, workspace: w) }
         loadInitialState(sequence: sequence, keyHead: keyHead, workspace: w)
-        if options.causal && options.logDecay == nil {
+        if options.causal && (options.logDecay == nil || perHeadDecay) {
             chunkedForward(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
             seedReverse(sequence: sequence, keyHead: keyHead, workspace: w)
             chunkedReverse(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
         } else if options.causal {
-            causalForward(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
+            gatedForward(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
             seedReverse(sequence: sequence, keyHead: keyHead, workspace: w)
-            causalReverse(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
+            gatedReverse(span: span, origin: origins?[sequence] ?? 0, keyHead: keyHead, workspace: w)
         } else {
             bidirectional(span: span, origin: origins?[sequence] ?? 0, sequence: sequence, keyHead: keyHead, workspace: w)
         }
@@ -161,23 +161,21 @@ struct BackwardPass: @unchecked Sendable {
 
     // MARK: chunk loaders
 
-    /// Key rows, values, raw and gated key features and the decay factors α of rows t0 ..< t0 + rows.
+    /// Key rows, values, raw and gated key features of rows t0 ..< t0 + rows. The features' scratch
+    /// is w.keyScratch, kept through the chunk (a factorised map's factors).
     func loadKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) {
         let m = featureDim
         k.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.keyInput)
         v.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.values)
+        // Straight into the block the passes read, unless the raw features are needed apart.
+        let direct = options.keyGateLogits == nil && !options.qkL2Norm
         map.features(role: .key, head: keyHead, input: w.keyInput, rows: rows, firstPosition: origin + t0,
-                     output: w.keyRaw, scratch: w.mapScratch)
+                     output: direct ? w.keyFeatures : w.keyRaw, scratch: w.keyScratch)
         if options.qkL2Norm { RowNormalisation.forward(w.keyRaw, rows: rows, width: m, inverseNorms: w.keyInverseNorms) }
-        w.keyFeatures.update(from: w.keyRaw, count: rows * m)
+        if !direct { w.keyFeatures.update(from: w.keyRaw, count: rows * m) }
         if let gates = options.keyGateLogits {
             HeadGates.fill(gates, batch: span.batch, t0: span.start + t0, rows: rows, head: keyHead, into: w.keyGates)
             HeadGates.scaleRows(w.keyFeatures, rows: rows, width: m, by: w.keyGates)
-        }
-        if let logDecay = options.logDecay, options.update == .add {   // the delta rule reads g itself
-            logDecay.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.decay)
-            let logGamma = options.decay.logarithm(head: keyHead)
-            for i in 0..<(rows * m) { w.decay[i] = expf(w.decay[i] + logGamma) }
         }
     }
 
@@ -188,13 +186,14 @@ struct BackwardPass: @unchecked Sendable {
         let queryHead = keyHead * group + g
         let input = w.queryInput + g * c * d
         q.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows, into: input)
+        let direct = options.queryGateLogits == nil && !options.qkL2Norm
         map.features(role: .query, head: keyHead, input: input, rows: rows, firstPosition: origin + t0,
-                     output: w.queryRaw + g * c * m, scratch: w.mapScratch)
+                     output: (direct ? w.queryFeatures : w.queryRaw) + g * c * m, scratch: w.mapScratch)
         if options.qkL2Norm {
             RowNormalisation.forward(w.queryRaw + g * c * m, rows: rows, width: m, inverseNorms: w.queryInverseNorms + g * c)
         }
         let gated = w.queryFeatures + g * c * m
-        gated.update(from: w.queryRaw + g * c * m, count: rows * m)
+        if !direct { gated.update(from: w.queryRaw + g * c * m, count: rows * m) }
         if let gates = options.queryGateLogits {
             HeadGates.fill(gates, batch: span.batch, t0: span.start + t0, rows: rows, head: queryHead, into: w.queryGates + g * c)
             HeadGates.scaleRows(gated, rows: rows, width: m, by: w.queryGates + g * c)
@@ -205,7 +204,9 @@ struct BackwardPass: @unchecked Sendable {
 
     /// Query side of a chunk once dφ(q) (of the gated features) is complete: the gate gradient
     /// φ_raw·dφ, then dq through the map.
-    func finishQueries(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) {
+    /// With `factorised`, the intra-chunk terms wait in w.queryPolyGradient / w.queryPrfGradient.
+    func finishQueries(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int,
+                       factorised: FactorisedFeatureGradient? = nil, workspace w: BackwardWorkspace) {
         let (c, d, m) = (chunk, headDim, featureDim)
         let wantsInput = request.dq != nil || headGradients != nil
         for g in 0..<group {
@@ -231,6 +232,16 @@ struct BackwardPass: @unchecked Sendable {
                 RowNormalisation.backward(normalised: raw, inverseNorms: w.queryInverseNorms + g * c, gradient: gradient,
                                           rows: rows, width: m)
             }
+            if let factorised, let widths = factorised.factorWidths {
+                factorised.factorisedGradient(head: keyHead, input: w.queryInput + g * c * d, rows: rows,
+                                              outputGradient: gradient, extraPoly: w.queryPolyGradient + g * c * widths.poly,
+                                              extraPrf: w.queryPrfGradient + g * c * widths.prf,
+                                              inputGradient: w.queryInputGradient,
+                                              parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch)
+                request.dq?.scatterRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows,
+                                        from: w.queryInputGradient)
+                continue
+            }
             map.featureGradient(role: .query, head: keyHead, input: w.queryInput + g * c * d, rows: rows,
                                 firstPosition: origin + t0, parameters: parameters, outputGradient: gradient,
                                 inputGradient: w.queryInputGradient, parameterGradient: parameterGradient(keyHead: keyHead),
@@ -240,7 +251,9 @@ struct BackwardPass: @unchecked Sendable {
     }
 
     /// Key side of a chunk once dφ(k) and dv are complete.
-    func finishKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) {
+    /// With `factorised`, the intra-chunk terms wait in w.keyPolyGradient / w.keyPrfGradient.
+    func finishKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int,
+                    factorised: FactorisedFeatureGradient? = nil, workspace w: BackwardWorkspace) {
         let m = featureDim
         request.dv?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.valueGradient)
         if options.keyGateLogits != nil {
@@ -261,50 +274,17 @@ struct BackwardPass: @unchecked Sendable {
             RowNormalisation.backward(normalised: w.keyRaw, inverseNorms: w.keyInverseNorms, gradient: w.keyFeatureGradient,
                                       rows: rows, width: m)
         }
+        if let factorised {
+            factorised.factorisedGradient(head: keyHead, input: w.keyInput, rows: rows, outputGradient: w.keyFeatureGradient,
+                                          extraPoly: w.keyPolyGradient, extraPrf: w.keyPrfGradient,
+                                          inputGradient: w.keyInputGradient,
+                                          parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch)
+            request.dk?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.keyInputGradient)
+            return
+        }
         map.featureGradient(role: .key, head: keyHead, input: w.keyInput, rows: rows, firstPosition: origin + t0,
                             parameters: parameters, outputGradient: w.keyFeatureGradient, inputGradient: w.keyInputGradient,
                             parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch)
         request.dk?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.keyInputGradient)
-    }
-
-    /// num = Sᵀφ(q) into w.numerator and den = zᵀφ(q) of one query row against the current state
-    /// (normalised attention only: unnormalised outputs need neither, and den stays 0).
-    func readState(query: UnsafePointer<Float>, workspace w: BackwardWorkspace) -> Float {
-        var den: Float = 0
-        guard options.normalize else { return den }
-        let (m, dv) = (featureDim, valueDim)
-        w.numerator.update(repeating: 0, count: dv)
-        for f in 0..<m {
-            let qf = query[f]
-            if qf == 0 { continue }
-            let row = w.state + f * dv
-            for j in 0..<dv { w.numerator[j] += qf * row[j] }
-            den += qf * w.normaliser[f]
-        }
-        return den
-    }
-
-    /// dnum and dden of one query row from its num (in w.numerator) and den, stored for the
-    /// reverse pass; dnum is written over the row's dout. Unnormalised: dnum = dout, dden = 0.
-    @inline(__always)
-    func outputGradients(doutRow: UnsafeMutablePointer<Float>, denominator den: Float,
-                         slot: UnsafeMutablePointer<Float>, workspace w: BackwardWorkspace) -> Float {
-        let dv = valueDim
-        guard options.normalize else {
-            slot[0] = 1
-            slot[1] = 0
-            return 0
-        }
-        let inverse = options.denominator.inverse(den, delta: delta)
-        // y = num·inverse; ∂L/∂den = −(dout·y)·inverse where the denominator follows den (always
-        // for add; for clamp only where den > δ).
-        var dot: Float = 0
-        for j in 0..<dv { dot += doutRow[j] * w.numerator[j] }
-        let follows = options.denominator == .add || den > delta
-        let denominatorGradient = follows ? -dot * inverse * inverse : 0
-        for j in 0..<dv { doutRow[j] *= inverse }
-        slot[0] = inverse
-        slot[1] = denominatorGradient
-        return denominatorGradient
     }
 }

@@ -11,6 +11,13 @@ struct BackwardWorkspace {
         let featureDim: Int
         let valueDim: Int
         let mapScratch: Int
+        /// Scratch of the key rows' `features` call, kept through the chunk (the factors live there).
+        let keyScratch: Int
+        /// Factor widths (P', R·M) of a factorised map (FactorisedFeatureGradient), else 0.
+        let factorPoly: Int
+        let factorPrf: Int
+        /// Per-channel GLA decay (BackwardPass+Gated): its c × m factor blocks are carved.
+        let channelDecay: Bool
         /// Floats of a form's own region (the delta rule's states, `DeltaRuleBackward`); 0 otherwise.
         var formScratch: Int = 0
 
@@ -21,7 +28,10 @@ struct BackwardWorkspace {
                     c * d, c * m, c * m, c * m, c * d, c * dv, c * dv, c * m, c * m, c,
                     g * c * d, g * c * m, g * c * m, g * c * m, g * c * dv, g * c, g * c, c * d,
                     mapScratch, c * c, c * c, c * max(m, dv), c + 1, Gemm.workspaceFloats,
-                    c, g * c, formScratch]
+                    keyScratch, c * c, c, c, c * c, c * c, c * c, g * c * factorPoly, g * c * factorPrf,
+                    c * factorPoly, c * factorPrf, c]
+                    + (channelDecay ? [c * m, c * m, c * m, c * m, m, m + 8, m, c * m] : [0, 0, 0, 0, 0, 0, 0, 0])
+                    + [c, g * c, formScratch]
         }
 
         func totalFloats() throws -> Int {
@@ -66,6 +76,33 @@ struct BackwardWorkspace {
     let block: UnsafeMutablePointer<Float>
     let powers: UnsafeMutablePointer<Float>
     let gemm: UnsafeMutablePointer<Float>
+    /// The key rows' feature scratch (their factors, for the factorised intra-chunk terms).
+    let keyScratch: UnsafeMutablePointer<Float>
+    /// Chunk decay: Γ_ij = e^{b_i − b_j} (j ≤ i), p_i = e^{b_i}, w_j = e^{b_last − b_j}.
+    let decayMatrix: UnsafeMutablePointer<Float>
+    let rowScale: UnsafeMutablePointer<Float>
+    let keyScale: UnsafeMutablePointer<Float>
+    /// Factorised path: the two factor Grams of a query head and a c × c product of them.
+    let polyGram: UnsafeMutablePointer<Float>
+    let prfGram: UnsafeMutablePointer<Float>
+    let product: UnsafeMutablePointer<Float>
+    /// ∂L/∂poly and ∂L/∂prf from the intra-chunk block: per query head of the group, and the keys'.
+    let queryPolyGradient: UnsafeMutablePointer<Float>
+    let queryPrfGradient: UnsafeMutablePointer<Float>
+    let keyPolyGradient: UnsafeMutablePointer<Float>
+    let keyPrfGradient: UnsafeMutablePointer<Float>
+    /// Per key row: Σ_g Σ_i dA_ij·Ã_ij, the intra-chunk part of φ(k_j)·dφ(k_j) (d log α).
+    let keyIntraDot: UnsafeMutablePointer<Float>
+    /// Per-channel GLA: b (cumulative log decay in the chunk), e^{b}, e^{b_last − b}, a scaled
+    /// feature block, e^{b_last}, the decayed-score kernel's running sums, one pair's weights, α.
+    let gatedCumulative: UnsafeMutablePointer<Float>
+    let gatedQueryScale: UnsafeMutablePointer<Float>
+    let gatedKeyScale: UnsafeMutablePointer<Float>
+    let gatedScaled: UnsafeMutablePointer<Float>
+    let pairFactors: UnsafeMutablePointer<Float>
+    let gatedRunning: UnsafeMutablePointer<Float>
+    let gatedPair: UnsafeMutablePointer<Float>
+    let gatedAlpha: UnsafeMutablePointer<Float>
     /// qk_l2norm: 1/‖φ‖ per key row and per query row (head g at offset g·c) of the chunk.
     let keyInverseNorms: UnsafeMutablePointer<Float>
     let queryInverseNorms: UnsafeMutablePointer<Float>
@@ -85,6 +122,12 @@ struct BackwardWorkspace {
         queryInputGradient = next()
         mapScratch = next()
         scores = next(); scoreGradient = next(); block = next(); powers = next(); gemm = next()
+        keyScratch = next(); decayMatrix = next(); rowScale = next(); keyScale = next()
+        polyGram = next(); prfGram = next(); product = next()
+        queryPolyGradient = next(); queryPrfGradient = next(); keyPolyGradient = next(); keyPrfGradient = next()
+        keyIntraDot = next()
+        gatedCumulative = next(); gatedQueryScale = next(); gatedKeyScale = next(); gatedScaled = next()
+        pairFactors = next(); gatedRunning = next(); gatedPair = next(); gatedAlpha = next()
         keyInverseNorms = next(); queryInverseNorms = next(); form = next()
     }
 }

@@ -18,9 +18,9 @@ import Darwin
 ///   side: dφ(q_t) = S_t·dnum_t + z_t·dden_t (so dq needs no stored state);
 /// - a reverse pass that recomputes the chunk features and accumulates Ŝ = ∂L/∂S_t backwards
 ///   (Ŝ_t = α_{t+1}∘Ŝ_{t+1} + φ(q_t) dnum_tᵀ), emitting dφ(k_t) = Ŝ_t v_t + ẑ_t and dv_t = Ŝ_tᵀ φ(k_t).
-/// The additive form (with or without RetNet γ) runs both passes in GEMM chunks
-/// (BackwardPass+Chunked); GLA's per-channel decay and the bidirectional form run token by token
-/// within each chunk (BackwardPass+Causal, +Bidirectional). The only per-token values carried
+/// Every form runs in chunks whose products are GEMMs: the scalar-decay additive form (plain,
+/// RetNet γ, per-head log decay) in BackwardPass+Chunked, GLA's per-channel decay in
+/// BackwardPass+Gated, the bidirectional form in BackwardPass+Bidirectional. The only per-token values carried
 /// between the passes are two floats per token and query head
 /// (1/D_t and ∂L/∂den_t of the normalised output). Workspace per thread: O(G·c·(d + m + dv) + m·dv).
 ///
@@ -93,14 +93,21 @@ public enum LinearAttentionBackward {
         try request.validate(map: map, q: q, k: k, v: v, shapes: shapes, options: options, sequences: spans.count,
                              perHeadDecay: checked.perHead)
 
-        // The delta rule's chunk has c² and c³ terms (its WY inverse): the forward's 16 is fastest there too.
-        let automatic = options.update == .delta ? DeltaRuleForm.preferredChunk(options) : 64
+        // Automatic chunk: 64 rows; 8 under per-channel decay (as in the forward), whose intra-chunk terms
+        // cost O(c²·m) per chunk; the delta rule's chunk has c² and c³ terms (its WY inverse): the
+        // forward's 16 is fastest there too.
+        let channelDecay = options.causal && options.logDecay != nil && !checked.perHead && options.update == .add
+        let automatic = options.update == .delta ? DeltaRuleForm.preferredChunk(options) : (channelDecay ? 8 : 64)
         let chunk = min(options.chunkSize > 0 ? options.chunkSize : automatic, max(shapes.length, 1))
         let parameterLayout = FeatureMapParameterLayout(map)
         let parameters = try parameterLayout.values(of: map)
         let scratchRows = max(map.scratchFloats(rows: chunk), differentiable.gradientScratchFloats(rows: chunk))
+        let factors = BackwardPass.factorisation(map: differentiable, options: options)
         var layout = BackwardWorkspace.Layout(chunk: chunk, group: shapes.group, headDim: shapes.headDim, featureDim: m,
-                                              valueDim: shapes.valueDim, mapScratch: scratchRows)
+                                              valueDim: shapes.valueDim, mapScratch: scratchRows,
+                                              keyScratch: map.scratchFloats(rows: chunk),
+                                              factorPoly: factors?.poly ?? 0, factorPrf: factors?.prf ?? 0,
+                                              channelDecay: channelDecay)
         if rescaled {
             layout.formScratch = RescaledExpBackward.floats(headDim: shapes.headDim, group: shapes.group, chunk: chunk)
         }

@@ -70,18 +70,18 @@ public enum DecodeKernels {
     public static func delta(state: UnsafeMutableRawPointer, storage: ElementType, rows: Int, columns: Int,
                              rowStride: Int, keys: UnsafePointer<Float>, alpha: Float, beta: Float,
                              value: UnsafePointer<Float>, queries: UnsafePointer<Float>, queryStride: Int, group: Int,
-                             outputs: UnsafeMutablePointer<Float>) {
+                             outputs: UnsafeMutablePointer<Float>, queryKey: UnsafeMutablePointer<Float>? = nil) {
         switch KernelVariant.active {
         case .avx2:
             SlayKernelsAVX2.DeltaRows.step(
                 state: state, storage: SlayKernelsAVX2.ElementFormat(rawValue: storage.rawValue)!, rows: rows,
                 columns: columns, rowStride: rowStride, keys: keys, alpha: alpha, beta: beta, value: value,
-                queries: queries, queryStride: queryStride, group: group, outputs: outputs)
+                queries: queries, queryStride: queryStride, group: group, outputs: outputs, queryKey: queryKey)
         case .portable:
             SlayKernels.DeltaRows.step(
                 state: state, storage: SlayKernels.ElementFormat(rawValue: storage.rawValue)!, rows: rows,
                 columns: columns, rowStride: rowStride, keys: keys, alpha: alpha, beta: beta, value: value,
-                queries: queries, queryStride: queryStride, group: group, outputs: outputs)
+                queries: queries, queryStride: queryStride, group: group, outputs: outputs, queryKey: queryKey)
         }
     }
 

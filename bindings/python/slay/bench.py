@@ -14,7 +14,8 @@ libslay. Each child measures:
   - peak memory of one prefill call beyond its inputs and outputs (VmHWM after resetting it);
   - the backward pass (T = --backward-lengths, default 16384): forward and backward seconds, their
     ratio, forward+backward tokens/s against torch autograd of the same SLAY map written in torch
-    (torch_slay_chunked), and the peak memory beyond inputs and gradients at --backward-memory-t;
+    (torch_slay_chunked), and the peak memory beyond inputs and gradients at --backward-memory-t
+    (measured in a fresh process, whose RSS holds no memory freed by earlier rows);
   - the other maps and options (causal, B=1, T = --maps-t, the same H, d, dv): tokens/s of each
     against ELU+1 on the plain path in the same run (the cheapest map: its ratio is the cost of
     what the row adds — wider features, GLA decay, gates, Hadamard Exp's rescaling);
@@ -23,7 +24,8 @@ libslay. Each child measures:
   - prefill with float16 and bfloat16 I/O (q, k, v and out in that dtype; bfloat16 through ml_dtypes
     when it is installed) against float32 I/O at T = --half-t, causal and bidirectional, best of at
     least 5 runs each.
-Ratios are printed next to the figures; --json FILE writes everything.
+Ratios are printed next to the figures; --json FILE writes everything; --sections NAME,... runs only
+those sections (e.g. --sections backward).
 
 Each row is printed (and stdout flushed) as soon as it is measured; a running count with the elapsed
 time and an ETA goes to stderr (--quiet turns it off). The rows come from SECTIONS: a section is a
@@ -604,16 +606,44 @@ def backward_rows(ctx):
         yield row
     T = ctx.args.backward_memory_t
     if T > 0:
-        q, k, v = (ctx.rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
-        dout = ctx.rng.standard_normal((1, T, H, dv)).astype(np.float32)
-        gradient_mib = (q.nbytes + k.nbytes + v.nbytes) / 2 ** 20
-        rss = vm_rss_kib()
-        row = {"T": T, "memory": True, "gradients_mib": gradient_mib}
-        if reset_peak():
-            grads = slay.linear_attention_backward(q, k, v, ctx.fm, dout, n_threads=threads)
-            row["peak_extra_mib"] = max(0.0, (vm_hwm_kib() - rss) / 1024 - gradient_mib)
-            del grads
-        yield row
+        yield backward_memory_row(T, threads)
+
+
+def backward_memory_row(T, threads):
+    """The backward's peak memory beyond its inputs and the gradients it returns, measured in a fresh
+    process: in this one, memory freed by the rows before (torch autograd's above all) stays resident
+    in the allocator, the gradients reuse it without growing the RSS, and the difference came out 0."""
+    code = "import json, sys; from slay.bench import backward_memory_probe; " \
+           "print(json.dumps(backward_memory_probe(%d, %d)))" % (T, threads)
+    import slay
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(slay.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if run.returncode != 0:
+        raise RuntimeError("backward memory probe failed:\n%s" % run.stderr)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def backward_memory_probe(T, threads):
+    """Runs in a fresh process: allocates the inputs of the default backward call (the bench's SLAY map,
+    B=1, T tokens), resets the peak RSS, runs the call and reports VmHWM minus the RSS before the call
+    minus the bytes of every returned gradient (q, k, v and the map's parameters)."""
+    import slay
+    cfg = DEFAULTS
+    H, d, dv = cfg["heads"], cfg["head_dim"], cfg["value_dim"]
+    fm = slay.FeatureMap("slay", head_dim=d, num_heads=H, nodes=cfg["nodes"], poly=cfg["poly"],
+                         poly_dim=cfg["poly_dim"], prf_dim=cfg["prf_dim"], seed=0)
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((1, T, H, d), dtype=np.float32) for _ in range(3))
+    dout = rng.standard_normal((1, T, H, dv), dtype=np.float32)
+    row = {"T": T, "memory": True}
+    rss = vm_rss_kib()
+    if reset_peak():
+        grads = slay.linear_attention_backward(q, k, v, fm, dout, n_threads=threads)
+        arrays = [grads[name] for name in ("q", "k", "v")] + list(grads.get("params", {}).values())
+        row["gradients_mib"] = sum(a.nbytes for a in arrays) / 2 ** 20
+        row["peak_extra_mib"] = max(0.0, (vm_hwm_kib() - rss) / 1024 - row["gradients_mib"])
+    return row
 
 
 def backward_line(row):
@@ -707,6 +737,11 @@ SECTIONS = [
 ]
 
 
+def selected_sections(args):
+    """The sections --sections names (all by default), in SECTIONS order."""
+    return [section for section in SECTIONS if not args.sections or section.name in args.sections]
+
+
 def child_main(threads, args):
     """Runs in the child: one JSON line per event on stdout, flushed as soon as it is measured."""
     def emit(event):
@@ -714,7 +749,7 @@ def child_main(threads, args):
         sys.stdout.flush()
     ctx = BenchContext(threads, args)
     emit({"event": "header", "header": ctx.header()})
-    for section in SECTIONS:
+    for section in selected_sections(args):
         for row in section.rows(ctx):
             emit({"event": "row", "section": section.name, "row": row})
     return 0
@@ -728,7 +763,7 @@ def child_command(threads, args):
             ",".join(map(str, args.lengths)), "--repeats", str(args.repeats), "--numpy-max-t",
             str(args.numpy_max_t), "--decode-steps", str(args.decode_steps), "--maps-t", str(args.maps_t), "--delta-t", str(args.delta_t),
             "--backward-lengths", ",".join(map(str, args.backward_lengths)), "--backward-memory-t",
-            str(args.backward_memory_t), "--half-t", str(args.half_t)] + (
+            str(args.backward_memory_t), "--half-t", str(args.half_t), "--sections", ",".join(args.sections)] + (
                 ["--quick"] if args.quick else [])
 
 
@@ -798,6 +833,8 @@ def main(argv=None):
                         help="sequence length of the backward peak-memory row (0 skips it)")
     parser.add_argument("--half-t", type=int, default=16384,
                         help="T of the half-precision I/O prefill rows (0 skips them)")
+    parser.add_argument("--sections", default="",
+                        help="comma-separated sections to run (default all): " + ", ".join(s.name for s in SECTIONS))
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress (running count and ETA) on stderr; the rows still print as measured")
@@ -809,13 +846,18 @@ def main(argv=None):
         args.backward_lengths, args.backward_memory_t, args.half_t = "256", 1024, 512
     args.lengths = [int(x) for x in str(args.lengths).split(",")]
     args.backward_lengths = [int(x) for x in str(args.backward_lengths).split(",") if x.strip()]
+    args.sections = [x.strip() for x in str(args.sections).split(",") if x.strip()]
+    unknown = sorted(set(args.sections) - {section.name for section in SECTIONS})
+    if unknown:
+        parser.error("unknown section(s) %s; the sections are %s" % (", ".join(unknown),
+                                                                     ", ".join(s.name for s in SECTIONS)))
     if args.child:
         return child_main(args.child, args)
     threads = [int(t) for t in args.threads.split(",")]
-    per_child = 1 + sum(section.count(args) for section in SECTIONS)
+    per_child = 1 + sum(section.count(args) for section in selected_sections(args))
     progress = Progress(per_child * len(threads), quiet=args.quiet)
     results = [run_child(t, args, progress, title=(i == 0)) for i, t in enumerate(threads)]
-    if len(results) == 2:
+    if len(results) == 2 and results[0]["prefill"] and results[1]["prefill"]:
         print_scaling(results, progress.print)
     progress.close()
     if args.json:

@@ -104,3 +104,34 @@ def test_quiet_leaves_stderr_empty():
                          capture_output=True, text=True, env=bench_env(), timeout=600)
     assert run.returncode == 0, run.stderr
     assert run.stderr == "" and "decode batch 8" in run.stdout
+
+
+def test_backward_memory_row_counts_the_backward_workspace():
+    """The backward memory row runs in a fresh process: after a large allocation freed here (as the
+    torch rows leave behind) it still sees the call's own memory (its per-token scalars and
+    workspaces, a few MiB) beyond the returned gradients, which it counts exactly."""
+    from slay import bench
+    garbage = np.ones(64 << 20, np.uint8)
+    del garbage
+    row = bench.backward_memory_row(4096, 1)
+    H, d = bench.DEFAULTS["heads"], bench.DEFAULTS["head_dim"]
+    fm = slay.FeatureMap("slay", head_dim=d, num_heads=H, nodes=bench.DEFAULTS["nodes"], poly=bench.DEFAULTS["poly"],
+                         poly_dim=bench.DEFAULTS["poly_dim"], prf_dim=bench.DEFAULTS["prf_dim"])
+    params = sum(np.asarray(p).nbytes for p in fm.get_params().values())
+    assert row["memory"] and row["T"] == 4096
+    assert row["gradients_mib"] == (3 * 4096 * H * d * 4 + params) / 2 ** 20
+    assert 0 < row["peak_extra_mib"] < 64, row
+    assert "peak memory beyond inputs and gradients" in bench.backward_line(row)
+
+
+def test_sections_option_runs_only_the_named_sections(tmp_path):
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "slay.bench", "--quick", "--threads", "1", "--quiet", "--sections",
+                          "backward", "--json", str(out)], capture_output=True, text=True, env=bench_env(), timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "backward T=256" in run.stdout and "decode" not in run.stdout
+    result = json.loads(out.read_text())["results"][0]
+    assert result["backward"] and not result["prefill"]
+    bad = subprocess.run([sys.executable, "-m", "slay.bench", "--sections", "nope"], capture_output=True, text=True,
+                         env=bench_env(), timeout=600)
+    assert bad.returncode != 0 and "unknown section" in bad.stderr

@@ -313,9 +313,10 @@ def test_zero_rows_have_zero_gradient():
 
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("chunk_size", [1, 7, 64, 0])
-def test_chunked_path_equals_the_token_path(normalize, chunk_size):
-    """Without log_decay the causal backward runs in GEMM chunks; with an all-zero log_decay (α = 1)
-    it runs token by token: the two agree, for several chunk sizes, with γ, states and GQA."""
+def test_scalar_decay_chunks_equal_the_per_channel_chunks(normalize, chunk_size):
+    """Without log_decay the causal backward runs the scalar-decay chunks; with an all-zero per-channel
+    log_decay (α = 1) it runs the per-channel chunks (pairwise decay): the two agree, for several chunk
+    sizes, with γ, states and GQA."""
     fm = slay.FeatureMap(kind="elu+1", head_dim=3, num_heads=2)
     q, k, v, dout = tensors(fm, B=2, T=19, Hq=4)
     S0 = RNG.standard_normal((2, 2, 3, 3)).astype(np.float32)
@@ -360,3 +361,114 @@ def test_the_training_docs_example_runs():
     text = (pathlib.Path(__file__).resolve().parents[3] / "docs" / "training.md").read_text()
     code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     exec(compile(code, "docs/training.md", "exec"), {})
+
+
+GLA_CHUNK_FORMS = {
+    "per-head-normalised": {"log_decay": True, "per_head_decay": True, "decay": [0.9, 1.0]},
+    "per-head-unnormalised": {"normalize": False, "log_decay": True, "per_head_decay": True},
+    "per-channel-normalised": {"log_decay": True, "decay": [1.0, 0.8]},
+}
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 0], ids=["chunk-1", "chunk-odd", "chunk-auto"])
+@pytest.mark.parametrize("form", sorted(GLA_CHUNK_FORMS))
+@pytest.mark.parametrize("kind", ["elu+1", "slay"])
+def test_gla_backward_matches_the_twin_for_every_chunk_size(kind, form, chunk_size):
+    """GLA log decay (per head: the scalar-decay chunks; per channel: the pairwise-decay chunks) with γ, states,
+    d_final_state and GQA, for chunks of 1 row, an odd size and the automatic size, against the
+    float64 twin; SLAY runs the factorised intra-chunk terms (poly ⊗ prf), including ω and the anchors."""
+    if kind == "slay":
+        fm = slay.FeatureMap(kind="slay", head_dim=4, num_heads=2, poly="anchor", poly_dim=4, prf_dim=4, eps=1e-2)
+    else:
+        fm = slay.FeatureMap(kind="elu+1", head_dim=3, num_heads=2)
+    settings = dict(GLA_CHUNK_FORMS[form])
+    names = ["q", "k", "v", "log_decay"] + [("params", name) for name in fm.get_params()]
+    run(fm, settings, names, Hq=4, T=11, chunk_size=chunk_size, with_state=True, d_final=True)
+
+
+@pytest.mark.parametrize("settings", [{"decay": [0.7, 0.95]}, {"normalize": False}, {"denominator": "clamp", "delta": 0.05}],
+                         ids=["retnet-gamma", "unnormalised", "clamp"])
+@pytest.mark.parametrize("chunk_size", [1, 3, 64])
+def test_slay_factorised_chunks_match_the_twin(settings, chunk_size):
+    """The factorised SLAY path (scores and their gradients through poly and prf) for several
+    chunk sizes, with RetNet γ, unnormalised and clamp denominators, states and d_final_state."""
+    fm = slay.FeatureMap(kind="slay", head_dim=4, num_heads=2, poly="anchor", poly_dim=4, prf_dim=4, eps=1e-2)
+    names = ["q", "k", "v"] + [("params", name) for name in fm.get_params()]
+    run(fm, dict(settings), names, Hq=2, T=10, chunk_size=chunk_size, with_state=True, d_final=True)
+
+
+@pytest.mark.parametrize("kind", ["elu+1", "slay"])
+def test_bidirectional_backward_matches_the_twin_with_states(kind):
+    """The bidirectional backward (three GEMM passes) with an initial state, d_final_state, GQA and an
+    odd chunk size."""
+    if kind == "slay":
+        fm = slay.FeatureMap(kind="slay", head_dim=4, num_heads=2, poly="anchor", poly_dim=4, prf_dim=4, eps=1e-2)
+    else:
+        fm = slay.FeatureMap(kind="elu+1", head_dim=3, num_heads=2)
+    names = ["q", "k", "v"] + [("params", name) for name in fm.get_params()]
+    run(fm, {"causal": False}, names, Hq=4, T=10, chunk_size=3, with_state=True, d_final=True)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 0])
+def test_per_head_decay_chunks_equal_the_per_channel_chunks(chunk_size):
+    """A per-head log decay runs the scalar-decay chunks (factorised SLAY terms); the same decay
+    broadcast over the channels runs the per-channel chunks: the gradients agree (d log α summed over
+    the channels)."""
+    fm = slay.FeatureMap(kind="slay", head_dim=4, num_heads=2, poly="anchor", poly_dim=4, prf_dim=4)
+    q, k, v, dout = tensors(fm, B=2, T=19, Hq=4)
+    log_decay = (-0.2 * np.abs(RNG.standard_normal((2, 19, 2)))).astype(np.float32)
+    common = dict(decay=[0.9, 1.0], chunk_size=chunk_size)
+    chunked = slay.linear_attention_backward(q, k, v, fm, dout, log_decay=log_decay, **common)
+    channels = np.repeat(log_decay[..., None], fm.dim, axis=-1)
+    tokens = slay.linear_attention_backward(q, k, v, fm, dout, log_decay=channels, **common)
+    for name in ("q", "k", "v"):
+        np.testing.assert_allclose(chunked[name], tokens[name], rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(chunked["log_decay"], tokens["log_decay"].sum(-1), rtol=2e-4, atol=1e-4)
+    for name in chunked["params"]:
+        np.testing.assert_allclose(chunked["params"][name], tokens["params"][name], rtol=2e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("options", [{}, {"log_decay": "head", "decay": [0.9, 0.8]}, {"causal": False}],
+                         ids=["causal", "per-head-gla", "bidirectional"])
+def test_slay_thread_counts_are_bitwise_identical(options):
+    """The factorised SLAY path, per-head GLA chunks and the bidirectional passes: 1 and 2 threads
+    give the same bits (with and without the parameters' gradient, which changes the work units)."""
+    fm = slay.FeatureMap(kind="slay", head_dim=4, num_heads=2, poly="anchor", poly_dim=4, prf_dim=4)
+    q, k, v, dout = tensors(fm, B=3, T=21, Hq=4)
+    options = dict(options)
+    if options.get("log_decay") == "head":
+        options["log_decay"] = (-0.1 * np.abs(RNG.standard_normal((3, 21, 2)))).astype(np.float32)
+    for wrt in (None, ["q", "k", "v"]):
+        one = slay.linear_attention_backward(q, k, v, fm, dout, chunk_size=8, wrt=wrt, n_threads=1, **options)
+        two = slay.linear_attention_backward(q, k, v, fm, dout, chunk_size=8, wrt=wrt, n_threads=2, **options)
+        assert set(one) == set(two)
+        for name in one:
+            if name == "params":
+                for key in one[name]:
+                    assert np.array_equal(one[name][key], two[name][key]), key
+            else:
+                assert np.array_equal(one[name], two[name]), name
+
+
+def test_packed_sequences_with_per_head_decay_match_the_twin():
+    """cu_seqlens through the chunked per-head GLA path and the factorised
+    SLAY intra-chunk terms, normalised, with states and d_final_state."""
+    fm = slay.FeatureMap(kind="slay", head_dim=4, num_heads=1, poly="anchor", poly_dim=4, prf_dim=4, eps=1e-2)
+    names = ["q", "k", "v", "log_decay"] + [("params", name) for name in fm.get_params()]
+    run(fm, {"log_decay": True, "per_head_decay": True, "decay": [0.9]}, names, B=1, T=10, Hq=2, chunk_size=3,
+        cu_seqlens=[0, 4, 10], with_state=True, d_final=True)
+
+
+@pytest.mark.parametrize("per_head", [False, True], ids=["per-channel", "per-head"])
+def test_extreme_log_decay_gives_finite_gradients(per_head):
+    """Every exponent in the chunked decay terms is <= 0, so log α of -1e4 (mixed with 0) gives finite
+    gradients."""
+    fm = slay.FeatureMap(kind="slay", head_dim=4, num_heads=1, poly="anchor", poly_dim=4, prf_dim=4)
+    q, k, v, dout = tensors(fm, B=1, T=12, Hq=1)
+    shape = (1, 12, 1) if per_head else (1, 12, 1, fm.dim)
+    log_decay = np.where(RNG.random(shape) < 0.5, -1e4, 0.0).astype(np.float32)
+    grads = slay.linear_attention_backward(q, k, v, fm, dout, log_decay=log_decay, chunk_size=5)
+    for name in ("q", "k", "v", "log_decay"):
+        assert np.all(np.isfinite(grads[name])), name
+    for name in grads["params"]:
+        assert np.all(np.isfinite(grads["params"][name])), name
