@@ -20,31 +20,42 @@ class ReadersWriterLock:
     holds the lock may take it again for reading (a writer too)."""
 
     def __init__(self):
-        self._condition = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()   # the condition's lock; `with self._mutex` is its cheap form
+        self._condition = threading.Condition(self._mutex)
         self._readers = {}            # thread ident -> depth
         self._writer = None           # ident of the thread that writes
         self._writer_depth = 0
         self._writers_waiting = 0
 
-    @contextmanager
-    def reading(self):
+    def acquire_read(self):
+        """Takes the lock for reading (release with release_read); the hot paths call this pair
+        directly, which costs a fraction of the context manager `reading`."""
         me = threading.get_ident()
-        with self._condition:
+        with self._mutex:
             if self._writer != me and me not in self._readers:
                 while self._writer is not None or self._writers_waiting:
                     self._condition.wait()
             self._readers[me] = self._readers.get(me, 0) + 1
+
+    def release_read(self):
+        me = threading.get_ident()
+        with self._mutex:
+            depth = self._readers[me] - 1
+            if depth:
+                self._readers[me] = depth
+            else:
+                del self._readers[me]
+                # Only writers wait for the readers to leave (readers wait for writers).
+                if not self._readers and self._writers_waiting:
+                    self._condition.notify_all()
+
+    @contextmanager
+    def reading(self):
+        self.acquire_read()
         try:
             yield
         finally:
-            with self._condition:
-                depth = self._readers[me] - 1
-                if depth:
-                    self._readers[me] = depth
-                else:
-                    del self._readers[me]
-                    if not self._readers:
-                        self._condition.notify_all()
+            self.release_read()
 
     @contextmanager
     def writing(self):

@@ -67,10 +67,15 @@ def _integer(value, name, bits=63):
     return int(value)
 
 
+def _map_lock(fm):
+    """The readers-writer lock of a State's map (read-held during every call on the state), or None."""
+    return fm._lock if getattr(fm, "_reading", None) is not None else None
+
+
 def _map_reading(fm):
-    """The read lock of a State's map (held during every call on the state)."""
-    reading = getattr(fm, "_reading", None)
-    return fm._lock.reading() if reading is not None else nullcontext()
+    """The read lock of a State's map as a context manager."""
+    lock = _map_lock(fm)
+    return lock.reading() if lock is not None else nullcontext()
 
 
 class State(OwnedHandle):
@@ -288,28 +293,36 @@ class State(OwnedHandle):
             slot_ptr = None
         else:
             _, slot_ptr = _slots(slots)
-        key = (delta, n_threads, denominator, normalize, None if decay is None else tuple(np.ravel(decay).tolist()),
-               update, qk_l2norm, check_finite)
-        tokens = (log_decay, query_gate_logits, key_gate_logits, gate_input, query_gate_weights, key_gate_weights, beta)
-        if any(x is not None for x in tokens):
+        if (log_decay is None and query_gate_logits is None and key_gate_logits is None and gate_input is None
+                and query_gate_weights is None and key_gate_weights is None and beta is None):
+            key = (delta, n_threads, denominator, normalize, None if decay is None else tuple(np.ravel(decay).tolist()),
+                   update, qk_l2norm, check_finite)
+            options = self._step_options.get(key)
+            if options is None:
+                options = ctypes.byref(attention_options(True, delta, 1, n_threads, denominator, normalize, decay,
+                                                         update=update, qk_l2norm=qk_l2norm, check_finite=check_finite))
+                self._step_options = {key: options}
+        else:
             # Per-token tensors change every step: a fresh struct, not the cached one.
             query_gates, key_gates = resolve_gates(query_gate_logits, key_gate_logits, gate_input, query_gate_weights,
                                                    key_gate_weights)
             options = ctypes.byref(attention_options(True, delta, 1, n_threads, denominator, normalize, decay,
                                                      log_decay, query_gates, key_gates, step=True, update=update,
                                                      beta=beta, qk_l2norm=qk_l2norm, check_finite=check_finite))
-        else:
-            options = self._step_options.get(key)
-        if options is None:
-            options = ctypes.byref(attention_options(True, delta, 1, n_threads, denominator, normalize, decay,
-                                                     update=update, qk_l2norm=qk_l2norm, check_finite=check_finite))
-            self._step_options = {key: options}
-        with self._using() as handle:
-            # The shared error struct is written under the lock, and read before it is released.
-            err = self._error
-            code = lib.slay_state_step(handle, q_ref, k_ref, v_ref, out_ref, slot_ptr, shape[0], options, err)
-            if code:
-                check(code, err._obj)
+        # The state's lock and its map's read lock, taken directly (the hot path; _using() does the same).
+        map_lock = _map_lock(self.fm)
+        with self._lock:
+            if map_lock is not None:
+                map_lock.acquire_read()
+            try:
+                # The shared error struct is written under the lock, and read before it is released.
+                err = self._error
+                code = lib.slay_state_step(self.handle, q_ref, k_ref, v_ref, out_ref, slot_ptr, shape[0], options, err)
+                if code:
+                    check(code, err._obj)
+            finally:
+                if map_lock is not None:
+                    map_lock.release_read()
         return out
 
     @translated

@@ -136,3 +136,72 @@ def test_half_precision_gradients_flow_in_the_input_dtype():
     k, v = torch.randn(1, 9, 2, 8, dtype=torch.bfloat16), torch.randn(1, 9, 2, 8, dtype=torch.bfloat16)
     st.linear_attention(q, k, v, fm).float().sum().backward()
     assert q.grad.dtype == torch.bfloat16 and torch.isfinite(q.grad.float()).all()
+
+
+def delta_reference(q, k, v, beta, g, phi, S0=None, qk_l2norm=False):
+    """The delta rule as a float64 token loop (DeltaNet / Gated DeltaNet):
+    S_t = e^{g_t} (I − β_t k̂_t k̂_tᵀ) S_{t−1} + β_t k̂_t v_tᵀ, o_t = S_tᵀ q̂_t, with q̂, k̂ = φ(q), φ(k)
+    (L2-normalised first, ‖x‖ = sqrt(Σ x² + 1e-6), with qk_l2norm); GQA by repeating key heads.
+    Returns (o, S_T)."""
+    B, T, Hq, _ = q.shape
+    Hk = k.shape[2]
+    fq, fk = phi(q), phi(k)
+    if qk_l2norm:
+        fq = fq / (fq.square().sum(-1, keepdim=True) + 1e-6).sqrt()
+        fk = fk / (fk.square().sum(-1, keepdim=True) + 1e-6).sqrt()
+    S = torch.zeros(B, Hk, fk.shape[-1], v.shape[-1], dtype=torch.float64) if S0 is None else S0
+    outputs = []
+    for t in range(T):
+        kt, b = fk[:, t], beta[:, t].unsqueeze(-1).unsqueeze(-1)
+        alpha = torch.ones_like(b) if g is None else g[:, t].exp().unsqueeze(-1).unsqueeze(-1)
+        S = alpha * (S - b * kt.unsqueeze(-1) * (kt.unsqueeze(-2) @ S)) + b * kt.unsqueeze(-1) * v[:, t].unsqueeze(-2)
+        outputs.append(torch.einsum("bhm,bhmv->bhv", fq[:, t], S.repeat_interleave(Hq // Hk, 1)))
+    return torch.stack(outputs, 1), S
+
+
+@pytest.mark.parametrize("qk_l2norm", [False, True])
+def test_delta_rule_gradients(qk_l2norm):
+    """update="delta": dq, dk, dv, d beta, d log_decay (g), the initial state's gradient and the one
+    the final state carries back, with GQA, equal torch autograd of the float64 token loop."""
+    if not st._op.delta_backward_available():
+        pytest.skip("this build's backward has no delta rule")
+    fm = slay.FeatureMap("identity", head_dim=6, num_heads=2)
+    q, k, v = torch.randn(2, 21, 4, 6), torch.randn(2, 21, 2, 6), torch.randn(2, 21, 2, 5)
+    if not qk_l2norm:
+        k = F.normalize(k, dim=-1)    # β‖k‖² ≤ 2 keeps the update a contraction
+    beta, g = torch.rand(2, 21, 2) * 0.9 + 0.05, -torch.rand(2, 21, 2) * 0.3
+    S0 = torch.randn(2, 2, 6, 5) * 0.3
+    wy, wS = torch.randn(2, 21, 4, 5), torch.randn(2, 2, 6, 5)
+    ours = [t.clone().requires_grad_() for t in (q, k, v, beta, g, S0)]
+    y, state = st.linear_attention(*ours[:3], fm, normalize=False, update="delta", beta=ours[3], log_decay=ours[4],
+                                   initial_state=(ours[5], torch.zeros(2, 2, 6)), output_final_state=True,
+                                   qk_l2norm=qk_l2norm)
+    ((y * wy).sum() + (state.tensors[0] * wS).sum()).backward()
+    theirs = leaves(q, k, v, beta, g, S0)
+    ry, rS = delta_reference(*theirs[:5], lambda t: t, S0=theirs[5], qk_l2norm=qk_l2norm)
+    ((ry * wy.double()).sum() + (rS * wS.double()).sum()).backward()
+    check(ours, theirs)
+
+
+@pytest.mark.parametrize("entry", ["chunk_gated_delta_rule", "fused_recurrent_gated_delta_rule"])
+def test_fla_gated_delta_rule_gradients(entry):
+    """fla's gated delta rule entry points backward: dq, dk, dv, dg, d beta, dh0 and the final
+    state's gradient, with in-kernel L2 norm and beta logits, as fla's recurrence in float64
+    autograd gives them."""
+    if not st._op.delta_backward_available():
+        pytest.skip("this build's backward has no delta rule")
+    from slay.torch import fla
+    B, T, H, K, V = 1, 19, 2, 5, 3
+    q, k, v = torch.randn(B, T, H, K), torch.randn(B, T, H, K), torch.randn(B, T, H, V)
+    g, beta_logits, h0 = F.logsigmoid(torch.randn(B, T, H)), torch.randn(B, T, H), torch.randn(B, H, K, V) * 0.3
+    ours = [t.clone().requires_grad_() for t in (q, k, v, g, beta_logits, h0)]
+    o, ht = getattr(fla, entry)(*ours[:3], g=ours[3], beta=ours[4], initial_state=ours[5], output_final_state=True,
+                                use_qk_l2norm_in_kernel=True, use_beta_sigmoid_in_kernel=True)
+    wo, wh = torch.randn_like(o), torch.randn_like(ht)
+    ((o * wo).sum() + (ht * wh).sum()).backward()
+    theirs = leaves(q, k, v, g, beta_logits, h0)
+    l2 = lambda t: t * torch.rsqrt(t.square().sum(-1, keepdim=True) + 1e-6)   # noqa: E731 (fla's l2norm)
+    ry, rS = delta_reference(l2(theirs[0]) * K ** -0.5, l2(theirs[1]), theirs[2], theirs[4].sigmoid(), theirs[3],
+                             lambda t: t, S0=theirs[5])
+    ((ry * wo.double()).sum() + (rS * wh.double()).sum()).backward()
+    check(ours, theirs)

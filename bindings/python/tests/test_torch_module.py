@@ -74,3 +74,26 @@ def test_final_state_from_the_module():
     y, state = module(q, k, v, output_final_state=True)
     assert state.to_arrays()[0].shape == (2, 2, 8, 8)
     assert torch.equal(y, module(q, k, v))
+
+
+def test_forward_takes_every_keyword_of_the_op():
+    """forward has the op's keywords by name (tools read the signature), and the delta-rule ones
+    (update, beta, qk_l2norm) compute what slay.torch.linear_attention computes."""
+    import inspect
+    forward = inspect.signature(st.SlayAttention.forward).parameters
+    op = inspect.signature(st.linear_attention).parameters
+    assert not any(p.kind == p.VAR_KEYWORD for p in forward.values())
+    # out and the gate projections (gate_input, *_gate_weights) belong to the functional op only.
+    only_op = {"fm", "out", "gate_input", "query_gate_weights", "key_gate_weights"}
+    assert set(op) - only_op == set(forward) - {"self"}
+    module = st.SlayAttention(head_dim=8, num_heads=2, kind="identity")
+    q, k, v = inputs()
+    g = torch.Generator().manual_seed(5)
+    beta, log_decay = torch.rand(2, 11, 2, generator=g), -0.1 * torch.rand(2, 11, 2, generator=g)
+    for qk_l2norm in (False, True):
+        keywords = dict(normalize=False, update="delta", beta=beta, log_decay=log_decay, qk_l2norm=qk_l2norm,
+                        check_finite=True)
+        y = module(q, k, v, **keywords)
+        assert torch.equal(y, st.linear_attention(q, k, v, module.feature_map, **keywords))
+    assert not torch.equal(module(q, k, v, normalize=False, update="delta", beta=beta),
+                           module(q, k, v, normalize=False))

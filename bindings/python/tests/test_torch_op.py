@@ -57,6 +57,33 @@ def test_half_precision_in_and_out(fm, dtype):
     assert np.array_equal(y.float().numpy(), torch.from_numpy(reference).to(dtype).float().numpy())
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_tensors_reach_libslay_without_copies(fm, dtype, monkeypatch):
+    """bf16 / fp16 q, k, v go to the C call as they are (their data_ptr, strides and element type,
+    a 2-byte-aligned sliced view included), out is written in their dtype, and the result is the
+    float32 computation rounded once."""
+    import ctypes
+    from slay.torch import _op
+    seen = []
+    real = _op._linear_attention
+
+    def spy(handle, *addresses):
+        seen.append([_op._DESCRIPTOR.unpack(ctypes.string_at(a, _op._DESCRIPTOR.size)) for a in addresses[:4]])
+        return real(handle, *addresses)
+
+    monkeypatch.setattr(_op, "_linear_attention", spy)
+    q, _, v = inputs(dtype=dtype)
+    k = (torch.randn(2, 19, 2, 19) * 0.5).to(dtype)[..., 3:]      # starts 6 bytes into its storage
+    y = st.linear_attention(q, k, v, fm)
+    code = {torch.bfloat16: 3, torch.float16: 2}[dtype]
+    (dq, dk, dv, dout), = seen
+    for descriptor, tensor in ((dq, q), (dk, k), (dv, v), (dout, y)):
+        assert descriptor[0] == tensor.data_ptr() and descriptor[1] == code
+        assert list(descriptor[3:7]) == list(tensor.shape) and list(descriptor[7:11]) == list(tensor.stride())
+    reference = slay.linear_attention(*numpy_of(q, k, v), fm)
+    assert y.dtype == dtype and torch.equal(y, torch.from_numpy(reference).to(dtype))
+
+
 def test_states_as_tensors_and_chaining(fm):
     """output_final_state gives (y, slay.torch.State) whose tensors are (S, z); chaining two calls
     through it, through an (S, z) tuple or through a numpy State equals one call."""
@@ -142,10 +169,12 @@ def test_torch_compile_aot_eager(fm):
             torch.testing.assert_close(a.grad, b.grad)
 
 
-def test_delta_rule_matches_numpy_and_refuses_missing_gradients():
-    """update="delta" with beta and per-head log_decay equals the numpy API; without delta-rule
-    gradients in the backward, inputs that need them raise (never silently detached)."""
-    from slay.torch._op import delta_backward_available
+def test_delta_rule_matches_numpy_and_refuses_missing_gradients(monkeypatch):
+    """update="delta" with beta and per-head log_decay equals the numpy API; with a backward that
+    lacks delta-rule gradients (simulated: the capability probe answers no), inputs that need them
+    raise at the call (never silently detached, never given the gradients of the additive rule)."""
+    from slay.torch import _op
+    monkeypatch.setitem(_op._PROBES, "delta", False)
     fm = slay.FeatureMap("identity", head_dim=16, num_heads=2)
     q, k, v = inputs(B=1, T=12, Hq=2)
     k = torch.nn.functional.normalize(k, dim=-1)
@@ -154,6 +183,104 @@ def test_delta_rule_matches_numpy_and_refuses_missing_gradients():
     expected = slay.linear_attention(*numpy_of(q, k, v), fm, normalize=False, update="delta", beta=beta.numpy(),
                                      log_decay=g.numpy())
     assert np.array_equal(y.numpy(), expected)
-    if not delta_backward_available():
-        with pytest.raises(RuntimeError, match="delta rule"):
-            st.linear_attention(q.requires_grad_(), k, v, fm, normalize=False, update="delta", beta=beta)
+    for needing in ("q", "beta", "log_decay"):
+        args = dict(q=q.clone(), beta=beta.clone(), log_decay=g.clone())
+        args[needing].requires_grad_()
+        with pytest.raises(slay.SlayError, match="delta rule"):
+            st.linear_attention(args["q"], k, v, fm, normalize=False, update="delta", beta=args["beta"],
+                                log_decay=args["log_decay"])
+    with torch.no_grad():   # no gradient asked: runs
+        st.linear_attention(q.clone().requires_grad_(), k, v, fm, normalize=False, update="delta", beta=beta)
+
+
+def _recording_mode():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Recording(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    return Recording()
+
+
+@pytest.mark.parametrize("final_state", [False, True])
+def test_eager_path_and_registered_op_agree(fm, final_state):
+    """Eager calls skip the custom-op layers (a torch.autograd.Function on the same forward and
+    backward); the registered op torch.ops.slay.linear_attention gives bit-identical outputs, final
+    states and gradients, with log_decay, gates and an initial state. Under a dispatch mode (how
+    make_fx / export / fake tensors trace) slay.torch takes the registered op."""
+    from slay.torch._op import map_key, call_key
+    q, k, v = inputs(T=9)
+    log_decay = -torch.rand(2, 9, 2) * 0.3
+    key_gates = torch.randn(2, 9, 2)
+    S0, z0 = torch.rand(2, 2, fm.dim, 8), torch.rand(2, 2, fm.dim)
+    leaves_eager = [t.clone().requires_grad_() for t in (q, k, v, log_decay, key_gates, S0, z0)]
+    leaves_op = [t.clone().requires_grad_() for t in (q, k, v, log_decay, key_gates, S0, z0)]
+    result = st.linear_attention(*leaves_eager[:3], fm, log_decay=leaves_eager[3], key_gate_logits=leaves_eager[4],
+                                 initial_state=(leaves_eager[5], leaves_eager[6]), output_final_state=final_state)
+    y_eager, S_eager = (result[0], result[1].tensors[0]) if final_state else (result, None)
+    empty = torch.empty(0)
+    positions = torch.zeros(2, dtype=torch.int64)
+    extras = [leaves_op[3], empty, leaves_op[4], leaves_op[5], leaves_op[6], positions, empty, empty]
+    y_op, S_op, _ = torch.ops.slay.linear_attention(*leaves_op[:3], extras, map_key(fm),
+                                                    call_key(True, 1e-6, 0, 1, "add", True, None, final_state, 0))
+    assert torch.equal(y_eager, y_op)
+    loss_eager, loss_op = y_eager.square().sum(), y_op.square().sum()
+    if final_state:
+        assert torch.equal(S_eager, S_op)
+        loss_eager, loss_op = loss_eager + S_eager.sum(), loss_op + S_op.sum()
+    if st.backward_available():
+        loss_eager.backward()
+        loss_op.backward()
+        for a, b in zip(leaves_eager, leaves_op):
+            assert a.grad is not None and torch.equal(a.grad, b.grad)
+    with _recording_mode() as mode:
+        st.linear_attention(q, k, v, fm)
+    assert "slay.linear_attention.default" in mode.ops
+
+
+def test_concurrent_calls_from_threads_give_their_own_results(fm):
+    """The descriptors and error struct live in per-thread scratch memory and the C call releases
+    the GIL: threads calling at once each get exactly their single-threaded result."""
+    import threading
+    problems = [inputs(B=1, T=7 + i) for i in range(4)]
+    expected = [st.linear_attention(*p, fm) for p in problems]
+    failures = []
+
+    def worker(index):
+        for _ in range(30):
+            if not torch.equal(st.linear_attention(*problems[index], fm), expected[index]):
+                failures.append(index)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+
+
+def test_tensor_state_methods_take_the_numpy_keywords_and_decode_the_delta_rule():
+    """slay.torch.State.prefill / query / step have slay.State's keywords by name; a delta-rule
+    prompt prefilled and then decoded token by token with tensors gives the whole-sequence op's
+    outputs."""
+    import inspect
+    for method in ("prefill", "query", "step"):
+        ours = list(inspect.signature(getattr(st.State, method)).parameters)
+        theirs = list(inspect.signature(getattr(slay.State, method)).parameters)
+        assert ours == theirs, method
+    fm = slay.FeatureMap("identity", head_dim=8, num_heads=2)
+    q, k, v = inputs(B=2, T=10, Hq=2, d=8, dv=4)
+    beta, g = torch.rand(2, 10, 2), -torch.rand(2, 10, 2) * 0.2
+    keywords = dict(normalize=False, update="delta", qk_l2norm=True, check_finite=True)
+    expected = st.linear_attention(q, k, v, fm, beta=beta, log_decay=g, **keywords)
+    state = st.State(fm, num_seqs=2, value_dim=4)
+    head = state.prefill(q[:, :6], k[:, :6], v[:, :6], beta=beta[:, :6], log_decay=g[:, :6], **keywords)
+    steps = [state.step(q[:, t], k[:, t], v[:, t], beta=beta[:, t], log_decay=g[:, t], **keywords)
+             for t in range(6, 10)]
+    torch.testing.assert_close(torch.cat([head, torch.stack(steps, 1)], 1), expected, rtol=1e-5, atol=1e-5)

@@ -145,3 +145,34 @@ def test_twenty_steps_on_a_copy_task_lower_the_loss():
         optimizer.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.05, losses
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_beam_search_with_the_recurrent_cache_equals_without_cache(name, monkeypatch):
+    """Beam search (num_beams=2) reorders the SlayCache's states between steps (reorder_cache /
+    batch_repeat_interleave): the sequences equal use_cache=False beam search, for a single
+    prompt and a left-padded batch, with 2 returned sequences per prompt; the reorders seen
+    include ones that move states between slots."""
+    model = model_for(name)
+    reorders = []
+    original = slay_transformers.SlayCacheLayer.reorder_cache
+
+    def recording(self, beam_idx):
+        reorders.append(beam_idx.tolist())
+        return original(self, beam_idx)
+
+    monkeypatch.setattr(slay_transformers.SlayCacheLayer, "reorder_cache", recording)
+    long, short = torch.randint(1, VOCAB, (1, 9)), torch.randint(1, VOCAB, (1, 5))
+    batch = torch.cat([long, torch.cat([torch.zeros(1, 4, dtype=torch.long), short], 1)])
+    mask = torch.ones_like(batch)
+    mask[1, :4] = 0
+    for ids, attention_mask in ((long, None), (batch, mask)):
+        keywords = dict(max_new_tokens=8, do_sample=False, num_beams=2, num_return_sequences=2, pad_token_id=0,
+                        attention_mask=attention_mask)
+        with torch.no_grad():
+            cached = model.generate(ids, use_cache=True, return_dict_in_generate=True, **keywords)
+            uncached = model.generate(ids, use_cache=False, **keywords)
+        assert isinstance(cached.cache, slay_transformers.SlayCache)
+        assert cached.sequences.shape == (2 * ids.shape[0], ids.shape[1] + 8)
+        assert torch.equal(cached.sequences, uncached)
+    assert any(rows != list(range(len(rows))) for rows in reorders), reorders

@@ -8,10 +8,12 @@
 - slay.torch.transformers: the "slay" attention backend of Hugging Face transformers.
 See docs/pytorch.md.
 """
+from ..errors import SlayImportError as _SlayImportError
+
 try:
     import torch as _torch
 except ImportError as error:  # pragma: no cover - exercised where torch is absent
-    raise ImportError("slay.torch needs PyTorch: pip install 'libslay[torch]' (or pip install torch)") from error
+    raise _SlayImportError("slay.torch needs PyTorch: pip install 'libslay[torch]' (or pip install torch)") from error
 
 from .attention import linear_attention
 from .module import SlayAttention

@@ -5,9 +5,9 @@ import torch
 
 from ..feature_map import FeatureMap, require_map
 from ..state import State as _NumpyState
-from ..errors import error_for, INVALID_ARGUMENT
+from ..errors import error_for, INVALID_ARGUMENT, UNSUPPORTED
 from ._inputs import as_float32, check_tensor, needs_grad
-from ._op import linear_attention_op, map_key, call_key, backward_available, delta_backward_available
+from ._op import apply, call_key, backward_available, refuse_missing_gradients, NO_EXTRAS
 from .state import State
 
 
@@ -59,6 +59,7 @@ def _cu_seqlens(cu_seqlens):
 
 
 def _decay(decay):
+    """The per-head γ as a tuple of floats (hashable: the call's settings are cached by it), or None."""
     if decay is None:
         return None
     if isinstance(decay, torch.Tensor):
@@ -66,37 +67,47 @@ def _decay(decay):
             raise error_for(INVALID_ARGUMENT, "decay (RetNet γ) has no gradient in libslay; pass it without "
                             "requires_grad, or use log_decay, which has one")
         decay = decay.detach().cpu().numpy()
-    return [float(x) for x in np.ravel(np.asarray(decay, dtype=np.float64))]
+    return tuple(float(x) for x in np.ravel(np.asarray(decay, dtype=np.float64)))
+
+
+def _requires_grad(tensors):
+    for tensor in tensors:
+        if tensor is not None and tensor.requires_grad:
+            return True
+    return False
 
 
 def run(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threads=1, initial_state=None,
         output_final_state=False, cu_seqlens=None, denominator="add", normalize=True, decay=None, log_decay=None,
         query_gate_logits=None, key_gate_logits=None, params=(), update="add", beta=None, qk_l2norm=False,
         check_finite=False):
-    """The op on float32 versions of the inputs: (out, S, z, initial positions) in float32."""
-    require_map(fm)
-    S0, z0, positions = _initial(fm, initial_state)
-    inputs = [as_float32(q, "q"), as_float32(k, "k"), as_float32(v, "v")]
-    extras = [as_float32(log_decay, "log_decay"), as_float32(query_gate_logits, "query_gate_logits"),
-              as_float32(key_gate_logits, "key_gate_logits")]
-    if needs_grad(*inputs, *extras, S0, z0, list(params)) and not backward_available():
-        raise RuntimeError("slay.torch.linear_attention: an input requires a gradient, but this build of libslay "
-                           "has no backward pass (slay.linear_attention_backward); run under torch.no_grad() or "
-                           "detach the inputs explicitly")
-    beta = as_float32(beta, "beta")
-    if update != "add" or qk_l2norm:
-        if needs_grad(*inputs, *extras, S0, z0, list(params)) and not delta_backward_available():
-            raise RuntimeError("slay.torch.linear_attention: an input requires a gradient, but this build's backward "
-                               "pass has no delta rule / qk_l2norm gradients; run under torch.no_grad() or detach the "
-                               "inputs explicitly")
-    if needs_grad(beta) and not delta_backward_available():
-        raise RuntimeError("slay.torch.linear_attention: beta requires a gradient, which this build's backward pass "
-                           "does not give; detach it explicitly")
-    key = call_key(causal, delta, chunk_size, n_threads, denominator, normalize, _decay(decay), output_final_state,
-                   len(params), update, qk_l2norm, check_finite)
-    absent = torch.empty(0)
-    optional = [absent if t is None else t for t in extras + [S0, z0, positions, _cu_seqlens(cu_seqlens), beta]]
-    out, S, z = linear_attention_op(*inputs, optional + list(params), map_key(fm), key)
+    """The op: (out in q's dtype, S, z, initial positions), S and z float32. q, k, v go to libslay
+    in their own dtype (float32, bfloat16 or float16, no copies); the other tensors in float32."""
+    if not isinstance(fm, FeatureMap):
+        require_map(fm)
+    q, k, v = check_tensor(q, "q"), check_tensor(k, "k"), check_tensor(v, "v")   # half: passed as it is
+    key = call_key(causal, delta, chunk_size, n_threads, denominator, normalize,
+                   None if decay is None else _decay(decay), output_final_state, len(params), update, qk_l2norm,
+                   check_finite)
+    if (initial_state is None and cu_seqlens is None and log_decay is None and query_gate_logits is None
+            and key_gate_logits is None and beta is None):
+        positions, extras = None, NO_EXTRAS
+    else:
+        S0, z0, positions = _initial(fm, initial_state)
+        extras = (as_float32(log_decay, "log_decay"), as_float32(query_gate_logits, "query_gate_logits"),
+                  as_float32(key_gate_logits, "key_gate_logits"), S0, z0, positions,
+                  None if cu_seqlens is None else _cu_seqlens(cu_seqlens), as_float32(beta, "beta"))
+    grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
+                                        or (extras is not NO_EXTRAS and _requires_grad(extras))
+                                        or (params and _requires_grad(params)))
+    if grad:
+        if not backward_available():
+            raise error_for(UNSUPPORTED, "slay.torch.linear_attention: an input requires a gradient, but this build "
+                            "of libslay has no backward pass (slay.linear_attention_backward); run under "
+                            "torch.no_grad() or detach the inputs explicitly")
+        if update != "add" or qk_l2norm:
+            refuse_missing_gradients(update, qk_l2norm)
+    out, S, z = apply(fm, key, q, k, v, extras, params, grad)
     return out, S, z, positions
 
 
@@ -118,8 +129,9 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     v (B, T, Hk, dv) → (B, T, Hq, dv) in q's dtype, or (y, slay.torch.State) when
     output_final_state is true (the state's `tensors` are its (S, z) with gradients).
 
-    float32 tensors are passed to libslay with their strides, without copies; bfloat16 / float16
-    are converted once to float32 and the output back. CUDA tensors are refused with a clear error.
+    float32, bfloat16 and float16 tensors (each its own) are passed to libslay with their strides,
+    without copies: it widens half elements as it loads them, computes in float32 and rounds the
+    output once as it stores it. CUDA tensors are refused with a clear error.
     Every keyword is slay.linear_attention's: causal, delta, chunk_size, n_threads, out (a float32
     tensor to write into, without autograd), initial_state (a slay.State, an S tensor
     [N, Hk, m, dv] or an (S, z) tuple; gradients reach the tensors), output_final_state,
@@ -127,27 +139,27 @@ def linear_attention(q, k, v, fm, causal=True, delta=1e-6, chunk_size=0, n_threa
     query_gate_logits, key_gate_logits, gate_input with query_gate_weights / key_gate_weights
     (logits = gate_input @ W, computed in torch so the weights get gradients), update ("add" or
     "delta", the delta rule of DeltaNet / Gated DeltaNet), beta (B, T, Hk), qk_l2norm, check_finite.
-    Gradients (q, k, v, log_decay, gate logits, initial state, the map's parameters through
-    slay.torch.SlayAttention) come from slay.linear_attention_backward; an input that requires a
+    Gradients (q, k, v, log_decay, gate logits, initial state, the delta rule's beta, the map's
+    parameters through slay.torch.SlayAttention) come from slay.linear_attention_backward; an input that requires a
     gradient the library cannot give raises an error, it is never silently detached.
     """
     if not isinstance(fm, FeatureMap):
         raise error_for(INVALID_ARGUMENT, "fm must be a slay.FeatureMap, got %s" % type(fm).__name__)
-    io_dtype = check_tensor(q, "q").dtype
-    query_gate_logits = _gate(query_gate_logits, query_gate_weights, gate_input, "query")
-    key_gate_logits = _gate(key_gate_logits, key_gate_weights, gate_input, "key")
-    if gate_input is not None and query_gate_weights is None and key_gate_weights is None:
-        raise error_for(INVALID_ARGUMENT, "gate_input is given but neither query_gate_weights nor key_gate_weights")
+    if gate_input is not None or query_gate_weights is not None or key_gate_weights is not None:
+        query_gate_logits = _gate(query_gate_logits, query_gate_weights, gate_input, "query")
+        key_gate_logits = _gate(key_gate_logits, key_gate_weights, gate_input, "key")
+        if gate_input is not None and query_gate_weights is None and key_gate_weights is None:
+            raise error_for(INVALID_ARGUMENT, "gate_input is given but neither query_gate_weights nor "
+                            "key_gate_weights")
     if out is not None:
         check_tensor(out, "out")
-        if out.dtype != io_dtype:
-            raise error_for(INVALID_ARGUMENT, "out has dtype %s, q %s" % (out.dtype, io_dtype))
+        if out.dtype != check_tensor(q, "q").dtype:
+            raise error_for(INVALID_ARGUMENT, "out has dtype %s, q %s" % (out.dtype, q.dtype))
         if needs_grad(q, k, v, log_decay, query_gate_logits, key_gate_logits):
             raise error_for(INVALID_ARGUMENT, "out= does not record gradients; drop it when inputs require grad")
     y, S, z, positions = run(q, k, v, fm, causal, delta, chunk_size, n_threads, initial_state, output_final_state,
                              cu_seqlens, denominator, normalize, decay, log_decay, query_gate_logits,
                              key_gate_logits, (), update, beta, qk_l2norm, check_finite)
-    y = y if io_dtype == torch.float32 else y.to(io_dtype)
     if out is not None:
         out.copy_(y)
         y = out

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..feature_map import FeatureMap
 from .attention import run
+from ._errors import value_error, unsupported, not_implemented
 
 _IDENTITY_MAPS = {}
 
@@ -36,10 +37,10 @@ def _check_varlen(q, initial_state, cu_seqlens):
     if cu_seqlens is None:
         return
     if q.shape[0] != 1:
-        raise ValueError(f"The batch size is expected to be 1 rather than {q.shape[0]} when using `cu_seqlens`. "
+        raise value_error(f"The batch size is expected to be 1 rather than {q.shape[0]} when using `cu_seqlens`. "
                          f"Please flatten variable-length inputs before processing.")
     if initial_state is not None and initial_state.shape[0] != len(cu_seqlens) - 1:
-        raise ValueError(f"The number of initial states is expected to be equal to the number of input sequences, "
+        raise value_error(f"The number of initial states is expected to be equal to the number of input sequences, "
                          f"i.e., {len(cu_seqlens) - 1} rather than {initial_state.shape[0]}.")
 
 
@@ -152,13 +153,13 @@ def chunk_simple_gla(q, k, v, g=None, g_gamma=None, scale=None, initial_state=No
     cu_seqlens_cpu (a host copy of cu_seqlens) is used when given; chunk_size only changes
     rounding. state_v_first: states are [N, H, V, K]."""
     if chunk_size is not None and chunk_size != 2 ** (chunk_size.bit_length() - 1):
-        raise ValueError(f"`chunk_size` must be a power of 2, got {chunk_size}.")
+        raise value_error(f"`chunk_size` must be a power of 2, got {chunk_size}.")
     _check_varlen(q, initial_state, cu_seqlens)
     log_decay = None if g is None else _head_log_decay(g, k.shape[-1])
     decay = None
     if g_gamma is not None:
         if isinstance(g_gamma, torch.Tensor) and g_gamma.requires_grad and torch.is_grad_enabled():
-            raise RuntimeError("chunk_simple_gla: libslay gives no gradient for g_gamma (a data-independent decay); "
+            raise unsupported("chunk_simple_gla: libslay gives no gradient for g_gamma (a data-independent decay); "
                                "pass it without requires_grad, or use g")
         decay = [math.exp(float(x)) for x in torch.as_tensor(g_gamma).detach().reshape(-1)]
     o, S, _ = _recurrence(q, k, v, scale, initial_state, output_final_state,
@@ -173,9 +174,9 @@ def chunk_gla(q, k, v, g, scale=None, initial_state=None, output_final_state=Fal
     ≤ 0), o_t = S_tᵀ(scale·q_t). state_v_first: states are [N, H, V, K]."""
     _check_varlen(q, initial_state, cu_seqlens)
     if not q.shape == k.shape == g.shape:
-        raise ValueError("q, k, g must have the same shape.")
+        raise value_error("q, k, g must have the same shape.")
     if v.shape[:3] != q.shape[:3]:
-        raise ValueError("v must be of shape (batch size, seq len, num of head, head dim).")
+        raise value_error("v must be of shape (batch size, seq len, num of head, head dim).")
     o, S, _ = _recurrence(q, k, v, scale, initial_state, output_final_state,
                           cu_seqlens if cu_seqlens_cpu is None else cu_seqlens_cpu,
                           state_v_first=state_v_first, log_decay=g)
@@ -188,7 +189,7 @@ def fused_recurrent_gla(q, k, v, gk=None, gv=None, scale=None, initial_state=Non
     [B, T, H, K] (None: no decay), also in reverse time order. The value-side gate gv (a decay per
     value channel) has no libslay form: it is refused with NotImplementedError."""
     if gv is not None:
-        raise NotImplementedError("fused_recurrent_gla: libslay decays the key channels of the state (gk); a "
+        raise not_implemented("fused_recurrent_gla: libslay decays the key channels of the state (gk); a "
                                   "value-channel gate gv is not supported")
     _check_varlen(q, initial_state, cu_seqlens)
     o, S, _ = _recurrence(q, k, v, scale, initial_state, output_final_state, cu_seqlens, reverse=reverse,
@@ -211,14 +212,14 @@ def _gated_delta_rule(q, k, v, g, beta, scale, initial_state, output_final_state
     """(o, S_T) of fla's gated delta rule with identity features:
     S_t = exp(g_t) S_{t−1} + k_t (β_t (v_t − (exp(g_t) S_{t−1})ᵀ k_t))ᵀ, o_t = S_tᵀ (scale·q_t)."""
     if q.shape[2] != k.shape[2]:
-        raise ValueError(f"q and k must have the same number of heads, but got q.shape[2]={q.shape[2]} and "
+        raise value_error(f"q and k must have the same number of heads, but got q.shape[2]={q.shape[2]} and "
                          f"k.shape[2]={k.shape[2]}")
     H, HV = q.shape[2], v.shape[2]
     if HV % H != 0:
-        raise ValueError(f"For GVA, num_v_heads (HV={HV}) must be evenly divisible by num_heads (H={H}), but got "
+        raise value_error(f"For GVA, num_v_heads (HV={HV}) must be evenly divisible by num_heads (H={H}), but got "
                          f"HV % H = {HV % H}")
     if allow_neg_eigval and not use_beta_sigmoid_in_kernel:
-        raise ValueError("`allow_neg_eigval=True` requires `use_beta_sigmoid_in_kernel=True`.")
+        raise value_error("`allow_neg_eigval=True` requires `use_beta_sigmoid_in_kernel=True`.")
     _check_varlen(q, initial_state, cu_seqlens)
     if scale is None:
         scale = k.shape[-1] ** -0.5
@@ -233,7 +234,7 @@ def _gated_delta_rule(q, k, v, g, beta, scale, initial_state, output_final_state
         beta = beta.sigmoid() * (2 if allow_neg_eigval else 1)
     if use_gate_in_kernel:
         if A_log is None:
-            raise ValueError("A_log must be provided when use_gate_in_kernel=True.")
+            raise value_error("A_log must be provided when use_gate_in_kernel=True.")
         g = g.float() if dt_bias is None else g.float() + dt_bias.float()
         g = -A_log.float().exp() * F.softplus(g)
     S0 = initial_state
@@ -260,9 +261,9 @@ def chunk_gated_delta_rule(q, k, v, g, beta, scale=None, initial_state=None, out
     computes g = −exp(A_log) · softplus(g + dt_bias). cu_seqlens_cpu, chunk_indices and chunk_size
     (fla's kernel tuning) change nothing but rounding; cp_context (context parallelism) is refused."""
     if cp_context is not None:
-        raise NotImplementedError("chunk_gated_delta_rule: context parallelism (cp_context) is not supported")
+        raise not_implemented("chunk_gated_delta_rule: context parallelism (cp_context) is not supported")
     if chunk_size not in (16, 32, 64):
-        raise ValueError(f"`chunk_size` must be 16, 32, or 64 for Gated Delta Rule, got {chunk_size}.")
+        raise value_error(f"`chunk_size` must be 16, 32, or 64 for Gated Delta Rule, got {chunk_size}.")
     return _gated_delta_rule(q, k, v, g, beta, scale, initial_state, output_final_state, use_qk_l2norm_in_kernel,
                              use_gate_in_kernel, A_log, dt_bias, use_beta_sigmoid_in_kernel, allow_neg_eigval,
                              state_v_first, cu_seqlens if cu_seqlens_cpu is None else cu_seqlens_cpu)
@@ -278,7 +279,7 @@ def fused_recurrent_gated_delta_rule(q, k, v, g=None, gk=None, gv=None, beta=Non
     delta-rule form in libslay (one g per token and head): they are refused with
     NotImplementedError."""
     if gk is not None or gv is not None:
-        raise NotImplementedError("fused_recurrent_gated_delta_rule: libslay's delta rule takes one log decay g per "
+        raise not_implemented("fused_recurrent_gated_delta_rule: libslay's delta rule takes one log decay g per "
                                   "token and head; per-channel gk / gv are not supported")
     return _gated_delta_rule(q, k, v, g, beta, scale, initial_state, output_final_state, use_qk_l2norm_in_kernel,
                              use_gate_in_kernel, A_log, dt_bias, use_beta_sigmoid_in_kernel, allow_neg_eigval,

@@ -92,17 +92,19 @@ class SlayAttention(nn.Module):
 
     def forward(self, q, k, v, causal=True, delta=1e-6, chunk_size=0, n_threads=1, initial_state=None,
                 output_final_state=False, cu_seqlens=None, denominator="add", normalize=True, decay=None,
-                log_decay=None, query_gate_logits=None, key_gate_logits=None):
+                log_decay=None, query_gate_logits=None, key_gate_logits=None, update="add", beta=None,
+                qk_l2norm=False, check_finite=False):
         """slay.torch.linear_attention(q, k, v, self.feature_map, ...) with every keyword (causal,
         delta, chunk_size, n_threads, initial_state, output_final_state, cu_seqlens, denominator,
-        normalize, decay, log_decay, query_gate_logits, key_gate_logits) as there; the output is
-        in the module's dtype, and learnable map parameters receive gradients."""
+        normalize, decay, log_decay, query_gate_logits, key_gate_logits, update, beta, qk_l2norm,
+        check_finite) as there; the output is in the module's dtype, and learnable map parameters
+        receive gradients."""
         check_tensor(q, "q")
         fm = self.feature_map
         params = [t if t.dtype == torch.float32 else t.float() for t in self._tensors()] if self.learnable else []
         y, S, z, positions = run(q, k, v, fm, causal, delta, chunk_size, n_threads, initial_state,
                                  output_final_state, cu_seqlens, denominator, normalize, decay, log_decay,
-                                 query_gate_logits, key_gate_logits, params)
+                                 query_gate_logits, key_gate_logits, params, update, beta, qk_l2norm, check_finite)
         y = y if self.io_dtype == torch.float32 else y.to(self.io_dtype)
         if not output_final_state:
             return y

@@ -3,6 +3,7 @@ import numpy as np
 import torch
 
 from ..state import State as _State
+from ..errors import error_for, INVALID_ARGUMENT
 
 
 def _numpy(value, dtype=np.float32):
@@ -10,7 +11,7 @@ def _numpy(value, dtype=np.float32):
         return None
     if isinstance(value, torch.Tensor):
         if value.device.type != "cpu":
-            raise ValueError("slay.torch.State: tensors must be on the CPU, got %s" % value.device)
+            raise error_for(INVALID_ARGUMENT, "slay.torch.State: tensors must be on the CPU, got %s" % value.device)
         value = value.detach()
         if value.is_floating_point():
             value = value.float()
@@ -52,18 +53,20 @@ class State(_State):
 
     def prefill(self, q, k, v, causal=True, delta=1e-6, chunk_size=0, n_threads=1, cu_seqlens=None, slots=None,
                 out=None, denominator="add", normalize=True, decay=None, log_decay=None, query_gate_logits=None,
-                key_gate_logits=None, gate_input=None, query_gate_weights=None, key_gate_weights=None):
+                key_gate_logits=None, gate_input=None, query_gate_weights=None, key_gate_weights=None, update="add",
+                beta=None, qk_l2norm=False, check_finite=False):
         """slay.State.prefill with tensors (q may be None); returns a tensor or None. Every keyword
         (causal, delta, chunk_size, n_threads, cu_seqlens, slots, out, denominator, normalize,
         decay, log_decay, query_gate_logits, key_gate_logits, gate_input, query_gate_weights,
-        key_gate_weights) as in slay.State.prefill."""
+        key_gate_weights, update, beta, qk_l2norm, check_finite) as in slay.State.prefill."""
         result = super().prefill(_numpy(q), _numpy(k), _numpy(v), causal=causal, delta=delta, chunk_size=chunk_size,
                                  n_threads=n_threads, cu_seqlens=_numpy(cu_seqlens, np.int64),
                                  slots=_numpy(slots, np.int64), out=_numpy(out), denominator=denominator,
                                  normalize=normalize, decay=decay, log_decay=_numpy(log_decay),
                                  query_gate_logits=_numpy(query_gate_logits), key_gate_logits=_numpy(key_gate_logits),
                                  gate_input=_numpy(gate_input), query_gate_weights=_numpy(query_gate_weights),
-                                 key_gate_weights=_numpy(key_gate_weights))
+                                 key_gate_weights=_numpy(key_gate_weights), update=update, beta=_numpy(beta),
+                                 qk_l2norm=qk_l2norm, check_finite=check_finite)
         return out if out is not None else _tensor(result)
 
     def query(self, q, delta=1e-6, chunk_size=0, n_threads=1, cu_seqlens=None, slots=None, out=None,
@@ -80,17 +83,19 @@ class State(_State):
 
     def step(self, q, k, v, delta=1e-6, n_threads=1, slots=None, out=None, denominator="add", normalize=True,
              decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None, gate_input=None,
-             query_gate_weights=None, key_gate_weights=None):
+             query_gate_weights=None, key_gate_weights=None, update="add", beta=None, qk_l2norm=False,
+             check_finite=False):
         """slay.State.step with tensors: q (N, Hq, d), k (N, H, d), v (N, H, dv) → (N, Hq, dv);
         every keyword (delta, n_threads, slots, out, denominator, normalize, decay, log_decay,
-        query_gate_logits, key_gate_logits, gate_input, query_gate_weights, key_gate_weights) as
-        in slay.State.step."""
+        query_gate_logits, key_gate_logits, gate_input, query_gate_weights, key_gate_weights,
+        update, beta, qk_l2norm, check_finite) as in slay.State.step."""
         result = super().step(_numpy(q), _numpy(k), _numpy(v), delta=delta, n_threads=n_threads,
                               slots=_numpy(slots, np.int64), out=_numpy(out), denominator=denominator,
                               normalize=normalize, decay=decay, log_decay=_numpy(log_decay),
                               query_gate_logits=_numpy(query_gate_logits), key_gate_logits=_numpy(key_gate_logits),
                               gate_input=_numpy(gate_input), query_gate_weights=_numpy(query_gate_weights),
-                              key_gate_weights=_numpy(key_gate_weights))
+                              key_gate_weights=_numpy(key_gate_weights), update=update, beta=_numpy(beta),
+                              qk_l2norm=qk_l2norm, check_finite=check_finite)
         return out if out is not None else _tensor(result)
 
     def copy(self):

@@ -13,7 +13,9 @@ What register() adds:
 - SlayCache, a transformers Cache whose layers hold one libslay State per layer (S, z per
   sequence): a decoding step costs O(1) in the context length. generate() builds it by itself for
   models whose attn_implementation is "slay" (it wraps GenerationMixin._prepare_cache_for_generation,
-  which otherwise builds a growing DynamicCache); a cache the user passes is used as given.
+  which otherwise builds a growing DynamicCache: transformers has no official hook for a cache class
+  per attention implementation, see _use_slay_cache_in_generate); a cache the user passes is used
+  as given. Beam search reorders the states (reorder_cache, batch_repeat_interleave).
   With a DynamicCache the backend still computes the right result, recomputing over all keys.
 
 A model pretrained with softmax attention computes different outputs after the swap: it needs
@@ -28,6 +30,8 @@ from transformers.generation.utils import GenerationMixin
 from transformers.masking_utils import AttentionMaskInterface
 
 from ..feature_map import FeatureMap
+from ..errors import error_for, INVALID_ARGUMENT
+from ._errors import value_error, unsupported
 from .attention import linear_attention
 from ._inputs import needs_grad
 from .state import State
@@ -66,7 +70,7 @@ def register(kind="slay", nodes=2, poly="anchor", poly_dim=8, prf_dim=8, eps=1e-
 def feature_map(head_dim, num_heads):
     """The registered map for layers of this head_dim and key/value head count (shared by them)."""
     if not _settings:
-        raise RuntimeError("slay.torch.transformers.register() has not been called")
+        raise error_for(INVALID_ARGUMENT, "slay.torch.transformers.register() has not been called")
     key = (int(head_dim), int(num_heads))
     if key not in _maps:
         _maps[key] = FeatureMap(head_dim=key[0], num_heads=key[1], **_settings["map"])
@@ -116,7 +120,7 @@ def slay_attention_forward(module, query, key, value, attention_mask, dropout=0.
     """transformers attention function: query [B, Hq, Tq, D], key / value [B, Hk, Tk, D] →
     ([B, Tq, Hq, Dv], None)."""
     if attention_mask is not None and attention_mask.dim() != 2:
-        raise ValueError("the slay attention backend takes 2-D padding masks; got a %d-D mask (a custom 4-D mask "
+        raise value_error("the slay attention backend takes 2-D padding masks; got a %d-D mask (a custom 4-D mask "
                          "cannot be applied to linear attention)" % attention_mask.dim())
     fm = feature_map(query.shape[-1], key.shape[1])
     q, k, v = query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)
@@ -188,7 +192,7 @@ class SlayCacheLayer(CacheLayerMixin):
             y = self._step(q, k, v, valid)
         else:
             if needs_grad(q, k, v) and self.state is not None:
-                raise RuntimeError("SlayCache: gradients do not flow through states kept between calls; "
+                raise unsupported("SlayCache: gradients do not flow through states kept between calls; "
                                    "train without a cache (use_cache=False)")
             y, state = _attend(q, k, v, fm, valid, self.state, True)
             state.tensors = None
@@ -245,7 +249,7 @@ class SlayCacheLayer(CacheLayerMixin):
             self._select(torch.arange(self.state.num_seqs)[indices].tolist())
 
     def crop(self, tokens_to_remove):
-        raise RuntimeError("SlayCache cannot be cropped: a recurrent state cannot forget tokens")
+        raise unsupported("SlayCache cannot be cropped: a recurrent state cannot forget tokens")
 
     def offload(self):
         pass
@@ -281,6 +285,16 @@ def _uses_slay(config):
 
 
 def _use_slay_cache_in_generate():
+    """Makes generate() build a SlayCache for "slay" models by wrapping
+    GenerationMixin._prepare_cache_for_generation. transformers 5 (checked against 5.24) has no
+    official hook for this: generate() picks its cache from generation_config.cache_implementation
+    (a closed list of names) or builds DynamicCache(config), whose layers come from
+    config.layer_types through DYNAMIC_LAYER_TYPE_MAPPING. A CacheLayerMixin subclass registers a
+    layer type by its `_layer_type` (SlayCacheLayer does: "slay"), but config validation accepts
+    only transformers' own layer-type names (ALLOWED_LAYER_TYPES), Llama's and GPT-2's configs carry
+    no layer_types, and neither AttentionInterface nor AttentionMaskInterface functions see the
+    cache. The wrapper runs transformers' own choice first and swaps only a DynamicCache that it
+    built itself (not user-defined) for a model whose attn_implementation is "slay"."""
     global _original_prepare_cache
     if _original_prepare_cache is not None:
         return
