@@ -197,84 +197,27 @@ public enum DecodeRows {
                                                   _ column: Int, _ firstHead: Int, update: Bool, scaled: Bool) {
         let (vectors, heads) = (S.vectors, S.heads)
         let zero = SIMD8<Float>()
-        // Accumulator (h, w) is acc[h · vectors + w]; named so they can live in registers.
-        var acc0 = zero, acc1 = zero, acc2 = zero, acc3 = zero, acc4 = zero, acc5 = zero, acc6 = zero, acc7 = zero
-        let q = plan.queries + firstHead * plan.queryStride
-        let qs = plan.queryStride
-        let scales = plan.stateScales ?? plan.keyScales
-        let scaleStride = plan.stateScaleStride
         let value = plan.value + column
-        var (v0, v1) = vectors > 1 ? C.permute16(F32Codec.load8(value), F32Codec.load8(value + 8)) : (F32Codec.load8(value), zero)
-        var (v2, v3) = vectors > 2 ? C.permute16(F32Codec.load8(value + 16), F32Codec.load8(value + 24)) : (zero, zero)
-        var (v4, v5) = vectors > 4 ? C.permute16(F32Codec.load8(value + 32), F32Codec.load8(value + 40)) : (zero, zero)
-        var (v6, v7) = vectors > 4 ? C.permute16(F32Codec.load8(value + 48), F32Codec.load8(value + 56)) : (zero, zero)
-        if !update { (v0, v1, v2, v3, v4, v5, v6, v7) = (zero, zero, zero, zero, zero, zero, zero, zero) }
-        let rowBytes = plan.rowStride * C.stride
-        let e = 8 * C.stride
-        var row = state + column * C.stride
-        // The updating pass streams the block from memory (batches whose states exceed the
-        // caches): request the row about 2 KiB of block ahead, so the loads find it on its way.
-        // Half-precision rows are half as long, so they look twice as many rows ahead.
-        let blockBytes = vectors * e
-        let ahead = Swift.max(1, 2048 / blockBytes)
-        for f in 0..<plan.rows {
-            if update && f + ahead < plan.rows {
-                let next = row + ahead * rowBytes
-                var offset = 0
-                while offset < blockBytes {
-                    slaycpu_prefetch(next + offset)
-                    offset += 64
-                }
+        var v = InlineArray<8, SIMD8<Float>>(repeating: zero)
+        if vectors == 1 {
+            v[0] = F32Codec.load8(value)
+        } else {
+            for pair in stride(from: 0, to: vectors, by: 2) {
+                (v[pair], v[pair + 1]) = C.permute16(F32Codec.load8(value + 8 * pair), F32Codec.load8(value + 8 * pair + 8))
             }
-            var s0 = zero, s1 = zero, s2 = zero, s3 = zero, s4 = zero, s5 = zero, s6 = zero, s7 = zero
-            if vectors == 1 { s0 = C.load8(row) } else { (s0, s1) = C.load16(row) }
-            if vectors > 2 { (s2, s3) = C.load16(row + 2 * e) }
-            if vectors > 4 { (s4, s5) = C.load16(row + 4 * e); (s6, s7) = C.load16(row + 6 * e) }
-            if update {
-                let b = SIMD8<Float>(repeating: plan.keyScales[f])
-                if scaled {
-                    let a = SIMD8<Float>(repeating: scales[f * scaleStride])
-                    s0 = fma(a, s0, b * v0); s1 = fma(a, s1, b * v1); s2 = fma(a, s2, b * v2); s3 = fma(a, s3, b * v3)
-                    s4 = fma(a, s4, b * v4); s5 = fma(a, s5, b * v5); s6 = fma(a, s6, b * v6); s7 = fma(a, s7, b * v7)
-                } else {
-                    s0 = fma(b, v0, s0); s1 = fma(b, v1, s1); s2 = fma(b, v2, s2); s3 = fma(b, v3, s3)
-                    s4 = fma(b, v4, s4); s5 = fma(b, v5, s5); s6 = fma(b, v6, s6); s7 = fma(b, v7, s7)
-                }
-                // The heads read the row as stored (rounded, for half precision), like later passes.
-                if vectors == 1 { s0 = C.storeRounded(s0, row) } else { (s0, s1) = C.storeRounded16(s0, s1, row) }
-                if vectors > 2 { (s2, s3) = C.storeRounded16(s2, s3, row + 2 * e) }
-                if vectors > 4 {
-                    (s4, s5) = C.storeRounded16(s4, s5, row + 4 * e)
-                    (s6, s7) = C.storeRounded16(s6, s7, row + 6 * e)
-                }
-            }
-            if vectors == 8 {
-                let w = SIMD8<Float>(repeating: q[f])
-                acc0 = fma(w, s0, acc0); acc1 = fma(w, s1, acc1); acc2 = fma(w, s2, acc2); acc3 = fma(w, s3, acc3)
-                acc4 = fma(w, s4, acc4); acc5 = fma(w, s5, acc5); acc6 = fma(w, s6, acc6); acc7 = fma(w, s7, acc7)
-            } else if vectors == 4 {
-                let w0 = SIMD8<Float>(repeating: q[f])
-                acc0 = fma(w0, s0, acc0); acc1 = fma(w0, s1, acc1); acc2 = fma(w0, s2, acc2); acc3 = fma(w0, s3, acc3)
-                if heads > 1 {
-                    let w1 = SIMD8<Float>(repeating: q[qs + f])
-                    acc4 = fma(w1, s0, acc4); acc5 = fma(w1, s1, acc5); acc6 = fma(w1, s2, acc6); acc7 = fma(w1, s3, acc7)
-                }
-            } else if vectors == 2 {
-                let w0 = SIMD8<Float>(repeating: q[f])
-                acc0 = fma(w0, s0, acc0); acc1 = fma(w0, s1, acc1)
-                if heads > 1 { let w = SIMD8<Float>(repeating: q[qs + f]); acc2 = fma(w, s0, acc2); acc3 = fma(w, s1, acc3) }
-                if heads > 2 { let w = SIMD8<Float>(repeating: q[2 * qs + f]); acc4 = fma(w, s0, acc4); acc5 = fma(w, s1, acc5) }
-                if heads > 3 { let w = SIMD8<Float>(repeating: q[3 * qs + f]); acc6 = fma(w, s0, acc6); acc7 = fma(w, s1, acc7) }
-            } else {
-                acc0 = fma(SIMD8<Float>(repeating: q[f]), s0, acc0)
-                if heads > 1 { acc1 = fma(SIMD8<Float>(repeating: q[qs + f]), s0, acc1) }
-                if heads > 2 { acc2 = fma(SIMD8<Float>(repeating: q[2 * qs + f]), s0, acc2) }
-                if heads > 3 { acc3 = fma(SIMD8<Float>(repeating: q[3 * qs + f]), s0, acc3) }
-            }
-            row += rowBytes
         }
+        // One loop per update kind, so each loop body is straight-line code with no flag tests
+        // and the accumulators keep their registers from one row to the next.
+        let sums: InlineArray<8, SIMD8<Float>>
+        if !update {
+            sums = rows(C.self, S.self, ReadOnly.self, state, plan, column, firstHead, v)
+        } else if scaled {
+            sums = rows(C.self, S.self, ScaledUpdate.self, state, plan, column, firstHead, v)
+        } else {
+            sums = rows(C.self, S.self, AddUpdate.self, state, plan, column, firstHead, v)
+        }
+        var accumulators = sums
         let out = plan.outputs + firstHead * plan.columns + column
-        var accumulators = [acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7] as InlineArray<8, SIMD8<Float>>
         if vectors > 1 {
             for pair in stride(from: 0, to: heads * vectors, by: 2) {
                 (accumulators[pair], accumulators[pair + 1]) = C.unpermute16(accumulators[pair], accumulators[pair + 1])
@@ -283,6 +226,95 @@ public enum DecodeRows {
         for h in 0..<heads {
             for w in 0..<vectors { F32Codec.store8(accumulators[h * vectors + w], out + h * plan.columns + 8 * w) }
         }
+    }
+
+    /// The row loop of `block` for one update kind U. Each vector (pair) of a row is loaded,
+    /// updated, stored and read out before the next is loaded, so a row needs only the
+    /// accumulators, two broadcasts and one pair of registers (v is read from L1 by the FMAs).
+    @inline(__always)
+    static func rows<C: RowCodec, S: BlockShape, U: RowUpdate>(_: C.Type, _: S.Type, _: U.Type,
+                                                               _ state: UnsafeMutableRawPointer, _ plan: Plan,
+                                                               _ column: Int, _ firstHead: Int,
+                                                               _ v: InlineArray<8, SIMD8<Float>>) -> InlineArray<8, SIMD8<Float>> {
+        let (vectors, heads) = (S.vectors, S.heads)
+        let zero = SIMD8<Float>()
+        // Accumulator (h, w) is acc[h · vectors + w]; named so they can live in registers.
+        var acc0 = zero, acc1 = zero, acc2 = zero, acc3 = zero, acc4 = zero, acc5 = zero, acc6 = zero, acc7 = zero
+        let (v0, v1, v2, v3, v4, v5, v6, v7) = (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7])
+        let q = plan.queries + firstHead * plan.queryStride
+        let qs = plan.queryStride
+        let scales = plan.stateScales ?? plan.keyScales
+        let scaleStride = plan.stateScaleStride
+        let keyScales = plan.keyScales
+        let rowBytes = plan.rowStride * C.stride
+        let e = 8 * C.stride
+        var row = state + column * C.stride
+        // The updating pass streams the block from memory (batches whose states exceed the
+        // caches): request the row about 2 KiB of block ahead, so the loads find it on its way.
+        // Half-precision rows are half as long, so they look twice as many rows ahead.
+        let blockBytes = vectors * e
+        let ahead = Swift.max(1, 2048 / blockBytes)
+        let prefetchRows = U.updates ? Swift.max(0, plan.rows &- ahead) : 0
+        let aheadBytes = ahead &* rowBytes
+        for f in 0..<plan.rows {
+            if f < prefetchRows {
+                let next = row + aheadBytes
+                var offset = 0
+                while offset < blockBytes {
+                    slaycpu_prefetch(next + offset)
+                    offset &+= 64
+                }
+            }
+            let a = U.scales ? SIMD8<Float>(repeating: scales[f &* scaleStride]) : zero
+            let b = U.updates ? SIMD8<Float>(repeating: keyScales[f]) : zero
+            // Heads read the row as stored (rounded, for half precision), like later passes.
+            @inline(__always) func pair(_ offset: Int, _ va: SIMD8<Float>, _ vb: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+                var (x, y) = C.load16(row + offset)
+                guard U.updates else { return (x, y) }
+                (x, y) = (U.apply(x, a, b, va), U.apply(y, a, b, vb))
+                return C.storeRounded16(x, y, row + offset)
+            }
+            @inline(__always) func single(_ va: SIMD8<Float>) -> SIMD8<Float> {
+                let x = C.load8(row)
+                guard U.updates else { return x }
+                return C.storeRounded(U.apply(x, a, b, va), row)
+            }
+            if vectors == 8 {
+                let w = SIMD8<Float>(repeating: q[f])
+                let (s0, s1) = pair(0, v0, v1)
+                acc0 = fma(w, s0, acc0); acc1 = fma(w, s1, acc1)
+                let (s2, s3) = pair(2 * e, v2, v3)
+                acc2 = fma(w, s2, acc2); acc3 = fma(w, s3, acc3)
+                let (s4, s5) = pair(4 * e, v4, v5)
+                acc4 = fma(w, s4, acc4); acc5 = fma(w, s5, acc5)
+                let (s6, s7) = pair(6 * e, v6, v7)
+                acc6 = fma(w, s6, acc6); acc7 = fma(w, s7, acc7)
+            } else if vectors == 4 {
+                let (s0, s1) = pair(0, v0, v1)
+                let (s2, s3) = pair(2 * e, v2, v3)
+                let w0 = SIMD8<Float>(repeating: q[f])
+                acc0 = fma(w0, s0, acc0); acc1 = fma(w0, s1, acc1); acc2 = fma(w0, s2, acc2); acc3 = fma(w0, s3, acc3)
+                if heads > 1 {
+                    let w1 = SIMD8<Float>(repeating: q[qs &+ f])
+                    acc4 = fma(w1, s0, acc4); acc5 = fma(w1, s1, acc5); acc6 = fma(w1, s2, acc6); acc7 = fma(w1, s3, acc7)
+                }
+            } else if vectors == 2 {
+                let (s0, s1) = pair(0, v0, v1)
+                let w0 = SIMD8<Float>(repeating: q[f])
+                acc0 = fma(w0, s0, acc0); acc1 = fma(w0, s1, acc1)
+                if heads > 1 { let w = SIMD8<Float>(repeating: q[qs &+ f]); acc2 = fma(w, s0, acc2); acc3 = fma(w, s1, acc3) }
+                if heads > 2 { let w = SIMD8<Float>(repeating: q[2 &* qs &+ f]); acc4 = fma(w, s0, acc4); acc5 = fma(w, s1, acc5) }
+                if heads > 3 { let w = SIMD8<Float>(repeating: q[3 &* qs &+ f]); acc6 = fma(w, s0, acc6); acc7 = fma(w, s1, acc7) }
+            } else {
+                let s0 = single(v0)
+                acc0 = fma(SIMD8<Float>(repeating: q[f]), s0, acc0)
+                if heads > 1 { acc1 = fma(SIMD8<Float>(repeating: q[qs &+ f]), s0, acc1) }
+                if heads > 2 { acc2 = fma(SIMD8<Float>(repeating: q[2 &* qs &+ f]), s0, acc2) }
+                if heads > 3 { acc3 = fma(SIMD8<Float>(repeating: q[3 &* qs &+ f]), s0, acc3) }
+            }
+            row += rowBytes
+        }
+        return [acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7]
     }
 
     /// Columns [from, to) (fewer than 8 at the right edge) one element at a time, update and every
@@ -307,6 +339,33 @@ public enum DecodeRows {
                 element += plan.rowStride * C.stride
             }
         }
+    }
+}
+
+/// How DecodeRows.rows changes a state row s before reading it out, as a type so that each
+/// row loop is compiled for one kind: not at all (later head sets), s + b·v, or a·s + b·v.
+protocol RowUpdate {
+    static var updates: Bool { get }
+    static var scales: Bool { get }
+    static func apply(_ s: SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float>
+}
+enum ReadOnly: RowUpdate {
+    static var updates: Bool { false }
+    static var scales: Bool { false }
+    @inline(__always) static func apply(_ s: SIMD8<Float>, _: SIMD8<Float>, _: SIMD8<Float>, _: SIMD8<Float>) -> SIMD8<Float> { s }
+}
+enum AddUpdate: RowUpdate {
+    static var updates: Bool { true }
+    static var scales: Bool { false }
+    @inline(__always) static func apply(_ s: SIMD8<Float>, _: SIMD8<Float>, _ b: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
+        DecodeRows.fma(b, v, s)
+    }
+}
+enum ScaledUpdate: RowUpdate {
+    static var updates: Bool { true }
+    static var scales: Bool { true }
+    @inline(__always) static func apply(_ s: SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
+        DecodeRows.fma(a, s, b * v)
     }
 }
 

@@ -155,7 +155,7 @@ public enum PackedGemm {
         storeRow(c30, c31, row: 3, c: c, ldc: ldc, rows: rows, columns: nr, accumulate: accumulate)
     }
 
-    /// Each row of C in column blocks of up to 32 floats whose sums stay in registers across k
+    /// Each row of C in column blocks of up to 16 floats whose sums stay in registers across k
     /// (accumulating through memory made every step wait for the previous store).
     static func rowsTimesMatrix(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rowStrideA: Int, columnStrideA: Int,
                                 b: UnsafePointer<Float>, rowStrideB: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
@@ -164,12 +164,10 @@ public enum PackedGemm {
             let row = c + i * ldc
             let x = a + i * rowStrideA
             var j = 0
-            while j + 32 <= n {
-                rowBlock(k: k, x: x, columnStrideA: columnStrideA, b: b + j, rowStrideB: rowStrideB, c: row + j,
-                         vectors: 4, accumulate: accumulate)
-                j += 32
-            }
-            if j + 16 <= n {
+            // Blocks of at most 16 columns, so every column is summed in the same 4 chains
+            // whatever the width of the call (a call on part of the columns gives bitwise the
+            // same columns: the engine splits value columns between threads).
+            while j + 16 <= n {
                 rowBlock(k: k, x: x, columnStrideA: columnStrideA, b: b + j, rowStrideB: rowStrideB, c: row + j,
                          vectors: 2, accumulate: accumulate)
                 j += 16
@@ -188,35 +186,44 @@ public enum PackedGemm {
         }
     }
 
-    /// c[0 ..< 8·vectors] (+)= Σ_p x[p]·B[p, 0 ..< 8·vectors], the sums in registers: even and odd
-    /// p in separate accumulators, so 2·vectors independent chains hide the FMA latency.
+    /// c[0 ..< 8·vectors] (+)= Σ_p x[p]·B[p, 0 ..< 8·vectors] for 1 or 2 vectors, the sums in
+    /// registers: p is split over 4 accumulators per vector (p mod 4), so up to 8 independent
+    /// chains hide the FMA latency, and they are added in a fixed order.
     @inline(__always)
     static func rowBlock(k: Int, x: UnsafePointer<Float>, columnStrideA: Int, b: UnsafePointer<Float>, rowStrideB: Int,
                          c: UnsafeMutablePointer<Float>, vectors: Int, accumulate: Bool) {
-        var even = InlineArray<4, SIMD8<Float>>(repeating: SIMD8<Float>())
-        var odd = InlineArray<4, SIMD8<Float>>(repeating: SIMD8<Float>())
+        let chains = 4
+        // Accumulator (chain, w) is sums[chain · vectors + w].
+        var sums = InlineArray<8, SIMD8<Float>>(repeating: SIMD8<Float>())
         if accumulate {
-            for w in 0..<vectors { even[w] = load8(c + 8 * w) }
+            for w in 0..<vectors { sums[w] = load8(c + 8 * w) }
         }
         var bp = b
         var xp = x
         var p = 0
-        while p + 2 <= k {
-            let x0 = SIMD8<Float>(repeating: xp.pointee)
-            let x1 = SIMD8<Float>(repeating: xp[columnStrideA])
-            for w in 0..<vectors {
-                even[w] = multiplyAdd(x0, load8(bp + 8 * w), even[w])
-                odd[w] = multiplyAdd(x1, load8(bp + rowStrideB + 8 * w), odd[w])
+        while p + chains <= k {
+            for chain in 0..<chains {
+                let xc = SIMD8<Float>(repeating: xp[chain * columnStrideA])
+                for w in 0..<vectors {
+                    sums[chain * vectors + w] = multiplyAdd(xc, load8(bp + chain * rowStrideB + 8 * w), sums[chain * vectors + w])
+                }
             }
-            bp += 2 * rowStrideB
-            xp += 2 * columnStrideA
-            p += 2
+            bp += chains * rowStrideB
+            xp += chains * columnStrideA
+            p += chains
         }
-        if p < k {
-            let x0 = SIMD8<Float>(repeating: xp.pointee)
-            for w in 0..<vectors { even[w] = multiplyAdd(x0, load8(bp + 8 * w), even[w]) }
+        var chain = 0
+        while p < k {
+            let xc = SIMD8<Float>(repeating: xp.pointee)
+            for w in 0..<vectors { sums[chain * vectors + w] = multiplyAdd(xc, load8(bp + 8 * w), sums[chain * vectors + w]) }
+            bp += rowStrideB
+            xp += columnStrideA
+            p += 1
+            chain += 1
         }
-        for w in 0..<vectors { store8(even[w] + odd[w], c + 8 * w) }
+        for w in 0..<vectors {
+            store8((sums[w] + sums[vectors + w]) + (sums[2 * vectors + w] + sums[3 * vectors + w]), c + 8 * w)
+        }
     }
 
     /// a·b + c, fused on AVX2/FMA (the baseline build has no FMA instruction).

@@ -48,6 +48,10 @@ public protocol FeatureMap: AnyObject, Sendable {
     func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
                   output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>)
 
+    /// True when query and key rows get the same features (the role is ignored), so a decode
+    /// step can map its key and query rows in one call.
+    var rolesShareFeatures: Bool { get }
+
     /// True when features depend on the token position (cosFormer). Such maps cannot be used by
     /// partitioned state calls, whose shares could not agree on the slots' positions.
     var needsPositions: Bool { get }
@@ -65,6 +69,7 @@ extension FeatureMap {
     public func parameterValues(_ name: String) -> [Float]? { parameter(name).map { Array($0) } }
 
     public var needsPositions: Bool { false }
+    public var rolesShareFeatures: Bool { false }
     public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int, firstPosition: Int,
                          output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         features(role: role, head: head, input: input, rows: rows, output: output, scratch: scratch)

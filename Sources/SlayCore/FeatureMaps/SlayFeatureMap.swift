@@ -40,6 +40,8 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     public var headDim: Int { configuration.headDim }
     public var numHeads: Int { configuration.numHeads }
     public var featureDim: Int { configuration.nodes * polynomial.width * configuration.prfDim }
+    /// Ψ is one function of û whichever side it maps.
+    public var rolesShareFeatures: Bool { true }
     /// The PRF factor is > 0, so the sign of the features is the polynomial's.
     public var isPositive: Bool { polynomial.isPositive }
 
@@ -179,12 +181,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
             let row = output + i * m
             let polyRow = poly + i * pf
             for r in 0..<nodes {
-                let prfRow = prf + (i * nodes + r) * mm
-                for p in 0..<pf {
-                    let value = polyRow[p]
-                    let target = row + (r * pf + p) * mm
-                    for j in 0..<mm { target[j] = value * prfRow[j] }
-                }
+                VectorMath.outer(polyRow, count: pf, prf + (i * nodes + r) * mm, width: mm, output: row + r * pf * mm)
             }
         }
     }

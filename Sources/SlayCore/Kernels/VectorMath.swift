@@ -16,4 +16,14 @@ public enum VectorMath {
                                                     output: output)
         }
     }
+
+    /// output[p·width + j] = scales[p] · row[j] (VectorProducts.outer).
+    @inline(__always)
+    public static func outer(_ scales: UnsafePointer<Float>, count: Int, _ row: UnsafePointer<Float>, width: Int,
+                             output: UnsafeMutablePointer<Float>) {
+        switch KernelVariant.active {
+        case .avx2: SlayKernelsAVX2.VectorProducts.outer(scales, count: count, row, width: width, output: output)
+        case .portable: SlayKernels.VectorProducts.outer(scales, count: count, row, width: width, output: output)
+        }
+    }
 }
