@@ -279,7 +279,7 @@ public enum DecodeRows {
                 guard U.updates else { return x }
                 return C.storeRounded(U.apply(x, a, b, va), row)
             }
-            if vectors == 8 {
+            if vectors == 8 && C.stride == 4 {
                 let w = SIMD8<Float>(repeating: q[f])
                 let (s0, s1) = pair(0, v0, v1)
                 acc0 = fma(w, s0, acc0); acc1 = fma(w, s1, acc1)
@@ -289,6 +289,17 @@ public enum DecodeRows {
                 acc4 = fma(w, s4, acc4); acc5 = fma(w, s5, acc5)
                 let (s6, s7) = pair(6 * e, v6, v7)
                 acc6 = fma(w, s6, acc6); acc7 = fma(w, s7, acc7)
+            } else if vectors == 8 {
+                // Half-precision rows: the conversions' constants leave too few registers to
+                // interleave, so the row is loaded, updated and stored before the heads read it
+                // (measured: 10% faster for bf16, 30% slower for fp32).
+                let (s0, s1) = pair(0, v0, v1)
+                let (s2, s3) = pair(2 * e, v2, v3)
+                let (s4, s5) = pair(4 * e, v4, v5)
+                let (s6, s7) = pair(6 * e, v6, v7)
+                let w = SIMD8<Float>(repeating: q[f])
+                acc0 = fma(w, s0, acc0); acc1 = fma(w, s1, acc1); acc2 = fma(w, s2, acc2); acc3 = fma(w, s3, acc3)
+                acc4 = fma(w, s4, acc4); acc5 = fma(w, s5, acc5); acc6 = fma(w, s6, acc6); acc7 = fma(w, s7, acc7)
             } else if vectors == 4 {
                 let (s0, s1) = pair(0, v0, v1)
                 let (s2, s3) = pair(2 * e, v2, v3)
