@@ -8,8 +8,7 @@ public enum VectorProducts {
     /// product, each element one fp32 product (bitwise the same in both builds).
     public static func outer(_ scales: UnsafePointer<Float>, count: Int, _ row: UnsafePointer<Float>, width: Int,
                              output: UnsafeMutablePointer<Float>) {
-        let vectors = width / 8
-        if vectors == 2 {
+        if width == 16 {
             // The SLAY default (M = 16): both vectors of the row stay in registers.
             let (r0, r1) = (load8(row), load8(row + 8))
             for p in 0..<count {
@@ -32,6 +31,46 @@ public enum VectorProducts {
                 j += 1
             }
         }
+    }
+
+    /// û = x/‖x‖ for `rows` rows of `width` floats, the norm in double (huge inputs do not
+    /// overflow, tiny ones do not underflow); a zero row maps to 0 and a row with NaN or inf stays
+    /// non-finite. The squares are summed in 8 double lanes (two vectors of 4), then the lanes and
+    /// the tail in a fixed order, so both builds give the same bits.
+    public static func unitRows(_ input: UnsafePointer<Float>, rows: Int, width: Int, into units: UnsafeMutablePointer<Float>) {
+        for i in 0..<rows {
+            let x = input + i * width
+            var low = SIMD4<Double>(), high = SIMD4<Double>()
+            var j = 0
+            while j + 8 <= width {
+                let a = SIMD4<Double>(load4(x + j)), b = SIMD4<Double>(load4(x + j + 4))
+                low += a * a
+                high += b * b
+                j += 8
+            }
+            let lanes = low + high
+            var sumSquares = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+            while j < width { let v = Double(x[j]); sumSquares += v * v; j += 1 }
+            let norm = sumSquares.squareRoot()
+            let inverse = norm > 0 ? 1 / norm : 0
+            let target = units + i * width
+            j = 0
+            while j + 4 <= width {
+                storeBytes(SIMD4<Float>(SIMD4<Double>(load4(x + j)) * inverse), target + j)
+                j += 4
+            }
+            while j < width { target[j] = Float(Double(x[j]) * inverse); j += 1 }
+        }
+    }
+
+    @inline(__always)
+    static func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+    }
+
+    @inline(__always)
+    static func storeBytes(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
     }
 
     @inline(__always)

@@ -26,4 +26,13 @@ public enum VectorMath {
         case .portable: SlayKernels.VectorProducts.outer(scales, count: count, row, width: width, output: output)
         }
     }
+
+    /// û = x/‖x‖ per row, the norm in double (VectorProducts.unitRows).
+    @inline(__always)
+    public static func unitRows(_ input: UnsafePointer<Float>, rows: Int, width: Int, into units: UnsafeMutablePointer<Float>) {
+        switch KernelVariant.active {
+        case .avx2: SlayKernelsAVX2.VectorProducts.unitRows(input, rows: rows, width: width, into: units)
+        case .portable: SlayKernels.VectorProducts.unitRows(input, rows: rows, width: width, into: units)
+        }
+    }
 }
