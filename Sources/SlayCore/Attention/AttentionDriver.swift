@@ -69,11 +69,8 @@ public struct AttentionCall: @unchecked Sendable {
     /// The caller's options, with the token tensors this mode does not read cleared and log_decay
     /// in its canonical [B, T, Hk, m] view (a per-head tensor broadcast over m).
     let options: LinearAttentionOptions
-    /// True when options.logDecay came per head ([B, T, Hk]).
-    let perHeadDecay: Bool
     let form: RecurrenceForm.Type
     private(set) var layout: WorkspaceLayout
-    let delta: Float
     /// Token position of each span's first row, for maps that need positions: the slot's
     /// position before the call (read here, before any share updates it); nil when all are 0.
     let origins: HeapArray<Int>?
@@ -87,18 +84,8 @@ public struct AttentionCall: @unchecked Sendable {
             options.keyGateLogits = nil
             options.beta = nil
         }
-        guard !options.decay.isActive || mode != .bidirectional else {
-            throw SlayError.invalid("decay needs causal attention (set causal = 1)")
-        }
-        try options.decay.validate(heads: map.numHeads)
-        let tokens = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode)
-        options.logDecay = tokens.logDecay
-        self.perHeadDecay = tokens.perHead
-        let form = AttentionForms.form(map: map, options: options)
-        try form.check(map: map, options: options, mode: mode)
-        if options.checkFinite {
-            for (name, view) in [("q", q), ("k", k), ("v", v)] { if let view { try TokenTensors.checkFinite(view, name) } }
-        }
+        options.logDecay = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode).logDecay
+        let form = try AttentionForms.select(map: map, options: options, mode: mode, q: q, k: k, v: v)
         self.map = map
         self.q = q
         self.k = k
@@ -112,7 +99,6 @@ public struct AttentionCall: @unchecked Sendable {
         self.mode = mode
         self.options = options
         self.form = form
-        self.delta = Float(options.delta)
         var longest = spans.isEmpty ? 1 : 0
         for span in spans { longest = max(longest, span.length) }
         let chunk = max(options.chunk(form: form, length: longest), 1)
@@ -295,30 +281,31 @@ public struct AttentionCall: @unchecked Sendable {
         }
     }
 
-    /// The chunk's outputs of `queryHead` into `out`: num / (den + δ) (clamp: / max(den, δ)), or
-    /// num alone when not normalising. Forms with frames keep row i scaled by e^{−r_i}: δ moves
-    /// into that frame (δ·e^{−r_i}) and unnormalised rows are scaled back by e^{r_i}, both in
-    /// double (a frame beyond fp32 range rounds to 0 or inf, as the exact result would).
+    /// The chunk's outputs of `queryHead` into `out`, scaled by options.outputScale.
     func store(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows) {
-        let (w, columns) = (task.w, task.columns)
-        let width = columns.count
-        let out = self.out!
-        let base = task.span.batch * out.steps[0] + queryHead * out.steps[2] + columns.lowerBound * out.steps[3]
-        let (rowStride, columnStride) = (out.steps[1], out.steps[3])
-        let (normalize, framed, denominator) = (options.normalize, form.usesFrames, options.denominator)
+        let (w, width, out, framed) = (task.w, task.columns.count, self.out!, form.usesFrames)
+        let base = task.span.batch * out.steps[0] + queryHead * out.steps[2] + task.columns.lowerBound * out.steps[3]
         for i in 0..<chunk.rows {
-            let inverse: Float
-            if framed {
-                let r = Double(w.references[i])
-                inverse = normalize ? denominator.inverse(w.denominators[i], delta: delta == 0 ? 0 : Float(Double(delta) * exp(-r)))
-                                    : Float(exp(r))
-            } else {
-                inverse = normalize ? denominator.inverse(w.denominators[i], delta: delta) : 1
-            }
+            let scale = options.outputScale(denominator: w.denominators[i], reference: framed ? w.references[i] : nil)
             // Rounded to out's element type in the store (fp16 / bf16 outputs).
-            out.storeScaled(w.outputs + i * width, scale: inverse, count: width,
-                            at: base + (task.span.start + chunk.t0 + i) * rowStride, stride: columnStride)
+            out.storeScaled(w.outputs + i * width, scale: scale, count: width,
+                            at: base + (task.span.start + chunk.t0 + i) * out.steps[1], stride: out.steps[3])
         }
+    }
+}
+
+extension LinearAttentionOptions {
+    /// What an output row num (with denominator den) is multiplied by: 1 / (den + δ) (clamp:
+    /// 1 / max(den, δ)), or 1 when not normalising. Forms with frames keep the row scaled by
+    /// e^{−r} (`reference` r): δ moves into that frame (δ·e^{−r}) and unnormalised rows are scaled
+    /// back by e^{r}, both in double (a frame beyond fp32 range rounds to 0 or inf, as the exact
+    /// result would).
+    @inline(__always)
+    func outputScale(denominator den: Float, reference: Float?) -> Float {
+        let delta = Float(self.delta)
+        guard let reference else { return normalize ? denominator.inverse(den, delta: delta) : 1 }
+        let r = Double(reference)
+        return normalize ? denominator.inverse(den, delta: delta == 0 ? 0 : Float(Double(delta) * exp(-r))) : Float(exp(r))
     }
 }
 

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SlayKernels
 
 /// The chunk pieces forms share: loading rows and features, reading the state, the masked
 /// intra-chunk product and the additive state update. Each works on the task's block of value
@@ -208,5 +209,8 @@ enum ScalarDecay {
 
     /// e^{x} for x ≤ 0 (0 below the smallest normal float, the chunked forms' bound).
     @inline(__always)
-    static func weight(_ x: Float) -> Float { StepTokenInputs.alpha(min(x, 0)) }
+    static func weight(_ x: Float) -> Float {
+        let x = min(x, 0)
+        return x < SlayKernels.DecayKernels.underflow ? 0 : expf(x)
+    }
 }

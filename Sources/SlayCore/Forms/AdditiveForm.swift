@@ -119,21 +119,10 @@ enum AdditiveForm: RecurrenceForm {
     /// group reads the new rows, in one pass over S (the DecodeKernels row stream).
     static func step(_ task: StepTask) {
         task.features()
-        let (w, m, dv, group) = (task.w, task.map.featureDim, task.valueDim, task.group)
-        let gamma = task.options.decay[task.head]
-        var scales: UnsafePointer<Float>? = nil
-        if let g = task.tokens.logDecayRow(sequence: task.sequence, head: task.head) {
-            w.running[0] = StepTokenInputs.alpha(g[0] + task.options.decay.logarithm(head: task.head))
-            scales = UnsafePointer(w.running)
-        } else if gamma != 1 {
-            w.running[0] = gamma
-            scales = UnsafePointer(w.running)
-        }
-        DecodeKernels.normaliser(task.normaliser, storage: task.storage, rows: m, stateScales: scales, stateScaleStride: 0, keyScales: w.phiK,
-                                 queries: w.phiQ, queryStride: m, group: group, denominators: w.denominators)
-        DecodeKernels.additive(state: task.matrix, storage: task.storage, rows: m, columns: dv,
-                               rowStride: dv, stateScales: scales, stateScaleStride: 0, keyScales: w.phiK,
-                               value: w.valueRows, queries: w.phiQ, queryStride: m, group: group, outputs: w.outputs)
+        let w = task.w
+        w.running[0] = task.scalarDecay
+        let decays = task.options.logDecay != nil || w.running[0] != 1
+        task.additive(rows: task.map.featureDim, stateScales: decays ? w.running : nil, stride: 0, keyScales: w.phiK)
         task.store(framed: false)
     }
 }

@@ -162,13 +162,9 @@ enum DeltaRuleForm: RecurrenceForm {
     static func step(_ task: StepTask) {
         task.features()
         let (w, m, dv) = (task.w, task.map.featureDim, task.valueDim)
-        var alpha = task.options.decay[task.head]
-        if let g = task.tokens.logDecayRow(sequence: task.sequence, head: task.head) {
-            alpha = StepTokenInputs.alpha(g[0] + task.options.decay.logarithm(head: task.head))
-        }
-        let beta = task.tokens.betaValue(sequence: task.sequence, head: task.head)
+        let beta = task.options.beta.map { task.token($0) } ?? 1
         DecodeKernels.delta(state: task.matrix, storage: task.storage, rows: m, columns: dv, rowStride: dv,
-                            keys: w.phiK, alpha: alpha, beta: beta, value: w.valueRows, queries: w.phiQ, queryStride: m,
+                            keys: w.phiK, alpha: task.scalarDecay, beta: beta, value: w.valueRows, queries: w.phiQ, queryStride: m,
                             group: task.group, outputs: w.outputs, queryKey: w.formRows)
         task.store(framed: false)
     }

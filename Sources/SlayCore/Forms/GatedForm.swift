@@ -125,17 +125,12 @@ enum GatedForm: RecurrenceForm {
     /// S_f ← α_f γ S_f + φ(k)_f v, z alike, read out by every query head of the group: one pass.
     static func step(_ task: StepTask) {
         task.features()
-        let (w, m, dv, group) = (task.w, task.map.featureDim, task.valueDim, task.group)
-        let channels = task.tokens.logDecayRow(sequence: task.sequence, head: task.head)!
+        let (w, m, logDecay) = (task.w, task.map.featureDim, task.options.logDecay!)
         let logGamma = task.options.decay.logarithm(head: task.head)
         let scales = w.decayFactors
-        for f in 0..<m { scales[f] = channels[f] + logGamma }
+        for f in 0..<m { scales[f] = task.token(logDecay, channel: f) + logGamma }
         DecayMath.expNonPositive(scales, count: m, output: scales)
-        DecodeKernels.normaliser(task.normaliser, storage: task.storage, rows: m, stateScales: scales, stateScaleStride: 1, keyScales: w.phiK,
-                                 queries: w.phiQ, queryStride: m, group: group, denominators: w.denominators)
-        DecodeKernels.additive(state: task.matrix, storage: task.storage, rows: m, columns: dv,
-                               rowStride: dv, stateScales: scales, stateScaleStride: 1, keyScales: w.phiK,
-                               value: w.valueRows, queries: w.phiQ, queryStride: m, group: group, outputs: w.outputs)
+        task.additive(rows: m, stateScales: scales, stride: 1, keyScales: w.phiK)
         task.store(framed: false)
     }
 }

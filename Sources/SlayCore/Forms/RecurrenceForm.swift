@@ -64,6 +64,19 @@ enum AttentionForms {
         return AdditiveForm.self
     }
 
+    /// The form of a call, after its refusals and (check_finite) the finiteness of q, k and v.
+    static func select(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode,
+                       q: TensorView?, k: TensorView?, v: TensorView?) throws -> RecurrenceForm.Type {
+        let form = form(map: map, options: options)
+        try form.check(map: map, options: options, mode: mode)
+        if options.checkFinite {
+            if let q { try TokenTensors.checkFinite(q, "q") }
+            if let k { try TokenTensors.checkFinite(k, "k") }
+            if let v { try TokenTensors.checkFinite(v, "v") }
+        }
+        return form
+    }
+
     /// Whether states of `map` keep running maxima (for RecurrentState's storage).
     static func keepMaxima(_ map: FeatureMap) -> Bool {
         registered.contains { $0.keepsMaxima(map) }

@@ -247,14 +247,11 @@ enum RescaledExpForm: RecurrenceForm {
         task.gather()
         let (w, d, dv, group) = (task.w, task.map.headDim, task.valueDim, task.group)
         let mu = task.maxima!
-        let channels = task.tokens.logDecayRow(sequence: task.sequence, head: task.head)
-        let logGamma = task.options.decay.logarithm(head: task.head)
-        let keyGate = task.tokens.keyGate(sequence: task.sequence, head: task.head)
+        let (logDecay, logGamma) = (task.options.logDecay, task.options.decay.logarithm(head: task.head))
+        let keyGate = task.gate(task.options.keyGateLogits, head: task.head)
         let decayed = w.formKeys
-        for f in 0..<d {
-            decayed[f] = mu[f] + ((channels.map { $0[f] } ?? 0) + logGamma)
-        }
-        if channels == nil && logGamma == 0 { decayed.update(from: mu, count: d) }
+        for f in 0..<d { decayed[f] = mu[f] + ((logDecay.map { task.token($0, channel: f) } ?? 0) + logGamma) }
+        if logDecay == nil && logGamma == 0 { decayed.update(from: mu, count: d) }
         // Exponents −|b − μ̂| (0 where the factor is fixed below: an empty μ̂, or a key of −inf).
         let factors = w.phiK
         for f in 0..<d {
@@ -287,14 +284,10 @@ enum RescaledExpForm: RecurrenceForm {
                 mu[f] = m
             }
         }
-        DecodeKernels.normaliser(task.normaliser, storage: task.storage, rows: d, stateScales: factors, stateScaleStride: 1, keyScales: keyScales,
-                                 queries: w.phiQ, queryStride: d, group: group, denominators: w.denominators)
-        DecodeKernels.additive(state: task.matrix, storage: task.storage, rows: d, columns: dv,
-                               rowStride: dv, stateScales: factors, stateScaleStride: 1, keyScales: keyScales,
-                               value: w.valueRows, queries: w.phiQ, queryStride: d, group: group, outputs: w.outputs)
-        if task.tokens.queryGates != nil {
+        task.additive(rows: d, stateScales: factors, stride: 1, keyScales: keyScales)
+        if let gates = task.options.queryGateLogits {
             for g in 0..<group {
-                let gate = task.tokens.queryGate(sequence: task.sequence, queryHead: task.head * group + g)
+                let gate = task.gate(gates, head: task.head * group + g)
                 for j in 0..<dv { w.outputs[g * dv + j] *= gate }
                 w.denominators[g] *= gate
             }
