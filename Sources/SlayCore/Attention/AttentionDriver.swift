@@ -70,6 +70,8 @@ public struct AttentionCall: @unchecked Sendable {
     /// in its canonical [B, T, Hk, m] view (a per-head tensor broadcast over m).
     let options: LinearAttentionOptions
     let form: RecurrenceForm.Type
+    /// form.keepsMaxima(map): outputs in frames, no column blocks.
+    let framed: Bool
     private(set) var layout: WorkspaceLayout
     /// Token position of each span's first row, for maps that need positions: the slot's
     /// position before the call (read here, before any share updates it); nil when all are 0.
@@ -99,6 +101,7 @@ public struct AttentionCall: @unchecked Sendable {
         self.mode = mode
         self.options = options
         self.form = form
+        self.framed = form.keepsMaxima(map)
         var longest = spans.isEmpty ? 1 : 0
         for span in spans { longest = max(longest, span.length) }
         let chunk = max(options.chunk(form: form, length: longest), 1)
@@ -148,7 +151,7 @@ public struct AttentionCall: @unchecked Sendable {
         let (nThreads, partition) = (options.nThreads, (ith: options.ith, nth: options.nth))
         let mine = ParallelFor.share(of: taskCount, worker: partition.ith, workers: partition.nth)
         var blocks = 1
-        if form.splitsValueColumns && mine.count < nThreads && valueDim % 16 == 0 && workspaces == nil {
+        if !framed && mine.count < nThreads && valueDim % 16 == 0 && workspaces == nil {
             blocks = min(valueDim / 16, (nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
         }
         let work = mine.count * blocks
@@ -220,7 +223,7 @@ public struct AttentionCall: @unchecked Sendable {
         } else {
             matrix = w.state
             for f in 0..<m { (matrix + f * dv + columns.lowerBound).update(repeating: 0, count: columns.count) }
-            if form.keepsMaxima(map) {
+            if framed {
                 maxima = w.maxima
                 w.maxima.update(repeating: AttentionForms.emptyMaximum, count: m)
             }
@@ -283,7 +286,7 @@ public struct AttentionCall: @unchecked Sendable {
 
     /// The chunk's outputs of `queryHead` into `out`, scaled by options.outputScale.
     func store(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows) {
-        let (w, width, out, framed) = (task.w, task.columns.count, self.out!, form.usesFrames)
+        let (w, width, out, framed) = (task.w, task.columns.count, self.out!, framed)
         let base = task.span.batch * out.steps[0] + queryHead * out.steps[2] + task.columns.lowerBound * out.steps[3]
         for i in 0..<chunk.rows {
             let scale = options.outputScale(denominator: w.denominators[i], reference: framed ? w.references[i] : nil)

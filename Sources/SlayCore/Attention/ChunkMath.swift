@@ -11,6 +11,9 @@ import SlayKernels
 /// intra-chunk product and the additive state update. Each works on the task's block of value
 /// columns.
 extension FormTask {
+    /// True when the task's key head decays at all (a per-token log decay, or γ < 1).
+    var decays: Bool { options.logDecay != nil || options.decay.decays(head: keyHead) }
+
     /// Keys and values of the chunk's rows into w.keyRows / w.valueRows, and the number of
     /// leading rows whose value is finite.
     func gatherKeys(_ chunk: inout ChunkRows) {
@@ -78,10 +81,21 @@ extension FormTask {
         for i in 0..<rows { w.denominators[i] = DecodeKernels.dot(w.phiQ + i * m, normaliser, count: m) }
     }
 
+    /// Row i of the outputs and denominators times factor(i): how much of the state before the
+    /// chunk row i sees.
+    @inline(__always)
+    func decayReadout(rows: Int, factor: (Int) -> Float) {
+        for i in 0..<rows {
+            let (row, scale) = (w.outputs + i * columns.count, factor(i))
+            for j in 0..<columns.count { row[j] *= scale }
+            w.denominators[i] *= scale
+        }
+    }
+
     /// The masked intra-chunk part: the scores tril(w.scores) (diagonal included; entries above
-    /// it are zeroed) add their row sums to the denominators and their product with the chunk's
-    /// values to the outputs.
-    func addIntraChunk(_ chunk: ChunkRows) {
+    /// it are zeroed) add their row sums to the denominators and their product with the values
+    /// (by default the task's columns of the chunk's value rows) to the outputs.
+    func addIntraChunk(_ chunk: ChunkRows, values: UnsafePointer<Float>? = nil, stride: Int? = nil) {
         let rows = chunk.rows
         for i in 0..<rows {
             let row = w.scores + i * rows
@@ -90,16 +104,9 @@ extension FormTask {
             for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
             w.denominators[i] += total
         }
-        lowerTimes(w.scores, rows: rows, finiteRows: chunk.finiteRows, b: w.valueRows + columns.lowerBound,
-                   rowStrideB: call.valueDim, into: w.outputs, accumulate: true)
-    }
-
-    /// c[:, columns] (+)= L·B for a lower-triangular rows × rows L (zeros above the diagonal) and
-    /// B [rows, columns]; see `lowerProduct`.
-    func lowerTimes(_ l: UnsafePointer<Float>, rows: Int, finiteRows: Int, b: UnsafePointer<Float>, rowStrideB: Int,
-                    into c: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        lowerProduct(l, rows: rows, finiteRows: finiteRows, b: b, rowStrideB: rowStrideB, width: columns.count,
-                     into: c, ldc: columns.count, accumulate: accumulate)
+        lowerProduct(w.scores, rows: rows, finiteRows: chunk.finiteRows, b: values ?? UnsafePointer(w.valueRows + columns.lowerBound),
+                     rowStrideB: stride ?? call.valueDim, width: columns.count, into: w.outputs, ldc: columns.count,
+                     accumulate: true)
     }
 
     /// C (+)= L·B for a lower-triangular rows × rows L (zeros above the diagonal, row stride rows)

@@ -17,7 +17,7 @@ enum WorkspaceBlock: Int, CaseIterable {
     /// a copy of a product's right-hand rows with the rows after a non-finite one zeroed
     case maskedRows
     /// free for a form's own use (delta rule: T, W, U, β; rescaled exp: prefix maxima, exponents)
-    case formSquare, formKeys, formValues, formRows, formExtra
+    case formSquare, formKeys, formValues, formRows
 }
 
 /// Floats of every block, computed with overflow checks, and where each block starts.
@@ -55,7 +55,7 @@ public struct WorkspaceLayout: Sendable {
 struct Workspace {
     let queryRows, keyRows, valueRows, phiQ, phiK, scores, outputs, denominators, references, state, normaliser,
         maxima, featureScratch, keyScratch, scoreScratch, gemm, powers, rowDecay, logDecay, decayFactors, running,
-        queryGates, keyGates, maskedRows, formSquare, formKeys, formValues, formRows, formExtra: UnsafeMutablePointer<Float>
+        queryGates, keyGates, maskedRows, formSquare, formKeys, formValues, formRows: UnsafeMutablePointer<Float>
     let chunk: Int
 
     init(layout: WorkspaceLayout, buffer: UnsafeMutablePointer<Float>) {
@@ -89,6 +89,5 @@ struct Workspace {
         formKeys = at(.formKeys)
         formValues = at(.formValues)
         formRows = at(.formRows)
-        formExtra = at(.formExtra)
     }
 }

@@ -6,7 +6,6 @@
 /// scalar decay factors of ScalarDecay on the inter-chunk rows, the intra-chunk scores and the
 /// keys entering the state. Decode: one pass over S (the DecodeKernels row stream).
 enum AdditiveForm: RecurrenceForm {
-    static let name = "additive"
 
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool {
         options.update == .add
@@ -23,16 +22,10 @@ enum AdditiveForm: RecurrenceForm {
         try layout.reserve(.decayFactors, c)
     }
 
-    /// True when the task's key head decays at all; `dataDependent` when it decays per token.
-    static func decays(_ task: FormTask) -> (decayed: Bool, dataDependent: Bool) {
-        let dataDependent = task.options.logDecay != nil
-        return (dataDependent || task.options.decay.decays(head: task.keyHead), dataDependent)
-    }
-
     static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
         task.gatherKeys(&chunk)
         task.keyFeatures(chunk)
-        let (decayed, dataDependent) = decays(task)
+        let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
         guard decayed else { return }
         if dataDependent {
             task.headLogDecay(chunk, into: task.w.rowDecay)
@@ -44,37 +37,24 @@ enum AdditiveForm: RecurrenceForm {
     }
 
     static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
-        let (w, rows, width) = (task.w, chunk.rows, task.columns.count)
+        let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
         task.loadQueries(queryHead: queryHead, chunk)
         task.readState(rows: rows)
         guard causal else { return }
-        let (decayed, dataDependent) = decays(task)
-        if decayed {
-            // The state holds keys before the chunk: row i sees them decayed by e^{b_i} (γ^(i+1)).
-            for i in 0..<rows {
-                let factor = dataDependent ? ScalarDecay.weight(w.rowDecay[i]) : w.powers[i + 1]
-                let row = w.outputs + i * width
-                for j in 0..<width { row[j] *= factor }
-                w.denominators[i] *= factor
-            }
-        }
+        let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
+        // The state holds keys before the chunk: row i sees them decayed by e^{b_i} (γ^(i+1)).
+        if decayed { task.decayReadout(rows: rows) { dataDependent ? ScalarDecay.weight(w.rowDecay[$0]) : w.powers[$0 + 1] } }
         // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included; from the map's factorised
-        // kernel when it has one (far cheaper than the c × c × m product).
-        let m = task.map.featureDim
-        if task.map.scores(head: task.keyHead, rows: rows, queryScratch: w.featureScratch, keyScratch: w.keyScratch,
-                           output: w.scores, scratch: w.scoreScratch) {
-            // The shortcut saw the raw features: gate its rows and columns (qk_l2norm: multiply).
-            if task.options.qkL2Norm {
-                Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
-                              b: w.phiK, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
-                              accumulate: false, workspace: w.gemm)
-            } else if task.options.queryGateLogits != nil || task.options.keyGateLogits != nil {
-                task.gateScores(rows: rows)
-            }
-        } else {
+        // kernel when it has one (far cheaper than the c × c × m product). The shortcut sees the
+        // raw features: gate its rows and columns; with qk_l2norm multiply instead.
+        let factorised = task.map.scores(head: task.keyHead, rows: rows, queryScratch: w.featureScratch,
+                                         keyScratch: w.keyScratch, output: w.scores, scratch: w.scoreScratch)
+        if !factorised || task.options.qkL2Norm {
             Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
                           b: w.phiK, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
                           accumulate: false, workspace: w.gemm)
+        } else if task.options.queryGateLogits != nil || task.options.keyGateLogits != nil {
+            task.gateScores(rows: rows)
         }
         if dataDependent {
             ScalarDecay.decayScores(w.scores, rows: rows, cumulative: w.rowDecay, scratch: w.decayFactors)
@@ -90,7 +70,7 @@ enum AdditiveForm: RecurrenceForm {
     /// S ← e^{b_last} S + Σ_j e^{b_last − b_j} φ(k_j) v_jᵀ (and z alike); without decay S += Φ_Kᵀ V.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
         let (w, rows, width) = (task.w, chunk.rows, task.columns.count)
-        let (decayed, dataDependent) = decays(task)
+        let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
         guard decayed else { return task.addKeysToState(rows: rows) }
         let m = task.map.featureDim
         let last = rows - 1

@@ -11,7 +11,6 @@
 /// Work per chunk O(c·m·dv + c²·(m + dv) + c³/6), workspace O(c·m + c·dv + c²). Every exponent is ≤ 0.
 /// Decode: two passes over S (one read computing Sᵀk and Sᵀq, one read-modify-write), per column block.
 enum DeltaRuleForm: RecurrenceForm {
-    static let name = "the delta rule"
 
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { options.update == .delta }
 
@@ -42,8 +41,6 @@ enum DeltaRuleForm: RecurrenceForm {
         try layout.reserve(.decayFactors, c)
     }
 
-    static func decays(_ task: FormTask) -> Bool { task.options.logDecay != nil || task.options.decay.decays(head: task.keyHead) }
-
     /// Key features, β, b, T, W and the chunk's corrected values U' (which need S_0).
     static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
         let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
@@ -58,7 +55,7 @@ enum DeltaRuleForm: RecurrenceForm {
         } else {
             beta.update(repeating: 1, count: rows)
         }
-        let decayed = decays(task)
+        let decayed = task.decays
         if decayed {
             task.headLogDecay(chunk, into: w.rowDecay)
             ScalarDecay.accumulate(w.rowDecay, rows: rows)
@@ -105,34 +102,24 @@ enum DeltaRuleForm: RecurrenceForm {
     }
 
     static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
-        let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
+        let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
         task.loadQueries(queryHead: queryHead, chunk)
         task.readState(rows: rows)
         guard causal else { return }
-        let decayed = decays(task)
-        if decayed {
-            for i in 0..<rows {
-                let factor = ScalarDecay.weight(w.rowDecay[i])
-                let row = w.outputs + i * width
-                for j in 0..<width { row[j] *= factor }
-            }
-        }
+        let decayed = task.decays
+        // (z is not the delta rule's: the denominators these also scale are never read.)
+        if decayed { task.decayReadout(rows: rows) { ScalarDecay.weight(w.rowDecay[$0]) } }
         Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1, b: w.phiK, rowStrideB: 1,
                       columnStrideB: m, c: w.scores, ldc: rows, accumulate: false, workspace: w.gemm)
         if decayed { ScalarDecay.decayScores(w.scores, rows: rows, cumulative: w.rowDecay, scratch: w.decayFactors) }
-        for i in 0..<rows {
-            let row = w.scores + i * rows
-            for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
-        }
-        task.lowerTimes(w.scores, rows: rows, finiteRows: chunk.finiteRows, b: w.formValues, rowStrideB: width,
-                        into: w.outputs, accumulate: true)
+        task.addIntraChunk(chunk, values: w.formValues, stride: task.columns.count)
     }
 
     /// S ← e^{b_last} S + (e^{b_last − b_j} K)ᵀ U' (K scaled in place: the chunk is done with it).
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
         let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
         let dv = task.call.valueDim
-        if decays(task) {
+        if task.decays {
             let last = w.rowDecay[rows - 1]
             let carry = ScalarDecay.weight(last)
             for f in 0..<m {

@@ -45,7 +45,6 @@ enum DecayMath {
 /// formed: any α, down to e^−10000 and below, gives finite results (weights below the smallest
 /// normal float are 0). Decode: one pass over S with a per-row state scale α_f.
 enum GatedForm: RecurrenceForm {
-    static let name = "gated (per-channel log_decay)"
 
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool {
         guard options.update == .add, let logDecay = options.logDecay else { return false }

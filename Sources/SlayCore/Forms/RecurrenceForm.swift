@@ -8,8 +8,6 @@
 ///
 /// A new form is one file conforming to this protocol plus one line in `AttentionForms.registered`.
 protocol RecurrenceForm {
-    /// Name used in messages ("the delta rule", ...).
-    static var name: String { get }
     /// Whether this form evaluates calls with `map` and `options`; the first registered form that
     /// claims a call runs it.
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool
@@ -18,11 +16,9 @@ protocol RecurrenceForm {
     static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws
     /// Rows per chunk when options.chunk_size is 0.
     static func preferredChunk(_ options: LinearAttentionOptions) -> Int
-    /// True when a task may be split into blocks of value columns (each carrying its columns of S).
-    static var splitsValueColumns: Bool { get }
-    /// True when outputs are kept in a per-row frame e^{references[i]} (see AttentionCall.store).
-    static var usesFrames: Bool { get }
-    /// True when states of `map` keep per-feature running maxima μ (an extra blob section).
+    /// True when states of `map` keep per-feature running maxima μ (an extra blob section). Such a
+    /// form keeps its outputs in per-row frames e^{references[i]} (see outputScale), and its tasks
+    /// are not split into blocks of value columns (μ is shared by all of them).
     static func keepsMaxima(_ map: FeatureMap) -> Bool
 
     /// Workspace blocks beyond the driver's own.
@@ -42,8 +38,6 @@ protocol RecurrenceForm {
 }
 
 extension RecurrenceForm {
-    static var splitsValueColumns: Bool { true }
-    static var usesFrames: Bool { false }
     static func keepsMaxima(_ map: FeatureMap) -> Bool { false }
     static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws {}
     static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws {}

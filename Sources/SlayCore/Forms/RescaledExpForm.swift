@@ -29,13 +29,10 @@ import Darwin
 /// into column blocks. Non-finite inputs are not trapped: NaN propagates to the outputs (and the
 /// state) it reaches, never to earlier rows.
 enum RescaledExpForm: RecurrenceForm {
-    static let name = "rescaled-exp (SLAY_KIND_HADAMARD_EXP)"
     static let empty = AttentionForms.emptyMaximum
 
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { map is HadamardExpFeatureMap }
     static func keepsMaxima(_ map: FeatureMap) -> Bool { map is HadamardExpFeatureMap }
-    static var splitsValueColumns: Bool { false }
-    static var usesFrames: Bool { true }
 
     static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {
         guard options.update == .add else {
@@ -67,16 +64,12 @@ enum RescaledExpForm: RecurrenceForm {
     @inline(__always)
     static func larger(_ x: Float, _ y: Float) -> Float { x > y ? x : y }
 
-    static func decays(_ options: LinearAttentionOptions, head: Int) -> Bool {
-        options.logDecay != nil || options.decay.decays(head: head)
-    }
-
     /// Keys, values, λ (w.logDecay) and the decayed running maxima
     /// prefix[i, f] = max(prefix[i−1, f] + λ_if, b_if), prefix[−1] = μ, that bound row i's exponents.
     static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
         let (w, d, rows) = (task.w, task.map.headDim, chunk.rows)
         task.gatherKeys(&chunk)
-        let decayed = decays(task.options, head: task.keyHead)
+        let decayed = task.decays
         if decayed {
             if task.options.logDecay != nil {
                 task.channelLogDecay(chunk)
@@ -108,7 +101,7 @@ enum RescaledExpForm: RecurrenceForm {
         let (w, d, dv, rows) = (task.w, task.map.headDim, task.call.valueDim, chunk.rows)
         let maxima = task.maxima!
         task.loadQueries(queryHead: queryHead, chunk, features: false)
-        let decayed = causal && decays(task.options, head: task.keyHead)
+        let decayed = causal && task.decays
         let keyGates = task.options.keyGateLogits != nil
         // L_i = Σ_{t ≤ i} λ_t, per channel, built up row by row.
         let cumulative = w.decayFactors
@@ -158,26 +151,17 @@ enum RescaledExpForm: RecurrenceForm {
                 }
             }
             VectorMath.expShiftedClamped(sums, count: (i + 1) * d, shift: r, limit: 88, scale: 1, output: sums)
-            let row = w.scores + i * rows
-            var rowTotal: Float = 0
             for j in 0...i {
                 let terms = sums + j * d
                 var s: Float = 0
                 for f in 0..<d { s += terms[f] }
-                if keyGates { s *= w.keyGates[j] }
-                row[j] = s
-                rowTotal += s
+                w.scores[i * rows + j] = keyGates ? s * w.keyGates[j] : s
             }
-            for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
-            w.denominators[i] += rowTotal
         }
         Gemm.multiply(m: rows, n: dv, k: d, a: w.phiQ, rowStrideA: d, columnStrideA: 1,
                       b: task.state, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: dv,
                       accumulate: false, workspace: w.gemm)
-        if causal {
-            task.lowerTimes(w.scores, rows: rows, finiteRows: chunk.finiteRows, b: w.valueRows, rowStrideB: dv,
-                            into: w.outputs, accumulate: true)
-        }
+        if causal { task.addIntraChunk(chunk) }
         if task.options.queryGateLogits != nil {
             // The query gate scales φ(q): numerator and denominator of the row alike.
             HeadGates.scaleRows(w.outputs, rows: rows, width: dv, by: w.queryGates)
@@ -190,7 +174,7 @@ enum RescaledExpForm: RecurrenceForm {
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
         let (w, d, dv, rows) = (task.w, task.map.headDim, task.call.valueDim, chunk.rows)
         let maxima = task.maxima!
-        let decayed = decays(task.options, head: task.keyHead)
+        let decayed = task.decays
         let newMaxima = w.formKeys + (rows - 1) * d
         // suffix_j = Σ_{t=j+1..last} λ_t into w.running as it walks j downwards; the carry L_last
         // (= suffix_{−1}) rescales the old rows.
