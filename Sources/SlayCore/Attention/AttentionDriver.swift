@@ -21,8 +21,6 @@ public enum AttentionMode: Sendable {
 /// Linear attention y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ) (docs/math.md §5) and its recurrent
 /// relatives, through one driver (AttentionCall) and the recurrence forms under it.
 public enum LinearAttention {
-    public typealias Mode = AttentionMode
-
     /// Whole-sequence attention: q [B, T, Hq, d], k [B, T, Hk, d], v [B, T, Hk, dv] → out [B, T, Hq, dv].
     public static func run(map: FeatureMap, q: TensorView, k: TensorView, v: TensorView, out: TensorView,
                            options: LinearAttentionOptions) throws {
@@ -72,7 +70,7 @@ public struct AttentionCall: @unchecked Sendable {
     let form: RecurrenceForm.Type
     /// form.keepsMaxima(map): outputs in frames, no column blocks.
     let framed: Bool
-    private(set) var layout: WorkspaceLayout
+    let layout: WorkspaceLayout
     /// Token position of each span's first row, for maps that need positions: the slot's
     /// position before the call (read here, before any share updates it); nil when all are 0.
     let origins: HeapArray<Int>?
@@ -106,15 +104,9 @@ public struct AttentionCall: @unchecked Sendable {
         for span in spans { longest = max(longest, span.length) }
         let chunk = max(options.chunk(form: form, length: longest), 1)
         var layout = WorkspaceLayout(chunk: chunk)
-        let (d, m) = (map.headDim, map.featureDim)
-        try layout.reserve(.queryRows, chunk, d)
-        try layout.reserve(.keyRows, chunk, d)
-        try layout.reserve(.valueRows, chunk, valueDim)
-        try layout.reserve(.phiQ, chunk, m)
-        try layout.reserve(.phiK, chunk, m)
+        let m = map.featureDim
+        try layout.reserveRows(queries: chunk, keys: chunk, map: map, valueDim: valueDim)
         try layout.reserve(.scores, chunk, chunk)
-        try layout.reserve(.outputs, chunk, valueDim)
-        try layout.reserve(.denominators, chunk)
         try layout.reserve(.state, m, valueDim)
         try layout.reserve(.normaliser, m)
         try layout.reserve(.featureScratch, map.scratchFloats(rows: chunk))
@@ -131,8 +123,7 @@ public struct AttentionCall: @unchecked Sendable {
         } else {
             self.origins = nil
         }
-        self.layout = layout
-        try form.reserve(&layout, call: self)
+        try form.reserve(&layout, map: map, valueDim: valueDim, step: false)
         self.layout = layout
     }
 
@@ -205,33 +196,27 @@ public struct AttentionCall: @unchecked Sendable {
         let sequence = index / map.numHeads
         let keyHead = index % map.numHeads
         let (m, dv) = (map.featureDim, valueDim)
-        let matrix: UnsafeMutablePointer<Float>
-        var maxima: UnsafeMutablePointer<Float>? = nil
-        if let state, state.storageType != .f32 {
-            // A half-precision state: the task's columns of S in fp32 workspace, stored back (rounded)
-            // at the end.
-            matrix = w.state
-            maxima = state.maxima(slot: slots[sequence], head: keyHead)
-            let stored = state.rawMatrix(slot: slots[sequence], head: keyHead)
+        let slot = slots[sequence]
+        // A half-precision state: the task's columns of S in fp32 workspace, stored back (rounded) at the end.
+        let half = state.map { $0.storageType == .f32 ? nil : $0.storageType } ?? nil
+        let matrix = half == nil ? state?.matrix(slot: slot, head: keyHead) ?? w[.state] : w[.state]
+        var maxima = state?.maxima(slot: slot, head: keyHead)
+        if let half, let stored = state?.rawMatrix(slot: slot, head: keyHead) {
             for f in 0..<m {
-                DecodeKernels.load(state.storageType, stored + (f * dv + columns.lowerBound) * state.storageType.bytes,
-                                   stride: 1, count: columns.count, into: matrix + f * dv + columns.lowerBound)
+                DecodeKernels.load(half, stored + (f * dv + columns.lowerBound) * half.bytes, stride: 1, count: columns.count,
+                                   into: matrix + f * dv + columns.lowerBound)
             }
-        } else if let state {
-            matrix = state.matrix(slot: slots[sequence], head: keyHead)
-            maxima = state.maxima(slot: slots[sequence], head: keyHead)
-        } else {
-            matrix = w.state
+        } else if state == nil {
             for f in 0..<m { (matrix + f * dv + columns.lowerBound).update(repeating: 0, count: columns.count) }
             if framed {
-                maxima = w.maxima
-                w.maxima.update(repeating: AttentionForms.emptyMaximum, count: m)
+                maxima = w[.maxima]
+                w[.maxima].update(repeating: AttentionForms.emptyMaximum, count: m)
             }
         }
         // z is private to the task (every column block needs all of it).
-        w.normaliser.update(from: initialNormaliser, count: m)
+        w[.normaliser].update(from: initialNormaliser, count: m)
         let task = FormTask(call: self, span: spans[sequence], origin: origins?[sequence] ?? 0, keyHead: keyHead,
-                            columns: columns, state: matrix, normaliser: w.normaliser, maxima: maxima, w: w)
+                            columns: columns, state: matrix, normaliser: w[.normaliser], maxima: maxima, w: w)
         let span = task.span
         func chunks(_ body: (inout ChunkRows) -> Void) {
             var t0 = 0
@@ -270,16 +255,16 @@ public struct AttentionCall: @unchecked Sendable {
             queryAll()
         }
         if let state, mode != .query {
-            if state.storageType != .f32 {
-                let stored = state.rawMatrix(slot: slots[sequence], head: keyHead)
+            if let half {
+                let stored = state.rawMatrix(slot: slot, head: keyHead)
                 for f in 0..<m {
-                    DecodeKernels.store(state.storageType, matrix + f * dv + columns.lowerBound, count: columns.count,
-                                        into: stored + (f * dv + columns.lowerBound) * state.storageType.bytes, stride: 1)
+                    DecodeKernels.store(half, matrix + f * dv + columns.lowerBound, count: columns.count,
+                                        into: stored + (f * dv + columns.lowerBound) * half.bytes, stride: 1)
                 }
             }
             if writesNormaliser {
-                DecodeKernels.store(state.storageType, w.normaliser, count: m,
-                                    into: state.rawNormaliser(slot: slots[sequence], head: keyHead), stride: 1)
+                DecodeKernels.store(state.storageType, w[.normaliser], count: m, into: state.rawNormaliser(slot: slot, head: keyHead),
+                                    stride: 1)
             }
         }
     }
@@ -289,9 +274,9 @@ public struct AttentionCall: @unchecked Sendable {
         let (w, width, out, framed) = (task.w, task.columns.count, self.out!, framed)
         let base = task.span.batch * out.steps[0] + queryHead * out.steps[2] + task.columns.lowerBound * out.steps[3]
         for i in 0..<chunk.rows {
-            let scale = options.outputScale(denominator: w.denominators[i], reference: framed ? w.references[i] : nil)
+            let scale = options.outputScale(denominator: w[.denominators][i], reference: framed ? w[.references][i] : nil)
             // Rounded to out's element type in the store (fp16 / bf16 outputs).
-            out.storeScaled(w.outputs + i * width, scale: scale, count: width,
+            out.storeScaled(w[.outputs] + i * width, scale: scale, count: width,
                             at: base + (task.span.start + chunk.t0 + i) * out.steps[1], stride: out.steps[3])
         }
     }

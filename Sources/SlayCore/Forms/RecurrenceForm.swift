@@ -21,26 +21,23 @@ protocol RecurrenceForm {
     /// are not split into blocks of value columns (μ is shared by all of them).
     static func keepsMaxima(_ map: FeatureMap) -> Bool
 
-    /// Workspace blocks beyond the driver's own.
-    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws
+    /// Workspace blocks beyond the driver's own, for chunks of layout.chunk rows or (`step`) for
+    /// decode steps of a group of layout.chunk query heads.
+    static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws
     /// Rows of a chunk: keys, values and whatever key-side data the form derives from them.
     static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows)
-    /// w.outputs / w.denominators (/ w.references) of `queryHead` for the chunk's rows: against the
+    /// w[.outputs] / w[.denominators] (/ w[.references]) of `queryHead` for the chunk's rows: against the
     /// state before the chunk and, when causal, the chunk's own keys j ≤ i.
     static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool)
     /// The chunk's keys enter the state.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows)
 
-    /// Decode-step workspace beyond the step driver's own blocks.
-    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws
     /// One decode token of one (sequence, key head) task, in place on the slot's state.
     static func step(_ task: StepTask)
 }
 
 extension RecurrenceForm {
     static func keepsMaxima(_ map: FeatureMap) -> Bool { false }
-    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws {}
-    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws {}
 }
 
 /// The registered forms, in the order they are asked to claim a call.

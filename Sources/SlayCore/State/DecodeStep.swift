@@ -38,19 +38,12 @@ final class DecodeWorkspace: @unchecked Sendable {
 
     func ensure(group: Int, map: FeatureMap, valueDim: Int) throws -> ScratchBuffer {
         if let buffer, group <= self.group { return buffer }
-        let (d, m) = (map.headDim, map.featureDim)
         var layout = WorkspaceLayout(chunk: group)
-        try layout.reserve(.queryRows, group, d)
-        try layout.reserve(.keyRows, d)
-        try layout.reserve(.valueRows, valueDim)
-        try layout.reserve(.phiQ, group, m)
-        try layout.reserve(.phiK, m)
-        try layout.reserve(.outputs, group, valueDim)
-        try layout.reserve(.denominators, group)
+        try layout.reserveRows(queries: group, keys: 1, map: map, valueDim: valueDim)
         try layout.reserve(.references, group)
         // group + 1 rows: a map whose roles share features maps the key with the queries.
         try layout.reserve(.featureScratch, map.scratchFloats(rows: group + 1))
-        for form in AttentionForms.registered { try form.reserveStep(&layout, map: map, valueDim: valueDim, group: group) }
+        for form in AttentionForms.registered { try form.reserve(&layout, map: map, valueDim: valueDim, step: true) }
         let fresh = try ScratchBuffer(floats: layout.totalFloats)
         buffer = fresh
         self.layout = layout
@@ -60,9 +53,9 @@ final class DecodeWorkspace: @unchecked Sendable {
 }
 
 /// One decode token of one (sequence, key head) pair as a form sees it: the token's views, the
-/// slot's state and the decode thread's workspace (w.queryRows [group, d], w.keyRows [d],
-/// w.valueRows [dv], w.phiQ [group, m], w.phiK [m], w.outputs [group, dv], w.denominators and
-/// w.references [group]). The token tensors of `options` are read in place: log decay [N, Hk, m]
+/// slot's state and the decode thread's workspace (w[.queryRows] [group, d], w[.keyRows] [d],
+/// w[.valueRows] [dv], w[.phiQ] [group, m], w[.phiK] [m], w[.outputs] [group, dv], w[.denominators] and
+/// w[.references] [group]). The token tensors of `options` are read in place: log decay [N, Hk, m]
 /// (a per-head [N, Hk] broadcast over m), gate logits [N, Hq] / [N, Hk] and β [N, Hk].
 struct StepTask {
     let state: RecurrentState
@@ -107,12 +100,12 @@ struct StepTask {
             view.loadRow(at: sequence * view.steps[0] + head * view.steps[1], stride: view.steps[2], count: view.extents[2],
                          into: target)
         }
-        gather(k, head: head, into: w.keyRows)
-        gather(v, head: head, into: w.valueRows)
+        gather(k, head: head, into: w[.keyRows])
+        gather(v, head: head, into: w[.valueRows])
         let d = q.extents[2]
-        for g in 0..<group { gather(q, head: head * group + g, into: w.queryRows + g * d) }
-        w.outputs.update(repeating: 0, count: group * valueDim)
-        w.denominators.update(repeating: 0, count: group)
+        for g in 0..<group { gather(q, head: head * group + g, into: w[.queryRows] + g * d) }
+        w[.outputs].update(repeating: 0, count: group * valueDim)
+        w[.denominators].update(repeating: 0, count: group)
     }
 
     /// gather(), then φ(k) and φ(q) at the slot's position (L2-normalised with qk_l2norm, gated).
@@ -121,38 +114,38 @@ struct StepTask {
         let (d, m) = (map.headDim, map.featureDim)
         // The token's position is the slot's count before this step (incremented after all tasks).
         let position = Int(state.positions[slot])
-        if map.rolesShareFeatures && !map.needsPositions && w.keyRows == w.queryRows + group * d
-            && w.phiK == w.phiQ + group * m {
+        if map.rolesShareFeatures && !map.needsPositions && w[.keyRows] == w[.queryRows] + group * d
+            && w[.phiK] == w[.phiQ] + group * m {
             // The query rows and the key row are consecutive in the workspace (and so are their
             // features): one call maps them all, which halves the per-call cost of a step.
-            map.features(role: .query, head: head, input: w.queryRows, rows: group + 1, output: w.phiQ,
-                         scratch: w.featureScratch)
+            map.features(role: .query, head: head, input: w[.queryRows], rows: group + 1, output: w[.phiQ],
+                         scratch: w[.featureScratch])
         } else {
-            map.features(role: .key, head: head, input: w.keyRows, rows: 1, firstPosition: position, output: w.phiK,
-                         scratch: w.featureScratch)
+            map.features(role: .key, head: head, input: w[.keyRows], rows: 1, firstPosition: position, output: w[.phiK],
+                         scratch: w[.featureScratch])
             // Every query row of the group is the same token: map them one at a time at that position
             // when the map needs positions, in one block otherwise.
             if map.needsPositions {
                 for g in 0..<group {
-                    map.features(role: .query, head: head, input: w.queryRows + g * d, rows: 1, firstPosition: position,
-                                 output: w.phiQ + g * m, scratch: w.featureScratch)
+                    map.features(role: .query, head: head, input: w[.queryRows] + g * d, rows: 1, firstPosition: position,
+                                 output: w[.phiQ] + g * m, scratch: w[.featureScratch])
                 }
             } else {
-                map.features(role: .query, head: head, input: w.queryRows, rows: group, output: w.phiQ, scratch: w.featureScratch)
+                map.features(role: .query, head: head, input: w[.queryRows], rows: group, output: w[.phiQ], scratch: w[.featureScratch])
             }
         }
         if options.qkL2Norm {
-            FormTask.normaliseRows(w.phiK, rows: 1, width: m)
-            FormTask.normaliseRows(w.phiQ, rows: group, width: m)
+            FormTask.normaliseRows(w[.phiK], rows: 1, width: m)
+            FormTask.normaliseRows(w[.phiQ], rows: group, width: m)
         }
         if let gates = options.keyGateLogits {
             let factor = gate(gates, head: head)
-            for f in 0..<m { w.phiK[f] *= factor }
+            for f in 0..<m { w[.phiK][f] *= factor }
         }
         if let gates = options.queryGateLogits {
             for g in 0..<group {
                 let factor = gate(gates, head: head * group + g)
-                for f in 0..<m { w.phiQ[g * m + f] *= factor }
+                for f in 0..<m { w[.phiQ][g * m + f] *= factor }
             }
         }
     }
@@ -161,19 +154,19 @@ struct StepTask {
     /// keyScale_f·(1, v), read out by every query head of the group. Stride 0: one scale for all rows.
     func additive(rows: Int, stateScales: UnsafePointer<Float>?, stride: Int, keyScales: UnsafePointer<Float>) {
         DecodeKernels.normaliser(normaliser, storage: storage, rows: rows, stateScales: stateScales, stateScaleStride: stride,
-                                 keyScales: keyScales, queries: w.phiQ, queryStride: rows, group: group,
-                                 denominators: w.denominators)
+                                 keyScales: keyScales, queries: w[.phiQ], queryStride: rows, group: group,
+                                 denominators: w[.denominators])
         DecodeKernels.additive(state: matrix, storage: storage, rows: rows, columns: valueDim, rowStride: valueDim,
                                stateScales: stateScales, stateScaleStride: stride, keyScales: keyScales,
-                               value: w.valueRows, queries: w.phiQ, queryStride: rows, group: group, outputs: w.outputs)
+                               value: w[.valueRows], queries: w[.phiQ], queryStride: rows, group: group, outputs: w[.outputs])
     }
 
     /// out[sequence, query heads of the group] ← outputs scaled as AttentionCall.store does;
     /// `framed`: rows are in the frame e^{−references[g]}.
     func store(framed: Bool) {
         for g in 0..<group {
-            let scale = options.outputScale(denominator: w.denominators[g], reference: framed ? w.references[g] : nil)
-            out.storeScaled(w.outputs + g * valueDim, scale: scale, count: valueDim,
+            let scale = options.outputScale(denominator: w[.denominators][g], reference: framed ? w[.references][g] : nil)
+            out.storeScaled(w[.outputs] + g * valueDim, scale: scale, count: valueDim,
                             at: sequence * out.steps[0] + (head * group + g) * out.steps[1], stride: out.steps[2])
         }
     }
