@@ -75,58 +75,6 @@ public struct AttentionCall: @unchecked Sendable {
     /// position before the call (read here, before any share updates it); nil when all are 0.
     let origins: HeapArray<Int>?
 
-    init(map: FeatureMap, q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?, queryHeads: Int,
-         valueDim: Int, spans: HeapArray<SequenceSpan>, state: RecurrentState?, slots: SlotList, mode: AttentionMode,
-         options given: LinearAttentionOptions) throws {
-        var options = given
-        if mode == .query {
-            options.logDecay = nil
-            options.keyGateLogits = nil
-            options.beta = nil
-        }
-        options.logDecay = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode).logDecay
-        let form = try AttentionForms.select(map: map, options: options, mode: mode, q: q, k: k, v: v)
-        self.map = map
-        self.q = q
-        self.k = k
-        self.v = v
-        self.out = out
-        self.queryHeads = queryHeads
-        self.valueDim = valueDim
-        self.spans = spans
-        self.state = state
-        self.slots = slots
-        self.mode = mode
-        self.options = options
-        self.form = form
-        self.framed = form.keepsMaxima(map)
-        var longest = spans.isEmpty ? 1 : 0
-        for span in spans { longest = max(longest, span.length) }
-        let chunk = max(options.chunk(form: form, length: longest), 1)
-        var layout = WorkspaceLayout(chunk: chunk)
-        let m = map.featureDim
-        try layout.reserveRows(queries: chunk, keys: chunk, map: map, valueDim: valueDim)
-        try layout.reserve(.scores, chunk, chunk)
-        try layout.reserve(.state, m, valueDim)
-        try layout.reserve(.normaliser, m)
-        try layout.reserve(.featureScratch, map.scratchFloats(rows: chunk))
-        try layout.reserve(.keyScratch, map.scratchFloats(rows: chunk))
-        try layout.reserve(.scoreScratch, map.scoreScratchFloats(rows: chunk))
-        try layout.reserve(.gemm, Gemm.workspaceFloats)
-        try layout.reserve(.maskedRows, chunk, max(m, valueDim))
-        if options.queryGateLogits != nil { try layout.reserve(.queryGates, chunk) }
-        if options.keyGateLogits != nil { try layout.reserve(.keyGates, chunk) }
-        if map.needsPositions, let state {
-            let origins = try HeapArray<Int>(count: spans.count, what: "the positions of \(spans.count) sequences")
-            for i in 0..<spans.count { origins[i] = Int(state.positions[slots[i]]) }
-            self.origins = origins
-        } else {
-            self.origins = nil
-        }
-        try form.reserve(&layout, map: map, valueDim: valueDim, step: false)
-        self.layout = layout
-    }
-
     var group: Int { queryHeads / map.numHeads }
     var taskCount: Int { spans.count * map.numHeads }
 
@@ -279,6 +227,47 @@ public struct AttentionCall: @unchecked Sendable {
             out.storeScaled(w[.outputs] + i * width, scale: scale, count: width,
                             at: base + (task.span.start + chunk.t0 + i) * out.steps[1], stride: out.steps[3])
         }
+    }
+}
+
+extension AttentionCall {
+    /// Checks the call (token tensors, the form's refusals) and sizes its workspace.
+    init(map: FeatureMap, q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?, queryHeads: Int,
+         valueDim: Int, spans: HeapArray<SequenceSpan>, state: RecurrentState?, slots: SlotList, mode: AttentionMode,
+         options given: LinearAttentionOptions) throws {
+        var options = given
+        if mode == .query {
+            options.logDecay = nil
+            options.keyGateLogits = nil
+            options.beta = nil
+        }
+        options.logDecay = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode).logDecay
+        let form = try AttentionForms.select(map: map, options: options, mode: mode, q: q, k: k, v: v)
+        var longest = spans.isEmpty ? 1 : 0
+        for span in spans { longest = max(longest, span.length) }
+        let chunk = max(options.chunk(form: form, length: longest), 1)
+        var layout = WorkspaceLayout(chunk: chunk)
+        let m = map.featureDim
+        try layout.reserveRows(queries: chunk, keys: chunk, map: map, valueDim: valueDim)
+        try layout.reserve(.scores, chunk, chunk)
+        try layout.reserve(.state, m, valueDim)
+        try layout.reserve(.normaliser, m)
+        try layout.reserve(.featureScratch, map.scratchFloats(rows: chunk))
+        try layout.reserve(.keyScratch, map.scratchFloats(rows: chunk))
+        try layout.reserve(.scoreScratch, map.scoreScratchFloats(rows: chunk))
+        try layout.reserve(.gemm, Gemm.workspaceFloats)
+        try layout.reserve(.maskedRows, chunk, max(m, valueDim))
+        if options.queryGateLogits != nil { try layout.reserve(.queryGates, chunk) }
+        if options.keyGateLogits != nil { try layout.reserve(.keyGates, chunk) }
+        try form.reserve(&layout, map: map, valueDim: valueDim, step: false)
+        var origins: HeapArray<Int>? = nil
+        if map.needsPositions, let state {
+            origins = try HeapArray<Int>(count: spans.count, what: "the positions of \(spans.count) sequences")
+            for i in 0..<spans.count { origins![i] = Int(state.positions[slots[i]]) }
+        }
+        self.init(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads, valueDim: valueDim, spans: spans,
+                  state: state, slots: slots, mode: mode, options: options, form: form, framed: form.keepsMaxima(map),
+                  layout: layout, origins: origins)
     }
 }
 

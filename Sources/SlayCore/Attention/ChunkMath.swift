@@ -175,12 +175,12 @@ extension FormTask {
         for i in 0..<chunk.rows { target[i] = logDecay.load(base + (span.start + chunk.t0 + i) * logDecay.steps[1]) + logGamma }
     }
 
-    /// Per-channel log α of the chunk's rows into w[.logDecay] [rows, m], plus log γ.
+    /// Per-channel log α of the chunk's rows into w[.logDecay] [rows, m], plus log γ (log γ alone
+    /// without log decay).
     func channelLogDecay(_ chunk: ChunkRows) {
-        let m = map.featureDim
-        options.logDecay!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows,
-                                     into: w[.logDecay])
-        let logGamma = options.decay.logarithm(head: keyHead)
+        let (m, logGamma) = (map.featureDim, options.decay.logarithm(head: keyHead))
+        guard let logDecay = options.logDecay else { return w[.logDecay].update(repeating: logGamma, count: chunk.rows * m) }
+        logDecay.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.logDecay])
         if logGamma != 0 {
             for i in 0..<(chunk.rows * m) { w[.logDecay][i] += logGamma }
         }

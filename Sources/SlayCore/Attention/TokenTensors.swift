@@ -15,6 +15,32 @@ enum TokenTensors {
         }
     }
 
+    /// q [lead…, Hq, d], k [lead…, Hk, d], v [lead…, Hk, dv] and out [lead…, Hq, dv] (nil ones
+    /// are skipped), `lead` being the first rank − 2 extents of k (else q): rank 4 for sequences,
+    /// 3 for steps, with Hq a multiple of Hk. Allocates only to report an error. Returns Hq.
+    static func checkShapes(q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?, rank: Int, keyHeads: Int,
+                            headDim: Int, valueDim: Int) throws -> Int {
+        let lead = (k ?? q)!.extents
+        let hq = q?.extents[rank - 2] ?? keyHeads
+        func expect(_ view: TensorView?, _ name: String, _ heads: Int, _ width: Int) throws {
+            guard let view else { return }
+            var matches = view.rank == rank && view.extents[rank - 2] == heads && view.extents[rank - 1] == width
+            for axis in 0..<(rank - 2) where matches { matches = view.extents[axis] == lead[axis] }
+            guard matches else {
+                let expected = (0..<(rank - 2)).map { lead[$0] } + [heads, width]
+                throw SlayError.shape("\(name) has shape \(view.shape); expected \(expected) \(rank == 4 ? "[B, T, H, D]" : "[N, H, D]")")
+            }
+        }
+        try expect(k, "k", keyHeads, headDim)
+        try expect(v, "v", keyHeads, valueDim)
+        try expect(q, "q", hq, headDim)
+        guard hq % keyHeads == 0 && hq <= SlayConfiguration.maximumDimension else {
+            throw SlayError.shape("q has \(hq) heads; it needs a multiple of the \(keyHeads) key heads, at most \(SlayConfiguration.maximumDimension)")
+        }
+        try expect(out, "out", hq, valueDim)
+        return hq
+    }
+
     /// Every element must satisfy `isValid`; the first that does not is named with its index.
     static func checkValues(_ view: TensorView, _ name: String, rule: String, status: SlayStatus = .invalidArgument,
                             isValid: (Float) -> Bool) throws {

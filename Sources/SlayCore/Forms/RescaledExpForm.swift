@@ -72,13 +72,7 @@ enum RescaledExpForm: RecurrenceForm {
         let (w, d, rows) = (task.w, task.map.headDim, chunk.rows)
         task.gatherKeys(&chunk)
         let decayed = task.decays
-        if decayed {
-            if task.options.logDecay != nil {
-                task.channelLogDecay(chunk)
-            } else {
-                w[.logDecay].update(repeating: task.options.decay.logarithm(head: task.keyHead), count: rows * d)
-            }
-        }
+        if decayed { task.channelLogDecay(chunk) }
         if let gates = task.options.keyGateLogits {
             HeadGates.fill(gates, batch: task.span.batch, t0: task.span.start + chunk.t0, rows: rows, head: task.keyHead,
                            into: w[.keyGates])

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Slot indices of a call as the caller passed them (int32), or 0..<count when absent.
 /// Read in place, so a decode step does not copy them.
 public struct SlotList: @unchecked Sendable {
@@ -231,9 +223,6 @@ extension RecurrentState {
             guard slot >= 0 && slot < numSequences else {
                 throw SlayError.invalid("slots[\(i)] is \(slot); the state has slots 0..<\(numSequences)")
             }
-        }
-        guard slots.count <= numSequences else {
-            throw SlayError.invalid("slots must be distinct within one call; \(slots.count) slots of a state with \(numSequences) repeat one")
         }
         let marks = try given ?? HeapArray<UInt64>(count: (numSequences + 63) / 64, what: "the slot marks of \(numSequences) slots")
         let words = marks.baseAddress

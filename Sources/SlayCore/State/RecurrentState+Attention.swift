@@ -11,29 +11,10 @@ extension RecurrentState {
                         + "cannot share the slots' positions, use n_threads instead")
     }
 
-    /// q [lead…, Hq, d], k [lead…, H, d], v [lead…, H, dv] and out [lead…, Hq, dv] against the
-    /// state (nil ones are skipped), `lead` being the first rank − 2 extents of k (else q): rank 4
-    /// for sequences, 3 for steps. Allocates only to report an error. Returns Hq.
+    /// The call's tensors against the state (see TokenTensors.checkShapes); returns Hq.
     func checkTokens(q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?, rank: Int) throws -> Int {
-        let lead = (k ?? q)!.extents
-        let hq = q?.extents[rank - 2] ?? numHeads
-        func expect(_ view: TensorView?, _ name: String, _ heads: Int, _ width: Int) throws {
-            guard let view else { return }
-            var matches = view.rank == rank && view.extents[rank - 2] == heads && view.extents[rank - 1] == width
-            for axis in 0..<(rank - 2) where matches { matches = view.extents[axis] == lead[axis] }
-            guard matches else {
-                let expected = (0..<(rank - 2)).map { lead[$0] } + [heads, width]
-                throw SlayError.shape("\(name) has shape \(view.shape); expected \(expected) \(rank == 4 ? "[B, T, H, D]" : "[N, H, D]")")
-            }
-        }
-        try expect(k, "k", numHeads, map.headDim)
-        try expect(v, "v", numHeads, valueDim)
-        try expect(q, "q", hq, map.headDim)
-        guard hq % numHeads == 0 && hq <= SlayConfiguration.maximumDimension else {
-            throw SlayError.shape("q has \(hq) heads; it needs a multiple of the state's \(numHeads) key heads, at most \(SlayConfiguration.maximumDimension)")
-        }
-        try expect(out, "out", hq, valueDim)
-        return hq
+        try TokenTensors.checkShapes(q: q, k: k, v: v, out: out, rank: rank, keyHeads: numHeads, headDim: map.headDim,
+                                     valueDim: valueDim)
     }
 
     /// Sequence spans and their slots for a call over `batch` × `length` rows. cu_seqlens and slots
