@@ -152,27 +152,30 @@ extension FormTask {
         }
     }
 
-    /// S[:, columns] and z scaled by `factor` per feature row (`factors[f]`, or one scalar).
-    func scaleState(by factors: UnsafePointer<Float>?, scalar: Float = 1) {
+    /// S[:, columns] and (`normaliser`) z scaled by `factor` per feature row (`factors[f]`, or one scalar).
+    func scaleState(by factors: UnsafePointer<Float>?, scalar: Float = 1, normaliser scalesZ: Bool = true) {
         let (m, dv) = (map.featureDim, call.valueDim)
         for f in 0..<m {
             let factor = factors.map { $0[f] } ?? scalar
             let row = state + f * dv + columns.lowerBound
             for j in 0..<columns.count { row[j] *= factor }
-            normaliser[f] *= factor
+            if scalesZ { normaliser[f] *= factor }
         }
     }
 
-    /// Rows of the chunk's log decay at channel 0 (per-head decay; the canonical view broadcasts
-    /// a per-head tensor over m, so channel 0 is the head's g), plus log γ, into `target`.
+    /// The chunk's rows of a per-head token tensor (β [B, T, Hk], or channel 0 of a log decay
+    /// broadcast over m) into `target`; `absent` for every row without one.
+    func headRows(_ view: TensorView?, _ chunk: ChunkRows, absent: Float, into target: UnsafeMutablePointer<Float>) {
+        guard let view else { return target.update(repeating: absent, count: chunk.rows) }
+        let base = span.batch * view.steps[0] + keyHead * view.steps[2]
+        for i in 0..<chunk.rows { target[i] = view.load(base + (span.start + chunk.t0 + i) * view.steps[1]) }
+    }
+
+    /// Per-head log decay plus log γ of the chunk's rows into `target` (log γ alone without it).
     func headLogDecay(_ chunk: ChunkRows, into target: UnsafeMutablePointer<Float>) {
         let logGamma = options.decay.logarithm(head: keyHead)
-        guard let logDecay = options.logDecay else {
-            target.update(repeating: logGamma, count: chunk.rows)
-            return
-        }
-        let base = span.batch * logDecay.steps[0] + keyHead * logDecay.steps[2]
-        for i in 0..<chunk.rows { target[i] = logDecay.load(base + (span.start + chunk.t0 + i) * logDecay.steps[1]) + logGamma }
+        headRows(options.logDecay, chunk, absent: 0, into: target)
+        for i in 0..<chunk.rows { target[i] += logGamma }
     }
 
     /// Per-channel log α of the chunk's rows into w[.logDecay] [rows, m], plus log γ (log γ alone

@@ -51,12 +51,7 @@ enum DeltaRuleForm: RecurrenceForm {
         task.keyFeatures(chunk)
         chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w[.phiK], rows: rows, width: m))
         let beta = w[.formRows]
-        if let view = task.options.beta {
-            let base = task.span.batch * view.steps[0] + task.keyHead * view.steps[2]
-            for i in 0..<rows { beta[i] = view.load(base + (task.span.start + chunk.t0 + i) * view.steps[1]) }
-        } else {
-            beta.update(repeating: 1, count: rows)
-        }
+        task.headRows(task.options.beta, chunk, absent: 1, into: beta)
         let decayed = task.decays
         if decayed {
             task.headLogDecay(chunk, into: w[.rowDecay])
@@ -123,11 +118,7 @@ enum DeltaRuleForm: RecurrenceForm {
         let dv = task.call.valueDim
         if task.decays {
             let last = w[.rowDecay][rows - 1]
-            let carry = ScalarDecay.weight(last)
-            for f in 0..<m {
-                let row = task.state + f * dv + task.columns.lowerBound
-                for j in 0..<width { row[j] *= carry }
-            }
+            task.scaleState(by: nil, scalar: ScalarDecay.weight(last), normaliser: false)
             for i in 0..<rows {
                 let factor = ScalarDecay.weight(last - w[.rowDecay][i])
                 let phi = w[.phiK] + i * m

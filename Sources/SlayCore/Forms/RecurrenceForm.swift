@@ -49,16 +49,11 @@ enum AttentionForms {
         AdditiveForm.self,
     ]
 
-    /// The form that runs a call with `map` and `options`.
-    static func form(map: FeatureMap, options: LinearAttentionOptions) -> RecurrenceForm.Type {
-        for form in registered where form.claims(map: map, options: options) { return form }
-        return AdditiveForm.self
-    }
-
-    /// The form of a call, after its refusals and (check_finite) the finiteness of q, k and v.
+    /// The form of a call (the first that claims it), after its refusals and (check_finite) the
+    /// finiteness of q, k and v.
     static func select(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode,
                        q: TensorView?, k: TensorView?, v: TensorView?) throws -> RecurrenceForm.Type {
-        let form = form(map: map, options: options)
+        let form = registered.first { $0.claims(map: map, options: options) } ?? AdditiveForm.self
         try form.check(map: map, options: options, mode: mode)
         if options.checkFinite {
             if let q { try TokenTensors.checkFinite(q, "q") }
