@@ -81,10 +81,10 @@ extension FormTask {
         for i in 0..<rows { w[.denominators][i] = DecodeKernels.dot(w[.phiQ] + i * m, normaliser, count: m) }
     }
 
-    /// Row i of the outputs and denominators times factor(i): how much of the state before the
-    /// chunk row i sees.
+    /// Row i of the outputs and denominators times factor(i) (the decay of the state before the
+    /// chunk as row i sees it, or a query gate).
     @inline(__always)
-    func decayReadout(rows: Int, factor: (Int) -> Float) {
+    func scaleReadout(rows: Int, factor: (Int) -> Float) {
         for i in 0..<rows {
             let (row, scale) = (w[.outputs] + i * columns.count, factor(i))
             for j in 0..<columns.count { row[j] *= scale }

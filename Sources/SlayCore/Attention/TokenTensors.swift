@@ -24,12 +24,9 @@ enum TokenTensors {
         let hq = q?.extents[rank - 2] ?? keyHeads
         func expect(_ view: TensorView?, _ name: String, _ heads: Int, _ width: Int) throws {
             guard let view else { return }
-            var matches = view.rank == rank && view.extents[rank - 2] == heads && view.extents[rank - 1] == width
-            for axis in 0..<(rank - 2) where matches { matches = view.extents[axis] == lead[axis] }
-            guard matches else {
-                let expected = (0..<(rank - 2)).map { lead[$0] } + [heads, width]
-                throw SlayError.shape("\(name) has shape \(view.shape); expected \(expected) \(rank == 4 ? "[B, T, H, D]" : "[N, H, D]")")
-            }
+            var extents = lead
+            (extents[rank - 2], extents[rank - 1]) = (heads, width)
+            try checkShape(view, name, rank: rank, extents: extents, layout: rank == 4 ? "[B, T, H, D]" : "[N, H, D]")
         }
         try expect(k, "k", keyHeads, headDim)
         try expect(v, "v", keyHeads, valueDim)

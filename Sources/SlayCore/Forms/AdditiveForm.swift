@@ -44,7 +44,7 @@ enum AdditiveForm: RecurrenceForm {
         guard causal else { return }
         let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
         // The state holds keys before the chunk: row i sees them decayed by e^{b_i} (γ^(i+1)).
-        if decayed { task.decayReadout(rows: rows) { dataDependent ? ScalarDecay.weight(w[.rowDecay][$0]) : w[.powers][$0 + 1] } }
+        if decayed { task.scaleReadout(rows: rows) { dataDependent ? ScalarDecay.weight(w[.rowDecay][$0]) : w[.powers][$0 + 1] } }
         // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included; from the map's factorised
         // kernel when it has one (far cheaper than the c × c × m product). The shortcut sees the
         // raw features: gate its rows and columns; with qk_l2norm multiply instead.

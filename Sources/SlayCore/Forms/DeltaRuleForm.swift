@@ -105,7 +105,7 @@ enum DeltaRuleForm: RecurrenceForm {
         guard causal else { return }
         let decayed = task.decays
         // (z is not the delta rule's: the denominators these also scale are never read.)
-        if decayed { task.decayReadout(rows: rows) { ScalarDecay.weight(w[.rowDecay][$0]) } }
+        if decayed { task.scaleReadout(rows: rows) { ScalarDecay.weight(w[.rowDecay][$0]) } }
         Gemm.multiply(m: rows, n: rows, k: m, a: w[.phiQ], rowStrideA: m, columnStrideA: 1, b: w[.phiK], rowStrideB: 1,
                       columnStrideB: m, c: w[.scores], ldc: rows, accumulate: false, workspace: w[.gemm])
         if decayed { ScalarDecay.decayScores(w[.scores], rows: rows, cumulative: w[.rowDecay], scratch: w[.decayFactors]) }

@@ -158,11 +158,8 @@ enum RescaledExpForm: RecurrenceForm {
                       b: task.state, rowStrideB: dv, columnStrideB: 1, c: w[.outputs], ldc: dv,
                       accumulate: false, workspace: w[.gemm])
         if causal { task.addIntraChunk(chunk) }
-        if task.options.queryGateLogits != nil {
-            // The query gate scales φ(q): numerator and denominator of the row alike.
-            HeadGates.scaleRows(w[.outputs], rows: rows, width: dv, by: w[.queryGates])
-            for i in 0..<rows { w[.denominators][i] *= w[.queryGates][i] }
-        }
+        // The query gate scales φ(q): numerator and denominator of the row alike.
+        if task.options.queryGateLogits != nil { task.scaleReadout(rows: rows) { w[.queryGates][$0] } }
     }
 
     /// μ' = the chunk's last prefix row; S̃, z̃ rows rescaled by e^{μ + L_last − μ'}, then
