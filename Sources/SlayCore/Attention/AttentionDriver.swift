@@ -31,7 +31,7 @@ public enum LinearAttention {
         let call = try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads,
                                      valueDim: shapes.valueDim, spans: spans, state: nil, slots: SlotList(pointer: nil, count: 0),
                                      mode: options.causal ? .causal : .bidirectional, options: options)
-        try call.execute(workspaces: nil)
+        try call.execute()
     }
 
     /// The map's head_dim and key-head count against the call's.
@@ -78,33 +78,24 @@ public struct AttentionCall: @unchecked Sendable {
     var group: Int { queryHeads / map.numHeads }
     var taskCount: Int { spans.count * map.numHeads }
 
-    /// Runs the tasks of partition `ith` of `nth` on up to `nThreads` threads. `workspaces`
-    /// (one per thread, sized by `layout`) avoids allocation; nil allocates them here.
+    /// Runs the tasks of partition `ith` of `nth` on up to `nThreads` threads.
     ///
     /// With fewer (sequence, key head) pairs than threads, forms that allow it split each pair
     /// into blocks of value columns (multiples of 16): a block carries its columns of S through
     /// the whole sequence and recomputes the (cheap) key side itself. Every output element is
     /// computed by the same operations in the same order whatever the split, so results are
     /// bitwise identical for any thread count.
-    public func execute(workspaces: [ScratchBuffer]?) throws {
+    public func execute() throws {
         let (nThreads, partition) = (options.nThreads, (ith: options.ith, nth: options.nth))
         let mine = ParallelFor.share(of: taskCount, worker: partition.ith, workers: partition.nth)
         var blocks = 1
-        if !framed && mine.count < nThreads && valueDim % 16 == 0 && workspaces == nil {
+        if !framed && mine.count < nThreads && valueDim % 16 == 0 {
             blocks = min(valueDim / 16, (nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
         }
         let work = mine.count * blocks
         let workers = max(1, min(nThreads, work))
-        var buffers: [ScratchBuffer] = []
-        if let workspaces {
-            guard workspaces.count >= workers, workspaces.allSatisfy({ $0.count >= layout.totalFloats }) else {
-                throw SlayError(.internal, "preallocated workspaces are too small for this call")
-            }
-            buffers = workspaces
-        } else {
-            // Allocate every worker's workspace up front: a failure is a status, never a partial write.
-            for _ in 0..<workers { buffers.append(try ScratchBuffer(floats: layout.totalFloats)) }
-        }
+        // Allocate every worker's workspace up front: a failure is a status, never a partial write.
+        let buffers = try (0..<workers).map { _ in try ScratchBuffer(floats: layout.totalFloats) }
         // Every block starts from the normaliser as it was before the call (block 0 writes the
         // final one back), so snapshot the slots' z first.
         let m = map.featureDim
@@ -118,10 +109,9 @@ public struct AttentionCall: @unchecked Sendable {
                 target.update(repeating: 0, count: m)
             }
         }
-        let scratch = buffers
         let call = self
         ParallelFor.run(workers: workers) { worker in
-            let workspace = Workspace(layout: call.layout, buffer: scratch[worker].pointer)
+            let workspace = Workspace(layout: call.layout, buffer: buffers[worker].pointer)
             for item in ParallelFor.share(of: work, worker: worker, workers: workers) {
                 let index = item / blocks
                 let block = item % blocks

@@ -67,7 +67,9 @@ struct Workspace {
     let chunk: Int
 
     init(layout: WorkspaceLayout, buffer: UnsafeMutablePointer<Float>) {
-        (self.buffer, offsets, chunk) = (buffer, layout.offsets, layout.chunk)
+        self.buffer = buffer
+        offsets = layout.offsets
+        chunk = layout.chunk
     }
 
     @inline(__always)

@@ -6,12 +6,9 @@
 /// scalar decay factors of ScalarDecay on the inter-chunk rows, the intra-chunk scores and the
 /// keys entering the state. Decode: one pass over S (the DecodeKernels row stream).
 enum AdditiveForm: RecurrenceForm {
-
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool {
         options.update == .add
     }
-
-    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {}
 
     static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 64 }
 

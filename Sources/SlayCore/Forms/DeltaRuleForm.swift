@@ -11,7 +11,6 @@
 /// Work per chunk O(c·m·dv + c²·(m + dv) + c³/6), workspace O(c·m + c·dv + c²). Every exponent is ≤ 0.
 /// Decode: two passes over S (one read computing Sᵀk and Sᵀq, one read-modify-write), per column block.
 enum DeltaRuleForm: RecurrenceForm {
-
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { options.update == .delta }
 
     static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {

@@ -38,7 +38,6 @@ enum DecayMath {
 /// formed: any α, down to e^−10000 and below, gives finite results (weights below the smallest
 /// normal float are 0). Decode: one pass over S with a per-row state scale α_f.
 enum GatedForm: RecurrenceForm {
-
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool {
         guard options.update == .add, let logDecay = options.logDecay else { return false }
         return !isPerHead(logDecay)
@@ -46,8 +45,6 @@ enum GatedForm: RecurrenceForm {
 
     /// A per-head log decay arrives broadcast over the channels (a zero channel stride).
     static func isPerHead(_ view: TensorView) -> Bool { view.steps[view.rank - 1] == 0 }
-
-    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {}
 
     /// Its intra-chunk block costs an exp per pair and channel: short chunks are faster (8 in
     /// `python -m slay.bench`).

@@ -38,6 +38,7 @@ protocol RecurrenceForm {
 
 extension RecurrenceForm {
     static func keepsMaxima(_ map: FeatureMap) -> Bool { false }
+    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {}
 }
 
 /// The registered forms, in the order they are asked to claim a call.

@@ -28,19 +28,17 @@ final class DecodeWorkspace: @unchecked Sendable {
         slotMarks = try HeapArray<UInt64>(count: (sequences + 63) / 64, what: "the slot marks of \(sequences) slots")
     }
 
-    func ensure(group: Int, map: FeatureMap, valueDim: Int) throws -> ScratchBuffer {
-        if let buffer, group <= self.group { return buffer }
+    func ensure(group: Int, map: FeatureMap, valueDim: Int) throws {
+        if buffer != nil && group <= self.group { return }
         var layout = WorkspaceLayout(chunk: group)
         try layout.reserveRows(queries: group, keys: 1, map: map, valueDim: valueDim)
         try layout.reserve(.references, group)
         // group + 1 rows: a map whose roles share features maps the key with the queries.
         try layout.reserve(.featureScratch, map.scratchFloats(rows: group + 1))
         for form in AttentionForms.registered { try form.reserve(&layout, map: map, valueDim: valueDim, step: true) }
-        let fresh = try ScratchBuffer(floats: layout.totalFloats)
-        buffer = fresh
+        buffer = try ScratchBuffer(floats: layout.totalFloats)
         self.layout = layout
         self.group = group
-        return fresh
     }
 }
 
@@ -187,7 +185,7 @@ extension RecurrentState {
         let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
         let first = options.nth > 1 ? options.ith : 0
         for worker in 0..<threads {
-            _ = try decodeWorkspaces[first + worker].ensure(group: group, map: map, valueDim: valueDim)
+            try decodeWorkspaces[first + worker].ensure(group: group, map: map, valueDim: valueDim)
         }
         let tasks = ParallelFor.share(of: n * h, worker: options.ith, workers: options.nth)
         let settings = options

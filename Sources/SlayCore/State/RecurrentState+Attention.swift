@@ -52,7 +52,7 @@ extension RecurrentState {
         let mode: AttentionMode = q == nil ? .absorb : (options.causal ? .causal : .bidirectional)
         let call = try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads, valueDim: valueDim,
                                      spans: spans, state: self, slots: resolved, mode: mode, options: options)
-        try call.execute(workspaces: nil)
+        try call.execute()
         if options.ith == 0 {
             for i in 0..<spans.count { positions[resolved[i]] += Int64(spans[i].length) }
         }
@@ -67,6 +67,6 @@ extension RecurrentState {
         let (spans, resolved) = try resolveSequences(batch: q.extents[0], length: q.extents[1], cuSeqlens: cuSeqlens, slots: slots)
         let call = try AttentionCall(map: map, q: q, k: nil, v: nil, out: out, queryHeads: queryHeads, valueDim: valueDim,
                                      spans: spans, state: self, slots: resolved, mode: .query, options: options)
-        try call.execute(workspaces: nil)
+        try call.execute()
     }
 }
