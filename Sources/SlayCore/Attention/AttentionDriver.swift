@@ -21,8 +21,6 @@ public enum AttentionMode: Sendable {
 /// Linear attention y = φ(Q)(φ(K)ᵀV) / (φ(Q)(φ(K)ᵀ1) + δ) (docs/math.md §5) and its recurrent
 /// relatives, through one driver (AttentionCall) and the recurrence forms under it.
 public enum LinearAttention {
-    public typealias Mode = AttentionMode
-
     /// Whole-sequence attention: q [B, T, Hq, d], k [B, T, Hk, d], v [B, T, Hk, dv] → out [B, T, Hq, dv].
     public static func run(map: FeatureMap, q: TensorView, k: TensorView, v: TensorView, out: TensorView,
                            options: LinearAttentionOptions) throws {
@@ -33,7 +31,7 @@ public enum LinearAttention {
         let call = try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads,
                                      valueDim: shapes.valueDim, spans: spans, state: nil, slots: SlotList(pointer: nil, count: 0),
                                      mode: options.causal ? .causal : .bidirectional, options: options)
-        try call.execute(workspaces: nil)
+        try call.execute()
     }
 
     /// The map's head_dim and key-head count against the call's.
@@ -69,114 +67,35 @@ public struct AttentionCall: @unchecked Sendable {
     /// The caller's options, with the token tensors this mode does not read cleared and log_decay
     /// in its canonical [B, T, Hk, m] view (a per-head tensor broadcast over m).
     let options: LinearAttentionOptions
-    /// True when options.logDecay came per head ([B, T, Hk]).
-    let perHeadDecay: Bool
     let form: RecurrenceForm.Type
-    private(set) var layout: WorkspaceLayout
-    let delta: Float
+    /// form.keepsMaxima(map): outputs in frames, no column blocks.
+    let framed: Bool
+    let layout: WorkspaceLayout
     /// Token position of each span's first row, for maps that need positions: the slot's
     /// position before the call (read here, before any share updates it); nil when all are 0.
     let origins: HeapArray<Int>?
 
-    init(map: FeatureMap, q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?, queryHeads: Int,
-         valueDim: Int, spans: HeapArray<SequenceSpan>, state: RecurrentState?, slots: SlotList, mode: AttentionMode,
-         options given: LinearAttentionOptions) throws {
-        var options = given
-        if mode == .query {
-            options.logDecay = nil
-            options.keyGateLogits = nil
-            options.beta = nil
-        }
-        guard !options.decay.isActive || mode != .bidirectional else {
-            throw SlayError.invalid("decay needs causal attention (set causal = 1)")
-        }
-        try options.decay.validate(heads: map.numHeads)
-        let tokens = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode)
-        options.logDecay = tokens.logDecay
-        self.perHeadDecay = tokens.perHead
-        let form = AttentionForms.form(map: map, options: options)
-        try form.check(map: map, options: options, mode: mode)
-        if options.checkFinite {
-            for (name, view) in [("q", q), ("k", k), ("v", v)] { if let view { try TokenTensors.checkFinite(view, name) } }
-        }
-        self.map = map
-        self.q = q
-        self.k = k
-        self.v = v
-        self.out = out
-        self.queryHeads = queryHeads
-        self.valueDim = valueDim
-        self.spans = spans
-        self.state = state
-        self.slots = slots
-        self.mode = mode
-        self.options = options
-        self.form = form
-        self.delta = Float(options.delta)
-        var longest = spans.isEmpty ? 1 : 0
-        for span in spans { longest = max(longest, span.length) }
-        let chunk = max(options.chunk(form: form, length: longest), 1)
-        var layout = WorkspaceLayout(chunk: chunk)
-        let (d, m) = (map.headDim, map.featureDim)
-        try layout.reserve(.queryRows, chunk, d)
-        try layout.reserve(.keyRows, chunk, d)
-        try layout.reserve(.valueRows, chunk, valueDim)
-        try layout.reserve(.phiQ, chunk, m)
-        try layout.reserve(.phiK, chunk, m)
-        try layout.reserve(.scores, chunk, chunk)
-        try layout.reserve(.outputs, chunk, valueDim)
-        try layout.reserve(.denominators, chunk)
-        try layout.reserve(.state, m, valueDim)
-        try layout.reserve(.normaliser, m)
-        try layout.reserve(.featureScratch, map.scratchFloats(rows: chunk))
-        try layout.reserve(.keyScratch, map.scratchFloats(rows: chunk))
-        try layout.reserve(.scoreScratch, map.scoreScratchFloats(rows: chunk))
-        try layout.reserve(.gemm, Gemm.workspaceFloats)
-        try layout.reserve(.maskedRows, chunk, max(m, valueDim))
-        if options.queryGateLogits != nil { try layout.reserve(.queryGates, chunk) }
-        if options.keyGateLogits != nil { try layout.reserve(.keyGates, chunk) }
-        if map.needsPositions, let state {
-            let origins = try HeapArray<Int>(count: spans.count, what: "the positions of \(spans.count) sequences")
-            for i in 0..<spans.count { origins[i] = Int(state.positions[slots[i]]) }
-            self.origins = origins
-        } else {
-            self.origins = nil
-        }
-        self.layout = layout
-        try form.reserve(&layout, call: self)
-        self.layout = layout
-    }
-
     var group: Int { queryHeads / map.numHeads }
     var taskCount: Int { spans.count * map.numHeads }
 
-    /// Runs the tasks of partition `ith` of `nth` on up to `nThreads` threads. `workspaces`
-    /// (one per thread, sized by `layout`) avoids allocation; nil allocates them here.
+    /// Runs the tasks of partition `ith` of `nth` on up to `nThreads` threads.
     ///
     /// With fewer (sequence, key head) pairs than threads, forms that allow it split each pair
     /// into blocks of value columns (multiples of 16): a block carries its columns of S through
     /// the whole sequence and recomputes the (cheap) key side itself. Every output element is
     /// computed by the same operations in the same order whatever the split, so results are
     /// bitwise identical for any thread count.
-    public func execute(workspaces: [ScratchBuffer]?) throws {
+    public func execute() throws {
         let (nThreads, partition) = (options.nThreads, (ith: options.ith, nth: options.nth))
         let mine = ParallelFor.share(of: taskCount, worker: partition.ith, workers: partition.nth)
         var blocks = 1
-        if form.splitsValueColumns && mine.count < nThreads && valueDim % 16 == 0 && workspaces == nil {
+        if !framed && mine.count < nThreads && valueDim % 16 == 0 {
             blocks = min(valueDim / 16, (nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
         }
         let work = mine.count * blocks
         let workers = max(1, min(nThreads, work))
-        var buffers: [ScratchBuffer] = []
-        if let workspaces {
-            guard workspaces.count >= workers, workspaces.allSatisfy({ $0.count >= layout.totalFloats }) else {
-                throw SlayError(.internal, "preallocated workspaces are too small for this call")
-            }
-            buffers = workspaces
-        } else {
-            // Allocate every worker's workspace up front: a failure is a status, never a partial write.
-            for _ in 0..<workers { buffers.append(try ScratchBuffer(floats: layout.totalFloats)) }
-        }
+        // Allocate every worker's workspace up front: a failure is a status, never a partial write.
+        let buffers = try (0..<workers).map { _ in try ScratchBuffer(floats: layout.totalFloats) }
         // Every block starts from the normaliser as it was before the call (block 0 writes the
         // final one back), so snapshot the slots' z first.
         let m = map.featureDim
@@ -190,10 +109,9 @@ public struct AttentionCall: @unchecked Sendable {
                 target.update(repeating: 0, count: m)
             }
         }
-        let scratch = buffers
         let call = self
         ParallelFor.run(workers: workers) { worker in
-            let workspace = Workspace(layout: call.layout, buffer: scratch[worker].pointer)
+            let workspace = Workspace(layout: call.layout, buffer: buffers[worker].pointer)
             for item in ParallelFor.share(of: work, worker: worker, workers: workers) {
                 let index = item / blocks
                 let block = item % blocks
@@ -216,33 +134,27 @@ public struct AttentionCall: @unchecked Sendable {
         let sequence = index / map.numHeads
         let keyHead = index % map.numHeads
         let (m, dv) = (map.featureDim, valueDim)
-        let matrix: UnsafeMutablePointer<Float>
-        var maxima: UnsafeMutablePointer<Float>? = nil
-        if let state, state.storageType != .f32 {
-            // A half-precision state: the task's columns of S in fp32 workspace, stored back (rounded)
-            // at the end.
-            matrix = w.state
-            maxima = state.maxima(slot: slots[sequence], head: keyHead)
-            let stored = state.rawMatrix(slot: slots[sequence], head: keyHead)
+        let slot = slots[sequence]
+        // A half-precision state: the task's columns of S in fp32 workspace, stored back (rounded) at the end.
+        let half = state.map { $0.storageType == .f32 ? nil : $0.storageType } ?? nil
+        let matrix = half == nil ? state?.matrix(slot: slot, head: keyHead) ?? w[.state] : w[.state]
+        var maxima = state?.maxima(slot: slot, head: keyHead)
+        if let half, let stored = state?.rawMatrix(slot: slot, head: keyHead) {
             for f in 0..<m {
-                DecodeKernels.load(state.storageType, stored + (f * dv + columns.lowerBound) * state.storageType.bytes,
-                                   stride: 1, count: columns.count, into: matrix + f * dv + columns.lowerBound)
+                DecodeKernels.load(half, stored + (f * dv + columns.lowerBound) * half.bytes, stride: 1, count: columns.count,
+                                   into: matrix + f * dv + columns.lowerBound)
             }
-        } else if let state {
-            matrix = state.matrix(slot: slots[sequence], head: keyHead)
-            maxima = state.maxima(slot: slots[sequence], head: keyHead)
-        } else {
-            matrix = w.state
+        } else if state == nil {
             for f in 0..<m { (matrix + f * dv + columns.lowerBound).update(repeating: 0, count: columns.count) }
-            if form.keepsMaxima(map) {
-                maxima = w.maxima
-                w.maxima.update(repeating: AttentionForms.emptyMaximum, count: m)
+            if framed {
+                maxima = w[.maxima]
+                w[.maxima].update(repeating: AttentionForms.emptyMaximum, count: m)
             }
         }
         // z is private to the task (every column block needs all of it).
-        w.normaliser.update(from: initialNormaliser, count: m)
+        w[.normaliser].update(from: initialNormaliser, count: m)
         let task = FormTask(call: self, span: spans[sequence], origin: origins?[sequence] ?? 0, keyHead: keyHead,
-                            columns: columns, state: matrix, normaliser: w.normaliser, maxima: maxima, w: w)
+                            columns: columns, state: matrix, normaliser: w[.normaliser], maxima: maxima, w: w)
         let span = task.span
         func chunks(_ body: (inout ChunkRows) -> Void) {
             var t0 = 0
@@ -281,44 +193,86 @@ public struct AttentionCall: @unchecked Sendable {
             queryAll()
         }
         if let state, mode != .query {
-            if state.storageType != .f32 {
-                let stored = state.rawMatrix(slot: slots[sequence], head: keyHead)
+            if let half {
+                let stored = state.rawMatrix(slot: slot, head: keyHead)
                 for f in 0..<m {
-                    DecodeKernels.store(state.storageType, matrix + f * dv + columns.lowerBound, count: columns.count,
-                                        into: stored + (f * dv + columns.lowerBound) * state.storageType.bytes, stride: 1)
+                    DecodeKernels.store(half, matrix + f * dv + columns.lowerBound, count: columns.count,
+                                        into: stored + (f * dv + columns.lowerBound) * half.bytes, stride: 1)
                 }
             }
             if writesNormaliser {
-                DecodeKernels.store(state.storageType, w.normaliser, count: m,
-                                    into: state.rawNormaliser(slot: slots[sequence], head: keyHead), stride: 1)
+                DecodeKernels.store(state.storageType, w[.normaliser], count: m, into: state.rawNormaliser(slot: slot, head: keyHead),
+                                    stride: 1)
             }
         }
     }
 
-    /// The chunk's outputs of `queryHead` into `out`: num / (den + δ) (clamp: / max(den, δ)), or
-    /// num alone when not normalising. Forms with frames keep row i scaled by e^{−r_i}: δ moves
-    /// into that frame (δ·e^{−r_i}) and unnormalised rows are scaled back by e^{r_i}, both in
-    /// double (a frame beyond fp32 range rounds to 0 or inf, as the exact result would).
+    /// The chunk's outputs of `queryHead` into `out`, scaled by options.outputScale.
     func store(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows) {
-        let (w, columns) = (task.w, task.columns)
-        let width = columns.count
-        let out = self.out!
-        let base = task.span.batch * out.steps[0] + queryHead * out.steps[2] + columns.lowerBound * out.steps[3]
-        let (rowStride, columnStride) = (out.steps[1], out.steps[3])
-        let (normalize, framed, denominator) = (options.normalize, form.usesFrames, options.denominator)
+        let (w, width, out, framed) = (task.w, task.columns.count, self.out!, framed)
+        let base = task.span.batch * out.steps[0] + queryHead * out.steps[2] + task.columns.lowerBound * out.steps[3]
         for i in 0..<chunk.rows {
-            let inverse: Float
-            if framed {
-                let r = Double(w.references[i])
-                inverse = normalize ? denominator.inverse(w.denominators[i], delta: delta == 0 ? 0 : Float(Double(delta) * exp(-r)))
-                                    : Float(exp(r))
-            } else {
-                inverse = normalize ? denominator.inverse(w.denominators[i], delta: delta) : 1
-            }
+            let scale = options.outputScale(denominator: w[.denominators][i], reference: framed ? w[.references][i] : nil)
             // Rounded to out's element type in the store (fp16 / bf16 outputs).
-            out.storeScaled(w.outputs + i * width, scale: inverse, count: width,
-                            at: base + (task.span.start + chunk.t0 + i) * rowStride, stride: columnStride)
+            out.storeScaled(w[.outputs] + i * width, scale: scale, count: width,
+                            at: base + (task.span.start + chunk.t0 + i) * out.steps[1], stride: out.steps[3])
         }
+    }
+}
+
+extension AttentionCall {
+    /// Checks the call (token tensors, the form's refusals) and sizes its workspace.
+    init(map: FeatureMap, q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?, queryHeads: Int,
+         valueDim: Int, spans: HeapArray<SequenceSpan>, state: RecurrentState?, slots: SlotList, mode: AttentionMode,
+         options given: LinearAttentionOptions) throws {
+        var options = given
+        if mode == .query {
+            options.logDecay = nil
+            options.keyGateLogits = nil
+            options.beta = nil
+        }
+        options.logDecay = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode).logDecay
+        let form = try AttentionForms.select(map: map, options: options, mode: mode, q: q, k: k, v: v)
+        var longest = spans.isEmpty ? 1 : 0
+        for span in spans { longest = max(longest, span.length) }
+        let chunk = max(options.chunk(form: form, length: longest), 1)
+        var layout = WorkspaceLayout(chunk: chunk)
+        let m = map.featureDim
+        try layout.reserveRows(queries: chunk, keys: chunk, map: map, valueDim: valueDim)
+        try layout.reserve(.scores, chunk, chunk)
+        try layout.reserve(.state, m, valueDim)
+        try layout.reserve(.normaliser, m)
+        try layout.reserve(.featureScratch, map.scratchFloats(rows: chunk))
+        try layout.reserve(.keyScratch, map.scratchFloats(rows: chunk))
+        try layout.reserve(.scoreScratch, map.scoreScratchFloats(rows: chunk))
+        try layout.reserve(.gemm, Gemm.workspaceFloats)
+        try layout.reserve(.maskedRows, chunk, max(m, valueDim))
+        if options.queryGateLogits != nil { try layout.reserve(.queryGates, chunk) }
+        if options.keyGateLogits != nil { try layout.reserve(.keyGates, chunk) }
+        try form.reserve(&layout, map: map, valueDim: valueDim, step: false)
+        var origins: HeapArray<Int>? = nil
+        if map.needsPositions, let state {
+            origins = try HeapArray<Int>(count: spans.count, what: "the positions of \(spans.count) sequences")
+            for i in 0..<spans.count { origins![i] = Int(state.positions[slots[i]]) }
+        }
+        self.init(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads, valueDim: valueDim, spans: spans,
+                  state: state, slots: slots, mode: mode, options: options, form: form, framed: form.keepsMaxima(map),
+                  layout: layout, origins: origins)
+    }
+}
+
+extension LinearAttentionOptions {
+    /// What an output row num (with denominator den) is multiplied by: 1 / (den + δ) (clamp:
+    /// 1 / max(den, δ)), or 1 when not normalising. Forms with frames keep the row scaled by
+    /// e^{−r} (`reference` r): δ moves into that frame (δ·e^{−r}) and unnormalised rows are scaled
+    /// back by e^{r}, both in double (a frame beyond fp32 range rounds to 0 or inf, as the exact
+    /// result would).
+    @inline(__always)
+    func outputScale(denominator den: Float, reference: Float?) -> Float {
+        let delta = Float(self.delta)
+        guard let reference else { return normalize ? denominator.inverse(den, delta: delta) : 1 }
+        let r = Double(reference)
+        return normalize ? denominator.inverse(den, delta: delta == 0 ? 0 : Float(Double(delta) * exp(-r))) : Float(exp(r))
     }
 }
 

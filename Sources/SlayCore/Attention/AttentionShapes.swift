@@ -17,23 +17,8 @@ public struct AttentionShapes: Sendable, Equatable {
                 throw SlayError.shape("\(name) dimension \(bad) is \(view.extents[bad]); every extent must be >= 1")
             }
         }
-        let (b, t, hq, d) = (q.extents[0], q.extents[1], q.extents[2], q.extents[3])
-        let hk = k.extents[2]
-        let dv = v.extents[3]
-        func expect(_ name: String, _ view: TensorView, _ shape: [Int]) throws {
-            guard view.shape == shape else {
-                throw SlayError.shape("\(name) has shape \(view.shape), expected \(shape) [B, T, H, D] from q\(name == "k" ? "" : " and k/v")")
-            }
-        }
-        try expect("k", k, [b, t, hk, d])
-        try expect("v", v, [b, t, hk, dv])
-        guard hq <= SlayConfiguration.maximumDimension else {
-            throw SlayError.shape("q has \(hq) heads; at most \(SlayConfiguration.maximumDimension) are supported")
-        }
-        guard hq % hk == 0 else {
-            throw SlayError.shape("q has \(hq) heads, not a multiple of k's \(hk) heads")
-        }
-        try expect("out", out, [b, t, hq, dv])
+        let (b, t, hk, d, dv) = (k.extents[0], k.extents[1], k.extents[2], k.extents[3], v.extents[3])
+        let hq = try TokenTensors.checkShapes(q: q, k: k, v: v, out: out, rank: 4, keyHeads: hk, headDim: d, valueDim: dv)
         self.batch = b
         self.length = t
         self.queryHeads = hq

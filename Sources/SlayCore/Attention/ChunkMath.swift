@@ -5,18 +5,22 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SlayKernels
 
 /// The chunk pieces forms share: loading rows and features, reading the state, the masked
 /// intra-chunk product and the additive state update. Each works on the task's block of value
 /// columns.
 extension FormTask {
-    /// Keys and values of the chunk's rows into w.keyRows / w.valueRows, and the number of
+    /// True when the task's key head decays at all (a per-token log decay, or γ < 1).
+    var decays: Bool { options.logDecay != nil || options.decay.decays(head: keyHead) }
+
+    /// Keys and values of the chunk's rows into w[.keyRows] / w[.valueRows], and the number of
     /// leading rows whose value is finite.
     func gatherKeys(_ chunk: inout ChunkRows) {
         let (k, v) = (call.k!, call.v!)
-        k.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w.keyRows)
-        v.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w.valueRows)
-        chunk.finiteRows = Self.finiteRows(w.valueRows, rows: chunk.rows, width: call.valueDim)
+        k.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.keyRows])
+        v.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.valueRows])
+        chunk.finiteRows = Self.finiteRows(w[.valueRows], rows: chunk.rows, width: call.valueDim)
     }
 
     /// Leading rows of a [rows, width] block with only finite entries (a NaN or ±inf row stops it).
@@ -31,29 +35,29 @@ extension FormTask {
         return rows
     }
 
-    /// Features of the chunk's keys into w.phiK (L2-normalised with qk_l2norm, times the key gates).
+    /// Features of the chunk's keys into w[.phiK] (L2-normalised with qk_l2norm, times the key gates).
     func keyFeatures(_ chunk: ChunkRows) {
-        map.features(role: .key, head: keyHead, input: w.keyRows, rows: chunk.rows, firstPosition: origin + chunk.t0,
-                     output: w.phiK, scratch: w.keyScratch)
-        if options.qkL2Norm { Self.normaliseRows(w.phiK, rows: chunk.rows, width: map.featureDim) }
+        map.features(role: .key, head: keyHead, input: w[.keyRows], rows: chunk.rows, firstPosition: origin + chunk.t0,
+                     output: w[.phiK], scratch: w[.keyScratch])
+        if options.qkL2Norm { Self.normaliseRows(w[.phiK], rows: chunk.rows, width: map.featureDim) }
         if let gates = options.keyGateLogits {
-            HeadGates.fill(gates, batch: span.batch, t0: span.start + chunk.t0, rows: chunk.rows, head: keyHead, into: w.keyGates)
-            HeadGates.scaleRows(w.phiK, rows: chunk.rows, width: map.featureDim, by: w.keyGates)
+            HeadGates.fill(gates, batch: span.batch, t0: span.start + chunk.t0, rows: chunk.rows, head: keyHead, into: w[.keyGates])
+            HeadGates.scaleRows(w[.phiK], rows: chunk.rows, width: map.featureDim, by: w[.keyGates])
         }
     }
 
-    /// Query rows of `queryHead` into w.queryRows (raw) and their features into w.phiQ.
+    /// Query rows of `queryHead` into w[.queryRows] (raw) and their features into w[.phiQ].
     func loadQueries(queryHead: Int, _ chunk: ChunkRows, features: Bool = true) {
-        call.q!.gatherRows(batch: span.batch, head: queryHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w.queryRows)
+        call.q!.gatherRows(batch: span.batch, head: queryHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.queryRows])
         if let gates = options.queryGateLogits {
             HeadGates.fill(gates, batch: span.batch, t0: span.start + chunk.t0, rows: chunk.rows, head: queryHead,
-                           into: w.queryGates)
+                           into: w[.queryGates])
         }
         guard features else { return }
-        map.features(role: .query, head: keyHead, input: w.queryRows, rows: chunk.rows, firstPosition: origin + chunk.t0,
-                     output: w.phiQ, scratch: w.featureScratch)
-        if options.qkL2Norm { Self.normaliseRows(w.phiQ, rows: chunk.rows, width: map.featureDim) }
-        if options.queryGateLogits != nil { HeadGates.scaleRows(w.phiQ, rows: chunk.rows, width: map.featureDim, by: w.queryGates) }
+        map.features(role: .query, head: keyHead, input: w[.queryRows], rows: chunk.rows, firstPosition: origin + chunk.t0,
+                     output: w[.phiQ], scratch: w[.featureScratch])
+        if options.qkL2Norm { Self.normaliseRows(w[.phiQ], rows: chunk.rows, width: map.featureDim) }
+        if options.queryGateLogits != nil { HeadGates.scaleRows(w[.phiQ], rows: chunk.rows, width: map.featureDim, by: w[.queryGates]) }
     }
 
     /// Each row ← row / ‖row‖ (fla's use_qk_l2norm_in_kernel: ‖row‖ = sqrt(Σ x² + 1e-6)).
@@ -70,35 +74,39 @@ extension FormTask {
     /// Inter-chunk readout: outputs = Φ_Q·S[:, columns], denominators = Φ_Q·z.
     func readState(rows: Int) {
         let (m, dv) = (map.featureDim, call.valueDim)
-        Gemm.multiply(m: rows, n: columns.count, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
-                      b: state + columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: columns.count,
-                      accumulate: false, workspace: w.gemm)
+        Gemm.multiply(m: rows, n: columns.count, k: m, a: w[.phiQ], rowStrideA: m, columnStrideA: 1,
+                      b: state + columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w[.outputs], ldc: columns.count,
+                      accumulate: false, workspace: w[.gemm])
         // Vector dot products: a scalar sum here was one dependent add per feature (8% of a prefill).
-        for i in 0..<rows { w.denominators[i] = DecodeKernels.dot(w.phiQ + i * m, normaliser, count: m) }
+        for i in 0..<rows { w[.denominators][i] = DecodeKernels.dot(w[.phiQ] + i * m, normaliser, count: m) }
     }
 
-    /// The masked intra-chunk part: the scores tril(w.scores) (diagonal included; entries above
-    /// it are zeroed) add their row sums to the denominators and their product with the chunk's
-    /// values to the outputs.
-    func addIntraChunk(_ chunk: ChunkRows) {
+    /// Row i of the outputs and denominators times factor(i) (the decay of the state before the
+    /// chunk as row i sees it, or a query gate).
+    @inline(__always)
+    func scaleReadout(rows: Int, factor: (Int) -> Float) {
+        for i in 0..<rows {
+            let (row, scale) = (w[.outputs] + i * columns.count, factor(i))
+            for j in 0..<columns.count { row[j] *= scale }
+            w[.denominators][i] *= scale
+        }
+    }
+
+    /// The masked intra-chunk part: the scores tril(w[.scores]) (diagonal included; entries above
+    /// it are zeroed) add their row sums to the denominators and their product with the values
+    /// (by default the task's columns of the chunk's value rows) to the outputs.
+    func addIntraChunk(_ chunk: ChunkRows, values: UnsafePointer<Float>? = nil, stride: Int? = nil) {
         let rows = chunk.rows
         for i in 0..<rows {
-            let row = w.scores + i * rows
+            let row = w[.scores] + i * rows
             var total: Float = 0
             for j in 0...i { total += row[j] }
             for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
-            w.denominators[i] += total
+            w[.denominators][i] += total
         }
-        lowerTimes(w.scores, rows: rows, finiteRows: chunk.finiteRows, b: w.valueRows + columns.lowerBound,
-                   rowStrideB: call.valueDim, into: w.outputs, accumulate: true)
-    }
-
-    /// c[:, columns] (+)= L·B for a lower-triangular rows × rows L (zeros above the diagonal) and
-    /// B [rows, columns]; see `lowerProduct`.
-    func lowerTimes(_ l: UnsafePointer<Float>, rows: Int, finiteRows: Int, b: UnsafePointer<Float>, rowStrideB: Int,
-                    into c: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        lowerProduct(l, rows: rows, finiteRows: finiteRows, b: b, rowStrideB: rowStrideB, width: columns.count,
-                     into: c, ldc: columns.count, accumulate: accumulate)
+        lowerProduct(w[.scores], rows: rows, finiteRows: chunk.finiteRows, b: values ?? UnsafePointer(w[.valueRows] + columns.lowerBound),
+                     rowStrideB: stride ?? call.valueDim, width: columns.count, into: w[.outputs], ldc: columns.count,
+                     accumulate: true)
     }
 
     /// C (+)= L·B for a lower-triangular rows × rows L (zeros above the diagonal, row stride rows)
@@ -113,10 +121,10 @@ extension FormTask {
                       rowStrideB: Int, width: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
         guard finiteRows < rows else {
             Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1, b: b, rowStrideB: rowStrideB,
-                          columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: w.gemm)
+                          columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: w[.gemm])
             return
         }
-        let masked = w.maskedRows
+        let masked = w[.maskedRows]
         for i in 0..<rows {
             let target = masked + i * width
             if i < finiteRows {
@@ -126,55 +134,58 @@ extension FormTask {
             }
         }
         Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1, b: masked, rowStrideB: width,
-                      columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: w.gemm)
+                      columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: w[.gemm])
         Gemm.multiply(m: rows - finiteRows, n: width, k: rows - finiteRows, a: l + finiteRows * rows + finiteRows,
                       rowStrideA: rows, columnStrideA: 1, b: b + finiteRows * rowStrideB, rowStrideB: rowStrideB,
-                      columnStrideB: 1, c: c + finiteRows * ldc, ldc: ldc, accumulate: true, workspace: w.gemm)
+                      columnStrideB: 1, c: c + finiteRows * ldc, ldc: ldc, accumulate: true, workspace: w[.gemm])
     }
 
     /// S[:, columns] += Φ_Kᵀ·V[:, columns], z += Φ_Kᵀ·1 over the chunk's rows.
     func addKeysToState(rows: Int) {
         let (m, dv) = (map.featureDim, call.valueDim)
-        Gemm.multiply(m: m, n: columns.count, k: rows, a: w.phiK, rowStrideA: 1, columnStrideA: m,
-                      b: w.valueRows + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
-                      c: state + columns.lowerBound, ldc: dv, accumulate: true, workspace: w.gemm)
+        Gemm.multiply(m: m, n: columns.count, k: rows, a: w[.phiK], rowStrideA: 1, columnStrideA: m,
+                      b: w[.valueRows] + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
+                      c: state + columns.lowerBound, ldc: dv, accumulate: true, workspace: w[.gemm])
         for i in 0..<rows {
-            let phi = w.phiK + i * m
+            let phi = w[.phiK] + i * m
             for f in 0..<m { normaliser[f] += phi[f] }
         }
     }
 
-    /// S[:, columns] and z scaled by `factor` per feature row (`factors[f]`, or one scalar).
-    func scaleState(by factors: UnsafePointer<Float>?, scalar: Float = 1) {
+    /// S[:, columns] and (`normaliser`) z scaled by `factor` per feature row (`factors[f]`, or one scalar).
+    func scaleState(by factors: UnsafePointer<Float>?, scalar: Float = 1, normaliser scalesZ: Bool = true) {
         let (m, dv) = (map.featureDim, call.valueDim)
         for f in 0..<m {
             let factor = factors.map { $0[f] } ?? scalar
             let row = state + f * dv + columns.lowerBound
             for j in 0..<columns.count { row[j] *= factor }
-            normaliser[f] *= factor
+            if scalesZ { normaliser[f] *= factor }
         }
     }
 
-    /// Rows of the chunk's log decay at channel 0 (per-head decay; the canonical view broadcasts
-    /// a per-head tensor over m, so channel 0 is the head's g), plus log γ, into `target`.
+    /// The chunk's rows of a per-head token tensor (β [B, T, Hk], or channel 0 of a log decay
+    /// broadcast over m) into `target`; `absent` for every row without one.
+    func headRows(_ view: TensorView?, _ chunk: ChunkRows, absent: Float, into target: UnsafeMutablePointer<Float>) {
+        guard let view else { return target.update(repeating: absent, count: chunk.rows) }
+        let base = span.batch * view.steps[0] + keyHead * view.steps[2]
+        for i in 0..<chunk.rows { target[i] = view.load(base + (span.start + chunk.t0 + i) * view.steps[1]) }
+    }
+
+    /// Per-head log decay plus log γ of the chunk's rows into `target` (log γ alone without it).
     func headLogDecay(_ chunk: ChunkRows, into target: UnsafeMutablePointer<Float>) {
         let logGamma = options.decay.logarithm(head: keyHead)
-        guard let logDecay = options.logDecay else {
-            target.update(repeating: logGamma, count: chunk.rows)
-            return
-        }
-        let base = span.batch * logDecay.steps[0] + keyHead * logDecay.steps[2]
-        for i in 0..<chunk.rows { target[i] = logDecay.load(base + (span.start + chunk.t0 + i) * logDecay.steps[1]) + logGamma }
+        headRows(options.logDecay, chunk, absent: 0, into: target)
+        for i in 0..<chunk.rows { target[i] += logGamma }
     }
 
-    /// Per-channel log α of the chunk's rows into w.logDecay [rows, m], plus log γ.
+    /// Per-channel log α of the chunk's rows into w[.logDecay] [rows, m], plus log γ (log γ alone
+    /// without log decay).
     func channelLogDecay(_ chunk: ChunkRows) {
-        let m = map.featureDim
-        options.logDecay!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows,
-                                     into: w.logDecay)
-        let logGamma = options.decay.logarithm(head: keyHead)
+        let (m, logGamma) = (map.featureDim, options.decay.logarithm(head: keyHead))
+        guard let logDecay = options.logDecay else { return w[.logDecay].update(repeating: logGamma, count: chunk.rows * m) }
+        logDecay.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.logDecay])
         if logGamma != 0 {
-            for i in 0..<(chunk.rows * m) { w.logDecay[i] += logGamma }
+            for i in 0..<(chunk.rows * m) { w[.logDecay][i] += logGamma }
         }
     }
 }
@@ -208,5 +219,8 @@ enum ScalarDecay {
 
     /// e^{x} for x ≤ 0 (0 below the smallest normal float, the chunked forms' bound).
     @inline(__always)
-    static func weight(_ x: Float) -> Float { StepTokenInputs.alpha(min(x, 0)) }
+    static func weight(_ x: Float) -> Float {
+        let x = min(x, 0)
+        return x < SlayKernels.DecayKernels.underflow ? 0 : expf(x)
+    }
 }

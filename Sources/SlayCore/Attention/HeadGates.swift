@@ -17,21 +17,22 @@ enum HeadGates {
     /// evaluated at `head`, in double.
     @inline(__always)
     static func gate(_ logits: TensorView, row: Int, stride: Int, heads: Int, head: Int) -> Float {
-        var top = -Double.infinity
-        for h in 0..<heads { top = max(top, Double(logits.load(row + h * stride))) }
-        var sum = 0.0
-        for h in 0..<heads { sum += exp(Double(logits.load(row + h * stride)) - top) }
-        return Float(exp(Double(logits.load(row + head * stride)) - top) / sum)
+        gate(heads: heads, head: head) { logits.load(row + $0 * stride) }
     }
 
     /// The same over fp32 logits row[0], row[stride], … (the backward's gate gradients).
     @inline(__always)
     static func gate(_ row: UnsafePointer<Float>, stride: Int, heads: Int, head: Int) -> Float {
+        gate(heads: heads, head: head) { row[$0 * stride] }
+    }
+
+    @inline(__always)
+    static func gate(heads: Int, head: Int, logit: (Int) -> Float) -> Float {
         var top = -Double.infinity
-        for h in 0..<heads { top = max(top, Double(row[h * stride])) }
+        for h in 0..<heads { top = max(top, Double(logit(h))) }
         var sum = 0.0
-        for h in 0..<heads { sum += exp(Double(row[h * stride]) - top) }
-        return Float(exp(Double(row[head * stride]) - top) / sum)
+        for h in 0..<heads { sum += exp(Double(logit(h)) - top) }
+        return Float(exp(Double(logit(head)) - top) / sum)
     }
 
     /// Gates of rows t0 ..< t0 + rows of batch entry `batch` at `head`, from logits [B, T, H].

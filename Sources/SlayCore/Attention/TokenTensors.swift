@@ -15,6 +15,29 @@ enum TokenTensors {
         }
     }
 
+    /// q [lead…, Hq, d], k [lead…, Hk, d], v [lead…, Hk, dv] and out [lead…, Hq, dv] (nil ones
+    /// are skipped), `lead` being the first rank − 2 extents of k (else q): rank 4 for sequences,
+    /// 3 for steps, with Hq a multiple of Hk. Allocates only to report an error. Returns Hq.
+    static func checkShapes(q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?, rank: Int, keyHeads: Int,
+                            headDim: Int, valueDim: Int) throws -> Int {
+        let lead = (k ?? q)!.extents
+        let hq = q?.extents[rank - 2] ?? keyHeads
+        func expect(_ view: TensorView?, _ name: String, _ heads: Int, _ width: Int) throws {
+            guard let view else { return }
+            var extents = lead
+            (extents[rank - 2], extents[rank - 1]) = (heads, width)
+            try checkShape(view, name, rank: rank, extents: extents, layout: rank == 4 ? "[B, T, H, D]" : "[N, H, D]")
+        }
+        try expect(k, "k", keyHeads, headDim)
+        try expect(v, "v", keyHeads, valueDim)
+        try expect(q, "q", hq, headDim)
+        guard hq % keyHeads == 0 && hq <= SlayConfiguration.maximumDimension else {
+            throw SlayError.shape("q has \(hq) heads; it needs a multiple of the \(keyHeads) key heads, at most \(SlayConfiguration.maximumDimension)")
+        }
+        try expect(out, "out", hq, valueDim)
+        return hq
+    }
+
     /// Every element must satisfy `isValid`; the first that does not is named with its index.
     static func checkValues(_ view: TensorView, _ name: String, rule: String, status: SlayStatus = .invalidArgument,
                             isValid: (Float) -> Bool) throws {
@@ -33,20 +56,6 @@ enum TokenTensors {
         }
     }
 
-    /// log α (or g): finite and ≤ 0 (α ∈ (0, 1]); −∞ is refused so that sums of log α stay finite
-    /// or −∞ without ever meeting +∞.
-    static func checkLogDecay(_ view: TensorView, rank: Int, extents: SIMD4<Int>, layout: @autoclosure () -> String) throws {
-        try checkShape(view, "log_decay", rank: rank, extents: extents, layout: layout())
-        try checkValues(view, "log_decay", rule: "each log α (g) must be finite and <= 0") { $0.isFinite && $0 <= 0 }
-    }
-
-    /// Gate logits: finite (the softmax over heads is then well defined).
-    static func checkGateLogits(_ view: TensorView, _ name: String, rank: Int, extents: SIMD4<Int>,
-                                layout: @autoclosure () -> String) throws {
-        try checkShape(view, name, rank: rank, extents: extents, layout: layout())
-        try checkValues(view, name, rule: "gate logits must be finite") { $0.isFinite }
-    }
-
     /// q, k or v with check_finite: every element finite, else SLAY_ERR_NON_FINITE naming it.
     static func checkFinite(_ view: TensorView, _ name: String) throws {
         try checkValues(view, name, rule: "check_finite requires finite inputs", status: .nonFinite) { $0.isFinite }
@@ -59,16 +68,22 @@ enum TokenTensors {
         var perHead = false
     }
 
-    /// Shapes and values of the token tensors of a call whose keys have leading extents `keys`
-    /// ([B, T] for sequences, [N] for steps: `leading` = 2 or 1) and whose queries have `queries`.
+    /// γ, and shapes and values of the token tensors of a call whose keys have leading extents
+    /// `keys` ([B, T] for sequences, [N] for steps: `leading` = 2 or 1) and whose queries have
+    /// `queries`. log α (g) must be finite and ≤ 0 (−∞ is refused so that sums of log α never
+    /// meet +∞); gate logits finite (the softmax over heads is then defined).
     static func check(_ o: LinearAttentionOptions, map: FeatureMap, keys: SIMD2<Int>?, queries: SIMD2<Int>?,
                       queryHeads: Int, leading: Int) throws -> Checked {
+        if o.beta != nil && o.update != .delta {
+            throw SlayError.invalid("beta is the delta rule's step size; it needs update = SLAY_UPDATE_DELTA")
+        }
+        try o.decay.validate(heads: map.numHeads)
         let h = map.numHeads
-        let names = leading == 2 ? ("B, T, ", "[B, T, ") : ("N, ", "[N, ")
+        let lead = leading == 2 ? "[B, T, " : "[N, "
         // Not variadic: a variadic argument is an Array, and decode steps must not allocate.
-        func extents(_ lead: SIMD2<Int>, _ heads: Int, _ channels: Int? = nil) -> SIMD4<Int> {
+        func extents(_ outer: SIMD2<Int>, _ heads: Int, _ channels: Int? = nil) -> SIMD4<Int> {
             var e = SIMD4<Int>(repeating: 1)
-            for axis in 0..<leading { e[axis] = lead[axis] }
+            for axis in 0..<leading { e[axis] = outer[axis] }
             e[leading] = heads
             if let channels { e[leading + 1] = channels }
             return e
@@ -76,27 +91,29 @@ enum TokenTensors {
         var checked = Checked()
         if let keys {
             if let logDecay = o.logDecay {
-                let perHead = logDecay.rank == leading + 1
-                if perHead {
-                    try checkLogDecay(logDecay, rank: leading + 1, extents: extents(keys, h), layout: "\(names.1)Hk] (per head)")
+                checked.perHead = logDecay.rank == leading + 1
+                if checked.perHead {
+                    try checkShape(logDecay, "log_decay", rank: leading + 1, extents: extents(keys, h), layout: "\(lead)Hk] (per head)")
                 } else {
-                    try checkLogDecay(logDecay, rank: leading + 2, extents: extents(keys, h, map.featureDim),
-                                      layout: "\(names.1)Hk, m] (m = the feature map's dim), or \(names.1)Hk] per head")
+                    try checkShape(logDecay, "log_decay", rank: leading + 2, extents: extents(keys, h, map.featureDim),
+                                   layout: "\(lead)Hk, m] (m = the feature map's dim), or \(lead)Hk] per head")
                 }
-                checked.perHead = perHead
-                checked.logDecay = perHead ? broadcast(logDecay, leading: leading, over: map.featureDim) : logDecay
+                try checkValues(logDecay, "log_decay", rule: "each log α (g) must be finite and <= 0") { $0.isFinite && $0 <= 0 }
+                checked.logDecay = checked.perHead ? broadcast(logDecay, leading: leading, over: map.featureDim) : logDecay
             }
             if let gates = o.keyGateLogits {
-                try checkGateLogits(gates, "key_gate_logits", rank: leading + 1, extents: extents(keys, h), layout: "\(names.1)Hk]")
+                try checkShape(gates, "key_gate_logits", rank: leading + 1, extents: extents(keys, h), layout: "\(lead)Hk]")
+                try checkValues(gates, "key_gate_logits", rule: "gate logits must be finite") { $0.isFinite }
             }
             if let beta = o.beta {
-                try checkShape(beta, "beta", rank: leading + 1, extents: extents(keys, h), layout: "\(names.1)Hk]")
+                try checkShape(beta, "beta", rank: leading + 1, extents: extents(keys, h), layout: "\(lead)Hk]")
                 try checkValues(beta, "beta", rule: "each β must be in [0, 2]") { $0 >= 0 && $0 <= 2 }
             }
         }
         if let queries, let gates = o.queryGateLogits {
-            try checkGateLogits(gates, "query_gate_logits", rank: leading + 1, extents: extents(queries, queryHeads),
-                                layout: "\(names.1)Hq]")
+            try checkShape(gates, "query_gate_logits", rank: leading + 1, extents: extents(queries, queryHeads),
+                           layout: "\(lead)Hq]")
+            try checkValues(gates, "query_gate_logits", rule: "gate logits must be finite") { $0.isFinite }
         }
         return checked
     }
@@ -104,11 +121,8 @@ enum TokenTensors {
     /// Sequence calls: q [B, T, Hq, d] and k [B, T, Hk, d].
     static func check(_ o: LinearAttentionOptions, map: FeatureMap, q: TensorView?, k: TensorView?, queryHeads: Int,
                       mode: AttentionMode) throws -> Checked {
-        if mode == .bidirectional && (o.logDecay != nil) {
-            throw SlayError.invalid("log_decay needs causal attention (set causal = 1)")
-        }
-        if o.beta != nil && o.update != .delta {
-            throw SlayError.invalid("beta is the delta rule's step size; it needs update = SLAY_UPDATE_DELTA")
+        if mode == .bidirectional && (o.logDecay != nil || o.decay.isActive) {
+            throw SlayError.invalid("\(o.decay.isActive ? "decay" : "log_decay") needs causal attention (set causal = 1)")
         }
         let keys = mode == .query ? nil : k.map { SIMD2($0.extents[0], $0.extents[1]) }
         let queries = q.map { SIMD2($0.extents[0], $0.extents[1]) }

@@ -17,13 +17,13 @@ enum WorkspaceBlock: Int, CaseIterable {
     /// a copy of a product's right-hand rows with the rows after a non-finite one zeroed
     case maskedRows
     /// free for a form's own use (delta rule: T, W, U, β; rescaled exp: prefix maxima, exponents)
-    case formSquare, formKeys, formValues, formRows, formExtra
+    case formSquare, formKeys, formValues, formRows
 }
 
 /// Floats of every block, computed with overflow checks, and where each block starts.
 public struct WorkspaceLayout: Sendable {
-    private(set) var sizes = [Int](repeating: 0, count: WorkspaceBlock.allCases.count)
-    private(set) var offsets = [Int](repeating: 0, count: WorkspaceBlock.allCases.count)
+    private(set) var sizes = SIMD32<Int>()
+    private(set) var offsets = SIMD32<Int>()
     public private(set) var totalFloats = 0
     /// Rows per chunk (decode steps: query heads per key head).
     let chunk: Int
@@ -42,53 +42,36 @@ public struct WorkspaceLayout: Sendable {
         totalFloats = total
     }
 
+    /// The blocks of every call: `queries` query rows and `keys` key and value rows, gathered and
+    /// mapped, and the query rows' outputs.
+    mutating func reserveRows(queries: Int, keys: Int, map: FeatureMap, valueDim: Int) throws {
+        try reserve(.queryRows, queries, map.headDim)
+        try reserve(.keyRows, keys, map.headDim)
+        try reserve(.valueRows, keys, valueDim)
+        try reserve(.phiQ, queries, map.featureDim)
+        try reserve(.phiK, keys, map.featureDim)
+        try reserve(.outputs, queries, valueDim)
+        try reserve(.denominators, queries)
+    }
+
     /// `block` = rows × width floats.
     mutating func reserve(_ block: WorkspaceBlock, _ rows: Int, _ width: Int) throws {
         try reserve(block, try CheckedSize.multiply(rows, width, what: "workspace (\(block))"))
     }
-
-    func size(_ block: WorkspaceBlock) -> Int { sizes[block.rawValue] }
-    func offset(_ block: WorkspaceBlock) -> Int { offsets[block.rawValue] }
 }
 
-/// One worker's blocks in its buffer, located by the layout.
+/// One worker's buffer, its blocks located by the layout: w[.phiQ] is where φ(Q) starts.
 struct Workspace {
-    let queryRows, keyRows, valueRows, phiQ, phiK, scores, outputs, denominators, references, state, normaliser,
-        maxima, featureScratch, keyScratch, scoreScratch, gemm, powers, rowDecay, logDecay, decayFactors, running,
-        queryGates, keyGates, maskedRows, formSquare, formKeys, formValues, formRows, formExtra: UnsafeMutablePointer<Float>
+    let buffer: UnsafeMutablePointer<Float>
+    let offsets: SIMD32<Int>
     let chunk: Int
 
     init(layout: WorkspaceLayout, buffer: UnsafeMutablePointer<Float>) {
-        func at(_ block: WorkspaceBlock) -> UnsafeMutablePointer<Float> { buffer + layout.offset(block) }
+        self.buffer = buffer
+        offsets = layout.offsets
         chunk = layout.chunk
-        queryRows = at(.queryRows)
-        keyRows = at(.keyRows)
-        valueRows = at(.valueRows)
-        phiQ = at(.phiQ)
-        phiK = at(.phiK)
-        scores = at(.scores)
-        outputs = at(.outputs)
-        denominators = at(.denominators)
-        references = at(.references)
-        state = at(.state)
-        normaliser = at(.normaliser)
-        maxima = at(.maxima)
-        featureScratch = at(.featureScratch)
-        keyScratch = at(.keyScratch)
-        scoreScratch = at(.scoreScratch)
-        gemm = at(.gemm)
-        powers = at(.powers)
-        rowDecay = at(.rowDecay)
-        logDecay = at(.logDecay)
-        decayFactors = at(.decayFactors)
-        running = at(.running)
-        queryGates = at(.queryGates)
-        keyGates = at(.keyGates)
-        maskedRows = at(.maskedRows)
-        formSquare = at(.formSquare)
-        formKeys = at(.formKeys)
-        formValues = at(.formValues)
-        formRows = at(.formRows)
-        formExtra = at(.formExtra)
     }
+
+    @inline(__always)
+    subscript(block: WorkspaceBlock) -> UnsafeMutablePointer<Float> { buffer + offsets[block.rawValue] }
 }

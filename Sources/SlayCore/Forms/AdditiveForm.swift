@@ -6,82 +6,60 @@
 /// scalar decay factors of ScalarDecay on the inter-chunk rows, the intra-chunk scores and the
 /// keys entering the state. Decode: one pass over S (the DecodeKernels row stream).
 enum AdditiveForm: RecurrenceForm {
-    static let name = "additive"
-
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool {
         options.update == .add
     }
 
-    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {}
-
     static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 64 }
 
-    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws {
+    static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws {
+        guard !step else { return try layout.reserve(.running, 1) }
         let c = layout.chunk
         try layout.reserve(.powers, c + 1)
         try layout.reserve(.rowDecay, c)
         try layout.reserve(.decayFactors, c)
     }
 
-    /// True when the task's key head decays at all; `dataDependent` when it decays per token.
-    static func decays(_ task: FormTask) -> (decayed: Bool, dataDependent: Bool) {
-        let dataDependent = task.options.logDecay != nil
-        return (dataDependent || task.options.decay.decays(head: task.keyHead), dataDependent)
-    }
-
     static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
         task.gatherKeys(&chunk)
         task.keyFeatures(chunk)
-        let (decayed, dataDependent) = decays(task)
+        let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
         guard decayed else { return }
         if dataDependent {
-            task.headLogDecay(chunk, into: task.w.rowDecay)
-            ScalarDecay.accumulate(task.w.rowDecay, rows: chunk.rows)
+            task.headLogDecay(chunk, into: task.w[.rowDecay])
+            ScalarDecay.accumulate(task.w[.rowDecay], rows: chunk.rows)
         } else if chunk.t0 == 0 {
             // The powers depend only on γ: once per task (the workspace is the task's until it ends).
-            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: task.w.chunk + 1, into: task.w.powers)
+            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: task.w.chunk + 1, into: task.w[.powers])
         }
     }
 
     static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
-        let (w, rows, width) = (task.w, chunk.rows, task.columns.count)
+        let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
         task.loadQueries(queryHead: queryHead, chunk)
         task.readState(rows: rows)
         guard causal else { return }
-        let (decayed, dataDependent) = decays(task)
-        if decayed {
-            // The state holds keys before the chunk: row i sees them decayed by e^{b_i} (γ^(i+1)).
-            for i in 0..<rows {
-                let factor = dataDependent ? ScalarDecay.weight(w.rowDecay[i]) : w.powers[i + 1]
-                let row = w.outputs + i * width
-                for j in 0..<width { row[j] *= factor }
-                w.denominators[i] *= factor
-            }
-        }
+        let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
+        // The state holds keys before the chunk: row i sees them decayed by e^{b_i} (γ^(i+1)).
+        if decayed { task.scaleReadout(rows: rows) { dataDependent ? ScalarDecay.weight(w[.rowDecay][$0]) : w[.powers][$0 + 1] } }
         // Intra-chunk: scores = tril(Φ_Q Φ_Kᵀ), diagonal included; from the map's factorised
-        // kernel when it has one (far cheaper than the c × c × m product).
-        let m = task.map.featureDim
-        if task.map.scores(head: task.keyHead, rows: rows, queryScratch: w.featureScratch, keyScratch: w.keyScratch,
-                           output: w.scores, scratch: w.scoreScratch) {
-            // The shortcut saw the raw features: gate its rows and columns (qk_l2norm: multiply).
-            if task.options.qkL2Norm {
-                Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
-                              b: w.phiK, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
-                              accumulate: false, workspace: w.gemm)
-            } else if task.options.queryGateLogits != nil || task.options.keyGateLogits != nil {
-                task.gateScores(rows: rows)
-            }
-        } else {
-            Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1,
-                          b: w.phiK, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
-                          accumulate: false, workspace: w.gemm)
+        // kernel when it has one (far cheaper than the c × c × m product). The shortcut sees the
+        // raw features: gate its rows and columns; with qk_l2norm multiply instead.
+        let factorised = task.map.scores(head: task.keyHead, rows: rows, queryScratch: w[.featureScratch],
+                                         keyScratch: w[.keyScratch], output: w[.scores], scratch: w[.scoreScratch])
+        if !factorised || task.options.qkL2Norm {
+            Gemm.multiply(m: rows, n: rows, k: m, a: w[.phiQ], rowStrideA: m, columnStrideA: 1,
+                          b: w[.phiK], rowStrideB: 1, columnStrideB: m, c: w[.scores], ldc: rows,
+                          accumulate: false, workspace: w[.gemm])
+        } else if task.options.queryGateLogits != nil || task.options.keyGateLogits != nil {
+            task.gateScores(rows: rows)
         }
         if dataDependent {
-            ScalarDecay.decayScores(w.scores, rows: rows, cumulative: w.rowDecay, scratch: w.decayFactors)
+            ScalarDecay.decayScores(w[.scores], rows: rows, cumulative: w[.rowDecay], scratch: w[.decayFactors])
         } else if decayed {
             for i in 0..<rows {
-                let row = w.scores + i * rows
-                for j in 0...i { row[j] *= w.powers[i - j] }
+                let row = w[.scores] + i * rows
+                for j in 0...i { row[j] *= w[.powers][i - j] }
             }
         }
         task.addIntraChunk(chunk)
@@ -90,50 +68,35 @@ enum AdditiveForm: RecurrenceForm {
     /// S ← e^{b_last} S + Σ_j e^{b_last − b_j} φ(k_j) v_jᵀ (and z alike); without decay S += Φ_Kᵀ V.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
         let (w, rows, width) = (task.w, chunk.rows, task.columns.count)
-        let (decayed, dataDependent) = decays(task)
+        let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
         guard decayed else { return task.addKeysToState(rows: rows) }
         let m = task.map.featureDim
         let last = rows - 1
-        task.scaleState(by: nil, scalar: dataDependent ? ScalarDecay.weight(w.rowDecay[last]) : w.powers[rows])
+        task.scaleState(by: nil, scalar: dataDependent ? ScalarDecay.weight(w[.rowDecay][last]) : w[.powers][rows])
         // Scaled values e^{b_last − b_j} v_j in the outputs buffer (free between query heads).
         for j in 0..<rows {
-            let factor = dataDependent ? ScalarDecay.weight(w.rowDecay[last] - w.rowDecay[j]) : w.powers[rows - 1 - j]
-            let source = w.valueRows + j * task.call.valueDim + task.columns.lowerBound
-            let target = w.outputs + j * width
+            let factor = dataDependent ? ScalarDecay.weight(w[.rowDecay][last] - w[.rowDecay][j]) : w[.powers][rows - 1 - j]
+            let source = w[.valueRows] + j * task.call.valueDim + task.columns.lowerBound
+            let target = w[.outputs] + j * width
             for c in 0..<width { target[c] = source[c] * factor }
-            let phi = w.phiK + j * m
+            let phi = w[.phiK] + j * m
             for f in 0..<m { task.normaliser[f] += phi[f] * factor }
         }
-        Gemm.multiply(m: m, n: width, k: rows, a: w.phiK, rowStrideA: 1, columnStrideA: m,
-                      b: w.outputs, rowStrideB: width, columnStrideB: 1,
-                      c: task.state + task.columns.lowerBound, ldc: task.call.valueDim, accumulate: true, workspace: w.gemm)
+        Gemm.multiply(m: m, n: width, k: rows, a: w[.phiK], rowStrideA: 1, columnStrideA: m,
+                      b: w[.outputs], rowStrideB: width, columnStrideB: 1,
+                      c: task.state + task.columns.lowerBound, ldc: task.call.valueDim, accumulate: true, workspace: w[.gemm])
     }
 
     // MARK: decode step
-
-    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws {
-        try layout.reserve(.running, 1)
-    }
 
     /// S ← a·S + φ(k) vᵀ, z alike (a = γ, or e^{g + log γ} per head), and every query head of the
     /// group reads the new rows, in one pass over S (the DecodeKernels row stream).
     static func step(_ task: StepTask) {
         task.features()
-        let (w, m, dv, group) = (task.w, task.map.featureDim, task.valueDim, task.group)
-        let gamma = task.options.decay[task.head]
-        var scales: UnsafePointer<Float>? = nil
-        if let g = task.tokens.logDecayRow(sequence: task.sequence, head: task.head) {
-            w.running[0] = StepTokenInputs.alpha(g[0] + task.options.decay.logarithm(head: task.head))
-            scales = UnsafePointer(w.running)
-        } else if gamma != 1 {
-            w.running[0] = gamma
-            scales = UnsafePointer(w.running)
-        }
-        DecodeKernels.normaliser(task.normaliser, storage: task.storage, rows: m, stateScales: scales, stateScaleStride: 0, keyScales: w.phiK,
-                                 queries: w.phiQ, queryStride: m, group: group, denominators: w.denominators)
-        DecodeKernels.additive(state: task.matrix, storage: task.storage, rows: m, columns: dv,
-                               rowStride: dv, stateScales: scales, stateScaleStride: 0, keyScales: w.phiK,
-                               value: w.valueRows, queries: w.phiQ, queryStride: m, group: group, outputs: w.outputs)
+        let w = task.w
+        w[.running][0] = task.scalarDecay
+        let decays = task.options.logDecay != nil || w[.running][0] != 1
+        task.additive(rows: task.map.featureDim, stateScales: decays ? w[.running] : nil, stride: 0, keyScales: w[.phiK])
         task.store(framed: false)
     }
 }
@@ -143,13 +106,13 @@ extension FormTask {
     /// ungated features (the gates of the chunk are in the workspace from loadKeys / loadQueries).
     func gateScores(rows: Int) {
         for i in 0..<rows {
-            let row = w.scores + i * rows
+            let row = w[.scores] + i * rows
             if options.queryGateLogits != nil {
-                let g = w.queryGates[i]
+                let g = w[.queryGates][i]
                 for j in 0..<rows { row[j] *= g }
             }
             if options.keyGateLogits != nil {
-                for j in 0..<rows { row[j] *= w.keyGates[j] }
+                for j in 0..<rows { row[j] *= w[.keyGates][j] }
             }
         }
     }

@@ -11,8 +11,6 @@
 /// Work per chunk O(c·m·dv + c²·(m + dv) + c³/6), workspace O(c·m + c·dv + c²). Every exponent is ≤ 0.
 /// Decode: two passes over S (one read computing Sᵀk and Sᵀq, one read-modify-write), per column block.
 enum DeltaRuleForm: RecurrenceForm {
-    static let name = "the delta rule"
-
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { options.update == .delta }
 
     static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {
@@ -32,17 +30,17 @@ enum DeltaRuleForm: RecurrenceForm {
     /// fastest in `python -m slay.bench` (identity map, d = dv = 64).
     static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 16 }
 
-    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws {
-        let (c, m) = (layout.chunk, call.map.featureDim)
+    static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws {
+        let (c, m) = (layout.chunk, map.featureDim)
+        // A step keeps the q_g·k products of its group in formRows (DeltaRows' scratch).
+        guard !step else { return try layout.reserve(.formRows, max(c, 1)) }
         try layout.reserve(.formSquare, c, c)           // T
         try layout.reserve(.formKeys, c, m)             // W
-        try layout.reserve(.formValues, c, call.valueDim) // U'
+        try layout.reserve(.formValues, c, valueDim)    // U'
         try layout.reserve(.formRows, c)                // β
         try layout.reserve(.rowDecay, c)                // b
         try layout.reserve(.decayFactors, c)
     }
-
-    static func decays(_ task: FormTask) -> Bool { task.options.logDecay != nil || task.options.decay.decays(head: task.keyHead) }
 
     /// Key features, β, b, T, W and the chunk's corrected values U' (which need S_0).
     static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
@@ -50,27 +48,22 @@ enum DeltaRuleForm: RecurrenceForm {
         let dv = task.call.valueDim
         task.gatherKeys(&chunk)
         task.keyFeatures(chunk)
-        chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w.phiK, rows: rows, width: m))
-        let beta = w.formRows
-        if let view = task.options.beta {
-            let base = task.span.batch * view.steps[0] + task.keyHead * view.steps[2]
-            for i in 0..<rows { beta[i] = view.load(base + (task.span.start + chunk.t0 + i) * view.steps[1]) }
-        } else {
-            beta.update(repeating: 1, count: rows)
-        }
-        let decayed = decays(task)
+        chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w[.phiK], rows: rows, width: m))
+        let beta = w[.formRows]
+        task.headRows(task.options.beta, chunk, absent: 1, into: beta)
+        let decayed = task.decays
         if decayed {
-            task.headLogDecay(chunk, into: w.rowDecay)
-            ScalarDecay.accumulate(w.rowDecay, rows: rows)
+            task.headLogDecay(chunk, into: w[.rowDecay])
+            ScalarDecay.accumulate(w[.rowDecay], rows: rows)
         }
-        // A = β_i (k_i·k_j) e^{b_i − b_j} below the diagonal (in w.scores, free until the queries).
-        let a = w.scores
-        Gemm.multiply(m: rows, n: rows, k: m, a: w.phiK, rowStrideA: m, columnStrideA: 1, b: w.phiK, rowStrideB: 1,
-                      columnStrideB: m, c: a, ldc: rows, accumulate: false, workspace: w.gemm)
-        if decayed { ScalarDecay.decayScores(a, rows: rows, cumulative: w.rowDecay, scratch: w.decayFactors) }
+        // A = β_i (k_i·k_j) e^{b_i − b_j} below the diagonal (in w[.scores], free until the queries).
+        let a = w[.scores]
+        Gemm.multiply(m: rows, n: rows, k: m, a: w[.phiK], rowStrideA: m, columnStrideA: 1, b: w[.phiK], rowStrideB: 1,
+                      columnStrideB: m, c: a, ldc: rows, accumulate: false, workspace: w[.gemm])
+        if decayed { ScalarDecay.decayScores(a, rows: rows, cumulative: w[.rowDecay], scratch: w[.decayFactors]) }
         // T = (I + A)⁻¹ by forward substitution: row i = e_i − Σ_{j<i} A_ij T_j (rows j < i only,
         // so a non-finite row reaches no earlier one).
-        let t = w.formSquare
+        let t = w[.formSquare]
         for i in 0..<rows {
             let row = t + i * rows
             row.update(repeating: 0, count: rows)
@@ -82,94 +75,71 @@ enum DeltaRuleForm: RecurrenceForm {
                 for c in 0...j { row[c] -= x * earlier[c] }
             }
         }
-        // W = T diag(β e^b) K and U = T diag(β) V (scaled rows in w.phiQ and w.outputs, free here).
+        // W = T diag(β e^b) K and U = T diag(β) V (scaled rows in w[.phiQ] and w[.outputs], free here).
         for i in 0..<rows {
-            let scale = beta[i] * (decayed ? ScalarDecay.weight(w.rowDecay[i]) : 1)
-            let (source, target) = (w.phiK + i * m, w.phiQ + i * m)
+            let scale = beta[i] * (decayed ? ScalarDecay.weight(w[.rowDecay][i]) : 1)
+            let (source, target) = (w[.phiK] + i * m, w[.phiQ] + i * m)
             for f in 0..<m { target[f] = source[f] * scale }
-            let (values, scaled) = (w.valueRows + i * dv + task.columns.lowerBound, w.outputs + i * width)
+            let (values, scaled) = (w[.valueRows] + i * dv + task.columns.lowerBound, w[.outputs] + i * width)
             for j in 0..<width { scaled[j] = values[j] * beta[i] }
         }
-        task.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w.phiQ, rowStrideB: m, width: m,
-                              into: w.formKeys, ldc: m, accumulate: false)
-        task.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w.outputs, rowStrideB: width, width: width,
-                              into: w.formValues, ldc: width, accumulate: false)
+        task.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w[.phiQ], rowStrideB: m, width: m,
+                              into: w[.formKeys], ldc: m, accumulate: false)
+        task.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w[.outputs], rowStrideB: width, width: width,
+                              into: w[.formValues], ldc: width, accumulate: false)
         // U' = U − W S_0.
-        Gemm.multiply(m: rows, n: width, k: m, a: w.formKeys, rowStrideA: m, columnStrideA: 1,
-                      b: task.state + task.columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: width,
-                      accumulate: false, workspace: w.gemm)
-        for i in 0..<(rows * width) { w.formValues[i] -= w.outputs[i] }
+        Gemm.multiply(m: rows, n: width, k: m, a: w[.formKeys], rowStrideA: m, columnStrideA: 1,
+                      b: task.state + task.columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w[.outputs], ldc: width,
+                      accumulate: false, workspace: w[.gemm])
+        for i in 0..<(rows * width) { w[.formValues][i] -= w[.outputs][i] }
         // Finite but huge keys or values can overflow T, W or U' from their row on (U'_i depends
         // on rows ≤ i only): the outputs' masked product must keep those rows from earlier ones.
-        chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w.formValues, rows: rows, width: width))
+        chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w[.formValues], rows: rows, width: width))
     }
 
     static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
-        let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
+        let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
         task.loadQueries(queryHead: queryHead, chunk)
         task.readState(rows: rows)
         guard causal else { return }
-        let decayed = decays(task)
-        if decayed {
-            for i in 0..<rows {
-                let factor = ScalarDecay.weight(w.rowDecay[i])
-                let row = w.outputs + i * width
-                for j in 0..<width { row[j] *= factor }
-            }
-        }
-        Gemm.multiply(m: rows, n: rows, k: m, a: w.phiQ, rowStrideA: m, columnStrideA: 1, b: w.phiK, rowStrideB: 1,
-                      columnStrideB: m, c: w.scores, ldc: rows, accumulate: false, workspace: w.gemm)
-        if decayed { ScalarDecay.decayScores(w.scores, rows: rows, cumulative: w.rowDecay, scratch: w.decayFactors) }
-        for i in 0..<rows {
-            let row = w.scores + i * rows
-            for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
-        }
-        task.lowerTimes(w.scores, rows: rows, finiteRows: chunk.finiteRows, b: w.formValues, rowStrideB: width,
-                        into: w.outputs, accumulate: true)
+        let decayed = task.decays
+        // (z is not the delta rule's: the denominators these also scale are never read.)
+        if decayed { task.scaleReadout(rows: rows) { ScalarDecay.weight(w[.rowDecay][$0]) } }
+        Gemm.multiply(m: rows, n: rows, k: m, a: w[.phiQ], rowStrideA: m, columnStrideA: 1, b: w[.phiK], rowStrideB: 1,
+                      columnStrideB: m, c: w[.scores], ldc: rows, accumulate: false, workspace: w[.gemm])
+        if decayed { ScalarDecay.decayScores(w[.scores], rows: rows, cumulative: w[.rowDecay], scratch: w[.decayFactors]) }
+        task.addIntraChunk(chunk, values: w[.formValues], stride: task.columns.count)
     }
 
     /// S ← e^{b_last} S + (e^{b_last − b_j} K)ᵀ U' (K scaled in place: the chunk is done with it).
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
         let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
         let dv = task.call.valueDim
-        if decays(task) {
-            let last = w.rowDecay[rows - 1]
-            let carry = ScalarDecay.weight(last)
-            for f in 0..<m {
-                let row = task.state + f * dv + task.columns.lowerBound
-                for j in 0..<width { row[j] *= carry }
-            }
+        if task.decays {
+            let last = w[.rowDecay][rows - 1]
+            task.scaleState(by: nil, scalar: ScalarDecay.weight(last), normaliser: false)
             for i in 0..<rows {
-                let factor = ScalarDecay.weight(last - w.rowDecay[i])
-                let phi = w.phiK + i * m
+                let factor = ScalarDecay.weight(last - w[.rowDecay][i])
+                let phi = w[.phiK] + i * m
                 for f in 0..<m { phi[f] *= factor }
             }
         }
-        Gemm.multiply(m: m, n: width, k: rows, a: w.phiK, rowStrideA: 1, columnStrideA: m, b: w.formValues,
+        Gemm.multiply(m: m, n: width, k: rows, a: w[.phiK], rowStrideA: 1, columnStrideA: m, b: w[.formValues],
                       rowStrideB: width, columnStrideB: 1, c: task.state + task.columns.lowerBound, ldc: dv,
-                      accumulate: true, workspace: w.gemm)
+                      accumulate: true, workspace: w[.gemm])
     }
 
     // MARK: decode step
-
-    /// The q_g·k products of the group (DeltaRows' scratch), so a step allocates nothing.
-    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws {
-        try layout.reserve(.formRows, max(group, 1))
-    }
 
     /// u = Sᵀk, w = β(v − α u), S ← α S + k wᵀ, o_g = α Sᵀq_g + (q_g·k) w: two passes over S (one
     /// read, one read-modify-write), through the DecodeKernels delta row stream.
     static func step(_ task: StepTask) {
         task.features()
         let (w, m, dv) = (task.w, task.map.featureDim, task.valueDim)
-        var alpha = task.options.decay[task.head]
-        if let g = task.tokens.logDecayRow(sequence: task.sequence, head: task.head) {
-            alpha = StepTokenInputs.alpha(g[0] + task.options.decay.logarithm(head: task.head))
-        }
-        let beta = task.tokens.betaValue(sequence: task.sequence, head: task.head)
+        let beta = task.options.beta.map { task.token($0) } ?? 1
         DecodeKernels.delta(state: task.matrix, storage: task.storage, rows: m, columns: dv, rowStride: dv,
-                            keys: w.phiK, alpha: alpha, beta: beta, value: w.valueRows, queries: w.phiQ, queryStride: m,
-                            group: task.group, outputs: w.outputs, queryKey: w.formRows)
+                            keys: w[.phiK], alpha: task.scalarDecay, beta: beta, value: w[.valueRows], queries: w[.phiQ], queryStride: m,
+                            group: task.group, outputs: w[.outputs], queryKey: w[.formRows])
         task.store(framed: false)
     }
 }

@@ -1,10 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import SlayKernels
 import SlayKernelsAVX2
 
@@ -45,8 +38,6 @@ enum DecayMath {
 /// formed: any α, down to e^−10000 and below, gives finite results (weights below the smallest
 /// normal float are 0). Decode: one pass over S with a per-row state scale α_f.
 enum GatedForm: RecurrenceForm {
-    static let name = "gated (per-channel log_decay)"
-
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool {
         guard options.update == .add, let logDecay = options.logDecay else { return false }
         return !isPerHead(logDecay)
@@ -55,14 +46,13 @@ enum GatedForm: RecurrenceForm {
     /// A per-head log decay arrives broadcast over the channels (a zero channel stride).
     static func isPerHead(_ view: TensorView) -> Bool { view.steps[view.rank - 1] == 0 }
 
-    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {}
-
     /// Its intra-chunk block costs an exp per pair and channel: short chunks are faster (8 in
     /// `python -m slay.bench`).
     static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 8 }
 
-    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws {
-        let (c, m) = (layout.chunk, call.map.featureDim)
+    static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws {
+        let (c, m) = (layout.chunk, map.featureDim)
+        guard !step else { return try layout.reserve(.decayFactors, m) }
         try layout.reserve(.logDecay, c, m)
         try layout.reserve(.decayFactors, c, m)
         try layout.reserve(.running, try CheckedSize.add(m, 8, what: "workspace"))
@@ -74,10 +64,10 @@ enum GatedForm: RecurrenceForm {
         task.channelLogDecay(chunk)
         // e^(b_i): how much of the state before the chunk row i still sees, per channel.
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
-        let factors = w.decayFactors
-        factors.update(from: w.logDecay, count: m)
+        let factors = w[.decayFactors]
+        factors.update(from: w[.logDecay], count: m)
         for i in 1..<max(1, rows) {
-            let (previous, row, step) = (factors + (i - 1) * m, factors + i * m, w.logDecay + i * m)
+            let (previous, row, step) = (factors + (i - 1) * m, factors + i * m, w[.logDecay] + i * m)
             for f in 0..<m { row[f] = previous[f] + step[f] }
         }
         DecayMath.expNonPositive(factors, count: rows * m, output: factors)
@@ -88,54 +78,45 @@ enum GatedForm: RecurrenceForm {
         task.loadQueries(queryHead: queryHead, chunk)
         guard causal else { return task.readState(rows: rows) }
         // The intra block needs the undecayed φ(q); the readout then decays it in place.
-        DecayMath.decayedScores(q: w.phiQ, k: w.phiK, logDecay: w.logDecay, rows: rows, m: m, output: w.scores,
-                                running: w.running)
-        for i in 0..<(rows * m) { w.phiQ[i] *= w.decayFactors[i] }
+        DecayMath.decayedScores(q: w[.phiQ], k: w[.phiK], logDecay: w[.logDecay], rows: rows, m: m, output: w[.scores],
+                                running: w[.running])
+        for i in 0..<(rows * m) { w[.phiQ][i] *= w[.decayFactors][i] }
         task.readState(rows: rows)
         task.addIntraChunk(chunk)
     }
 
-    /// S ← e^(b_last) ⊙ S + Σ_j (φk_j ⊙ e^(b_last − b_j)) v_jᵀ and z alike, from w.logDecay and
-    /// w.phiK (scaled in place: the chunk is done with it).
+    /// S ← e^(b_last) ⊙ S + Σ_j (φk_j ⊙ e^(b_last − b_j)) v_jᵀ and z alike, from w[.logDecay] and
+    /// w[.phiK] (scaled in place: the chunk is done with it).
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
         // Suffix sums b_last − b_j = Σ_{t = j+1 … last} log α_t, then the carry b_last = that of j = −1.
-        let suffix = w.decayFactors
+        let suffix = w[.decayFactors]
         let last = suffix + (rows - 1) * m
         last.update(repeating: 0, count: m)
         for j in stride(from: rows - 2, through: 0, by: -1) {
-            let (row, next, step) = (suffix + j * m, suffix + (j + 1) * m, w.logDecay + (j + 1) * m)
+            let (row, next, step) = (suffix + j * m, suffix + (j + 1) * m, w[.logDecay] + (j + 1) * m)
             for f in 0..<m { row[f] = next[f] + step[f] }
         }
-        let carry = w.running
-        for f in 0..<m { carry[f] = suffix[f] + w.logDecay[f] }
+        let carry = w[.running]
+        for f in 0..<m { carry[f] = suffix[f] + w[.logDecay][f] }
         DecayMath.expNonPositive(suffix, count: rows * m, output: suffix)
         DecayMath.expNonPositive(carry, count: m, output: carry)
         task.scaleState(by: carry)
-        for i in 0..<(rows * m) { w.phiK[i] *= suffix[i] }
+        for i in 0..<(rows * m) { w[.phiK][i] *= suffix[i] }
         task.addKeysToState(rows: rows)
     }
 
     // MARK: decode step
 
-    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws {
-        try layout.reserve(.decayFactors, map.featureDim)
-    }
-
     /// S_f ← α_f γ S_f + φ(k)_f v, z alike, read out by every query head of the group: one pass.
     static func step(_ task: StepTask) {
         task.features()
-        let (w, m, dv, group) = (task.w, task.map.featureDim, task.valueDim, task.group)
-        let channels = task.tokens.logDecayRow(sequence: task.sequence, head: task.head)!
+        let (w, m, logDecay) = (task.w, task.map.featureDim, task.options.logDecay!)
         let logGamma = task.options.decay.logarithm(head: task.head)
-        let scales = w.decayFactors
-        for f in 0..<m { scales[f] = channels[f] + logGamma }
+        let scales = w[.decayFactors]
+        for f in 0..<m { scales[f] = task.token(logDecay, channel: f) + logGamma }
         DecayMath.expNonPositive(scales, count: m, output: scales)
-        DecodeKernels.normaliser(task.normaliser, storage: task.storage, rows: m, stateScales: scales, stateScaleStride: 1, keyScales: w.phiK,
-                                 queries: w.phiQ, queryStride: m, group: group, denominators: w.denominators)
-        DecodeKernels.additive(state: task.matrix, storage: task.storage, rows: m, columns: dv,
-                               rowStride: dv, stateScales: scales, stateScaleStride: 1, keyScales: w.phiK,
-                               value: w.valueRows, queries: w.phiQ, queryStride: m, group: group, outputs: w.outputs)
+        task.additive(rows: m, stateScales: scales, stride: 1, keyScales: w[.phiK])
         task.store(framed: false)
     }
 }

@@ -8,8 +8,6 @@
 ///
 /// A new form is one file conforming to this protocol plus one line in `AttentionForms.registered`.
 protocol RecurrenceForm {
-    /// Name used in messages ("the delta rule", ...).
-    static var name: String { get }
     /// Whether this form evaluates calls with `map` and `options`; the first registered form that
     /// claims a call runs it.
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool
@@ -18,35 +16,29 @@ protocol RecurrenceForm {
     static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws
     /// Rows per chunk when options.chunk_size is 0.
     static func preferredChunk(_ options: LinearAttentionOptions) -> Int
-    /// True when a task may be split into blocks of value columns (each carrying its columns of S).
-    static var splitsValueColumns: Bool { get }
-    /// True when outputs are kept in a per-row frame e^{references[i]} (see AttentionCall.store).
-    static var usesFrames: Bool { get }
-    /// True when states of `map` keep per-feature running maxima μ (an extra blob section).
+    /// True when states of `map` keep per-feature running maxima μ (an extra blob section). Such a
+    /// form keeps its outputs in per-row frames e^{references[i]} (see outputScale), and its tasks
+    /// are not split into blocks of value columns (μ is shared by all of them).
     static func keepsMaxima(_ map: FeatureMap) -> Bool
 
-    /// Workspace blocks beyond the driver's own.
-    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws
+    /// Workspace blocks beyond the driver's own, for chunks of layout.chunk rows or (`step`) for
+    /// decode steps of a group of layout.chunk query heads.
+    static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws
     /// Rows of a chunk: keys, values and whatever key-side data the form derives from them.
     static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows)
-    /// w.outputs / w.denominators (/ w.references) of `queryHead` for the chunk's rows: against the
+    /// w[.outputs] / w[.denominators] (/ w[.references]) of `queryHead` for the chunk's rows: against the
     /// state before the chunk and, when causal, the chunk's own keys j ≤ i.
     static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool)
     /// The chunk's keys enter the state.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows)
 
-    /// Decode-step workspace beyond the step driver's own blocks.
-    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws
     /// One decode token of one (sequence, key head) task, in place on the slot's state.
     static func step(_ task: StepTask)
 }
 
 extension RecurrenceForm {
-    static var splitsValueColumns: Bool { true }
-    static var usesFrames: Bool { false }
     static func keepsMaxima(_ map: FeatureMap) -> Bool { false }
-    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws {}
-    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws {}
+    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {}
 }
 
 /// The registered forms, in the order they are asked to claim a call.
@@ -58,10 +50,18 @@ enum AttentionForms {
         AdditiveForm.self,
     ]
 
-    /// The form that runs a call with `map` and `options`.
-    static func form(map: FeatureMap, options: LinearAttentionOptions) -> RecurrenceForm.Type {
-        for form in registered where form.claims(map: map, options: options) { return form }
-        return AdditiveForm.self
+    /// The form of a call (the first that claims it), after its refusals and (check_finite) the
+    /// finiteness of q, k and v.
+    static func select(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode,
+                       q: TensorView?, k: TensorView?, v: TensorView?) throws -> RecurrenceForm.Type {
+        let form = registered.first { $0.claims(map: map, options: options) } ?? AdditiveForm.self
+        try form.check(map: map, options: options, mode: mode)
+        if options.checkFinite {
+            if let q { try TokenTensors.checkFinite(q, "q") }
+            if let k { try TokenTensors.checkFinite(k, "k") }
+            if let v { try TokenTensors.checkFinite(v, "v") }
+        }
+        return form
     }
 
     /// Whether states of `map` keep running maxima (for RecurrentState's storage).

@@ -29,13 +29,10 @@ import Darwin
 /// into column blocks. Non-finite inputs are not trapped: NaN propagates to the outputs (and the
 /// state) it reaches, never to earlier rows.
 enum RescaledExpForm: RecurrenceForm {
-    static let name = "rescaled-exp (SLAY_KIND_HADAMARD_EXP)"
     static let empty = AttentionForms.emptyMaximum
 
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { map is HadamardExpFeatureMap }
     static func keepsMaxima(_ map: FeatureMap) -> Bool { map is HadamardExpFeatureMap }
-    static var splitsValueColumns: Bool { false }
-    static var usesFrames: Bool { true }
 
     static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {
         guard options.update == .add else {
@@ -51,9 +48,11 @@ enum RescaledExpForm: RecurrenceForm {
     /// Its intra-chunk block costs an exp per pair and channel: short chunks are faster.
     static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 8 }
 
-    static func reserve(_ layout: inout WorkspaceLayout, call: AttentionCall) throws {
-        let (c, d) = (layout.chunk, call.map.headDim)
-        try layout.reserve(.formKeys, c, d)       // prefix maxima
+    static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws {
+        let (c, d) = (step ? 1 : layout.chunk, map.headDim)
+        try layout.reserve(.formKeys, c, d)       // prefix maxima (steps: the decayed μ)
+        try layout.reserve(.formRows, d)          // steps: key scales
+        guard !step else { return }
         try layout.reserve(.formSquare, c, d)     // exponents
         try layout.reserve(.references, c)
         try layout.reserve(.maxima, d)
@@ -67,34 +66,24 @@ enum RescaledExpForm: RecurrenceForm {
     @inline(__always)
     static func larger(_ x: Float, _ y: Float) -> Float { x > y ? x : y }
 
-    static func decays(_ options: LinearAttentionOptions, head: Int) -> Bool {
-        options.logDecay != nil || options.decay.decays(head: head)
-    }
-
-    /// Keys, values, λ (w.logDecay) and the decayed running maxima
+    /// Keys, values, λ (w[.logDecay]) and the decayed running maxima
     /// prefix[i, f] = max(prefix[i−1, f] + λ_if, b_if), prefix[−1] = μ, that bound row i's exponents.
     static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
         let (w, d, rows) = (task.w, task.map.headDim, chunk.rows)
         task.gatherKeys(&chunk)
-        let decayed = decays(task.options, head: task.keyHead)
-        if decayed {
-            if task.options.logDecay != nil {
-                task.channelLogDecay(chunk)
-            } else {
-                w.logDecay.update(repeating: task.options.decay.logarithm(head: task.keyHead), count: rows * d)
-            }
-        }
+        let decayed = task.decays
+        if decayed { task.channelLogDecay(chunk) }
         if let gates = task.options.keyGateLogits {
             HeadGates.fill(gates, batch: task.span.batch, t0: task.span.start + chunk.t0, rows: rows, head: task.keyHead,
-                           into: w.keyGates)
+                           into: w[.keyGates])
         }
         let maxima = task.maxima!
         for i in 0..<rows {
-            let previous = i == 0 ? UnsafePointer(maxima) : UnsafePointer(w.formKeys + (i - 1) * d)
-            let key = w.keyRows + i * d
-            let target = w.formKeys + i * d
+            let previous = i == 0 ? UnsafePointer(maxima) : UnsafePointer(w[.formKeys] + (i - 1) * d)
+            let key = w[.keyRows] + i * d
+            let target = w[.formKeys] + i * d
             if decayed {
-                let lambda = w.logDecay + i * d
+                let lambda = w[.logDecay] + i * d
                 for f in 0..<d { target[f] = larger(key[f], previous[f] + lambda[f]) }
             } else {
                 for f in 0..<d { target[f] = larger(key[f], previous[f]) }
@@ -108,23 +97,23 @@ enum RescaledExpForm: RecurrenceForm {
         let (w, d, dv, rows) = (task.w, task.map.headDim, task.call.valueDim, chunk.rows)
         let maxima = task.maxima!
         task.loadQueries(queryHead: queryHead, chunk, features: false)
-        let decayed = causal && decays(task.options, head: task.keyHead)
+        let decayed = causal && task.decays
         let keyGates = task.options.keyGateLogits != nil
         // L_i = Σ_{t ≤ i} λ_t, per channel, built up row by row.
-        let cumulative = w.decayFactors
+        let cumulative = w[.decayFactors]
         if decayed { cumulative.update(repeating: 0, count: d) }
         for i in 0..<rows {
-            let a = w.queryRows + i * d
-            let bound = causal ? UnsafePointer(w.formKeys + i * d) : UnsafePointer(maxima)
+            let a = w[.queryRows] + i * d
+            let bound = causal ? UnsafePointer(w[.formKeys] + i * d) : UnsafePointer(maxima)
             var r = -Float.infinity
             for f in 0..<d { r = larger(a[f] + bound[f], r) }
             // No key at all (a query on an empty slot): every weight is 0, any frame will do.
             if r == -.infinity { r = 0 }
-            w.references[i] = r
+            w[.references][i] = r
             // Inter-chunk weights e^{a_f + μ_f + L_if − r}; empty dimensions have no keys (weight 0).
-            let weights = w.phiQ + i * d
+            let weights = w[.phiQ] + i * d
             if decayed {
-                let lambda = w.logDecay + i * d
+                let lambda = w[.logDecay] + i * d
                 for f in 0..<d { cumulative[f] += lambda[f] }
                 for f in 0..<d { weights[f] = a[f] + maxima[f] + cumulative[f] }
             } else {
@@ -134,55 +123,43 @@ enum RescaledExpForm: RecurrenceForm {
             for f in 0..<d where maxima[f] == empty { weights[f] = 0 }
             var total: Float = 0
             for f in 0..<d { total += weights[f] * task.normaliser[f] }
-            w.denominators[i] = total
+            w[.denominators][i] = total
             guard causal else { continue }
             // Intra-chunk scores s_ij = g^K_j Σ_f e^{a_f + b_jf + Σ_{t=j+1..i} λ_tf − r}, j ≤ i.
-            let sums = w.formSquare
+            let sums = w[.formSquare]
             if decayed {
-                let running = w.running
+                let running = w[.running]
                 running.update(repeating: 0, count: d)
                 for j in stride(from: i, through: 0, by: -1) {
-                    let key = w.keyRows + j * d
+                    let key = w[.keyRows] + j * d
                     let target = sums + j * d
                     for f in 0..<d { target[f] = a[f] + key[f] + running[f] }
                     if j > 0 {
-                        let lambda = w.logDecay + j * d
+                        let lambda = w[.logDecay] + j * d
                         for f in 0..<d { running[f] += lambda[f] }
                     }
                 }
             } else {
                 for j in 0...i {
-                    let key = w.keyRows + j * d
+                    let key = w[.keyRows] + j * d
                     let target = sums + j * d
                     for f in 0..<d { target[f] = a[f] + key[f] }
                 }
             }
             VectorMath.expShiftedClamped(sums, count: (i + 1) * d, shift: r, limit: 88, scale: 1, output: sums)
-            let row = w.scores + i * rows
-            var rowTotal: Float = 0
             for j in 0...i {
                 let terms = sums + j * d
                 var s: Float = 0
                 for f in 0..<d { s += terms[f] }
-                if keyGates { s *= w.keyGates[j] }
-                row[j] = s
-                rowTotal += s
+                w[.scores][i * rows + j] = keyGates ? s * w[.keyGates][j] : s
             }
-            for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
-            w.denominators[i] += rowTotal
         }
-        Gemm.multiply(m: rows, n: dv, k: d, a: w.phiQ, rowStrideA: d, columnStrideA: 1,
-                      b: task.state, rowStrideB: dv, columnStrideB: 1, c: w.outputs, ldc: dv,
-                      accumulate: false, workspace: w.gemm)
-        if causal {
-            task.lowerTimes(w.scores, rows: rows, finiteRows: chunk.finiteRows, b: w.valueRows, rowStrideB: dv,
-                            into: w.outputs, accumulate: true)
-        }
-        if task.options.queryGateLogits != nil {
-            // The query gate scales φ(q): numerator and denominator of the row alike.
-            HeadGates.scaleRows(w.outputs, rows: rows, width: dv, by: w.queryGates)
-            for i in 0..<rows { w.denominators[i] *= w.queryGates[i] }
-        }
+        Gemm.multiply(m: rows, n: dv, k: d, a: w[.phiQ], rowStrideA: d, columnStrideA: 1,
+                      b: task.state, rowStrideB: dv, columnStrideB: 1, c: w[.outputs], ldc: dv,
+                      accumulate: false, workspace: w[.gemm])
+        if causal { task.addIntraChunk(chunk) }
+        // The query gate scales φ(q): numerator and denominator of the row alike.
+        if task.options.queryGateLogits != nil { task.scaleReadout(rows: rows) { w[.queryGates][$0] } }
     }
 
     /// μ' = the chunk's last prefix row; S̃, z̃ rows rescaled by e^{μ + L_last − μ'}, then
@@ -190,19 +167,19 @@ enum RescaledExpForm: RecurrenceForm {
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
         let (w, d, dv, rows) = (task.w, task.map.headDim, task.call.valueDim, chunk.rows)
         let maxima = task.maxima!
-        let decayed = decays(task.options, head: task.keyHead)
-        let newMaxima = w.formKeys + (rows - 1) * d
-        // suffix_j = Σ_{t=j+1..last} λ_t into w.running as it walks j downwards; the carry L_last
+        let decayed = task.decays
+        let newMaxima = w[.formKeys] + (rows - 1) * d
+        // suffix_j = Σ_{t=j+1..last} λ_t into w[.running] as it walks j downwards; the carry L_last
         // (= suffix_{−1}) rescales the old rows.
-        let e = w.formSquare
-        let suffix = w.running
+        let e = w[.formSquare]
+        let suffix = w[.running]
         suffix.update(repeating: 0, count: d)
         for j in stride(from: rows - 1, through: 0, by: -1) {
-            let key = w.keyRows + j * d
+            let key = w[.keyRows] + j * d
             let target = e + j * d
             if decayed {
                 for f in 0..<d { target[f] = key[f] + suffix[f] - newMaxima[f] }
-                let lambda = w.logDecay + j * d
+                let lambda = w[.logDecay] + j * d
                 for f in 0..<d { suffix[f] += lambda[f] }
             } else {
                 for f in 0..<d { target[f] = key[f] - newMaxima[f] }
@@ -221,10 +198,10 @@ enum RescaledExpForm: RecurrenceForm {
             // Only keys with b = −inf so far: e^b = 0 (and b − μ' would be NaN).
             for j in 0..<rows { e[j * d + f] = 0 }
         }
-        if task.options.keyGateLogits != nil { HeadGates.scaleRows(e, rows: rows, width: d, by: w.keyGates) }
+        if task.options.keyGateLogits != nil { HeadGates.scaleRows(e, rows: rows, width: d, by: w[.keyGates]) }
         Gemm.multiply(m: d, n: dv, k: rows, a: e, rowStrideA: 1, columnStrideA: d,
-                      b: w.valueRows, rowStrideB: dv, columnStrideB: 1, c: task.state, ldc: dv,
-                      accumulate: true, workspace: w.gemm)
+                      b: w[.valueRows], rowStrideB: dv, columnStrideB: 1, c: task.state, ldc: dv,
+                      accumulate: true, workspace: w[.gemm])
         for j in 0..<rows {
             let terms = e + j * d
             for f in 0..<d { task.normaliser[f] += terms[f] }
@@ -234,11 +211,6 @@ enum RescaledExpForm: RecurrenceForm {
 
     // MARK: decode step
 
-    static func reserveStep(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, group: Int) throws {
-        try layout.reserve(.formKeys, map.headDim)
-        try layout.reserve(.formRows, map.headDim)
-    }
-
     /// One decode token in the rescaled frame, with the state streamed once. Per feature f the
     /// frame first decays (μ_f + λ_f); the new key then either raises it (the state row is scaled
     /// by e^{μ + λ − b} and the key enters with weight g^K) or not (the key enters with weight
@@ -247,38 +219,35 @@ enum RescaledExpForm: RecurrenceForm {
         task.gather()
         let (w, d, dv, group) = (task.w, task.map.headDim, task.valueDim, task.group)
         let mu = task.maxima!
-        let channels = task.tokens.logDecayRow(sequence: task.sequence, head: task.head)
-        let logGamma = task.options.decay.logarithm(head: task.head)
-        let keyGate = task.tokens.keyGate(sequence: task.sequence, head: task.head)
-        let decayed = w.formKeys
-        for f in 0..<d {
-            decayed[f] = mu[f] + ((channels.map { $0[f] } ?? 0) + logGamma)
-        }
-        if channels == nil && logGamma == 0 { decayed.update(from: mu, count: d) }
+        let (logDecay, logGamma) = (task.options.logDecay, task.options.decay.logarithm(head: task.head))
+        let keyGate = task.gate(task.options.keyGateLogits, head: task.head)
+        let decayed = w[.formKeys]
+        for f in 0..<d { decayed[f] = mu[f] + ((logDecay.map { task.token($0, channel: f) } ?? 0) + logGamma) }
+        if logDecay == nil && logGamma == 0 { decayed.update(from: mu, count: d) }
         // Exponents −|b − μ̂| (0 where the factor is fixed below: an empty μ̂, or a key of −inf).
-        let factors = w.phiK
+        let factors = w[.phiK]
         for f in 0..<d {
-            let (b, m) = (w.keyRows[f], decayed[f])
+            let (b, m) = (w[.keyRows][f], decayed[f])
             factors[f] = b > m ? (m == empty ? 0 : m - b) : (b == empty ? 0 : b - m)
         }
         VectorMath.expShiftedClamped(factors, count: d, shift: 0, limit: 88, scale: 1, output: factors)
         // Query weights e^{a_f + μ'_f − r} against the state after this key, μ' = max(μ̂, b).
         for g in 0..<group {
-            let a = w.queryRows + g * d
-            let row = w.phiQ + g * d
+            let a = w[.queryRows] + g * d
+            let row = w[.phiQ] + g * d
             var r = -Float.infinity
-            for f in 0..<d { r = larger(a[f] + larger(w.keyRows[f], decayed[f]), r) }
+            for f in 0..<d { r = larger(a[f] + larger(w[.keyRows][f], decayed[f]), r) }
             if r == -.infinity { r = 0 }
-            w.references[g] = r
-            for f in 0..<d { row[f] = a[f] + larger(w.keyRows[f], decayed[f]) }
+            w[.references][g] = r
+            for f in 0..<d { row[f] = a[f] + larger(w[.keyRows][f], decayed[f]) }
             VectorMath.expShiftedClamped(row, count: d, shift: r, limit: 88, scale: 1, output: row)
-            for f in 0..<d where larger(w.keyRows[f], decayed[f]) == empty { row[f] = 0 }
+            for f in 0..<d where larger(w[.keyRows][f], decayed[f]) == empty { row[f] = 0 }
         }
         // Row f is rescaled when the key raises μ_f, else the key is scaled down: factors becomes
         // the per-row state scale, keyScales the per-row key scale.
-        let keyScales = w.formRows
+        let keyScales = w[.formRows]
         for f in 0..<d {
-            let (b, m) = (w.keyRows[f], decayed[f])
+            let (b, m) = (w[.keyRows][f], decayed[f])
             if b > m {
                 (factors[f], keyScales[f]) = (m == empty ? 0 : factors[f], keyGate)
                 mu[f] = b
@@ -287,16 +256,12 @@ enum RescaledExpForm: RecurrenceForm {
                 mu[f] = m
             }
         }
-        DecodeKernels.normaliser(task.normaliser, storage: task.storage, rows: d, stateScales: factors, stateScaleStride: 1, keyScales: keyScales,
-                                 queries: w.phiQ, queryStride: d, group: group, denominators: w.denominators)
-        DecodeKernels.additive(state: task.matrix, storage: task.storage, rows: d, columns: dv,
-                               rowStride: dv, stateScales: factors, stateScaleStride: 1, keyScales: keyScales,
-                               value: w.valueRows, queries: w.phiQ, queryStride: d, group: group, outputs: w.outputs)
-        if task.tokens.queryGates != nil {
+        task.additive(rows: d, stateScales: factors, stride: 1, keyScales: keyScales)
+        if let gates = task.options.queryGateLogits {
             for g in 0..<group {
-                let gate = task.tokens.queryGate(sequence: task.sequence, queryHead: task.head * group + g)
-                for j in 0..<dv { w.outputs[g * dv + j] *= gate }
-                w.denominators[g] *= gate
+                let gate = task.gate(gates, head: task.head * group + g)
+                for j in 0..<dv { w[.outputs][g * dv + j] *= gate }
+                w[.denominators][g] *= gate
             }
         }
         task.store(framed: true)

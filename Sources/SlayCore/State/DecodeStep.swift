@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Slot indices of a call as the caller passed them (int32), or 0..<count when absent.
 /// Read in place, so a decode step does not copy them.
 public struct SlotList: @unchecked Sendable {
@@ -36,38 +28,29 @@ final class DecodeWorkspace: @unchecked Sendable {
         slotMarks = try HeapArray<UInt64>(count: (sequences + 63) / 64, what: "the slot marks of \(sequences) slots")
     }
 
-    func ensure(group: Int, map: FeatureMap, valueDim: Int) throws -> ScratchBuffer {
-        if let buffer, group <= self.group { return buffer }
-        let (d, m) = (map.headDim, map.featureDim)
+    func ensure(group: Int, map: FeatureMap, valueDim: Int) throws {
+        if buffer != nil && group <= self.group { return }
         var layout = WorkspaceLayout(chunk: group)
-        try layout.reserve(.queryRows, group, d)
-        try layout.reserve(.keyRows, d)
-        try layout.reserve(.valueRows, valueDim)
-        try layout.reserve(.phiQ, group, m)
-        try layout.reserve(.phiK, m)
-        try layout.reserve(.outputs, group, valueDim)
-        try layout.reserve(.denominators, group)
+        try layout.reserveRows(queries: group, keys: 1, map: map, valueDim: valueDim)
         try layout.reserve(.references, group)
         // group + 1 rows: a map whose roles share features maps the key with the queries.
         try layout.reserve(.featureScratch, map.scratchFloats(rows: group + 1))
-        for form in AttentionForms.registered { try form.reserveStep(&layout, map: map, valueDim: valueDim, group: group) }
-        let fresh = try ScratchBuffer(floats: layout.totalFloats)
-        buffer = fresh
+        for form in AttentionForms.registered { try form.reserve(&layout, map: map, valueDim: valueDim, step: true) }
+        buffer = try ScratchBuffer(floats: layout.totalFloats)
         self.layout = layout
         self.group = group
-        return fresh
     }
 }
 
 /// One decode token of one (sequence, key head) pair as a form sees it: the token's views, the
-/// slot's state and the decode thread's workspace (w.queryRows [group, d], w.keyRows [d],
-/// w.valueRows [dv], w.phiQ [group, m], w.phiK [m], w.outputs [group, dv], w.denominators and
-/// w.references [group]).
+/// slot's state and the decode thread's workspace (w[.queryRows] [group, d], w[.keyRows] [d],
+/// w[.valueRows] [dv], w[.phiQ] [group, m], w[.phiK] [m], w[.outputs] [group, dv], w[.denominators] and
+/// w[.references] [group]). The token tensors of `options` are read in place: log decay [N, Hk, m]
+/// (a per-head [N, Hk] broadcast over m), gate logits [N, Hq] / [N, Hk] and β [N, Hk].
 struct StepTask {
     let state: RecurrentState
     let q, k, v, out: TensorView
     let options: LinearAttentionOptions
-    let tokens: StepTokenInputs
     let sequence, head, group, slot: Int
     let w: Workspace
 
@@ -79,6 +62,26 @@ struct StepTask {
     var storage: ElementType { state.storageType }
     var maxima: UnsafeMutablePointer<Float>? { state.maxima(slot: slot, head: head) }
 
+    /// The softmax gate of `head` from the token's [N, H] logits; 1 without them.
+    @inline(__always)
+    func gate(_ logits: TensorView?, head: Int) -> Float {
+        guard let logits else { return 1 }
+        return HeadGates.gate(logits, row: sequence * logits.steps[0], stride: logits.steps[1], heads: logits.extents[1],
+                              head: head)
+    }
+
+    /// Entry `channel` of the token's key-head row of β [N, Hk] or log α [N, Hk, m], any element type.
+    @inline(__always)
+    func token(_ view: TensorView, channel: Int = 0) -> Float {
+        view.load(sequence * view.steps[0] + head * view.steps[1] + channel * view.steps[2])
+    }
+
+    /// The state's decay of this token: e^{g + log γ} with a per-head log decay, else γ.
+    var scalarDecay: Float {
+        guard let g = options.logDecay else { return options.decay[head] }
+        return ScalarDecay.weight(token(g) + options.decay.logarithm(head: head))
+    }
+
     /// The token's key and value rows and the rows of the `group` query heads that read this key
     /// head, gathered contiguously; outputs and denominators zeroed.
     func gather() {
@@ -87,66 +90,73 @@ struct StepTask {
             view.loadRow(at: sequence * view.steps[0] + head * view.steps[1], stride: view.steps[2], count: view.extents[2],
                          into: target)
         }
-        gather(k, head: head, into: w.keyRows)
-        gather(v, head: head, into: w.valueRows)
+        gather(k, head: head, into: w[.keyRows])
+        gather(v, head: head, into: w[.valueRows])
         let d = q.extents[2]
-        for g in 0..<group { gather(q, head: head * group + g, into: w.queryRows + g * d) }
-        w.outputs.update(repeating: 0, count: group * valueDim)
-        w.denominators.update(repeating: 0, count: group)
+        for g in 0..<group { gather(q, head: head * group + g, into: w[.queryRows] + g * d) }
+        w[.outputs].update(repeating: 0, count: group * valueDim)
+        w[.denominators].update(repeating: 0, count: group)
     }
 
     /// gather(), then φ(k) and φ(q) at the slot's position (L2-normalised with qk_l2norm, gated).
     func features() {
         gather()
         let (d, m) = (map.headDim, map.featureDim)
-        if map.rolesShareFeatures && !map.needsPositions && w.keyRows == w.queryRows + group * d
-            && w.phiK == w.phiQ + group * m {
+        // The token's position is the slot's count before this step (incremented after all tasks).
+        let position = Int(state.positions[slot])
+        if map.rolesShareFeatures && !map.needsPositions && w[.keyRows] == w[.queryRows] + group * d
+            && w[.phiK] == w[.phiQ] + group * m {
             // The query rows and the key row are consecutive in the workspace (and so are their
             // features): one call maps them all, which halves the per-call cost of a step.
-            map.features(role: .query, head: head, input: w.queryRows, rows: group + 1, output: w.phiQ,
-                         scratch: w.featureScratch)
+            map.features(role: .query, head: head, input: w[.queryRows], rows: group + 1, output: w[.phiQ],
+                         scratch: w[.featureScratch])
         } else {
-            // The token's position is the slot's count before this step (incremented after all tasks).
-            mapSeparately(position: Int(state.positions[slot]))
+            map.features(role: .key, head: head, input: w[.keyRows], rows: 1, firstPosition: position, output: w[.phiK],
+                         scratch: w[.featureScratch])
+            // Every query row of the group is the same token: map them one at a time at that position
+            // when the map needs positions, in one block otherwise.
+            if map.needsPositions {
+                for g in 0..<group {
+                    map.features(role: .query, head: head, input: w[.queryRows] + g * d, rows: 1, firstPosition: position,
+                                 output: w[.phiQ] + g * m, scratch: w[.featureScratch])
+                }
+            } else {
+                map.features(role: .query, head: head, input: w[.queryRows], rows: group, output: w[.phiQ], scratch: w[.featureScratch])
+            }
         }
         if options.qkL2Norm {
-            FormTask.normaliseRows(w.phiK, rows: 1, width: m)
-            FormTask.normaliseRows(w.phiQ, rows: group, width: m)
+            FormTask.normaliseRows(w[.phiK], rows: 1, width: m)
+            FormTask.normaliseRows(w[.phiQ], rows: group, width: m)
         }
-        tokens.applyGates(sequence: sequence, head: head, group: group, m: m, phiQ: w.phiQ, phiK: w.phiK)
-    }
-
-    private func mapSeparately(position: Int) {
-        let (d, m) = (map.headDim, map.featureDim)
-        map.features(role: .key, head: head, input: w.keyRows, rows: 1, firstPosition: position, output: w.phiK,
-                     scratch: w.featureScratch)
-        // Every query row of the group is the same token: map them one at a time at that position
-        // when the map needs positions, in one block otherwise.
-        if map.needsPositions {
+        if let gates = options.keyGateLogits {
+            let factor = gate(gates, head: head)
+            for f in 0..<m { w[.phiK][f] *= factor }
+        }
+        if let gates = options.queryGateLogits {
             for g in 0..<group {
-                map.features(role: .query, head: head, input: w.queryRows + g * d, rows: 1, firstPosition: position,
-                             output: w.phiQ + g * m, scratch: w.featureScratch)
+                let factor = gate(gates, head: head * group + g)
+                for f in 0..<m { w[.phiQ][g * m + f] *= factor }
             }
-        } else {
-            map.features(role: .query, head: head, input: w.queryRows, rows: group, output: w.phiQ, scratch: w.featureScratch)
         }
     }
 
-    /// out[sequence, query heads of the group] ← outputs / (den + δ), or outputs when not
-    /// normalising; `framed`: rows are in the frame e^{−references[g]} (see AttentionCall.store).
+    /// One pass over S of the additive kernels (DecodeKernels): z and S rows f ← scale_f·row +
+    /// keyScale_f·(1, v), read out by every query head of the group. Stride 0: one scale for all rows.
+    func additive(rows: Int, stateScales: UnsafePointer<Float>?, stride: Int, keyScales: UnsafePointer<Float>) {
+        DecodeKernels.normaliser(normaliser, storage: storage, rows: rows, stateScales: stateScales, stateScaleStride: stride,
+                                 keyScales: keyScales, queries: w[.phiQ], queryStride: rows, group: group,
+                                 denominators: w[.denominators])
+        DecodeKernels.additive(state: matrix, storage: storage, rows: rows, columns: valueDim, rowStride: valueDim,
+                               stateScales: stateScales, stateScaleStride: stride, keyScales: keyScales,
+                               value: w[.valueRows], queries: w[.phiQ], queryStride: rows, group: group, outputs: w[.outputs])
+    }
+
+    /// out[sequence, query heads of the group] ← outputs scaled as AttentionCall.store does;
+    /// `framed`: rows are in the frame e^{−references[g]}.
     func store(framed: Bool) {
-        let delta = Float(options.delta)
         for g in 0..<group {
-            let inverse: Float
-            if framed {
-                let r = Double(w.references[g])
-                inverse = options.normalize
-                    ? options.denominator.inverse(w.denominators[g], delta: delta == 0 ? 0 : Float(Double(delta) * exp(-r)))
-                    : Float(exp(r))
-            } else {
-                inverse = options.normalize ? options.denominator.inverse(w.denominators[g], delta: delta) : 1
-            }
-            out.storeScaled(w.outputs + g * valueDim, scale: inverse, count: valueDim,
+            let scale = options.outputScale(denominator: w[.denominators][g], reference: framed ? w[.references][g] : nil)
+            out.storeScaled(w[.outputs] + g * valueDim, scale: scale, count: valueDim,
                             at: sequence * out.steps[0] + (head * group + g) * out.steps[1], stride: out.steps[2])
         }
     }
@@ -161,61 +171,28 @@ extension RecurrentState {
     public func step(q: TensorView, k: TensorView, v: TensorView, out: TensorView, slots: SlotList,
                      options given: LinearAttentionOptions) throws {
         var options = given
-        try options.validate()
-        try checkMapUnchanged()
-        let n = k.extents[0]
-        let (d, h, dv) = (map.headDim, numHeads, valueDim)
-        guard q.rank == 3 && k.rank == 3 && v.rank == 3 && out.rank == 3 else {
-            throw SlayError.shape("a step takes 3-dimensional tensors [N, H, D]")
-        }
-        guard k.extents[1] == h && k.extents[2] == d else {
-            throw SlayError.shape("k has shape \(k.shape); the state expects [N, \(h), \(d)]")
-        }
-        guard v.extents[0] == n && v.extents[1] == h && v.extents[2] == dv else {
-            throw SlayError.shape("v has shape \(v.shape); expected [\(n), \(h), \(dv)]")
-        }
-        let hq = q.extents[1]
-        guard q.extents[0] == n && q.extents[2] == d else {
-            throw SlayError.shape("q has shape \(q.shape); expected [\(n), Hq, \(d)]")
-        }
-        guard hq % h == 0 && hq <= SlayConfiguration.maximumDimension else {
-            throw SlayError.shape("q has \(hq) heads; it needs a multiple of the state's \(h) key heads, at most \(SlayConfiguration.maximumDimension)")
-        }
-        guard out.extents[0] == n && out.extents[1] == hq && out.extents[2] == dv else {
-            throw SlayError.shape("out has shape \(out.shape); expected [\(n), \(hq), \(dv)]")
-        }
-        guard slots.count == n else { throw SlayError.shape("slots has \(slots.count) entries for \(n) sequences") }
-        guard slots.pointer != nil || n <= numSequences else {
-            throw SlayError.shape("the call has \(n) sequences, the state only \(numSequences) slots")
-        }
+        try checkCall(options)
+        let hq = try checkTokens(q: q, k: k, v: v, out: out, rank: 3)
+        let (n, h, group) = (k.extents[0], numHeads, hq / numHeads)
         if options.nth > 1 && options.ith >= maxThreads {
             throw SlayError.invalid("partition ith = \(options.ith) needs a state created with max_threads > \(options.ith) (it has \(maxThreads))")
         }
         // The workspace of this call's thread index: partitioned calls never share one.
-        try checkDistinct(slots, marks: decodeWorkspaces[options.nth > 1 ? options.ith : 0].slotMarks)
-        try options.decay.validate(heads: h)
-        options.logDecay = try checkStepTokenInputs(options, sequences: n, queryHeads: hq)
-        try checkPartitionKeepsPositions(options)
-        let form = AttentionForms.form(map: map, options: options)
-        try form.check(map: map, options: options, mode: .causal)
-        if options.checkFinite {
-            try TokenTensors.checkFinite(q, "q")
-            try TokenTensors.checkFinite(k, "k")
-            try TokenTensors.checkFinite(v, "v")
-        }
-        let group = hq / h
+        try checkSlots(slots, sequences: n, marks: decodeWorkspaces[options.nth > 1 ? options.ith : 0].slotMarks)
+        options.logDecay = try TokenTensors.check(options, map: map, keys: SIMD2(n, 1), queries: SIMD2(n, 1),
+                                                  queryHeads: hq, leading: 1).logDecay
+        let form = try AttentionForms.select(map: map, options: options, mode: .causal, q: q, k: k, v: v)
         let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
         let first = options.nth > 1 ? options.ith : 0
         for worker in 0..<threads {
-            _ = try decodeWorkspaces[first + worker].ensure(group: group, map: map, valueDim: dv)
+            try decodeWorkspaces[first + worker].ensure(group: group, map: map, valueDim: valueDim)
         }
         let tasks = ParallelFor.share(of: n * h, worker: options.ith, workers: options.nth)
-        let tokens = StepTokenInputs(options)
         let settings = options
         func run(_ index: Int, _ workspace: DecodeWorkspace) {
             let sequence = index / h
-            let task = StepTask(state: self, q: q, k: k, v: v, out: out, options: settings, tokens: tokens,
-                                sequence: sequence, head: index % h, group: group, slot: slots[sequence],
+            let task = StepTask(state: self, q: q, k: k, v: v, out: out, options: settings, sequence: sequence,
+                                head: index % h, group: group, slot: slots[sequence],
                                 w: Workspace(layout: workspace.layout, buffer: workspace.buffer!.pointer))
             form.step(task)
         }
@@ -244,9 +221,6 @@ extension RecurrentState {
             guard slot >= 0 && slot < numSequences else {
                 throw SlayError.invalid("slots[\(i)] is \(slot); the state has slots 0..<\(numSequences)")
             }
-        }
-        guard slots.count <= numSequences else {
-            throw SlayError.invalid("slots must be distinct within one call; \(slots.count) slots of a state with \(numSequences) repeat one")
         }
         let marks = try given ?? HeapArray<UInt64>(count: (numSequences + 63) / 64, what: "the slot marks of \(numSequences) slots")
         let words = marks.baseAddress

@@ -72,7 +72,7 @@ public final class RecurrentState: @unchecked Sendable {
         self.positions = try HeapArray<Int64>(count: numSequences, what: "state positions")
         self.decodeWorkspaces = try (0..<maxThreads).map { _ in try DecodeWorkspace(sequences: numSequences) }
         // Group size 1 covers the common case, so the first step does not allocate either.
-        for workspace in decodeWorkspaces { _ = try workspace.ensure(group: 1, map: map, valueDim: valueDim) }
+        for workspace in decodeWorkspaces { try workspace.ensure(group: 1, map: map, valueDim: valueDim) }
     }
 
 
