@@ -72,6 +72,13 @@ extension BackwardPass {
         return expf(last)
     }
 
+    /// rows × m feature rows into w.paddedRows at the padded stride: read down a column (the state
+    /// products' k index), rows 2 KiB apart (m = 512) share a few L1 sets and evict each other.
+    func padRows(_ source: UnsafePointer<Float>, rows: Int, workspace w: BackwardWorkspace) {
+        let (m, ts) = (featureDim, BackwardWorkspace.transposedStride(featureDim: featureDim))
+        for i in 0..<rows { (w.paddedRows + i * ts).update(from: source + i * m, count: m) }
+    }
+
     /// Zeroes the strict upper triangle and multiplies entry (i, j ≤ i) by Γ_ij.
     func maskAndDecay(_ block: UnsafeMutablePointer<Float>, rows: Int, decayed: Bool, workspace w: BackwardWorkspace) {
         for i in 0..<rows {
@@ -141,6 +148,10 @@ extension BackwardPass {
         let (c, m, dv) = (chunk, featureDim, valueDim)
         let factorised = factorisedMap
         let wantsDecay = request.logDecay != nil
+        // The forward pass keeps the state transposed, Sᵀ [dv, m]: both of its state products
+        // then read B's rows directly (no packing).
+        let (transposed, ts) = (w.transposedState, BackwardWorkspace.transposedStride(featureDim: m))
+        BlockTranspose.transpose(w.state, rows: m, columns: dv, sourceStride: dv, into: transposed, targetStride: ts)
         var t0 = 0
         while t0 < span.length {
             let rows = min(c, span.length - t0)
@@ -156,7 +167,7 @@ extension BackwardPass {
                 intraScores(g: g, rows: rows, decayed: decayed, factorised: factorised, workspace: w)
                 // X = dO S_prevᵀ serves both dout·num (through X_i·φ(q_i)) and dΦ_Q's state term.
                 Gemm.multiply(m: rows, n: m, k: dv, a: dnum, rowStrideA: dv, columnStrideA: 1,
-                              b: w.state, rowStrideB: 1, columnStrideB: dv, c: gradient, ldc: m,
+                              b: transposed, rowStrideB: ts, columnStrideB: 1, c: gradient, ldc: m,
                               accumulate: false, workspace: w.gemm)
                 valueProducts(g: g, rows: rows, workspace: w)
                 for i in 0..<rows {
@@ -226,7 +237,10 @@ extension BackwardPass {
             }
             // S ← e^{b_last} S + Φ_Kᵀ (w∘V), z alike.
             if let decayAll = chunkDecay {
-                for i in 0..<(m * dv) { w.state[i] *= decayAll }
+                for j in 0..<dv {
+                    let row = transposed + j * ts
+                    for f in 0..<m { row[f] *= decayAll }
+                }
                 for f in 0..<m { w.normaliser[f] *= decayAll }
             }
             let weighted = decayed ? UnsafePointer(w.block) : UnsafePointer(w.values)
@@ -236,14 +250,18 @@ extension BackwardPass {
                 let key = w.keyFeatures + j * m
                 for f in 0..<m { w.normaliser[f] += weight * key[f] }
             }
-            Gemm.multiply(m: m, n: dv, k: rows, a: w.keyFeatures, rowStrideA: 1, columnStrideA: m,
-                          b: weighted, rowStrideB: dv, columnStrideB: 1, c: w.state, ldc: dv,
+            // Sᵀ += (w∘V)ᵀ Φ_K.
+            padRows(w.keyFeatures, rows: rows, workspace: w)
+            Gemm.multiply(m: dv, n: m, k: rows, a: weighted, rowStrideA: 1, columnStrideA: dv,
+                          b: w.paddedRows, rowStrideB: ts, columnStrideB: 1, c: transposed, ldc: ts,
                           accumulate: true, workspace: w.gemm)
             if wantsDecay { storeDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, from: w.decayGradient) }
             finishQueries(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, factorised: factorised,
                           workspace: w)
             t0 += rows
         }
+        // S_T back in its own layout (seedReverse reads it for d log α).
+        BlockTranspose.transpose(transposed, rows: dv, columns: m, sourceStride: ts, into: w.state, targetStride: dv)
     }
 
     func chunkedReverse(span: SequenceSpan, origin: Int, keyHead: Int, workspace w: BackwardWorkspace) {
@@ -259,8 +277,12 @@ extension BackwardPass {
             let decayed = chunkDecay != nil
             // Inter-chunk terms first, while Ŝ is the gradient of the state at the chunk's end:
             // dΦ_K = w∘(V Ŝᵀ + 1 ẑᵀ), dV = w∘(Φ_K Ŝ).
+            // Ŝᵀ [dv, m], so that V Ŝᵀ reads B's rows directly.
+            let ts = BackwardWorkspace.transposedStride(featureDim: m)
+            BlockTranspose.transpose(w.stateGradient, rows: m, columns: dv, sourceStride: dv, into: w.transposedState,
+                                     targetStride: ts)
             Gemm.multiply(m: rows, n: m, k: dv, a: w.values, rowStrideA: dv, columnStrideA: 1,
-                          b: w.stateGradient, rowStrideB: 1, columnStrideB: dv, c: w.keyFeatureGradient, ldc: m,
+                          b: w.transposedState, rowStrideB: ts, columnStrideB: 1, c: w.keyFeatureGradient, ldc: m,
                           accumulate: false, workspace: w.gemm)
             Gemm.multiply(m: rows, n: dv, k: m, a: w.keyFeatures, rowStrideA: m, columnStrideA: 1,
                           b: w.stateGradient, rowStrideB: dv, columnStrideB: 1, c: w.valueGradient, ldc: dv,
@@ -345,7 +367,8 @@ extension BackwardPass {
                         for f in 0..<m { w.normaliserGradient[f] += dden * row[f] }
                     }
                 }
-                Gemm.multiply(m: m, n: dv, k: rows, a: query, rowStrideA: 1, columnStrideA: m,
+                padRows(query, rows: rows, workspace: w)
+                Gemm.multiply(m: m, n: dv, k: rows, a: w.paddedRows, rowStrideA: 1, columnStrideA: BackwardWorkspace.transposedStride(featureDim: m),
                               b: scaled, rowStrideB: dv, columnStrideB: 1, c: w.stateGradient, ldc: dv,
                               accumulate: true, workspace: w.gemm)
             }
