@@ -31,7 +31,8 @@ struct BackwardWorkspace {
                     keyScratch, c * c, c, c, c * c, c * c, c * c, g * c * factorPoly, g * c * factorPrf,
                     c * factorPoly, c * factorPrf, c]
                     + (channelDecay ? [c * m, c * m, c * m, c * m, m, m + 8, m, c * m] : [0, 0, 0, 0, 0, 0, 0, 0])
-                    + [c, g * c, formScratch, dv * transposedStride, c * transposedStride]
+                    + [c, g * c, formScratch, dv * transposedStride, c * transposedStride,
+                       c * (dv + factorPoly + factorPrf)]
         }
 
         /// Row stride of the transposed state blocks (`transposedState`): m plus one cache line,
@@ -118,6 +119,9 @@ struct BackwardWorkspace {
     let transposedState: UnsafeMutablePointer<Float>
     /// A chunk's feature rows copied at `transposedStride` (the state products' operand).
     let paddedRows: UnsafeMutablePointer<Float>
+    /// Key-side operands of the intra-chunk products, transposed with row stride c: Vᵀ [dv, c],
+    /// then (factorised maps) P_Kᵀ [P', c] and R_Kᵀ [R·M, c].
+    let keyTransposed: UnsafeMutablePointer<Float>
 
     static func transposedStride(featureDim m: Int) -> Int { m + 16 }
 
@@ -141,6 +145,6 @@ struct BackwardWorkspace {
         gatedCumulative = next(); gatedQueryScale = next(); gatedKeyScale = next(); gatedScaled = next()
         pairFactors = next(); gatedRunning = next(); gatedPair = next(); gatedAlpha = next()
         keyInverseNorms = next(); queryInverseNorms = next(); form = next()
-        transposedState = next(); paddedRows = next()
+        transposedState = next(); paddedRows = next(); keyTransposed = next()
     }
 }
