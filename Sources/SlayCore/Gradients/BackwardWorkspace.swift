@@ -1,8 +1,8 @@
 /// One worker's workspace of the backward pass, sized and carved from one description
-/// (`BackwardWorkspace.Layout`): two m × dv matrices (the state S and its gradient Ŝ), three
-/// m-vectors, and per chunk of c rows the key, value and decay blocks plus, for each of the G
-/// query heads of a key head, its query blocks. O(G·c·(d + m + dv) + m·dv) floats, independent
-/// of T.
+/// (`BackwardWorkspace.Layout`): three m × dv matrices (the state S, its gradient Ŝ and a
+/// transposed copy of either, rows padded by a cache line), three m-vectors, and per chunk of c
+/// rows the key, value and decay blocks (and their transposes) plus, for each of the G query
+/// heads of a key head, its query blocks. O(G·c·(d + m + dv) + m·dv) floats, independent of T.
 struct BackwardWorkspace {
     struct Layout {
         let chunk: Int
