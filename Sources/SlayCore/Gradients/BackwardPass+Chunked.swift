@@ -72,6 +72,13 @@ extension BackwardPass {
         return expf(last)
     }
 
+    /// rows × m feature rows into w.paddedRows at the padded stride: read down a column (the state
+    /// products' k index), rows 2 KiB apart (m = 512) share a few L1 sets and evict each other.
+    func padRows(_ source: UnsafePointer<Float>, rows: Int, workspace w: BackwardWorkspace) {
+        let (m, ts) = (featureDim, BackwardWorkspace.transposedStride(featureDim: featureDim))
+        for i in 0..<rows { (w.paddedRows + i * ts).update(from: source + i * m, count: m) }
+    }
+
     /// Zeroes the strict upper triangle and multiplies entry (i, j ≤ i) by Γ_ij.
     func maskAndDecay(_ block: UnsafeMutablePointer<Float>, rows: Int, decayed: Bool, workspace w: BackwardWorkspace) {
         for i in 0..<rows {
@@ -84,20 +91,80 @@ extension BackwardPass {
         }
     }
 
+    /// Rows of the lower-triangular blocks: the intra-chunk products run in blocks of this many
+    /// rows, each over the columns (or terms) its triangle needs (about half the c × c work).
+    static let triangleBlock = 16
+
+    /// Vᵀ, and for a factorised map P_Kᵀ and R_Kᵀ, into w.keyTransposed (row stride c), so the
+    /// intra-chunk products read them without packing.
+    func transposeKeys(rows: Int, factorised: FactorisedFeatureGradient?, workspace w: BackwardWorkspace) {
+        let (c, dv) = (chunk, valueDim)
+        BlockTranspose.transpose(w.values, rows: rows, columns: dv, sourceStride: dv, into: w.keyTransposed, targetStride: c)
+        if let factorised, let widths = factorised.factorWidths {
+            let key = factorised.factors(scratch: w.keyScratch, rows: rows)
+            BlockTranspose.transpose(key.poly, rows: rows, columns: widths.poly, sourceStride: widths.poly,
+                                     into: w.keyTransposed + c * dv, targetStride: c)
+            BlockTranspose.transpose(key.prf, rows: rows, columns: widths.prf, sourceStride: widths.prf,
+                                     into: w.keyTransposed + c * (dv + widths.poly), targetStride: c)
+        }
+    }
+
+    /// C[i, j] = Σ_p A[i, p]·Bᵀ[p, j] (C rows × rows, row stride rows) for j ≤ i at least: in
+    /// blocks of `triangleBlock` rows, each over the columns up to its last row. Entries further
+    /// right are left as they were (callers read or mask only the lower triangle).
+    func lowerProduct(rows: Int, k: Int, a: UnsafePointer<Float>, rowStrideA: Int, transposedB: UnsafePointer<Float>,
+                      rowStrideB: Int, c: UnsafeMutablePointer<Float>, workspace w: BackwardWorkspace) {
+        var r0 = 0
+        while r0 < rows {
+            let height = min(Self.triangleBlock, rows - r0)
+            Gemm.multiply(m: height, n: r0 + height, k: k, a: a + r0 * rowStrideA, rowStrideA: rowStrideA, columnStrideA: 1,
+                          b: transposedB, rowStrideB: rowStrideB, columnStrideB: 1, c: c + r0 * rows, ldc: rows,
+                          accumulate: false, workspace: w.gemm)
+            r0 += height
+        }
+    }
+
+    /// C[i, :] = Σ_{j ≤ i} L[i, j]·B[j, :] for a lower-triangular L (rows × rows; its upper triangle
+    /// must hold zeros, since a block's terms reach past its diagonal).
+    func lowerTimes(rows: Int, width: Int, lower: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                    c: UnsafeMutablePointer<Float>, workspace w: BackwardWorkspace) {
+        var r0 = 0
+        while r0 < rows {
+            let height = min(Self.triangleBlock, rows - r0)
+            Gemm.multiply(m: height, n: width, k: r0 + height, a: lower + r0 * rows, rowStrideA: rows, columnStrideA: 1,
+                          b: b, rowStrideB: width, columnStrideB: 1, c: c + r0 * width, ldc: width,
+                          accumulate: false, workspace: w.gemm)
+            r0 += height
+        }
+    }
+
+    /// C[j, :] += Σ_{i ≥ j} L[i, j]·B[i, :] (Lᵀ B) for a lower-triangular L whose upper triangle
+    /// holds zeros.
+    func lowerTransposedTimes(rows: Int, width: Int, lower: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                              c: UnsafeMutablePointer<Float>, workspace w: BackwardWorkspace) {
+        var r0 = 0
+        while r0 < rows {
+            let height = min(Self.triangleBlock, rows - r0)
+            Gemm.multiply(m: height, n: width, k: rows - r0, a: lower + r0 * rows + r0, rowStrideA: 1, columnStrideA: rows,
+                          b: b + r0 * width, rowStrideB: width, columnStrideB: 1, c: c + r0 * width, ldc: width,
+                          accumulate: true, workspace: w.gemm)
+            r0 += height
+        }
+    }
+
     /// A = tril(Φ_Q Φ_Kᵀ ∘ Γ) of query head g into w.scores; factorised, from the factor Grams
-    /// (left in w.polyGram and w.prfGram for the gradient terms).
+    /// (their lower triangles left in w.polyGram and w.prfGram for the gradient terms).
     func intraScores(g: Int, rows: Int, decayed: Bool, factorised: FactorisedFeatureGradient?, workspace w: BackwardWorkspace) {
-        let (c, m) = (chunk, featureDim)
+        let (c, m, dv) = (chunk, featureDim, valueDim)
         if let factorised, let widths = factorised.factorWidths {
             let query = factorised.factors(scratch: w.mapScratch, rows: rows)
-            let key = factorised.factors(scratch: w.keyScratch, rows: rows)
-            Gemm.multiply(m: rows, n: rows, k: widths.poly, a: query.poly, rowStrideA: widths.poly, columnStrideA: 1,
-                          b: key.poly, rowStrideB: 1, columnStrideB: widths.poly, c: w.polyGram, ldc: rows,
-                          accumulate: false, workspace: w.gemm)
-            Gemm.multiply(m: rows, n: rows, k: widths.prf, a: query.prf, rowStrideA: widths.prf, columnStrideA: 1,
-                          b: key.prf, rowStrideB: 1, columnStrideB: widths.prf, c: w.prfGram, ldc: rows,
-                          accumulate: false, workspace: w.gemm)
-            for i in 0..<(rows * rows) { w.scores[i] = w.polyGram[i] * w.prfGram[i] }
+            lowerProduct(rows: rows, k: widths.poly, a: query.poly, rowStrideA: widths.poly,
+                         transposedB: w.keyTransposed + c * dv, rowStrideB: c, c: w.polyGram, workspace: w)
+            lowerProduct(rows: rows, k: widths.prf, a: query.prf, rowStrideA: widths.prf,
+                         transposedB: w.keyTransposed + c * (dv + widths.poly), rowStrideB: c, c: w.prfGram, workspace: w)
+            for i in 0..<rows {
+                for j in 0...i { w.scores[i * rows + j] = w.polyGram[i * rows + j] * w.prfGram[i * rows + j] }
+            }
         } else {
             Gemm.multiply(m: rows, n: rows, k: m, a: w.queryFeatures + g * c * m, rowStrideA: m, columnStrideA: 1,
                           b: w.keyFeatures, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
@@ -106,17 +173,29 @@ extension BackwardPass {
         maskAndDecay(w.scores, rows: rows, decayed: decayed, workspace: w)
     }
 
-    /// w.scoreGradient = dO Vᵀ (rows × rows) of query head g.
+    /// w.scoreGradient = dO Vᵀ (rows × rows) of query head g: its lower triangle (the rest is
+    /// masked later).
     func valueProducts(g: Int, rows: Int, workspace w: BackwardWorkspace) {
+        lowerProduct(rows: rows, k: valueDim, a: w.outputGradient + g * chunk * valueDim, rowStrideA: valueDim,
+                     transposedB: w.keyTransposed, rowStrideB: chunk, c: w.scoreGradient, workspace: w)
+    }
+
+    /// w.scoreGradient = dO Vᵀ (rows × rows, in full) of query head g (the per-channel GLA path).
+    func fullValueProducts(g: Int, rows: Int, workspace w: BackwardWorkspace) {
         let dv = valueDim
         Gemm.multiply(m: rows, n: rows, k: dv, a: w.outputGradient + g * chunk * dv, rowStrideA: dv, columnStrideA: 1,
                       b: w.values, rowStrideB: 1, columnStrideB: dv, c: w.scoreGradient, ldc: rows,
                       accumulate: false, workspace: w.gemm)
     }
 
-    /// w.product = dA ∘ gram, the weights of a factor's intra-chunk gradient.
+    /// w.product = dA ∘ gram (zeros above the diagonal), the weights of a factor's intra-chunk
+    /// gradient.
     func weightedGradient(_ gram: UnsafePointer<Float>, rows: Int, workspace w: BackwardWorkspace) {
-        for i in 0..<(rows * rows) { w.product[i] = w.scoreGradient[i] * gram[i] }
+        for i in 0..<rows {
+            let row = w.product + i * rows
+            for j in 0...i { row[j] = w.scoreGradient[i * rows + j] * gram[i * rows + j] }
+            for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
+        }
     }
 
     /// Σ_j dA_ij·Ã_ij of row i (transposed: Σ_i of column j when `columns`), Ã = P_Q P_Kᵀ ∘ R_Q R_Kᵀ
@@ -141,10 +220,15 @@ extension BackwardPass {
         let (c, m, dv) = (chunk, featureDim, valueDim)
         let factorised = factorisedMap
         let wantsDecay = request.logDecay != nil
+        // The forward pass keeps the state transposed, Sᵀ [dv, m]: both of its state products
+        // then read B's rows directly (no packing).
+        let (transposed, ts) = (w.transposedState, BackwardWorkspace.transposedStride(featureDim: m))
+        BlockTranspose.transpose(w.state, rows: m, columns: dv, sourceStride: dv, into: transposed, targetStride: ts)
         var t0 = 0
         while t0 < span.length {
             let rows = min(c, span.length - t0)
             loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+            transposeKeys(rows: rows, factorised: factorised, workspace: w)
             let chunkDecay = fillChunkDecay(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
             let decayed = chunkDecay != nil
             if wantsDecay { w.decayGradient.update(repeating: 0, count: rows) }
@@ -156,7 +240,7 @@ extension BackwardPass {
                 intraScores(g: g, rows: rows, decayed: decayed, factorised: factorised, workspace: w)
                 // X = dO S_prevᵀ serves both dout·num (through X_i·φ(q_i)) and dΦ_Q's state term.
                 Gemm.multiply(m: rows, n: m, k: dv, a: dnum, rowStrideA: dv, columnStrideA: 1,
-                              b: w.state, rowStrideB: 1, columnStrideB: dv, c: gradient, ldc: m,
+                              b: transposed, rowStrideB: ts, columnStrideB: 1, c: gradient, ldc: m,
                               accumulate: false, workspace: w.gemm)
                 valueProducts(g: g, rows: rows, workspace: w)
                 for i in 0..<rows {
@@ -199,15 +283,11 @@ extension BackwardPass {
                 if let factorised, let widths = factorised.factorWidths {
                     let key = factorised.factors(scratch: w.keyScratch, rows: rows)
                     weightedGradient(w.prfGram, rows: rows, workspace: w)
-                    Gemm.multiply(m: rows, n: widths.poly, k: rows, a: w.product, rowStrideA: rows, columnStrideA: 1,
-                                  b: key.poly, rowStrideB: widths.poly, columnStrideB: 1,
-                                  c: w.queryPolyGradient + g * c * widths.poly, ldc: widths.poly,
-                                  accumulate: false, workspace: w.gemm)
+                    lowerTimes(rows: rows, width: widths.poly, lower: w.product, b: key.poly,
+                               c: w.queryPolyGradient + g * c * widths.poly, workspace: w)
                     weightedGradient(w.polyGram, rows: rows, workspace: w)
-                    Gemm.multiply(m: rows, n: widths.prf, k: rows, a: w.product, rowStrideA: rows, columnStrideA: 1,
-                                  b: key.prf, rowStrideB: widths.prf, columnStrideB: 1,
-                                  c: w.queryPrfGradient + g * c * widths.prf, ldc: widths.prf,
-                                  accumulate: false, workspace: w.gemm)
+                    lowerTimes(rows: rows, width: widths.prf, lower: w.product, b: key.prf,
+                               c: w.queryPrfGradient + g * c * widths.prf, workspace: w)
                 } else {
                     // dΦ_Q += dA Φ_K.
                     Gemm.multiply(m: rows, n: m, k: rows, a: w.scoreGradient, rowStrideA: rows, columnStrideA: 1,
@@ -226,7 +306,10 @@ extension BackwardPass {
             }
             // S ← e^{b_last} S + Φ_Kᵀ (w∘V), z alike.
             if let decayAll = chunkDecay {
-                for i in 0..<(m * dv) { w.state[i] *= decayAll }
+                for j in 0..<dv {
+                    let row = transposed + j * ts
+                    for f in 0..<m { row[f] *= decayAll }
+                }
                 for f in 0..<m { w.normaliser[f] *= decayAll }
             }
             let weighted = decayed ? UnsafePointer(w.block) : UnsafePointer(w.values)
@@ -236,14 +319,18 @@ extension BackwardPass {
                 let key = w.keyFeatures + j * m
                 for f in 0..<m { w.normaliser[f] += weight * key[f] }
             }
-            Gemm.multiply(m: m, n: dv, k: rows, a: w.keyFeatures, rowStrideA: 1, columnStrideA: m,
-                          b: weighted, rowStrideB: dv, columnStrideB: 1, c: w.state, ldc: dv,
+            // Sᵀ += (w∘V)ᵀ Φ_K.
+            padRows(w.keyFeatures, rows: rows, workspace: w)
+            Gemm.multiply(m: dv, n: m, k: rows, a: weighted, rowStrideA: 1, columnStrideA: dv,
+                          b: w.paddedRows, rowStrideB: ts, columnStrideB: 1, c: transposed, ldc: ts,
                           accumulate: true, workspace: w.gemm)
             if wantsDecay { storeDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, from: w.decayGradient) }
             finishQueries(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, factorised: factorised,
                           workspace: w)
             t0 += rows
         }
+        // S_T back in its own layout (seedReverse reads it for d log α).
+        BlockTranspose.transpose(transposed, rows: dv, columns: m, sourceStride: ts, into: w.state, targetStride: dv)
     }
 
     func chunkedReverse(span: SequenceSpan, origin: Int, keyHead: Int, workspace w: BackwardWorkspace) {
@@ -255,12 +342,17 @@ extension BackwardPass {
         while t0 >= 0 {
             let rows = min(c, span.length - t0)
             loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+            transposeKeys(rows: rows, factorised: factorised, workspace: w)
             let chunkDecay = fillChunkDecay(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
             let decayed = chunkDecay != nil
             // Inter-chunk terms first, while Ŝ is the gradient of the state at the chunk's end:
             // dΦ_K = w∘(V Ŝᵀ + 1 ẑᵀ), dV = w∘(Φ_K Ŝ).
+            // Ŝᵀ [dv, m], so that V Ŝᵀ reads B's rows directly.
+            let ts = BackwardWorkspace.transposedStride(featureDim: m)
+            BlockTranspose.transpose(w.stateGradient, rows: m, columns: dv, sourceStride: dv, into: w.transposedState,
+                                     targetStride: ts)
             Gemm.multiply(m: rows, n: m, k: dv, a: w.values, rowStrideA: dv, columnStrideA: 1,
-                          b: w.stateGradient, rowStrideB: 1, columnStrideB: dv, c: w.keyFeatureGradient, ldc: m,
+                          b: w.transposedState, rowStrideB: ts, columnStrideB: 1, c: w.keyFeatureGradient, ldc: m,
                           accumulate: false, workspace: w.gemm)
             Gemm.multiply(m: rows, n: dv, k: m, a: w.keyFeatures, rowStrideA: m, columnStrideA: 1,
                           b: w.stateGradient, rowStrideB: dv, columnStrideB: 1, c: w.valueGradient, ldc: dv,
@@ -311,13 +403,11 @@ extension BackwardPass {
                 if let factorised, let widths = factorised.factorWidths {
                     let queryFactors = factorised.factors(scratch: w.mapScratch, rows: rows)
                     weightedGradient(w.prfGram, rows: rows, workspace: w)
-                    Gemm.multiply(m: rows, n: widths.poly, k: rows, a: w.product, rowStrideA: 1, columnStrideA: rows,
-                                  b: queryFactors.poly, rowStrideB: widths.poly, columnStrideB: 1,
-                                  c: w.keyPolyGradient, ldc: widths.poly, accumulate: true, workspace: w.gemm)
+                    lowerTransposedTimes(rows: rows, width: widths.poly, lower: w.product, b: queryFactors.poly,
+                                         c: w.keyPolyGradient, workspace: w)
                     weightedGradient(w.polyGram, rows: rows, workspace: w)
-                    Gemm.multiply(m: rows, n: widths.prf, k: rows, a: w.product, rowStrideA: 1, columnStrideA: rows,
-                                  b: queryFactors.prf, rowStrideB: widths.prf, columnStrideB: 1,
-                                  c: w.keyPrfGradient, ldc: widths.prf, accumulate: true, workspace: w.gemm)
+                    lowerTransposedTimes(rows: rows, width: widths.prf, lower: w.product, b: queryFactors.prf,
+                                         c: w.keyPrfGradient, workspace: w)
                     if wantsDecay {
                         for j in 0..<rows { w.keyIntraDot[j] += intraDot(row: j, rows: rows, columns: true, workspace: w) }
                     }
@@ -326,9 +416,7 @@ extension BackwardPass {
                                   b: query, rowStrideB: m, columnStrideB: 1, c: w.keyFeatureGradient, ldc: m,
                                   accumulate: true, workspace: w.gemm)
                 }
-                Gemm.multiply(m: rows, n: dv, k: rows, a: w.scores, rowStrideA: 1, columnStrideA: rows,
-                              b: dnum, rowStrideB: dv, columnStrideB: 1, c: w.valueGradient, ldc: dv,
-                              accumulate: true, workspace: w.gemm)
+                lowerTransposedTimes(rows: rows, width: dv, lower: w.scores, b: dnum, c: w.valueGradient, workspace: w)
                 // Ŝ += Φ_Qᵀ (p∘dnum), ẑ += Φ_Qᵀ (p∘dden).
                 var scaled = UnsafePointer(dnum)
                 if decayed {
@@ -345,7 +433,8 @@ extension BackwardPass {
                         for f in 0..<m { w.normaliserGradient[f] += dden * row[f] }
                     }
                 }
-                Gemm.multiply(m: m, n: dv, k: rows, a: query, rowStrideA: 1, columnStrideA: m,
+                padRows(query, rows: rows, workspace: w)
+                Gemm.multiply(m: m, n: dv, k: rows, a: w.paddedRows, rowStrideA: 1, columnStrideA: BackwardWorkspace.transposedStride(featureDim: m),
                               b: scaled, rowStrideB: dv, columnStrideB: 1, c: w.stateGradient, ldc: dv,
                               accumulate: true, workspace: w.gemm)
             }

@@ -84,7 +84,7 @@ extension BackwardPass {
         let (c, m) = (chunk, featureDim)
         DecayMath.decayedScores(q: w.queryFeatures + g * c * m, k: w.keyFeatures, logDecay: w.decay, rows: rows, m: m,
                                 output: w.scores, running: w.gatedRunning)
-        valueProducts(g: g, rows: rows, workspace: w)
+        fullValueProducts(g: g, rows: rows, workspace: w)
     }
 
     func gatedForward(span: SequenceSpan, origin: Int, keyHead: Int, workspace w: BackwardWorkspace) {

@@ -1,8 +1,8 @@
 /// One worker's workspace of the backward pass, sized and carved from one description
-/// (`BackwardWorkspace.Layout`): two m × dv matrices (the state S and its gradient Ŝ), three
-/// m-vectors, and per chunk of c rows the key, value and decay blocks plus, for each of the G
-/// query heads of a key head, its query blocks. O(G·c·(d + m + dv) + m·dv) floats, independent
-/// of T.
+/// (`BackwardWorkspace.Layout`): three m × dv matrices (the state S, its gradient Ŝ and a
+/// transposed copy of either, rows padded by a cache line), three m-vectors, and per chunk of c
+/// rows the key, value and decay blocks (and their transposes) plus, for each of the G query
+/// heads of a key head, its query blocks. O(G·c·(d + m + dv) + m·dv) floats, independent of T.
 struct BackwardWorkspace {
     struct Layout {
         let chunk: Int
@@ -31,8 +31,14 @@ struct BackwardWorkspace {
                     keyScratch, c * c, c, c, c * c, c * c, c * c, g * c * factorPoly, g * c * factorPrf,
                     c * factorPoly, c * factorPrf, c]
                     + (channelDecay ? [c * m, c * m, c * m, c * m, m, m + 8, m, c * m] : [0, 0, 0, 0, 0, 0, 0, 0])
-                    + [c, g * c, formScratch]
+                    + [c, g * c, formScratch, dv * transposedStride, c * transposedStride,
+                       c * (dv + factorPoly + factorPrf)]
         }
+
+        /// Row stride of the transposed state blocks (`transposedState`): m plus one cache line,
+        /// so that the dv rows of a column block do not all fall into the same few cache sets
+        /// (a stride of 2 KiB at m = 512 thrashed L1).
+        var transposedStride: Int { BackwardWorkspace.transposedStride(featureDim: featureDim) }
 
         func totalFloats() throws -> Int {
             var total = 0
@@ -108,6 +114,16 @@ struct BackwardWorkspace {
     let queryInverseNorms: UnsafeMutablePointer<Float>
     /// The form's own region (`Layout.formScratch` floats).
     let form: UnsafeMutablePointer<Float>
+    /// A transposed state, dv rows of `transposedStride` floats (causal chunked path: Sᵀ in the
+    /// forward pass, Ŝᵀ in the reverse pass), so its products read B's rows without packing.
+    let transposedState: UnsafeMutablePointer<Float>
+    /// A chunk's feature rows copied at `transposedStride` (the state products' operand).
+    let paddedRows: UnsafeMutablePointer<Float>
+    /// Key-side operands of the intra-chunk products, transposed with row stride c: Vᵀ [dv, c],
+    /// then (factorised maps) P_Kᵀ [P', c] and R_Kᵀ [R·M, c].
+    let keyTransposed: UnsafeMutablePointer<Float>
+
+    static func transposedStride(featureDim m: Int) -> Int { m + 16 }
 
     init(_ region: UnsafeMutablePointer<Float>, layout: Layout) {
         var carver = ScratchCarver(region)
@@ -129,5 +145,6 @@ struct BackwardWorkspace {
         gatedCumulative = next(); gatedQueryScale = next(); gatedKeyScale = next(); gatedScaled = next()
         pairFactors = next(); gatedRunning = next(); gatedPair = next(); gatedAlpha = next()
         keyInverseNorms = next(); queryInverseNorms = next(); form = next()
+        transposedState = next(); paddedRows = next(); keyTransposed = next()
     }
 }

@@ -397,6 +397,31 @@ def test_slay_factorised_chunks_match_the_twin(settings, chunk_size):
     run(fm, dict(settings), names, Hq=2, T=10, chunk_size=chunk_size, with_state=True, d_final=True)
 
 
+@pytest.mark.parametrize("settings", [{}, {"decay": [0.7, 0.95]}, {"log_decay": True, "per_head_decay": True}],
+                         ids=["plain", "retnet-gamma", "per-head-gla"])
+def test_slay_factorised_long_chunks_match_the_twin(settings):
+    """Chunks longer than one 16-row triangle block (the intra-chunk products run block by block on
+    the unpacked kernel), a partial last chunk, and m, dv multiples of 16 (the transposed states'
+    unpacked products), with states and d_final_state."""
+    fm = slay.FeatureMap(kind="slay", head_dim=8, num_heads=2, poly="anchor", poly_dim=4, prf_dim=4, eps=1e-2)
+    names = ["q", "k", "v"] + [("params", name) for name in fm.get_params()]
+    if settings.get("log_decay"):
+        names.append("log_decay")
+    run(fm, dict(settings), names, B=1, T=70, Hq=2, dv=16, chunk_size=64, with_state=True, d_final=True)
+
+
+def test_slay_long_chunks_thread_counts_are_bitwise_identical():
+    """The default chunk over full and partial chunks: 1 and 2 threads give the same bits."""
+    fm = slay.FeatureMap(kind="slay", head_dim=8, num_heads=2, poly="anchor", poly_dim=4, prf_dim=4)
+    q, k, v, dout = tensors(fm, B=2, T=150, Hq=2, dv=16)
+    one = slay.linear_attention_backward(q, k, v, fm, dout, n_threads=1)
+    two = slay.linear_attention_backward(q, k, v, fm, dout, n_threads=2)
+    for name in ("q", "k", "v"):
+        assert np.array_equal(one[name], two[name]), name
+    for key in one["params"]:
+        assert np.array_equal(one["params"][key], two["params"][key]), key
+
+
 @pytest.mark.parametrize("kind", ["elu+1", "slay"])
 def test_bidirectional_backward_matches_the_twin_with_states(kind):
     """The bidirectional backward (three GEMM passes) with an initial state, d_final_state, GQA and an
