@@ -33,6 +33,69 @@ public enum VectorProducts {
         }
     }
 
+    /// The gradient of an outer product's rows (`outer`), given g[p·width + j] = ∂L/∂output:
+    /// scalesGradient[p] += Σ_j g[p, j]·row[j] and rowGradient[j] += Σ_p g[p, j]·scales[p], in one
+    /// pass over g. Each p's sum is formed in 8 lanes and then reduced in a fixed order.
+    public static func outerGradient(_ g: UnsafePointer<Float>, count: Int, scales: UnsafePointer<Float>,
+                                     row: UnsafePointer<Float>, width: Int,
+                                     scalesGradient: UnsafeMutablePointer<Float>, rowGradient: UnsafeMutablePointer<Float>) {
+        if width == 16 {
+            // The SLAY default (M = 16): the row and its gradient stay in registers.
+            let (r0, r1) = (load8(row), load8(row + 8))
+            var (a0, a1) = (load8(rowGradient), load8(rowGradient + 8))
+            for p in 0..<count {
+                let (g0, g1) = (load8(g + p * 16), load8(g + p * 16 + 8))
+                let s = SIMD8<Float>(repeating: scales[p])
+                a0 = multiplyAdd(g0, s, a0)
+                a1 = multiplyAdd(g1, s, a1)
+                scalesGradient[p] += laneSum(multiplyAdd(g1, r1, g0 * r0))
+            }
+            store8(a0, rowGradient)
+            store8(a1, rowGradient + 8)
+            return
+        }
+        var j = 0
+        while j + 8 <= width {
+            let r = load8(row + j)
+            var a = load8(rowGradient + j)
+            for p in 0..<count {
+                let lanes = load8(g + p * width + j)
+                a = multiplyAdd(lanes, SIMD8<Float>(repeating: scales[p]), a)
+                scalesGradient[p] += laneSum(lanes * r)
+            }
+            store8(a, rowGradient + j)
+            j += 8
+        }
+        while j < width {
+            var sum = rowGradient[j]
+            for p in 0..<count {
+                let value = g[p * width + j]
+                sum += value * scales[p]
+                scalesGradient[p] += value * row[j]
+            }
+            rowGradient[j] = sum
+            j += 1
+        }
+    }
+
+    /// a·b + c: fused on AVX2/FMA, `a * b + c` on the baseline (no FMA instruction there).
+    @inline(__always)
+    static func multiplyAdd(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Float> {
+        #if SLAY_AVX2
+        return c.addingProduct(a, b)
+        #else
+        return a * b + c
+        #endif
+    }
+
+    /// The 8 lanes summed in a fixed order (halves, then quarters, then the last pair).
+    @inline(__always)
+    static func laneSum(_ v: SIMD8<Float>) -> Float {
+        let half = v.lowHalf + v.highHalf
+        let quarter = half.lowHalf + half.highHalf
+        return quarter[0] + quarter[1]
+    }
+
     /// û = x/‖x‖ for `rows` rows of `width` floats, the norm in double (huge inputs do not
     /// overflow, tiny ones do not underflow); a zero row maps to 0 and a row with NaN or inf stays
     /// non-finite. The squares are summed in 8 double lanes (two vectors of 4), then the lanes and

@@ -107,8 +107,8 @@ extension SlayFeatureMap: FeatureMapGradient {
                 } else {
                     dPrf.update(repeating: 0, count: mm)
                 }
-                Self.factorRowGradients(outputGradient + i * m + r * pf * mm, poly: poly + i * pf, prf: prfRow,
-                                        pf: pf, mm: mm, polyGradient: polyGradient + i * pf, prfGradient: dPrf)
+                VectorMath.outerGradient(outputGradient + i * m + r * pf * mm, count: pf, scales: poly + i * pf,
+                                         row: prfRow, width: mm, scalesGradient: polyGradient + i * pf, rowGradient: dPrf)
                 // ∂e = ∂prf·prf (0 where clamped); the √(2 s_r) of ∂e/∂(ω·û) folds in here.
                 for j in 0..<mm { eRow[j] = eRow[j] == 0 ? 0 : eRow[j] * dPrf[j] * prfRow[j] }
             }
@@ -130,39 +130,6 @@ extension SlayFeatureMap: FeatureMapGradient {
                                        spare: estimatorSpare, gemmSpace: gemmSpace)
         }
         FeatureGradientParts.unitDirection(input, rows: rows, width: d, unitGradient: unitGradient, into: inputGradient)
-    }
-}
-
-extension SlayFeatureMap {
-    /// One row and node of the product's derivative, g = ∂L/∂Ψ[p·M + j] of the block:
-    /// polyGradient[p] += Σ_j g[p, j]·prf_j and prfGradient[j] += Σ_p g[p, j]·poly_p, in 8-lane
-    /// vectors along j (one pass over g).
-    @inline(__always)
-    static func factorRowGradients(_ g: UnsafePointer<Float>, poly: UnsafePointer<Float>, prf: UnsafePointer<Float>,
-                                   pf: Int, mm: Int, polyGradient: UnsafeMutablePointer<Float>,
-                                   prfGradient: UnsafeMutablePointer<Float>) {
-        var j = 0
-        while j + 8 <= mm {
-            let prfLanes = Gemm.load8(prf + j)
-            var sum = Gemm.load8(prfGradient + j)
-            for p in 0..<pf {
-                let lanes = Gemm.load8(g + p * mm + j)
-                sum += lanes * poly[p]
-                polyGradient[p] += (lanes * prfLanes).sum()
-            }
-            Gemm.store8(sum, prfGradient + j)
-            j += 8
-        }
-        while j < mm {
-            var sum = prfGradient[j]
-            for p in 0..<pf {
-                let value = g[p * mm + j]
-                sum += value * poly[p]
-                polyGradient[p] += value * prf[j]
-            }
-            prfGradient[j] = sum
-            j += 1
-        }
     }
 }
 

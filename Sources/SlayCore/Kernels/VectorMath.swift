@@ -35,4 +35,19 @@ public enum VectorMath {
         case .portable: SlayKernels.VectorProducts.unitRows(input, rows: rows, width: width, into: units)
         }
     }
+
+    /// The gradient of `outer`'s rows (VectorProducts.outerGradient).
+    @inline(__always)
+    public static func outerGradient(_ g: UnsafePointer<Float>, count: Int, scales: UnsafePointer<Float>,
+                                     row: UnsafePointer<Float>, width: Int,
+                                     scalesGradient: UnsafeMutablePointer<Float>, rowGradient: UnsafeMutablePointer<Float>) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.VectorProducts.outerGradient(g, count: count, scales: scales, row: row, width: width,
+                                                         scalesGradient: scalesGradient, rowGradient: rowGradient)
+        case .portable:
+            SlayKernels.VectorProducts.outerGradient(g, count: count, scales: scales, row: row, width: width,
+                                                     scalesGradient: scalesGradient, rowGradient: rowGradient)
+        }
+    }
 }

@@ -4,7 +4,7 @@ import SlayKernelsAVX2
 import XCTest
 @testable import SlayCore
 
-/// The feature maps' vector kernels (outer products, unit rows) against float64 twins, for both
+/// The feature maps' vector kernels (outer products and their gradient, unit rows) against float64 twins, for both
 /// kernel builds and the dispatch, over widths with and without vector tails and adversarial rows
 /// (zero, huge, tiny, non-finite); the two builds must agree bitwise.
 final class VectorProductsTests: XCTestCase {
@@ -44,6 +44,52 @@ final class VectorProductsTests: XCTestCase {
                 }
             }
         }
+    }
+
+    func testOuterGradientMatchesTheFloat64Twin() {
+        var generator = SystemRandomNumberGenerator()
+        for width in [1, 7, 8, 15, 16, 17, 24, 33] {
+            for count in [1, 3, 16] {
+                let g = (0..<(count * width)).map { _ in Float.random(in: -2...2, using: &generator) }
+                let scales = (0..<count).map { _ in Float.random(in: -2...2, using: &generator) }
+                let row = (0..<width).map { _ in Float.random(in: -2...2, using: &generator) }
+                let scalesStart = (0..<count).map { _ in Float.random(in: -1...1, using: &generator) }
+                let rowStart = (0..<width).map { _ in Float.random(in: -1...1, using: &generator) }
+                // Accumulates into the given gradients.
+                let expectedScales = (0..<count).map { p in
+                    Double(scalesStart[p]) + (0..<width).reduce(0.0) { $0 + Double(g[p * width + $1]) * Double(row[$1]) }
+                }
+                let expectedRow = (0..<width).map { j in
+                    Double(rowStart[j]) + (0..<count).reduce(0.0) { $0 + Double(g[$1 * width + j]) * Double(scales[$1]) }
+                }
+                for variant in gradientVariants {
+                    var (scalesGradient, rowGradient) = (scalesStart, rowStart)
+                    variant.1(g, count, scales, row, width, &scalesGradient, &rowGradient)
+                    for p in 0..<count {
+                        XCTAssertEqual(Double(scalesGradient[p]), expectedScales[p], accuracy: 1e-5, "\(variant.0) \(width)×\(count) p \(p)")
+                    }
+                    for j in 0..<width {
+                        XCTAssertEqual(Double(rowGradient[j]), expectedRow[j], accuracy: 1e-5, "\(variant.0) \(width)×\(count) j \(j)")
+                    }
+                }
+            }
+        }
+    }
+
+    typealias OuterGradient = (UnsafePointer<Float>, Int, UnsafePointer<Float>, UnsafePointer<Float>, Int,
+                               UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+
+    private var gradientVariants: [(String, OuterGradient)] {
+        var result: [(String, OuterGradient)] = [
+            ("dispatch", { VectorMath.outerGradient($0, count: $1, scales: $2, row: $3, width: $4, scalesGradient: $5, rowGradient: $6) }),
+            ("portable", { SlayKernels.VectorProducts.outerGradient($0, count: $1, scales: $2, row: $3, width: $4,
+                                                                    scalesGradient: $5, rowGradient: $6) }),
+        ]
+        if slaycpu_has_avx2_fma() != 0 {
+            result.append(("avx2-fma", { SlayKernelsAVX2.VectorProducts.outerGradient($0, count: $1, scales: $2, row: $3, width: $4,
+                                                                                   scalesGradient: $5, rowGradient: $6) }))
+        }
+        return result
     }
 
     func testUnitRowsMatchTheFloat64TwinAndAgreeAcrossBuilds() {
