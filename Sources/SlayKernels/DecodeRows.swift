@@ -71,15 +71,15 @@ public enum DecodeRows {
             var updated = C.load8(z + f * C.stride)
             let b = F32Codec.load8(keyScales + f)
             if let stateScales {
-                updated = fma(updated, F32Codec.load8(stateScales + f), b)
+                updated = Lanes.fma(updated, F32Codec.load8(stateScales + f), b)
             } else {
                 updated += b
             }
             updated = C.storeRounded(updated, z + f * C.stride)
-            for g in 0..<lanesGroup { sums[g] = fma(F32Codec.load8(queries + g * queryStride + f), updated, sums[g]) }
+            for g in 0..<lanesGroup { sums[g] = Lanes.fma(F32Codec.load8(queries + g * queryStride + f), updated, sums[g]) }
             f += 8
         }
-        for g in 0..<lanesGroup { denominators[g] = laneSum(sums[g]) }
+        for g in 0..<lanesGroup { denominators[g] = Lanes.sum(sums[g]) }
         let tail = f
         while f < rows {
             let a = stateScales.map { $0[f * stateScaleStride] } ?? 1
@@ -100,33 +100,15 @@ public enum DecodeRows {
         var lanes = SIMD8<Float>()
         var i = 0
         while i + 8 <= count {
-            lanes = fma(F32Codec.load8(x + i), F32Codec.load8(y + i), lanes)
+            lanes = Lanes.fma(F32Codec.load8(x + i), F32Codec.load8(y + i), lanes)
             i += 8
         }
-        var total = laneSum(lanes)
+        var total = Lanes.sum(lanes)
         while i < count {
             total += x[i] * y[i]
             i += 1
         }
         return total
-    }
-
-    /// a·b + c: fused on AVX2/FMA; `a * b + c` on the baseline, where the fused form is
-    /// scalarised (no FMA instruction).
-    @inline(__always)
-    static func fma(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Float> {
-        #if SLAY_AVX2
-        return c.addingProduct(a, b)
-        #else
-        return a * b + c
-        #endif
-    }
-
-    @inline(__always)
-    static func laneSum(_ v: SIMD8<Float>) -> Float {
-        let half = v.lowHalf + v.highHalf
-        let quarter = half.lowHalf + half.highHalf
-        return quarter[0] + quarter[1]
     }
 
     /// The arguments of one call, so the specialised blocks take one value.
@@ -282,13 +264,13 @@ public enum DecodeRows {
             if vectors == 8 && C.stride == 4 {
                 let w = SIMD8<Float>(repeating: q[f])
                 let (s0, s1) = pair(0, v0, v1)
-                acc0 = fma(w, s0, acc0); acc1 = fma(w, s1, acc1)
+                acc0 = Lanes.fma(w, s0, acc0); acc1 = Lanes.fma(w, s1, acc1)
                 let (s2, s3) = pair(2 * e, v2, v3)
-                acc2 = fma(w, s2, acc2); acc3 = fma(w, s3, acc3)
+                acc2 = Lanes.fma(w, s2, acc2); acc3 = Lanes.fma(w, s3, acc3)
                 let (s4, s5) = pair(4 * e, v4, v5)
-                acc4 = fma(w, s4, acc4); acc5 = fma(w, s5, acc5)
+                acc4 = Lanes.fma(w, s4, acc4); acc5 = Lanes.fma(w, s5, acc5)
                 let (s6, s7) = pair(6 * e, v6, v7)
-                acc6 = fma(w, s6, acc6); acc7 = fma(w, s7, acc7)
+                acc6 = Lanes.fma(w, s6, acc6); acc7 = Lanes.fma(w, s7, acc7)
             } else if vectors == 8 {
                 // Half-precision rows: the conversions' constants leave too few registers to
                 // interleave, so the row is loaded, updated and stored before the heads read it
@@ -298,30 +280,30 @@ public enum DecodeRows {
                 let (s4, s5) = pair(4 * e, v4, v5)
                 let (s6, s7) = pair(6 * e, v6, v7)
                 let w = SIMD8<Float>(repeating: q[f])
-                acc0 = fma(w, s0, acc0); acc1 = fma(w, s1, acc1); acc2 = fma(w, s2, acc2); acc3 = fma(w, s3, acc3)
-                acc4 = fma(w, s4, acc4); acc5 = fma(w, s5, acc5); acc6 = fma(w, s6, acc6); acc7 = fma(w, s7, acc7)
+                acc0 = Lanes.fma(w, s0, acc0); acc1 = Lanes.fma(w, s1, acc1); acc2 = Lanes.fma(w, s2, acc2); acc3 = Lanes.fma(w, s3, acc3)
+                acc4 = Lanes.fma(w, s4, acc4); acc5 = Lanes.fma(w, s5, acc5); acc6 = Lanes.fma(w, s6, acc6); acc7 = Lanes.fma(w, s7, acc7)
             } else if vectors == 4 {
                 let (s0, s1) = pair(0, v0, v1)
                 let (s2, s3) = pair(2 * e, v2, v3)
                 let w0 = SIMD8<Float>(repeating: q[f])
-                acc0 = fma(w0, s0, acc0); acc1 = fma(w0, s1, acc1); acc2 = fma(w0, s2, acc2); acc3 = fma(w0, s3, acc3)
+                acc0 = Lanes.fma(w0, s0, acc0); acc1 = Lanes.fma(w0, s1, acc1); acc2 = Lanes.fma(w0, s2, acc2); acc3 = Lanes.fma(w0, s3, acc3)
                 if heads > 1 {
                     let w1 = SIMD8<Float>(repeating: q[qs &+ f])
-                    acc4 = fma(w1, s0, acc4); acc5 = fma(w1, s1, acc5); acc6 = fma(w1, s2, acc6); acc7 = fma(w1, s3, acc7)
+                    acc4 = Lanes.fma(w1, s0, acc4); acc5 = Lanes.fma(w1, s1, acc5); acc6 = Lanes.fma(w1, s2, acc6); acc7 = Lanes.fma(w1, s3, acc7)
                 }
             } else if vectors == 2 {
                 let (s0, s1) = pair(0, v0, v1)
                 let w0 = SIMD8<Float>(repeating: q[f])
-                acc0 = fma(w0, s0, acc0); acc1 = fma(w0, s1, acc1)
-                if heads > 1 { let w = SIMD8<Float>(repeating: q[qs &+ f]); acc2 = fma(w, s0, acc2); acc3 = fma(w, s1, acc3) }
-                if heads > 2 { let w = SIMD8<Float>(repeating: q[2 &* qs &+ f]); acc4 = fma(w, s0, acc4); acc5 = fma(w, s1, acc5) }
-                if heads > 3 { let w = SIMD8<Float>(repeating: q[3 &* qs &+ f]); acc6 = fma(w, s0, acc6); acc7 = fma(w, s1, acc7) }
+                acc0 = Lanes.fma(w0, s0, acc0); acc1 = Lanes.fma(w0, s1, acc1)
+                if heads > 1 { let w = SIMD8<Float>(repeating: q[qs &+ f]); acc2 = Lanes.fma(w, s0, acc2); acc3 = Lanes.fma(w, s1, acc3) }
+                if heads > 2 { let w = SIMD8<Float>(repeating: q[2 &* qs &+ f]); acc4 = Lanes.fma(w, s0, acc4); acc5 = Lanes.fma(w, s1, acc5) }
+                if heads > 3 { let w = SIMD8<Float>(repeating: q[3 &* qs &+ f]); acc6 = Lanes.fma(w, s0, acc6); acc7 = Lanes.fma(w, s1, acc7) }
             } else {
                 let s0 = single(v0)
-                acc0 = fma(SIMD8<Float>(repeating: q[f]), s0, acc0)
-                if heads > 1 { acc1 = fma(SIMD8<Float>(repeating: q[qs &+ f]), s0, acc1) }
-                if heads > 2 { acc2 = fma(SIMD8<Float>(repeating: q[2 &* qs &+ f]), s0, acc2) }
-                if heads > 3 { acc3 = fma(SIMD8<Float>(repeating: q[3 &* qs &+ f]), s0, acc3) }
+                acc0 = Lanes.fma(SIMD8<Float>(repeating: q[f]), s0, acc0)
+                if heads > 1 { acc1 = Lanes.fma(SIMD8<Float>(repeating: q[qs &+ f]), s0, acc1) }
+                if heads > 2 { acc2 = Lanes.fma(SIMD8<Float>(repeating: q[2 &* qs &+ f]), s0, acc2) }
+                if heads > 3 { acc3 = Lanes.fma(SIMD8<Float>(repeating: q[3 &* qs &+ f]), s0, acc3) }
             }
             row += rowBytes
         }
@@ -369,14 +351,14 @@ enum AddUpdate: RowUpdate {
     static var updates: Bool { true }
     static var scales: Bool { false }
     @inline(__always) static func apply(_ s: SIMD8<Float>, _: SIMD8<Float>, _ b: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
-        DecodeRows.fma(b, v, s)
+        Lanes.fma(b, v, s)
     }
 }
 enum ScaledUpdate: RowUpdate {
     static var updates: Bool { true }
     static var scales: Bool { true }
     @inline(__always) static func apply(_ s: SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
-        DecodeRows.fma(a, s, b * v)
+        Lanes.fma(a, s, b * v)
     }
 }
 

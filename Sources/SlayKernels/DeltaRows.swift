@@ -48,11 +48,6 @@ public enum DeltaRows {
     }
 
     @inline(__always)
-    static func fma(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Float> {
-        DecodeRows.fma(a, b, c)
-    }
-
-    @inline(__always)
     static func stream<C: RowCodec>(_: C.Type, _ state: UnsafeMutableRawPointer, _ plan: Plan) {
         var column = 0
         while column + 8 <= plan.columns {
@@ -92,8 +87,8 @@ public enum DeltaRows {
         for g in 0..<plan.group {
             let out = plan.outputs + g * plan.columns + column
             let qk = SIMD8<Float>(repeating: plan.queryKey[g])
-            F32Codec.store8(fma(qk, w0, alpha * F32Codec.load8(out)), out)
-            if wide { F32Codec.store8(fma(qk, w1, alpha * F32Codec.load8(out + 8)), out + 8) }
+            F32Codec.store8(Lanes.fma(qk, w0, alpha * F32Codec.load8(out)), out)
+            if wide { F32Codec.store8(Lanes.fma(qk, w1, alpha * F32Codec.load8(out + 8)), out + 8) }
         }
         let rowBytes = plan.rowStride * C.stride
         var row = state + column * C.stride
@@ -101,11 +96,11 @@ public enum DeltaRows {
         for f in 0..<plan.rows {
             let k = SIMD8<Float>(repeating: plan.keys[f])
             if unit {
-                _ = C.storeRounded(fma(k, w0, C.load8(row)), row)
-                if wide { _ = C.storeRounded(fma(k, w1, C.load8(row + 8 * C.stride)), row + 8 * C.stride) }
+                _ = C.storeRounded(Lanes.fma(k, w0, C.load8(row)), row)
+                if wide { _ = C.storeRounded(Lanes.fma(k, w1, C.load8(row + 8 * C.stride)), row + 8 * C.stride) }
             } else {
-                _ = C.storeRounded(fma(alpha, C.load8(row), k * w0), row)
-                if wide { _ = C.storeRounded(fma(alpha, C.load8(row + 8 * C.stride), k * w1), row + 8 * C.stride) }
+                _ = C.storeRounded(Lanes.fma(alpha, C.load8(row), k * w0), row)
+                if wide { _ = C.storeRounded(Lanes.fma(alpha, C.load8(row + 8 * C.stride), k * w1), row + 8 * C.stride) }
             }
             row += rowBytes
         }
@@ -128,28 +123,28 @@ public enum DeltaRows {
             let s1 = wide ? C.load8(row + 8 * C.stride) : SIMD8<Float>()
             if withKey {
                 let k = SIMD8<Float>(repeating: plan.keys[f])
-                u0 = fma(k, s0, u0)
-                if wide { u1 = fma(k, s1, u1) }
+                u0 = Lanes.fma(k, s0, u0)
+                if wide { u1 = Lanes.fma(k, s1, u1) }
             }
             if heads > 0 {
                 let w = SIMD8<Float>(repeating: q[f])
-                a0 = fma(w, s0, a0)
-                if wide { a1 = fma(w, s1, a1) }
+                a0 = Lanes.fma(w, s0, a0)
+                if wide { a1 = Lanes.fma(w, s1, a1) }
             }
             if heads > 1 {
                 let w = SIMD8<Float>(repeating: q[qs + f])
-                b0 = fma(w, s0, b0)
-                if wide { b1 = fma(w, s1, b1) }
+                b0 = Lanes.fma(w, s0, b0)
+                if wide { b1 = Lanes.fma(w, s1, b1) }
             }
             if heads > 2 {
                 let w = SIMD8<Float>(repeating: q[2 * qs + f])
-                c0 = fma(w, s0, c0)
-                if wide { c1 = fma(w, s1, c1) }
+                c0 = Lanes.fma(w, s0, c0)
+                if wide { c1 = Lanes.fma(w, s1, c1) }
             }
             if heads > 3 {
                 let w = SIMD8<Float>(repeating: q[3 * qs + f])
-                d0 = fma(w, s0, d0)
-                if wide { d1 = fma(w, s1, d1) }
+                d0 = Lanes.fma(w, s0, d0)
+                if wide { d1 = Lanes.fma(w, s1, d1) }
             }
             row += rowBytes
         }

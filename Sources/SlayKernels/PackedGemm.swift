@@ -205,7 +205,7 @@ public enum PackedGemm {
             for chain in 0..<chains {
                 let xc = SIMD8<Float>(repeating: xp[chain * columnStrideA])
                 for w in 0..<vectors {
-                    sums[chain * vectors + w] = multiplyAdd(xc, load8(bp + chain * rowStrideB + 8 * w), sums[chain * vectors + w])
+                    sums[chain * vectors + w] = Lanes.fma(xc, load8(bp + chain * rowStrideB + 8 * w), sums[chain * vectors + w])
                 }
             }
             bp += chains * rowStrideB
@@ -215,7 +215,7 @@ public enum PackedGemm {
         var chain = 0
         while p < k {
             let xc = SIMD8<Float>(repeating: xp.pointee)
-            for w in 0..<vectors { sums[chain * vectors + w] = multiplyAdd(xc, load8(bp + 8 * w), sums[chain * vectors + w]) }
+            for w in 0..<vectors { sums[chain * vectors + w] = Lanes.fma(xc, load8(bp + 8 * w), sums[chain * vectors + w]) }
             bp += rowStrideB
             xp += columnStrideA
             p += 1
@@ -224,16 +224,6 @@ public enum PackedGemm {
         for w in 0..<vectors {
             store8((sums[w] + sums[vectors + w]) + (sums[2 * vectors + w] + sums[3 * vectors + w]), c + 8 * w)
         }
-    }
-
-    /// a·b + c, fused on AVX2/FMA (the baseline build has no FMA instruction).
-    @inline(__always)
-    static func multiplyAdd(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Float> {
-        #if SLAY_AVX2
-        return c.addingProduct(a, b)
-        #else
-        return a * b + c
-        #endif
     }
 
     /// Packs an m × k block of A into panels of mr rows: panel i holds A[i·mr + r, p] at

@@ -46,9 +46,9 @@ public enum VectorProducts {
             for p in 0..<count {
                 let (g0, g1) = (load8(g + p * 16), load8(g + p * 16 + 8))
                 let s = SIMD8<Float>(repeating: scales[p])
-                a0 = multiplyAdd(g0, s, a0)
-                a1 = multiplyAdd(g1, s, a1)
-                scalesGradient[p] += laneSum(multiplyAdd(g1, r1, g0 * r0))
+                a0 = Lanes.fma(g0, s, a0)
+                a1 = Lanes.fma(g1, s, a1)
+                scalesGradient[p] += Lanes.sum(Lanes.fma(g1, r1, g0 * r0))
             }
             store8(a0, rowGradient)
             store8(a1, rowGradient + 8)
@@ -60,8 +60,8 @@ public enum VectorProducts {
             var a = load8(rowGradient + j)
             for p in 0..<count {
                 let lanes = load8(g + p * width + j)
-                a = multiplyAdd(lanes, SIMD8<Float>(repeating: scales[p]), a)
-                scalesGradient[p] += laneSum(lanes * r)
+                a = Lanes.fma(lanes, SIMD8<Float>(repeating: scales[p]), a)
+                scalesGradient[p] += Lanes.sum(lanes * r)
             }
             store8(a, rowGradient + j)
             j += 8
@@ -76,24 +76,6 @@ public enum VectorProducts {
             rowGradient[j] = sum
             j += 1
         }
-    }
-
-    /// a·b + c: fused on AVX2/FMA, `a * b + c` on the baseline (no FMA instruction there).
-    @inline(__always)
-    static func multiplyAdd(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Float> {
-        #if SLAY_AVX2
-        return c.addingProduct(a, b)
-        #else
-        return a * b + c
-        #endif
-    }
-
-    /// The 8 lanes summed in a fixed order (halves, then quarters, then the last pair).
-    @inline(__always)
-    static func laneSum(_ v: SIMD8<Float>) -> Float {
-        let half = v.lowHalf + v.highHalf
-        let quarter = half.lowHalf + half.highHalf
-        return quarter[0] + quarter[1]
     }
 
     /// û = x/‖x‖ for `rows` rows of `width` floats, the norm in double (huge inputs do not
