@@ -2,7 +2,8 @@
 /// layout then both sizes the buffer and locates every block in it, so nothing is summed in one
 /// place and carved in the same order somewhere else.
 enum WorkspaceBlock: Int, CaseIterable {
-    // rows of the chunk as gathered from the caller's tensors
+    // rows of the chunk as gathered from the caller's tensors; queryRows directly before keyRows
+    // and phiQ directly before phiK, so that a decode step can map both in one call (StepTask)
     case queryRows, keyRows, valueRows
     // features, scores, outputs of one query head
     case phiQ, phiK, scores, outputs, denominators
