@@ -116,6 +116,9 @@ class NumpyChunked:
 # ---------------------------------------------------------------------------------------------
 # Measurements (run inside a child process with a fixed BLAS thread count)
 # ---------------------------------------------------------------------------------------------
+PREFILL_MIN_TIME = 0.5
+
+
 def best_time(fn, repeats, min_time=0.0):
     fn()  # warm-up
     best = float("inf")
@@ -254,27 +257,32 @@ def prefill_rows(ctx):
     H, d, dv, threads = ctx.H, ctx.d, ctx.dv, ctx.threads
     baseline = NumpyChunked(ctx.fm, cfg["chunk"])
     fpt = flops_per_token(H, d, dv, ctx.m, cfg["chunk"], cfg["poly_dim"], cfg["nodes"] * cfg["prf_dim"])
+    # Short rows take ~10 ms a call: best of a few calls would let one noisy spell of this shared
+    # machine decide them, so every timing runs for at least PREFILL_MIN_TIME (long rows are
+    # decided by the repeat count, as before).
+    min_time = 0.0 if getattr(ctx.args, "quick", True) else PREFILL_MIN_TIME
     for T in ctx.args.lengths:
         q, k, v = (ctx.rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
         out = np.zeros((1, T, H, dv), np.float32)
         for causal in (True, False):
             run = lambda: slay.linear_attention(q, k, v, ctx.fm, causal=causal, chunk_size=cfg["chunk"],
                                                 n_threads=threads, out=out)
-            seconds = best_time(run, ctx.args.repeats)
+            seconds = best_time(run, ctx.args.repeats, min_time)
             row = {"T": T, "causal": causal, "slay_tokens_per_s": T / seconds, "slay_gflops": fpt * T / seconds / 1e9}
             rss = vm_rss_kib()
             if reset_peak():
                 run()
                 row["peak_extra_mib"] = max(0, vm_hwm_kib() - rss) / 1024
             if T <= ctx.args.numpy_max_t:
-                np_seconds = best_time(lambda: baseline(q[0], k[0], v[0], causal=causal), max(1, ctx.args.repeats - 1))
+                np_seconds = best_time(lambda: baseline(q[0], k[0], v[0], causal=causal), max(1, ctx.args.repeats - 1),
+                                       min_time)
                 row["numpy_tokens_per_s"] = T / np_seconds
                 row["speedup_vs_numpy"] = np_seconds / seconds
             torch = ctx.torch
             if torch is not None and T <= 16384:
                 tq, tk, tv = (torch.from_numpy(a.transpose(0, 2, 1, 3).copy()) for a in (q, k, v))
                 sdpa = lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
-                t_seconds = best_time(sdpa, max(1, ctx.args.repeats - 1))
+                t_seconds = best_time(sdpa, max(1, ctx.args.repeats - 1), min_time)
                 row["torch_sdpa_tokens_per_s"] = T / t_seconds
                 row["speedup_vs_torch_sdpa"] = t_seconds / seconds
             row["fraction_of_sgemm"] = row["slay_gflops"] / ctx.sgemm_gflops
