@@ -10,11 +10,11 @@ public enum VectorProducts {
                              output: UnsafeMutablePointer<Float>) {
         if width == 16 {
             // The SLAY default (M = 16): both vectors of the row stay in registers.
-            let (r0, r1) = (load8(row), load8(row + 8))
+            let (r0, r1) = (PackedGemm.load8(row), PackedGemm.load8(row + 8))
             for p in 0..<count {
                 let s = SIMD8<Float>(repeating: scales[p])
-                store8(s * r0, output + p * 16)
-                store8(s * r1, output + p * 16 + 8)
+                PackedGemm.store8(s * r0, output + p * 16)
+                PackedGemm.store8(s * r1, output + p * 16 + 8)
             }
             return
         }
@@ -23,7 +23,7 @@ public enum VectorProducts {
             let target = output + p * width
             var j = 0
             while j + 8 <= width {
-                store8(SIMD8<Float>(repeating: s) * load8(row + j), target + j)
+                PackedGemm.store8(SIMD8<Float>(repeating: s) * PackedGemm.load8(row + j), target + j)
                 j += 8
             }
             while j < width {
@@ -41,29 +41,29 @@ public enum VectorProducts {
                                      scalesGradient: UnsafeMutablePointer<Float>, rowGradient: UnsafeMutablePointer<Float>) {
         if width == 16 {
             // The SLAY default (M = 16): the row and its gradient stay in registers.
-            let (r0, r1) = (load8(row), load8(row + 8))
-            var (a0, a1) = (load8(rowGradient), load8(rowGradient + 8))
+            let (r0, r1) = (PackedGemm.load8(row), PackedGemm.load8(row + 8))
+            var (a0, a1) = (PackedGemm.load8(rowGradient), PackedGemm.load8(rowGradient + 8))
             for p in 0..<count {
-                let (g0, g1) = (load8(g + p * 16), load8(g + p * 16 + 8))
+                let (g0, g1) = (PackedGemm.load8(g + p * 16), PackedGemm.load8(g + p * 16 + 8))
                 let s = SIMD8<Float>(repeating: scales[p])
                 a0 = Lanes.fma(g0, s, a0)
                 a1 = Lanes.fma(g1, s, a1)
                 scalesGradient[p] += Lanes.sum(Lanes.fma(g1, r1, g0 * r0))
             }
-            store8(a0, rowGradient)
-            store8(a1, rowGradient + 8)
+            PackedGemm.store8(a0, rowGradient)
+            PackedGemm.store8(a1, rowGradient + 8)
             return
         }
         var j = 0
         while j + 8 <= width {
-            let r = load8(row + j)
-            var a = load8(rowGradient + j)
+            let r = PackedGemm.load8(row + j)
+            var a = PackedGemm.load8(rowGradient + j)
             for p in 0..<count {
-                let lanes = load8(g + p * width + j)
+                let lanes = PackedGemm.load8(g + p * width + j)
                 a = Lanes.fma(lanes, SIMD8<Float>(repeating: scales[p]), a)
                 scalesGradient[p] += Lanes.sum(lanes * r)
             }
-            store8(a, rowGradient + j)
+            PackedGemm.store8(a, rowGradient + j)
             j += 8
         }
         while j < width {
@@ -101,7 +101,7 @@ public enum VectorProducts {
             let target = units + i * width
             j = 0
             while j + 4 <= width {
-                storeBytes(SIMD4<Float>(SIMD4<Double>(load4(x + j)) * inverse), target + j)
+                store4(SIMD4<Float>(SIMD4<Double>(load4(x + j)) * inverse), target + j)
                 j += 4
             }
             while j < width { target[j] = Float(Double(x[j]) * inverse); j += 1 }
@@ -114,17 +114,7 @@ public enum VectorProducts {
     }
 
     @inline(__always)
-    static func storeBytes(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+    static func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
-    }
-
-    @inline(__always)
-    static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
-
-    @inline(__always)
-    static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
     }
 }
