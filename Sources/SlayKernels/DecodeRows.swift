@@ -64,6 +64,11 @@ public enum DecodeRows {
                                         _ queryStride: Int, _ group: Int, _ denominators: UnsafeMutablePointer<Float>) {
         let vectorRows = stateScaleStride == 1 || stateScales == nil ? rows & ~7 : 0
         for g in 0..<group { denominators[g] = 0 }
+        if group == 1 {
+            singleHeadNormaliser(C.self, z, rows, vectorRows, stateScales, stateScaleStride, keyScales, queries,
+                                 denominators)
+            return
+        }
         var sums = InlineArray<8, SIMD8<Float>>(repeating: SIMD8<Float>())
         let lanesGroup = min(group, 8)
         var f = 0
@@ -92,6 +97,48 @@ public enum DecodeRows {
             for r in (g < lanesGroup ? tail : 0)..<rows { total += queries[g * queryStride + r] * C.load1(z + r * C.stride) }
             denominators[g] += total
         }
+    }
+
+    /// `normaliser` for a group of one query head (no GQA), in four independent sums: a single sum
+    /// would wait on the previous FMA for every 8 rows, and this loop is short enough (m rows) for
+    /// that latency, not memory, to set its time.
+    @inline(__always)
+    static func singleHeadNormaliser<C: RowCodec>(_: C.Type, _ z: UnsafeMutableRawPointer, _ rows: Int, _ vectorRows: Int,
+                                                  _ stateScales: UnsafePointer<Float>?, _ stateScaleStride: Int,
+                                                  _ keyScales: UnsafePointer<Float>, _ queries: UnsafePointer<Float>,
+                                                  _ denominators: UnsafeMutablePointer<Float>) {
+        @inline(__always)
+        func updated(_ f: Int) -> SIMD8<Float> {
+            var row = C.load8(z + f * C.stride)
+            let b = F32Codec.load8(keyScales + f)
+            if let stateScales {
+                row = Lanes.fma(row, F32Codec.load8(stateScales + f), b)
+            } else {
+                row += b
+            }
+            return C.storeRounded(row, z + f * C.stride)
+        }
+        var sums = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+        var f = 0
+        while f + 32 <= vectorRows {
+            sums.0 = Lanes.fma(F32Codec.load8(queries + f), updated(f), sums.0)
+            sums.1 = Lanes.fma(F32Codec.load8(queries + f + 8), updated(f + 8), sums.1)
+            sums.2 = Lanes.fma(F32Codec.load8(queries + f + 16), updated(f + 16), sums.2)
+            sums.3 = Lanes.fma(F32Codec.load8(queries + f + 24), updated(f + 24), sums.3)
+            f += 32
+        }
+        while f < vectorRows {
+            sums.0 = Lanes.fma(F32Codec.load8(queries + f), updated(f), sums.0)
+            f += 8
+        }
+        var total = Lanes.sum((sums.0 + sums.1) + (sums.2 + sums.3))
+        while f < rows {
+            let a = stateScales.map { $0[f * stateScaleStride] } ?? 1
+            C.store1(a * C.load1(z + f * C.stride) + keyScales[f], z + f * C.stride)
+            total += queries[f] * C.load1(z + f * C.stride)
+            f += 1
+        }
+        denominators[0] = total
     }
 
     /// Σ_i x[i]·y[i] in 8 lanes, then the lanes in a fixed order.

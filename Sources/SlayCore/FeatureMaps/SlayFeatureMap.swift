@@ -17,7 +17,8 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     public private(set) var omega: HeapArray<Float>
     public private(set) var identity: UInt64 = 0
 
-    /// √(2 s_r) · ω[r, h] as (d, M) blocks, the right-hand operand of the PRF product.
+    /// √(2 s_r) · ω[r, h] as one (d, R·M) block per head (node r in columns r·M..<(r+1)·M): the
+    /// right-hand operand of the PRF product, so one product per head serves every node.
     private var scaledOmega: HeapArray<Float>
 
     public init(_ configuration: SlayConfiguration) throws {
@@ -69,15 +70,21 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         rebuildIdentity()
     }
 
-    /// R blocks √(2 s_r)·ω_r (ω_0 for every node when ω is shared).
+    /// √(2 s_r)·ω_r (ω_0 for every node when ω is shared), (H, d, R·M).
     private static func scaledOmega(_ omega: HeapArray<Float>, configuration c: SlayConfiguration,
                                     s: [Double]) throws -> HeapArray<Float> {
-        let block = c.numHeads * c.headDim * c.prfDim
-        let scaled = try HeapArray<Float>(count: try CheckedSize.multiply(c.nodes, block, what: "scaled omega"), what: "scaled omega")
-        for r in 0..<c.nodes {
+        let (d, mm, nodes) = (c.headDim, c.prfDim, c.nodes)
+        let block = c.numHeads * d * mm
+        let scaled = try HeapArray<Float>(count: try CheckedSize.multiply(nodes, block, what: "scaled omega"), what: "scaled omega")
+        for r in 0..<nodes {
             let scale = Float((2 * s[r]).squareRoot())
-            let (source, target) = (omega.baseAddress + (c.sharedOmega ? 0 : r) * block, scaled.baseAddress + r * block)
-            for i in 0..<block { target[i] = source[i] * scale }
+            let source = omega.baseAddress + (c.sharedOmega ? 0 : r) * block
+            for h in 0..<c.numHeads {
+                for i in 0..<d {
+                    let (from, to) = (source + (h * d + i) * mm, scaled.baseAddress + ((h * d + i) * nodes + r) * mm)
+                    for j in 0..<mm { to[j] = from[j] * scale }
+                }
+            }
         }
         return scaled
     }
@@ -118,7 +125,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         let poly = units + ScratchBuffer.footprint(rows * c.headDim)
         let prf = poly + ScratchBuffer.footprint(rows * polynomial.width)
         let exponents = prf + ScratchBuffer.footprint(rows * prfRegionWidth)
-        let gemm = exponents + ScratchBuffer.footprint(rows * c.prfDim)
+        let gemm = exponents + ScratchBuffer.footprint(rows * c.nodes * c.prfDim)
         return (units, poly, prf, exponents, gemm)
     }
 
@@ -129,15 +136,15 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         let c = configuration
         let (d, mm, nodes) = (c.headDim, c.prfDim, c.nodes)
         let clamp = Float(c.prfClamp)
+        let width = nodes * mm
+        Gemm.multiply(m: rows, n: width, k: d, a: units, rowStrideA: d, columnStrideA: 1,
+                      b: scaledOmega.baseAddress + head * d * width, rowStrideB: width, columnStrideB: 1,
+                      c: exponents, ldc: width, accumulate: false, workspace: gemmSpace)
         for r in 0..<nodes {
-            let block = scaledOmega.baseAddress + (r * c.numHeads + head) * d * mm
-            Gemm.multiply(m: rows, n: mm, k: d, a: units, rowStrideA: d, columnStrideA: 1,
-                          b: block, rowStrideB: mm, columnStrideB: 1,
-                          c: exponents, ldc: mm, accumulate: false, workspace: gemmSpace)
             let shift = Float(s[r])
             let scale = Float((w[r] / Double(mm)).squareRoot())
             for i in 0..<rows {
-                VectorMath.expShiftedClamped(exponents + i * mm, count: mm, shift: shift, limit: clamp,
+                VectorMath.expShiftedClamped(exponents + i * width + r * mm, count: mm, shift: shift, limit: clamp,
                                              scale: scale, output: prf + (i * nodes + r) * mm)
             }
         }
