@@ -139,11 +139,10 @@ class DescriptorCache:
 
     def get(self, array, name, ndim, output_shape=None, half=True):
         entry = self.entries.get(id(array))
-        if entry is not None:
-            cached, shape, strides, dtype, writeable, reference = entry
-            if (cached is array and array.shape == shape and array.strides == strides and array.dtype is dtype
-                    and (output_shape is None or (shape == tuple(output_shape) and array.flags.writeable))):
-                return reference
+        if (entry is not None and entry[0] is array and array.shape == entry[1] and array.strides == entry[2]
+                and array.dtype is entry[3]
+                and (output_shape is None or (entry[1] == output_shape and array.flags.writeable))):
+            return entry[5]
         if output_shape is None:
             checked = as_input(array, name, ndim, half)
         else:
@@ -160,9 +159,10 @@ class DescriptorCache:
         if checked is array:  # copies (negative strides) are not worth caching
             if len(self.entries) >= self.capacity:
                 self.entries.pop(next(iter(self.entries)))
-            self.entries[id(array)] = (array, array.shape, array.strides, array.dtype, array.flags.writeable,
-                                       _Reference(reference, tensor))
-            return self.entries[id(array)][5]
+            # The byref keeps its struct alive and the entry keeps the array: ctypes takes the byref
+            # as it is, without looking up _as_parameter_ on every call.
+            self.entries[id(array)] = (array, array.shape, array.strides, array.dtype, array.flags.writeable, reference)
+            return reference
         return _Reference(reference, tensor, checked)
 
 

@@ -103,6 +103,7 @@ class State(OwnedHandle):
         self.fm = fm
         self._descriptors = DescriptorCache()
         self._step_options = {}
+        self._step_buffer = None
         self._error = ctypes.byref(Error())
         if _handle is not None:
             self._handle = _handle
@@ -285,9 +286,14 @@ class State(OwnedHandle):
         v_ref = cache.get(v, "v", 3)
         shape = (q.shape[0], q.shape[1], v.shape[2])
         if out is None:
-            out = np.empty(shape, v.dtype)
-            out_ref = _tensor_reference(out)
+            # Decoded into a buffer kept for this shape and dtype, then copied out under the lock:
+            # a copy costs a fraction of describing a fresh array to ctypes every step.
+            buffer = self._step_buffer
+            if buffer is None or buffer.shape != shape or buffer.dtype is not v.dtype:
+                buffer = self._step_buffer = np.empty(shape, v.dtype)
+            out_ref = cache.get(buffer, "out", 3, shape)
         else:
+            buffer = None
             out_ref = cache.get(out, "out", 3, shape)
         if slots is None:
             slot_ptr = None
@@ -320,6 +326,8 @@ class State(OwnedHandle):
                 code = lib.slay_state_step(self.handle, q_ref, k_ref, v_ref, out_ref, slot_ptr, shape[0], options, err)
                 if code:
                     check(code, err._obj)
+                if buffer is not None:
+                    out = buffer.copy()
             finally:
                 if map_lock is not None:
                     map_lock.release_read()

@@ -260,6 +260,23 @@ def test_step_descriptor_cache_revalidates(fm):
         state.step(qs, ks, vs, out=wide)
 
 
+def test_step_without_out_returns_fresh_arrays(fm):
+    """Without out=, each step returns its own array (decoded into a reused buffer, then copied):
+    a later step, or a step of another shape or dtype, never changes an earlier result."""
+    q, k, v = inputs(2, 4)
+    state = slay.State(fm, num_seqs=2, value_dim=6)
+    reference = slay.State(fm, num_seqs=2, value_dim=6)
+    results = [state.step(q[:, t], k[:, t], v[:, t]) for t in range(3)]
+    kept = [r.copy() for r in results]
+    half = state.step(q[:, 3].astype(np.float16), k[:, 3].astype(np.float16), v[:, 3].astype(np.float16))
+    one = state.step(q[:1, 3], k[:1, 3], v[:1, 3], slots=[1])
+    assert half.dtype == np.float16 and one.shape == (1, 4, 6)
+    assert len({id(r) for r in results}) == 3
+    for t in range(3):
+        np.testing.assert_array_equal(results[t], kept[t])
+        np.testing.assert_array_equal(results[t], reference.step(q[:, t], k[:, t], v[:, t], out=np.empty((2, 4, 6), np.float32)))
+
+
 def _recheck(blob):
     """Recompute the FNV-1a checksum of a blob whose header was edited."""
     body = bytes(blob[:-8])
