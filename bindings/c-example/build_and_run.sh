@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compiles the C programs (example, engine loop, ABI contract test, handle contract test, soak,
-# memcheck) with strict C99 flags against slay.h and libslay.so only and runs each under both
+# memcheck, decode timing) with strict C99 flags against slay.h and libslay.so only and runs each under both
 # kernel variants; then the out-of-memory contract and the step allocation count (plain build).
 # The example, engine loop, contract tests and memcheck also run under valgrind (when installed;
 # scripts/install_deps.sh tries to install it) with --leak-check=full: a memory error or a
@@ -40,7 +40,8 @@ VALGRIND=(valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kin
 
 status=0
 for program in example:slay_example engine_loop:slay_engine_loop abi_contract:slay_abi_contract \
-               handle_contract:slay_handle_contract soak:slay_soak memcheck:slay_memcheck; do
+               handle_contract:slay_handle_contract soak:slay_soak memcheck:slay_memcheck \
+               decode_timing:slay_decode_timing; do
     src="$HERE/${program%%:*}.c"
     bin="$HERE/${program##*:}"
     if [ $SANITIZE = 1 ]; then bin="${bin}_asan"; fi

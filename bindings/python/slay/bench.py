@@ -363,6 +363,57 @@ def raw_step_call(state, q, k, v, out, n_threads):
     return call
 
 
+class CStepTimer:
+    """slay_state_step timed from C: bindings/c-example/decode_timing.c, compiled once per process
+    against the library this process loaded. Available when the bench runs from a source tree (the
+    program and include/slay.h next to the package) and a C compiler is installed; otherwise the
+    decode rows report the ctypes call only."""
+
+    def __init__(self):
+        self.binary = None
+        self.reason = None
+
+    def _build(self):
+        import shutil
+        from ._lib import _library_path
+        root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))  # bindings/python/slay
+        source = os.path.join(root, "bindings", "c-example", "decode_timing.c")
+        compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        if not (os.path.exists(source) and os.path.exists(os.path.join(root, "include", "slay.h")) and compiler):
+            self.reason = "no C compiler or no source tree"
+            return
+        folder = tempfile.mkdtemp(prefix="slay-bench-")
+        # The program finds the library through its SONAME, libslay.so.1, in this folder.
+        library = str(_library_path().resolve())
+        os.symlink(library, os.path.join(folder, "libslay.so.1"))
+        os.symlink(library, os.path.join(folder, "libslay.so"))
+        binary = os.path.join(folder, "slay_decode_timing")
+        built = subprocess.run([compiler, "-std=c99", "-O2", "-I", os.path.join(root, "include"), source, "-L", folder,
+                                "-lslay", "-Wl,-rpath," + folder, "-o", binary], capture_output=True, text=True)
+        if built.returncode:
+            self.reason = "decode_timing.c did not build: " + built.stderr.strip()[:200]
+            return
+        self.binary = binary
+
+    def seconds(self, seconds, batch, storage, ctx):
+        """Best seconds per slay_state_step call of `batch` sequences, or None."""
+        if self.binary is None and self.reason is None:
+            self._build()
+        if self.binary is None:
+            return None
+        cfg = ctx.cfg
+        ran = subprocess.run([self.binary, "%g" % seconds, str(batch), str(storage), str(ctx.H), str(ctx.d), str(ctx.dv),
+                              str(cfg["nodes"]), str(cfg["poly_dim"]), str(cfg["prf_dim"]), str(ctx.threads)],
+                             capture_output=True, text=True)
+        if ran.returncode:
+            raise RuntimeError("decode_timing failed: " + ran.stderr.strip())
+        return float(ran.stdout) * 1e-6
+
+
+C_STEP_TIMER = CStepTimer()
+STORAGE_CODES = {"float32": 0, "float16": 2, "bfloat16": 3}  # SLAY_DTYPE_* (slay.h)
+
+
 def decode_memory_rows(ctx):
     """Decode against both memory ceilings measured here: the cache-resident bound (read + write a hot
     buffer the size of one sequence's state) and DRAM triad. Batch 1 (one state, cache-resident) and
@@ -378,12 +429,19 @@ def decode_memory_rows(ctx):
         qs, ks, vs = (ctx.rng.standard_normal((batch, H, d)).astype(np.float32) for _ in range(3))
         outs = np.empty((batch, H, dv), np.float32)
         steps = max(3, ctx.args.decode_steps // batch)
-        c_seconds = best_time(raw_step_call(state, qs, ks, vs, outs, threads), steps, min_time=0.3)
+        ctypes_seconds = best_time(raw_step_call(state, qs, ks, vs, outs, threads), steps, min_time=0.3)
         py_seconds = best_time(lambda: state.step(qs, ks, vs, n_threads=threads, out=outs), steps, min_time=0.3)
+        py_fresh_seconds = best_time(lambda: state.step(qs, ks, vs, n_threads=threads), steps, min_time=0.3)
         state.close()
+        # Timed from C when the harness builds; the ctypes call otherwise.
+        harness_seconds = C_STEP_TIMER.seconds(0.3, batch, STORAGE_CODES[storage], ctx)
+        c_seconds = ctypes_seconds if harness_seconds is None else harness_seconds
         traffic = 2 * batch * state_bytes * (1 if storage == "float32" else 0.5) / c_seconds / 1e9
         row = {"kind": "decode", "batch": batch, "storage": storage, "c_us_per_token": c_seconds * 1e6 / batch,
-               "python_us_per_token": py_seconds * 1e6 / batch, "state_gbs": traffic,
+               "c_timed_from": "ctypes" if harness_seconds is None else "C",
+               "ctypes_us_per_token": ctypes_seconds * 1e6 / batch,
+               "python_us_per_token": py_seconds * 1e6 / batch,
+               "python_fresh_out_us_per_token": py_fresh_seconds * 1e6 / batch, "state_gbs": traffic,
                "fraction_of_cache_resident": traffic / cache_gbs, "fraction_of_triad": traffic / ctx.triad_gbs}
         if storage == "float32":
             fp32_us[batch] = c_seconds
@@ -396,12 +454,13 @@ def decode_memory_line(row):
     if row["kind"] == "ceilings":
         return ("decode ceilings: one state = %.2f MiB; cache-resident (hot read+write) %.1f GB/s, DRAM triad %.1f GB/s"
                 % (row["state_bytes"] / 2**20, row["cache_resident_gbs"], row["triad_gbs"]))
-    return ("decode batch %2d, %s state: %.1f us/token via C, %.1f via State.step; state %.1f GB/s = %.0f%% of "
-            "cache-resident, %.0f%% of triad%s" % (row["batch"], row["storage"], row["c_us_per_token"],
-                                                   row["python_us_per_token"], row["state_gbs"],
-                                                   100 * row["fraction_of_cache_resident"], 100 * row["fraction_of_triad"],
-                                                   "; %.2fx the tokens/s of float32" % row["speedup_vs_float32"]
-                                                   if "speedup_vs_float32" in row else ""))
+    return ("decode batch %2d, %s state: %.1f us/token via C%s, %.1f via ctypes, %.1f via State.step(out=), %.1f via "
+            "State.step; state %.1f GB/s = %.0f%% of cache-resident, %.0f%% of triad%s"
+            % (row["batch"], row["storage"], row["c_us_per_token"],
+               "" if row["c_timed_from"] == "C" else " (timed through ctypes: no C compiler)",
+               row["ctypes_us_per_token"], row["python_us_per_token"], row["python_fresh_out_us_per_token"],
+               row["state_gbs"], 100 * row["fraction_of_cache_resident"], 100 * row["fraction_of_triad"],
+               "; %.2fx the tokens/s of float32" % row["speedup_vs_float32"] if "speedup_vs_float32" in row else ""))
 
 
 def maps_rows(ctx):

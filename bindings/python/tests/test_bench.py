@@ -63,7 +63,12 @@ def test_quick_run_streams_rows_and_writes_report_and_json(tmp_path):
     assert memory[0]["kind"] == "ceilings" and memory[0]["cache_resident_gbs"] > 0 and memory[0]["triad_gbs"] > 0
     assert [(r["batch"], r["storage"]) for r in memory[1:]] == [(1, "float32"), (64, "float32"), (64, "bfloat16")]
     assert all(r["c_us_per_token"] > 0 and r["python_us_per_token"] > 0 and r["fraction_of_cache_resident"] > 0
+               and r["ctypes_us_per_token"] > 0 and r["python_fresh_out_us_per_token"] > 0
                for r in memory[1:]) and memory[3]["speedup_vs_float32"] > 0
+    # From a source tree with a C compiler (as in CI), the C rows are timed by decode_timing.c.
+    import shutil
+    if shutil.which("cc") or shutil.which("gcc"):
+        assert all(r["c_timed_from"] == "C" for r in memory[1:])
     assert "decode ceilings" in stdout and "of cache-resident" in stdout
     delta = result["delta"]
     assert [row["row"] for row in delta][:3] == ["GLA (per-channel log_decay, automatic chunk)", "Gated DeltaNet prefill",
