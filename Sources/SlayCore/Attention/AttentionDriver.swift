@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What a pass over a sequence does.
 public enum AttentionMode: Sendable {
     /// causal outputs; keys enter the state as they are passed

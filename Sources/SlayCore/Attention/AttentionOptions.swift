@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// SLAY_DENOMINATOR_ADD / SLAY_DENOMINATOR_CLAMP.
 public enum DenominatorMode: Int32, Sendable {
     case add = 0

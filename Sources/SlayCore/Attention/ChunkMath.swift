@@ -1,10 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import SlayKernels
 
 /// The chunk pieces forms share: loading rows and features, reading the state, the masked

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The rescaled-exp form: the ELA Hadamard Exp kernel k(a, b) = Σ_f e^{a_f + b_f} (docs/math.md
 /// §2), evaluated exactly and without overflow. The features e^a, e^b overflow fp32 once an
 /// entry passes ~88, so this form never forms them.
