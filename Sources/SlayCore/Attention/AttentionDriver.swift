@@ -78,8 +78,8 @@ public struct AttentionCall: @unchecked Sendable {
     /// computed by the same operations in the same order whatever the split, so results are
     /// bitwise identical for any thread count.
     public func execute() throws {
-        let (nThreads, partition) = (options.nThreads, (ith: options.ith, nth: options.nth))
-        let mine = ParallelFor.share(of: taskCount, worker: partition.ith, workers: partition.nth)
+        let nThreads = options.nThreads
+        let mine = ParallelFor.share(of: taskCount, worker: options.ith, workers: options.nth)
         var blocks = 1
         if !framed && mine.count < nThreads && valueDim % 16 == 0 {
             blocks = min(valueDim / 16, (nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
@@ -94,26 +94,19 @@ public struct AttentionCall: @unchecked Sendable {
         let initialNormalisers = try ScratchBuffer(floats: try CheckedSize.multiply(max(mine.count, 1), m, what: "normalisers"))
         for (index, task) in mine.enumerated() {
             let target = initialNormalisers.pointer + index * m
+            target.update(repeating: 0, count: m)
             if let state {
                 DecodeKernels.load(state.storageType, state.rawNormaliser(slot: slots[task / map.numHeads], head: task % map.numHeads),
                                    stride: 1, count: m, into: target)
-            } else {
-                target.update(repeating: 0, count: m)
             }
         }
         let call = self
         ParallelFor.run(workers: workers) { worker in
             let workspace = Workspace(layout: call.layout, buffer: buffers[worker].pointer)
             for item in ParallelFor.share(of: work, worker: worker, workers: workers) {
-                let index = item / blocks
-                let block = item % blocks
-                let columns: Range<Int>
-                if blocks == 1 {
-                    columns = 0..<call.valueDim
-                } else {
-                    let panels = ParallelFor.share(of: call.valueDim / 16, worker: block, workers: blocks)
-                    columns = (panels.lowerBound * 16)..<(panels.upperBound * 16)
-                }
+                let (index, block) = (item / blocks, item % blocks)
+                let panels = ParallelFor.share(of: call.valueDim / 16, worker: block, workers: blocks)
+                let columns = blocks == 1 ? 0..<call.valueDim : (panels.lowerBound * 16)..<(panels.upperBound * 16)
                 call.runTask(mine.lowerBound + index, columns: columns, writesNormaliser: block == 0,
                              initialNormaliser: initialNormalisers.pointer + index * m, workspace: workspace)
             }
@@ -123,14 +116,12 @@ public struct AttentionCall: @unchecked Sendable {
 
     func runTask(_ index: Int, columns: Range<Int>, writesNormaliser: Bool, initialNormaliser: UnsafePointer<Float>,
                  workspace w: Workspace) {
-        let sequence = index / map.numHeads
-        let keyHead = index % map.numHeads
-        let (m, dv) = (map.featureDim, valueDim)
-        let slot = slots[sequence]
+        let (sequence, keyHead) = (index / map.numHeads, index % map.numHeads)
+        let (m, dv, slot) = (map.featureDim, valueDim, slots[sequence])
         // A half-precision state: the task's columns of S in fp32 workspace, stored back (rounded) at the end.
         let half = state.map { $0.storageType == .f32 ? nil : $0.storageType } ?? nil
         let matrix = half == nil ? state?.matrix(slot: slot, head: keyHead) ?? w[.state] : w[.state]
-        var maxima = state?.maxima(slot: slot, head: keyHead)
+        let maxima = state == nil ? (framed ? w[.maxima] : nil) : state?.maxima(slot: slot, head: keyHead)
         if let half, let stored = state?.rawMatrix(slot: slot, head: keyHead) {
             for f in 0..<m {
                 DecodeKernels.load(half, stored + (f * dv + columns.lowerBound) * half.bytes, stride: 1, count: columns.count,
@@ -138,51 +129,38 @@ public struct AttentionCall: @unchecked Sendable {
             }
         } else if state == nil {
             for f in 0..<m { (matrix + f * dv + columns.lowerBound).update(repeating: 0, count: columns.count) }
-            if framed {
-                maxima = w[.maxima]
-                w[.maxima].update(repeating: AttentionForms.emptyMaximum, count: m)
-            }
+            maxima?.update(repeating: AttentionForms.emptyMaximum, count: m)
         }
         // z is private to the task (every column block needs all of it).
         w[.normaliser].update(from: initialNormaliser, count: m)
         let task = FormTask(call: self, span: spans[sequence], origin: origins?[sequence] ?? 0, keyHead: keyHead,
                             columns: columns, state: matrix, normaliser: w[.normaliser], maxima: maxima, w: w)
-        let span = task.span
         func chunks(_ body: (inout ChunkRows) -> Void) {
             var t0 = 0
-            while t0 < span.length {
-                var chunk = ChunkRows(t0: t0, rows: min(w.chunk, span.length - t0))
+            while t0 < task.span.length {
+                let rows = min(w.layout.chunk, task.span.length - t0)
+                var chunk = ChunkRows(t0: t0, rows: rows, finiteRows: rows)
                 body(&chunk)
-                t0 += chunk.rows
+                t0 += rows
             }
         }
-        func queryAll() {
-            for g in 0..<group {
-                let queryHead = keyHead * group + g
-                chunks { chunk in
-                    form.queryChunk(task, queryHead: queryHead, chunk, causal: false)
-                    store(task, queryHead: queryHead, chunk)
-                }
-            }
+        func query(_ g: Int, _ chunk: ChunkRows, causal: Bool) {
+            task.loadRows(role: .query, head: keyHead * group + g, chunk)
+            form.queryChunk(task, chunk, causal: causal)
+            store(task, queryHead: keyHead * group + g, chunk)
         }
-        switch mode {
-        case .causal:
+        if mode != .query {
             chunks { chunk in
-                form.loadKeys(task, &chunk)
-                for g in 0..<group {
-                    form.queryChunk(task, queryHead: keyHead * group + g, chunk, causal: true)
-                    store(task, queryHead: keyHead * group + g, chunk)
+                task.loadKeys(&chunk)
+                form.prepareKeys(task, &chunk)
+                if mode == .causal {
+                    for g in 0..<group { query(g, chunk, causal: true) }
                 }
                 form.absorbChunk(task, chunk)
             }
-        case .absorb, .bidirectional:
-            chunks { chunk in
-                form.loadKeys(task, &chunk)
-                form.absorbChunk(task, chunk)
-            }
-            if mode == .bidirectional { queryAll() }
-        case .query:
-            queryAll()
+        }
+        if mode == .bidirectional || mode == .query {
+            for g in 0..<group { chunks { query(g, $0, causal: false) } }
         }
         if let state, mode != .query {
             if let half {
@@ -295,10 +273,4 @@ struct ChunkRows {
     let t0: Int
     let rows: Int
     var finiteRows: Int
-
-    init(t0: Int, rows: Int) {
-        self.t0 = t0
-        self.rows = rows
-        self.finiteRows = rows
-    }
 }

@@ -7,12 +7,11 @@ extension FormTask {
     /// True when the task's key head decays at all (a per-token log decay, or γ < 1).
     var decays: Bool { options.logDecay != nil || options.decay.decays(head: keyHead) }
 
-    /// Keys and values of the chunk's rows into w[.keyRows] / w[.valueRows], and the number of
-    /// leading rows whose value is finite.
-    func gatherKeys(_ chunk: inout ChunkRows) {
-        let (k, v) = (call.k!, call.v!)
-        k.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.keyRows])
-        v.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.valueRows])
+    /// Keys and values of the chunk's rows, as loadRows loads them, and the number of leading
+    /// rows whose value is finite.
+    func loadKeys(_ chunk: inout ChunkRows) {
+        loadRows(role: .key, head: keyHead, chunk)
+        call.v!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.valueRows])
         chunk.finiteRows = Self.finiteRows(w[.valueRows], rows: chunk.rows, width: call.valueDim)
     }
 
@@ -28,29 +27,21 @@ extension FormTask {
         return rows
     }
 
-    /// Features of the chunk's keys into w[.phiK] (L2-normalised with qk_l2norm, times the key gates).
-    func keyFeatures(_ chunk: ChunkRows) {
-        map.features(role: .key, head: keyHead, input: w[.keyRows], rows: chunk.rows, firstPosition: origin + chunk.t0,
-                     output: w[.phiK], scratch: w[.keyScratch])
-        if options.qkL2Norm { Self.normaliseRows(w[.phiK], rows: chunk.rows, width: map.featureDim) }
-        if let gates = options.keyGateLogits {
-            HeadGates.fill(gates, batch: span.batch, t0: span.start + chunk.t0, rows: chunk.rows, head: keyHead, into: w[.keyGates])
-            HeadGates.scaleRows(w[.phiK], rows: chunk.rows, width: map.featureDim, by: w[.keyGates])
-        }
-    }
-
-    /// Query rows of `queryHead` into w[.queryRows] (raw) and their features into w[.phiQ].
-    func loadQueries(queryHead: Int, _ chunk: ChunkRows, features: Bool = true) {
-        call.q!.gatherRows(batch: span.batch, head: queryHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.queryRows])
-        if let gates = options.queryGateLogits {
-            HeadGates.fill(gates, batch: span.batch, t0: span.start + chunk.t0, rows: chunk.rows, head: queryHead,
-                           into: w[.queryGates])
-        }
-        guard features else { return }
-        map.features(role: .query, head: keyHead, input: w[.queryRows], rows: chunk.rows, firstPosition: origin + chunk.t0,
-                     output: w[.phiQ], scratch: w[.featureScratch])
-        if options.qkL2Norm { Self.normaliseRows(w[.phiQ], rows: chunk.rows, width: map.featureDim) }
-        if options.queryGateLogits != nil { HeadGates.scaleRows(w[.phiQ], rows: chunk.rows, width: map.featureDim, by: w[.queryGates]) }
+    /// The chunk's rows of `head` of q or k (by `role`) into w[.queryRows] / w[.keyRows] (raw) and
+    /// their gates into w[.queryGates] / w[.keyGates]; then, unless the form keeps frames (it never
+    /// forms features), their features into w[.phiQ] / w[.phiK], L2-normalised with qk_l2norm and gated.
+    func loadRows(role: FeatureRole, head: Int, _ chunk: ChunkRows) {
+        let (view, logits) = role == .key ? (call.k!, options.keyGateLogits) : (call.q!, options.queryGateLogits)
+        let (input, gates, phi): (WorkspaceBlock, WorkspaceBlock, WorkspaceBlock) =
+            role == .key ? (.keyRows, .keyGates, .phiK) : (.queryRows, .queryGates, .phiQ)
+        let (t0, rows, m) = (span.start + chunk.t0, chunk.rows, map.featureDim)
+        view.gatherRows(batch: span.batch, head: head, t0: t0, rows: rows, into: w[input])
+        if let logits { HeadGates.fill(logits, batch: span.batch, t0: t0, rows: rows, head: head, into: w[gates]) }
+        guard !call.framed else { return }
+        map.features(role: role, head: keyHead, input: w[input], rows: rows, firstPosition: origin + chunk.t0,
+                     output: w[phi], scratch: w[role == .key ? .keyScratch : .featureScratch])
+        if options.qkL2Norm { Self.normaliseRows(w[phi], rows: rows, width: m) }
+        if logits != nil { HeadGates.scaleRows(w[phi], rows: rows, width: m, by: w[gates]) }
     }
 
     /// Each row ← row / ‖row‖ (fla's use_qk_l2norm_in_kernel: ‖row‖ = sqrt(Σ x² + 1e-6)).
@@ -164,11 +155,13 @@ extension FormTask {
         for i in 0..<chunk.rows { target[i] = view.load(base + (span.start + chunk.t0 + i) * view.steps[1]) }
     }
 
-    /// Per-head log decay plus log γ of the chunk's rows into `target` (log γ alone without it).
-    func headLogDecay(_ chunk: ChunkRows, into target: UnsafeMutablePointer<Float>) {
-        let logGamma = options.decay.logarithm(head: keyHead)
+    /// b_i = Σ_{t ≤ i} (g_t + log γ) of the chunk's rows into w[.rowDecay] (per-head g; log γ alone
+    /// without it).
+    func cumulativeRowDecay(_ chunk: ChunkRows) {
+        let (target, logGamma) = (w[.rowDecay], options.decay.logarithm(head: keyHead))
         headRows(options.logDecay, chunk, absent: 0, into: target)
         for i in 0..<chunk.rows { target[i] += logGamma }
+        for i in 1..<max(1, chunk.rows) { target[i] += target[i - 1] }
     }
 
     /// Per-channel log α of the chunk's rows into w[.logDecay] [rows, m], plus log γ (log γ alone
@@ -192,11 +185,6 @@ enum ScalarDecay {
     static func fillPowers(_ gamma: Float, count: Int, into powers: UnsafeMutablePointer<Float>) {
         let logGamma = log(Double(gamma))
         for n in 0..<count { powers[n] = Float(exp(Double(n) * logGamma)) }
-    }
-
-    /// b_i from λ (in place: logs[i] ← Σ_{t ≤ i} logs[t]).
-    static func accumulate(_ logs: UnsafeMutablePointer<Float>, rows: Int) {
-        for i in 1..<max(1, rows) { logs[i] += logs[i - 1] }
     }
 
     /// scores[i, j] ×= e^{b_i − b_j} for j ≤ i, from cumulative b; `scratch` holds `rows` floats.

@@ -6,9 +6,7 @@
 /// scalar decay factors of ScalarDecay on the inter-chunk rows, the intra-chunk scores and the
 /// keys entering the state. Decode: one pass over S (the DecodeKernels row stream).
 enum AdditiveForm: RecurrenceForm {
-    static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool {
-        options.update == .add
-    }
+    static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { options.update == .add }
 
     static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 64 }
 
@@ -20,23 +18,17 @@ enum AdditiveForm: RecurrenceForm {
         try layout.reserve(.decayFactors, c)
     }
 
-    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
-        task.gatherKeys(&chunk)
-        task.keyFeatures(chunk)
-        let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
-        guard decayed else { return }
-        if dataDependent {
-            task.headLogDecay(chunk, into: task.w[.rowDecay])
-            ScalarDecay.accumulate(task.w[.rowDecay], rows: chunk.rows)
-        } else if chunk.t0 == 0 {
+    static func prepareKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
+        if task.options.logDecay != nil {
+            task.cumulativeRowDecay(chunk)
+        } else if task.decays && chunk.t0 == 0 {
             // The powers depend only on γ: once per task (the workspace is the task's until it ends).
-            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: task.w.chunk + 1, into: task.w[.powers])
+            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: task.w.layout.chunk + 1, into: task.w[.powers])
         }
     }
 
-    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
+    static func queryChunk(_ task: FormTask, _ chunk: ChunkRows, causal: Bool) {
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
-        task.loadQueries(queryHead: queryHead, chunk)
         task.readState(rows: rows)
         guard causal else { return }
         let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)

@@ -43,19 +43,14 @@ enum DeltaRuleForm: RecurrenceForm {
     }
 
     /// Key features, β, b, T, W and the chunk's corrected values U' (which need S_0).
-    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
+    static func prepareKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
         let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
         let dv = task.call.valueDim
-        task.gatherKeys(&chunk)
-        task.keyFeatures(chunk)
         chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w[.phiK], rows: rows, width: m))
         let beta = w[.formRows]
         task.headRows(task.options.beta, chunk, absent: 1, into: beta)
         let decayed = task.decays
-        if decayed {
-            task.headLogDecay(chunk, into: w[.rowDecay])
-            ScalarDecay.accumulate(w[.rowDecay], rows: rows)
-        }
+        if decayed { task.cumulativeRowDecay(chunk) }
         // A = β_i (k_i·k_j) e^{b_i − b_j} below the diagonal (in w[.scores], free until the queries).
         let a = w[.scores]
         Gemm.multiply(m: rows, n: rows, k: m, a: w[.phiK], rowStrideA: m, columnStrideA: 1, b: w[.phiK], rowStrideB: 1,
@@ -97,9 +92,8 @@ enum DeltaRuleForm: RecurrenceForm {
         chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w[.formValues], rows: rows, width: width))
     }
 
-    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
+    static func queryChunk(_ task: FormTask, _ chunk: ChunkRows, causal: Bool) {
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
-        task.loadQueries(queryHead: queryHead, chunk)
         task.readState(rows: rows)
         guard causal else { return }
         let decayed = task.decays

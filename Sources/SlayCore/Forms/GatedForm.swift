@@ -58,9 +58,7 @@ enum GatedForm: RecurrenceForm {
         try layout.reserve(.running, try CheckedSize.add(m, 8, what: "workspace"))
     }
 
-    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
-        task.gatherKeys(&chunk)
-        task.keyFeatures(chunk)
+    static func prepareKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
         task.channelLogDecay(chunk)
         // e^(b_i): how much of the state before the chunk row i still sees, per channel.
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
@@ -73,9 +71,8 @@ enum GatedForm: RecurrenceForm {
         DecayMath.expNonPositive(factors, count: rows * m, output: factors)
     }
 
-    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
+    static func queryChunk(_ task: FormTask, _ chunk: ChunkRows, causal: Bool) {
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
-        task.loadQueries(queryHead: queryHead, chunk)
         guard causal else { return task.readState(rows: rows) }
         // The intra block needs the undecayed φ(q); the readout then decays it in place.
         DecayMath.decayedScores(q: w[.phiQ], k: w[.phiK], logDecay: w[.logDecay], rows: rows, m: m, output: w[.scores],

@@ -60,15 +60,10 @@ enum RescaledExpForm: RecurrenceForm {
 
     /// Keys, values, λ (w[.logDecay]) and the decayed running maxima
     /// prefix[i, f] = max(prefix[i−1, f] + λ_if, b_if), prefix[−1] = μ, that bound row i's exponents.
-    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
+    static func prepareKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
         let (w, d, rows) = (task.w, task.map.headDim, chunk.rows)
-        task.gatherKeys(&chunk)
         let decayed = task.decays
         if decayed { task.channelLogDecay(chunk) }
-        if let gates = task.options.keyGateLogits {
-            HeadGates.fill(gates, batch: task.span.batch, t0: task.span.start + chunk.t0, rows: rows, head: task.keyHead,
-                           into: w[.keyGates])
-        }
         let maxima = task.maxima!
         for i in 0..<rows {
             let previous = i == 0 ? UnsafePointer(maxima) : UnsafePointer(w[.formKeys] + (i - 1) * d)
@@ -85,10 +80,9 @@ enum RescaledExpForm: RecurrenceForm {
 
     /// Outputs of a chunk's queries for one query head: against the state (inter-chunk) and,
     /// when causal, against the chunk's keys j ≤ i (intra-chunk, diagonal included).
-    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
+    static func queryChunk(_ task: FormTask, _ chunk: ChunkRows, causal: Bool) {
         let (w, d, dv, rows) = (task.w, task.map.headDim, task.call.valueDim, chunk.rows)
         let maxima = task.maxima!
-        task.loadQueries(queryHead: queryHead, chunk, features: false)
         let decayed = causal && task.decays
         let keyGates = task.options.keyGateLogits != nil
         // L_i = Σ_{t ≤ i} λ_t, per channel, built up row by row.
