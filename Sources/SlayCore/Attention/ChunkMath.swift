@@ -165,10 +165,12 @@ extension FormTask {
     }
 
     /// Per-channel log α of the chunk's rows into w[.logDecay] [rows, m], plus log γ (log γ alone
-    /// without log decay).
+    /// without log decay; −0 without either, so that adding it changes no bits, a −0 included).
     func channelLogDecay(_ chunk: ChunkRows) {
         let (m, logGamma) = (map.featureDim, options.decay.logarithm(head: keyHead))
-        guard let logDecay = options.logDecay else { return w[.logDecay].update(repeating: logGamma, count: chunk.rows * m) }
+        guard let logDecay = options.logDecay else {
+            return w[.logDecay].update(repeating: logGamma == 0 ? -0.0 : logGamma, count: chunk.rows * m)
+        }
         logDecay.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.logDecay])
         if logGamma != 0 {
             for i in 0..<(chunk.rows * m) { w[.logDecay][i] += logGamma }

@@ -62,19 +62,12 @@ enum RescaledExpForm: RecurrenceForm {
     /// prefix[i, f] = max(prefix[i−1, f] + λ_if, b_if), prefix[−1] = μ, that bound row i's exponents.
     static func prepareKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
         let (w, d, rows) = (task.w, task.map.headDim, chunk.rows)
-        let decayed = task.decays
-        if decayed { task.channelLogDecay(chunk) }
+        task.channelLogDecay(chunk)
         let maxima = task.maxima!
         for i in 0..<rows {
             let previous = i == 0 ? UnsafePointer(maxima) : UnsafePointer(w[.formKeys] + (i - 1) * d)
-            let key = w[.keyRows] + i * d
-            let target = w[.formKeys] + i * d
-            if decayed {
-                let lambda = w[.logDecay] + i * d
-                for f in 0..<d { target[f] = larger(key[f], previous[f] + lambda[f]) }
-            } else {
-                for f in 0..<d { target[f] = larger(key[f], previous[f]) }
-            }
+            let (key, lambda, target) = (w[.keyRows] + i * d, w[.logDecay] + i * d, w[.formKeys] + i * d)
+            for f in 0..<d { target[f] = larger(key[f], previous[f] + lambda[f]) }
         }
     }
 
@@ -85,9 +78,10 @@ enum RescaledExpForm: RecurrenceForm {
         let maxima = task.maxima!
         let decayed = causal && task.decays
         let keyGates = task.options.keyGateLogits != nil
-        // L_i = Σ_{t ≤ i} λ_t, per channel, built up row by row.
+        // L_i = Σ_{t ≤ i} λ_t, per channel, built up row by row (0 when nothing decays: λ is not
+        // loaded for queries alone).
         let cumulative = w[.decayFactors]
-        if decayed { cumulative.update(repeating: 0, count: d) }
+        cumulative.update(repeating: 0, count: d)
         for i in 0..<rows {
             let a = w[.queryRows] + i * d
             let bound = causal ? UnsafePointer(w[.formKeys] + i * d) : UnsafePointer(maxima)
@@ -97,14 +91,11 @@ enum RescaledExpForm: RecurrenceForm {
             if r == -.infinity { r = 0 }
             w[.references][i] = r
             // Inter-chunk weights e^{a_f + μ_f + L_if − r}; empty dimensions have no keys (weight 0).
-            let weights = w[.phiQ] + i * d
+            let (weights, lambda) = (w[.phiQ] + i * d, w[.logDecay] + i * d)
             if decayed {
-                let lambda = w[.logDecay] + i * d
                 for f in 0..<d { cumulative[f] += lambda[f] }
-                for f in 0..<d { weights[f] = a[f] + maxima[f] + cumulative[f] }
-            } else {
-                for f in 0..<d { weights[f] = a[f] + maxima[f] }
             }
+            for f in 0..<d { weights[f] = a[f] + maxima[f] + cumulative[f] }
             VectorMath.expShiftedClamped(weights, count: d, shift: r, limit: 88, scale: 1, output: weights)
             for f in 0..<d where maxima[f] == empty { weights[f] = 0 }
             var total: Float = 0
@@ -112,24 +103,13 @@ enum RescaledExpForm: RecurrenceForm {
             w[.denominators][i] = total
             guard causal else { continue }
             // Intra-chunk scores s_ij = g^K_j Σ_f e^{a_f + b_jf + Σ_{t=j+1..i} λ_tf − r}, j ≤ i.
-            let sums = w[.formSquare]
-            if decayed {
-                let running = w[.running]
-                running.update(repeating: 0, count: d)
-                for j in stride(from: i, through: 0, by: -1) {
-                    let key = w[.keyRows] + j * d
-                    let target = sums + j * d
-                    for f in 0..<d { target[f] = a[f] + key[f] + running[f] }
-                    if j > 0 {
-                        let lambda = w[.logDecay] + j * d
-                        for f in 0..<d { running[f] += lambda[f] }
-                    }
-                }
-            } else {
-                for j in 0...i {
-                    let key = w[.keyRows] + j * d
-                    let target = sums + j * d
-                    for f in 0..<d { target[f] = a[f] + key[f] }
+            let (sums, running) = (w[.formSquare], w[.running])
+            running.update(repeating: 0, count: d)
+            for j in stride(from: i, through: 0, by: -1) {
+                let (key, lambda, target) = (w[.keyRows] + j * d, w[.logDecay] + j * d, sums + j * d)
+                for f in 0..<d { target[f] = a[f] + key[f] + running[f] }
+                if decayed {
+                    for f in 0..<d { running[f] += lambda[f] }
                 }
             }
             VectorMath.expShiftedClamped(sums, count: (i + 1) * d, shift: r, limit: 88, scale: 1, output: sums)
@@ -152,27 +132,18 @@ enum RescaledExpForm: RecurrenceForm {
     /// S̃ += Eᵀ V and z̃ += Eᵀ 1 with E_jf = g^K_j e^{b_jf + Σ_{t=j+1..last} λ_tf − μ'_f}.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
         let (w, d, dv, rows) = (task.w, task.map.headDim, task.call.valueDim, chunk.rows)
-        let maxima = task.maxima!
-        let decayed = task.decays
-        let newMaxima = w[.formKeys] + (rows - 1) * d
+        let (maxima, newMaxima) = (task.maxima!, w[.formKeys] + (rows - 1) * d)
         // suffix_j = Σ_{t=j+1..last} λ_t into w[.running] as it walks j downwards; the carry L_last
         // (= suffix_{−1}) rescales the old rows.
-        let e = w[.formSquare]
-        let suffix = w[.running]
+        let (e, suffix) = (w[.formSquare], w[.running])
         suffix.update(repeating: 0, count: d)
         for j in stride(from: rows - 1, through: 0, by: -1) {
-            let key = w[.keyRows] + j * d
-            let target = e + j * d
-            if decayed {
-                for f in 0..<d { target[f] = key[f] + suffix[f] - newMaxima[f] }
-                let lambda = w[.logDecay] + j * d
-                for f in 0..<d { suffix[f] += lambda[f] }
-            } else {
-                for f in 0..<d { target[f] = key[f] - newMaxima[f] }
-            }
+            let (key, lambda, target) = (w[.keyRows] + j * d, w[.logDecay] + j * d, e + j * d)
+            for f in 0..<d { target[f] = key[f] + suffix[f] - newMaxima[f] }
+            for f in 0..<d { suffix[f] += lambda[f] }
         }
         for f in 0..<d where maxima[f] != empty {
-            let exponent = decayed ? maxima[f] + suffix[f] - newMaxima[f] : maxima[f] - newMaxima[f]
+            let exponent = maxima[f] + suffix[f] - newMaxima[f]
             guard exponent != 0 else { continue }
             let factor = expf(exponent)
             let row = task.state + f * dv
