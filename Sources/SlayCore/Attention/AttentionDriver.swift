@@ -203,9 +203,10 @@ extension AttentionCall {
         }
         options.logDecay = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode).logDecay
         let form = try AttentionForms.select(map: map, options: options, mode: mode, q: q, k: k, v: v)
-        var longest = spans.isEmpty ? 1 : 0
+        // options.chunkSize (0: the form's preferred chunk), at most the longest sequence.
+        var longest = 1
         for span in spans { longest = max(longest, span.length) }
-        let chunk = max(options.chunk(form: form, length: longest), 1)
+        let chunk = min(options.chunkSize > 0 ? options.chunkSize : form.preferredChunk(options), longest)
         var layout = WorkspaceLayout(chunk: chunk)
         let m = map.featureDim
         try layout.reserveRows(queries: chunk, keys: chunk, map: map, valueDim: valueDim)

@@ -63,7 +63,7 @@ public struct HeadDecay: @unchecked Sendable {
 public struct LinearAttentionOptions: Sendable {
     public var causal: Bool
     public var delta: Double
-    /// Rows per causal chunk; 0 lets the form choose (see `chunk(form:length:)`).
+    /// Rows per causal chunk; 0 lets the form choose (see AttentionCall.init).
     public var chunkSize: Int
     public var nThreads: Int
     /// Partitioned call: this invocation runs share `ith` of `nth` (see slay_attention_options).
@@ -118,13 +118,6 @@ public struct LinearAttentionOptions: Sendable {
         self.beta = beta
         self.qkL2Norm = qkL2Norm
         self.checkFinite = checkFinite
-    }
-
-    /// The chunk a call over sequences of at most `length` rows uses: `chunkSize`, or the form's
-    /// preferred chunk when it is 0.
-    func chunk(form: RecurrenceForm.Type, length: Int) -> Int {
-        let preferred = chunkSize > 0 ? chunkSize : form.preferredChunk(self)
-        return min(preferred, max(length, 1))
     }
 
     /// Scalar options, each in the precision it is used in: δ is applied in fp32, so a δ that is

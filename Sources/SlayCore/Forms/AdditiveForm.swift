@@ -23,7 +23,8 @@ enum AdditiveForm: RecurrenceForm {
             task.cumulativeRowDecay(chunk)
         } else if task.decays && chunk.t0 == 0 {
             // The powers depend only on γ: once per task (the workspace is the task's until it ends).
-            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: task.w.layout.chunk + 1, into: task.w[.powers])
+            let w = task.w
+            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: w.layout.chunk + 1, into: w[.powers])
         }
     }
 
@@ -43,8 +44,13 @@ enum AdditiveForm: RecurrenceForm {
             Gemm.multiply(m: rows, n: rows, k: m, a: w[.phiQ], rowStrideA: m, columnStrideA: 1,
                           b: w[.phiK], rowStrideB: 1, columnStrideB: m, c: w[.scores], ldc: rows,
                           accumulate: false, workspace: w[.gemm])
-        } else if task.options.queryGateLogits != nil || task.options.keyGateLogits != nil {
-            task.gateScores(rows: rows)
+        } else {
+            // scores[i, j] ×= g^Q_i · g^K_j (the gates of the chunk are in the workspace).
+            let (queryGates, keyGates) = (task.options.queryGateLogits != nil, task.options.keyGateLogits != nil)
+            if queryGates { HeadGates.scaleRows(w[.scores], rows: rows, width: rows, by: w[.queryGates]) }
+            for i in 0..<rows where keyGates {
+                for j in 0..<rows { w[.scores][i * rows + j] *= w[.keyGates][j] }
+            }
         }
         if dataDependent {
             ScalarDecay.decayScores(w[.scores], rows: rows, cumulative: w[.rowDecay], scratch: w[.decayFactors])
@@ -90,22 +96,5 @@ enum AdditiveForm: RecurrenceForm {
         let decays = task.options.logDecay != nil || w[.running][0] != 1
         task.additive(rows: task.map.featureDim, stateScales: decays ? w[.running] : nil, stride: 0, keyScales: w[.phiK])
         task.store(framed: false)
-    }
-}
-
-extension FormTask {
-    /// scores[i, j] ×= g^Q_i · g^K_j, for a block the map's factorised shortcut computed from
-    /// ungated features (the gates of the chunk are in the workspace from loadKeys / loadQueries).
-    func gateScores(rows: Int) {
-        for i in 0..<rows {
-            let row = w[.scores] + i * rows
-            if options.queryGateLogits != nil {
-                let g = w[.queryGates][i]
-                for j in 0..<rows { row[j] *= g }
-            }
-            if options.keyGateLogits != nil {
-                for j in 0..<rows { row[j] *= w[.keyGates][j] }
-            }
-        }
     }
 }
