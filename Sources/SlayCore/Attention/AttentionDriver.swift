@@ -46,12 +46,8 @@ public enum LinearAttention {
 /// depend on the thread count.
 public struct AttentionCall: @unchecked Sendable {
     let map: FeatureMap
-    let q: TensorView?
-    let k: TensorView?
-    let v: TensorView?
-    let out: TensorView?
-    let queryHeads: Int
-    let valueDim: Int
+    let q, k, v, out: TensorView?
+    let queryHeads, valueDim: Int
     let spans: HeapArray<SequenceSpan>
     let state: RecurrentState?
     let slots: SlotList
@@ -197,9 +193,8 @@ extension AttentionCall {
          options given: LinearAttentionOptions) throws {
         var options = given
         if mode == .query {
-            options.logDecay = nil
-            options.keyGateLogits = nil
-            options.beta = nil
+            // Queries alone read none of the key side's tensors.
+            (options.logDecay, options.keyGateLogits, options.beta) = (nil, nil, nil)
         }
         options.logDecay = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode).logDecay
         let form = try AttentionForms.select(map: map, options: options, mode: mode, q: q, k: k, v: v)

@@ -103,22 +103,15 @@ extension FormTask {
     /// value row must not change the other columns), the others the NaN or ±inf they reach.
     func lowerProduct(_ l: UnsafePointer<Float>, rows: Int, finiteRows: Int, b: UnsafePointer<Float>,
                       rowStrideB: Int, width: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
-        guard finiteRows < rows else {
-            Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1, b: b, rowStrideB: rowStrideB,
-                          columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: w[.gemm])
-            return
+        let (masks, masked) = (finiteRows < rows, w[.maskedRows])
+        if masks {
+            for i in 0..<finiteRows { (masked + i * width).update(from: b + i * rowStrideB, count: width) }
+            (masked + finiteRows * width).update(repeating: 0, count: (rows - finiteRows) * width)
         }
-        let masked = w[.maskedRows]
-        for i in 0..<rows {
-            let target = masked + i * width
-            if i < finiteRows {
-                target.update(from: b + i * rowStrideB, count: width)
-            } else {
-                target.update(repeating: 0, count: width)
-            }
-        }
-        Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1, b: masked, rowStrideB: width,
-                      columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: w[.gemm])
+        Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1,
+                      b: masks ? UnsafePointer(masked) : b, rowStrideB: masks ? width : rowStrideB, columnStrideB: 1,
+                      c: c, ldc: ldc, accumulate: accumulate, workspace: w[.gemm])
+        guard masks else { return }
         Gemm.multiply(m: rows - finiteRows, n: width, k: rows - finiteRows, a: l + finiteRows * rows + finiteRows,
                       rowStrideA: rows, columnStrideA: 1, b: b + finiteRows * rowStrideB, rowStrideB: rowStrideB,
                       columnStrideB: 1, c: c + finiteRows * ldc, ldc: ldc, accumulate: true, workspace: w[.gemm])

@@ -216,26 +216,21 @@ extension RecurrentState {
     /// nil allocates a fresh one (fallibly).
     func checkDistinct(_ slots: SlotList, marks given: HeapArray<UInt64>? = nil) throws {
         guard slots.pointer != nil else { return }
-        for i in 0..<slots.count {
-            let slot = slots[i]
-            guard slot >= 0 && slot < numSequences else {
-                throw SlayError.invalid("slots[\(i)] is \(slot); the state has slots 0..<\(numSequences)")
-            }
+        for i in 0..<slots.count where !(0..<numSequences).contains(slots[i]) {
+            throw SlayError.invalid("slots[\(i)] is \(slots[i]); the state has slots 0..<\(numSequences)")
         }
         let marks = try given ?? HeapArray<UInt64>(count: (numSequences + 63) / 64, what: "the slot marks of \(numSequences) slots")
         let words = marks.baseAddress
-        var repeated: Int?
+        func bit(_ i: Int) -> UInt64 { 1 << UInt64(slots[i] & 63) }
+        // Mark slots up to the first one already marked; then clear every mark set.
         var marked = 0
-        while marked < slots.count {
-            let slot = slots[marked]
-            let bit: UInt64 = 1 << UInt64(slot & 63)
-            if words[slot >> 6] & bit != 0 { repeated = slot; break }
-            words[slot >> 6] |= bit
+        while marked < slots.count && words[slots[marked] >> 6] & bit(marked) == 0 {
+            words[slots[marked] >> 6] |= bit(marked)
             marked += 1
         }
         for i in 0..<marked { words[slots[i] >> 6] = 0 }
-        if let repeated {
-            throw SlayError.invalid("slots must be distinct within one call; slot \(repeated) appears twice")
+        guard marked == slots.count else {
+            throw SlayError.invalid("slots must be distinct within one call; slot \(slots[marked]) appears twice")
         }
     }
 }
