@@ -117,13 +117,15 @@ extension FormTask {
                       columnStrideB: 1, c: c + finiteRows * ldc, ldc: ldc, accumulate: true, workspace: w[.gemm])
     }
 
-    /// S[:, columns] += Φ_Kᵀ·V[:, columns], z += Φ_Kᵀ·1 over the chunk's rows.
-    func addKeysToState(rows: Int) {
+    /// S[:, columns] += Φ_Kᵀ·V (by default the task's columns of the chunk's value rows) and, with
+    /// `normaliser`, z += Φ_Kᵀ·1 over the chunk's rows.
+    func addKeysToState(rows: Int, values: UnsafePointer<Float>? = nil, stride: Int? = nil,
+                        normaliser addsZ: Bool = true) {
         let (m, dv) = (map.featureDim, call.valueDim)
         Gemm.multiply(m: m, n: columns.count, k: rows, a: w[.phiK], rowStrideA: 1, columnStrideA: m,
-                      b: w[.valueRows] + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
-                      c: state + columns.lowerBound, ldc: dv, accumulate: true, workspace: w[.gemm])
-        for i in 0..<rows {
+                      b: values ?? UnsafePointer(w[.valueRows] + columns.lowerBound), rowStrideB: stride ?? dv,
+                      columnStrideB: 1, c: state + columns.lowerBound, ldc: dv, accumulate: true, workspace: w[.gemm])
+        for i in 0..<rows where addsZ {
             let phi = w[.phiK] + i * m
             for f in 0..<m { normaliser[f] += phi[f] }
         }
@@ -137,6 +139,18 @@ extension FormTask {
             let row = state + f * dv + columns.lowerBound
             for j in 0..<columns.count { row[j] *= factor }
             if scalesZ { normaliser[f] *= factor }
+        }
+    }
+
+    /// Scalar decay to the chunk's end (additive and delta-rule forms): S (and, with `normaliser`,
+    /// z) × e^{b_last}, and key row j of Φ_K × e^{b_last − b_j}, in place (the chunk is done with
+    /// Φ_K); with `powers`, γ^rows and γ^(last − j).
+    func decayToChunkEnd(rows: Int, powers: Bool, normaliser: Bool = true) {
+        let (m, last, b) = (map.featureDim, rows - 1, w[.rowDecay])
+        scaleState(by: nil, scalar: powers ? w[.powers][rows] : ScalarDecay.weight(b[last]), normaliser: normaliser)
+        for j in 0..<rows {
+            let (phi, factor) = (w[.phiK] + j * m, powers ? w[.powers][last - j] : ScalarDecay.weight(b[last] - b[j]))
+            for f in 0..<m { phi[f] *= factor }
         }
     }
 

@@ -65,24 +65,8 @@ enum AdditiveForm: RecurrenceForm {
 
     /// S ← e^{b_last} S + Σ_j e^{b_last − b_j} φ(k_j) v_jᵀ (and z alike); without decay S += Φ_Kᵀ V.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
-        let (w, rows, width) = (task.w, chunk.rows, task.columns.count)
-        let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
-        guard decayed else { return task.addKeysToState(rows: rows) }
-        let m = task.map.featureDim
-        let last = rows - 1
-        task.scaleState(by: nil, scalar: dataDependent ? ScalarDecay.weight(w[.rowDecay][last]) : w[.powers][rows])
-        // Scaled values e^{b_last − b_j} v_j in the outputs buffer (free between query heads).
-        for j in 0..<rows {
-            let factor = dataDependent ? ScalarDecay.weight(w[.rowDecay][last] - w[.rowDecay][j]) : w[.powers][rows - 1 - j]
-            let source = w[.valueRows] + j * task.call.valueDim + task.columns.lowerBound
-            let target = w[.outputs] + j * width
-            for c in 0..<width { target[c] = source[c] * factor }
-            let phi = w[.phiK] + j * m
-            for f in 0..<m { task.normaliser[f] += phi[f] * factor }
-        }
-        Gemm.multiply(m: m, n: width, k: rows, a: w[.phiK], rowStrideA: 1, columnStrideA: m,
-                      b: w[.outputs], rowStrideB: width, columnStrideB: 1,
-                      c: task.state + task.columns.lowerBound, ldc: task.call.valueDim, accumulate: true, workspace: w[.gemm])
+        if task.decays { task.decayToChunkEnd(rows: chunk.rows, powers: task.options.logDecay == nil) }
+        task.addKeysToState(rows: chunk.rows)
     }
 
     // MARK: decode step

@@ -105,22 +105,11 @@ enum DeltaRuleForm: RecurrenceForm {
         task.addIntraChunk(chunk, values: w[.formValues], stride: task.columns.count)
     }
 
-    /// S ← e^{b_last} S + (e^{b_last − b_j} K)ᵀ U' (K scaled in place: the chunk is done with it).
+    /// S ← e^{b_last} S + (e^{b_last − b_j} K)ᵀ U'.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
-        let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
-        let dv = task.call.valueDim
-        if task.decays {
-            let last = w[.rowDecay][rows - 1]
-            task.scaleState(by: nil, scalar: ScalarDecay.weight(last), normaliser: false)
-            for i in 0..<rows {
-                let factor = ScalarDecay.weight(last - w[.rowDecay][i])
-                let phi = w[.phiK] + i * m
-                for f in 0..<m { phi[f] *= factor }
-            }
-        }
-        Gemm.multiply(m: m, n: width, k: rows, a: w[.phiK], rowStrideA: 1, columnStrideA: m, b: w[.formValues],
-                      rowStrideB: width, columnStrideB: 1, c: task.state + task.columns.lowerBound, ldc: dv,
-                      accumulate: true, workspace: w[.gemm])
+        if task.decays { task.decayToChunkEnd(rows: chunk.rows, powers: false, normaliser: false) }
+        let (values, width) = (task.w[.formValues], task.columns.count)
+        task.addKeysToState(rows: chunk.rows, values: values, stride: width, normaliser: false)
     }
 
     // MARK: decode step
