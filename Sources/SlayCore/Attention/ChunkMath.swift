@@ -142,6 +142,17 @@ extension FormTask {
         }
     }
 
+    /// scores[i, j] ×= e^{b_i − b_j} for j ≤ i, from cumulative b in w[.rowDecay]; γ^(i−j) with `powers`.
+    func decayScores(_ scores: UnsafeMutablePointer<Float>, rows: Int, powers: Bool = false) {
+        let (b, scratch) = (w[.rowDecay], w[.decayFactors])
+        for i in 0..<rows {
+            for j in 0...i { scratch[j] = powers ? w[.powers][i - j] : min(b[i] - b[j], 0) }
+            if !powers { DecayMath.expNonPositive(scratch, count: i + 1, output: scratch) }
+            let row = scores + i * rows
+            for j in 0...i { row[j] *= scratch[j] }
+        }
+    }
+
     /// Scalar decay to the chunk's end (additive and delta-rule forms): S (and, with `normaliser`,
     /// z) × e^{b_last}, and key row j of Φ_K × e^{b_last − b_j}, in place (the chunk is done with
     /// Φ_K); with `powers`, γ^rows and γ^(last − j).
@@ -194,17 +205,6 @@ enum ScalarDecay {
     static func fillPowers(_ gamma: Float, count: Int, into powers: UnsafeMutablePointer<Float>) {
         let logGamma = log(Double(gamma))
         for n in 0..<count { powers[n] = Float(exp(Double(n) * logGamma)) }
-    }
-
-    /// scores[i, j] ×= e^{b_i − b_j} for j ≤ i, from cumulative b; `scratch` holds `rows` floats.
-    static func decayScores(_ scores: UnsafeMutablePointer<Float>, rows: Int, cumulative b: UnsafePointer<Float>,
-                            scratch: UnsafeMutablePointer<Float>) {
-        for i in 0..<rows {
-            for j in 0...i { scratch[j] = min(b[i] - b[j], 0) }
-            DecayMath.expNonPositive(scratch, count: i + 1, output: scratch)
-            let row = scores + i * rows
-            for j in 0...i { row[j] *= scratch[j] }
-        }
     }
 
     /// e^{x} for x ≤ 0 (0 below the smallest normal float, the chunked forms' bound).

@@ -52,14 +52,7 @@ enum AdditiveForm: RecurrenceForm {
                 for j in 0..<rows { w[.scores][i * rows + j] *= w[.keyGates][j] }
             }
         }
-        if dataDependent {
-            ScalarDecay.decayScores(w[.scores], rows: rows, cumulative: w[.rowDecay], scratch: w[.decayFactors])
-        } else if decayed {
-            for i in 0..<rows {
-                let row = w[.scores] + i * rows
-                for j in 0...i { row[j] *= w[.powers][i - j] }
-            }
-        }
+        if decayed { task.decayScores(w[.scores], rows: rows, powers: !dataDependent) }
         task.addIntraChunk(chunk)
     }
 

@@ -55,7 +55,7 @@ enum DeltaRuleForm: RecurrenceForm {
         let a = w[.scores]
         Gemm.multiply(m: rows, n: rows, k: m, a: w[.phiK], rowStrideA: m, columnStrideA: 1, b: w[.phiK], rowStrideB: 1,
                       columnStrideB: m, c: a, ldc: rows, accumulate: false, workspace: w[.gemm])
-        if decayed { ScalarDecay.decayScores(a, rows: rows, cumulative: w[.rowDecay], scratch: w[.decayFactors]) }
+        if decayed { task.decayScores(a, rows: rows) }
         // T = (I + A)⁻¹ by forward substitution: row i = e_i − Σ_{j<i} A_ij T_j (rows j < i only,
         // so a non-finite row reaches no earlier one).
         let t = w[.formSquare]
@@ -101,7 +101,7 @@ enum DeltaRuleForm: RecurrenceForm {
         if decayed { task.scaleReadout(rows: rows) { ScalarDecay.weight(w[.rowDecay][$0]) } }
         Gemm.multiply(m: rows, n: rows, k: m, a: w[.phiQ], rowStrideA: m, columnStrideA: 1, b: w[.phiK], rowStrideB: 1,
                       columnStrideB: m, c: w[.scores], ldc: rows, accumulate: false, workspace: w[.gemm])
-        if decayed { ScalarDecay.decayScores(w[.scores], rows: rows, cumulative: w[.rowDecay], scratch: w[.decayFactors]) }
+        if decayed { task.decayScores(w[.scores], rows: rows) }
         task.addIntraChunk(chunk, values: w[.formValues], stride: task.columns.count)
     }
 
