@@ -175,43 +175,39 @@ enum RescaledExpForm: RecurrenceForm {
     static func step(_ task: StepTask) {
         task.gather()
         let (w, d, dv, group) = (task.w, task.map.headDim, task.valueDim, task.group)
-        let mu = task.maxima!
+        let (mu, keys, decayed) = (task.maxima!, w[.keyRows], w[.formKeys])
         let (logDecay, logGamma) = (task.options.logDecay, task.options.decay.logarithm(head: task.head))
-        let keyGate = task.gate(task.options.keyGateLogits, head: task.head)
-        let decayed = w[.formKeys]
         for f in 0..<d { decayed[f] = mu[f] + ((logDecay.map { task.token($0, channel: f) } ?? 0) + logGamma) }
         if logDecay == nil && logGamma == 0 { decayed.update(from: mu, count: d) }
         // Exponents −|b − μ̂| (0 where the factor is fixed below: an empty μ̂, or a key of −inf).
         let factors = w[.phiK]
         for f in 0..<d {
-            let (b, m) = (w[.keyRows][f], decayed[f])
+            let (b, m) = (keys[f], decayed[f])
             factors[f] = b > m ? (m == empty ? 0 : m - b) : (b == empty ? 0 : b - m)
         }
         VectorMath.expShiftedClamped(factors, count: d, shift: 0, limit: 88, scale: 1, output: factors)
-        // Query weights e^{a_f + μ'_f − r} against the state after this key, μ' = max(μ̂, b).
-        for g in 0..<group {
-            let a = w[.queryRows] + g * d
-            let row = w[.phiQ] + g * d
-            var r = -Float.infinity
-            for f in 0..<d { r = larger(a[f] + larger(w[.keyRows][f], decayed[f]), r) }
-            if r == -.infinity { r = 0 }
-            w[.references][g] = r
-            for f in 0..<d { row[f] = a[f] + larger(w[.keyRows][f], decayed[f]) }
-            VectorMath.expShiftedClamped(row, count: d, shift: r, limit: 88, scale: 1, output: row)
-            for f in 0..<d where larger(w[.keyRows][f], decayed[f]) == empty { row[f] = 0 }
-        }
         // Row f is rescaled when the key raises μ_f, else the key is scaled down: factors becomes
-        // the per-row state scale, keyScales the per-row key scale.
-        let keyScales = w[.formRows]
+        // the per-row state scale, keyScales the per-row key scale; μ' = max(μ̂, b).
+        let (keyScales, keyGate) = (w[.formRows], task.gate(task.options.keyGateLogits, head: task.head))
         for f in 0..<d {
-            let (b, m) = (w[.keyRows][f], decayed[f])
+            let (b, m) = (keys[f], decayed[f])
             if b > m {
                 (factors[f], keyScales[f]) = (m == empty ? 0 : factors[f], keyGate)
-                mu[f] = b
             } else {
                 (factors[f], keyScales[f]) = (1, b == empty ? 0 : factors[f] * keyGate)
-                mu[f] = m
             }
+            mu[f] = larger(b, m)
+        }
+        // Query weights e^{a_f + μ'_f − r} against the state after this key.
+        for g in 0..<group {
+            let (a, row) = (w[.queryRows] + g * d, w[.phiQ] + g * d)
+            var r = -Float.infinity
+            for f in 0..<d { r = larger(a[f] + mu[f], r) }
+            if r == -.infinity { r = 0 }
+            w[.references][g] = r
+            for f in 0..<d { row[f] = a[f] + mu[f] }
+            VectorMath.expShiftedClamped(row, count: d, shift: r, limit: 88, scale: 1, output: row)
+            for f in 0..<d where mu[f] == empty { row[f] = 0 }
         }
         task.additive(rows: d, stateScales: factors, stride: 1, keyScales: keyScales)
         if let gates = task.options.queryGateLogits {

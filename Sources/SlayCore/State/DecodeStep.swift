@@ -115,13 +115,10 @@ struct StepTask {
                          scratch: w[.featureScratch])
             // Every query row of the group is the same token: map them one at a time at that position
             // when the map needs positions, in one block otherwise.
-            if map.needsPositions {
-                for g in 0..<group {
-                    map.features(role: .query, head: head, input: w[.queryRows] + g * d, rows: 1, firstPosition: position,
-                                 output: w[.phiQ] + g * m, scratch: w[.featureScratch])
-                }
-            } else {
-                map.features(role: .query, head: head, input: w[.queryRows], rows: group, output: w[.phiQ], scratch: w[.featureScratch])
+            let block = map.needsPositions ? 1 : group
+            for g in stride(from: 0, to: group, by: block) {
+                map.features(role: .query, head: head, input: w[.queryRows] + g * d, rows: block,
+                             firstPosition: position, output: w[.phiQ] + g * m, scratch: w[.featureScratch])
             }
         }
         if options.qkL2Norm {
