@@ -41,17 +41,14 @@ enum TokenTensors {
     /// Every element must satisfy `isValid`; the first that does not is named with its index.
     static func checkValues(_ view: TensorView, _ name: String, rule: String, status: SlayStatus = .invalidArgument,
                             isValid: (Float) -> Bool) throws {
-        let e = view.extents
-        let s = view.steps
-        for a in 0..<e[0] {
-            for b in 0..<e[1] {
-                for c in 0..<e[2] {
-                    let row = a * s[0] + b * s[1] + c * s[2]
-                    for d in 0..<e[3] where !isValid(view.load(row + d * s[3])) {
-                        let index = [a, b, c, d].prefix(view.rank).map(String.init).joined(separator: ", ")
-                        throw SlayError(status, "\(name)[\(index)] is \(view.load(row + d * s[3])); \(rule)")
-                    }
-                }
+        let (e, s) = (view.extents, view.steps)
+        // Rows along the last axis (unused axes have extent 1).
+        for line in 0..<(e[0] * e[1] * e[2]) {
+            let (a, b, c) = (line / (e[1] * e[2]), line / e[2] % e[1], line % e[2])
+            let row = a * s[0] + b * s[1] + c * s[2]
+            for d in 0..<e[3] where !isValid(view.load(row + d * s[3])) {
+                let index = [a, b, c, d].prefix(view.rank).map(String.init).joined(separator: ", ")
+                throw SlayError(status, "\(name)[\(index)] is \(view.load(row + d * s[3])); \(rule)")
             }
         }
     }
