@@ -44,8 +44,7 @@ enum DeltaRuleForm: RecurrenceForm {
 
     /// Key features, β, b, T, W and the chunk's corrected values U' (which need S_0).
     static func prepareKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
-        let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
-        let dv = task.call.valueDim
+        let (w, m, dv, rows, width) = (task.w, task.map.featureDim, task.call.valueDim, chunk.rows, task.columns.count)
         chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w[.phiK], rows: rows, width: m))
         let beta = w[.formRows]
         task.headRows(task.options.beta, chunk, absent: 1, into: beta)
@@ -60,13 +59,11 @@ enum DeltaRuleForm: RecurrenceForm {
         // so a non-finite row reaches no earlier one).
         let t = w[.formSquare]
         for i in 0..<rows {
-            let row = t + i * rows
+            let (row, coefficients) = (t + i * rows, a + i * rows)
             row.update(repeating: 0, count: rows)
             row[i] = 1
-            let coefficients = a + i * rows
             for j in 0..<i {
-                let x = beta[i] * coefficients[j]
-                let earlier = t + j * rows
+                let (x, earlier) = (beta[i] * coefficients[j], t + j * rows)
                 for c in 0...j { row[c] -= x * earlier[c] }
             }
         }
