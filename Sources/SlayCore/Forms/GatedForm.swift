@@ -63,7 +63,11 @@ enum GatedForm: RecurrenceForm {
         // e^(b_i): how much of the state before the chunk row i still sees, per channel.
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
         let (factors, logs) = (w[.decayFactors], w[.logDecay])
-        for i in 0..<(rows * m) { factors[i] = i < m ? logs[i] : factors[i - m] + logs[i] }
+        factors.update(from: logs, count: m)
+        for i in 1..<max(1, rows) {
+            let (previous, row, step) = (factors + (i - 1) * m, factors + i * m, logs + i * m)
+            for f in 0..<m { row[f] = previous[f] + step[f] }
+        }
         DecayMath.expNonPositive(factors, count: rows * m, output: factors)
     }
 
@@ -84,8 +88,10 @@ enum GatedForm: RecurrenceForm {
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
         // Suffix sums b_last − b_j = Σ_{t = j+1 … last} log α_t, then the carry b_last = that of j = −1.
         let (suffix, carry, logs, count) = (w[.decayFactors], w[.running], w[.logDecay], rows * m)
-        for i in stride(from: count - 1, through: 0, by: -1) {
-            suffix[i] = i < count - m ? suffix[i + m] + logs[i + m] : 0
+        (suffix + count - m).update(repeating: 0, count: m)
+        for j in stride(from: rows - 2, through: 0, by: -1) {
+            let (row, next, step) = (suffix + j * m, suffix + (j + 1) * m, logs + (j + 1) * m)
+            for f in 0..<m { row[f] = next[f] + step[f] }
         }
         for f in 0..<m { carry[f] = suffix[f] + logs[f] }
         DecayMath.expNonPositive(suffix, count: count, output: suffix)
