@@ -18,8 +18,8 @@ public struct SlotList: @unchecked Sendable {
 /// holds the blocks of every registered form, so any form can step with it.
 final class DecodeWorkspace: @unchecked Sendable {
     private(set) var buffer: ScratchBuffer?
+    /// layout.chunk: the largest group it holds.
     private(set) var layout = WorkspaceLayout(chunk: 0)
-    private(set) var group = 0
     /// One bit per slot of the state, all clear between calls: the slot distinctness check of a
     /// step marks its slots here, so it needs no allocation for any batch size.
     let slotMarks: HeapArray<UInt64>
@@ -29,7 +29,7 @@ final class DecodeWorkspace: @unchecked Sendable {
     }
 
     func ensure(group: Int, map: FeatureMap, valueDim: Int) throws {
-        if buffer != nil && group <= self.group { return }
+        if buffer != nil && group <= layout.chunk { return }
         var layout = WorkspaceLayout(chunk: group)
         try layout.reserveRows(queries: group, keys: 1, map: map, valueDim: valueDim)
         try layout.reserve(.references, group)
@@ -38,7 +38,6 @@ final class DecodeWorkspace: @unchecked Sendable {
         for form in AttentionForms.registered { try form.reserve(&layout, map: map, valueDim: valueDim, step: true) }
         buffer = try ScratchBuffer(floats: layout.totalFloats)
         self.layout = layout
-        self.group = group
     }
 }
 
