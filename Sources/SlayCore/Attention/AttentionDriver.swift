@@ -247,8 +247,7 @@ extension LinearAttentionOptions {
 struct FormTask {
     let call: AttentionCall
     let span: SequenceSpan
-    let origin: Int
-    let keyHead: Int
+    let origin, keyHead: Int
     let columns: Range<Int>
     /// S [m, dv] and z [m] of the slot (or the worker's private ones).
     let state: UnsafeMutablePointer<Float>

@@ -173,15 +173,14 @@ extension RecurrentState {
         if options.nth > 1 && options.ith >= maxThreads {
             throw SlayError.invalid("partition ith = \(options.ith) needs a state created with max_threads > \(options.ith) (it has \(maxThreads))")
         }
-        // The workspace of this call's thread index: partitioned calls never share one.
-        try checkSlots(slots, sequences: n, marks: decodeWorkspaces[options.nth > 1 ? options.ith : 0].slotMarks)
+        // The workspaces from this call's thread index on: partitioned calls never share one.
+        let (first, threads) = options.nth > 1 ? (options.ith, 1) : (0, min(options.nThreads, maxThreads))
+        try checkSlots(slots, sequences: n, marks: decodeWorkspaces[first].slotMarks)
         options.logDecay = try TokenTensors.check(options, map: map, keys: SIMD2(n, 1), queries: SIMD2(n, 1),
                                                   queryHeads: hq, leading: 1).logDecay
         let form = try AttentionForms.select(map: map, options: options, mode: .causal, q: q, k: k, v: v)
-        let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
-        let first = options.nth > 1 ? options.ith : 0
-        for worker in 0..<threads {
-            try decodeWorkspaces[first + worker].ensure(group: group, map: map, valueDim: valueDim)
+        for workspace in decodeWorkspaces[first..<(first + threads)] {
+            try workspace.ensure(group: group, map: map, valueDim: valueDim)
         }
         let tasks = ParallelFor.share(of: n * h, worker: options.ith, workers: options.nth)
         let settings = options
