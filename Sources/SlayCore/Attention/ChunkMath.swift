@@ -153,16 +153,25 @@ extension FormTask {
         }
     }
 
-    /// Scalar decay to the chunk's end (additive and delta-rule forms): S (and, with `normaliser`,
-    /// z) × e^{b_last}, and key row j of Φ_K × e^{b_last − b_j}, in place (the chunk is done with
-    /// Φ_K); with `powers`, γ^rows and γ^(last − j).
-    func decayToChunkEnd(rows: Int, powers: Bool, normaliser: Bool = true) {
-        let (m, last, b) = (map.featureDim, rows - 1, w[.rowDecay])
-        scaleState(by: nil, scalar: powers ? w[.powers][rows] : ScalarDecay.weight(b[last]), normaliser: normaliser)
+    /// The chunk's keys into the state under a scalar decay (additive and delta-rule forms): S (and,
+    /// with `normaliser`, z) × e^{b_last}, then S += Φ_Kᵀ·(e^{b_last − b_j} values_j) and z += Σ_j
+    /// e^{b_last − b_j} φ(k_j); with `powers`, γ^rows and γ^(last − j). The values are scaled, not
+    /// the keys: they are the narrower rows (dv columns, m features). Without decay, addKeysToState.
+    func addDecayedKeys(rows: Int, powers: Bool, values: UnsafePointer<Float>? = nil, stride: Int? = nil,
+                        normaliser addsZ: Bool = true) {
+        guard decays else { return addKeysToState(rows: rows, values: values, stride: stride, normaliser: addsZ) }
+        let (m, width, last, b) = (map.featureDim, columns.count, rows - 1, w[.rowDecay])
+        let source = values ?? UnsafePointer(w[.valueRows] + columns.lowerBound)
+        let sourceStride = stride ?? call.valueDim
+        scaleState(by: nil, scalar: powers ? w[.powers][rows] : ScalarDecay.weight(b[last]), normaliser: addsZ)
+        // Scaled values in the outputs buffer (free between query heads).
         for j in 0..<rows {
-            let (phi, factor) = (w[.phiK] + j * m, powers ? w[.powers][last - j] : ScalarDecay.weight(b[last] - b[j]))
-            for f in 0..<m { phi[f] *= factor }
+            let factor = powers ? w[.powers][last - j] : ScalarDecay.weight(b[last] - b[j])
+            let (row, target, phi) = (source + j * sourceStride, w[.outputs] + j * width, w[.phiK] + j * m)
+            for c in 0..<width { target[c] = row[c] * factor }
+            for f in 0..<m where addsZ { normaliser[f] += phi[f] * factor }
         }
+        addKeysToState(rows: rows, values: w[.outputs], stride: width, normaliser: false)
     }
 
     /// The chunk's rows of a per-head token tensor (β [B, T, Hk], or channel 0 of a log decay

@@ -58,8 +58,7 @@ enum AdditiveForm: RecurrenceForm {
 
     /// S ← e^{b_last} S + Σ_j e^{b_last − b_j} φ(k_j) v_jᵀ (and z alike); without decay S += Φ_Kᵀ V.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
-        if task.decays { task.decayToChunkEnd(rows: chunk.rows, powers: task.options.logDecay == nil) }
-        task.addKeysToState(rows: chunk.rows)
+        task.addDecayedKeys(rows: chunk.rows, powers: task.options.logDecay == nil)
     }
 
     // MARK: decode step

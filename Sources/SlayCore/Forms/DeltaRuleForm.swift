@@ -102,11 +102,10 @@ enum DeltaRuleForm: RecurrenceForm {
         task.addIntraChunk(chunk, values: w[.formValues], stride: task.columns.count)
     }
 
-    /// S ← e^{b_last} S + (e^{b_last − b_j} K)ᵀ U'.
+    /// S ← e^{b_last} S + Kᵀ (e^{b_last − b_j} U').
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
-        if task.decays { task.decayToChunkEnd(rows: chunk.rows, powers: false, normaliser: false) }
         let (values, width) = (task.w[.formValues], task.columns.count)
-        task.addKeysToState(rows: chunk.rows, values: values, stride: width, normaliser: false)
+        task.addDecayedKeys(rows: chunk.rows, powers: false, values: values, stride: width, normaliser: false)
     }
 
     // MARK: decode step
