@@ -169,7 +169,9 @@ extension FormTask {
             let factor = powers ? w[.powers][last - j] : ScalarDecay.weight(b[last] - b[j])
             let (row, target, phi) = (source + j * sourceStride, w[.outputs] + j * width, w[.phiK] + j * m)
             for c in 0..<width { target[c] = row[c] * factor }
-            for f in 0..<m where addsZ { normaliser[f] += phi[f] * factor }
+            if addsZ {
+                for f in 0..<m { normaliser[f] += phi[f] * factor }
+            }
         }
         addKeysToState(rows: rows, values: w[.outputs], stride: width, normaliser: false)
     }
