@@ -142,21 +142,23 @@ private func readAttentionOptions(_ pointer: UnsafePointer<slay_attention_option
 func linearAttentionOptions(_ pointer: UnsafePointer<slay_attention_options>?, keyHeads: Int,
                             call: TokenArguments.Call = .sequences,
                             halfPrecision: Bool = false) throws -> (LinearAttentionOptions, TokenArguments) {
-    guard let pointer else { return (LinearAttentionOptions(), TokenArguments()) }
+    guard let pointer else { return (LinearAttentionOptions.defaults, TokenArguments()) }
     let o = try readAttentionOptions(pointer)
     let tokens = try TokenArguments(o, call: call, keyHeads: keyHeads, halfPrecision: halfPrecision)
     guard let update = UpdateRule(rawValue: o.update) else {
         throw SlayError.invalid("options.update is \(o.update); expected SLAY_UPDATE_ADD (0) or SLAY_UPDATE_DELTA (1)")
     }
-    let options = LinearAttentionOptions(causal: try flag(o.causal, "options.causal"), delta: o.delta,
-                                         chunkSize: Int(o.chunk_size), nThreads: Int(o.n_threads),
-                                         ith: Int(o.ith), nth: Int(o.nth), denominator: try denominatorMode(o.denominator),
-                                         normalize: try flag(o.normalize, "options.normalize"),
-                                         decay: HeadDecay(pointer: o.decay, count: keyHeads),
-                                         logDecay: tokens.logDecay?.view, queryGateLogits: tokens.queryGates?.view,
-                                         keyGateLogits: tokens.keyGates?.view, update: update, beta: tokens.beta?.view,
-                                         qkL2Norm: try flag(o.qk_l2norm, "options.qk_l2norm"),
-                                         checkFinite: try flag(o.check_finite, "options.check_finite"))
+    var options = LinearAttentionOptions.defaults
+    options.causal = try flag(o.causal, "options.causal")
+    (options.delta, options.chunkSize, options.nThreads) = (o.delta, Int(o.chunk_size), Int(o.n_threads))
+    (options.ith, options.nth) = (Int(o.ith), Int(o.nth))
+    options.denominator = try denominatorMode(o.denominator)
+    options.normalize = try flag(o.normalize, "options.normalize")
+    options.decay = HeadDecay(pointer: o.decay, count: keyHeads)
+    (options.logDecay, options.queryGateLogits) = (tokens.logDecay?.view, tokens.queryGates?.view)
+    (options.keyGateLogits, options.update, options.beta) = (tokens.keyGates?.view, update, tokens.beta?.view)
+    options.qkL2Norm = try flag(o.qk_l2norm, "options.qk_l2norm")
+    options.checkFinite = try flag(o.check_finite, "options.check_finite")
     return (options, tokens)
 }
 

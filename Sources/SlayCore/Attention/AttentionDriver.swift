@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What a pass over a sequence does.
 public enum AttentionMode: Sendable {
     /// causal outputs; keys enter the state as they are passed
@@ -54,12 +46,8 @@ public enum LinearAttention {
 /// depend on the thread count.
 public struct AttentionCall: @unchecked Sendable {
     let map: FeatureMap
-    let q: TensorView?
-    let k: TensorView?
-    let v: TensorView?
-    let out: TensorView?
-    let queryHeads: Int
-    let valueDim: Int
+    let q, k, v, out: TensorView?
+    let queryHeads, valueDim: Int
     let spans: HeapArray<SequenceSpan>
     let state: RecurrentState?
     let slots: SlotList
@@ -86,8 +74,8 @@ public struct AttentionCall: @unchecked Sendable {
     /// computed by the same operations in the same order whatever the split, so results are
     /// bitwise identical for any thread count.
     public func execute() throws {
-        let (nThreads, partition) = (options.nThreads, (ith: options.ith, nth: options.nth))
-        let mine = ParallelFor.share(of: taskCount, worker: partition.ith, workers: partition.nth)
+        let nThreads = options.nThreads
+        let mine = ParallelFor.share(of: taskCount, worker: options.ith, workers: options.nth)
         var blocks = 1
         if !framed && mine.count < nThreads && valueDim % 16 == 0 {
             blocks = min(valueDim / 16, (nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
@@ -102,26 +90,19 @@ public struct AttentionCall: @unchecked Sendable {
         let initialNormalisers = try ScratchBuffer(floats: try CheckedSize.multiply(max(mine.count, 1), m, what: "normalisers"))
         for (index, task) in mine.enumerated() {
             let target = initialNormalisers.pointer + index * m
+            target.update(repeating: 0, count: m)
             if let state {
                 DecodeKernels.load(state.storageType, state.rawNormaliser(slot: slots[task / map.numHeads], head: task % map.numHeads),
                                    stride: 1, count: m, into: target)
-            } else {
-                target.update(repeating: 0, count: m)
             }
         }
         let call = self
         ParallelFor.run(workers: workers) { worker in
             let workspace = Workspace(layout: call.layout, buffer: buffers[worker].pointer)
             for item in ParallelFor.share(of: work, worker: worker, workers: workers) {
-                let index = item / blocks
-                let block = item % blocks
-                let columns: Range<Int>
-                if blocks == 1 {
-                    columns = 0..<call.valueDim
-                } else {
-                    let panels = ParallelFor.share(of: call.valueDim / 16, worker: block, workers: blocks)
-                    columns = (panels.lowerBound * 16)..<(panels.upperBound * 16)
-                }
+                let (index, block) = (item / blocks, item % blocks)
+                let panels = ParallelFor.share(of: call.valueDim / 16, worker: block, workers: blocks)
+                let columns = blocks == 1 ? 0..<call.valueDim : (panels.lowerBound * 16)..<(panels.upperBound * 16)
                 call.runTask(mine.lowerBound + index, columns: columns, writesNormaliser: block == 0,
                              initialNormaliser: initialNormalisers.pointer + index * m, workspace: workspace)
             }
@@ -131,14 +112,12 @@ public struct AttentionCall: @unchecked Sendable {
 
     func runTask(_ index: Int, columns: Range<Int>, writesNormaliser: Bool, initialNormaliser: UnsafePointer<Float>,
                  workspace w: Workspace) {
-        let sequence = index / map.numHeads
-        let keyHead = index % map.numHeads
-        let (m, dv) = (map.featureDim, valueDim)
-        let slot = slots[sequence]
+        let (sequence, keyHead) = (index / map.numHeads, index % map.numHeads)
+        let (m, dv, slot) = (map.featureDim, valueDim, slots[sequence])
         // A half-precision state: the task's columns of S in fp32 workspace, stored back (rounded) at the end.
         let half = state.map { $0.storageType == .f32 ? nil : $0.storageType } ?? nil
         let matrix = half == nil ? state?.matrix(slot: slot, head: keyHead) ?? w[.state] : w[.state]
-        var maxima = state?.maxima(slot: slot, head: keyHead)
+        let maxima = state == nil ? (framed ? w[.maxima] : nil) : state?.maxima(slot: slot, head: keyHead)
         if let half, let stored = state?.rawMatrix(slot: slot, head: keyHead) {
             for f in 0..<m {
                 DecodeKernels.load(half, stored + (f * dv + columns.lowerBound) * half.bytes, stride: 1, count: columns.count,
@@ -146,51 +125,38 @@ public struct AttentionCall: @unchecked Sendable {
             }
         } else if state == nil {
             for f in 0..<m { (matrix + f * dv + columns.lowerBound).update(repeating: 0, count: columns.count) }
-            if framed {
-                maxima = w[.maxima]
-                w[.maxima].update(repeating: AttentionForms.emptyMaximum, count: m)
-            }
+            maxima?.update(repeating: AttentionForms.emptyMaximum, count: m)
         }
         // z is private to the task (every column block needs all of it).
         w[.normaliser].update(from: initialNormaliser, count: m)
         let task = FormTask(call: self, span: spans[sequence], origin: origins?[sequence] ?? 0, keyHead: keyHead,
                             columns: columns, state: matrix, normaliser: w[.normaliser], maxima: maxima, w: w)
-        let span = task.span
         func chunks(_ body: (inout ChunkRows) -> Void) {
             var t0 = 0
-            while t0 < span.length {
-                var chunk = ChunkRows(t0: t0, rows: min(w.chunk, span.length - t0))
+            while t0 < task.span.length {
+                let rows = min(w.layout.chunk, task.span.length - t0)
+                var chunk = ChunkRows(t0: t0, rows: rows, finiteRows: rows)
                 body(&chunk)
-                t0 += chunk.rows
+                t0 += rows
             }
         }
-        func queryAll() {
-            for g in 0..<group {
-                let queryHead = keyHead * group + g
-                chunks { chunk in
-                    form.queryChunk(task, queryHead: queryHead, chunk, causal: false)
-                    store(task, queryHead: queryHead, chunk)
-                }
-            }
+        func query(_ g: Int, _ chunk: ChunkRows, causal: Bool) {
+            task.loadRows(role: .query, head: keyHead * group + g, chunk)
+            form.queryChunk(task, chunk, causal: causal)
+            store(task, queryHead: keyHead * group + g, chunk)
         }
-        switch mode {
-        case .causal:
+        if mode != .query {
             chunks { chunk in
-                form.loadKeys(task, &chunk)
-                for g in 0..<group {
-                    form.queryChunk(task, queryHead: keyHead * group + g, chunk, causal: true)
-                    store(task, queryHead: keyHead * group + g, chunk)
+                task.loadKeys(&chunk)
+                form.prepareKeys(task, &chunk)
+                if mode == .causal {
+                    for g in 0..<group { query(g, chunk, causal: true) }
                 }
                 form.absorbChunk(task, chunk)
             }
-        case .absorb, .bidirectional:
-            chunks { chunk in
-                form.loadKeys(task, &chunk)
-                form.absorbChunk(task, chunk)
-            }
-            if mode == .bidirectional { queryAll() }
-        case .query:
-            queryAll()
+        }
+        if mode == .bidirectional || mode == .query {
+            for g in 0..<group { chunks { query(g, $0, causal: false) } }
         }
         if let state, mode != .query {
             if let half {
@@ -227,15 +193,15 @@ extension AttentionCall {
          options given: LinearAttentionOptions) throws {
         var options = given
         if mode == .query {
-            options.logDecay = nil
-            options.keyGateLogits = nil
-            options.beta = nil
+            // Queries alone read none of the key side's tensors.
+            (options.logDecay, options.keyGateLogits, options.beta) = (nil, nil, nil)
         }
         options.logDecay = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode).logDecay
         let form = try AttentionForms.select(map: map, options: options, mode: mode, q: q, k: k, v: v)
-        var longest = spans.isEmpty ? 1 : 0
+        // options.chunkSize (0: the form's preferred chunk), at most the longest sequence.
+        var longest = 1
         for span in spans { longest = max(longest, span.length) }
-        let chunk = max(options.chunk(form: form, length: longest), 1)
+        let chunk = min(options.chunkSize > 0 ? options.chunkSize : form.preferredChunk(options), longest)
         var layout = WorkspaceLayout(chunk: chunk)
         let m = map.featureDim
         try layout.reserveRows(queries: chunk, keys: chunk, map: map, valueDim: valueDim)
@@ -281,8 +247,7 @@ extension LinearAttentionOptions {
 struct FormTask {
     let call: AttentionCall
     let span: SequenceSpan
-    let origin: Int
-    let keyHead: Int
+    let origin, keyHead: Int
     let columns: Range<Int>
     /// S [m, dv] and z [m] of the slot (or the worker's private ones).
     let state: UnsafeMutablePointer<Float>
@@ -303,10 +268,4 @@ struct ChunkRows {
     let t0: Int
     let rows: Int
     var finiteRows: Int
-
-    init(t0: Int, rows: Int) {
-        self.t0 = t0
-        self.rows = rows
-        self.finiteRows = rows
-    }
 }

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// SLAY_DENOMINATOR_ADD / SLAY_DENOMINATOR_CLAMP.
 public enum DenominatorMode: Int32, Sendable {
     case add = 0
@@ -69,71 +61,44 @@ public struct HeadDecay: @unchecked Sendable {
 /// Options of linear attention; names match the C and Python APIs. The struct travels whole from
 /// the C boundary to the driver and the forms.
 public struct LinearAttentionOptions: Sendable {
-    public var causal: Bool
-    public var delta: Double
-    /// Rows per causal chunk; 0 lets the form choose (see `chunk(form:length:)`).
-    public var chunkSize: Int
-    public var nThreads: Int
+    public var causal: Bool = true
+    public var delta: Double = 1e-6
+    /// Rows per causal chunk; 0 lets the form choose (see AttentionCall.init).
+    public var chunkSize: Int = 0
+    public var nThreads: Int = 1
     /// Partitioned call: this invocation runs share `ith` of `nth` (see slay_attention_options).
-    public var ith: Int
-    public var nth: Int
+    public var ith: Int = 0
+    public var nth: Int = 1
     /// How y = num / den is guarded: `add` divides by den + δ (the default; right for positive
     /// maps), `clamp` by max(den, δ), which keeps signed maps (random Fourier features) from
     /// dividing by a denominator near 0 or below it.
-    public var denominator: DenominatorMode
+    public var denominator: DenominatorMode = .add
     /// false: y = φ(q)ᵀS without the normaliser (RetNet / GLA / DeltaNet-style attention).
-    public var normalize: Bool
+    public var normalize: Bool = true
     /// Optional per-key-head decay (causal forms and states only).
-    public var decay: HeadDecay
+    public var decay: HeadDecay = .none
     /// GLA: optional log α ≤ 0 per token and key head, [B, T, Hk] (per head) or [B, T, Hk, m]
     /// (per channel); [N, Hk] / [N, Hk, m] for decode steps. With the delta rule, g of Gated
     /// DeltaNet, per head only.
-    public var logDecay: TensorView?
+    public var logDecay: TensorView? = nil
     /// SLA: optional gate logits [B, T, Hq] / [B, T, Hk] ([N, H] for steps); the softmax over the
     /// heads of a token scales that token's query / key features.
-    public var queryGateLogits: TensorView?
-    public var keyGateLogits: TensorView?
+    public var queryGateLogits: TensorView? = nil
+    public var keyGateLogits: TensorView? = nil
     /// The update rule; `.delta` selects the delta-rule form.
-    public var update: UpdateRule
+    public var update: UpdateRule = .add
     /// Delta rule: β_t ∈ [0, 2] per token and key head, [B, T, Hk] ([N, Hk] for steps).
-    public var beta: TensorView?
+    public var beta: TensorView? = nil
     /// L2-normalise φ(q) and φ(k) in the kernel (after the map, before gates).
-    public var qkL2Norm: Bool
+    public var qkL2Norm: Bool = false
     /// Refuse non-finite q, k, v (SLAY_ERR_NON_FINITE) before anything is written.
-    public var checkFinite: Bool
+    public var checkFinite: Bool = false
 
     public static let maximumChunkSize = 4096
     public static let maximumThreads = 256
-
-    public init(causal: Bool = true, delta: Double = 1e-6, chunkSize: Int = 0, nThreads: Int = 1,
-                ith: Int = 0, nth: Int = 1, denominator: DenominatorMode = .add, normalize: Bool = true,
-                decay: HeadDecay = .none, logDecay: TensorView? = nil, queryGateLogits: TensorView? = nil,
-                keyGateLogits: TensorView? = nil, update: UpdateRule = .add, beta: TensorView? = nil,
-                qkL2Norm: Bool = false, checkFinite: Bool = false) {
-        self.causal = causal
-        self.delta = delta
-        self.chunkSize = chunkSize
-        self.nThreads = nThreads
-        self.ith = ith
-        self.nth = nth
-        self.denominator = denominator
-        self.normalize = normalize
-        self.decay = decay
-        self.logDecay = logDecay
-        self.queryGateLogits = queryGateLogits
-        self.keyGateLogits = keyGateLogits
-        self.update = update
-        self.beta = beta
-        self.qkL2Norm = qkL2Norm
-        self.checkFinite = checkFinite
-    }
-
-    /// The chunk a call over sequences of at most `length` rows uses: `chunkSize`, or the form's
-    /// preferred chunk when it is 0.
-    func chunk(form: RecurrenceForm.Type, length: Int) -> Int {
-        let preferred = chunkSize > 0 ? chunkSize : form.preferredChunk(self)
-        return min(preferred, max(length, 1))
-    }
+    /// The defaults of slay_attention_options_init, for other modules (the memberwise initialiser
+    /// SlayCore and its tests set options with is internal).
+    public static let defaults = LinearAttentionOptions()
 
     /// Scalar options, each in the precision it is used in: δ is applied in fp32, so a δ that is
     /// finite in double but not in float (1e39) is refused too.
@@ -158,12 +123,6 @@ public struct SequenceSpan: Sendable, Equatable, BitwiseCopyable {
     public let batch: Int
     public let start: Int
     public let length: Int
-
-    public init(batch: Int, start: Int, length: Int) {
-        self.batch = batch
-        self.start = start
-        self.length = length
-    }
 
     /// Spans (b, 0, length) of a padded batch of `batch` sequences, in fallibly allocated memory
     /// (the batch is caller-sized).

@@ -1,10 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import SlayKernels
 
 /// The chunk pieces forms share: loading rows and features, reading the state, the masked
@@ -14,12 +7,11 @@ extension FormTask {
     /// True when the task's key head decays at all (a per-token log decay, or γ < 1).
     var decays: Bool { options.logDecay != nil || options.decay.decays(head: keyHead) }
 
-    /// Keys and values of the chunk's rows into w[.keyRows] / w[.valueRows], and the number of
-    /// leading rows whose value is finite.
-    func gatherKeys(_ chunk: inout ChunkRows) {
-        let (k, v) = (call.k!, call.v!)
-        k.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.keyRows])
-        v.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.valueRows])
+    /// Keys and values of the chunk's rows, as loadRows loads them, and the number of leading
+    /// rows whose value is finite.
+    func loadKeys(_ chunk: inout ChunkRows) {
+        loadRows(role: .key, head: keyHead, chunk)
+        call.v!.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.valueRows])
         chunk.finiteRows = Self.finiteRows(w[.valueRows], rows: chunk.rows, width: call.valueDim)
     }
 
@@ -35,29 +27,21 @@ extension FormTask {
         return rows
     }
 
-    /// Features of the chunk's keys into w[.phiK] (L2-normalised with qk_l2norm, times the key gates).
-    func keyFeatures(_ chunk: ChunkRows) {
-        map.features(role: .key, head: keyHead, input: w[.keyRows], rows: chunk.rows, firstPosition: origin + chunk.t0,
-                     output: w[.phiK], scratch: w[.keyScratch])
-        if options.qkL2Norm { Self.normaliseRows(w[.phiK], rows: chunk.rows, width: map.featureDim) }
-        if let gates = options.keyGateLogits {
-            HeadGates.fill(gates, batch: span.batch, t0: span.start + chunk.t0, rows: chunk.rows, head: keyHead, into: w[.keyGates])
-            HeadGates.scaleRows(w[.phiK], rows: chunk.rows, width: map.featureDim, by: w[.keyGates])
-        }
-    }
-
-    /// Query rows of `queryHead` into w[.queryRows] (raw) and their features into w[.phiQ].
-    func loadQueries(queryHead: Int, _ chunk: ChunkRows, features: Bool = true) {
-        call.q!.gatherRows(batch: span.batch, head: queryHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.queryRows])
-        if let gates = options.queryGateLogits {
-            HeadGates.fill(gates, batch: span.batch, t0: span.start + chunk.t0, rows: chunk.rows, head: queryHead,
-                           into: w[.queryGates])
-        }
-        guard features else { return }
-        map.features(role: .query, head: keyHead, input: w[.queryRows], rows: chunk.rows, firstPosition: origin + chunk.t0,
-                     output: w[.phiQ], scratch: w[.featureScratch])
-        if options.qkL2Norm { Self.normaliseRows(w[.phiQ], rows: chunk.rows, width: map.featureDim) }
-        if options.queryGateLogits != nil { HeadGates.scaleRows(w[.phiQ], rows: chunk.rows, width: map.featureDim, by: w[.queryGates]) }
+    /// The chunk's rows of `head` of q or k (by `role`) into w[.queryRows] / w[.keyRows] (raw) and
+    /// their gates into w[.queryGates] / w[.keyGates]; then, unless the form keeps frames (it never
+    /// forms features), their features into w[.phiQ] / w[.phiK], L2-normalised with qk_l2norm and gated.
+    func loadRows(role: FeatureRole, head: Int, _ chunk: ChunkRows) {
+        let (view, logits) = role == .key ? (call.k!, options.keyGateLogits) : (call.q!, options.queryGateLogits)
+        let (input, gates, phi): (WorkspaceBlock, WorkspaceBlock, WorkspaceBlock) =
+            role == .key ? (.keyRows, .keyGates, .phiK) : (.queryRows, .queryGates, .phiQ)
+        let (t0, rows, m) = (span.start + chunk.t0, chunk.rows, map.featureDim)
+        view.gatherRows(batch: span.batch, head: head, t0: t0, rows: rows, into: w[input])
+        if let logits { HeadGates.fill(logits, batch: span.batch, t0: t0, rows: rows, head: head, into: w[gates]) }
+        guard !call.framed else { return }
+        map.features(role: role, head: keyHead, input: w[input], rows: rows, firstPosition: origin + chunk.t0,
+                     output: w[phi], scratch: w[role == .key ? .keyScratch : .featureScratch])
+        if options.qkL2Norm { Self.normaliseRows(w[phi], rows: rows, width: m) }
+        if logits != nil { HeadGates.scaleRows(w[phi], rows: rows, width: m, by: w[gates]) }
     }
 
     /// Each row ← row / ‖row‖ (fla's use_qk_l2norm_in_kernel: ‖row‖ = sqrt(Σ x² + 1e-6)).
@@ -119,34 +103,29 @@ extension FormTask {
     /// value row must not change the other columns), the others the NaN or ±inf they reach.
     func lowerProduct(_ l: UnsafePointer<Float>, rows: Int, finiteRows: Int, b: UnsafePointer<Float>,
                       rowStrideB: Int, width: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
-        guard finiteRows < rows else {
-            Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1, b: b, rowStrideB: rowStrideB,
-                          columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: w[.gemm])
-            return
+        let (masks, masked) = (finiteRows < rows, w[.maskedRows])
+        if masks {
+            for i in 0..<finiteRows { (masked + i * width).update(from: b + i * rowStrideB, count: width) }
+            (masked + finiteRows * width).update(repeating: 0, count: (rows - finiteRows) * width)
         }
-        let masked = w[.maskedRows]
-        for i in 0..<rows {
-            let target = masked + i * width
-            if i < finiteRows {
-                target.update(from: b + i * rowStrideB, count: width)
-            } else {
-                target.update(repeating: 0, count: width)
-            }
-        }
-        Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1, b: masked, rowStrideB: width,
-                      columnStrideB: 1, c: c, ldc: ldc, accumulate: accumulate, workspace: w[.gemm])
+        Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1,
+                      b: masks ? UnsafePointer(masked) : b, rowStrideB: masks ? width : rowStrideB, columnStrideB: 1,
+                      c: c, ldc: ldc, accumulate: accumulate, workspace: w[.gemm])
+        guard masks else { return }
         Gemm.multiply(m: rows - finiteRows, n: width, k: rows - finiteRows, a: l + finiteRows * rows + finiteRows,
                       rowStrideA: rows, columnStrideA: 1, b: b + finiteRows * rowStrideB, rowStrideB: rowStrideB,
                       columnStrideB: 1, c: c + finiteRows * ldc, ldc: ldc, accumulate: true, workspace: w[.gemm])
     }
 
-    /// S[:, columns] += Φ_Kᵀ·V[:, columns], z += Φ_Kᵀ·1 over the chunk's rows.
-    func addKeysToState(rows: Int) {
+    /// S[:, columns] += Φ_Kᵀ·V (by default the task's columns of the chunk's value rows) and, with
+    /// `normaliser`, z += Φ_Kᵀ·1 over the chunk's rows.
+    func addKeysToState(rows: Int, values: UnsafePointer<Float>? = nil, stride: Int? = nil,
+                        normaliser addsZ: Bool = true) {
         let (m, dv) = (map.featureDim, call.valueDim)
         Gemm.multiply(m: m, n: columns.count, k: rows, a: w[.phiK], rowStrideA: 1, columnStrideA: m,
-                      b: w[.valueRows] + columns.lowerBound, rowStrideB: dv, columnStrideB: 1,
-                      c: state + columns.lowerBound, ldc: dv, accumulate: true, workspace: w[.gemm])
-        for i in 0..<rows {
+                      b: values ?? UnsafePointer(w[.valueRows] + columns.lowerBound), rowStrideB: stride ?? dv,
+                      columnStrideB: 1, c: state + columns.lowerBound, ldc: dv, accumulate: true, workspace: w[.gemm])
+        for i in 0..<rows where addsZ {
             let phi = w[.phiK] + i * m
             for f in 0..<m { normaliser[f] += phi[f] }
         }
@@ -163,6 +142,40 @@ extension FormTask {
         }
     }
 
+    /// scores[i, j] ×= e^{b_i − b_j} for j ≤ i, from cumulative b in w[.rowDecay]; γ^(i−j) with `powers`.
+    func decayScores(_ scores: UnsafeMutablePointer<Float>, rows: Int, powers: Bool = false) {
+        let (b, scratch) = (w[.rowDecay], w[.decayFactors])
+        for i in 0..<rows {
+            for j in 0...i { scratch[j] = powers ? w[.powers][i - j] : min(b[i] - b[j], 0) }
+            if !powers { DecayMath.expNonPositive(scratch, count: i + 1, output: scratch) }
+            let row = scores + i * rows
+            for j in 0...i { row[j] *= scratch[j] }
+        }
+    }
+
+    /// The chunk's keys into the state under a scalar decay (additive and delta-rule forms): S (and,
+    /// with `normaliser`, z) × e^{b_last}, then S += Φ_Kᵀ·(e^{b_last − b_j} values_j) and z += Σ_j
+    /// e^{b_last − b_j} φ(k_j); with `powers`, γ^rows and γ^(last − j). The values are scaled, not
+    /// the keys: they are the narrower rows (dv columns, m features). Without decay, addKeysToState.
+    func addDecayedKeys(rows: Int, powers: Bool, values: UnsafePointer<Float>? = nil, stride: Int? = nil,
+                        normaliser addsZ: Bool = true) {
+        guard decays else { return addKeysToState(rows: rows, values: values, stride: stride, normaliser: addsZ) }
+        let (m, width, last, b) = (map.featureDim, columns.count, rows - 1, w[.rowDecay])
+        let source = values ?? UnsafePointer(w[.valueRows] + columns.lowerBound)
+        let sourceStride = stride ?? call.valueDim
+        scaleState(by: nil, scalar: powers ? w[.powers][rows] : ScalarDecay.weight(b[last]), normaliser: addsZ)
+        // Scaled values in the outputs buffer (free between query heads).
+        for j in 0..<rows {
+            let factor = powers ? w[.powers][last - j] : ScalarDecay.weight(b[last] - b[j])
+            let (row, target, phi) = (source + j * sourceStride, w[.outputs] + j * width, w[.phiK] + j * m)
+            for c in 0..<width { target[c] = row[c] * factor }
+            if addsZ {
+                for f in 0..<m { normaliser[f] += phi[f] * factor }
+            }
+        }
+        addKeysToState(rows: rows, values: w[.outputs], stride: width, normaliser: false)
+    }
+
     /// The chunk's rows of a per-head token tensor (β [B, T, Hk], or channel 0 of a log decay
     /// broadcast over m) into `target`; `absent` for every row without one.
     func headRows(_ view: TensorView?, _ chunk: ChunkRows, absent: Float, into target: UnsafeMutablePointer<Float>) {
@@ -171,18 +184,22 @@ extension FormTask {
         for i in 0..<chunk.rows { target[i] = view.load(base + (span.start + chunk.t0 + i) * view.steps[1]) }
     }
 
-    /// Per-head log decay plus log γ of the chunk's rows into `target` (log γ alone without it).
-    func headLogDecay(_ chunk: ChunkRows, into target: UnsafeMutablePointer<Float>) {
-        let logGamma = options.decay.logarithm(head: keyHead)
+    /// b_i = Σ_{t ≤ i} (g_t + log γ) of the chunk's rows into w[.rowDecay] (per-head g; log γ alone
+    /// without it).
+    func cumulativeRowDecay(_ chunk: ChunkRows) {
+        let (target, logGamma) = (w[.rowDecay], options.decay.logarithm(head: keyHead))
         headRows(options.logDecay, chunk, absent: 0, into: target)
         for i in 0..<chunk.rows { target[i] += logGamma }
+        for i in 1..<max(1, chunk.rows) { target[i] += target[i - 1] }
     }
 
     /// Per-channel log α of the chunk's rows into w[.logDecay] [rows, m], plus log γ (log γ alone
-    /// without log decay).
+    /// without log decay; −0 without either, so that adding it changes no bits, a −0 included).
     func channelLogDecay(_ chunk: ChunkRows) {
         let (m, logGamma) = (map.featureDim, options.decay.logarithm(head: keyHead))
-        guard let logDecay = options.logDecay else { return w[.logDecay].update(repeating: logGamma, count: chunk.rows * m) }
+        guard let logDecay = options.logDecay else {
+            return w[.logDecay].update(repeating: logGamma == 0 ? -0.0 : logGamma, count: chunk.rows * m)
+        }
         logDecay.gatherRows(batch: span.batch, head: keyHead, t0: span.start + chunk.t0, rows: chunk.rows, into: w[.logDecay])
         if logGamma != 0 {
             for i in 0..<(chunk.rows * m) { w[.logDecay][i] += logGamma }
@@ -199,22 +216,6 @@ enum ScalarDecay {
     static func fillPowers(_ gamma: Float, count: Int, into powers: UnsafeMutablePointer<Float>) {
         let logGamma = log(Double(gamma))
         for n in 0..<count { powers[n] = Float(exp(Double(n) * logGamma)) }
-    }
-
-    /// b_i from λ (in place: logs[i] ← Σ_{t ≤ i} logs[t]).
-    static func accumulate(_ logs: UnsafeMutablePointer<Float>, rows: Int) {
-        for i in 1..<max(1, rows) { logs[i] += logs[i - 1] }
-    }
-
-    /// scores[i, j] ×= e^{b_i − b_j} for j ≤ i, from cumulative b; `scratch` holds `rows` floats.
-    static func decayScores(_ scores: UnsafeMutablePointer<Float>, rows: Int, cumulative b: UnsafePointer<Float>,
-                            scratch: UnsafeMutablePointer<Float>) {
-        for i in 0..<rows {
-            for j in 0...i { scratch[j] = min(b[i] - b[j], 0) }
-            DecayMath.expNonPositive(scratch, count: i + 1, output: scratch)
-            let row = scores + i * rows
-            for j in 0...i { row[j] *= scratch[j] }
-        }
     }
 
     /// e^{x} for x ≤ 0 (0 below the smallest normal float, the chunked forms' bound).

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// SLA head-level softmax gates (docs/math.md §3): per token, g_h = softmax over the heads of the
 /// token's logits, and φ(q_{t,h}) ← g^Q_{t,h} φ(q_{t,h}), φ(k_{t,h}) ← g^K_{t,h} φ(k_{t,h}).
 /// Gates are per-token scalars, so they fold into the feature rows and the chunked algorithm is

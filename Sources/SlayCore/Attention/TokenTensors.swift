@@ -41,17 +41,14 @@ enum TokenTensors {
     /// Every element must satisfy `isValid`; the first that does not is named with its index.
     static func checkValues(_ view: TensorView, _ name: String, rule: String, status: SlayStatus = .invalidArgument,
                             isValid: (Float) -> Bool) throws {
-        let e = view.extents
-        let s = view.steps
-        for a in 0..<e[0] {
-            for b in 0..<e[1] {
-                for c in 0..<e[2] {
-                    let row = a * s[0] + b * s[1] + c * s[2]
-                    for d in 0..<e[3] where !isValid(view.load(row + d * s[3])) {
-                        let index = [a, b, c, d].prefix(view.rank).map(String.init).joined(separator: ", ")
-                        throw SlayError(status, "\(name)[\(index)] is \(view.load(row + d * s[3])); \(rule)")
-                    }
-                }
+        let (e, s) = (view.extents, view.steps)
+        // Rows along the last axis (unused axes have extent 1).
+        for line in 0..<(e[0] * e[1] * e[2]) {
+            let (a, b, c) = (line / (e[1] * e[2]), line / e[2] % e[1], line % e[2])
+            let row = a * s[0] + b * s[1] + c * s[2]
+            for d in 0..<e[3] where !isValid(view.load(row + d * s[3])) {
+                let index = [a, b, c, d].prefix(view.rank).map(String.init).joined(separator: ", ")
+                throw SlayError(status, "\(name)[\(index)] is \(view.load(row + d * s[3])); \(rule)")
             }
         }
     }
@@ -88,6 +85,13 @@ enum TokenTensors {
             if let channels { e[leading + 1] = channels }
             return e
         }
+        // A per-head tensor [lead…, heads] of the call's keys or queries, every value valid.
+        func checkHeads(_ view: TensorView?, _ name: String, _ outer: SIMD2<Int>, _ heads: Int, _ axis: String,
+                        rule: String, isValid: (Float) -> Bool) throws {
+            guard let view else { return }
+            try checkShape(view, name, rank: leading + 1, extents: extents(outer, heads), layout: "\(lead)\(axis)]")
+            try checkValues(view, name, rule: rule, isValid: isValid)
+        }
         var checked = Checked()
         if let keys {
             if let logDecay = o.logDecay {
@@ -101,19 +105,13 @@ enum TokenTensors {
                 try checkValues(logDecay, "log_decay", rule: "each log α (g) must be finite and <= 0") { $0.isFinite && $0 <= 0 }
                 checked.logDecay = checked.perHead ? broadcast(logDecay, leading: leading, over: map.featureDim) : logDecay
             }
-            if let gates = o.keyGateLogits {
-                try checkShape(gates, "key_gate_logits", rank: leading + 1, extents: extents(keys, h), layout: "\(lead)Hk]")
-                try checkValues(gates, "key_gate_logits", rule: "gate logits must be finite") { $0.isFinite }
-            }
-            if let beta = o.beta {
-                try checkShape(beta, "beta", rank: leading + 1, extents: extents(keys, h), layout: "\(lead)Hk]")
-                try checkValues(beta, "beta", rule: "each β must be in [0, 2]") { $0 >= 0 && $0 <= 2 }
-            }
+            try checkHeads(o.keyGateLogits, "key_gate_logits", keys, h, "Hk",
+                           rule: "gate logits must be finite") { $0.isFinite }
+            try checkHeads(o.beta, "beta", keys, h, "Hk", rule: "each β must be in [0, 2]") { $0 >= 0 && $0 <= 2 }
         }
-        if let queries, let gates = o.queryGateLogits {
-            try checkShape(gates, "query_gate_logits", rank: leading + 1, extents: extents(queries, queryHeads),
-                           layout: "\(lead)Hq]")
-            try checkValues(gates, "query_gate_logits", rule: "gate logits must be finite") { $0.isFinite }
+        if let queries {
+            try checkHeads(o.queryGateLogits, "query_gate_logits", queries, queryHeads, "Hq",
+                           rule: "gate logits must be finite") { $0.isFinite }
         }
         return checked
     }

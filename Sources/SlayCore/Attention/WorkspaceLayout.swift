@@ -63,16 +63,9 @@ public struct WorkspaceLayout: Sendable {
 
 /// One worker's buffer, its blocks located by the layout: w[.phiQ] is where φ(Q) starts.
 struct Workspace {
+    let layout: WorkspaceLayout
     let buffer: UnsafeMutablePointer<Float>
-    let offsets: SIMD32<Int>
-    let chunk: Int
-
-    init(layout: WorkspaceLayout, buffer: UnsafeMutablePointer<Float>) {
-        self.buffer = buffer
-        offsets = layout.offsets
-        chunk = layout.chunk
-    }
 
     @inline(__always)
-    subscript(block: WorkspaceBlock) -> UnsafeMutablePointer<Float> { buffer + offsets[block.rawValue] }
+    subscript(block: WorkspaceBlock) -> UnsafeMutablePointer<Float> { buffer + layout.offsets[block.rawValue] }
 }

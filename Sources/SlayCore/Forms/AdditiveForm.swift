@@ -6,9 +6,7 @@
 /// scalar decay factors of ScalarDecay on the inter-chunk rows, the intra-chunk scores and the
 /// keys entering the state. Decode: one pass over S (the DecodeKernels row stream).
 enum AdditiveForm: RecurrenceForm {
-    static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool {
-        options.update == .add
-    }
+    static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { options.update == .add }
 
     static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 64 }
 
@@ -20,23 +18,18 @@ enum AdditiveForm: RecurrenceForm {
         try layout.reserve(.decayFactors, c)
     }
 
-    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
-        task.gatherKeys(&chunk)
-        task.keyFeatures(chunk)
-        let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
-        guard decayed else { return }
-        if dataDependent {
-            task.headLogDecay(chunk, into: task.w[.rowDecay])
-            ScalarDecay.accumulate(task.w[.rowDecay], rows: chunk.rows)
-        } else if chunk.t0 == 0 {
+    static func prepareKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
+        if task.options.logDecay != nil {
+            task.cumulativeRowDecay(chunk)
+        } else if task.decays && chunk.t0 == 0 {
             // The powers depend only on γ: once per task (the workspace is the task's until it ends).
-            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: task.w.chunk + 1, into: task.w[.powers])
+            let w = task.w
+            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: w.layout.chunk + 1, into: w[.powers])
         }
     }
 
-    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
+    static func queryChunk(_ task: FormTask, _ chunk: ChunkRows, causal: Bool) {
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
-        task.loadQueries(queryHead: queryHead, chunk)
         task.readState(rows: rows)
         guard causal else { return }
         let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
@@ -51,40 +44,21 @@ enum AdditiveForm: RecurrenceForm {
             Gemm.multiply(m: rows, n: rows, k: m, a: w[.phiQ], rowStrideA: m, columnStrideA: 1,
                           b: w[.phiK], rowStrideB: 1, columnStrideB: m, c: w[.scores], ldc: rows,
                           accumulate: false, workspace: w[.gemm])
-        } else if task.options.queryGateLogits != nil || task.options.keyGateLogits != nil {
-            task.gateScores(rows: rows)
-        }
-        if dataDependent {
-            ScalarDecay.decayScores(w[.scores], rows: rows, cumulative: w[.rowDecay], scratch: w[.decayFactors])
-        } else if decayed {
-            for i in 0..<rows {
-                let row = w[.scores] + i * rows
-                for j in 0...i { row[j] *= w[.powers][i - j] }
+        } else {
+            // scores[i, j] ×= g^Q_i · g^K_j (the gates of the chunk are in the workspace).
+            let (queryGates, keyGates) = (task.options.queryGateLogits != nil, task.options.keyGateLogits != nil)
+            if queryGates { HeadGates.scaleRows(w[.scores], rows: rows, width: rows, by: w[.queryGates]) }
+            for i in 0..<rows where keyGates {
+                for j in 0..<rows { w[.scores][i * rows + j] *= w[.keyGates][j] }
             }
         }
+        if decayed { task.decayScores(w[.scores], rows: rows, powers: !dataDependent) }
         task.addIntraChunk(chunk)
     }
 
     /// S ← e^{b_last} S + Σ_j e^{b_last − b_j} φ(k_j) v_jᵀ (and z alike); without decay S += Φ_Kᵀ V.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
-        let (w, rows, width) = (task.w, chunk.rows, task.columns.count)
-        let (decayed, dataDependent) = (task.decays, task.options.logDecay != nil)
-        guard decayed else { return task.addKeysToState(rows: rows) }
-        let m = task.map.featureDim
-        let last = rows - 1
-        task.scaleState(by: nil, scalar: dataDependent ? ScalarDecay.weight(w[.rowDecay][last]) : w[.powers][rows])
-        // Scaled values e^{b_last − b_j} v_j in the outputs buffer (free between query heads).
-        for j in 0..<rows {
-            let factor = dataDependent ? ScalarDecay.weight(w[.rowDecay][last] - w[.rowDecay][j]) : w[.powers][rows - 1 - j]
-            let source = w[.valueRows] + j * task.call.valueDim + task.columns.lowerBound
-            let target = w[.outputs] + j * width
-            for c in 0..<width { target[c] = source[c] * factor }
-            let phi = w[.phiK] + j * m
-            for f in 0..<m { task.normaliser[f] += phi[f] * factor }
-        }
-        Gemm.multiply(m: m, n: width, k: rows, a: w[.phiK], rowStrideA: 1, columnStrideA: m,
-                      b: w[.outputs], rowStrideB: width, columnStrideB: 1,
-                      c: task.state + task.columns.lowerBound, ldc: task.call.valueDim, accumulate: true, workspace: w[.gemm])
+        task.addDecayedKeys(rows: chunk.rows, powers: task.options.logDecay == nil)
     }
 
     // MARK: decode step
@@ -98,22 +72,5 @@ enum AdditiveForm: RecurrenceForm {
         let decays = task.options.logDecay != nil || w[.running][0] != 1
         task.additive(rows: task.map.featureDim, stateScales: decays ? w[.running] : nil, stride: 0, keyScales: w[.phiK])
         task.store(framed: false)
-    }
-}
-
-extension FormTask {
-    /// scores[i, j] ×= g^Q_i · g^K_j, for a block the map's factorised shortcut computed from
-    /// ungated features (the gates of the chunk are in the workspace from loadKeys / loadQueries).
-    func gateScores(rows: Int) {
-        for i in 0..<rows {
-            let row = w[.scores] + i * rows
-            if options.queryGateLogits != nil {
-                let g = w[.queryGates][i]
-                for j in 0..<rows { row[j] *= g }
-            }
-            if options.keyGateLogits != nil {
-                for j in 0..<rows { row[j] *= w[.keyGates][j] }
-            }
-        }
     }
 }

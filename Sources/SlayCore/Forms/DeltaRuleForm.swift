@@ -43,35 +43,27 @@ enum DeltaRuleForm: RecurrenceForm {
     }
 
     /// Key features, β, b, T, W and the chunk's corrected values U' (which need S_0).
-    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
-        let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
-        let dv = task.call.valueDim
-        task.gatherKeys(&chunk)
-        task.keyFeatures(chunk)
+    static func prepareKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
+        let (w, m, dv, rows, width) = (task.w, task.map.featureDim, task.call.valueDim, chunk.rows, task.columns.count)
         chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w[.phiK], rows: rows, width: m))
         let beta = w[.formRows]
         task.headRows(task.options.beta, chunk, absent: 1, into: beta)
         let decayed = task.decays
-        if decayed {
-            task.headLogDecay(chunk, into: w[.rowDecay])
-            ScalarDecay.accumulate(w[.rowDecay], rows: rows)
-        }
+        if decayed { task.cumulativeRowDecay(chunk) }
         // A = β_i (k_i·k_j) e^{b_i − b_j} below the diagonal (in w[.scores], free until the queries).
         let a = w[.scores]
         Gemm.multiply(m: rows, n: rows, k: m, a: w[.phiK], rowStrideA: m, columnStrideA: 1, b: w[.phiK], rowStrideB: 1,
                       columnStrideB: m, c: a, ldc: rows, accumulate: false, workspace: w[.gemm])
-        if decayed { ScalarDecay.decayScores(a, rows: rows, cumulative: w[.rowDecay], scratch: w[.decayFactors]) }
+        if decayed { task.decayScores(a, rows: rows) }
         // T = (I + A)⁻¹ by forward substitution: row i = e_i − Σ_{j<i} A_ij T_j (rows j < i only,
         // so a non-finite row reaches no earlier one).
         let t = w[.formSquare]
         for i in 0..<rows {
-            let row = t + i * rows
+            let (row, coefficients) = (t + i * rows, a + i * rows)
             row.update(repeating: 0, count: rows)
             row[i] = 1
-            let coefficients = a + i * rows
             for j in 0..<i {
-                let x = beta[i] * coefficients[j]
-                let earlier = t + j * rows
+                let (x, earlier) = (beta[i] * coefficients[j], t + j * rows)
                 for c in 0...j { row[c] -= x * earlier[c] }
             }
         }
@@ -97,9 +89,8 @@ enum DeltaRuleForm: RecurrenceForm {
         chunk.finiteRows = min(chunk.finiteRows, FormTask.finiteRows(w[.formValues], rows: rows, width: width))
     }
 
-    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
+    static func queryChunk(_ task: FormTask, _ chunk: ChunkRows, causal: Bool) {
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
-        task.loadQueries(queryHead: queryHead, chunk)
         task.readState(rows: rows)
         guard causal else { return }
         let decayed = task.decays
@@ -107,26 +98,14 @@ enum DeltaRuleForm: RecurrenceForm {
         if decayed { task.scaleReadout(rows: rows) { ScalarDecay.weight(w[.rowDecay][$0]) } }
         Gemm.multiply(m: rows, n: rows, k: m, a: w[.phiQ], rowStrideA: m, columnStrideA: 1, b: w[.phiK], rowStrideB: 1,
                       columnStrideB: m, c: w[.scores], ldc: rows, accumulate: false, workspace: w[.gemm])
-        if decayed { ScalarDecay.decayScores(w[.scores], rows: rows, cumulative: w[.rowDecay], scratch: w[.decayFactors]) }
+        if decayed { task.decayScores(w[.scores], rows: rows) }
         task.addIntraChunk(chunk, values: w[.formValues], stride: task.columns.count)
     }
 
-    /// S ← e^{b_last} S + (e^{b_last − b_j} K)ᵀ U' (K scaled in place: the chunk is done with it).
+    /// S ← e^{b_last} S + Kᵀ (e^{b_last − b_j} U').
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
-        let (w, m, rows, width) = (task.w, task.map.featureDim, chunk.rows, task.columns.count)
-        let dv = task.call.valueDim
-        if task.decays {
-            let last = w[.rowDecay][rows - 1]
-            task.scaleState(by: nil, scalar: ScalarDecay.weight(last), normaliser: false)
-            for i in 0..<rows {
-                let factor = ScalarDecay.weight(last - w[.rowDecay][i])
-                let phi = w[.phiK] + i * m
-                for f in 0..<m { phi[f] *= factor }
-            }
-        }
-        Gemm.multiply(m: m, n: width, k: rows, a: w[.phiK], rowStrideA: 1, columnStrideA: m, b: w[.formValues],
-                      rowStrideB: width, columnStrideB: 1, c: task.state + task.columns.lowerBound, ldc: dv,
-                      accumulate: true, workspace: w[.gemm])
+        let (values, width) = (task.w[.formValues], task.columns.count)
+        task.addDecayedKeys(rows: chunk.rows, powers: false, values: values, stride: width, normaliser: false)
     }
 
     // MARK: decode step

@@ -58,24 +58,21 @@ enum GatedForm: RecurrenceForm {
         try layout.reserve(.running, try CheckedSize.add(m, 8, what: "workspace"))
     }
 
-    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
-        task.gatherKeys(&chunk)
-        task.keyFeatures(chunk)
+    static func prepareKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
         task.channelLogDecay(chunk)
         // e^(b_i): how much of the state before the chunk row i still sees, per channel.
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
-        let factors = w[.decayFactors]
-        factors.update(from: w[.logDecay], count: m)
+        let (factors, logs) = (w[.decayFactors], w[.logDecay])
+        factors.update(from: logs, count: m)
         for i in 1..<max(1, rows) {
-            let (previous, row, step) = (factors + (i - 1) * m, factors + i * m, w[.logDecay] + i * m)
+            let (previous, row, step) = (factors + (i - 1) * m, factors + i * m, logs + i * m)
             for f in 0..<m { row[f] = previous[f] + step[f] }
         }
         DecayMath.expNonPositive(factors, count: rows * m, output: factors)
     }
 
-    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
+    static func queryChunk(_ task: FormTask, _ chunk: ChunkRows, causal: Bool) {
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
-        task.loadQueries(queryHead: queryHead, chunk)
         guard causal else { return task.readState(rows: rows) }
         // The intra block needs the undecayed φ(q); the readout then decays it in place.
         DecayMath.decayedScores(q: w[.phiQ], k: w[.phiK], logDecay: w[.logDecay], rows: rows, m: m, output: w[.scores],
@@ -90,19 +87,17 @@ enum GatedForm: RecurrenceForm {
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
         let (w, m, rows) = (task.w, task.map.featureDim, chunk.rows)
         // Suffix sums b_last − b_j = Σ_{t = j+1 … last} log α_t, then the carry b_last = that of j = −1.
-        let suffix = w[.decayFactors]
-        let last = suffix + (rows - 1) * m
-        last.update(repeating: 0, count: m)
+        let (suffix, carry, logs, count) = (w[.decayFactors], w[.running], w[.logDecay], rows * m)
+        (suffix + count - m).update(repeating: 0, count: m)
         for j in stride(from: rows - 2, through: 0, by: -1) {
-            let (row, next, step) = (suffix + j * m, suffix + (j + 1) * m, w[.logDecay] + (j + 1) * m)
+            let (row, next, step) = (suffix + j * m, suffix + (j + 1) * m, logs + (j + 1) * m)
             for f in 0..<m { row[f] = next[f] + step[f] }
         }
-        let carry = w[.running]
-        for f in 0..<m { carry[f] = suffix[f] + w[.logDecay][f] }
-        DecayMath.expNonPositive(suffix, count: rows * m, output: suffix)
+        for f in 0..<m { carry[f] = suffix[f] + logs[f] }
+        DecayMath.expNonPositive(suffix, count: count, output: suffix)
         DecayMath.expNonPositive(carry, count: m, output: carry)
         task.scaleState(by: carry)
-        for i in 0..<(rows * m) { w[.phiK][i] *= suffix[i] }
+        for i in 0..<count { w[.phiK][i] *= suffix[i] }
         task.addKeysToState(rows: rows)
     }
 

@@ -3,7 +3,7 @@
 /// The driver (AttentionCall) owns sequences, slots, threads, the workspace and the chunk and
 /// query-head loops; a form supplies the mathematics of one chunk and of one decode step, for one
 /// (sequence, key head) task. Its file holds both, side by side, with its refusals, its workspace
-/// blocks and its preferred chunk. The per-chunk pieces are separate functions (load the keys,
+/// blocks and its preferred chunk. The per-chunk pieces are separate functions (prepare the keys,
 /// answer one query head, absorb the chunk), so a backward pass can recompute them chunk by chunk.
 ///
 /// A new form is one file conforming to this protocol plus one line in `AttentionForms.registered`.
@@ -24,11 +24,11 @@ protocol RecurrenceForm {
     /// Workspace blocks beyond the driver's own, for chunks of layout.chunk rows or (`step`) for
     /// decode steps of a group of layout.chunk query heads.
     static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws
-    /// Rows of a chunk: keys, values and whatever key-side data the form derives from them.
-    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows)
-    /// w[.outputs] / w[.denominators] (/ w[.references]) of `queryHead` for the chunk's rows: against the
-    /// state before the chunk and, when causal, the chunk's own keys j ≤ i.
-    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool)
+    /// Whatever key-side data the form derives from the chunk's keys and values (FormTask.loadKeys).
+    static func prepareKeys(_ task: FormTask, _ chunk: inout ChunkRows)
+    /// w[.outputs] / w[.denominators] (/ w[.references]) of the query rows FormTask.loadRows loaded:
+    /// against the state before the chunk and, when causal, the chunk's own keys j ≤ i.
+    static func queryChunk(_ task: FormTask, _ chunk: ChunkRows, causal: Bool)
     /// The chunk's keys enter the state.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows)
 

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The rescaled-exp form: the ELA Hadamard Exp kernel k(a, b) = Σ_f e^{a_f + b_f} (docs/math.md
 /// §2), evaluated exactly and without overflow. The features e^a, e^b overflow fp32 once an
 /// entry passes ~88, so this form never forms them.
@@ -68,40 +60,28 @@ enum RescaledExpForm: RecurrenceForm {
 
     /// Keys, values, λ (w[.logDecay]) and the decayed running maxima
     /// prefix[i, f] = max(prefix[i−1, f] + λ_if, b_if), prefix[−1] = μ, that bound row i's exponents.
-    static func loadKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
+    static func prepareKeys(_ task: FormTask, _ chunk: inout ChunkRows) {
         let (w, d, rows) = (task.w, task.map.headDim, chunk.rows)
-        task.gatherKeys(&chunk)
-        let decayed = task.decays
-        if decayed { task.channelLogDecay(chunk) }
-        if let gates = task.options.keyGateLogits {
-            HeadGates.fill(gates, batch: task.span.batch, t0: task.span.start + chunk.t0, rows: rows, head: task.keyHead,
-                           into: w[.keyGates])
-        }
+        task.channelLogDecay(chunk)
         let maxima = task.maxima!
         for i in 0..<rows {
             let previous = i == 0 ? UnsafePointer(maxima) : UnsafePointer(w[.formKeys] + (i - 1) * d)
-            let key = w[.keyRows] + i * d
-            let target = w[.formKeys] + i * d
-            if decayed {
-                let lambda = w[.logDecay] + i * d
-                for f in 0..<d { target[f] = larger(key[f], previous[f] + lambda[f]) }
-            } else {
-                for f in 0..<d { target[f] = larger(key[f], previous[f]) }
-            }
+            let (key, lambda, target) = (w[.keyRows] + i * d, w[.logDecay] + i * d, w[.formKeys] + i * d)
+            for f in 0..<d { target[f] = larger(key[f], previous[f] + lambda[f]) }
         }
     }
 
     /// Outputs of a chunk's queries for one query head: against the state (inter-chunk) and,
     /// when causal, against the chunk's keys j ≤ i (intra-chunk, diagonal included).
-    static func queryChunk(_ task: FormTask, queryHead: Int, _ chunk: ChunkRows, causal: Bool) {
+    static func queryChunk(_ task: FormTask, _ chunk: ChunkRows, causal: Bool) {
         let (w, d, dv, rows) = (task.w, task.map.headDim, task.call.valueDim, chunk.rows)
         let maxima = task.maxima!
-        task.loadQueries(queryHead: queryHead, chunk, features: false)
         let decayed = causal && task.decays
         let keyGates = task.options.keyGateLogits != nil
-        // L_i = Σ_{t ≤ i} λ_t, per channel, built up row by row.
+        // L_i = Σ_{t ≤ i} λ_t, per channel, built up row by row (0 when nothing decays: λ is not
+        // loaded for queries alone).
         let cumulative = w[.decayFactors]
-        if decayed { cumulative.update(repeating: 0, count: d) }
+        cumulative.update(repeating: 0, count: d)
         for i in 0..<rows {
             let a = w[.queryRows] + i * d
             let bound = causal ? UnsafePointer(w[.formKeys] + i * d) : UnsafePointer(maxima)
@@ -111,14 +91,11 @@ enum RescaledExpForm: RecurrenceForm {
             if r == -.infinity { r = 0 }
             w[.references][i] = r
             // Inter-chunk weights e^{a_f + μ_f + L_if − r}; empty dimensions have no keys (weight 0).
-            let weights = w[.phiQ] + i * d
+            let (weights, lambda) = (w[.phiQ] + i * d, w[.logDecay] + i * d)
             if decayed {
-                let lambda = w[.logDecay] + i * d
                 for f in 0..<d { cumulative[f] += lambda[f] }
-                for f in 0..<d { weights[f] = a[f] + maxima[f] + cumulative[f] }
-            } else {
-                for f in 0..<d { weights[f] = a[f] + maxima[f] }
             }
+            for f in 0..<d { weights[f] = a[f] + maxima[f] + cumulative[f] }
             VectorMath.expShiftedClamped(weights, count: d, shift: r, limit: 88, scale: 1, output: weights)
             for f in 0..<d where maxima[f] == empty { weights[f] = 0 }
             var total: Float = 0
@@ -126,24 +103,13 @@ enum RescaledExpForm: RecurrenceForm {
             w[.denominators][i] = total
             guard causal else { continue }
             // Intra-chunk scores s_ij = g^K_j Σ_f e^{a_f + b_jf + Σ_{t=j+1..i} λ_tf − r}, j ≤ i.
-            let sums = w[.formSquare]
-            if decayed {
-                let running = w[.running]
-                running.update(repeating: 0, count: d)
-                for j in stride(from: i, through: 0, by: -1) {
-                    let key = w[.keyRows] + j * d
-                    let target = sums + j * d
-                    for f in 0..<d { target[f] = a[f] + key[f] + running[f] }
-                    if j > 0 {
-                        let lambda = w[.logDecay] + j * d
-                        for f in 0..<d { running[f] += lambda[f] }
-                    }
-                }
-            } else {
-                for j in 0...i {
-                    let key = w[.keyRows] + j * d
-                    let target = sums + j * d
-                    for f in 0..<d { target[f] = a[f] + key[f] }
+            let (sums, running) = (w[.formSquare], w[.running])
+            running.update(repeating: 0, count: d)
+            for j in stride(from: i, through: 0, by: -1) {
+                let (key, lambda, target) = (w[.keyRows] + j * d, w[.logDecay] + j * d, sums + j * d)
+                for f in 0..<d { target[f] = a[f] + key[f] + running[f] }
+                if decayed {
+                    for f in 0..<d { running[f] += lambda[f] }
                 }
             }
             VectorMath.expShiftedClamped(sums, count: (i + 1) * d, shift: r, limit: 88, scale: 1, output: sums)
@@ -166,27 +132,18 @@ enum RescaledExpForm: RecurrenceForm {
     /// S̃ += Eᵀ V and z̃ += Eᵀ 1 with E_jf = g^K_j e^{b_jf + Σ_{t=j+1..last} λ_tf − μ'_f}.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows) {
         let (w, d, dv, rows) = (task.w, task.map.headDim, task.call.valueDim, chunk.rows)
-        let maxima = task.maxima!
-        let decayed = task.decays
-        let newMaxima = w[.formKeys] + (rows - 1) * d
+        let (maxima, newMaxima) = (task.maxima!, w[.formKeys] + (rows - 1) * d)
         // suffix_j = Σ_{t=j+1..last} λ_t into w[.running] as it walks j downwards; the carry L_last
         // (= suffix_{−1}) rescales the old rows.
-        let e = w[.formSquare]
-        let suffix = w[.running]
+        let (e, suffix) = (w[.formSquare], w[.running])
         suffix.update(repeating: 0, count: d)
         for j in stride(from: rows - 1, through: 0, by: -1) {
-            let key = w[.keyRows] + j * d
-            let target = e + j * d
-            if decayed {
-                for f in 0..<d { target[f] = key[f] + suffix[f] - newMaxima[f] }
-                let lambda = w[.logDecay] + j * d
-                for f in 0..<d { suffix[f] += lambda[f] }
-            } else {
-                for f in 0..<d { target[f] = key[f] - newMaxima[f] }
-            }
+            let (key, lambda, target) = (w[.keyRows] + j * d, w[.logDecay] + j * d, e + j * d)
+            for f in 0..<d { target[f] = key[f] + suffix[f] - newMaxima[f] }
+            for f in 0..<d { suffix[f] += lambda[f] }
         }
         for f in 0..<d where maxima[f] != empty {
-            let exponent = decayed ? maxima[f] + suffix[f] - newMaxima[f] : maxima[f] - newMaxima[f]
+            let exponent = maxima[f] + suffix[f] - newMaxima[f]
             guard exponent != 0 else { continue }
             let factor = expf(exponent)
             let row = task.state + f * dv
@@ -218,43 +175,39 @@ enum RescaledExpForm: RecurrenceForm {
     static func step(_ task: StepTask) {
         task.gather()
         let (w, d, dv, group) = (task.w, task.map.headDim, task.valueDim, task.group)
-        let mu = task.maxima!
+        let (mu, keys, decayed) = (task.maxima!, w[.keyRows], w[.formKeys])
         let (logDecay, logGamma) = (task.options.logDecay, task.options.decay.logarithm(head: task.head))
-        let keyGate = task.gate(task.options.keyGateLogits, head: task.head)
-        let decayed = w[.formKeys]
         for f in 0..<d { decayed[f] = mu[f] + ((logDecay.map { task.token($0, channel: f) } ?? 0) + logGamma) }
         if logDecay == nil && logGamma == 0 { decayed.update(from: mu, count: d) }
         // Exponents −|b − μ̂| (0 where the factor is fixed below: an empty μ̂, or a key of −inf).
         let factors = w[.phiK]
         for f in 0..<d {
-            let (b, m) = (w[.keyRows][f], decayed[f])
+            let (b, m) = (keys[f], decayed[f])
             factors[f] = b > m ? (m == empty ? 0 : m - b) : (b == empty ? 0 : b - m)
         }
         VectorMath.expShiftedClamped(factors, count: d, shift: 0, limit: 88, scale: 1, output: factors)
-        // Query weights e^{a_f + μ'_f − r} against the state after this key, μ' = max(μ̂, b).
-        for g in 0..<group {
-            let a = w[.queryRows] + g * d
-            let row = w[.phiQ] + g * d
-            var r = -Float.infinity
-            for f in 0..<d { r = larger(a[f] + larger(w[.keyRows][f], decayed[f]), r) }
-            if r == -.infinity { r = 0 }
-            w[.references][g] = r
-            for f in 0..<d { row[f] = a[f] + larger(w[.keyRows][f], decayed[f]) }
-            VectorMath.expShiftedClamped(row, count: d, shift: r, limit: 88, scale: 1, output: row)
-            for f in 0..<d where larger(w[.keyRows][f], decayed[f]) == empty { row[f] = 0 }
-        }
         // Row f is rescaled when the key raises μ_f, else the key is scaled down: factors becomes
-        // the per-row state scale, keyScales the per-row key scale.
-        let keyScales = w[.formRows]
+        // the per-row state scale, keyScales the per-row key scale; μ' = max(μ̂, b).
+        let (keyScales, keyGate) = (w[.formRows], task.gate(task.options.keyGateLogits, head: task.head))
         for f in 0..<d {
-            let (b, m) = (w[.keyRows][f], decayed[f])
+            let (b, m) = (keys[f], decayed[f])
             if b > m {
                 (factors[f], keyScales[f]) = (m == empty ? 0 : factors[f], keyGate)
-                mu[f] = b
             } else {
                 (factors[f], keyScales[f]) = (1, b == empty ? 0 : factors[f] * keyGate)
-                mu[f] = m
             }
+            mu[f] = larger(b, m)
+        }
+        // Query weights e^{a_f + μ'_f − r} against the state after this key.
+        for g in 0..<group {
+            let (a, row) = (w[.queryRows] + g * d, w[.phiQ] + g * d)
+            var r = -Float.infinity
+            for f in 0..<d { r = larger(a[f] + mu[f], r) }
+            if r == -.infinity { r = 0 }
+            w[.references][g] = r
+            for f in 0..<d { row[f] = a[f] + mu[f] }
+            VectorMath.expShiftedClamped(row, count: d, shift: r, limit: 88, scale: 1, output: row)
+            for f in 0..<d where mu[f] == empty { row[f] = 0 }
         }
         task.additive(rows: d, stateScales: factors, stride: 1, keyScales: keyScales)
         if let gates = task.options.queryGateLogits {

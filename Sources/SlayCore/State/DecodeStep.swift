@@ -18,8 +18,8 @@ public struct SlotList: @unchecked Sendable {
 /// holds the blocks of every registered form, so any form can step with it.
 final class DecodeWorkspace: @unchecked Sendable {
     private(set) var buffer: ScratchBuffer?
+    /// layout.chunk: the largest group it holds.
     private(set) var layout = WorkspaceLayout(chunk: 0)
-    private(set) var group = 0
     /// One bit per slot of the state, all clear between calls: the slot distinctness check of a
     /// step marks its slots here, so it needs no allocation for any batch size.
     let slotMarks: HeapArray<UInt64>
@@ -29,7 +29,7 @@ final class DecodeWorkspace: @unchecked Sendable {
     }
 
     func ensure(group: Int, map: FeatureMap, valueDim: Int) throws {
-        if buffer != nil && group <= self.group { return }
+        if buffer != nil && group <= layout.chunk { return }
         var layout = WorkspaceLayout(chunk: group)
         try layout.reserveRows(queries: group, keys: 1, map: map, valueDim: valueDim)
         try layout.reserve(.references, group)
@@ -38,7 +38,6 @@ final class DecodeWorkspace: @unchecked Sendable {
         for form in AttentionForms.registered { try form.reserve(&layout, map: map, valueDim: valueDim, step: true) }
         buffer = try ScratchBuffer(floats: layout.totalFloats)
         self.layout = layout
-        self.group = group
     }
 }
 
@@ -115,13 +114,10 @@ struct StepTask {
                          scratch: w[.featureScratch])
             // Every query row of the group is the same token: map them one at a time at that position
             // when the map needs positions, in one block otherwise.
-            if map.needsPositions {
-                for g in 0..<group {
-                    map.features(role: .query, head: head, input: w[.queryRows] + g * d, rows: 1, firstPosition: position,
-                                 output: w[.phiQ] + g * m, scratch: w[.featureScratch])
-                }
-            } else {
-                map.features(role: .query, head: head, input: w[.queryRows], rows: group, output: w[.phiQ], scratch: w[.featureScratch])
+            let block = map.needsPositions ? 1 : group
+            for g in stride(from: 0, to: group, by: block) {
+                map.features(role: .query, head: head, input: w[.queryRows] + g * d, rows: block,
+                             firstPosition: position, output: w[.phiQ] + g * m, scratch: w[.featureScratch])
             }
         }
         if options.qkL2Norm {
@@ -177,15 +173,14 @@ extension RecurrentState {
         if options.nth > 1 && options.ith >= maxThreads {
             throw SlayError.invalid("partition ith = \(options.ith) needs a state created with max_threads > \(options.ith) (it has \(maxThreads))")
         }
-        // The workspace of this call's thread index: partitioned calls never share one.
-        try checkSlots(slots, sequences: n, marks: decodeWorkspaces[options.nth > 1 ? options.ith : 0].slotMarks)
+        // The workspaces from this call's thread index on: partitioned calls never share one.
+        let (first, threads) = options.nth > 1 ? (options.ith, 1) : (0, min(options.nThreads, maxThreads))
+        try checkSlots(slots, sequences: n, marks: decodeWorkspaces[first].slotMarks)
         options.logDecay = try TokenTensors.check(options, map: map, keys: SIMD2(n, 1), queries: SIMD2(n, 1),
                                                   queryHeads: hq, leading: 1).logDecay
         let form = try AttentionForms.select(map: map, options: options, mode: .causal, q: q, k: k, v: v)
-        let threads = options.nth > 1 ? 1 : min(options.nThreads, maxThreads)
-        let first = options.nth > 1 ? options.ith : 0
-        for worker in 0..<threads {
-            try decodeWorkspaces[first + worker].ensure(group: group, map: map, valueDim: valueDim)
+        for workspace in decodeWorkspaces[first..<(first + threads)] {
+            try workspace.ensure(group: group, map: map, valueDim: valueDim)
         }
         let tasks = ParallelFor.share(of: n * h, worker: options.ith, workers: options.nth)
         let settings = options
@@ -216,26 +211,21 @@ extension RecurrentState {
     /// nil allocates a fresh one (fallibly).
     func checkDistinct(_ slots: SlotList, marks given: HeapArray<UInt64>? = nil) throws {
         guard slots.pointer != nil else { return }
-        for i in 0..<slots.count {
-            let slot = slots[i]
-            guard slot >= 0 && slot < numSequences else {
-                throw SlayError.invalid("slots[\(i)] is \(slot); the state has slots 0..<\(numSequences)")
-            }
+        for i in 0..<slots.count where !(0..<numSequences).contains(slots[i]) {
+            throw SlayError.invalid("slots[\(i)] is \(slots[i]); the state has slots 0..<\(numSequences)")
         }
         let marks = try given ?? HeapArray<UInt64>(count: (numSequences + 63) / 64, what: "the slot marks of \(numSequences) slots")
         let words = marks.baseAddress
-        var repeated: Int?
+        func bit(_ i: Int) -> UInt64 { 1 << UInt64(slots[i] & 63) }
+        // Mark slots up to the first one already marked; then clear every mark set.
         var marked = 0
-        while marked < slots.count {
-            let slot = slots[marked]
-            let bit: UInt64 = 1 << UInt64(slot & 63)
-            if words[slot >> 6] & bit != 0 { repeated = slot; break }
-            words[slot >> 6] |= bit
+        while marked < slots.count && words[slots[marked] >> 6] & bit(marked) == 0 {
+            words[slots[marked] >> 6] |= bit(marked)
             marked += 1
         }
         for i in 0..<marked { words[slots[i] >> 6] = 0 }
-        if let repeated {
-            throw SlayError.invalid("slots must be distinct within one call; slot \(repeated) appears twice")
+        guard marked == slots.count else {
+            throw SlayError.invalid("slots must be distinct within one call; slot \(slots[marked]) appears twice")
         }
     }
 }

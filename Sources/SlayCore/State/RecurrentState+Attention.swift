@@ -17,20 +17,6 @@ extension RecurrentState {
                                      valueDim: valueDim)
     }
 
-    /// Sequence spans and their slots for a call over `batch` × `length` rows. cu_seqlens and slots
-    /// are read in place (caller memory, valid for the call); the spans are fallibly allocated.
-    func resolveSequences(batch: Int, length: Int, cuSeqlens: UnsafeBufferPointer<Int64>?,
-                          slots: UnsafeBufferPointer<Int32>?) throws -> (HeapArray<SequenceSpan>, SlotList) {
-        guard cuSeqlens == nil || batch == 1 else {
-            throw SlayError.shape("with cu_seqlens the tensors must be packed as [1, T_total, H, D], got B = \(batch)")
-        }
-        let spans = try cuSeqlens.map { try SequenceSpan.packed(offsets: $0, total: length) }
-            ?? SequenceSpan.padded(batch: batch, length: length)
-        let list = SlotList(pointer: slots?.baseAddress, count: slots?.count ?? spans.count)
-        try checkSlots(list, sequences: spans.count)
-        return (spans, list)
-    }
-
     /// `slots` has one entry per sequence, each a slot of the state, all distinct (see
     /// checkDistinct for `marks`); without slots, sequence i uses slot i.
     func checkSlots(_ slots: SlotList, sequences n: Int, marks: HeapArray<UInt64>? = nil) throws {
@@ -41,18 +27,35 @@ extension RecurrentState {
         try checkDistinct(slots, marks: marks)
     }
 
+    /// A call over sequences ([B, T, …] tensors) on the slots: spans from cu_seqlens or the padded
+    /// batch and the slots, read in place (caller memory, valid for the call) and checked; then the
+    /// driver. Returns the spans and slots.
+    private func run(q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?,
+                     cuSeqlens: UnsafeBufferPointer<Int64>?, slots: UnsafeBufferPointer<Int32>?, mode: AttentionMode,
+                     options: LinearAttentionOptions) throws -> (HeapArray<SequenceSpan>, SlotList) {
+        let queryHeads = try checkTokens(q: q, k: k, v: v, out: out, rank: 4)
+        let (batch, length) = ((k ?? q)!.extents[0], (k ?? q)!.extents[1])
+        guard cuSeqlens == nil || batch == 1 else {
+            throw SlayError.shape("with cu_seqlens the tensors must be packed as [1, T_total, H, D], got B = \(batch)")
+        }
+        let spans = try cuSeqlens.map { try SequenceSpan.packed(offsets: $0, total: length) }
+            ?? SequenceSpan.padded(batch: batch, length: length)
+        let list = SlotList(pointer: slots?.baseAddress, count: slots?.count ?? spans.count)
+        try checkSlots(list, sequences: spans.count)
+        try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads, valueDim: valueDim,
+                          spans: spans, state: self, slots: list, mode: mode, options: options).execute()
+        return (spans, list)
+    }
+
     /// Runs a prompt through the state. With q and out: causal outputs (or, when not causal, every
     /// query sees the state plus all keys of its sequence); without: keys and values are only absorbed.
     public func prefill(q: TensorView?, k: TensorView, v: TensorView, out: TensorView?, cuSeqlens: UnsafeBufferPointer<Int64>?,
                         slots: UnsafeBufferPointer<Int32>?, options: LinearAttentionOptions) throws {
         try checkCall(options)
         guard (q == nil) == (out == nil) else { throw SlayError.invalid("q and out must both be given or both be NULL") }
-        let queryHeads = try checkTokens(q: q, k: k, v: v, out: out, rank: 4)
-        let (spans, resolved) = try resolveSequences(batch: k.extents[0], length: k.extents[1], cuSeqlens: cuSeqlens, slots: slots)
         let mode: AttentionMode = q == nil ? .absorb : (options.causal ? .causal : .bidirectional)
-        let call = try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads, valueDim: valueDim,
-                                     spans: spans, state: self, slots: resolved, mode: mode, options: options)
-        try call.execute()
+        let (spans, resolved) = try run(q: q, k: k, v: v, out: out, cuSeqlens: cuSeqlens, slots: slots, mode: mode,
+                                        options: options)
         if options.ith == 0 {
             for i in 0..<spans.count { positions[resolved[i]] += Int64(spans[i].length) }
         }
@@ -63,10 +66,6 @@ extension RecurrentState {
     public func query(q: TensorView, out: TensorView, cuSeqlens: UnsafeBufferPointer<Int64>?,
                       slots: UnsafeBufferPointer<Int32>?, options: LinearAttentionOptions) throws {
         try checkCall(options, positions: false)
-        let queryHeads = try checkTokens(q: q, k: nil, v: nil, out: out, rank: 4)
-        let (spans, resolved) = try resolveSequences(batch: q.extents[0], length: q.extents[1], cuSeqlens: cuSeqlens, slots: slots)
-        let call = try AttentionCall(map: map, q: q, k: nil, v: nil, out: out, queryHeads: queryHeads, valueDim: valueDim,
-                                     spans: spans, state: self, slots: resolved, mode: .query, options: options)
-        try call.execute()
+        _ = try run(q: q, k: nil, v: nil, out: out, cuSeqlens: cuSeqlens, slots: slots, mode: .query, options: options)
     }
 }
