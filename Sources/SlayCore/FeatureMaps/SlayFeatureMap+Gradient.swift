@@ -19,7 +19,7 @@ extension SlayFeatureMap: FeatureMapGradient {
         let estimator = polynomial as? SlayPolynomialGradient
         return [rows * c.headDim, rows * polynomial.width, rows * polynomial.width, rows * c.prfDim, rows * c.prfDim,
                 rows * c.headDim, c.headDim * c.prfDim, rows * max(polynomial.spareWidth, 1),
-                estimator?.gradientSpareFloats(rows: rows) ?? 0, Gemm.workspaceFloats]
+                estimator?.gradientSpareFloats(rows: rows) ?? 0, Gemm.workspaceFloats, rows * c.prfDim, c.prfDim * c.headDim]
     }
 
     public func gradientScratchFloats(rows: Int) -> Int {
@@ -68,6 +68,7 @@ extension SlayFeatureMap: FeatureMapGradient {
         func next() -> UnsafeMutablePointer<Float> { carver.take(sizes.next()!) }
         let (units, poly, polyGradient, prf, exponentGradient) = (next(), next(), next(), next(), next())
         let (unitGradient, omegaBlock, featureSpare, estimatorSpare, gemmSpace) = (next(), next(), next(), next(), next())
+        let (prfGradient, omegaTransposed) = (next(), next())
 
         UnitDirections.normalise(input, rows: rows, width: d, into: units)
         polynomial.features(units, rows: rows, into: poly, spare: featureSpare, gemmSpace: gemmSpace)
@@ -89,31 +90,37 @@ extension SlayFeatureMap: FeatureMapGradient {
             Gemm.multiply(m: rows, n: mm, k: d, a: units, rowStrideA: d, columnStrideA: 1,
                           b: omegaBlockBase, rowStrideB: mm, columnStrideB: 1,
                           c: prf, ldc: mm, accumulate: false, workspace: gemmSpace)
-            for i in 0..<rows {
-                let prfRow = prf + i * mm
-                let eRow = exponentGradient + i * mm
-                // e = √(2 s_r) ω·û − s_r → prf; eRow holds √(2 s_r) where e passes gradient (not
-                // clamped: a clamped exponent is constant), else 0.
-                for j in 0..<mm {
-                    let exponent = rootTwoS * prfRow[j]
-                    eRow[j] = exponent - shift > clamp || exponent - shift < -clamp ? 0 : rootTwoS
-                    prfRow[j] = exponent
-                }
-                VectorMath.expShiftedClamped(prfRow, count: mm, shift: shift, limit: clamp, scale: scale, output: prfRow)
-                // ∂poly_p = Σ_j g[p, j]·prf_j and ∂prf_j = Σ_p g[p, j]·poly_p (from the extra term).
-                let dPrf = omegaBlock
-                if let extraPrf {
-                    dPrf.update(from: extraPrf + i * nodes * mm + r * mm, count: mm)
-                } else {
-                    dPrf.update(repeating: 0, count: mm)
-                }
-                VectorMath.outerGradient(outputGradient + i * m + r * pf * mm, count: pf, scales: poly + i * pf,
-                                         row: prfRow, width: mm, scalesGradient: polyGradient + i * pf, rowGradient: dPrf)
-                // ∂e = ∂prf·prf (0 where clamped); the √(2 s_r) of ∂e/∂(ω·û) folds in here.
-                for j in 0..<mm { eRow[j] = eRow[j] == 0 ? 0 : eRow[j] * dPrf[j] * prfRow[j] }
+            // The whole rows × M block at once (one exp call, one pass per loop): per-row calls of
+            // M = 16 floats cost more in call overhead than in arithmetic.
+            let count = rows * mm
+            // e = √(2 s_r) ω·û − s_r → prf; exponentGradient holds √(2 s_r) where e passes gradient
+            // (not clamped: a clamped exponent is constant), else 0.
+            for i in 0..<count {
+                let exponent = rootTwoS * prf[i]
+                exponentGradient[i] = exponent - shift > clamp || exponent - shift < -clamp ? 0 : rootTwoS
+                prf[i] = exponent
             }
+            VectorMath.expShiftedClamped(prf, count: count, shift: shift, limit: clamp, scale: scale, output: prf)
+            // ∂poly_p = Σ_j g[p, j]·prf_j and ∂prf_j = Σ_p g[p, j]·poly_p (from the extra term).
+            if let extraPrf {
+                for i in 0..<rows { (prfGradient + i * mm).update(from: extraPrf + i * nodes * mm + r * mm, count: mm) }
+            } else {
+                prfGradient.update(repeating: 0, count: count)
+            }
+            for i in 0..<rows {
+                VectorMath.outerGradient(outputGradient + i * m + r * pf * mm, count: pf, scales: poly + i * pf,
+                                         row: prf + i * mm, width: mm, scalesGradient: polyGradient + i * pf,
+                                         rowGradient: prfGradient + i * mm)
+            }
+            // ∂e = ∂prf·prf (0 where clamped); the √(2 s_r) of ∂e/∂(ω·û) folds in here.
+            for i in 0..<count {
+                exponentGradient[i] = exponentGradient[i] == 0 ? 0 : exponentGradient[i] * prfGradient[i] * prf[i]
+            }
+            // ωᵀ [M, d], so that ∂û += ∂e ωᵀ reads B's rows directly (no packing).
+            BlockTranspose.transpose(omegaBlockBase, rows: d, columns: mm, sourceStride: mm, into: omegaTransposed,
+                                     targetStride: d)
             Gemm.multiply(m: rows, n: d, k: mm, a: exponentGradient, rowStrideA: mm, columnStrideA: 1,
-                          b: omegaBlockBase, rowStrideB: 1, columnStrideB: mm,
+                          b: omegaTransposed, rowStrideB: d, columnStrideB: 1,
                           c: unitGradient, ldc: d, accumulate: true, workspace: gemmSpace)
             if let parameterGradient {
                 Gemm.multiply(m: d, n: mm, k: rows, a: units, rowStrideA: 1, columnStrideA: d,
