@@ -136,7 +136,7 @@ extension SlayFeatureMap: FeatureMapGradient {
             estimator.addExtraGradient(units, rows: rows, polyGradient: polyGradient, extra: parameterGradient + parameterTotal,
                                        spare: estimatorSpare, gemmSpace: gemmSpace)
         }
-        FeatureGradientParts.unitDirection(input, rows: rows, width: d, unitGradient: unitGradient, into: inputGradient)
+        VectorMath.unitRowsGradient(input, rows: rows, width: d, unitGradient: unitGradient, into: inputGradient)
     }
 }
 
