@@ -51,9 +51,11 @@ final class UnitRowsGradientTests: XCTestCase {
                 var output = [Float](repeating: .nan, count: rows * width)
                 variant.run(x, rows, width, g, &output)
                 for i in 0..<(rows * width) {
-                    // Relative to the row's largest entry: g − û(û·g) may cancel in one element.
+                    // Relative to the result's natural size max|g|/‖x‖: g − û(û·g) may cancel
+                    // (to exactly 0 at width 1).
                     let start = i - i % width
-                    let scale = expected[start..<(start + width)].reduce(0) { max($0, abs($1)) }
+                    let norm = x[start..<(start + width)].reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+                    let scale = norm > 0 ? g[start..<(start + width)].reduce(0.0) { max($0, Double(abs($1))) } / norm : 0
                     XCTAssertEqual(Double(output[i]), expected[i], accuracy: 1e-6 * scale,
                                    "\(variant.name) width \(width) element \(i)")
                 }
