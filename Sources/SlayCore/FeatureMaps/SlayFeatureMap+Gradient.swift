@@ -17,9 +17,10 @@ extension SlayFeatureMap: FeatureMapGradient {
     private func gradientLayout(rows: Int) -> [Int] {
         let c = configuration
         let estimator = polynomial as? SlayPolynomialGradient
-        return [rows * c.headDim, rows * polynomial.width, rows * polynomial.width, rows * c.prfDim, rows * c.prfDim,
+        return [rows * c.headDim, rows * polynomial.width, rows * polynomial.width, rows * c.prfDim,
                 rows * c.headDim, c.headDim * c.prfDim, rows * max(polynomial.spareWidth, 1),
-                estimator?.gradientSpareFloats(rows: rows) ?? 0, Gemm.workspaceFloats]
+                estimator?.gradientSpareFloats(rows: rows) ?? 0, Gemm.workspaceFloats, rows * c.prfDim, c.prfDim * c.headDim,
+                rows * c.nodes * c.prfDim, rows * c.prfDim]
     }
 
     public func gradientScratchFloats(rows: Int) -> Int {
@@ -55,22 +56,34 @@ extension SlayFeatureMap: FeatureMapGradient {
 
     /// `featureGradient` with ∂L/∂poly [rows, P'] and ∂L/∂prf [rows, R·M] terms added to the ones
     /// `outputGradient` implies (either may be nil): how the backward pass feeds its intra-chunk
-    /// terms through the factors without forming them as [rows, m] blocks.
+    /// terms through the factors without forming them as [rows, m] blocks. `features`, when not
+    /// nil, is the scratch of the `features` call that mapped these rows: its û, poly and prf are
+    /// used instead of being computed again.
     func factorisedGradient(head: Int, input: UnsafePointer<Float>, rows: Int, outputGradient: UnsafePointer<Float>,
                             extraPoly: UnsafePointer<Float>?, extraPrf: UnsafePointer<Float>?,
                             inputGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,
-                            scratch: UnsafeMutablePointer<Float>) {
+                            scratch: UnsafeMutablePointer<Float>, features: UnsafePointer<Float>? = nil) {
         guard let estimator = polynomial as? SlayPolynomialGradient else { return }
         let c = configuration
         let (d, pf, mm, nodes) = (c.headDim, polynomial.width, c.prfDim, c.nodes)
         var carver = ScratchCarver(scratch)
         var sizes = gradientLayout(rows: rows).makeIterator()
         func next() -> UnsafeMutablePointer<Float> { carver.take(sizes.next()!) }
-        let (units, poly, polyGradient, prf, exponentGradient) = (next(), next(), next(), next(), next())
+        let (ownUnits, ownPoly, polyGradient, exponentGradient) = (next(), next(), next(), next())
         let (unitGradient, omegaBlock, featureSpare, estimatorSpare, gemmSpace) = (next(), next(), next(), next(), next())
+        let (prfGradient, omegaTransposed, ownPrf, exponents) = (next(), next(), next(), next())
 
-        UnitDirections.normalise(input, rows: rows, width: d, into: units)
-        polynomial.features(units, rows: rows, into: poly, spare: featureSpare, gemmSpace: gemmSpace)
+        // û, poly and prf [rows, R·M] (node r at offset r·M of a row), as `features` forms them.
+        let units: UnsafePointer<Float>, poly: UnsafePointer<Float>, prf: UnsafePointer<Float>
+        if let features {
+            let layout = scratchLayout(rows: rows)
+            (units, poly, prf) = (features + layout.units, features + layout.poly, features + layout.prf)
+        } else {
+            UnitDirections.normalise(input, rows: rows, width: d, into: ownUnits)
+            polynomial.features(ownUnits, rows: rows, into: ownPoly, spare: featureSpare, gemmSpace: gemmSpace)
+            prfFeatures(ownUnits, rows: rows, head: head, into: ownPrf, exponents: exponents, gemmSpace: gemmSpace)
+            (units, poly, prf) = (UnsafePointer(ownUnits), UnsafePointer(ownPoly), UnsafePointer(ownPrf))
+        }
         if let extraPoly {
             polyGradient.update(from: extraPoly, count: rows * pf)
         } else {
@@ -86,34 +99,44 @@ extension SlayFeatureMap: FeatureMapGradient {
             let rootTwoS = Float((2 * s[r]).squareRoot())
             let shift = Float(s[r])
             let scale = Float((w[r] / Double(mm)).squareRoot())
-            Gemm.multiply(m: rows, n: mm, k: d, a: units, rowStrideA: d, columnStrideA: 1,
-                          b: omegaBlockBase, rowStrideB: mm, columnStrideB: 1,
-                          c: prf, ldc: mm, accumulate: false, workspace: gemmSpace)
-            for i in 0..<rows {
-                let prfRow = prf + i * mm
-                let eRow = exponentGradient + i * mm
-                // e = √(2 s_r) ω·û − s_r → prf; eRow holds √(2 s_r) where e passes gradient (not
-                // clamped: a clamped exponent is constant), else 0.
-                for j in 0..<mm {
-                    let exponent = rootTwoS * prfRow[j]
-                    eRow[j] = exponent - shift > clamp || exponent - shift < -clamp ? 0 : rootTwoS
-                    prfRow[j] = exponent
+            // A clamped exponent is constant and passes no gradient. Its prf is the kernel's value
+            // at the clamp, bitwise: the same exp of the clamped input, so it is recognised from
+            // prf alone (an exponent exactly at the clamp counts as clamped: either side's
+            // derivative is a valid one there).
+            var edges: (Float, Float) = (0, 0)
+            let edgeInputs: (Float, Float) = (shift + 2 * clamp, shift - 2 * clamp)
+            withUnsafePointer(to: edgeInputs) { inputs in
+                withUnsafeMutablePointer(to: &edges) { outputs in
+                    inputs.withMemoryRebound(to: Float.self, capacity: 2) { x in
+                        outputs.withMemoryRebound(to: Float.self, capacity: 2) { y in
+                            VectorMath.expShiftedClamped(x, count: 2, shift: shift, limit: clamp, scale: scale, output: y)
+                        }
+                    }
                 }
-                VectorMath.expShiftedClamped(prfRow, count: mm, shift: shift, limit: clamp, scale: scale, output: prfRow)
-                // ∂poly_p = Σ_j g[p, j]·prf_j and ∂prf_j = Σ_p g[p, j]·poly_p (from the extra term).
-                let dPrf = omegaBlock
-                if let extraPrf {
-                    dPrf.update(from: extraPrf + i * nodes * mm + r * mm, count: mm)
-                } else {
-                    dPrf.update(repeating: 0, count: mm)
-                }
-                VectorMath.outerGradient(outputGradient + i * m + r * pf * mm, count: pf, scales: poly + i * pf,
-                                         row: prfRow, width: mm, scalesGradient: polyGradient + i * pf, rowGradient: dPrf)
-                // ∂e = ∂prf·prf (0 where clamped); the √(2 s_r) of ∂e/∂(ω·û) folds in here.
-                for j in 0..<mm { eRow[j] = eRow[j] == 0 ? 0 : eRow[j] * dPrf[j] * prfRow[j] }
             }
+            // ∂poly_p = Σ_j g[p, j]·prf_j and ∂prf_j = Σ_p g[p, j]·poly_p (from the extra term).
+            if let extraPrf {
+                for i in 0..<rows { (prfGradient + i * mm).update(from: extraPrf + i * nodes * mm + r * mm, count: mm) }
+            } else {
+                prfGradient.update(repeating: 0, count: rows * mm)
+            }
+            for i in 0..<rows {
+                let prfRow = prf + (i * nodes + r) * mm
+                VectorMath.outerGradient(outputGradient + i * m + r * pf * mm, count: pf, scales: poly + i * pf,
+                                         row: prfRow, width: mm, scalesGradient: polyGradient + i * pf,
+                                         rowGradient: prfGradient + i * mm)
+                // ∂e = ∂prf·prf (0 where clamped), times the √(2 s_r) of ∂e/∂(ω·û).
+                let (eRow, dPrf) = (exponentGradient + i * mm, prfGradient + i * mm)
+                for j in 0..<mm {
+                    let value = prfRow[j]
+                    eRow[j] = value == edges.0 || value == edges.1 ? 0 : rootTwoS * dPrf[j] * value
+                }
+            }
+            // ωᵀ [M, d], so that ∂û += ∂e ωᵀ reads B's rows directly (no packing).
+            BlockTranspose.transpose(omegaBlockBase, rows: d, columns: mm, sourceStride: mm, into: omegaTransposed,
+                                     targetStride: d)
             Gemm.multiply(m: rows, n: d, k: mm, a: exponentGradient, rowStrideA: mm, columnStrideA: 1,
-                          b: omegaBlockBase, rowStrideB: 1, columnStrideB: mm,
+                          b: omegaTransposed, rowStrideB: d, columnStrideB: 1,
                           c: unitGradient, ldc: d, accumulate: true, workspace: gemmSpace)
             if let parameterGradient {
                 Gemm.multiply(m: d, n: mm, k: rows, a: units, rowStrideA: 1, columnStrideA: d,
@@ -129,7 +152,7 @@ extension SlayFeatureMap: FeatureMapGradient {
             estimator.addExtraGradient(units, rows: rows, polyGradient: polyGradient, extra: parameterGradient + parameterTotal,
                                        spare: estimatorSpare, gemmSpace: gemmSpace)
         }
-        FeatureGradientParts.unitDirection(input, rows: rows, width: d, unitGradient: unitGradient, into: inputGradient)
+        VectorMath.unitRowsGradient(input, rows: rows, width: d, unitGradient: unitGradient, into: inputGradient)
     }
 }
 
@@ -145,7 +168,7 @@ protocol FactorisedFeatureGradient: FeatureMapGradient {
     func factorisedGradient(head: Int, input: UnsafePointer<Float>, rows: Int, outputGradient: UnsafePointer<Float>,
                             extraPoly: UnsafePointer<Float>?, extraPrf: UnsafePointer<Float>?,
                             inputGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,
-                            scratch: UnsafeMutablePointer<Float>)
+                            scratch: UnsafeMutablePointer<Float>, features: UnsafePointer<Float>?)
 }
 
 extension SlayFeatureMap: FactorisedFeatureGradient {

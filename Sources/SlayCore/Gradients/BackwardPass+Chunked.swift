@@ -157,7 +157,7 @@ extension BackwardPass {
     func intraScores(g: Int, rows: Int, decayed: Bool, factorised: FactorisedFeatureGradient?, workspace w: BackwardWorkspace) {
         let (c, m, dv) = (chunk, featureDim, valueDim)
         if let factorised, let widths = factorised.factorWidths {
-            let query = factorised.factors(scratch: w.mapScratch, rows: rows)
+            let query = factorised.factors(scratch: w.queryScratch + g * w.queryScratchStride, rows: rows)
             lowerProduct(rows: rows, k: widths.poly, a: query.poly, rowStrideA: widths.poly,
                          transposedB: w.keyTransposed + c * dv, rowStrideB: c, c: w.polyGram, workspace: w)
             lowerProduct(rows: rows, k: widths.prf, a: query.prf, rowStrideA: widths.prf,
@@ -401,7 +401,7 @@ extension BackwardPass {
                 }
                 maskAndDecay(w.scoreGradient, rows: rows, decayed: decayed, workspace: w)
                 if let factorised, let widths = factorised.factorWidths {
-                    let queryFactors = factorised.factors(scratch: w.mapScratch, rows: rows)
+                    let queryFactors = factorised.factors(scratch: w.queryScratch + g * w.queryScratchStride, rows: rows)
                     weightedGradient(w.prfGram, rows: rows, workspace: w)
                     lowerTransposedTimes(rows: rows, width: widths.poly, lower: w.product, b: queryFactors.poly,
                                          c: w.keyPolyGradient, workspace: w)

@@ -179,7 +179,8 @@ struct BackwardPass: @unchecked Sendable {
         }
     }
 
-    /// Query rows, raw and gated features and dout rows of query head g of the group.
+    /// Query rows, raw and gated features and dout rows of query head g of the group. The features'
+    /// scratch is head g's part of w.queryScratch, kept through the chunk (a factorised map's factors).
     func loadQueries(span: SequenceSpan, origin: Int, keyHead: Int, g: Int, t0: Int, rows: Int,
                      workspace w: BackwardWorkspace) {
         let (c, d, m, dv) = (chunk, headDim, featureDim, valueDim)
@@ -188,7 +189,8 @@ struct BackwardPass: @unchecked Sendable {
         q.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows, into: input)
         let direct = options.queryGateLogits == nil && !options.qkL2Norm
         map.features(role: .query, head: keyHead, input: input, rows: rows, firstPosition: origin + t0,
-                     output: (direct ? w.queryFeatures : w.queryRaw) + g * c * m, scratch: w.mapScratch)
+                     output: (direct ? w.queryFeatures : w.queryRaw) + g * c * m,
+                     scratch: w.queryScratch + g * w.queryScratchStride)
         if options.qkL2Norm {
             RowNormalisation.forward(w.queryRaw + g * c * m, rows: rows, width: m, inverseNorms: w.queryInverseNorms + g * c)
         }
@@ -237,7 +239,8 @@ struct BackwardPass: @unchecked Sendable {
                                               outputGradient: gradient, extraPoly: w.queryPolyGradient + g * c * widths.poly,
                                               extraPrf: w.queryPrfGradient + g * c * widths.prf,
                                               inputGradient: w.queryInputGradient,
-                                              parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch)
+                                              parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch,
+                                              features: w.queryScratch + g * w.queryScratchStride)
                 request.dq?.scatterRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows,
                                         from: w.queryInputGradient)
                 continue
@@ -278,7 +281,8 @@ struct BackwardPass: @unchecked Sendable {
             factorised.factorisedGradient(head: keyHead, input: w.keyInput, rows: rows, outputGradient: w.keyFeatureGradient,
                                           extraPoly: w.keyPolyGradient, extraPrf: w.keyPrfGradient,
                                           inputGradient: w.keyInputGradient,
-                                          parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch)
+                                          parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch,
+                                          features: w.keyScratch)
             request.dk?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.keyInputGradient)
             return
         }

@@ -32,7 +32,7 @@ struct BackwardWorkspace {
                     c * factorPoly, c * factorPrf, c]
                     + (channelDecay ? [c * m, c * m, c * m, c * m, m, m + 8, m, c * m] : [0, 0, 0, 0, 0, 0, 0, 0])
                     + [c, g * c, formScratch, dv * transposedStride, c * transposedStride,
-                       c * (dv + factorPoly + factorPrf)]
+                       c * (dv + factorPoly + factorPrf), g * ScratchBuffer.footprint(keyScratch)]
         }
 
         /// Row stride of the transposed state blocks (`transposedState`): m plus one cache line,
@@ -122,6 +122,10 @@ struct BackwardWorkspace {
     /// Key-side operands of the intra-chunk products, transposed with row stride c: Vᵀ [dv, c],
     /// then (factorised maps) P_Kᵀ [P', c] and R_Kᵀ [R·M, c].
     let keyTransposed: UnsafeMutablePointer<Float>
+    /// The query rows' feature scratch, head g of the group at offset g·(keyScratch floats), kept
+    /// through the chunk: a factorised map's factors, which its gradient reuses.
+    let queryScratch: UnsafeMutablePointer<Float>
+    let queryScratchStride: Int
 
     static func transposedStride(featureDim m: Int) -> Int { m + 16 }
 
@@ -146,5 +150,6 @@ struct BackwardWorkspace {
         pairFactors = next(); gatedRunning = next(); gatedPair = next(); gatedAlpha = next()
         keyInverseNorms = next(); queryInverseNorms = next(); form = next()
         transposedState = next(); paddedRows = next(); keyTransposed = next()
+        queryScratch = next(); queryScratchStride = ScratchBuffer.footprint(layout.keyScratch)
     }
 }

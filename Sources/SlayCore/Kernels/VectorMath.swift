@@ -36,6 +36,18 @@ public enum VectorMath {
         }
     }
 
+    /// The backward of `unitRows`: dx = (g − û (û·g))/‖x‖ per row (UnitRowsGradient).
+    @inline(__always)
+    public static func unitRowsGradient(_ input: UnsafePointer<Float>, rows: Int, width: Int,
+                                        unitGradient: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.UnitRowsGradient.inputGradient(input, rows: rows, width: width, unitGradient: unitGradient, into: output)
+        case .portable:
+            SlayKernels.UnitRowsGradient.inputGradient(input, rows: rows, width: width, unitGradient: unitGradient, into: output)
+        }
+    }
+
     /// The gradient of `outer`'s rows (VectorProducts.outerGradient).
     @inline(__always)
     public static func outerGradient(_ g: UnsafePointer<Float>, count: Int, scales: UnsafePointer<Float>,
