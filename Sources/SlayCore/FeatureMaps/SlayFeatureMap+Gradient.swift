@@ -20,7 +20,7 @@ extension SlayFeatureMap: FeatureMapGradient {
         return [rows * c.headDim, rows * polynomial.width, rows * polynomial.width, rows * c.prfDim,
                 rows * c.headDim, c.headDim * c.prfDim, rows * max(polynomial.spareWidth, 1),
                 estimator?.gradientSpareFloats(rows: rows) ?? 0, Gemm.workspaceFloats, rows * c.prfDim, c.prfDim * c.headDim,
-                rows * c.nodes * c.prfDim, rows * c.prfDim]
+                rows * c.nodes * c.prfDim, rows * c.nodes * c.prfDim]
     }
 
     public func gradientScratchFloats(rows: Int) -> Int {
