@@ -8,17 +8,19 @@ public enum UnitRowsGradient {
     /// the tail in a fixed order, so both builds give the same bits.
     public static func inputGradient(_ input: UnsafePointer<Float>, rows: Int, width: Int,
                                      unitGradient: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) {
+        @inline(__always)
+        func wide(_ p: UnsafePointer<Float>) -> SIMD4<Double> { SIMD4<Double>(VectorProducts.load4(p)) }
         for i in 0..<rows {
             let (x, g, dx) = (input + i * width, unitGradient + i * width, output + i * width)
             var (squaresLow, squaresHigh) = (SIMD4<Double>(), SIMD4<Double>())
             var (dotLow, dotHigh) = (SIMD4<Double>(), SIMD4<Double>())
             var j = 0
             while j + 8 <= width {
-                let (a, b) = (SIMD4<Double>(load4(x + j)), SIMD4<Double>(load4(x + j + 4)))
+                let (a, b) = (wide(x + j), wide(x + j + 4))
                 squaresLow += a * a
                 squaresHigh += b * b
-                dotLow += a * SIMD4<Double>(load4(g + j))
-                dotHigh += b * SIMD4<Double>(load4(g + j + 4))
+                dotLow += a * wide(g + j)
+                dotHigh += b * wide(g + j + 4)
                 j += 8
             }
             let (squares, dots) = (squaresLow + squaresHigh, dotLow + dotHigh)
@@ -41,8 +43,8 @@ public enum UnitRowsGradient {
             let (radials, inverses) = (SIMD4<Double>(repeating: radial), SIMD4<Double>(repeating: inverse))
             j = 0
             while j + 4 <= width {
-                let value = (SIMD4<Double>(load4(g + j)) - SIMD4<Double>(load4(x + j)) * radials) * inverses
-                store4(SIMD4<Float>(value), dx + j)
+                let value = (wide(g + j) - wide(x + j) * radials) * inverses
+                VectorProducts.store4(SIMD4<Float>(value), dx + j)
                 j += 4
             }
             while j < width {
@@ -52,13 +54,4 @@ public enum UnitRowsGradient {
         }
     }
 
-    @inline(__always)
-    static func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
-    }
-
-    @inline(__always)
-    static func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
-    }
 }
