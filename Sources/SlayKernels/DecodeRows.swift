@@ -73,14 +73,7 @@ public enum DecodeRows {
         let lanesGroup = min(group, 8)
         var f = 0
         while f < vectorRows {
-            var updated = C.load8(z + f * C.stride)
-            let b = F32Codec.load8(keyScales + f)
-            if let stateScales {
-                updated = Lanes.fma(updated, F32Codec.load8(stateScales + f), b)
-            } else {
-                updated += b
-            }
-            updated = C.storeRounded(updated, z + f * C.stride)
+            let updated = updatedNormaliser(C.self, z, f, stateScales, keyScales)
             for g in 0..<lanesGroup { sums[g] = Lanes.fma(F32Codec.load8(queries + g * queryStride + f), updated, sums[g]) }
             f += 8
         }
@@ -99,6 +92,22 @@ public enum DecodeRows {
         }
     }
 
+    /// z[f ..< f + 8] ← a·z + b (a = 1 without stateScales, which then have stride 1), stored in
+    /// z's format; returns the rows as stored, which the denominators read.
+    @inline(__always)
+    static func updatedNormaliser<C: RowCodec>(_: C.Type, _ z: UnsafeMutableRawPointer, _ f: Int,
+                                               _ stateScales: UnsafePointer<Float>?,
+                                               _ keyScales: UnsafePointer<Float>) -> SIMD8<Float> {
+        var row = C.load8(z + f * C.stride)
+        let b = F32Codec.load8(keyScales + f)
+        if let stateScales {
+            row = Lanes.fma(row, F32Codec.load8(stateScales + f), b)
+        } else {
+            row += b
+        }
+        return C.storeRounded(row, z + f * C.stride)
+    }
+
     /// `normaliser` for a group of one query head (no GQA), in four independent sums: a single sum
     /// would wait on the previous FMA for every 8 rows, and this loop is short enough (m rows) for
     /// that latency, not memory, to set its time.
@@ -108,16 +117,7 @@ public enum DecodeRows {
                                                   _ keyScales: UnsafePointer<Float>, _ queries: UnsafePointer<Float>,
                                                   _ denominators: UnsafeMutablePointer<Float>) {
         @inline(__always)
-        func updated(_ f: Int) -> SIMD8<Float> {
-            var row = C.load8(z + f * C.stride)
-            let b = F32Codec.load8(keyScales + f)
-            if let stateScales {
-                row = Lanes.fma(row, F32Codec.load8(stateScales + f), b)
-            } else {
-                row += b
-            }
-            return C.storeRounded(row, z + f * C.stride)
-        }
+        func updated(_ f: Int) -> SIMD8<Float> { updatedNormaliser(C.self, z, f, stateScales, keyScales) }
         var sums = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
         var f = 0
         while f + 32 <= vectorRows {
