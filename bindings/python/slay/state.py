@@ -26,10 +26,6 @@ def _int64_array(values, name):
     return array, array.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
 
 
-def _tensor_reference(array):
-    return descriptor(array)
-
-
 def _slots(slots):
     if slots is None:
         return None, None
