@@ -165,6 +165,10 @@ protocol FactorisedFeatureGradient: FeatureMapGradient {
     var factorWidths: (poly: Int, prf: Int)? { get }
     /// The factors `features(rows:)` left in its scratch: poly [rows, P'] and prf [rows, R·M].
     func factors(scratch: UnsafePointer<Float>, rows: Int) -> (poly: UnsafePointer<Float>, prf: UnsafePointer<Float>)
+    /// `features` with output rows `rowStride` floats apart (≥ featureDim), so the backward pass
+    /// can lay them out at the state products' padded stride directly.
+    func features(head: Int, input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>,
+                  rowStride: Int, scratch: UnsafeMutablePointer<Float>)
     func factorisedGradient(head: Int, input: UnsafePointer<Float>, rows: Int, outputGradient: UnsafePointer<Float>,
                             extraPoly: UnsafePointer<Float>?, extraPrf: UnsafePointer<Float>?,
                             inputGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,

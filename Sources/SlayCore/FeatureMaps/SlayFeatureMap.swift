@@ -172,6 +172,12 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
 
     public func features(role: FeatureRole, head: Int, input: UnsafePointer<Float>, rows: Int,
                          output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        features(head: head, input: input, rows: rows, output: output, rowStride: featureDim, scratch: scratch)
+    }
+
+    /// `features` with output rows `rowStride` floats apart (≥ featureDim).
+    func features(head: Int, input: UnsafePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>,
+                  rowStride: Int, scratch: UnsafeMutablePointer<Float>) {
         let c = configuration
         let (pf, mm, nodes) = (polynomial.width, c.prfDim, c.nodes)
         let layout = scratchLayout(rows: rows)
@@ -183,9 +189,8 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         prfFeatures(units, rows: rows, head: head, into: prf, exponents: exponents, gemmSpace: gemmSpace)
 
         // Ψ[i, (r·P' + p)·M + j] = poly[i, p] · prf[i, r, j]
-        let m = featureDim
         for i in 0..<rows {
-            let row = output + i * m
+            let row = output + i * rowStride
             let polyRow = poly + i * pf
             for r in 0..<nodes {
                 VectorMath.outer(polyRow, count: pf, prf + (i * nodes + r) * mm, width: mm, output: row + r * pf * mm)

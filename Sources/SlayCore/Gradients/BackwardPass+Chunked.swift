@@ -223,18 +223,21 @@ extension BackwardPass {
         // The forward pass keeps the state transposed, Sᵀ [dv, m]: both of its state products
         // then read B's rows directly (no packing).
         let (transposed, ts) = (w.transposedState, BackwardWorkspace.transposedStride(featureDim: m))
+        // A factorised map writes its feature rows at the padded stride the state products read.
+        let fs = factorised != nil ? ts : m
         BlockTranspose.transpose(w.state, rows: m, columns: dv, sourceStride: dv, into: transposed, targetStride: ts)
         var t0 = 0
         while t0 < span.length {
             let rows = min(c, span.length - t0)
-            loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+            loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, padded: factorised, workspace: w)
             transposeKeys(rows: rows, factorised: factorised, workspace: w)
             let chunkDecay = fillChunkDecay(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
             let decayed = chunkDecay != nil
             if wantsDecay { w.decayGradient.update(repeating: 0, count: rows) }
             for g in 0..<group {
-                loadQueries(span: span, origin: origin, keyHead: keyHead, g: g, t0: t0, rows: rows, workspace: w)
-                let query = w.queryFeatures + g * c * m
+                loadQueries(span: span, origin: origin, keyHead: keyHead, g: g, t0: t0, rows: rows, padded: factorised,
+                            workspace: w)
+                let query = w.queryFeatures + g * c * fs
                 let dnum = w.outputGradient + g * c * dv
                 let gradient = w.queryFeatureGradient + g * c * m
                 intraScores(g: g, rows: rows, decayed: decayed, factorised: factorised, workspace: w)
@@ -249,7 +252,7 @@ extension BackwardPass {
                     var inverse: Float = 1
                     var dden: Float = 0
                     if options.normalize {
-                        let row = query + i * m
+                        let row = query + i * fs
                         let qz = DecodeKernels.dot(row, w.normaliser, count: m)
                         let qx = DecodeKernels.dot(row, x, count: m)
                         let scores = w.scores + i * rows
@@ -291,19 +294,22 @@ extension BackwardPass {
                 } else {
                     // dΦ_Q += dA Φ_K.
                     Gemm.multiply(m: rows, n: m, k: rows, a: w.scoreGradient, rowStrideA: rows, columnStrideA: 1,
-                                  b: w.keyFeatures, rowStrideB: m, columnStrideB: 1, c: gradient, ldc: m,
+                                  b: w.keyFeatures, rowStrideB: fs, columnStrideB: 1, c: gradient, ldc: m,
                                   accumulate: true, workspace: w.gemm)
                 }
                 if wantsDecay {
                     // Query part of ∂L/∂b_t: Σ_g φ(q)·dφ(q) (gated features), summed over the channels.
                     for i in 0..<rows {
-                        let (row, x) = (query + i * m, gradient + i * m)
+                        let (row, x) = (query + i * fs, gradient + i * m)
                         var dot = DecodeKernels.dot(row, x, count: m)
                         if factorised != nil { dot += intraDot(row: i, rows: rows, columns: false, workspace: w) }
                         w.decayGradient[i] += dot
                     }
                 }
             }
+            // While dφ(q) is still in L2 (the state update streams S and Φ_K through it).
+            finishQueries(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, factorised: factorised,
+                          workspace: w)
             // S ← e^{b_last} S + Φ_Kᵀ (w∘V), z alike.
             if let decayAll = chunkDecay {
                 for j in 0..<dv {
@@ -316,17 +322,15 @@ extension BackwardPass {
             for j in 0..<rows {
                 let weight: Float = decayed ? w.keyScale[j] : 1
                 if decayed { for e in 0..<dv { w.block[j * dv + e] = weight * w.values[j * dv + e] } }
-                let key = w.keyFeatures + j * m
+                let key = w.keyFeatures + j * fs
                 for f in 0..<m { w.normaliser[f] += weight * key[f] }
             }
             // Sᵀ += (w∘V)ᵀ Φ_K.
-            padRows(w.keyFeatures, rows: rows, workspace: w)
+            if factorised == nil { padRows(w.keyFeatures, rows: rows, workspace: w) }
             Gemm.multiply(m: dv, n: m, k: rows, a: weighted, rowStrideA: 1, columnStrideA: dv,
-                          b: w.paddedRows, rowStrideB: ts, columnStrideB: 1, c: transposed, ldc: ts,
+                          b: factorised == nil ? w.paddedRows : w.keyFeatures, rowStrideB: ts, columnStrideB: 1, c: transposed, ldc: ts,
                           accumulate: true, workspace: w.gemm)
             if wantsDecay { storeDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, from: w.decayGradient) }
-            finishQueries(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, factorised: factorised,
-                          workspace: w)
             t0 += rows
         }
         // S_T back in its own layout (seedReverse reads it for d log α).
@@ -337,24 +341,25 @@ extension BackwardPass {
         let (c, m, dv) = (chunk, featureDim, valueDim)
         let factorised = factorisedMap
         let wantsDecay = request.logDecay != nil
+        let ts = BackwardWorkspace.transposedStride(featureDim: m)
+        let fs = factorised != nil ? ts : m
         guard span.length > 0 else { return }
         var t0 = ((span.length - 1) / c) * c
         while t0 >= 0 {
             let rows = min(c, span.length - t0)
-            loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
+            loadKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, padded: factorised, workspace: w)
             transposeKeys(rows: rows, factorised: factorised, workspace: w)
             let chunkDecay = fillChunkDecay(span: span, keyHead: keyHead, t0: t0, rows: rows, workspace: w)
             let decayed = chunkDecay != nil
             // Inter-chunk terms first, while Ŝ is the gradient of the state at the chunk's end:
             // dΦ_K = w∘(V Ŝᵀ + 1 ẑᵀ), dV = w∘(Φ_K Ŝ).
             // Ŝᵀ [dv, m], so that V Ŝᵀ reads B's rows directly.
-            let ts = BackwardWorkspace.transposedStride(featureDim: m)
             BlockTranspose.transpose(w.stateGradient, rows: m, columns: dv, sourceStride: dv, into: w.transposedState,
                                      targetStride: ts)
             Gemm.multiply(m: rows, n: m, k: dv, a: w.values, rowStrideA: dv, columnStrideA: 1,
                           b: w.transposedState, rowStrideB: ts, columnStrideB: 1, c: w.keyFeatureGradient, ldc: m,
                           accumulate: false, workspace: w.gemm)
-            Gemm.multiply(m: rows, n: dv, k: m, a: w.keyFeatures, rowStrideA: m, columnStrideA: 1,
+            Gemm.multiply(m: rows, n: dv, k: m, a: w.keyFeatures, rowStrideA: fs, columnStrideA: 1,
                           b: w.stateGradient, rowStrideB: dv, columnStrideB: 1, c: w.valueGradient, ldc: dv,
                           accumulate: false, workspace: w.gemm)
             for j in 0..<rows {
@@ -376,8 +381,9 @@ extension BackwardPass {
             }
             if wantsDecay { w.keyIntraDot.update(repeating: 0, count: rows) }
             for g in 0..<group {
-                loadQueries(span: span, origin: origin, keyHead: keyHead, g: g, t0: t0, rows: rows, workspace: w)
-                let query = w.queryFeatures + g * c * m
+                loadQueries(span: span, origin: origin, keyHead: keyHead, g: g, t0: t0, rows: rows, padded: factorised,
+                            workspace: w)
+                let query = w.queryFeatures + g * c * fs
                 let dnum = w.outputGradient + g * c * dv
                 // The forward pass stored 1/D and ∂L/∂den of normalised rows (unnormalised: dnum = dout).
                 for i in 0..<rows {
@@ -413,10 +419,29 @@ extension BackwardPass {
                     }
                 } else {
                     Gemm.multiply(m: rows, n: m, k: rows, a: w.scoreGradient, rowStrideA: 1, columnStrideA: rows,
-                                  b: query, rowStrideB: m, columnStrideB: 1, c: w.keyFeatureGradient, ldc: m,
+                                  b: query, rowStrideB: fs, columnStrideB: 1, c: w.keyFeatureGradient, ldc: m,
                                   accumulate: true, workspace: w.gemm)
                 }
                 lowerTransposedTimes(rows: rows, width: dv, lower: w.scores, b: dnum, c: w.valueGradient, workspace: w)
+            }
+            if wantsDecay {
+                // d log α_t = Σ_{t' ≥ t} (φ(q)·dφ(q) − φ(k)·dφ(k)) + the final state's term, per head.
+                loadDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, into: w.decayGradient)
+                for j in stride(from: rows - 1, through: 0, by: -1) {
+                    let (key, gradient) = (w.keyFeatures + j * fs, w.keyFeatureGradient + j * m)
+                    var keyPart = DecodeKernels.dot(key, gradient, count: m)
+                    if factorised != nil { keyPart += w.keyIntraDot[j] }
+                    w.decaySuffix[0] += w.decayGradient[j] - keyPart
+                    w.decayGradient[j] = w.decaySuffix[0]
+                }
+                storeDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, from: w.decayGradient)
+            }
+            // dφ(k) is complete: finish the keys while it is still in L2, before the state
+            // updates stream Ŝ and Φ_Q through it.
+            finishKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, factorised: factorised, workspace: w)
+            for g in 0..<group {
+                let query = w.queryFeatures + g * c * fs
+                let dnum = w.outputGradient + g * c * dv
                 // Ŝ += Φ_Qᵀ (p∘dnum), ẑ += Φ_Qᵀ (p∘dden).
                 var scaled = UnsafePointer(dnum)
                 if decayed {
@@ -429,28 +454,15 @@ extension BackwardPass {
                 for i in 0..<rows {
                     let dden = w.denominatorGradient[g * c + i] * (decayed ? w.rowScale[i] : 1)
                     if dden != 0 {
-                        let row = query + i * m
+                        let row = query + i * fs
                         for f in 0..<m { w.normaliserGradient[f] += dden * row[f] }
                     }
                 }
-                padRows(query, rows: rows, workspace: w)
-                Gemm.multiply(m: m, n: dv, k: rows, a: w.paddedRows, rowStrideA: 1, columnStrideA: BackwardWorkspace.transposedStride(featureDim: m),
+                if factorised == nil { padRows(query, rows: rows, workspace: w) }
+                Gemm.multiply(m: m, n: dv, k: rows, a: factorised == nil ? w.paddedRows : query, rowStrideA: 1, columnStrideA: ts,
                               b: scaled, rowStrideB: dv, columnStrideB: 1, c: w.stateGradient, ldc: dv,
                               accumulate: true, workspace: w.gemm)
             }
-            if wantsDecay {
-                // d log α_t = Σ_{t' ≥ t} (φ(q)·dφ(q) − φ(k)·dφ(k)) + the final state's term, per head.
-                loadDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, into: w.decayGradient)
-                for j in stride(from: rows - 1, through: 0, by: -1) {
-                    let (key, gradient) = (w.keyFeatures + j * m, w.keyFeatureGradient + j * m)
-                    var keyPart = DecodeKernels.dot(key, gradient, count: m)
-                    if factorised != nil { keyPart += w.keyIntraDot[j] }
-                    w.decaySuffix[0] += w.decayGradient[j] - keyPart
-                    w.decayGradient[j] = w.decaySuffix[0]
-                }
-                storeDecayGradient(span: span, keyHead: keyHead, t0: t0, rows: rows, from: w.decayGradient)
-            }
-            finishKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, factorised: factorised, workspace: w)
             t0 -= c
         }
     }

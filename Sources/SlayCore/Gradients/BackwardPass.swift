@@ -162,11 +162,18 @@ struct BackwardPass: @unchecked Sendable {
     // MARK: chunk loaders
 
     /// Key rows, values, raw and gated key features of rows t0 ..< t0 + rows. The features' scratch
-    /// is w.keyScratch, kept through the chunk (a factorised map's factors).
-    func loadKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int, workspace w: BackwardWorkspace) {
+    /// is w.keyScratch, kept through the chunk (a factorised map's factors). With `padded`, that
+    /// map's features land `transposedStride` floats apart (BackwardPass+Chunked).
+    func loadKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int,
+                  padded: FactorisedFeatureGradient? = nil, workspace w: BackwardWorkspace) {
         let m = featureDim
         k.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.keyInput)
         v.gatherRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, into: w.values)
+        if let padded {
+            padded.features(head: keyHead, input: w.keyInput, rows: rows, output: w.keyFeatures,
+                            rowStride: BackwardWorkspace.transposedStride(featureDim: m), scratch: w.keyScratch)
+            return
+        }
         // Straight into the block the passes read, unless the raw features are needed apart.
         let direct = options.keyGateLogits == nil && !options.qkL2Norm
         map.features(role: .key, head: keyHead, input: w.keyInput, rows: rows, firstPosition: origin + t0,
@@ -181,12 +188,21 @@ struct BackwardPass: @unchecked Sendable {
 
     /// Query rows, raw and gated features and dout rows of query head g of the group. The features'
     /// scratch is head g's part of w.queryScratch, kept through the chunk (a factorised map's factors).
+    /// With `padded`, as in `loadKeys`.
     func loadQueries(span: SequenceSpan, origin: Int, keyHead: Int, g: Int, t0: Int, rows: Int,
-                     workspace w: BackwardWorkspace) {
+                     padded: FactorisedFeatureGradient? = nil, workspace w: BackwardWorkspace) {
         let (c, d, m, dv) = (chunk, headDim, featureDim, valueDim)
         let queryHead = keyHead * group + g
         let input = w.queryInput + g * c * d
         q.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows, into: input)
+        request.dout.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows,
+                                into: w.outputGradient + g * c * dv)
+        if let padded {
+            let ts = BackwardWorkspace.transposedStride(featureDim: m)
+            padded.features(head: keyHead, input: input, rows: rows, output: w.queryFeatures + g * c * ts, rowStride: ts,
+                            scratch: w.queryScratch + g * w.queryScratchStride)
+            return
+        }
         let direct = options.queryGateLogits == nil && !options.qkL2Norm
         map.features(role: .query, head: keyHead, input: input, rows: rows, firstPosition: origin + t0,
                      output: (direct ? w.queryFeatures : w.queryRaw) + g * c * m,
@@ -200,8 +216,6 @@ struct BackwardPass: @unchecked Sendable {
             HeadGates.fill(gates, batch: span.batch, t0: span.start + t0, rows: rows, head: queryHead, into: w.queryGates + g * c)
             HeadGates.scaleRows(gated, rows: rows, width: m, by: w.queryGates + g * c)
         }
-        request.dout.gatherRows(batch: span.batch, head: queryHead, t0: span.start + t0, rows: rows,
-                                into: w.outputGradient + g * c * dv)
     }
 
     /// Query side of a chunk once dφ(q) (of the gated features) is complete: the gate gradient

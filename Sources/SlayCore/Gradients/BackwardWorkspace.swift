@@ -25,8 +25,8 @@ struct BackwardWorkspace {
         var blocks: [Int] {
             let (c, g, d, m, dv) = (chunk, group, headDim, featureDim, valueDim)
             return [m * dv, m * dv, m, m, m, dv,
-                    c * d, c * m, c * m, c * m, c * d, c * dv, c * dv, c * m, c * m, c,
-                    g * c * d, g * c * m, g * c * m, g * c * m, g * c * dv, g * c, g * c, c * d,
+                    c * d, c * m, c * transposedStride, c * m, c * d, c * dv, c * dv, c * m, c * m, c,
+                    g * c * d, g * c * m, g * c * transposedStride, g * c * m, g * c * dv, g * c, g * c, c * d,
                     mapScratch, c * c, c * c, c * max(m, dv), c + 1, Gemm.workspaceFloats,
                     keyScratch, c * c, c, c, c * c, c * c, c * c, g * c * factorPoly, g * c * factorPrf,
                     c * factorPoly, c * factorPrf, c]
@@ -56,6 +56,8 @@ struct BackwardWorkspace {
     let numerator: UnsafeMutablePointer<Float>
     let keyInput: UnsafeMutablePointer<Float>
     let keyRaw: UnsafeMutablePointer<Float>
+    /// Rows m floats apart, or `transposedStride` apart where the causal chunked pass asks a
+    /// factorised map for them so (BackwardPass.featureStride); query head g at offset g·c·stride.
     let keyFeatures: UnsafeMutablePointer<Float>
     let keyFeatureGradient: UnsafeMutablePointer<Float>
     let keyInputGradient: UnsafeMutablePointer<Float>
