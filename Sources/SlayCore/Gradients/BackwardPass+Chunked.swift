@@ -253,8 +253,7 @@ extension BackwardPass {
                     var dden: Float = 0
                     if options.normalize {
                         let row = query + i * fs
-                        let qz = DecodeKernels.dot(row, w.normaliser, count: m)
-                        let qx = DecodeKernels.dot(row, x, count: m)
+                        let (qz, qx) = VectorMath.dots(row, w.normaliser, x, count: m)
                         let scores = w.scores + i * rows
                         let products = w.scoreGradient + i * rows
                         var intraDen: Float = 0

@@ -48,6 +48,16 @@ public enum VectorMath {
         }
     }
 
+    /// (x·y, x·z) in one pass over x (VectorProducts.dots).
+    @inline(__always)
+    public static func dots(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ z: UnsafePointer<Float>,
+                            count: Int) -> (Float, Float) {
+        switch KernelVariant.active {
+        case .avx2: return SlayKernelsAVX2.VectorProducts.dots(x, y, z, count: count)
+        case .portable: return SlayKernels.VectorProducts.dots(x, y, z, count: count)
+        }
+    }
+
     /// The gradient of `outer`'s rows (VectorProducts.outerGradient).
     @inline(__always)
     public static func outerGradient(_ g: UnsafePointer<Float>, count: Int, scales: UnsafePointer<Float>,

@@ -46,6 +46,23 @@ final class VectorProductsTests: XCTestCase {
         }
     }
 
+    func testDotsMatchTheFloat64TwinInBothBuilds() {
+        var generator = SystemRandomNumberGenerator()
+        for count in [0, 1, 7, 8, 31, 32, 33, 100, 512] {
+            let (x, y, z) = ((0..<count).map { _ in Float.random(in: -2...2, using: &generator) },
+                             (0..<count).map { _ in Float.random(in: -2...2, using: &generator) },
+                             (0..<count).map { _ in Float.random(in: -2...2, using: &generator) })
+            let expected = ((0..<count).reduce(0.0) { $0 + Double(x[$1]) * Double(y[$1]) },
+                            (0..<count).reduce(0.0) { $0 + Double(x[$1]) * Double(z[$1]) })
+            var results = [VectorMath.dots(x, y, z, count: count), SlayKernels.VectorProducts.dots(x, y, z, count: count)]
+            if slaycpu_has_avx2_fma() != 0 { results.append(SlayKernelsAVX2.VectorProducts.dots(x, y, z, count: count)) }
+            for (index, result) in results.enumerated() {
+                XCTAssertEqual(Double(result.0), expected.0, accuracy: 1e-5 * Double(max(count, 1)), "variant \(index) count \(count)")
+                XCTAssertEqual(Double(result.1), expected.1, accuracy: 1e-5 * Double(max(count, 1)), "variant \(index) count \(count)")
+            }
+        }
+    }
+
     func testOuterGradientMatchesTheFloat64Twin() {
         var generator = SystemRandomNumberGenerator()
         for width in [1, 7, 8, 15, 16, 17, 24, 33] {
