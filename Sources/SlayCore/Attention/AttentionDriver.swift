@@ -201,7 +201,7 @@ extension AttentionCall {
         // options.chunkSize (0: the form's preferred chunk), at most the longest sequence.
         var longest = 1
         for span in spans { longest = max(longest, span.length) }
-        let chunk = min(options.chunkSize > 0 ? options.chunkSize : form.preferredChunk(options), longest)
+        let chunk = min(options.chunkSize > 0 ? options.chunkSize : form.preferredChunk, longest)
         var layout = WorkspaceLayout(chunk: chunk)
         let m = map.featureDim
         try layout.reserveRows(queries: chunk, keys: chunk, map: map, valueDim: valueDim)

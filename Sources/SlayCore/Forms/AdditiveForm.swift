@@ -8,7 +8,7 @@
 enum AdditiveForm: RecurrenceForm {
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { options.update == .add }
 
-    static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 64 }
+    static let preferredChunk = 64
 
     static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws {
         guard !step else { return try layout.reserve(.running, 1) }

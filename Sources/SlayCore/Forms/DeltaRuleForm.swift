@@ -13,7 +13,7 @@
 enum DeltaRuleForm: RecurrenceForm {
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { options.update == .delta }
 
-    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {
+    static func check(_ options: LinearAttentionOptions, mode: AttentionMode) throws {
         guard mode != .bidirectional else {
             throw SlayError(.unsupported, "the delta rule is defined for causal attention only (set causal = 1)")
         }
@@ -28,7 +28,7 @@ enum DeltaRuleForm: RecurrenceForm {
 
     /// Its chunk costs O(c²·(m + dv) + c³) beyond the GEMMs shared with the additive form: 16 is
     /// fastest in `python -m slay.bench` (identity map, d = dv = 64).
-    static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 16 }
+    static let preferredChunk = 16
 
     static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws {
         let (c, m) = (layout.chunk, map.featureDim)
