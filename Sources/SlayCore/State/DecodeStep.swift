@@ -176,8 +176,7 @@ extension RecurrentState {
         // The workspaces from this call's thread index on: partitioned calls never share one.
         let (first, threads) = options.nth > 1 ? (options.ith, 1) : (0, min(options.nThreads, maxThreads))
         try checkSlots(slots, sequences: n, marks: decodeWorkspaces[first].slotMarks)
-        options.logDecay = try TokenTensors.check(options, map: map, keys: SIMD2(n, 1), queries: SIMD2(n, 1),
-                                                  queryHeads: hq, leading: 1).logDecay
+        options.logDecay = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: hq, mode: .causal).logDecay
         let form = try AttentionForms.select(map: map, options: options, mode: .causal, q: q, k: k, v: v)
         for workspace in decodeWorkspaces[first..<(first + threads)] {
             try workspace.ensure(group: group, map: map, valueDim: valueDim)
