@@ -265,7 +265,6 @@ struct FormTask {
 /// with masked coefficients keep the rows after a non-finite one away from earlier outputs
 /// (0 · NaN would otherwise reach them).
 struct ChunkRows {
-    let t0: Int
-    let rows: Int
+    let t0, rows: Int
     var finiteRows: Int
 }
