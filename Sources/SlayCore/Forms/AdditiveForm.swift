@@ -66,11 +66,9 @@ enum AdditiveForm: RecurrenceForm {
     /// S ← a·S + φ(k) vᵀ, z alike (a = γ, or e^{g + log γ} per head), and every query head of the
     /// group reads the new rows, in one pass over S (the DecodeKernels row stream).
     static func step(_ task: StepTask) {
-        task.features()
         let w = task.w
         w[.running][0] = task.scalarDecay
         let decays = task.options.logDecay != nil || w[.running][0] != 1
         task.additive(rows: task.map.featureDim, stateScales: decays ? w[.running] : nil, stride: 0, keyScales: w[.phiK])
-        task.store(framed: false)
     }
 }

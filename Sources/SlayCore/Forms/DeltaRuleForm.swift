@@ -113,12 +113,10 @@ enum DeltaRuleForm: RecurrenceForm {
     /// u = Sᵀk, w = β(v − α u), S ← α S + k wᵀ, o_g = α Sᵀq_g + (q_g·k) w: two passes over S (one
     /// read, one read-modify-write), through the DecodeKernels delta row stream.
     static func step(_ task: StepTask) {
-        task.features()
         let (w, m, dv) = (task.w, task.map.featureDim, task.valueDim)
         let beta = task.options.beta.map { task.token($0) } ?? 1
         DecodeKernels.delta(state: task.matrix, storage: task.storage, rows: m, columns: dv, rowStride: dv,
                             keys: w[.phiK], alpha: task.scalarDecay, beta: beta, value: w[.valueRows], queries: w[.phiQ], queryStride: m,
                             group: task.group, outputs: w[.outputs], queryKey: w[.formRows])
-        task.store(framed: false)
     }
 }

@@ -76,13 +76,11 @@ enum GatedForm: RecurrenceForm {
 
     /// S_f ← α_f γ S_f + φ(k)_f v, z alike, read out by every query head of the group: one pass.
     static func step(_ task: StepTask) {
-        task.features()
         let (w, m, logDecay) = (task.w, task.map.featureDim, task.options.logDecay!)
         let logGamma = task.options.decay.logarithm(head: task.head)
         let scales = w[.decayFactors]
         for f in 0..<m { scales[f] = task.token(logDecay, channel: f) + logGamma }
         DecayMath.expNonPositive(scales, count: m, output: scales)
         task.additive(rows: m, stateScales: scales, stride: 1, keyScales: w[.phiK])
-        task.store(framed: false)
     }
 }

@@ -32,7 +32,8 @@ protocol RecurrenceForm {
     /// The chunk's keys enter the state.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows)
 
-    /// One decode token of one (sequence, key head) task, in place on the slot's state.
+    /// One decode token of one (sequence, key head) task, in place on the slot's state, into
+    /// w[.outputs] / w[.denominators] (/ w[.references]) of the rows and features StepTask.load loaded.
     static func step(_ task: StepTask)
 }
 

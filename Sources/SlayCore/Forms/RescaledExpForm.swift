@@ -173,7 +173,6 @@ enum RescaledExpForm: RecurrenceForm {
     /// by e^{μ + λ − b} and the key enters with weight g^K) or not (the key enters with weight
     /// g^K e^{b − μ − λ}): one exponential e^{−|b − μ − λ|} per f covers both.
     static func step(_ task: StepTask) {
-        task.gather()
         let (w, d, dv, group) = (task.w, task.map.headDim, task.valueDim, task.group)
         let (mu, keys, decayed) = (task.maxima!, w[.keyRows], w[.formKeys])
         let (logDecay, logGamma) = (task.options.logDecay, task.options.decay.logarithm(head: task.head))
@@ -217,6 +216,5 @@ enum RescaledExpForm: RecurrenceForm {
                 w[.denominators][g] *= gate
             }
         }
-        task.store(framed: true)
     }
 }

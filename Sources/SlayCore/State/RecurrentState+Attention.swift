@@ -17,14 +17,32 @@ extension RecurrentState {
                                      valueDim: valueDim)
     }
 
-    /// `slots` has one entry per sequence, each a slot of the state, all distinct (see
-    /// checkDistinct for `marks`); without slots, sequence i uses slot i.
-    func checkSlots(_ slots: SlotList, sequences n: Int, marks: HeapArray<UInt64>? = nil) throws {
+    /// `slots` has one entry per sequence, each a slot of the state, all distinct; without slots,
+    /// sequence i uses slot i. `marks` (one clear bit per slot, left clear) is the calling thread's
+    /// own (a decode workspace's, so concurrent partitioned calls cannot interfere); nil allocates
+    /// a fresh one (fallibly).
+    func checkSlots(_ slots: SlotList, sequences n: Int, marks given: HeapArray<UInt64>? = nil) throws {
         guard slots.count == n else { throw SlayError.shape("slots has \(slots.count) entries for \(n) sequences") }
-        guard slots.pointer != nil || n <= numSequences else {
-            throw SlayError.shape("the call has \(n) sequences, the state only \(numSequences) slots")
+        guard slots.pointer != nil else {
+            guard n <= numSequences else { throw SlayError.shape("the call has \(n) sequences, the state only \(numSequences) slots") }
+            return
         }
-        try checkDistinct(slots, marks: marks)
+        for i in 0..<n where !(0..<numSequences).contains(slots[i]) {
+            throw SlayError.invalid("slots[\(i)] is \(slots[i]); the state has slots 0..<\(numSequences)")
+        }
+        let marks = try given ?? HeapArray<UInt64>(count: (numSequences + 63) / 64, what: "the slot marks of \(numSequences) slots")
+        let words = marks.baseAddress
+        func bit(_ i: Int) -> UInt64 { 1 << UInt64(slots[i] & 63) }
+        // Mark slots up to the first one already marked; then clear every mark set.
+        var marked = 0
+        while marked < n && words[slots[marked] >> 6] & bit(marked) == 0 {
+            words[slots[marked] >> 6] |= bit(marked)
+            marked += 1
+        }
+        for i in 0..<marked { words[slots[i] >> 6] = 0 }
+        guard marked == n else {
+            throw SlayError.invalid("slots must be distinct within one call; slot \(slots[marked]) appears twice")
+        }
     }
 
     /// A call over sequences ([B, T, …] tensors) on the slots: spans from cu_seqlens or the padded
