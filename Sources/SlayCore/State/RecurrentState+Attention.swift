@@ -47,10 +47,10 @@ extension RecurrentState {
 
     /// A call over sequences ([B, T, …] tensors) on the slots: spans from cu_seqlens or the padded
     /// batch and the slots, read in place (caller memory, valid for the call) and checked; then the
-    /// driver. Returns the spans and slots.
+    /// driver, and (share 0 of a call that absorbs keys) the slots' positions move on.
     private func run(q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?,
                      cuSeqlens: UnsafeBufferPointer<Int64>?, slots: UnsafeBufferPointer<Int32>?, mode: AttentionMode,
-                     options: LinearAttentionOptions) throws -> (HeapArray<SequenceSpan>, SlotList) {
+                     options: LinearAttentionOptions) throws {
         let queryHeads = try checkTokens(q: q, k: k, v: v, out: out, rank: 4)
         let (batch, length) = ((k ?? q)!.extents[0], (k ?? q)!.extents[1])
         guard cuSeqlens == nil || batch == 1 else {
@@ -62,7 +62,8 @@ extension RecurrentState {
         try checkSlots(list, sequences: spans.count)
         try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads, valueDim: valueDim,
                           spans: spans, state: self, slots: list, mode: mode, options: options).execute()
-        return (spans, list)
+        guard mode != .query && options.ith == 0 else { return }
+        for i in 0..<spans.count { positions[list[i]] += Int64(spans[i].length) }
     }
 
     /// Runs a prompt through the state. With q and out: causal outputs (or, when not causal, every
@@ -72,11 +73,7 @@ extension RecurrentState {
         try checkCall(options)
         guard (q == nil) == (out == nil) else { throw SlayError.invalid("q and out must both be given or both be NULL") }
         let mode: AttentionMode = q == nil ? .absorb : (options.causal ? .causal : .bidirectional)
-        let (spans, resolved) = try run(q: q, k: k, v: v, out: out, cuSeqlens: cuSeqlens, slots: slots, mode: mode,
-                                        options: options)
-        if options.ith == 0 {
-            for i in 0..<spans.count { positions[resolved[i]] += Int64(spans[i].length) }
-        }
+        try run(q: q, k: k, v: v, out: out, cuSeqlens: cuSeqlens, slots: slots, mode: mode, options: options)
     }
 
     /// Queries the states without changing them: y = φ(q)ᵀS / (φ(q)ᵀz + δ) for every query.
@@ -84,6 +81,6 @@ extension RecurrentState {
     public func query(q: TensorView, out: TensorView, cuSeqlens: UnsafeBufferPointer<Int64>?,
                       slots: UnsafeBufferPointer<Int32>?, options: LinearAttentionOptions) throws {
         try checkCall(options, positions: false)
-        _ = try run(q: q, k: nil, v: nil, out: out, cuSeqlens: cuSeqlens, slots: slots, mode: .query, options: options)
+        try run(q: q, k: nil, v: nil, out: out, cuSeqlens: cuSeqlens, slots: slots, mode: .query, options: options)
     }
 }
