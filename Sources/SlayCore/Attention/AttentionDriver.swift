@@ -64,7 +64,6 @@ public struct AttentionCall: @unchecked Sendable {
     let origins: HeapArray<Int>?
 
     var group: Int { queryHeads / map.numHeads }
-    var taskCount: Int { spans.count * map.numHeads }
 
     /// Runs the tasks of partition `ith` of `nth` on up to `nThreads` threads.
     ///
@@ -75,7 +74,7 @@ public struct AttentionCall: @unchecked Sendable {
     /// bitwise identical for any thread count.
     public func execute() throws {
         let nThreads = options.nThreads
-        let mine = ParallelFor.share(of: taskCount, worker: options.ith, workers: options.nth)
+        let mine = ParallelFor.share(of: spans.count * map.numHeads, worker: options.ith, workers: options.nth)
         var blocks = 1
         if !framed && mine.count < nThreads && valueDim % 16 == 0 {
             blocks = min(valueDim / 16, (nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
@@ -199,20 +198,18 @@ extension AttentionCall {
         options.logDecay = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode).logDecay
         let form = try AttentionForms.select(map: map, options: options, mode: mode, q: q, k: k, v: v)
         // options.chunkSize (0: the form's preferred chunk), at most the longest sequence.
-        var longest = 1
-        for span in spans { longest = max(longest, span.length) }
+        let longest = spans.reduce(1) { max($0, $1.length) }
         let chunk = min(options.chunkSize > 0 ? options.chunkSize : form.preferredChunk, longest)
         var layout = WorkspaceLayout(chunk: chunk)
-        let m = map.featureDim
         try layout.reserveRows(queries: chunk, keys: chunk, map: map, valueDim: valueDim)
         try layout.reserve(.scores, chunk, chunk)
-        try layout.reserve(.state, m, valueDim)
-        try layout.reserve(.normaliser, m)
+        try layout.reserve(.state, map.featureDim, valueDim)
+        try layout.reserve(.normaliser, map.featureDim)
         try layout.reserve(.featureScratch, map.scratchFloats(rows: chunk))
         try layout.reserve(.keyScratch, map.scratchFloats(rows: chunk))
         try layout.reserve(.scoreScratch, map.scoreScratchFloats(rows: chunk))
         try layout.reserve(.gemm, Gemm.workspaceFloats)
-        try layout.reserve(.maskedRows, chunk, max(m, valueDim))
+        try layout.reserve(.maskedRows, chunk, max(map.featureDim, valueDim))
         if options.queryGateLogits != nil { try layout.reserve(.queryGates, chunk) }
         if options.keyGateLogits != nil { try layout.reserve(.keyGates, chunk) }
         try form.reserve(&layout, map: map, valueDim: valueDim, step: false)
