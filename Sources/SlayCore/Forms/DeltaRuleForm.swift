@@ -76,9 +76,9 @@ enum DeltaRuleForm: RecurrenceForm {
             for j in 0..<width { scaled[j] = values[j] * beta[i] }
         }
         task.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w[.phiQ], rowStrideB: m, width: m,
-                              into: w[.formKeys], ldc: m, accumulate: false)
+                          into: w[.formKeys], accumulate: false)
         task.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w[.outputs], rowStrideB: width, width: width,
-                              into: w[.formValues], ldc: width, accumulate: false)
+                          into: w[.formValues], accumulate: false)
         // U' = U − W S_0.
         Gemm.multiply(m: rows, n: width, k: m, a: w[.formKeys], rowStrideA: m, columnStrideA: 1,
                       b: task.state + task.columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w[.outputs], ldc: width,
