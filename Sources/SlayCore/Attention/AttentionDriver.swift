@@ -131,12 +131,10 @@ public struct AttentionCall: @unchecked Sendable {
         let task = FormTask(call: self, span: spans[sequence], origin: origins?[sequence] ?? 0, keyHead: keyHead,
                             columns: columns, state: matrix, normaliser: w[.normaliser], maxima: maxima, w: w)
         func chunks(_ body: (inout ChunkRows) -> Void) {
-            var t0 = 0
-            while t0 < task.span.length {
+            for t0 in stride(from: 0, to: task.span.length, by: w.layout.chunk) {
                 let rows = min(w.layout.chunk, task.span.length - t0)
                 var chunk = ChunkRows(t0: t0, rows: rows, finiteRows: rows)
                 body(&chunk)
-                t0 += rows
             }
         }
         func query(_ g: Int, _ chunk: ChunkRows, causal: Bool) {
@@ -148,9 +146,7 @@ public struct AttentionCall: @unchecked Sendable {
             chunks { chunk in
                 task.loadKeys(&chunk)
                 form.prepareKeys(task, &chunk)
-                if mode == .causal {
-                    for g in 0..<group { query(g, chunk, causal: true) }
-                }
+                for g in 0..<group where mode == .causal { query(g, chunk, causal: true) }
                 form.absorbChunk(task, chunk)
             }
         }
