@@ -20,10 +20,9 @@ public enum LinearAttention {
         let shapes = try AttentionShapes(q: q, k: k, v: v, out: out)
         try checkMap(map, headDim: shapes.headDim, keyHeads: shapes.keyHeads)
         let spans = try SequenceSpan.padded(batch: shapes.batch, length: shapes.length)
-        let call = try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads,
-                                     valueDim: shapes.valueDim, spans: spans, state: nil, slots: SlotList(pointer: nil, count: 0),
-                                     mode: options.causal ? .causal : .bidirectional, options: options)
-        try call.execute()
+        try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads, valueDim: shapes.valueDim,
+                          spans: spans, state: nil, slots: SlotList(pointer: nil, count: 0),
+                          mode: options.causal ? .causal : .bidirectional, options: options).execute()
     }
 
     /// The map's head_dim and key-head count against the call's.

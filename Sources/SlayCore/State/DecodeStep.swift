@@ -199,8 +199,6 @@ extension RecurrentState {
                 }
             }
         }
-        if options.ith == 0 {
-            for i in 0..<n { positions[slots[i]] += 1 }
-        }
+        for i in 0..<n where options.ith == 0 { positions[slots[i]] += 1 }
     }
 }

@@ -62,8 +62,7 @@ extension RecurrentState {
         try checkSlots(list, sequences: spans.count)
         try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads, valueDim: valueDim,
                           spans: spans, state: self, slots: list, mode: mode, options: options).execute()
-        guard mode != .query && options.ith == 0 else { return }
-        for i in 0..<spans.count { positions[list[i]] += Int64(spans[i].length) }
+        for i in 0..<spans.count where mode != .query && options.ith == 0 { positions[list[i]] += Int64(spans[i].length) }
     }
 
     /// Runs a prompt through the state. With q and out: causal outputs (or, when not causal, every
