@@ -161,8 +161,7 @@ extension FormTask {
                         normaliser addsZ: Bool = true) {
         guard decays else { return addKeysToState(rows: rows, values: values, stride: stride, normaliser: addsZ) }
         let (m, width, last, b) = (map.featureDim, columns.count, rows - 1, w[.rowDecay])
-        let source = values ?? UnsafePointer(w[.valueRows] + columns.lowerBound)
-        let sourceStride = stride ?? call.valueDim
+        let (source, sourceStride) = (values ?? UnsafePointer(w[.valueRows] + columns.lowerBound), stride ?? call.valueDim)
         scaleState(by: nil, scalar: powers ? w[.powers][rows] : ScalarDecay.weight(b[last]), normaliser: addsZ)
         // Scaled values in the outputs buffer (free between query heads).
         for j in 0..<rows {

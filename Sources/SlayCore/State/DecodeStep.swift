@@ -52,6 +52,8 @@ struct StepTask {
     let options: LinearAttentionOptions
     let sequence, head, group, slot: Int
     let w: Workspace
+    /// form.keepsMaxima(map): the form keeps its outputs in frames and never forms features.
+    let framed: Bool
 
     var map: FeatureMap { state.map }
     var valueDim: Int { state.valueDim }
@@ -81,9 +83,13 @@ struct StepTask {
         return ScalarDecay.weight(token(g) + options.decay.logarithm(head: head))
     }
 
-    /// Forms that keep maxima keep their outputs in frames and never form features (a state keeps
-    /// μ exactly when the form its map selects does).
-    var framed: Bool { state.maximaStorage != nil }
+    /// The token through `form`: its rows and features loaded, the form's step, its outputs stored
+    /// (a method, so that the form borrows this task rather than a copy of it).
+    func run(_ form: RecurrenceForm.Type) {
+        load()
+        form.step(self)
+        store()
+    }
 
     /// The token's key and value rows and the rows of the `group` query heads that read this key
     /// head, gathered contiguously (half-precision rows widened to fp32), outputs and denominators
@@ -124,13 +130,11 @@ struct StepTask {
             FormTask.normaliseRows(w[.phiK], rows: 1, width: m)
             FormTask.normaliseRows(w[.phiQ], rows: group, width: m)
         }
-        func scale(_ row: UnsafeMutablePointer<Float>, _ logits: TensorView?, head: Int) {
-            guard logits != nil else { return }
-            let factor = gate(logits, head: head)
-            for f in 0..<m { row[f] *= factor }
+        func scale(_ row: UnsafeMutablePointer<Float>, by factor: Float) { for f in 0..<m { row[f] *= factor } }
+        if let gates = options.keyGateLogits { scale(w[.phiK], by: gate(gates, head: head)) }
+        if let gates = options.queryGateLogits {
+            for g in 0..<group { scale(w[.phiQ] + g * m, by: gate(gates, head: head * group + g)) }
         }
-        scale(w[.phiK], options.keyGateLogits, head: head)
-        for g in 0..<group { scale(w[.phiQ] + g * m, options.queryGateLogits, head: head * group + g) }
     }
 
     /// One pass over S of the additive kernels (DecodeKernels): z and S rows f ← scale_f·row +
@@ -181,14 +185,12 @@ extension RecurrentState {
         }
         let tasks = ParallelFor.share(of: n * h, worker: options.ith, workers: options.nth)
         let settings = options
+        let framed = form.keepsMaxima(map)
         func run(_ index: Int, _ workspace: DecodeWorkspace) {
             let sequence = index / h
-            let task = StepTask(state: self, q: q, k: k, v: v, out: out, options: settings, sequence: sequence,
-                                head: index % h, group: group, slot: slots[sequence],
-                                w: Workspace(layout: workspace.layout, buffer: workspace.buffer!.pointer))
-            task.load()
-            form.step(task)
-            task.store()
+            StepTask(state: self, q: q, k: k, v: v, out: out, options: settings, sequence: sequence, head: index % h,
+                     group: group, slot: slots[sequence], w: Workspace(layout: workspace.layout, buffer: workspace.buffer!.pointer),
+                     framed: framed).run(form)
         }
         if threads == 1 {
             for index in tasks { run(index, decodeWorkspaces[first]) }
