@@ -129,13 +129,11 @@ extension FormTask {
         }
     }
 
-    /// S[:, columns] and (`normaliser`) z scaled by `factor` per feature row (`factors[f]`, or one
-    /// scalar); rows whose factor is 1 are left as they are.
+    /// S[:, columns] and (`normaliser`) z scaled by `factor` per feature row (`factors[f]`, or one scalar).
     func scaleState(by factors: UnsafePointer<Float>?, scalar: Float = 1, normaliser scalesZ: Bool = true) {
         let (m, dv) = (map.featureDim, call.valueDim)
         for f in 0..<m {
             let factor = factors.map { $0[f] } ?? scalar
-            guard factor != 1 else { continue }
             let row = state + f * dv + columns.lowerBound
             for j in 0..<columns.count { row[j] *= factor }
             if scalesZ { normaliser[f] *= factor }

@@ -142,9 +142,14 @@ enum RescaledExpForm: RecurrenceForm {
             for f in 0..<d { target[f] = key[f] + suffix[f] - newMaxima[f] }
             for f in 0..<d { suffix[f] += lambda[f] }
         }
-        let factors = w[.decayFactors]
-        for f in 0..<d { factors[f] = maxima[f] == empty ? 1 : expf(maxima[f] + suffix[f] - newMaxima[f]) }
-        task.scaleState(by: factors)
+        for f in 0..<d where maxima[f] != empty {
+            let exponent = maxima[f] + suffix[f] - newMaxima[f]
+            guard exponent != 0 else { continue }
+            let factor = expf(exponent)
+            let row = task.state + f * dv
+            for j in 0..<dv { row[j] *= factor }
+            task.normaliser[f] *= factor
+        }
         VectorMath.expShiftedClamped(e, count: rows * d, shift: 0, limit: 88, scale: 1, output: e)
         for f in 0..<d where newMaxima[f] == empty {
             // Only keys with b = −inf so far: e^b = 0 (and b − μ' would be NaN).
