@@ -94,15 +94,14 @@ public struct AttentionCall: @unchecked Sendable {
                                    stride: 1, count: m, into: target)
             }
         }
-        let call = self
         ParallelFor.run(workers: workers) { worker in
-            let workspace = Workspace(layout: call.layout, buffer: buffers[worker].pointer)
+            let workspace = Workspace(layout: layout, buffer: buffers[worker].pointer)
             for item in ParallelFor.share(of: work, worker: worker, workers: workers) {
                 let (index, block) = (item / blocks, item % blocks)
-                let panels = ParallelFor.share(of: call.valueDim / 16, worker: block, workers: blocks)
-                let columns = blocks == 1 ? 0..<call.valueDim : (panels.lowerBound * 16)..<(panels.upperBound * 16)
-                call.runTask(mine.lowerBound + index, columns: columns, writesNormaliser: block == 0,
-                             initialNormaliser: initialNormalisers.pointer + index * m, workspace: workspace)
+                let panels = ParallelFor.share(of: valueDim / 16, worker: block, workers: blocks)
+                let columns = blocks == 1 ? 0..<valueDim : (panels.lowerBound * 16)..<(panels.upperBound * 16)
+                runTask(mine.lowerBound + index, columns: columns, writesNormaliser: block == 0,
+                        initialNormaliser: initialNormalisers.pointer + index * m, workspace: workspace)
             }
         }
         withExtendedLifetime((buffers, initialNormalisers)) {}
@@ -242,8 +241,7 @@ struct FormTask {
     let origin, keyHead: Int
     let columns: Range<Int>
     /// S [m, dv] and z [m] of the slot (or the worker's private ones).
-    let state: UnsafeMutablePointer<Float>
-    let normaliser: UnsafeMutablePointer<Float>
+    let state, normaliser: UnsafeMutablePointer<Float>
     /// μ [m] for forms that keep maxima, else nil.
     let maxima: UnsafeMutablePointer<Float>?
     let w: Workspace

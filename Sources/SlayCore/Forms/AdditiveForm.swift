@@ -23,8 +23,7 @@ enum AdditiveForm: RecurrenceForm {
             task.cumulativeRowDecay(chunk)
         } else if task.decays && chunk.t0 == 0 {
             // The powers depend only on γ: once per task (the workspace is the task's until it ends).
-            let w = task.w
-            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: w.layout.chunk + 1, into: w[.powers])
+            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: task.w.layout.chunk + 1, into: task.w[.powers])
         }
     }
 
