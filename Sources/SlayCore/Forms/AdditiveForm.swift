@@ -68,6 +68,6 @@ enum AdditiveForm: RecurrenceForm {
         let w = task.w
         w[.running][0] = task.scalarDecay
         let decays = task.options.logDecay != nil || w[.running][0] != 1
-        task.additive(stateScales: decays ? w[.running] : nil, stride: 0, keyScales: w[.phiK])
+        task.additive(rows: task.map.featureDim, stateScales: decays ? w[.running] : nil, stride: 0, keyScales: w[.phiK])
     }
 }

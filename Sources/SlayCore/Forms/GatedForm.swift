@@ -81,6 +81,6 @@ enum GatedForm: RecurrenceForm {
         let scales = w[.decayFactors]
         for f in 0..<m { scales[f] = task.token(logDecay, channel: f) + logGamma }
         DecayMath.expNonPositive(scales, count: m, output: scales)
-        task.additive(stateScales: scales, stride: 1, keyScales: w[.phiK])
+        task.additive(rows: m, stateScales: scales, stride: 1, keyScales: w[.phiK])
     }
 }

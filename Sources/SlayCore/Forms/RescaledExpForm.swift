@@ -208,7 +208,7 @@ enum RescaledExpForm: RecurrenceForm {
             VectorMath.expShiftedClamped(row, count: d, shift: r, limit: 88, scale: 1, output: row)
             for f in 0..<d where mu[f] == empty { row[f] = 0 }
         }
-        task.additive(stateScales: factors, stride: 1, keyScales: keyScales)
+        task.additive(rows: d, stateScales: factors, stride: 1, keyScales: keyScales)
         if let gates = task.options.queryGateLogits {
             for g in 0..<group {
                 let gate = task.gate(gates, head: task.head * group + g)

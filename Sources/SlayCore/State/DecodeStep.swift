@@ -139,8 +139,7 @@ struct StepTask {
 
     /// One pass over S of the additive kernels (DecodeKernels): z and S rows f ← scale_f·row +
     /// keyScale_f·(1, v), read out by every query head of the group. Stride 0: one scale for all rows.
-    func additive(stateScales: UnsafePointer<Float>?, stride: Int, keyScales: UnsafePointer<Float>) {
-        let rows = map.featureDim
+    func additive(rows: Int, stateScales: UnsafePointer<Float>?, stride: Int, keyScales: UnsafePointer<Float>) {
         DecodeKernels.normaliser(normaliser, storage: storage, rows: rows, stateScales: stateScales, stateScaleStride: stride,
                                  keyScales: keyScales, queries: w[.phiQ], queryStride: rows, group: group,
                                  denominators: w[.denominators])
