@@ -72,14 +72,13 @@ public struct AttentionCall: @unchecked Sendable {
     /// computed by the same operations in the same order whatever the split, so results are
     /// bitwise identical for any thread count.
     public func execute() throws {
-        let nThreads = options.nThreads
         let mine = ParallelFor.share(of: spans.count * map.numHeads, worker: options.ith, workers: options.nth)
         var blocks = 1
-        if !framed && mine.count < nThreads && valueDim % 16 == 0 {
-            blocks = min(valueDim / 16, (nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
+        if !framed && mine.count < options.nThreads && valueDim % 16 == 0 {
+            blocks = min(valueDim / 16, (options.nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
         }
         let work = mine.count * blocks
-        let workers = max(1, min(nThreads, work))
+        let workers = max(1, min(options.nThreads, work))
         // Allocate every worker's workspace up front: a failure is a status, never a partial write.
         let buffers = try (0..<workers).map { _ in try ScratchBuffer(floats: layout.totalFloats) }
         // Every block starts from the normaliser as it was before the call (block 0 writes the

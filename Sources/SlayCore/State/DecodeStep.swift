@@ -52,7 +52,7 @@ struct StepTask {
     let options: LinearAttentionOptions
     let sequence, head, group, slot: Int
     let w: Workspace
-    /// form.keepsMaxima(map): the form keeps its outputs in frames and never forms features.
+    /// The form keeps its outputs in frames and forms no features (exactly when the state keeps μ).
     let framed: Bool
 
     var map: FeatureMap { state.map }
@@ -100,13 +100,14 @@ struct StepTask {
             view.loadRow(at: sequence * view.steps[0] + head * view.steps[1], stride: view.steps[2], count: view.extents[2],
                          into: target)
         }
-        let (d, m) = (map.headDim, map.featureDim)
+        let d = q.extents[2]
         gather(k, head: head, into: w[.keyRows])
         gather(v, head: head, into: w[.valueRows])
         for g in 0..<group { gather(q, head: head * group + g, into: w[.queryRows] + g * d) }
         w[.outputs].update(repeating: 0, count: group * valueDim)
         w[.denominators].update(repeating: 0, count: group)
         guard !framed else { return }
+        let m = map.featureDim
         // The token's position is the slot's count before this step (incremented after all tasks).
         let position = Int(state.positions[slot])
         if map.rolesShareFeatures && !map.needsPositions && w[.keyRows] == w[.queryRows] + group * d
@@ -184,7 +185,7 @@ extension RecurrentState {
         }
         let tasks = ParallelFor.share(of: n * h, worker: options.ith, workers: options.nth)
         let settings = options
-        let framed = form.keepsMaxima(map)
+        let framed = maximaStorage != nil
         func run(_ index: Int, _ workspace: DecodeWorkspace) {
             let sequence = index / h
             StepTask(state: self, q: q, k: k, v: v, out: out, options: settings, sequence: sequence, head: index % h,
