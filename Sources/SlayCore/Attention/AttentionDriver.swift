@@ -20,10 +20,9 @@ public enum LinearAttention {
         let shapes = try AttentionShapes(q: q, k: k, v: v, out: out)
         try checkMap(map, headDim: shapes.headDim, keyHeads: shapes.keyHeads)
         let spans = try SequenceSpan.padded(batch: shapes.batch, length: shapes.length)
-        let call = try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads,
-                                     valueDim: shapes.valueDim, spans: spans, state: nil, slots: SlotList(pointer: nil, count: 0),
-                                     mode: options.causal ? .causal : .bidirectional, options: options)
-        try call.execute()
+        try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: shapes.queryHeads, valueDim: shapes.valueDim,
+                          spans: spans, state: nil, slots: SlotList(pointer: nil, count: 0),
+                          mode: options.causal ? .causal : .bidirectional, options: options).execute()
     }
 
     /// The map's head_dim and key-head count against the call's.
@@ -64,7 +63,6 @@ public struct AttentionCall: @unchecked Sendable {
     let origins: HeapArray<Int>?
 
     var group: Int { queryHeads / map.numHeads }
-    var taskCount: Int { spans.count * map.numHeads }
 
     /// Runs the tasks of partition `ith` of `nth` on up to `nThreads` threads.
     ///
@@ -74,14 +72,13 @@ public struct AttentionCall: @unchecked Sendable {
     /// computed by the same operations in the same order whatever the split, so results are
     /// bitwise identical for any thread count.
     public func execute() throws {
-        let nThreads = options.nThreads
-        let mine = ParallelFor.share(of: taskCount, worker: options.ith, workers: options.nth)
+        let mine = ParallelFor.share(of: spans.count * map.numHeads, worker: options.ith, workers: options.nth)
         var blocks = 1
-        if !framed && mine.count < nThreads && valueDim % 16 == 0 {
-            blocks = min(valueDim / 16, (nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
+        if !framed && mine.count < options.nThreads && valueDim % 16 == 0 {
+            blocks = min(valueDim / 16, (options.nThreads + max(mine.count, 1) - 1) / max(mine.count, 1))
         }
         let work = mine.count * blocks
-        let workers = max(1, min(nThreads, work))
+        let workers = max(1, min(options.nThreads, work))
         // Allocate every worker's workspace up front: a failure is a status, never a partial write.
         let buffers = try (0..<workers).map { _ in try ScratchBuffer(floats: layout.totalFloats) }
         // Every block starts from the normaliser as it was before the call (block 0 writes the
@@ -96,15 +93,14 @@ public struct AttentionCall: @unchecked Sendable {
                                    stride: 1, count: m, into: target)
             }
         }
-        let call = self
         ParallelFor.run(workers: workers) { worker in
-            let workspace = Workspace(layout: call.layout, buffer: buffers[worker].pointer)
+            let workspace = Workspace(layout: layout, buffer: buffers[worker].pointer)
             for item in ParallelFor.share(of: work, worker: worker, workers: workers) {
                 let (index, block) = (item / blocks, item % blocks)
-                let panels = ParallelFor.share(of: call.valueDim / 16, worker: block, workers: blocks)
-                let columns = blocks == 1 ? 0..<call.valueDim : (panels.lowerBound * 16)..<(panels.upperBound * 16)
-                call.runTask(mine.lowerBound + index, columns: columns, writesNormaliser: block == 0,
-                             initialNormaliser: initialNormalisers.pointer + index * m, workspace: workspace)
+                let panels = ParallelFor.share(of: valueDim / 16, worker: block, workers: blocks)
+                let columns = blocks == 1 ? 0..<valueDim : (panels.lowerBound * 16)..<(panels.upperBound * 16)
+                runTask(mine.lowerBound + index, columns: columns, writesNormaliser: block == 0,
+                        initialNormaliser: initialNormalisers.pointer + index * m, workspace: workspace)
             }
         }
         withExtendedLifetime((buffers, initialNormalisers)) {}
@@ -132,12 +128,10 @@ public struct AttentionCall: @unchecked Sendable {
         let task = FormTask(call: self, span: spans[sequence], origin: origins?[sequence] ?? 0, keyHead: keyHead,
                             columns: columns, state: matrix, normaliser: w[.normaliser], maxima: maxima, w: w)
         func chunks(_ body: (inout ChunkRows) -> Void) {
-            var t0 = 0
-            while t0 < task.span.length {
+            for t0 in stride(from: 0, to: task.span.length, by: w.layout.chunk) {
                 let rows = min(w.layout.chunk, task.span.length - t0)
                 var chunk = ChunkRows(t0: t0, rows: rows, finiteRows: rows)
                 body(&chunk)
-                t0 += rows
             }
         }
         func query(_ g: Int, _ chunk: ChunkRows, causal: Bool) {
@@ -149,9 +143,7 @@ public struct AttentionCall: @unchecked Sendable {
             chunks { chunk in
                 task.loadKeys(&chunk)
                 form.prepareKeys(task, &chunk)
-                if mode == .causal {
-                    for g in 0..<group { query(g, chunk, causal: true) }
-                }
+                for g in 0..<group where mode == .causal { query(g, chunk, causal: true) }
                 form.absorbChunk(task, chunk)
             }
         }
@@ -199,20 +191,18 @@ extension AttentionCall {
         options.logDecay = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: queryHeads, mode: mode).logDecay
         let form = try AttentionForms.select(map: map, options: options, mode: mode, q: q, k: k, v: v)
         // options.chunkSize (0: the form's preferred chunk), at most the longest sequence.
-        var longest = 1
-        for span in spans { longest = max(longest, span.length) }
-        let chunk = min(options.chunkSize > 0 ? options.chunkSize : form.preferredChunk(options), longest)
+        let longest = spans.reduce(1) { max($0, $1.length) }
+        let chunk = min(options.chunkSize > 0 ? options.chunkSize : form.preferredChunk, longest)
         var layout = WorkspaceLayout(chunk: chunk)
-        let m = map.featureDim
         try layout.reserveRows(queries: chunk, keys: chunk, map: map, valueDim: valueDim)
         try layout.reserve(.scores, chunk, chunk)
-        try layout.reserve(.state, m, valueDim)
-        try layout.reserve(.normaliser, m)
+        try layout.reserve(.state, map.featureDim, valueDim)
+        try layout.reserve(.normaliser, map.featureDim)
         try layout.reserve(.featureScratch, map.scratchFloats(rows: chunk))
         try layout.reserve(.keyScratch, map.scratchFloats(rows: chunk))
         try layout.reserve(.scoreScratch, map.scoreScratchFloats(rows: chunk))
         try layout.reserve(.gemm, Gemm.workspaceFloats)
-        try layout.reserve(.maskedRows, chunk, max(m, valueDim))
+        try layout.reserve(.maskedRows, chunk, max(map.featureDim, valueDim))
         if options.queryGateLogits != nil { try layout.reserve(.queryGates, chunk) }
         if options.keyGateLogits != nil { try layout.reserve(.keyGates, chunk) }
         try form.reserve(&layout, map: map, valueDim: valueDim, step: false)
@@ -250,8 +240,7 @@ struct FormTask {
     let origin, keyHead: Int
     let columns: Range<Int>
     /// S [m, dv] and z [m] of the slot (or the worker's private ones).
-    let state: UnsafeMutablePointer<Float>
-    let normaliser: UnsafeMutablePointer<Float>
+    let state, normaliser: UnsafeMutablePointer<Float>
     /// μ [m] for forms that keep maxima, else nil.
     let maxima: UnsafeMutablePointer<Float>?
     let w: Workspace
@@ -265,7 +254,6 @@ struct FormTask {
 /// with masked coefficients keep the rows after a non-finite one away from earlier outputs
 /// (0 · NaN would otherwise reach them).
 struct ChunkRows {
-    let t0: Int
-    let rows: Int
+    let t0, rows: Int
     var finiteRows: Int
 }

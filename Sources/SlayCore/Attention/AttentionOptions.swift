@@ -120,9 +120,7 @@ public struct LinearAttentionOptions: Sendable {
 /// One sequence of a call: rows start ..< start + length of batch entry `batch`
 /// (padded batches: (b, 0, T); packed variable-length batches: (0, cu[i], cu[i+1] − cu[i])).
 public struct SequenceSpan: Sendable, Equatable, BitwiseCopyable {
-    public let batch: Int
-    public let start: Int
-    public let length: Int
+    public let batch, start, length: Int
 
     /// Spans (b, 0, length) of a padded batch of `batch` sequences, in fallibly allocated memory
     /// (the batch is caller-sized).

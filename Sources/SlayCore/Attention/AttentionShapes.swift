@@ -1,12 +1,7 @@
 /// The dimensions of one attention call, checked once: q [B, T, Hq, d], k [B, T, Hk, d],
 /// v [B, T, Hk, dv], out [B, T, Hq, dv], with Hq a multiple of Hk (grouped-query attention).
 public struct AttentionShapes: Sendable, Equatable {
-    public let batch: Int
-    public let length: Int
-    public let queryHeads: Int
-    public let keyHeads: Int
-    public let headDim: Int
-    public let valueDim: Int
+    public let batch, length, queryHeads, keyHeads, headDim, valueDim: Int
 
     public var group: Int { queryHeads / keyHeads }
 
@@ -17,13 +12,8 @@ public struct AttentionShapes: Sendable, Equatable {
                 throw SlayError.shape("\(name) dimension \(bad) is \(view.extents[bad]); every extent must be >= 1")
             }
         }
-        let (b, t, hk, d, dv) = (k.extents[0], k.extents[1], k.extents[2], k.extents[3], v.extents[3])
-        let hq = try TokenTensors.checkShapes(q: q, k: k, v: v, out: out, rank: 4, keyHeads: hk, headDim: d, valueDim: dv)
-        self.batch = b
-        self.length = t
-        self.queryHeads = hq
-        self.keyHeads = hk
-        self.headDim = d
-        self.valueDim = dv
+        (batch, length, keyHeads, headDim, valueDim) = (k.extents[0], k.extents[1], k.extents[2], k.extents[3], v.extents[3])
+        queryHeads = try TokenTensors.checkShapes(q: q, k: k, v: v, out: out, rank: 4, keyHeads: keyHeads, headDim: headDim,
+                                                  valueDim: valueDim)
     }
 }

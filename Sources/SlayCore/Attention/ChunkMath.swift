@@ -1,5 +1,3 @@
-import SlayKernels
-
 /// The chunk pieces forms share: loading rows and features, reading the state, the masked
 /// intra-chunk product and the additive state update. Each works on the task's block of value
 /// columns.
@@ -89,20 +87,20 @@ extension FormTask {
             w[.denominators][i] += total
         }
         lowerProduct(w[.scores], rows: rows, finiteRows: chunk.finiteRows, b: values ?? UnsafePointer(w[.valueRows] + columns.lowerBound),
-                     rowStrideB: stride ?? call.valueDim, width: columns.count, into: w[.outputs], ldc: columns.count,
-                     accumulate: true)
+                     rowStrideB: stride ?? call.valueDim, width: columns.count, into: w[.outputs], accumulate: true)
     }
 
-    /// C (+)= L·B for a lower-triangular rows × rows L (zeros above the diagonal, row stride rows)
-    /// and B [rows, width] whose rows from `finiteRows` on may hold NaN or ±inf. Row i < finiteRows
-    /// of C must not see them (0 · NaN is NaN) and must get exactly the bits it gets when they are
-    /// finite: it is computed by the same product (same shape, so the same blocking and order) on a
-    /// copy of B whose rows from finiteRows on are 0, adding 0 where the finite run adds 0 · v.
-    /// The later rows then add the rest of their triangle, L[later, later]·B[later]: the
-    /// columns where B's later rows are finite get their exact sums (a NaN in one column of a
-    /// value row must not change the other columns), the others the NaN or ±inf they reach.
+    /// C (+)= L·B, C [rows, width], for a lower-triangular rows × rows L (zeros above the diagonal,
+    /// row stride rows) and B [rows, width] whose rows from `finiteRows` on may hold NaN or ±inf.
+    /// Row i < finiteRows of C must not see them (0 · NaN is NaN) and must get exactly the bits it
+    /// gets when they are finite: it is computed by the same product (same shape, so the same
+    /// blocking and order) on a copy of B whose rows from finiteRows on are 0, adding 0 where the
+    /// finite run adds 0 · v. The later rows then add the rest of their triangle,
+    /// L[later, later]·B[later]: the columns where B's later rows are finite get their exact sums
+    /// (a NaN in one column of a value row must not change the other columns), the others the NaN
+    /// or ±inf they reach.
     func lowerProduct(_ l: UnsafePointer<Float>, rows: Int, finiteRows: Int, b: UnsafePointer<Float>,
-                      rowStrideB: Int, width: Int, into c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+                      rowStrideB: Int, width: Int, into c: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let (masks, masked) = (finiteRows < rows, w[.maskedRows])
         if masks {
             for i in 0..<finiteRows { (masked + i * width).update(from: b + i * rowStrideB, count: width) }
@@ -110,11 +108,11 @@ extension FormTask {
         }
         Gemm.multiply(m: rows, n: width, k: rows, a: l, rowStrideA: rows, columnStrideA: 1,
                       b: masks ? UnsafePointer(masked) : b, rowStrideB: masks ? width : rowStrideB, columnStrideB: 1,
-                      c: c, ldc: ldc, accumulate: accumulate, workspace: w[.gemm])
+                      c: c, ldc: width, accumulate: accumulate, workspace: w[.gemm])
         guard masks else { return }
         Gemm.multiply(m: rows - finiteRows, n: width, k: rows - finiteRows, a: l + finiteRows * rows + finiteRows,
                       rowStrideA: rows, columnStrideA: 1, b: b + finiteRows * rowStrideB, rowStrideB: rowStrideB,
-                      columnStrideB: 1, c: c + finiteRows * ldc, ldc: ldc, accumulate: true, workspace: w[.gemm])
+                      columnStrideB: 1, c: c + finiteRows * width, ldc: width, accumulate: true, workspace: w[.gemm])
     }
 
     /// S[:, columns] += Φ_Kᵀ·V (by default the task's columns of the chunk's value rows) and, with
@@ -161,8 +159,7 @@ extension FormTask {
                         normaliser addsZ: Bool = true) {
         guard decays else { return addKeysToState(rows: rows, values: values, stride: stride, normaliser: addsZ) }
         let (m, width, last, b) = (map.featureDim, columns.count, rows - 1, w[.rowDecay])
-        let source = values ?? UnsafePointer(w[.valueRows] + columns.lowerBound)
-        let sourceStride = stride ?? call.valueDim
+        let (source, sourceStride) = (values ?? UnsafePointer(w[.valueRows] + columns.lowerBound), stride ?? call.valueDim)
         scaleState(by: nil, scalar: powers ? w[.powers][rows] : ScalarDecay.weight(b[last]), normaliser: addsZ)
         // Scaled values in the outputs buffer (free between query heads).
         for j in 0..<rows {
@@ -204,24 +201,5 @@ extension FormTask {
         if logGamma != 0 {
             for i in 0..<(chunk.rows * m) { w[.logDecay][i] += logGamma }
         }
-    }
-}
-
-/// Per-row scalar decay within a chunk: with λ_t the log decay of row t (per-head g_t + log γ),
-/// b_i = Σ_{t ≤ i} λ_t. Row i reads the state before the chunk with weight e^{b_i}, key j ≤ i
-/// with e^{b_i − b_j}, and the state moves on as e^{b_last} S + Σ_j e^{b_last − b_j} k_j v_jᵀ.
-/// Every exponent is ≤ 0. RetNet's constant γ uses powers γ^n computed once in double.
-enum ScalarDecay {
-    /// powers[n] = γ^n for n < count, in double and rounded once (no drift from repeated products).
-    static func fillPowers(_ gamma: Float, count: Int, into powers: UnsafeMutablePointer<Float>) {
-        let logGamma = log(Double(gamma))
-        for n in 0..<count { powers[n] = Float(exp(Double(n) * logGamma)) }
-    }
-
-    /// e^{x} for x ≤ 0 (0 below the smallest normal float, the chunked forms' bound).
-    @inline(__always)
-    static func weight(_ x: Float) -> Float {
-        let x = min(x, 0)
-        return x < SlayKernels.DecayKernels.underflow ? 0 : expf(x)
     }
 }

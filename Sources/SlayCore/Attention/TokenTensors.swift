@@ -58,81 +58,61 @@ enum TokenTensors {
         try checkValues(view, name, rule: "check_finite requires finite inputs", status: .nonFinite) { $0.isFinite }
     }
 
-    /// The checked token tensors: log decay in its canonical view (a per-head tensor broadcast over
-    /// the m channels by a zero stride) and whether it came per head.
-    struct Checked {
-        var logDecay: TensorView?
-        var perHead = false
-    }
-
-    /// γ, and shapes and values of the token tensors of a call whose keys have leading extents
-    /// `keys` ([B, T] for sequences, [N] for steps: `leading` = 2 or 1) and whose queries have
-    /// `queries`. log α (g) must be finite and ≤ 0 (−∞ is refused so that sums of log α never
-    /// meet +∞); gate logits finite (the softmax over heads is then defined).
-    static func check(_ o: LinearAttentionOptions, map: FeatureMap, keys: SIMD2<Int>?, queries: SIMD2<Int>?,
-                      queryHeads: Int, leading: Int) throws -> Checked {
+    /// γ, and shapes and values of the token tensors of a call with keys k and queries q (nil when
+    /// the call has none), whose leading extents are [B, T] for sequences and [N] for steps. log α
+    /// (g) must be finite and ≤ 0 (−∞ is refused so that sums of log α never meet +∞); gate logits
+    /// finite (the softmax over heads is then defined). Returns log decay in its canonical view (a
+    /// per-head tensor broadcast over the m channels by a zero stride) and whether it came per head.
+    static func check(_ o: LinearAttentionOptions, map: FeatureMap, q: TensorView?, k: TensorView?, queryHeads: Int,
+                      mode: AttentionMode) throws -> (logDecay: TensorView?, perHead: Bool) {
+        if mode == .bidirectional && (o.logDecay != nil || o.decay.isActive) {
+            throw SlayError.invalid("\(o.decay.isActive ? "decay" : "log_decay") needs causal attention (set causal = 1)")
+        }
         if o.beta != nil && o.update != .delta {
             throw SlayError.invalid("beta is the delta rule's step size; it needs update = SLAY_UPDATE_DELTA")
         }
         try o.decay.validate(heads: map.numHeads)
-        let h = map.numHeads
+        let (h, leading) = (map.numHeads, (k ?? q)!.rank - 2)
         let lead = leading == 2 ? "[B, T, " : "[N, "
-        // Not variadic: a variadic argument is an Array, and decode steps must not allocate.
-        func extents(_ outer: SIMD2<Int>, _ heads: Int, _ channels: Int? = nil) -> SIMD4<Int> {
-            var e = SIMD4<Int>(repeating: 1)
-            for axis in 0..<leading { e[axis] = outer[axis] }
+        // [lead…, heads, channels]; axes past a check's rank are not compared. Not variadic: a
+        // variadic argument is an Array, and decode steps must not allocate.
+        func extents(_ tokens: TensorView, _ heads: Int, _ channels: Int = 1) -> SIMD4<Int> {
+            var e = SIMD4<Int>(repeating: channels)
+            for axis in 0..<leading { e[axis] = tokens.extents[axis] }
             e[leading] = heads
-            if let channels { e[leading + 1] = channels }
             return e
         }
         // A per-head tensor [lead…, heads] of the call's keys or queries, every value valid.
-        func checkHeads(_ view: TensorView?, _ name: String, _ outer: SIMD2<Int>, _ heads: Int, _ axis: String,
+        func checkHeads(_ view: TensorView?, _ name: String, _ tokens: TensorView, _ heads: Int, _ axis: String,
                         rule: String, isValid: (Float) -> Bool) throws {
             guard let view else { return }
-            try checkShape(view, name, rank: leading + 1, extents: extents(outer, heads), layout: "\(lead)\(axis)]")
+            try checkShape(view, name, rank: leading + 1, extents: extents(tokens, heads), layout: "\(lead)\(axis)]")
             try checkValues(view, name, rule: rule, isValid: isValid)
         }
-        var checked = Checked()
-        if let keys {
-            if let logDecay = o.logDecay {
-                checked.perHead = logDecay.rank == leading + 1
-                if checked.perHead {
-                    try checkShape(logDecay, "log_decay", rank: leading + 1, extents: extents(keys, h), layout: "\(lead)Hk] (per head)")
-                } else {
-                    try checkShape(logDecay, "log_decay", rank: leading + 2, extents: extents(keys, h, map.featureDim),
-                                   layout: "\(lead)Hk, m] (m = the feature map's dim), or \(lead)Hk] per head")
-                }
-                try checkValues(logDecay, "log_decay", rule: "each log α (g) must be finite and <= 0") { $0.isFinite && $0 <= 0 }
-                checked.logDecay = checked.perHead ? broadcast(logDecay, leading: leading, over: map.featureDim) : logDecay
+        var (logDecay, perHead): (TensorView?, Bool) = (nil, false)
+        if let k {
+            if let given = o.logDecay {
+                perHead = given.rank == leading + 1
+                try checkShape(given, "log_decay", rank: perHead ? leading + 1 : leading + 2,
+                               extents: extents(k, h, map.featureDim), layout: perHead ? "\(lead)Hk] (per head)"
+                                   : "\(lead)Hk, m] (m = the feature map's dim), or \(lead)Hk] per head")
+                try checkValues(given, "log_decay", rule: "each log α (g) must be finite and <= 0") { $0.isFinite && $0 <= 0 }
+                logDecay = perHead ? broadcast(given, leading: leading, over: map.featureDim) : given
             }
-            try checkHeads(o.keyGateLogits, "key_gate_logits", keys, h, "Hk",
+            try checkHeads(o.keyGateLogits, "key_gate_logits", k, h, "Hk", rule: "gate logits must be finite") { $0.isFinite }
+            try checkHeads(o.beta, "beta", k, h, "Hk", rule: "each β must be in [0, 2]") { $0 >= 0 && $0 <= 2 }
+        }
+        if let q {
+            try checkHeads(o.queryGateLogits, "query_gate_logits", q, queryHeads, "Hq",
                            rule: "gate logits must be finite") { $0.isFinite }
-            try checkHeads(o.beta, "beta", keys, h, "Hk", rule: "each β must be in [0, 2]") { $0 >= 0 && $0 <= 2 }
         }
-        if let queries {
-            try checkHeads(o.queryGateLogits, "query_gate_logits", queries, queryHeads, "Hq",
-                           rule: "gate logits must be finite") { $0.isFinite }
-        }
-        return checked
-    }
-
-    /// Sequence calls: q [B, T, Hq, d] and k [B, T, Hk, d].
-    static func check(_ o: LinearAttentionOptions, map: FeatureMap, q: TensorView?, k: TensorView?, queryHeads: Int,
-                      mode: AttentionMode) throws -> Checked {
-        if mode == .bidirectional && (o.logDecay != nil || o.decay.isActive) {
-            throw SlayError.invalid("\(o.decay.isActive ? "decay" : "log_decay") needs causal attention (set causal = 1)")
-        }
-        let keys = mode == .query ? nil : k.map { SIMD2($0.extents[0], $0.extents[1]) }
-        let queries = q.map { SIMD2($0.extents[0], $0.extents[1]) }
-        return try check(o, map: map, keys: keys, queries: queries, queryHeads: queryHeads, leading: 2)
+        return (logDecay, perHead)
     }
 
     /// A [lead…, Hk] view as [lead…, Hk, m] with stride 0 over m.
     static func broadcast(_ view: TensorView, leading: Int, over m: Int) -> TensorView {
-        var extents = view.extents
-        var steps = view.steps
-        extents[leading + 1] = m
-        steps[leading + 1] = 0
+        var (extents, steps) = (view.extents, view.steps)
+        (extents[leading + 1], steps[leading + 1]) = (m, 0)
         return view.reshaped(extents: extents, steps: steps, rank: leading + 2)
     }
 }

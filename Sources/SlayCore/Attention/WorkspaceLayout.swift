@@ -35,12 +35,11 @@ public struct WorkspaceLayout: Sendable {
     mutating func reserve(_ block: WorkspaceBlock, _ floats: Int) throws {
         guard floats >= 0 else { throw SlayError.overflow("workspace block \(block) has a negative size") }
         sizes[block.rawValue] = max(sizes[block.rawValue], floats)
-        var total = 0
+        totalFloats = 0
         for b in WorkspaceBlock.allCases {
-            offsets[b.rawValue] = total
-            total = try CheckedSize.add(total, ScratchBuffer.footprint(sizes[b.rawValue]), what: "workspace")
+            offsets[b.rawValue] = totalFloats
+            totalFloats = try CheckedSize.add(totalFloats, ScratchBuffer.footprint(sizes[b.rawValue]), what: "workspace")
         }
-        totalFloats = total
     }
 
     /// The blocks of every call: `queries` query rows and `keys` key and value rows, gathered and

@@ -8,7 +8,7 @@
 enum AdditiveForm: RecurrenceForm {
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { options.update == .add }
 
-    static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 64 }
+    static let preferredChunk = 64
 
     static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws {
         guard !step else { return try layout.reserve(.running, 1) }
@@ -23,8 +23,7 @@ enum AdditiveForm: RecurrenceForm {
             task.cumulativeRowDecay(chunk)
         } else if task.decays && chunk.t0 == 0 {
             // The powers depend only on γ: once per task (the workspace is the task's until it ends).
-            let w = task.w
-            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: w.layout.chunk + 1, into: w[.powers])
+            ScalarDecay.fillPowers(task.options.decay[task.keyHead], count: task.w.layout.chunk + 1, into: task.w[.powers])
         }
     }
 
@@ -66,11 +65,9 @@ enum AdditiveForm: RecurrenceForm {
     /// S ← a·S + φ(k) vᵀ, z alike (a = γ, or e^{g + log γ} per head), and every query head of the
     /// group reads the new rows, in one pass over S (the DecodeKernels row stream).
     static func step(_ task: StepTask) {
-        task.features()
         let w = task.w
         w[.running][0] = task.scalarDecay
         let decays = task.options.logDecay != nil || w[.running][0] != 1
         task.additive(rows: task.map.featureDim, stateScales: decays ? w[.running] : nil, stride: 0, keyScales: w[.phiK])
-        task.store(framed: false)
     }
 }

@@ -13,7 +13,7 @@
 enum DeltaRuleForm: RecurrenceForm {
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { options.update == .delta }
 
-    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {
+    static func check(_ options: LinearAttentionOptions, mode: AttentionMode) throws {
         guard mode != .bidirectional else {
             throw SlayError(.unsupported, "the delta rule is defined for causal attention only (set causal = 1)")
         }
@@ -28,7 +28,7 @@ enum DeltaRuleForm: RecurrenceForm {
 
     /// Its chunk costs O(c²·(m + dv) + c³) beyond the GEMMs shared with the additive form: 16 is
     /// fastest in `python -m slay.bench` (identity map, d = dv = 64).
-    static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 16 }
+    static let preferredChunk = 16
 
     static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws {
         let (c, m) = (layout.chunk, map.featureDim)
@@ -76,9 +76,9 @@ enum DeltaRuleForm: RecurrenceForm {
             for j in 0..<width { scaled[j] = values[j] * beta[i] }
         }
         task.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w[.phiQ], rowStrideB: m, width: m,
-                              into: w[.formKeys], ldc: m, accumulate: false)
+                          into: w[.formKeys], accumulate: false)
         task.lowerProduct(t, rows: rows, finiteRows: chunk.finiteRows, b: w[.outputs], rowStrideB: width, width: width,
-                              into: w[.formValues], ldc: width, accumulate: false)
+                          into: w[.formValues], accumulate: false)
         // U' = U − W S_0.
         Gemm.multiply(m: rows, n: width, k: m, a: w[.formKeys], rowStrideA: m, columnStrideA: 1,
                       b: task.state + task.columns.lowerBound, rowStrideB: dv, columnStrideB: 1, c: w[.outputs], ldc: width,
@@ -113,12 +113,10 @@ enum DeltaRuleForm: RecurrenceForm {
     /// u = Sᵀk, w = β(v − α u), S ← α S + k wᵀ, o_g = α Sᵀq_g + (q_g·k) w: two passes over S (one
     /// read, one read-modify-write), through the DecodeKernels delta row stream.
     static func step(_ task: StepTask) {
-        task.features()
         let (w, m, dv) = (task.w, task.map.featureDim, task.valueDim)
         let beta = task.options.beta.map { task.token($0) } ?? 1
         DecodeKernels.delta(state: task.matrix, storage: task.storage, rows: m, columns: dv, rowStride: dv,
                             keys: w[.phiK], alpha: task.scalarDecay, beta: beta, value: w[.valueRows], queries: w[.phiQ], queryStride: m,
                             group: task.group, outputs: w[.outputs], queryKey: w[.formRows])
-        task.store(framed: false)
     }
 }

@@ -1,30 +1,3 @@
-import SlayKernels
-import SlayKernelsAVX2
-
-/// The decay kernels through the active variant (see KernelVariant).
-enum DecayMath {
-    @inline(__always)
-    static func expNonPositive(_ input: UnsafePointer<Float>, count: Int, output: UnsafeMutablePointer<Float>) {
-        switch KernelVariant.active {
-        case .avx2: SlayKernelsAVX2.DecayKernels.expNonPositive(input, count: count, output: output)
-        case .portable: SlayKernels.DecayKernels.expNonPositive(input, count: count, output: output)
-        }
-    }
-
-    @inline(__always)
-    static func decayedScores(q: UnsafePointer<Float>, k: UnsafePointer<Float>, logDecay: UnsafePointer<Float>,
-                              rows: Int, m: Int, output: UnsafeMutablePointer<Float>, running: UnsafeMutablePointer<Float>) {
-        switch KernelVariant.active {
-        case .avx2:
-            SlayKernelsAVX2.DecayKernels.decayedScores(q: q, k: k, logDecay: logDecay, rows: rows, m: m, output: output,
-                                                       running: running)
-        case .portable:
-            SlayKernels.DecayKernels.decayedScores(q: q, k: k, logDecay: logDecay, rows: rows, m: m, output: output,
-                                                   running: running)
-        }
-    }
-}
-
 /// The gated form (GLA, docs/math.md §3): data-dependent per-channel decay,
 /// S_t = Diag(α_t) S_{t−1} + φ(k_t) v_tᵀ and z_t = Diag(α_t) z_{t−1} + φ(k_t), log_decay
 /// [B, T, Hk, m] (times γ when `decay` is given too). Per-head log_decay [B, T, Hk] is a scalar
@@ -39,16 +12,14 @@ enum DecayMath {
 /// normal float are 0). Decode: one pass over S with a per-row state scale α_f.
 enum GatedForm: RecurrenceForm {
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool {
+        // A per-head log decay arrives broadcast over the channels (a zero channel stride).
         guard options.update == .add, let logDecay = options.logDecay else { return false }
-        return !isPerHead(logDecay)
+        return logDecay.steps[logDecay.rank - 1] != 0
     }
-
-    /// A per-head log decay arrives broadcast over the channels (a zero channel stride).
-    static func isPerHead(_ view: TensorView) -> Bool { view.steps[view.rank - 1] == 0 }
 
     /// Its intra-chunk block costs an exp per pair and channel: short chunks are faster (8 in
     /// `python -m slay.bench`).
-    static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 8 }
+    static let preferredChunk = 8
 
     static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws {
         let (c, m) = (layout.chunk, map.featureDim)
@@ -105,13 +76,11 @@ enum GatedForm: RecurrenceForm {
 
     /// S_f ← α_f γ S_f + φ(k)_f v, z alike, read out by every query head of the group: one pass.
     static func step(_ task: StepTask) {
-        task.features()
         let (w, m, logDecay) = (task.w, task.map.featureDim, task.options.logDecay!)
         let logGamma = task.options.decay.logarithm(head: task.head)
         let scales = w[.decayFactors]
         for f in 0..<m { scales[f] = task.token(logDecay, channel: f) + logGamma }
         DecayMath.expNonPositive(scales, count: m, output: scales)
         task.additive(rows: m, stateScales: scales, stride: 1, keyScales: w[.phiK])
-        task.store(framed: false)
     }
 }

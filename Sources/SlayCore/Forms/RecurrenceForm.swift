@@ -13,9 +13,9 @@ protocol RecurrenceForm {
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool
     /// The refusals of this form (the form × option table of slay.h): SLAY_ERR_UNSUPPORTED for
     /// combinations whose mathematics is undefined or not implemented.
-    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws
+    static func check(_ options: LinearAttentionOptions, mode: AttentionMode) throws
     /// Rows per chunk when options.chunk_size is 0.
-    static func preferredChunk(_ options: LinearAttentionOptions) -> Int
+    static var preferredChunk: Int { get }
     /// True when states of `map` keep per-feature running maxima μ (an extra blob section). Such a
     /// form keeps its outputs in per-row frames e^{references[i]} (see outputScale), and its tasks
     /// are not split into blocks of value columns (μ is shared by all of them).
@@ -32,13 +32,14 @@ protocol RecurrenceForm {
     /// The chunk's keys enter the state.
     static func absorbChunk(_ task: FormTask, _ chunk: ChunkRows)
 
-    /// One decode token of one (sequence, key head) task, in place on the slot's state.
+    /// One decode token of one (sequence, key head) task, in place on the slot's state, into
+    /// w[.outputs] / w[.denominators] (/ w[.references]) of the rows and features StepTask.load loaded.
     static func step(_ task: StepTask)
 }
 
 extension RecurrenceForm {
     static func keepsMaxima(_ map: FeatureMap) -> Bool { false }
-    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {}
+    static func check(_ options: LinearAttentionOptions, mode: AttentionMode) throws {}
 }
 
 /// The registered forms, in the order they are asked to claim a call.
@@ -55,7 +56,7 @@ enum AttentionForms {
     static func select(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode,
                        q: TensorView?, k: TensorView?, v: TensorView?) throws -> RecurrenceForm.Type {
         let form = registered.first { $0.claims(map: map, options: options) } ?? AdditiveForm.self
-        try form.check(map: map, options: options, mode: mode)
+        try form.check(options, mode: mode)
         if options.checkFinite {
             if let q { try TokenTensors.checkFinite(q, "q") }
             if let k { try TokenTensors.checkFinite(k, "k") }

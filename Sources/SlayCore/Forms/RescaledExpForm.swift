@@ -26,7 +26,7 @@ enum RescaledExpForm: RecurrenceForm {
     static func claims(map: FeatureMap, options: LinearAttentionOptions) -> Bool { map is HadamardExpFeatureMap }
     static func keepsMaxima(_ map: FeatureMap) -> Bool { map is HadamardExpFeatureMap }
 
-    static func check(map: FeatureMap, options: LinearAttentionOptions, mode: AttentionMode) throws {
+    static func check(_ options: LinearAttentionOptions, mode: AttentionMode) throws {
         guard options.update == .add else {
             throw SlayError(.unsupported, "SLAY_KIND_HADAMARD_EXP does not support update = SLAY_UPDATE_DELTA (the delta "
                             + "rule needs the features e^k themselves, which overflow fp32)")
@@ -38,7 +38,7 @@ enum RescaledExpForm: RecurrenceForm {
     }
 
     /// Its intra-chunk block costs an exp per pair and channel: short chunks are faster.
-    static func preferredChunk(_ options: LinearAttentionOptions) -> Int { 8 }
+    static let preferredChunk = 8
 
     static func reserve(_ layout: inout WorkspaceLayout, map: FeatureMap, valueDim: Int, step: Bool) throws {
         let (c, d) = (step ? 1 : layout.chunk, map.headDim)
@@ -173,7 +173,6 @@ enum RescaledExpForm: RecurrenceForm {
     /// by e^{μ + λ − b} and the key enters with weight g^K) or not (the key enters with weight
     /// g^K e^{b − μ − λ}): one exponential e^{−|b − μ − λ|} per f covers both.
     static func step(_ task: StepTask) {
-        task.gather()
         let (w, d, dv, group) = (task.w, task.map.headDim, task.valueDim, task.group)
         let (mu, keys, decayed) = (task.maxima!, w[.keyRows], w[.formKeys])
         let (logDecay, logGamma) = (task.options.logDecay, task.options.decay.logarithm(head: task.head))
@@ -217,6 +216,5 @@ enum RescaledExpForm: RecurrenceForm {
                 w[.denominators][g] *= gate
             }
         }
-        task.store(framed: true)
     }
 }

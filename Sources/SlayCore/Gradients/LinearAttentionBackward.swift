@@ -82,10 +82,10 @@ public enum LinearAttentionBackward {
         options.logDecay = checked.logDecay
         let rescaled = RescaledExpForm.claims(map: map, options: options)
         if rescaled {
-            try RescaledExpForm.check(map: map, options: options, mode: options.causal ? .causal : .bidirectional)
+            try RescaledExpForm.check(options, mode: options.causal ? .causal : .bidirectional)
         }
         if options.update == .delta {
-            try DeltaRuleForm.check(map: map, options: options, mode: options.causal ? .causal : .bidirectional)
+            try DeltaRuleForm.check(options, mode: options.causal ? .causal : .bidirectional)
             if options.logDecay != nil && !checked.perHead {
                 throw SlayError(.unsupported, "the delta rule's backward takes log_decay per head, [B, T, Hk]")
             }
@@ -97,7 +97,7 @@ public enum LinearAttentionBackward {
         // cost O(c²·m) per chunk; the delta rule's chunk has c² and c³ terms (its WY inverse): the
         // forward's 16 is fastest there too.
         let channelDecay = options.causal && options.logDecay != nil && !checked.perHead && options.update == .add
-        let automatic = options.update == .delta ? DeltaRuleForm.preferredChunk(options) : (channelDecay ? 8 : 64)
+        let automatic = options.update == .delta ? DeltaRuleForm.preferredChunk : (channelDecay ? 8 : 64)
         let chunk = min(options.chunkSize > 0 ? options.chunkSize : automatic, max(shapes.length, 1))
         let parameterLayout = FeatureMapParameterLayout(map)
         let parameters = try parameterLayout.values(of: map)

@@ -52,6 +52,8 @@ struct StepTask {
     let options: LinearAttentionOptions
     let sequence, head, group, slot: Int
     let w: Workspace
+    /// The form keeps its outputs in frames and forms no features (exactly when the state keeps μ).
+    let framed: Bool
 
     var map: FeatureMap { state.map }
     var valueDim: Int { state.valueDim }
@@ -81,26 +83,31 @@ struct StepTask {
         return ScalarDecay.weight(token(g) + options.decay.logarithm(head: head))
     }
 
+    /// The token through `form`: its rows and features loaded, the form's step, its outputs stored
+    /// (a method, so that the form borrows this task rather than a copy of it).
+    func run(_ form: RecurrenceForm.Type) {
+        load()
+        form.step(self)
+        store()
+    }
+
     /// The token's key and value rows and the rows of the `group` query heads that read this key
-    /// head, gathered contiguously; outputs and denominators zeroed.
-    func gather() {
-        // Half-precision rows are widened to fp32 here.
+    /// head, gathered contiguously (half-precision rows widened to fp32), outputs and denominators
+    /// zeroed; then, unless framed, φ(k) and φ(q) at the slot's position (L2-normalised with
+    /// qk_l2norm, gated).
+    func load() {
         func gather(_ view: TensorView, head: Int, into target: UnsafeMutablePointer<Float>) {
             view.loadRow(at: sequence * view.steps[0] + head * view.steps[1], stride: view.steps[2], count: view.extents[2],
                          into: target)
         }
+        let d = q.extents[2]
         gather(k, head: head, into: w[.keyRows])
         gather(v, head: head, into: w[.valueRows])
-        let d = q.extents[2]
         for g in 0..<group { gather(q, head: head * group + g, into: w[.queryRows] + g * d) }
         w[.outputs].update(repeating: 0, count: group * valueDim)
         w[.denominators].update(repeating: 0, count: group)
-    }
-
-    /// gather(), then φ(k) and φ(q) at the slot's position (L2-normalised with qk_l2norm, gated).
-    func features() {
-        gather()
-        let (d, m) = (map.headDim, map.featureDim)
+        guard !framed else { return }
+        let m = map.featureDim
         // The token's position is the slot's count before this step (incremented after all tasks).
         let position = Int(state.positions[slot])
         if map.rolesShareFeatures && !map.needsPositions && w[.keyRows] == w[.queryRows] + group * d
@@ -124,15 +131,10 @@ struct StepTask {
             FormTask.normaliseRows(w[.phiK], rows: 1, width: m)
             FormTask.normaliseRows(w[.phiQ], rows: group, width: m)
         }
-        if let gates = options.keyGateLogits {
-            let factor = gate(gates, head: head)
-            for f in 0..<m { w[.phiK][f] *= factor }
-        }
+        func scale(_ row: UnsafeMutablePointer<Float>, by factor: Float) { for f in 0..<m { row[f] *= factor } }
+        if let gates = options.keyGateLogits { scale(w[.phiK], by: gate(gates, head: head)) }
         if let gates = options.queryGateLogits {
-            for g in 0..<group {
-                let factor = gate(gates, head: head * group + g)
-                for f in 0..<m { w[.phiQ][g * m + f] *= factor }
-            }
+            for g in 0..<group { scale(w[.phiQ] + g * m, by: gate(gates, head: head * group + g)) }
         }
     }
 
@@ -147,9 +149,9 @@ struct StepTask {
                                value: w[.valueRows], queries: w[.phiQ], queryStride: rows, group: group, outputs: w[.outputs])
     }
 
-    /// out[sequence, query heads of the group] ← outputs scaled as AttentionCall.store does;
-    /// `framed`: rows are in the frame e^{−references[g]}.
-    func store(framed: Bool) {
+    /// out[sequence, query heads of the group] ← outputs scaled as AttentionCall.store does (framed
+    /// rows are in the frame e^{−references[g]}).
+    func store() {
         for g in 0..<group {
             let scale = options.outputScale(denominator: w[.denominators][g], reference: framed ? w[.references][g] : nil)
             out.storeScaled(w[.outputs] + g * valueDim, scale: scale, count: valueDim,
@@ -176,24 +178,22 @@ extension RecurrentState {
         // The workspaces from this call's thread index on: partitioned calls never share one.
         let (first, threads) = options.nth > 1 ? (options.ith, 1) : (0, min(options.nThreads, maxThreads))
         try checkSlots(slots, sequences: n, marks: decodeWorkspaces[first].slotMarks)
-        options.logDecay = try TokenTensors.check(options, map: map, keys: SIMD2(n, 1), queries: SIMD2(n, 1),
-                                                  queryHeads: hq, leading: 1).logDecay
+        options.logDecay = try TokenTensors.check(options, map: map, q: q, k: k, queryHeads: hq, mode: .causal).logDecay
         let form = try AttentionForms.select(map: map, options: options, mode: .causal, q: q, k: k, v: v)
         for workspace in decodeWorkspaces[first..<(first + threads)] {
             try workspace.ensure(group: group, map: map, valueDim: valueDim)
         }
         let tasks = ParallelFor.share(of: n * h, worker: options.ith, workers: options.nth)
         let settings = options
+        let framed = maximaStorage != nil
         func run(_ index: Int, _ workspace: DecodeWorkspace) {
             let sequence = index / h
-            let task = StepTask(state: self, q: q, k: k, v: v, out: out, options: settings, sequence: sequence,
-                                head: index % h, group: group, slot: slots[sequence],
-                                w: Workspace(layout: workspace.layout, buffer: workspace.buffer!.pointer))
-            form.step(task)
+            StepTask(state: self, q: q, k: k, v: v, out: out, options: settings, sequence: sequence, head: index % h,
+                     group: group, slot: slots[sequence], w: Workspace(layout: workspace.layout, buffer: workspace.buffer!.pointer),
+                     framed: framed).run(form)
         }
         if threads == 1 {
-            let workspace = decodeWorkspaces[first]
-            for index in tasks { run(index, workspace) }
+            for index in tasks { run(index, decodeWorkspaces[first]) }
         } else {
             ParallelFor.run(workers: threads) { worker in
                 for index in ParallelFor.share(of: tasks.count, worker: worker, workers: threads) {
@@ -201,31 +201,6 @@ extension RecurrentState {
                 }
             }
         }
-        if options.ith == 0 {
-            for i in 0..<n { positions[slots[i]] += 1 }
-        }
-    }
-
-    /// Slot range and distinctness. `marks` (one clear bit per slot, left clear) is the calling
-    /// thread's own (a decode workspace's, so concurrent partitioned calls cannot interfere);
-    /// nil allocates a fresh one (fallibly).
-    func checkDistinct(_ slots: SlotList, marks given: HeapArray<UInt64>? = nil) throws {
-        guard slots.pointer != nil else { return }
-        for i in 0..<slots.count where !(0..<numSequences).contains(slots[i]) {
-            throw SlayError.invalid("slots[\(i)] is \(slots[i]); the state has slots 0..<\(numSequences)")
-        }
-        let marks = try given ?? HeapArray<UInt64>(count: (numSequences + 63) / 64, what: "the slot marks of \(numSequences) slots")
-        let words = marks.baseAddress
-        func bit(_ i: Int) -> UInt64 { 1 << UInt64(slots[i] & 63) }
-        // Mark slots up to the first one already marked; then clear every mark set.
-        var marked = 0
-        while marked < slots.count && words[slots[marked] >> 6] & bit(marked) == 0 {
-            words[slots[marked] >> 6] |= bit(marked)
-            marked += 1
-        }
-        for i in 0..<marked { words[slots[i] >> 6] = 0 }
-        guard marked == slots.count else {
-            throw SlayError.invalid("slots must be distinct within one call; slot \(slots[marked]) appears twice")
-        }
+        for i in 0..<n where options.ith == 0 { positions[slots[i]] += 1 }
     }
 }

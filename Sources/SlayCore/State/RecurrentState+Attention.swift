@@ -17,22 +17,40 @@ extension RecurrentState {
                                      valueDim: valueDim)
     }
 
-    /// `slots` has one entry per sequence, each a slot of the state, all distinct (see
-    /// checkDistinct for `marks`); without slots, sequence i uses slot i.
-    func checkSlots(_ slots: SlotList, sequences n: Int, marks: HeapArray<UInt64>? = nil) throws {
+    /// `slots` has one entry per sequence, each a slot of the state, all distinct; without slots,
+    /// sequence i uses slot i. `marks` (one clear bit per slot, left clear) is the calling thread's
+    /// own (a decode workspace's, so concurrent partitioned calls cannot interfere); nil allocates
+    /// a fresh one (fallibly).
+    func checkSlots(_ slots: SlotList, sequences n: Int, marks given: HeapArray<UInt64>? = nil) throws {
         guard slots.count == n else { throw SlayError.shape("slots has \(slots.count) entries for \(n) sequences") }
-        guard slots.pointer != nil || n <= numSequences else {
-            throw SlayError.shape("the call has \(n) sequences, the state only \(numSequences) slots")
+        guard slots.pointer != nil else {
+            guard n <= numSequences else { throw SlayError.shape("the call has \(n) sequences, the state only \(numSequences) slots") }
+            return
         }
-        try checkDistinct(slots, marks: marks)
+        for i in 0..<n where !(0..<numSequences).contains(slots[i]) {
+            throw SlayError.invalid("slots[\(i)] is \(slots[i]); the state has slots 0..<\(numSequences)")
+        }
+        let marks = try given ?? HeapArray<UInt64>(count: (numSequences + 63) / 64, what: "the slot marks of \(numSequences) slots")
+        let words = marks.baseAddress
+        func bit(_ i: Int) -> UInt64 { 1 << UInt64(slots[i] & 63) }
+        // Mark slots up to the first one already marked; then clear every mark set.
+        var marked = 0
+        while marked < n && words[slots[marked] >> 6] & bit(marked) == 0 {
+            words[slots[marked] >> 6] |= bit(marked)
+            marked += 1
+        }
+        for i in 0..<marked { words[slots[i] >> 6] = 0 }
+        guard marked == n else {
+            throw SlayError.invalid("slots must be distinct within one call; slot \(slots[marked]) appears twice")
+        }
     }
 
     /// A call over sequences ([B, T, …] tensors) on the slots: spans from cu_seqlens or the padded
     /// batch and the slots, read in place (caller memory, valid for the call) and checked; then the
-    /// driver. Returns the spans and slots.
+    /// driver, and (share 0 of a call that absorbs keys) the slots' positions move on.
     private func run(q: TensorView?, k: TensorView?, v: TensorView?, out: TensorView?,
                      cuSeqlens: UnsafeBufferPointer<Int64>?, slots: UnsafeBufferPointer<Int32>?, mode: AttentionMode,
-                     options: LinearAttentionOptions) throws -> (HeapArray<SequenceSpan>, SlotList) {
+                     options: LinearAttentionOptions) throws {
         let queryHeads = try checkTokens(q: q, k: k, v: v, out: out, rank: 4)
         let (batch, length) = ((k ?? q)!.extents[0], (k ?? q)!.extents[1])
         guard cuSeqlens == nil || batch == 1 else {
@@ -44,7 +62,7 @@ extension RecurrentState {
         try checkSlots(list, sequences: spans.count)
         try AttentionCall(map: map, q: q, k: k, v: v, out: out, queryHeads: queryHeads, valueDim: valueDim,
                           spans: spans, state: self, slots: list, mode: mode, options: options).execute()
-        return (spans, list)
+        for i in 0..<spans.count where mode != .query && options.ith == 0 { positions[list[i]] += Int64(spans[i].length) }
     }
 
     /// Runs a prompt through the state. With q and out: causal outputs (or, when not causal, every
@@ -54,11 +72,7 @@ extension RecurrentState {
         try checkCall(options)
         guard (q == nil) == (out == nil) else { throw SlayError.invalid("q and out must both be given or both be NULL") }
         let mode: AttentionMode = q == nil ? .absorb : (options.causal ? .causal : .bidirectional)
-        let (spans, resolved) = try run(q: q, k: k, v: v, out: out, cuSeqlens: cuSeqlens, slots: slots, mode: mode,
-                                        options: options)
-        if options.ith == 0 {
-            for i in 0..<spans.count { positions[resolved[i]] += Int64(spans[i].length) }
-        }
+        try run(q: q, k: k, v: v, out: out, cuSeqlens: cuSeqlens, slots: slots, mode: mode, options: options)
     }
 
     /// Queries the states without changing them: y = φ(q)ᵀS / (φ(q)ᵀz + δ) for every query.
@@ -66,6 +80,6 @@ extension RecurrentState {
     public func query(q: TensorView, out: TensorView, cuSeqlens: UnsafeBufferPointer<Int64>?,
                       slots: UnsafeBufferPointer<Int32>?, options: LinearAttentionOptions) throws {
         try checkCall(options, positions: false)
-        _ = try run(q: q, k: nil, v: nil, out: out, cuSeqlens: cuSeqlens, slots: slots, mode: .query, options: options)
+        try run(q: q, k: nil, v: nil, out: out, cuSeqlens: cuSeqlens, slots: slots, mode: .query, options: options)
     }
 }

@@ -117,7 +117,7 @@ final class RecurrentStateAllocationTests: XCTestCase {
         // More slots than the state has must repeat one.
         let many = [Int32](repeating: 0, count: n + 11)
         XCTAssertThrowsSlayError(.invalidArgument, try many.withUnsafeBufferPointer {
-            try state.checkDistinct(SlotList(pointer: $0.baseAddress, count: n + 11))
+            try state.checkSlots(SlotList(pointer: $0.baseAddress, count: n + 11), sequences: n + 11)
         })
     }
 
