@@ -72,7 +72,8 @@ enum TokenTensors {
             throw SlayError.invalid("beta is the delta rule's step size; it needs update = SLAY_UPDATE_DELTA")
         }
         try o.decay.validate(heads: map.numHeads)
-        let (h, leading) = (map.numHeads, (k ?? q)!.rank - 2)
+        guard let tokens = k ?? q else { return (nil, false) }
+        let (h, leading) = (map.numHeads, tokens.rank - 2)
         let lead = leading == 2 ? "[B, T, " : "[N, "
         // [lead…, heads, channels]; axes past a check's rank are not compared. Not variadic: a
         // variadic argument is an Array, and decode steps must not allocate.
