@@ -12,10 +12,11 @@ libslay. Each child measures:
     Python overhead (a step on a tiny state), and a STREAM-style triad bandwidth (numpy add of two
     arrays into a third, 3 × 4 bytes per element) to compare the decode state traffic with;
   - peak memory of one prefill call beyond its inputs and outputs (VmHWM after resetting it);
-  - the backward pass (T = --backward-lengths, default 16384): forward and backward seconds, their
-    ratio, forward+backward tokens/s against torch autograd of the same SLAY map written in torch
-    (torch_slay_chunked), and the peak memory beyond inputs and gradients at --backward-memory-t
-    (measured in a fresh process, whose RSS holds no memory freed by earlier rows);
+  - the backward pass (T = --backward-lengths, default 16384): forward and backward seconds (their
+    calls alternate, best of each), their ratio, forward+backward tokens/s against torch autograd of
+    the same SLAY map written in torch (torch_slay_chunked), and the peak memory beyond inputs and
+    gradients at --backward-memory-t (measured in a fresh process, whose RSS holds no memory freed by
+    earlier rows);
   - the other maps and options (causal, B=1, T = --maps-t, the same H, d, dv): tokens/s of each
     against ELU+1 on the plain path in the same run (the cheapest map: its ratio is the cost of
     what the row adds — wider features, GLA decay, gates, Hadamard Exp's rescaling);
@@ -130,6 +131,21 @@ def best_time(fn, repeats, min_time=0.0):
         best = min(best, time.perf_counter() - t)
         runs += 1
     return best
+
+
+def alternating_times(calls, rounds):
+    """Seconds of every run of each (name, call), after one warm-up each: `rounds` rounds that run
+    the calls in turn, in alternating order, so that a host whose speed drifts slows them alike and
+    ratios between them compare runs made in the same moments."""
+    for _, call in calls:
+        call()  # warm-up
+    times = {name: [] for name, _ in calls}
+    for round_ in range(rounds):
+        for name, call in (calls if round_ % 2 == 0 else calls[::-1]):
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def flops_per_token(H, d, dv, m, chunk, P, RM):
@@ -652,9 +668,12 @@ def backward_rows(ctx):
         q, k, v = (ctx.rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
         dout = ctx.rng.standard_normal((1, T, H, dv)).astype(np.float32)
         out = np.zeros((1, T, H, dv), np.float32)
-        forward = best_time(lambda: slay.linear_attention(q, k, v, ctx.fm, n_threads=threads, out=out), ctx.args.repeats)
-        backward = best_time(lambda: slay.linear_attention_backward(q, k, v, ctx.fm, dout, n_threads=threads),
-                             max(1, ctx.args.repeats - 1))
+        # Forward and backward alternate, so their ratio compares runs made in the same moments.
+        times = alternating_times([
+            ("forward", lambda: slay.linear_attention(q, k, v, ctx.fm, n_threads=threads, out=out)),
+            ("backward", lambda: slay.linear_attention_backward(q, k, v, ctx.fm, dout, n_threads=threads))],
+            max(3, ctx.args.repeats))
+        forward, backward = min(times["forward"]), min(times["backward"])
         row = {"T": T, "forward_s": forward, "backward_s": backward, "ratio": backward / forward,
                "train_tokens_per_s": T / (forward + backward)}
         torch = ctx.torch
@@ -748,15 +767,7 @@ def half_io_rows(ctx):
             out = np.zeros((1, T, ctx.H, ctx.dv), dtype)
             calls.append((name, lambda q=q, k=k, v=v, out=out: slay.linear_attention(
                 q, k, v, ctx.fm, causal=causal, chunk_size=cfg["chunk"], n_threads=threads, out=out)))
-        times = {name: [] for name, _ in calls}
-        for name, call in calls:
-            call()  # warm-up
-        for round_ in range(max(5, ctx.args.repeats)):
-            # Alternate the order, so that neither dtype always runs right after the other.
-            for name, call in (calls if round_ % 2 == 0 else calls[::-1]):
-                start = time.perf_counter()
-                call()
-                times[name].append(time.perf_counter() - start)
+        times = alternating_times(calls, max(5, ctx.args.repeats))
         for name, _ in calls:
             # Best-of ratios move with the machine's load; the median of the per-round ratios (runs
             # seconds apart) much less.
