@@ -56,8 +56,8 @@ struct BackwardWorkspace {
     let numerator: UnsafeMutablePointer<Float>
     let keyInput: UnsafeMutablePointer<Float>
     let keyRaw: UnsafeMutablePointer<Float>
-    /// Rows m floats apart, or `transposedStride` apart where the causal chunked pass asks a
-    /// factorised map for them so (BackwardPass.featureStride); query head g at offset g·c·stride.
+    /// Rows m floats apart, or `transposedStride` apart where the causal chunked pass has a
+    /// factorised map write them so (its `fs`); queryFeatures alike, head g at offset g·c·(stride).
     let keyFeatures: UnsafeMutablePointer<Float>
     let keyFeatureGradient: UnsafeMutablePointer<Float>
     let keyInputGradient: UnsafeMutablePointer<Float>
