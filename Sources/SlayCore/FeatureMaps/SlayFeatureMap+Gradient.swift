@@ -126,11 +126,8 @@ extension SlayFeatureMap: FeatureMapGradient {
                                          row: prfRow, width: mm, scalesGradient: polyGradient + i * pf,
                                          rowGradient: prfGradient + i * mm)
                 // ∂e = ∂prf·prf (0 where clamped), times the √(2 s_r) of ∂e/∂(ω·û).
-                let (eRow, dPrf) = (exponentGradient + i * mm, prfGradient + i * mm)
-                for j in 0..<mm {
-                    let value = prfRow[j]
-                    eRow[j] = value == edges.0 || value == edges.1 ? 0 : rootTwoS * dPrf[j] * value
-                }
+                BackwardKernels.clampedExponentGradient(prfRow, gradient: prfGradient + i * mm, scale: rootTwoS, edges: edges,
+                                                        count: mm, into: exponentGradient + i * mm)
             }
             // ωᵀ [M, d], so that ∂û += ∂e ωᵀ reads B's rows directly (no packing).
             BlockTranspose.transpose(omegaBlockBase, rows: d, columns: mm, sourceStride: mm, into: omegaTransposed,

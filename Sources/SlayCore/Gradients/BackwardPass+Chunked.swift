@@ -162,15 +162,15 @@ extension BackwardPass {
                          transposedB: w.keyTransposed + c * dv, rowStrideB: c, c: w.polyGram, workspace: w)
             lowerProduct(rows: rows, k: widths.prf, a: query.prf, rowStrideA: widths.prf,
                          transposedB: w.keyTransposed + c * (dv + widths.poly), rowStrideB: c, c: w.prfGram, workspace: w)
-            for i in 0..<rows {
-                for j in 0...i { w.scores[i * rows + j] = w.polyGram[i * rows + j] * w.prfGram[i * rows + j] }
-            }
+            // Zeros above the diagonal already: only a decay is left to apply.
+            BackwardKernels.lowerProducts(w.polyGram, w.prfGram, rows: rows, into: w.scores)
+            if decayed { maskAndDecay(w.scores, rows: rows, decayed: decayed, workspace: w) }
         } else {
             Gemm.multiply(m: rows, n: rows, k: m, a: w.queryFeatures + g * c * m, rowStrideA: m, columnStrideA: 1,
                           b: w.keyFeatures, rowStrideB: 1, columnStrideB: m, c: w.scores, ldc: rows,
                           accumulate: false, workspace: w.gemm)
+            maskAndDecay(w.scores, rows: rows, decayed: decayed, workspace: w)
         }
-        maskAndDecay(w.scores, rows: rows, decayed: decayed, workspace: w)
     }
 
     /// w.scoreGradient = dO Vᵀ (rows × rows) of query head g: its lower triangle (the rest is
@@ -188,14 +188,11 @@ extension BackwardPass {
                       accumulate: false, workspace: w.gemm)
     }
 
-    /// w.product = dA ∘ gram (zeros above the diagonal), the weights of a factor's intra-chunk
-    /// gradient.
-    func weightedGradient(_ gram: UnsafePointer<Float>, rows: Int, workspace w: BackwardWorkspace) {
-        for i in 0..<rows {
-            let row = w.product + i * rows
-            for j in 0...i { row[j] = w.scoreGradient[i * rows + j] * gram[i * rows + j] }
-            for j in (i + 1)..<max(i + 1, rows) { row[j] = 0 }
-        }
+    /// w.product = dA ∘ R_Q R_Kᵀ and w.secondProduct = dA ∘ P_Q P_Kᵀ (zeros above the diagonal),
+    /// the weights of the poly and prf factors' intra-chunk gradients, in one pass over dA.
+    func weightedGradients(rows: Int, workspace w: BackwardWorkspace) {
+        BackwardKernels.lowerProducts(w.scoreGradient, w.prfGram, rows: rows, into: w.product,
+                                      second: w.polyGram, into2: w.secondProduct)
     }
 
     /// Σ_j dA_ij·Ã_ij of row i (transposed: Σ_i of column j when `columns`), Ã = P_Q P_Kᵀ ∘ R_Q R_Kᵀ
@@ -269,7 +266,7 @@ extension BackwardPass {
                         let doutRow = dnum + i * dv
                         for j in 0..<dv { doutRow[j] *= inverse }
                         let (pi, pd) = (p * inverse, p * dden)
-                        for f in 0..<m { x[f] = pi * x[f] + pd * w.normaliser[f] }
+                        BackwardKernels.combine(x, pi, w.normaliser, pd, count: m)
                     } else if p != 1 {
                         for f in 0..<m { x[f] *= p }
                     }
@@ -281,14 +278,15 @@ extension BackwardPass {
                     let products = w.scoreGradient + i * rows
                     for j in 0...i { products[j] = products[j] * inverse + dden }
                 }
-                maskAndDecay(w.scoreGradient, rows: rows, decayed: decayed, workspace: w)
+                // The factorised path reads only dA's lower triangle (its weighted products are
+                // zeroed above the diagonal): the mask is needed there only to apply a decay.
+                if factorised == nil || decayed { maskAndDecay(w.scoreGradient, rows: rows, decayed: decayed, workspace: w) }
                 if let factorised, let widths = factorised.factorWidths {
                     let key = factorised.factors(scratch: w.keyScratch, rows: rows)
-                    weightedGradient(w.prfGram, rows: rows, workspace: w)
+                    weightedGradients(rows: rows, workspace: w)
                     lowerTimes(rows: rows, width: widths.poly, lower: w.product, b: key.poly,
                                c: w.queryPolyGradient + g * c * widths.poly, workspace: w)
-                    weightedGradient(w.polyGram, rows: rows, workspace: w)
-                    lowerTimes(rows: rows, width: widths.prf, lower: w.product, b: key.prf,
+                    lowerTimes(rows: rows, width: widths.prf, lower: w.secondProduct, b: key.prf,
                                c: w.queryPrfGradient + g * c * widths.prf, workspace: w)
                 } else {
                     // dΦ_Q += dA Φ_K.
@@ -318,12 +316,15 @@ extension BackwardPass {
                 for f in 0..<m { w.normaliser[f] *= decayAll }
             }
             let weighted = decayed ? UnsafePointer(w.block) : UnsafePointer(w.values)
-            for j in 0..<rows {
-                let weight: Float = decayed ? w.keyScale[j] : 1
-                if decayed { for e in 0..<dv { w.block[j * dv + e] = weight * w.values[j * dv + e] } }
-                let key = w.keyFeatures + j * fs
-                for f in 0..<m { w.normaliser[f] += weight * key[f] }
+            if decayed {
+                for j in 0..<rows {
+                    let weight = w.keyScale[j]
+                    for e in 0..<dv { w.block[j * dv + e] = weight * w.values[j * dv + e] }
+                }
             }
+            BackwardKernels.addWeightedRows(w.keyFeatures, rows: rows, rowStride: fs, width: m,
+                                            weights: decayed ? UnsafePointer(w.keyScale) : nil, skipZero: false,
+                                            into: w.normaliser)
             // Sᵀ += (w∘V)ᵀ Φ_K.
             if factorised == nil { padRows(w.keyFeatures, rows: rows, workspace: w) }
             Gemm.multiply(m: dv, n: m, k: rows, a: weighted, rowStrideA: 1, columnStrideA: dv,
@@ -363,8 +364,7 @@ extension BackwardPass {
                           accumulate: false, workspace: w.gemm)
             for j in 0..<rows {
                 let weight: Float = decayed ? w.keyScale[j] : 1
-                let row = w.keyFeatureGradient + j * m
-                for f in 0..<m { row[f] = weight * (row[f] + w.normaliserGradient[f]) }
+                BackwardKernels.addThenScale(w.keyFeatureGradient + j * m, w.normaliserGradient, weight, count: m)
                 if decayed {
                     let valueRow = w.valueGradient + j * dv
                     for e in 0..<dv { valueRow[e] *= weight }
@@ -404,14 +404,13 @@ extension BackwardPass {
                         for j in 0...i { products[j] += dden }
                     }
                 }
-                maskAndDecay(w.scoreGradient, rows: rows, decayed: decayed, workspace: w)
+                if factorised == nil || decayed { maskAndDecay(w.scoreGradient, rows: rows, decayed: decayed, workspace: w) }
                 if let factorised, let widths = factorised.factorWidths {
                     let queryFactors = factorised.factors(scratch: w.queryScratch + g * w.queryScratchStride, rows: rows)
-                    weightedGradient(w.prfGram, rows: rows, workspace: w)
+                    weightedGradients(rows: rows, workspace: w)
                     lowerTransposedTimes(rows: rows, width: widths.poly, lower: w.product, b: queryFactors.poly,
                                          c: w.keyPolyGradient, workspace: w)
-                    weightedGradient(w.polyGram, rows: rows, workspace: w)
-                    lowerTransposedTimes(rows: rows, width: widths.prf, lower: w.product, b: queryFactors.prf,
+                    lowerTransposedTimes(rows: rows, width: widths.prf, lower: w.secondProduct, b: queryFactors.prf,
                                          c: w.keyPrfGradient, workspace: w)
                     if wantsDecay {
                         for j in 0..<rows { w.keyIntraDot[j] += intraDot(row: j, rows: rows, columns: true, workspace: w) }
@@ -450,13 +449,13 @@ extension BackwardPass {
                     }
                     scaled = UnsafePointer(w.block)
                 }
-                for i in 0..<rows {
-                    let dden = w.denominatorGradient[g * c + i] * (decayed ? w.rowScale[i] : 1)
-                    if dden != 0 {
-                        let row = query + i * fs
-                        for f in 0..<m { w.normaliserGradient[f] += dden * row[f] }
-                    }
+                var ddens = UnsafePointer(w.denominatorGradient + g * c)
+                if decayed {
+                    for i in 0..<rows { w.rowWeights[i] = w.denominatorGradient[g * c + i] * w.rowScale[i] }
+                    ddens = UnsafePointer(w.rowWeights)
                 }
+                BackwardKernels.addWeightedRows(query, rows: rows, rowStride: fs, width: m, weights: ddens, skipZero: true,
+                                                into: w.normaliserGradient)
                 if factorised == nil { padRows(query, rows: rows, workspace: w) }
                 Gemm.multiply(m: m, n: dv, k: rows, a: factorised == nil ? w.paddedRows : query, rowStrideA: 1, columnStrideA: ts,
                               b: scaled, rowStrideB: dv, columnStrideB: 1, c: w.stateGradient, ldc: dv,

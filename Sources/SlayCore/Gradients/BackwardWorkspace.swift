@@ -32,7 +32,7 @@ struct BackwardWorkspace {
                     c * factorPoly, c * factorPrf, c]
                     + (channelDecay ? [c * m, c * m, c * m, c * m, m, m + 8, m, c * m] : [0, 0, 0, 0, 0, 0, 0, 0])
                     + [c, g * c, formScratch, dv * transposedStride, c * transposedStride,
-                       c * (dv + factorPoly + factorPrf), g * ScratchBuffer.footprint(keyScratch)]
+                       c * (dv + factorPoly + factorPrf), g * ScratchBuffer.footprint(keyScratch), c * c, c]
         }
 
         /// Row stride of the transposed state blocks (`transposedState`): m plus one cache line,
@@ -128,6 +128,10 @@ struct BackwardWorkspace {
     /// through the chunk: a factorised map's factors, which its gradient reuses.
     let queryScratch: UnsafeMutablePointer<Float>
     let queryScratchStride: Int
+    /// Factorised path: the second weighted product of dA (P_Q P_Kᵀ's), next to `product`.
+    let secondProduct: UnsafeMutablePointer<Float>
+    /// Per row of a chunk: weights of a row sum (∂L/∂den·e^{b} in the reverse pass's ẑ update).
+    let rowWeights: UnsafeMutablePointer<Float>
 
     static func transposedStride(featureDim m: Int) -> Int { m + 16 }
 
@@ -153,5 +157,6 @@ struct BackwardWorkspace {
         keyInverseNorms = next(); queryInverseNorms = next(); form = next()
         transposedState = next(); paddedRows = next(); keyTransposed = next()
         queryScratch = next(); queryScratchStride = ScratchBuffer.footprint(layout.keyScratch)
+        secondProduct = next(); rowWeights = next()
     }
 }
