@@ -138,3 +138,175 @@ public enum BackwardRows {
         }
     }
 }
+
+extension BackwardRows {
+    /// a·b + c rounded as `Lanes.fma` rounds each lane: fused on AVX2/FMA, two roundings on the
+    /// baseline.
+    @inline(__always)
+    static func fma1(_ a: Float, _ b: Float, _ c: Float) -> Float {
+        #if SLAY_AVX2
+        return c.addingProduct(a, b)
+        #else
+        return a * b + c
+        #endif
+    }
+
+    /// `VectorProducts.outerGradient` for many rows at once, with the rows as lanes: the blocks
+    /// are transposed (column i is row i of the chunk). Feature f = (r·P + p)·M + j of row i is
+    /// g[f·ldg + i], poly_p of row i is poly[p·ldp + i], prf_{r,j} of row i is prf[(r·M + j)·ldr + i].
+    /// For every row i < lanes and node r < nodes:
+    ///   prfGradient[(r·M + j)·ldrg + i] += Σ_p g·poly_p (one fused chain over p, as the row
+    ///   kernel's), and polyGradient[p·ldpg + i] += Σ_j g·prf_{r,j} summed in the row kernel's
+    ///   8-lane tree (the j-halves fused first when M = 16),
+    /// so each row's results are bitwise those of `outerGradient` on that row (node by node),
+    /// without its per-p horizontal sums. M must be a multiple of 8.
+    public static func outerGradientColumns(_ g: UnsafePointer<Float>, ldg: Int, poly: UnsafePointer<Float>, ldp: Int,
+                                            prf: UnsafePointer<Float>, ldr: Int, nodes: Int, polyWidth: Int,
+                                            prfWidth: Int, lanes: Int,
+                                            polyGradient: UnsafeMutablePointer<Float>, ldpg: Int,
+                                            prfGradient: UnsafeMutablePointer<Float>, ldrg: Int) {
+        let (pw, mw) = (polyWidth, prfWidth)
+        let vectorLanes = lanes & ~7
+        // Whole transposed rows at a time (every lane of a row, so each row of g is read once per
+        // pass and whole cache lines are used); the last lanes one by one.
+        for r in 0..<nodes {
+            // ∂prf: per column j, a fused chain over p, 64 lanes in registers at a time.
+            for j in 0..<mw {
+                let target = prfGradient + (r * mw + j) * ldrg
+                var i0 = 0
+                while i0 + 64 <= vectorLanes {
+                    let t = target + i0
+                    var a0 = PackedGemm.load8(t), a1 = PackedGemm.load8(t + 8), a2 = PackedGemm.load8(t + 16)
+                    var a3 = PackedGemm.load8(t + 24), a4 = PackedGemm.load8(t + 32), a5 = PackedGemm.load8(t + 40)
+                    var a6 = PackedGemm.load8(t + 48), a7 = PackedGemm.load8(t + 56)
+                    for p in 0..<pw {
+                        let (row, s) = (g + ((r * pw + p) * mw + j) * ldg + i0, poly + p * ldp + i0)
+                        a0 = Lanes.fma(PackedGemm.load8(row), PackedGemm.load8(s), a0)
+                        a1 = Lanes.fma(PackedGemm.load8(row + 8), PackedGemm.load8(s + 8), a1)
+                        a2 = Lanes.fma(PackedGemm.load8(row + 16), PackedGemm.load8(s + 16), a2)
+                        a3 = Lanes.fma(PackedGemm.load8(row + 24), PackedGemm.load8(s + 24), a3)
+                        a4 = Lanes.fma(PackedGemm.load8(row + 32), PackedGemm.load8(s + 32), a4)
+                        a5 = Lanes.fma(PackedGemm.load8(row + 40), PackedGemm.load8(s + 40), a5)
+                        a6 = Lanes.fma(PackedGemm.load8(row + 48), PackedGemm.load8(s + 48), a6)
+                        a7 = Lanes.fma(PackedGemm.load8(row + 56), PackedGemm.load8(s + 56), a7)
+                    }
+                    PackedGemm.store8(a0, t); PackedGemm.store8(a1, t + 8); PackedGemm.store8(a2, t + 16)
+                    PackedGemm.store8(a3, t + 24); PackedGemm.store8(a4, t + 32); PackedGemm.store8(a5, t + 40)
+                    PackedGemm.store8(a6, t + 48); PackedGemm.store8(a7, t + 56)
+                    i0 += 64
+                }
+                while i0 < vectorLanes {
+                    var a = PackedGemm.load8(target + i0)
+                    for p in 0..<pw {
+                        a = Lanes.fma(PackedGemm.load8(g + ((r * pw + p) * mw + j) * ldg + i0),
+                                      PackedGemm.load8(poly + p * ldp + i0), a)
+                    }
+                    PackedGemm.store8(a, target + i0)
+                    i0 += 8
+                }
+                for i in vectorLanes..<lanes {
+                    var a = target[i]
+                    for p in 0..<pw { a = fma1(g[((r * pw + p) * mw + j) * ldg + i], poly[p * ldp + i], a) }
+                    target[i] = a
+                }
+            }
+            // ∂poly: per p, the row kernel's sums over j, 8 lanes at a time (the p's M rows of g
+            // stay in L1 across the lane vectors).
+            let base = prf + r * mw * ldr
+            for p in 0..<pw {
+                let row = g + (r * pw + p) * mw * ldg
+                let target = polyGradient + p * ldpg
+                var i0 = 0
+                while i0 < vectorLanes {
+                    let (x, y) = (row + i0, base + i0)
+                    var total = PackedGemm.load8(target + i0)
+                    if mw == 16 {
+                        total = total + fusedHalvesTree(x, ldg: ldg, y, ldr: ldr)
+                    } else {
+                        var jb = 0
+                        while jb < mw {
+                            let (xb, yb) = (x + jb * ldg, y + jb * ldr)
+                            let v0 = PackedGemm.load8(xb) * PackedGemm.load8(yb)
+                            let v1 = PackedGemm.load8(xb + ldg) * PackedGemm.load8(yb + ldr)
+                            let v2 = PackedGemm.load8(xb + 2 * ldg) * PackedGemm.load8(yb + 2 * ldr)
+                            let v3 = PackedGemm.load8(xb + 3 * ldg) * PackedGemm.load8(yb + 3 * ldr)
+                            let v4 = PackedGemm.load8(xb + 4 * ldg) * PackedGemm.load8(yb + 4 * ldr)
+                            let v5 = PackedGemm.load8(xb + 5 * ldg) * PackedGemm.load8(yb + 5 * ldr)
+                            let v6 = PackedGemm.load8(xb + 6 * ldg) * PackedGemm.load8(yb + 6 * ldr)
+                            let v7 = PackedGemm.load8(xb + 7 * ldg) * PackedGemm.load8(yb + 7 * ldr)
+                            let (h0, h1, h2, h3) = (v0 + v4, v1 + v5, v2 + v6, v3 + v7)
+                            total = total + ((h0 + h2) + (h1 + h3))
+                            jb += 8
+                        }
+                    }
+                    PackedGemm.store8(total, target + i0)
+                    i0 += 8
+                }
+                for i in vectorLanes..<lanes {
+                    var total = target[i]
+                    var jb = 0
+                    while jb < mw {
+                        func v(_ l: Int) -> Float {
+                            let low = row[(jb + l) * ldg + i] * base[(jb + l) * ldr + i]
+                            return mw == 16 ? fma1(row[(l + 8) * ldg + i], base[(l + 8) * ldr + i], low) : low
+                        }
+                        total = total + (((v(0) + v(4)) + (v(2) + v(6))) + ((v(1) + v(5)) + (v(3) + v(7))))
+                        jb += mw == 16 ? 16 : 8
+                    }
+                    target[i] = total
+                }
+            }
+        }
+    }
+
+    /// The 8-lane tree of `outerGradient`'s M = 16 path for 8 lanes: v_l = x_{l+8}·y_{l+8} +
+    /// x_l·y_l (fused), then ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)). Kept out of line:
+    /// inlined into its loop, the compiler split these vectors into lanes.
+    @inline(never)
+    static func fusedHalvesTree(_ x: UnsafePointer<Float>, ldg: Int, _ y: UnsafePointer<Float>, ldr: Int) -> SIMD8<Float> {
+        var v0 = Lanes.fma(PackedGemm.load8(x + 8 * ldg), PackedGemm.load8(y + 8 * ldr), PackedGemm.load8(x) * PackedGemm.load8(y))
+        var v1 = Lanes.fma(PackedGemm.load8(x + 9 * ldg), PackedGemm.load8(y + 9 * ldr),
+                           PackedGemm.load8(x + ldg) * PackedGemm.load8(y + ldr))
+        let v4 = Lanes.fma(PackedGemm.load8(x + 12 * ldg), PackedGemm.load8(y + 12 * ldr),
+                           PackedGemm.load8(x + 4 * ldg) * PackedGemm.load8(y + 4 * ldr))
+        let v5 = Lanes.fma(PackedGemm.load8(x + 13 * ldg), PackedGemm.load8(y + 13 * ldr),
+                           PackedGemm.load8(x + 5 * ldg) * PackedGemm.load8(y + 5 * ldr))
+        v0 = v0 + v4
+        v1 = v1 + v5
+        var v2 = Lanes.fma(PackedGemm.load8(x + 10 * ldg), PackedGemm.load8(y + 10 * ldr),
+                           PackedGemm.load8(x + 2 * ldg) * PackedGemm.load8(y + 2 * ldr))
+        var v3 = Lanes.fma(PackedGemm.load8(x + 11 * ldg), PackedGemm.load8(y + 11 * ldr),
+                           PackedGemm.load8(x + 3 * ldg) * PackedGemm.load8(y + 3 * ldr))
+        let v6 = Lanes.fma(PackedGemm.load8(x + 14 * ldg), PackedGemm.load8(y + 14 * ldr),
+                           PackedGemm.load8(x + 6 * ldg) * PackedGemm.load8(y + 6 * ldr))
+        let v7 = Lanes.fma(PackedGemm.load8(x + 15 * ldg), PackedGemm.load8(y + 15 * ldr),
+                           PackedGemm.load8(x + 7 * ldg) * PackedGemm.load8(y + 7 * ldr))
+        v2 = v2 + v6
+        v3 = v3 + v7
+        return (v0 + v2) + (v1 + v3)
+    }
+
+    /// x[f·ld + i] ← w_i·(x[f·ld + i] + z[f]) for f < rows, i < columns (w_i = 1 without
+    /// weights: x + z); the transposed form of a row loop x_i ← w_i·(x_i + z).
+    public static func addColumnThenScale(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, ld: Int,
+                                          z: UnsafePointer<Float>, weights: UnsafePointer<Float>?) {
+        for f in 0..<rows {
+            let row = x + f * ld
+            let (zf, vz) = (z[f], SIMD8<Float>(repeating: z[f]))
+            var i = 0
+            if let weights {
+                while i + 8 <= columns {
+                    PackedGemm.store8(PackedGemm.load8(weights + i) * (PackedGemm.load8(row + i) + vz), row + i)
+                    i += 8
+                }
+                while i < columns { row[i] = weights[i] * (row[i] + zf); i += 1 }
+            } else {
+                while i + 8 <= columns {
+                    PackedGemm.store8(PackedGemm.load8(row + i) + vz, row + i)
+                    i += 8
+                }
+                while i < columns { row[i] = row[i] + zf; i += 1 }
+            }
+        }
+    }
+}

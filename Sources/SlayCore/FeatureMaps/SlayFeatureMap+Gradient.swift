@@ -14,7 +14,7 @@ import Darwin
 /// then x̂ = x/‖x‖ backwards (0 at x = 0, where the forward's û is 0). With a shared ω every
 /// node's gradient lands on the one block. Parameters: the estimator's arrays, then "omega".
 extension SlayFeatureMap: FeatureMapGradient {
-    private func gradientLayout(rows: Int) -> [Int] {
+    func gradientLayout(rows: Int) -> [Int] {
         let c = configuration
         let estimator = polynomial as? SlayPolynomialGradient
         return [rows * c.headDim, rows * polynomial.width, rows * polynomial.width, rows * c.prfDim,
@@ -35,7 +35,7 @@ extension SlayFeatureMap: FeatureMapGradient {
     public var parameterGradientExtraFloats: Int { (polynomial as? SlayPolynomialGradient)?.gradientExtraFloats ?? 0 }
 
     /// Offset of the accumulation space: the estimator's arrays, then ω.
-    private var parameterTotal: Int {
+    var parameterTotal: Int {
         polynomial.parameterNames.reduce(0) { $0 + (polynomial.parameterShape($1)?.reduce(1, *) ?? 0) } + omega.count
     }
 
@@ -170,6 +170,19 @@ protocol FactorisedFeatureGradient: FeatureMapGradient {
                             extraPoly: UnsafePointer<Float>?, extraPrf: UnsafePointer<Float>?,
                             inputGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,
                             scratch: UnsafeMutablePointer<Float>, features: UnsafePointer<Float>?)
+    /// Whether `factorisedGradientColumns` can run for this map.
+    var takesColumnGradients: Bool { get }
+    /// `factorisedGradient` with ∂L/∂Ψ given transposed, [featureDim, rows] with row stride `ld`
+    /// (column i is row i), and the factors transposed too: polyColumns [P', ·] and prfColumns
+    /// [R·M, ·] with row stride `factorStride`; `features` (not optional here) is the scratch
+    /// of the `features` call that mapped these rows. Bitwise the same results as
+    /// `factorisedGradient` on the untransposed block.
+    func factorisedGradientColumns(head: Int, input: UnsafePointer<Float>, rows: Int, outputGradient: UnsafePointer<Float>,
+                                   ld: Int, polyColumns: UnsafePointer<Float>, prfColumns: UnsafePointer<Float>,
+                                   factorStride: Int, extraPoly: UnsafePointer<Float>?, extraPrf: UnsafePointer<Float>?,
+                                   inputGradient: UnsafeMutablePointer<Float>,
+                                   parameterGradient: UnsafeMutablePointer<Double>?,
+                                   scratch: UnsafeMutablePointer<Float>, features: UnsafePointer<Float>)
 }
 
 extension SlayFeatureMap: FactorisedFeatureGradient {
@@ -180,5 +193,108 @@ extension SlayFeatureMap: FactorisedFeatureGradient {
     func factors(scratch: UnsafePointer<Float>, rows: Int) -> (poly: UnsafePointer<Float>, prf: UnsafePointer<Float>) {
         let layout = scratchLayout(rows: rows)
         return (scratch + layout.poly, scratch + layout.prf)
+    }
+}
+
+extension SlayFeatureMap {
+    /// The column kernel takes the PRF width in whole 8-lane vectors (and ≥ the GEMM's tile rows).
+    var takesColumnGradients: Bool {
+        polynomial is SlayPolynomialGradient && configuration.prfDim % 8 == 0
+    }
+
+    /// See FactorisedFeatureGradient.factorisedGradientColumns. The same steps as
+    /// `factorisedGradient`, with the chunk's rows as lanes: ∂poly and ∂prf from
+    /// BackwardRows.outerGradientColumns (no per-row horizontal sums), ∂e transposed, and the ω
+    /// products reading it through strides (their sums run in the same order).
+    func factorisedGradientColumns(head: Int, input: UnsafePointer<Float>, rows: Int, outputGradient: UnsafePointer<Float>,
+                                   ld: Int, polyColumns: UnsafePointer<Float>, prfColumns: UnsafePointer<Float>,
+                                   factorStride: Int, extraPoly: UnsafePointer<Float>?, extraPrf: UnsafePointer<Float>?,
+                                   inputGradient: UnsafeMutablePointer<Float>,
+                                   parameterGradient: UnsafeMutablePointer<Double>?,
+                                   scratch: UnsafeMutablePointer<Float>, features: UnsafePointer<Float>) {
+        guard let estimator = polynomial as? SlayPolynomialGradient else { return }
+        let c = configuration
+        let (d, pf, mm, nodes) = (c.headDim, polynomial.width, c.prfDim, c.nodes)
+        var carver = ScratchCarver(scratch)
+        var sizes = gradientLayout(rows: rows).makeIterator()
+        func next() -> UnsafeMutablePointer<Float> { carver.take(sizes.next()!) }
+        // The regions `factorisedGradient` uses for its own û, poly and prf hold the transposed
+        // gradients here (`features` has those rows): ∂polyᵀ [P', rows], ∂prfᵀ [R·M, rows], ∂eᵀ [M, rows].
+        let (_, polyColumnsGradient, polyGradient, exponentColumns) = (next(), next(), next(), next())
+        let (unitGradient, omegaBlock, _, estimatorSpare, gemmSpace) = (next(), next(), next(), next(), next())
+        let (_, omegaTransposed, prfColumnsGradient, _) = (next(), next(), next(), next())
+        let units = features + scratchLayout(rows: rows).units
+        let rm = nodes * mm
+        if let extraPoly {
+            BlockTranspose.transpose(extraPoly, rows: rows, columns: pf, sourceStride: pf, into: polyColumnsGradient, targetStride: rows)
+        } else {
+            polyColumnsGradient.update(repeating: 0, count: rows * pf)
+        }
+        if let extraPrf {
+            BlockTranspose.transpose(extraPrf, rows: rows, columns: rm, sourceStride: rm, into: prfColumnsGradient, targetStride: rows)
+        } else {
+            prfColumnsGradient.update(repeating: 0, count: rows * rm)
+        }
+        BackwardKernels.outerGradientColumns(outputGradient, ldg: ld, poly: polyColumns, ldp: factorStride, prf: prfColumns,
+                                             ldr: factorStride, nodes: nodes, polyWidth: pf, prfWidth: mm, lanes: rows,
+                                             polyGradient: polyColumnsGradient, ldpg: rows,
+                                             prfGradient: prfColumnsGradient, ldrg: rows)
+        unitGradient.update(repeating: 0, count: rows * d)
+        let omegaOffset = polynomial.parameterNames.reduce(0) { $0 + (polynomial.parameterShape($1)?.reduce(1, *) ?? 0) }
+        let clamp = Float(c.prfClamp)
+        for r in 0..<nodes {
+            let blockIndex = (c.sharedOmega ? 0 : r) * c.numHeads + head
+            let omegaBlockBase = omega.baseAddress + blockIndex * d * mm
+            let rootTwoS = Float((2 * s[r]).squareRoot())
+            let shift = Float(s[r])
+            let scale = Float((w[r] / Double(mm)).squareRoot())
+            let edges = clampEdges(shift: shift, clamp: clamp, scale: scale)
+            for j in 0..<mm {
+                BackwardKernels.clampedExponentGradient(prfColumns + (r * mm + j) * factorStride,
+                                                        gradient: prfColumnsGradient + (r * mm + j) * rows, scale: rootTwoS,
+                                                        edges: edges, count: rows, into: exponentColumns + j * rows)
+            }
+            BlockTranspose.transpose(omegaBlockBase, rows: d, columns: mm, sourceStride: mm, into: omegaTransposed,
+                                     targetStride: d)
+            // ∂û += ∂e ωᵀ, ∂e read through the transposed block's strides.
+            Gemm.multiply(m: rows, n: d, k: mm, a: exponentColumns, rowStrideA: 1, columnStrideA: rows,
+                          b: omegaTransposed, rowStrideB: d, columnStrideB: 1,
+                          c: unitGradient, ldc: d, accumulate: true, workspace: gemmSpace)
+            if let parameterGradient {
+                // (∂ω)ᵀ = ∂eᵀ Û, [M, d]: the same sums over the rows as Ûᵀ ∂e.
+                Gemm.multiply(m: mm, n: d, k: rows, a: exponentColumns, rowStrideA: rows, columnStrideA: 1,
+                              b: units, rowStrideB: d, columnStrideB: 1, c: omegaBlock, ldc: d,
+                              accumulate: false, workspace: gemmSpace)
+                let target = parameterGradient + omegaOffset + blockIndex * d * mm
+                for a in 0..<d {
+                    for j in 0..<mm { target[a * mm + j] += Double(omegaBlock[j * d + a]) }
+                }
+            }
+        }
+        BlockTranspose.transpose(polyColumnsGradient, rows: pf, columns: rows, sourceStride: rows, into: polyGradient,
+                                 targetStride: pf)
+        estimator.addGradient(units, rows: rows, polyGradient: polyGradient, unitGradient: unitGradient,
+                              parameterGradient: parameterGradient, spare: estimatorSpare, gemmSpace: gemmSpace)
+        if let parameterGradient, estimator.gradientExtraFloats > 0 {
+            estimator.addExtraGradient(units, rows: rows, polyGradient: polyGradient, extra: parameterGradient + parameterTotal,
+                                       spare: estimatorSpare, gemmSpace: gemmSpace)
+        }
+        VectorMath.unitRowsGradient(input, rows: rows, width: d, unitGradient: unitGradient, into: inputGradient)
+    }
+
+    /// The prf values of an exponent clamped low and high (see `factorisedGradient`).
+    func clampEdges(shift: Float, clamp: Float, scale: Float) -> (Float, Float) {
+        var edges: (Float, Float) = (0, 0)
+        let edgeInputs: (Float, Float) = (shift + 2 * clamp, shift - 2 * clamp)
+        withUnsafePointer(to: edgeInputs) { inputs in
+            withUnsafeMutablePointer(to: &edges) { outputs in
+                inputs.withMemoryRebound(to: Float.self, capacity: 2) { x in
+                    outputs.withMemoryRebound(to: Float.self, capacity: 2) { y in
+                        VectorMath.expShiftedClamped(x, count: 2, shift: shift, limit: clamp, scale: scale, output: y)
+                    }
+                }
+            }
+        }
+        return edges
     }
 }

@@ -63,3 +63,35 @@ enum BackwardKernels {
         }
     }
 }
+
+extension BackwardKernels {
+    /// VectorProducts.outerGradient over the columns of transposed blocks (BackwardRows.outerGradientColumns).
+    @inline(__always)
+    static func outerGradientColumns(_ g: UnsafePointer<Float>, ldg: Int, poly: UnsafePointer<Float>, ldp: Int,
+                                     prf: UnsafePointer<Float>, ldr: Int, nodes: Int, polyWidth: Int, prfWidth: Int,
+                                     lanes: Int, polyGradient: UnsafeMutablePointer<Float>, ldpg: Int,
+                                     prfGradient: UnsafeMutablePointer<Float>, ldrg: Int) {
+        switch KernelVariant.active {
+        case .avx2:
+            SlayKernelsAVX2.BackwardRows.outerGradientColumns(g, ldg: ldg, poly: poly, ldp: ldp, prf: prf, ldr: ldr, nodes: nodes,
+                                                              polyWidth: polyWidth, prfWidth: prfWidth, lanes: lanes,
+                                                              polyGradient: polyGradient, ldpg: ldpg,
+                                                              prfGradient: prfGradient, ldrg: ldrg)
+        case .portable:
+            SlayKernels.BackwardRows.outerGradientColumns(g, ldg: ldg, poly: poly, ldp: ldp, prf: prf, ldr: ldr, nodes: nodes,
+                                                          polyWidth: polyWidth, prfWidth: prfWidth, lanes: lanes,
+                                                          polyGradient: polyGradient, ldpg: ldpg,
+                                                          prfGradient: prfGradient, ldrg: ldrg)
+        }
+    }
+
+    /// x[f, i] ← w_i·(x[f, i] + z[f]) (BackwardRows.addColumnThenScale).
+    @inline(__always)
+    static func addColumnThenScale(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, ld: Int,
+                                   z: UnsafePointer<Float>, weights: UnsafePointer<Float>?) {
+        switch KernelVariant.active {
+        case .avx2: SlayKernelsAVX2.BackwardRows.addColumnThenScale(x, rows: rows, columns: columns, ld: ld, z: z, weights: weights)
+        case .portable: SlayKernels.BackwardRows.addColumnThenScale(x, rows: rows, columns: columns, ld: ld, z: z, weights: weights)
+        }
+    }
+}

@@ -343,6 +343,10 @@ extension BackwardPass {
         let wantsDecay = request.logDecay != nil
         let ts = BackwardWorkspace.transposedStride(featureDim: m)
         let fs = factorised != nil ? ts : m
+        // dφ(k) transposed, [m, rows] (column j is key row j), when the map's gradient takes it
+        // that way: then Ŝ is never transposed (dΦ_Kᵀ = Ŝ Vᵀ reads Vᵀ's rows), and the map's
+        // gradient runs with the rows as lanes. d log α reads dφ(k) by rows: not then.
+        let columnKeys = factorised?.takesColumnGradients == true && !wantsDecay
         guard span.length > 0 else { return }
         var t0 = ((span.length - 1) / c) * c
         while t0 >= 0 {
@@ -353,18 +357,30 @@ extension BackwardPass {
             let decayed = chunkDecay != nil
             // Inter-chunk terms first, while Ŝ is the gradient of the state at the chunk's end:
             // dΦ_K = w∘(V Ŝᵀ + 1 ẑᵀ), dV = w∘(Φ_K Ŝ).
-            // Ŝᵀ [dv, m], so that V Ŝᵀ reads B's rows directly.
-            BlockTranspose.transpose(w.stateGradient, rows: m, columns: dv, sourceStride: dv, into: w.transposedState,
-                                     targetStride: ts)
-            Gemm.multiply(m: rows, n: m, k: dv, a: w.values, rowStrideA: dv, columnStrideA: 1,
-                          b: w.transposedState, rowStrideB: ts, columnStrideB: 1, c: w.keyFeatureGradient, ldc: m,
-                          accumulate: false, workspace: w.gemm)
+            let ld = BackwardWorkspace.columnStride(rows: rows)
+            if columnKeys {
+                // dΦ_Kᵀ = Ŝ Vᵀ [m, rows], Vᵀ from transposeKeys.
+                Gemm.multiply(m: m, n: rows, k: dv, a: w.stateGradient, rowStrideA: dv, columnStrideA: 1,
+                              b: w.keyTransposed, rowStrideB: c, columnStrideB: 1, c: w.keyColumnGradient, ldc: ld,
+                              accumulate: false, workspace: w.gemm)
+            } else {
+                // Ŝᵀ [dv, m], so that V Ŝᵀ reads B's rows directly.
+                BlockTranspose.transpose(w.stateGradient, rows: m, columns: dv, sourceStride: dv, into: w.transposedState,
+                                         targetStride: ts)
+                Gemm.multiply(m: rows, n: m, k: dv, a: w.values, rowStrideA: dv, columnStrideA: 1,
+                              b: w.transposedState, rowStrideB: ts, columnStrideB: 1, c: w.keyFeatureGradient, ldc: m,
+                              accumulate: false, workspace: w.gemm)
+            }
             Gemm.multiply(m: rows, n: dv, k: m, a: w.keyFeatures, rowStrideA: fs, columnStrideA: 1,
                           b: w.stateGradient, rowStrideB: dv, columnStrideB: 1, c: w.valueGradient, ldc: dv,
                           accumulate: false, workspace: w.gemm)
+            if columnKeys {
+                BackwardKernels.addColumnThenScale(w.keyColumnGradient, rows: m, columns: rows, ld: ld,
+                                                   z: w.normaliserGradient, weights: decayed ? UnsafePointer(w.keyScale) : nil)
+            }
             for j in 0..<rows {
                 let weight: Float = decayed ? w.keyScale[j] : 1
-                BackwardKernels.addThenScale(w.keyFeatureGradient + j * m, w.normaliserGradient, weight, count: m)
+                if !columnKeys { BackwardKernels.addThenScale(w.keyFeatureGradient + j * m, w.normaliserGradient, weight, count: m) }
                 if decayed {
                     let valueRow = w.valueGradient + j * dv
                     for e in 0..<dv { valueRow[e] *= weight }
@@ -436,7 +452,8 @@ extension BackwardPass {
             }
             // dφ(k) is complete: finish the keys while it is still in L2, before the state
             // updates stream Ŝ and Φ_Q through it.
-            finishKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, factorised: factorised, workspace: w)
+            finishKeys(span: span, origin: origin, keyHead: keyHead, t0: t0, rows: rows, factorised: factorised,
+                       columns: columnKeys, workspace: w)
             for g in 0..<group {
                 let query = w.queryFeatures + g * c * fs
                 let dnum = w.outputGradient + g * c * dv

@@ -268,9 +268,11 @@ struct BackwardPass: @unchecked Sendable {
     }
 
     /// Key side of a chunk once dφ(k) and dv are complete.
-    /// With `factorised`, the intra-chunk terms wait in w.keyPolyGradient / w.keyPrfGradient.
+    /// With `factorised`, the intra-chunk terms wait in w.keyPolyGradient / w.keyPrfGradient; with
+    /// `columns` too, dφ(k) is transposed (w.keyColumnGradient, BackwardPass+Chunked) and so are the key
+    /// factors (w.keyTransposed after Vᵀ, from transposeKeys).
     func finishKeys(span: SequenceSpan, origin: Int, keyHead: Int, t0: Int, rows: Int,
-                    factorised: FactorisedFeatureGradient? = nil, workspace w: BackwardWorkspace) {
+                    factorised: FactorisedFeatureGradient? = nil, columns: Bool = false, workspace w: BackwardWorkspace) {
         let m = featureDim
         request.dv?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.valueGradient)
         if options.keyGateLogits != nil {
@@ -290,6 +292,17 @@ struct BackwardPass: @unchecked Sendable {
         if options.qkL2Norm {
             RowNormalisation.backward(normalised: w.keyRaw, inverseNorms: w.keyInverseNorms, gradient: w.keyFeatureGradient,
                                       rows: rows, width: m)
+        }
+        if let factorised, columns, let widths = factorised.factorWidths {
+            let factors = w.keyTransposed + chunk * valueDim
+            factorised.factorisedGradientColumns(head: keyHead, input: w.keyInput, rows: rows, outputGradient: w.keyColumnGradient,
+                                                 ld: BackwardWorkspace.columnStride(rows: rows), polyColumns: factors, prfColumns: factors + chunk * widths.poly,
+                                                 factorStride: chunk, extraPoly: w.keyPolyGradient, extraPrf: w.keyPrfGradient,
+                                                 inputGradient: w.keyInputGradient,
+                                                 parameterGradient: parameterGradient(keyHead: keyHead), scratch: w.mapScratch,
+                                                 features: w.keyScratch)
+            request.dk?.scatterRows(batch: span.batch, head: keyHead, t0: span.start + t0, rows: rows, from: w.keyInputGradient)
+            return
         }
         if let factorised {
             factorised.factorisedGradient(head: keyHead, input: w.keyInput, rows: rows, outputGradient: w.keyFeatureGradient,

@@ -32,7 +32,8 @@ struct BackwardWorkspace {
                     c * factorPoly, c * factorPrf, c]
                     + (channelDecay ? [c * m, c * m, c * m, c * m, m, m + 8, m, c * m] : [0, 0, 0, 0, 0, 0, 0, 0])
                     + [c, g * c, formScratch, dv * transposedStride, c * transposedStride,
-                       c * (dv + factorPoly + factorPrf), g * ScratchBuffer.footprint(keyScratch), c * c, c]
+                       c * (dv + factorPoly + factorPrf), g * ScratchBuffer.footprint(keyScratch), c * c, c,
+                       m * BackwardWorkspace.columnStride(rows: c)]
         }
 
         /// Row stride of the transposed state blocks (`transposedState`): m plus one cache line,
@@ -132,6 +133,12 @@ struct BackwardWorkspace {
     let secondProduct: UnsafeMutablePointer<Float>
     /// Per row of a chunk: weights of a row sum (∂L/∂den·e^{b} in the reverse pass's ẑ update).
     let rowWeights: UnsafeMutablePointer<Float>
+    /// dφ(k) transposed, [m, columnStride(rows)] (the causal chunked pass's column path).
+    let keyColumnGradient: UnsafeMutablePointer<Float>
+
+    /// Row stride of a transposed [m, rows] block: rows rounded up to 16, plus 8, so that rows
+    /// 16 apart (a node's p-steps at M = 16) do not fall 4 KiB apart into the same L1 sets.
+    static func columnStride(rows: Int) -> Int { (rows + 15) / 16 * 16 + 8 }
 
     static func transposedStride(featureDim m: Int) -> Int { m + 16 }
 
@@ -157,6 +164,6 @@ struct BackwardWorkspace {
         keyInverseNorms = next(); queryInverseNorms = next(); form = next()
         transposedState = next(); paddedRows = next(); keyTransposed = next()
         queryScratch = next(); queryScratchStride = ScratchBuffer.footprint(layout.keyScratch)
-        secondProduct = next(); rowWeights = next()
+        secondProduct = next(); rowWeights = next(); keyColumnGradient = next()
     }
 }
