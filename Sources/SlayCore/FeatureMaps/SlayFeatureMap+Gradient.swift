@@ -265,10 +265,10 @@ extension SlayFeatureMap {
                 Gemm.multiply(m: mm, n: d, k: rows, a: exponentColumns, rowStrideA: rows, columnStrideA: 1,
                               b: units, rowStrideB: d, columnStrideB: 1, c: omegaBlock, ldc: d,
                               accumulate: false, workspace: gemmSpace)
+                // Back to ω's [d, M] layout (exact), so the double sums read it in order.
+                BlockTranspose.transpose(omegaBlock, rows: mm, columns: d, sourceStride: d, into: omegaTransposed, targetStride: mm)
                 let target = parameterGradient + omegaOffset + blockIndex * d * mm
-                for a in 0..<d {
-                    for j in 0..<mm { target[a * mm + j] += Double(omegaBlock[j * d + a]) }
-                }
+                for i in 0..<(d * mm) { target[i] += Double(omegaTransposed[i]) }
             }
         }
         BlockTranspose.transpose(polyColumnsGradient, rows: pf, columns: rows, sourceStride: rows, into: polyGradient,

@@ -30,7 +30,7 @@ extension BackwardPass {
     }
 
     var factorisedMap: FactorisedFeatureGradient? {
-        Self.factorisation(map: map, options: options) == nil ? nil : map as? FactorisedFeatureGradient
+        factorWidths == nil ? nil : map as? FactorisedFeatureGradient
     }
 
     /// Γ (w.decayMatrix, rows × rows, lower triangle), p (w.rowScale) and w (w.keyScale) of the
@@ -100,7 +100,7 @@ extension BackwardPass {
     func transposeKeys(rows: Int, factorised: FactorisedFeatureGradient?, workspace w: BackwardWorkspace) {
         let (c, dv) = (chunk, valueDim)
         BlockTranspose.transpose(w.values, rows: rows, columns: dv, sourceStride: dv, into: w.keyTransposed, targetStride: c)
-        if let factorised, let widths = factorised.factorWidths {
+        if let factorised, let widths = factorWidths {
             let key = factorised.factors(scratch: w.keyScratch, rows: rows)
             BlockTranspose.transpose(key.poly, rows: rows, columns: widths.poly, sourceStride: widths.poly,
                                      into: w.keyTransposed + c * dv, targetStride: c)
@@ -156,7 +156,7 @@ extension BackwardPass {
     /// (their lower triangles left in w.polyGram and w.prfGram for the gradient terms).
     func intraScores(g: Int, rows: Int, decayed: Bool, factorised: FactorisedFeatureGradient?, workspace w: BackwardWorkspace) {
         let (c, m, dv) = (chunk, featureDim, valueDim)
-        if let factorised, let widths = factorised.factorWidths {
+        if let factorised, let widths = factorWidths {
             let query = factorised.factors(scratch: w.queryScratch + g * w.queryScratchStride, rows: rows)
             lowerProduct(rows: rows, k: widths.poly, a: query.poly, rowStrideA: widths.poly,
                          transposedB: w.keyTransposed + c * dv, rowStrideB: c, c: w.polyGram, workspace: w)
@@ -281,7 +281,7 @@ extension BackwardPass {
                 // The factorised path reads only dA's lower triangle (its weighted products are
                 // zeroed above the diagonal): the mask is needed there only to apply a decay.
                 if factorised == nil || decayed { maskAndDecay(w.scoreGradient, rows: rows, decayed: decayed, workspace: w) }
-                if let factorised, let widths = factorised.factorWidths {
+                if let factorised, let widths = factorWidths {
                     let key = factorised.factors(scratch: w.keyScratch, rows: rows)
                     weightedGradients(rows: rows, workspace: w)
                     lowerTimes(rows: rows, width: widths.poly, lower: w.product, b: key.poly,
@@ -390,7 +390,7 @@ extension BackwardPass {
                 for i in 0..<(m * dv) { w.stateGradient[i] *= decayAll }
                 for f in 0..<m { w.normaliserGradient[f] *= decayAll }
             }
-            if let widths = factorised?.factorWidths {
+            if factorised != nil, let widths = factorWidths {
                 w.keyPolyGradient.update(repeating: 0, count: rows * widths.poly)
                 w.keyPrfGradient.update(repeating: 0, count: rows * widths.prf)
             }
@@ -421,7 +421,7 @@ extension BackwardPass {
                     }
                 }
                 if factorised == nil || decayed { maskAndDecay(w.scoreGradient, rows: rows, decayed: decayed, workspace: w) }
-                if let factorised, let widths = factorised.factorWidths {
+                if let factorised, let widths = factorWidths {
                     let queryFactors = factorised.factors(scratch: w.queryScratch + g * w.queryScratchStride, rows: rows)
                     weightedGradients(rows: rows, workspace: w)
                     lowerTransposedTimes(rows: rows, width: widths.poly, lower: w.product, b: queryFactors.poly,

@@ -31,6 +31,9 @@ struct BackwardPass: @unchecked Sendable {
     /// log_decay came per head ([B, T, Hk], broadcast over the channels in options.logDecay): its
     /// gradient is the sum over the channels, written to the [B, T, Hk] request.logDecay.
     let perHeadDecay: Bool
+    /// `factorisation(map:options:)`, looked up once per call: the factor widths when the chunked
+    /// passes take a factorised map's intra-chunk terms through its factors.
+    let factorWidths: (poly: Int, prf: Int)?
 
     var featureDim: Int { map.featureDim }
     var headDim: Int { map.headDim }
@@ -248,7 +251,7 @@ struct BackwardPass: @unchecked Sendable {
                 RowNormalisation.backward(normalised: raw, inverseNorms: w.queryInverseNorms + g * c, gradient: gradient,
                                           rows: rows, width: m)
             }
-            if let factorised, let widths = factorised.factorWidths {
+            if let factorised, let widths = factorWidths {
                 factorised.factorisedGradient(head: keyHead, input: w.queryInput + g * c * d, rows: rows,
                                               outputGradient: gradient, extraPoly: w.queryPolyGradient + g * c * widths.poly,
                                               extraPrf: w.queryPrfGradient + g * c * widths.prf,
@@ -293,7 +296,7 @@ struct BackwardPass: @unchecked Sendable {
             RowNormalisation.backward(normalised: w.keyRaw, inverseNorms: w.keyInverseNorms, gradient: w.keyFeatureGradient,
                                       rows: rows, width: m)
         }
-        if let factorised, columns, let widths = factorised.factorWidths {
+        if let factorised, columns, let widths = factorWidths {
             let factors = w.keyTransposed + chunk * valueDim
             factorised.factorisedGradientColumns(head: keyHead, input: w.keyInput, rows: rows, outputGradient: w.keyColumnGradient,
                                                  ld: BackwardWorkspace.columnStride(rows: rows), polyColumns: factors, prfColumns: factors + chunk * widths.poly,

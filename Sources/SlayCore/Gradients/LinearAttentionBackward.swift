@@ -134,7 +134,8 @@ public enum LinearAttentionBackward {
                                 group: shapes.group, valueDim: shapes.valueDim, length: shapes.length,
                                 queryHeads: hq, chunk: chunk, parameters: parameters.pointer,
                                 parameterFloats: headStride, headGradients: headGradients?.pointer,
-                                scalars: scalars.pointer, perHeadDecay: checked.perHead)
+                                scalars: scalars.pointer, perHeadDecay: checked.perHead,
+                                factorWidths: factors.map { (poly: $0.poly, prf: $0.prf) })
         // Units of work: (sequence, key head) pairs, or whole key heads when parameter gradients
         // are accumulated per head (one writer per head buffer, sequences in order).
         let units = wantsParameters ? hk : hk * spans.count
