@@ -14,33 +14,33 @@ import Darwin
 /// then x̂ = x/‖x‖ backwards (0 at x = 0, where the forward's û is 0). With a shared ω every
 /// node's gradient lands on the one block. Parameters: the estimator's arrays, then "omega".
 extension SlayFeatureMap: FeatureMapGradient {
-    func gradientLayout(rows: Int) -> [Int] {
+    /// Sizes of the gradient's scratch regions, in the order they are carved (fixed-size: this runs
+    /// per chunk, and an Array would allocate).
+    func gradientLayout(rows: Int) -> InlineArray<13, Int> {
         let c = configuration
-        let estimator = polynomial as? SlayPolynomialGradient
         return [rows * c.headDim, rows * polynomial.width, rows * polynomial.width, rows * c.prfDim,
                 rows * c.headDim, c.headDim * c.prfDim, rows * max(polynomial.spareWidth, 1),
-                estimator?.gradientSpareFloats(rows: rows) ?? 0, Gemm.workspaceFloats, rows * c.prfDim, c.prfDim * c.headDim,
-                rows * c.nodes * c.prfDim, rows * c.nodes * c.prfDim]
+                polynomialGradient?.gradientSpareFloats(rows: rows) ?? 0, Gemm.workspaceFloats, rows * c.prfDim,
+                c.prfDim * c.headDim, rows * c.nodes * c.prfDim, rows * c.nodes * c.prfDim]
     }
 
     public func gradientScratchFloats(rows: Int) -> Int {
-        gradientLayout(rows: rows).reduce(0) { $0 + ScratchBuffer.footprint($1) }
+        let sizes = gradientLayout(rows: rows)
+        return sizes.indices.reduce(0) { $0 + ScratchBuffer.footprint(sizes[$1]) }
     }
 
     public var parameterGradientUnavailable: String? {
-        guard let estimator = polynomial as? SlayPolynomialGradient else { return "this SLAY polynomial has no gradient" }
+        guard let estimator = polynomialGradient else { return "this SLAY polynomial has no gradient" }
         return estimator.parameterGradientUnavailable
     }
 
-    public var parameterGradientExtraFloats: Int { (polynomial as? SlayPolynomialGradient)?.gradientExtraFloats ?? 0 }
+    public var parameterGradientExtraFloats: Int { polynomialGradient?.gradientExtraFloats ?? 0 }
 
     /// Offset of the accumulation space: the estimator's arrays, then ω.
-    var parameterTotal: Int {
-        polynomial.parameterNames.reduce(0) { $0 + (polynomial.parameterShape($1)?.reduce(1, *) ?? 0) } + omega.count
-    }
+    var parameterTotal: Int { polynomialParameterCount + omega.count }
 
     public func parameterGradientFinisher() throws -> ((UnsafeMutablePointer<Double>) -> Void)? {
-        guard let estimator = polynomial as? SlayPolynomialGradient, estimator.gradientExtraFloats > 0,
+        guard let estimator = polynomialGradient, estimator.gradientExtraFloats > 0,
               let finish = try estimator.extraGradientFinisher() else { return nil }
         let offset = parameterTotal
         return { gradient in finish(gradient + offset, gradient) }
@@ -63,12 +63,16 @@ extension SlayFeatureMap: FeatureMapGradient {
                             extraPoly: UnsafePointer<Float>?, extraPrf: UnsafePointer<Float>?,
                             inputGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,
                             scratch: UnsafeMutablePointer<Float>, features: UnsafePointer<Float>? = nil) {
-        guard let estimator = polynomial as? SlayPolynomialGradient else { return }
+        guard let estimator = polynomialGradient else { return }
         let c = configuration
         let (d, pf, mm, nodes) = (c.headDim, polynomial.width, c.prfDim, c.nodes)
         var carver = ScratchCarver(scratch)
-        var sizes = gradientLayout(rows: rows).makeIterator()
-        func next() -> UnsafeMutablePointer<Float> { carver.take(sizes.next()!) }
+        let sizes = gradientLayout(rows: rows)
+        var region = 0
+        func next() -> UnsafeMutablePointer<Float> {
+            defer { region += 1 }
+            return carver.take(sizes[region])
+        }
         let (ownUnits, ownPoly, polyGradient, exponentGradient) = (next(), next(), next(), next())
         let (unitGradient, omegaBlock, featureSpare, estimatorSpare, gemmSpace) = (next(), next(), next(), next(), next())
         let (prfGradient, omegaTransposed, ownPrf, exponents) = (next(), next(), next(), next())
@@ -90,7 +94,7 @@ extension SlayFeatureMap: FeatureMapGradient {
             polyGradient.update(repeating: 0, count: rows * pf)
         }
         unitGradient.update(repeating: 0, count: rows * d)
-        let omegaOffset = polynomial.parameterNames.reduce(0) { $0 + (polynomial.parameterShape($1)?.reduce(1, *) ?? 0) }
+        let omegaOffset = polynomialParameterCount
         let clamp = Float(c.prfClamp)
         let m = featureDim
         for r in 0..<nodes {
@@ -187,7 +191,7 @@ protocol FactorisedFeatureGradient: FeatureMapGradient {
 
 extension SlayFeatureMap: FactorisedFeatureGradient {
     var factorWidths: (poly: Int, prf: Int)? {
-        polynomial is SlayPolynomialGradient ? (polynomial.width, configuration.nodes * configuration.prfDim) : nil
+        polynomialGradient != nil ? (polynomial.width, configuration.nodes * configuration.prfDim) : nil
     }
 
     func factors(scratch: UnsafePointer<Float>, rows: Int) -> (poly: UnsafePointer<Float>, prf: UnsafePointer<Float>) {
@@ -199,7 +203,7 @@ extension SlayFeatureMap: FactorisedFeatureGradient {
 extension SlayFeatureMap {
     /// The column kernel takes the PRF width in whole 8-lane vectors (and ≥ the GEMM's tile rows).
     var takesColumnGradients: Bool {
-        polynomial is SlayPolynomialGradient && configuration.prfDim % 8 == 0
+        polynomialGradient != nil && configuration.prfDim % 8 == 0
     }
 
     /// See FactorisedFeatureGradient.factorisedGradientColumns. The same steps as
@@ -212,12 +216,16 @@ extension SlayFeatureMap {
                                    inputGradient: UnsafeMutablePointer<Float>,
                                    parameterGradient: UnsafeMutablePointer<Double>?,
                                    scratch: UnsafeMutablePointer<Float>, features: UnsafePointer<Float>) {
-        guard let estimator = polynomial as? SlayPolynomialGradient else { return }
+        guard let estimator = polynomialGradient else { return }
         let c = configuration
         let (d, pf, mm, nodes) = (c.headDim, polynomial.width, c.prfDim, c.nodes)
         var carver = ScratchCarver(scratch)
-        var sizes = gradientLayout(rows: rows).makeIterator()
-        func next() -> UnsafeMutablePointer<Float> { carver.take(sizes.next()!) }
+        let sizes = gradientLayout(rows: rows)
+        var region = 0
+        func next() -> UnsafeMutablePointer<Float> {
+            defer { region += 1 }
+            return carver.take(sizes[region])
+        }
         // The regions `factorisedGradient` uses for its own û, poly and prf hold the transposed
         // gradients here (`features` has those rows): ∂polyᵀ [P', rows], ∂prfᵀ [R·M, rows], ∂eᵀ [M, rows].
         let (_, polyColumnsGradient, polyGradient, exponentColumns) = (next(), next(), next(), next())
@@ -240,7 +248,7 @@ extension SlayFeatureMap {
                                              polyGradient: polyColumnsGradient, ldpg: rows,
                                              prfGradient: prfColumnsGradient, ldrg: rows)
         unitGradient.update(repeating: 0, count: rows * d)
-        let omegaOffset = polynomial.parameterNames.reduce(0) { $0 + (polynomial.parameterShape($1)?.reduce(1, *) ?? 0) }
+        let omegaOffset = polynomialParameterCount
         let clamp = Float(c.prfClamp)
         for r in 0..<nodes {
             let blockIndex = (c.sharedOmega ? 0 : r) * c.numHeads + head

@@ -16,6 +16,11 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     /// (R or 1, H, d, M) Gaussian PRF directions, row-major.
     public private(set) var omega: HeapArray<Float>
     public private(set) var identity: UInt64 = 0
+    /// The estimator's gradient (nil when it has none) and how many floats its parameters hold
+    /// (where ω's gradient starts), kept with `polynomial`: the backward asks for both per chunk,
+    /// and a dynamic cast or a walk over the parameter names there costs allocations every time.
+    private(set) var polynomialGradient: SlayPolynomialGradient?
+    private(set) var polynomialParameterCount = 0
 
     /// √(2 s_r) · ω[r, h] as one (d, R·M) block per head (node r in columns r·M..<(r+1)·M): the
     /// right-hand operand of the PRF product, so one product per head serves every node.
@@ -35,6 +40,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
                                                            features: c.prfDim, stream: ParameterGenerator.slayOrthogonalStream)
             : try generator.makeNormals(stream: ParameterGenerator.omegaStream, count: omegaCount, what: "omega")
         scaledOmega = try Self.scaledOmega(omega, configuration: c, s: s)
+        estimatorChanged()
         rebuildIdentity()
     }
 
@@ -66,6 +72,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
             (omega, scaledOmega) = (checked, scaled)
         } else {
             polynomial = try polynomial.replacing(name, with: checked)
+            estimatorChanged()
         }
         rebuildIdentity()
     }
@@ -92,6 +99,11 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     /// The hash keeps the words of the original single-file map (anchors, maclaurin, ω, then the
     /// sketch only for maps that have one), so every map keeps its identity and saved states
     /// keep loading.
+    private func estimatorChanged() {
+        polynomialGradient = polynomial as? SlayPolynomialGradient
+        polynomialParameterCount = polynomial.parameterNames.reduce(0) { $0 + (polynomial.parameterShape($1)?.reduce(1, *) ?? 0) }
+    }
+
     private func rebuildIdentity() {
         let c = configuration
         var hasher = IdentityHasher()
