@@ -96,14 +96,15 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         return scaled
     }
 
-    /// The hash keeps the words of the original single-file map (anchors, maclaurin, ω, then the
-    /// sketch only for maps that have one), so every map keeps its identity and saved states
-    /// keep loading.
+    /// polynomialGradient and polynomialParameterCount of the current `polynomial`.
     private func estimatorChanged() {
         polynomialGradient = polynomial as? SlayPolynomialGradient
         polynomialParameterCount = polynomial.parameterNames.reduce(0) { $0 + (polynomial.parameterShape($1)?.reduce(1, *) ?? 0) }
     }
 
+    /// The hash keeps the words of the original single-file map (anchors, maclaurin, ω, then the
+    /// sketch only for maps that have one), so every map keeps its identity and saved states
+    /// keep loading.
     private func rebuildIdentity() {
         let c = configuration
         var hasher = IdentityHasher()

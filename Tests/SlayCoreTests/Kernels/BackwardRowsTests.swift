@@ -154,24 +154,36 @@ final class BackwardRowsTests: XCTestCase {
                 let ld = lanes + 5
                 let g = random(m * ld), poly = random(pw * ld), prf = random(nodes * mw * ld, 0...2)
                 let polyStart = random(pw * ld), prfStart = random(nodes * mw * ld)
-                // Row-kernel reference, row by row and node by node.
-                var rowPoly = [Float](repeating: 0, count: pw * lanes), rowPrf = [Float](repeating: 0, count: nodes * mw * lanes)
-                for i in 0..<lanes {
-                    var gRow = [Float](repeating: 0, count: m)
-                    for f in 0..<m { gRow[f] = g[f * ld + i] }
-                    var polyRow = (0..<pw).map { poly[$0 * ld + i] }
-                    var scales = (0..<pw).map { polyStart[$0 * ld + i] }
-                    for r in 0..<nodes {
-                        let prfRow = (0..<mw).map { prf[(r * mw + $0) * ld + i] }
-                        var rowGradient = (0..<mw).map { prfStart[(r * mw + $0) * ld + i] }
-                        gRow.withUnsafeBufferPointer { gp in
-                            VectorMath.outerGradient(gp.baseAddress! + r * pw * mw, count: pw, scales: &polyRow, row: prfRow, width: mw,
-                                                     scalesGradient: &scales, rowGradient: &rowGradient)
+                // Row-kernel references, row by row and node by node: each build's own row kernel
+                // (the column kernel of a build must give that build's bits).
+                typealias RowKernel = (UnsafePointer<Float>, Int, UnsafePointer<Float>, UnsafePointer<Float>, Int,
+                                       UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+                func reference(_ kernel: RowKernel) -> (poly: [Float], prf: [Float]) {
+                    var rowPoly = [Float](repeating: 0, count: pw * lanes), rowPrf = [Float](repeating: 0, count: nodes * mw * lanes)
+                    for i in 0..<lanes {
+                        var gRow = [Float](repeating: 0, count: m)
+                        for f in 0..<m { gRow[f] = g[f * ld + i] }
+                        let polyRow = (0..<pw).map { poly[$0 * ld + i] }
+                        var scales = (0..<pw).map { polyStart[$0 * ld + i] }
+                        for r in 0..<nodes {
+                            let prfRow = (0..<mw).map { prf[(r * mw + $0) * ld + i] }
+                            var rowGradient = (0..<mw).map { prfStart[(r * mw + $0) * ld + i] }
+                            gRow.withUnsafeBufferPointer { gp in
+                                kernel(gp.baseAddress! + r * pw * mw, pw, polyRow, prfRow, mw, &scales, &rowGradient)
+                            }
+                            for j in 0..<mw { rowPrf[(r * mw + j) * lanes + i] = rowGradient[j] }
                         }
-                        for j in 0..<mw { rowPrf[(r * mw + j) * lanes + i] = rowGradient[j] }
+                        for p in 0..<pw { rowPoly[p * lanes + i] = scales[p] }
                     }
-                    for p in 0..<pw { rowPoly[p * lanes + i] = scales[p] }
+                    return (rowPoly, rowPrf)
                 }
+                let portableRows = reference { SlayKernels.VectorProducts.outerGradient($0, count: $1, scales: $2, row: $3, width: $4,
+                                                                                          scalesGradient: $5, rowGradient: $6) }
+                let avx2Rows = hasAVX2
+                    ? reference { SlayKernelsAVX2.VectorProducts.outerGradient($0, count: $1, scales: $2, row: $3, width: $4,
+                                                                                scalesGradient: $5, rowGradient: $6) }
+                    : portableRows
+                let activeRows = KernelVariant.active == .avx2 ? avx2Rows : portableRows
                 var variants: [(String, (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void)] = [
                     ("dispatch", { BackwardKernels.outerGradientColumns(g, ldg: ld, poly: poly, ldp: ld, prf: prf, ldr: ld, nodes: nodes,
                                                                         polyWidth: pw, prfWidth: mw, lanes: lanes, polyGradient: $0,
@@ -188,12 +200,11 @@ final class BackwardRowsTests: XCTestCase {
                 for (name, call) in variants {
                     var (polyGradient, prfGradient) = (polyStart, prfStart)
                     call(&polyGradient, &prfGradient)
-                    let dispatchOrOwnBuild = name == "dispatch" || (name == "avx2-fma") == (KernelVariant.active == .avx2)
+                    let (rowPoly, rowPrf) = name == "dispatch" ? activeRows : name == "portable" ? portableRows : avx2Rows
                     for i in 0..<lanes {
                         for p in 0..<pw {
                             let value = polyGradient[p * ld + i]
-                            // The row kernel runs through the dispatch: bitwise for the same build.
-                            if dispatchOrOwnBuild { XCTAssertEqual(value.bitPattern, rowPoly[p * lanes + i].bitPattern, "\(name) poly") }
+                            XCTAssertEqual(value.bitPattern, rowPoly[p * lanes + i].bitPattern, "\(name) poly")
                             var expected = Double(polyStart[p * ld + i])
                             for r in 0..<nodes {
                                 for j in 0..<mw { expected += Double(g[((r * pw + p) * mw + j) * ld + i]) * Double(prf[(r * mw + j) * ld + i]) }
@@ -203,9 +214,7 @@ final class BackwardRowsTests: XCTestCase {
                         for r in 0..<nodes {
                             for j in 0..<mw {
                                 let value = prfGradient[(r * mw + j) * ld + i]
-                                if dispatchOrOwnBuild {
-                                    XCTAssertEqual(value.bitPattern, rowPrf[(r * mw + j) * lanes + i].bitPattern, "\(name) prf")
-                                }
+                                XCTAssertEqual(value.bitPattern, rowPrf[(r * mw + j) * lanes + i].bitPattern, "\(name) prf")
                                 var expected = Double(prfStart[(r * mw + j) * ld + i])
                                 for p in 0..<pw { expected += Double(g[((r * pw + p) * mw + j) * ld + i]) * Double(poly[p * ld + i]) }
                                 XCTAssertEqual(Double(value), expected, accuracy: 1e-4, "\(name) prf")

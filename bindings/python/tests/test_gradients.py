@@ -410,6 +410,28 @@ def test_slay_factorised_long_chunks_match_the_twin(settings):
     run(fm, dict(settings), names, B=1, T=70, Hq=2, dv=16, chunk_size=64, with_state=True, d_final=True)
 
 
+@pytest.mark.parametrize("prf_dim, nodes", [(8, 1), (16, 2)], ids=["prf8", "prf16-two-nodes"])
+@pytest.mark.parametrize("settings", [{}, {"decay": [0.7, 0.95]}, {"normalize": False}],
+                         ids=["plain", "retnet-gamma", "unnormalised"])
+def test_slay_key_columns_path_matches_the_twin(settings, prf_dim, nodes):
+    """prf_dim a multiple of 8 takes the key side through transposed dφ(k) (dΦ_Kᵀ = Ŝ Vᵀ and the map
+    gradient with the chunk's rows as lanes; M = 16 sums in fused halves): q, k, v and every
+    parameter against the twin, over a full and a partial chunk, with states and d_final_state."""
+    fm = slay.FeatureMap(kind="slay", head_dim=8, num_heads=2, poly="anchor", poly_dim=4, prf_dim=prf_dim, nodes=nodes,
+                         eps=1e-2)
+    names = ["q", "k", "v"] + [("params", name) for name in fm.get_params()]
+    run(fm, dict(settings), names, B=1, T=70, Hq=2, dv=16, chunk_size=64, with_state=True, d_final=True)
+
+
+def test_clamped_prf_exponents_pass_no_gradient_on_the_key_columns_path():
+    """The clamp edges on the transposed key-side path (prf_dim 8): ω gets exactly zero gradient."""
+    fm = slay.FeatureMap(kind="slay", head_dim=8, poly="anchor", poly_dim=4, prf_dim=8, prf_clamp=1e-4)
+    q, k, v, dout = tensors(fm, B=1, T=70, Hq=1, scale=3.0)
+    grads = slay.linear_attention_backward(q, k, v, fm, dout)
+    assert not np.any(grads["params"]["omega"])
+    assert np.any(grads["params"]["anchors"]) and np.all(np.isfinite(grads["k"]))
+
+
 def test_slay_long_chunks_thread_counts_are_bitwise_identical():
     """The default chunk over full and partial chunks: 1 and 2 threads give the same bits."""
     fm = slay.FeatureMap(kind="slay", head_dim=8, num_heads=2, poly="anchor", poly_dim=4, prf_dim=4)
