@@ -24,6 +24,13 @@ extension SlayFeatureMap: FeatureMapGradient {
                 c.prfDim * c.headDim, rows * c.nodes * c.prfDim, rows * c.nodes * c.prfDim]
     }
 
+    /// The scratch regions of `gradientLayout`, carved from `scratch` in order.
+    func gradientRegions(rows: Int, scratch: UnsafeMutablePointer<Float>) -> InlineArray<13, UnsafeMutablePointer<Float>> {
+        let sizes = gradientLayout(rows: rows)
+        var carver = ScratchCarver(scratch)
+        return InlineArray { carver.take(sizes[$0]) }
+    }
+
     public func gradientScratchFloats(rows: Int) -> Int {
         let sizes = gradientLayout(rows: rows)
         return sizes.indices.reduce(0) { $0 + ScratchBuffer.footprint(sizes[$1]) }
@@ -66,16 +73,10 @@ extension SlayFeatureMap: FeatureMapGradient {
         guard let estimator = polynomialGradient else { return }
         let c = configuration
         let (d, pf, mm, nodes) = (c.headDim, polynomial.width, c.prfDim, c.nodes)
-        var carver = ScratchCarver(scratch)
-        let sizes = gradientLayout(rows: rows)
-        var region = 0
-        func next() -> UnsafeMutablePointer<Float> {
-            defer { region += 1 }
-            return carver.take(sizes[region])
-        }
-        let (ownUnits, ownPoly, polyGradient, exponentGradient) = (next(), next(), next(), next())
-        let (unitGradient, omegaBlock, featureSpare, estimatorSpare, gemmSpace) = (next(), next(), next(), next(), next())
-        let (prfGradient, omegaTransposed, ownPrf, exponents) = (next(), next(), next(), next())
+        let r = gradientRegions(rows: rows, scratch: scratch)
+        let (ownUnits, ownPoly, polyGradient, exponentGradient) = (r[0], r[1], r[2], r[3])
+        let (unitGradient, omegaBlock, featureSpare, estimatorSpare, gemmSpace) = (r[4], r[5], r[6], r[7], r[8])
+        let (prfGradient, omegaTransposed, ownPrf, exponents) = (r[9], r[10], r[11], r[12])
 
         // û, poly and prf [rows, R·M] (node r at offset r·M of a row), as `features` forms them.
         let units: UnsafePointer<Float>, poly: UnsafePointer<Float>, prf: UnsafePointer<Float>
@@ -219,18 +220,12 @@ extension SlayFeatureMap {
         guard let estimator = polynomialGradient else { return }
         let c = configuration
         let (d, pf, mm, nodes) = (c.headDim, polynomial.width, c.prfDim, c.nodes)
-        var carver = ScratchCarver(scratch)
-        let sizes = gradientLayout(rows: rows)
-        var region = 0
-        func next() -> UnsafeMutablePointer<Float> {
-            defer { region += 1 }
-            return carver.take(sizes[region])
-        }
+        let r = gradientRegions(rows: rows, scratch: scratch)
         // The regions `factorisedGradient` uses for its own û, poly and prf hold the transposed
         // gradients here (`features` has those rows): ∂polyᵀ [P', rows], ∂prfᵀ [R·M, rows], ∂eᵀ [M, rows].
-        let (_, polyColumnsGradient, polyGradient, exponentColumns) = (next(), next(), next(), next())
-        let (unitGradient, omegaBlock, _, estimatorSpare, gemmSpace) = (next(), next(), next(), next(), next())
-        let (_, omegaTransposed, prfColumnsGradient, _) = (next(), next(), next(), next())
+        let (polyColumnsGradient, polyGradient, exponentColumns) = (r[1], r[2], r[3])
+        let (unitGradient, omegaBlock, estimatorSpare, gemmSpace) = (r[4], r[5], r[7], r[8])
+        let (omegaTransposed, prfColumnsGradient) = (r[10], r[11])
         let units = features + scratchLayout(rows: rows).units
         let rm = nodes * mm
         if let extraPoly {
