@@ -264,25 +264,14 @@ extension BackwardRows {
     /// inlined into its loop, the compiler split these vectors into lanes.
     @inline(never)
     static func fusedHalvesTree(_ x: UnsafePointer<Float>, ldg: Int, _ y: UnsafePointer<Float>, ldr: Int) -> SIMD8<Float> {
-        var v0 = Lanes.fma(PackedGemm.load8(x + 8 * ldg), PackedGemm.load8(y + 8 * ldr), PackedGemm.load8(x) * PackedGemm.load8(y))
-        var v1 = Lanes.fma(PackedGemm.load8(x + 9 * ldg), PackedGemm.load8(y + 9 * ldr),
-                           PackedGemm.load8(x + ldg) * PackedGemm.load8(y + ldr))
-        let v4 = Lanes.fma(PackedGemm.load8(x + 12 * ldg), PackedGemm.load8(y + 12 * ldr),
-                           PackedGemm.load8(x + 4 * ldg) * PackedGemm.load8(y + 4 * ldr))
-        let v5 = Lanes.fma(PackedGemm.load8(x + 13 * ldg), PackedGemm.load8(y + 13 * ldr),
-                           PackedGemm.load8(x + 5 * ldg) * PackedGemm.load8(y + 5 * ldr))
-        v0 = v0 + v4
-        v1 = v1 + v5
-        var v2 = Lanes.fma(PackedGemm.load8(x + 10 * ldg), PackedGemm.load8(y + 10 * ldr),
-                           PackedGemm.load8(x + 2 * ldg) * PackedGemm.load8(y + 2 * ldr))
-        var v3 = Lanes.fma(PackedGemm.load8(x + 11 * ldg), PackedGemm.load8(y + 11 * ldr),
-                           PackedGemm.load8(x + 3 * ldg) * PackedGemm.load8(y + 3 * ldr))
-        let v6 = Lanes.fma(PackedGemm.load8(x + 14 * ldg), PackedGemm.load8(y + 14 * ldr),
-                           PackedGemm.load8(x + 6 * ldg) * PackedGemm.load8(y + 6 * ldr))
-        let v7 = Lanes.fma(PackedGemm.load8(x + 15 * ldg), PackedGemm.load8(y + 15 * ldr),
-                           PackedGemm.load8(x + 7 * ldg) * PackedGemm.load8(y + 7 * ldr))
-        v2 = v2 + v6
-        v3 = v3 + v7
+        /// v_l, with the products of the halves l + 8 and l.
+        @inline(__always)
+        func half(_ l: Int) -> SIMD8<Float> {
+            Lanes.fma(PackedGemm.load8(x + (l + 8) * ldg), PackedGemm.load8(y + (l + 8) * ldr),
+                      PackedGemm.load8(x + l * ldg) * PackedGemm.load8(y + l * ldr))
+        }
+        let (v0, v1) = (half(0) + half(4), half(1) + half(5))
+        let (v2, v3) = (half(2) + half(6), half(3) + half(7))
         return (v0 + v2) + (v1 + v3)
     }
 
