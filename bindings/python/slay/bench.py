@@ -13,7 +13,8 @@ libslay. Each child measures:
     arrays into a third, 3 × 4 bytes per element) to compare the decode state traffic with;
   - peak memory of one prefill call beyond its inputs and outputs (VmHWM after resetting it);
   - the backward pass (T = --backward-lengths, default 16384): forward and backward seconds (their
-    calls alternate, best of each), their ratio, forward+backward tokens/s against torch autograd of
+    calls alternate, best of each) and their ratio, both writing into arrays the caller keeps (out=)
+    and both returning new arrays; forward+backward tokens/s (new arrays) against torch autograd of
     the same SLAY map written in torch (torch_slay_chunked), and the peak memory beyond inputs and
     gradients at --backward-memory-t (measured in a fresh process, whose RSS holds no memory freed by
     earlier rows);
@@ -668,14 +669,22 @@ def backward_rows(ctx):
         q, k, v = (ctx.rng.standard_normal((1, T, H, d)).astype(np.float32) for _ in range(3))
         dout = ctx.rng.standard_normal((1, T, H, dv)).astype(np.float32)
         out = np.zeros((1, T, H, dv), np.float32)
-        # Forward and backward alternate, so their ratio compares runs made in the same moments.
+        grads = {name: np.zeros_like(x) for name, x in (("q", q), ("k", k), ("v", v))}
+        # Two like-for-like pairs: both calls writing into arrays the caller keeps (out=, as a C
+        # caller or a training loop reusing its buffers does), and both returning new arrays
+        # (which first-touches fresh pages: 3 gradients against 1 output). All four alternate, so
+        # their ratios compare runs made in the same moments.
         times = alternating_times([
             ("forward", lambda: slay.linear_attention(q, k, v, ctx.fm, n_threads=threads, out=out)),
-            ("backward", lambda: slay.linear_attention_backward(q, k, v, ctx.fm, dout, n_threads=threads))],
+            ("backward", lambda: slay.linear_attention_backward(q, k, v, ctx.fm, dout, n_threads=threads, out=grads)),
+            ("forward_new", lambda: slay.linear_attention(q, k, v, ctx.fm, n_threads=threads)),
+            ("backward_new", lambda: slay.linear_attention_backward(q, k, v, ctx.fm, dout, n_threads=threads))],
             max(3, ctx.args.repeats))
         forward, backward = min(times["forward"]), min(times["backward"])
+        forward_new, backward_new = min(times["forward_new"]), min(times["backward_new"])
         row = {"T": T, "forward_s": forward, "backward_s": backward, "ratio": backward / forward,
-               "train_tokens_per_s": T / (forward + backward)}
+               "forward_new_s": forward_new, "backward_new_s": backward_new, "ratio_new": backward_new / forward_new,
+               "train_tokens_per_s": T / (forward_new + backward_new)}
         torch = ctx.torch
         if torch is not None and T <= 16384:
             params = ctx.fm.get_params()
@@ -688,7 +697,7 @@ def backward_rows(ctx):
                 y.backward(tdout)
             t_seconds = best_time(step, 1)
             row["torch_train_tokens_per_s"] = T / t_seconds
-            row["speedup_vs_torch"] = t_seconds / (forward + backward)
+            row["speedup_vs_torch"] = t_seconds / (forward_new + backward_new)
         yield row
     T = ctx.args.backward_memory_t
     if T > 0:
@@ -736,8 +745,10 @@ def backward_line(row):
     if row.get("memory"):
         return "backward T=%d: peak memory beyond inputs and gradients %s MiB" % (
             row["T"], "%.1f" % row["peak_extra_mib"] if "peak_extra_mib" in row else "n/a")
-    return "backward T=%d: forward %.3f s, backward %.3f s (%.2fx forward); forward+backward %.0f tok/s%s" % (
-        row["T"], row["forward_s"], row["backward_s"], row["ratio"], row["train_tokens_per_s"],
+    return ("backward T=%d: forward %.3f s, backward %.3f s (%.2fx forward) into the caller's arrays; "
+            "returning new arrays %.3f s, %.3f s (%.2fx); forward+backward %.0f tok/s%s") % (
+        row["T"], row["forward_s"], row["backward_s"], row["ratio"], row["forward_new_s"], row["backward_new_s"],
+        row["ratio_new"], row["train_tokens_per_s"],
         ", torch autograd of the same map %.0f tok/s (slay %.2fx)" % (row["torch_train_tokens_per_s"],
                                                                        row["speedup_vs_torch"])
         if "torch_train_tokens_per_s" in row else "")

@@ -5,9 +5,9 @@ import ctypes
 import numpy as np
 
 from ._lib import lib, Error, AttentionBackwardParams
-from ._tensor import as_input, tensor_struct
+from ._tensor import as_input, as_output, tensor_struct
 from .options import attention_options, resolve_gates
-from .errors import check, error_for, INVALID_ARGUMENT, SHAPE, STATE_MISMATCH
+from .errors import check, error_for, DTYPE, INVALID_ARGUMENT, SHAPE, STATE_MISMATCH
 from .feature_map import require_map
 
 GRADIENT_NAMES = ("q", "k", "v", "beta", "log_decay", "query_gate_logits", "key_gate_logits", "initial_state", "params",
@@ -22,6 +22,45 @@ def _wanted(wrt):
     if unknown:
         raise error_for(INVALID_ARGUMENT, "wrt has unknown names %s; known: %s" % (unknown, ", ".join(GRADIENT_NAMES)))
     return set(names)
+
+
+OUT_NAMES = ("q", "k", "v", "beta", "log_decay", "query_gate_logits", "key_gate_logits")
+
+
+class _Targets:
+    """The arrays gradients are written into: the caller's `out` entries (checked like the
+    forward's out=), fresh zeros for the rest."""
+
+    def __init__(self, out):
+        self.out = out
+        self.used = set()
+
+    def take(self, name, shape, dtype=np.float32):
+        array = self.out.get(name)
+        if array is None:
+            return np.zeros(shape, dtype)
+        array = as_output(array, "out[%r]" % name, tuple(shape), half=np.dtype(dtype) != np.float32)
+        if array.dtype != np.dtype(dtype):
+            raise error_for(DTYPE, "out[%r] is %s; the gradient is %s" % (name, array.dtype, np.dtype(dtype)))
+        self.used.add(name)
+        return array
+
+    def check_used(self):
+        unused = sorted(set(self.out) - self.used)
+        if unused:
+            raise error_for(INVALID_ARGUMENT, "out has %s, which this call does not compute (an option it "
+                            "does not have, or left out of wrt)" % unused)
+
+
+def _targets(out, wanted):
+    if out is None:
+        return _Targets({})
+    if not isinstance(out, dict):
+        raise error_for(INVALID_ARGUMENT, "out must be a dict {name: array}, got %s" % type(out).__name__)
+    unknown = [name for name in out if name not in OUT_NAMES]
+    if unknown:
+        raise error_for(INVALID_ARGUMENT, "out has unknown names %s; it takes %s" % (unknown, ", ".join(OUT_NAMES)))
+    return _Targets({name: array for name, array in out.items() if array is not None})
 
 
 def _initial_state_arrays(initial_state, fm, sequences, value_dim):
@@ -50,7 +89,7 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
                               n_threads=1, initial_state=None, cu_seqlens=None, denominator="add", normalize=True,
                               decay=None, log_decay=None, query_gate_logits=None, key_gate_logits=None,
                               gate_input=None, query_gate_weights=None, key_gate_weights=None, update="add",
-                              beta=None, qk_l2norm=False, check_finite=False, wrt=None):
+                              beta=None, qk_l2norm=False, check_finite=False, wrt=None, out=None):
     """Gradients of slay.linear_attention(q, k, v, fm, <the same keywords>) given dout = ∂L/∂y
     (B, T, Hq, dv), as a dict of arrays (q, k, v and dout may be float32, float16 or bfloat16: the
     gradients of q, k, v have their dtypes; the others are float32):
@@ -65,7 +104,11 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     d_final_state: (dS_T [N, Hk, m, dv], dz_T [N, Hk, m] or None), the gradient of the final state
     a forward with output_final_state=True returned (flash-linear-attention's dht). initial_state:
     a slay.State (slots 0..N−1, as the forward takes it) or a tuple (S, z) of arrays.
-    wrt: None (every gradient) or the names to compute. The other keywords are the forward's;
+    wrt: None (every gradient) or the names to compute. out: an optional dict of preallocated arrays
+    to write gradients into, keyed like the result ("q", "k", "v", "beta", "log_decay",
+    "query_gate_logits", "key_gate_logits"), each of the gradient's shape and dtype, like the
+    forward's out=; the result holds those arrays (a training loop that reuses its gradient buffers
+    skips allocating and first-touching fresh memory on every step). The other keywords are the forward's;
     log_decay may be per channel (B, T, Hk, m) or per head (B, T, Hk), and its gradient has its
     shape. update="delta" (DeltaNet / Gated DeltaNet: causal, normalize=False, beta and log_decay
     (B, T, Hk)) returns "beta" and "log_decay" too; qk_l2norm=True is differentiated through the
@@ -75,6 +118,7 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     rule keeps chunk states of m × dv, at most 16 MiB per thread plus a block's (slay.h).
     """
     wanted = _wanted(wrt)
+    targets = _targets(out, wanted)
     handle = require_map(fm)
     q = as_input(q, "q", 4, half=True)
     k = as_input(k, "k", 4, half=True)
@@ -128,22 +172,23 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
               as_input(np.asarray(d_final_state[1], np.float32), "d_final_state[1]", 3))
     for name, like in (("q", q), ("k", k), ("v", v)):
         if name in wanted:
-            result[name] = np.zeros(like.shape, like.dtype)    # dq, dk, dv: the dtype of q, k, v
+            result[name] = targets.take(name, like.shape, like.dtype)    # dq, dk, dv: the dtype of q, k, v
             point("d" + name, result[name])
     gates_needed = wanted & {"gate_input", "query_gate_weights", "key_gate_weights"}
     if beta is not None and "beta" in wanted:
-        result["beta"] = np.zeros(np.shape(beta), np.float32)
+        result["beta"] = targets.take("beta", np.shape(beta))
         point("d_beta", result["beta"])
     if log_decay is not None and "log_decay" in wanted:
-        result["log_decay"] = np.zeros(np.shape(log_decay), np.float32)
+        result["log_decay"] = targets.take("log_decay", np.shape(log_decay))
         point("d_log_decay", result["log_decay"])
     query_gradient = key_gradient = None
     if query_logits is not None and ("query_gate_logits" in wanted or (from_weights["query"] and gates_needed)):
-        query_gradient = np.zeros(np.shape(query_logits), np.float32)
+        query_gradient = targets.take("query_gate_logits", np.shape(query_logits))
         point("d_query_gate_logits", query_gradient)
     if key_logits is not None and ("key_gate_logits" in wanted or (from_weights["key"] and gates_needed)):
-        key_gradient = np.zeros(np.shape(key_logits), np.float32)
+        key_gradient = targets.take("key_gate_logits", np.shape(key_logits))
         point("d_key_gate_logits", key_gradient)
+    targets.check_used()
     names = list(fm.get_params().keys())
     shapes = [fm._param_shape(name) for name in names]
     flat = None

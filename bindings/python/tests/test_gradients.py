@@ -188,6 +188,51 @@ def test_default_returns_every_gradient_and_wrt_restricts():
         slay.linear_attention_backward(q, k, v, fm, dout, wrt=["nope"])
 
 
+def test_out_writes_into_the_callers_arrays():
+    fm = slay.FeatureMap(kind="favor+", head_dim=4, num_heads=1, prf_dim=8)
+    q, k, v, dout = tensors(fm, B=2, T=11, Hq=2)
+    log_decay = np.full((2, 11, 1), -0.05, np.float32)
+    gates = RNG.standard_normal((2, 11, 2)).astype(np.float32)
+    keywords = dict(log_decay=log_decay, query_gate_logits=gates, chunk_size=4)
+    fresh = slay.linear_attention_backward(q, k, v, fm, dout, **keywords)
+    # Garbage in the buffers: every element is written (a training loop reuses them unzeroed).
+    out = {name: np.full(fresh[name].shape, np.nan, np.float32) for name in ("q", "k", "v", "log_decay")}
+    out["query_gate_logits"] = np.full(gates.shape, np.nan, np.float32)
+    given = dict(out)
+    grads = slay.linear_attention_backward(q, k, v, fm, dout, out=out, **keywords)
+    for name, array in given.items():
+        assert grads[name] is array, name
+        assert np.array_equal(array, fresh[name]), name
+    assert np.array_equal(grads["params"]["omega"], fresh["params"]["omega"])
+    # Strided (a view into a larger buffer) and only some names: the rest are allocated.
+    wide = np.zeros((2, 11, 2, 8), np.float32)
+    partial = slay.linear_attention_backward(q, k, v, fm, dout, out={"q": wide[..., ::2]}, **keywords)
+    assert np.array_equal(wide[..., ::2], fresh["q"]) and np.all(wide[..., 1::2] == 0)
+    assert np.array_equal(partial["k"], fresh["k"])
+    bad = [({"q": np.zeros((2, 11, 2, 5), np.float32)}, "shape"),
+           ({"q": np.zeros(q.shape, np.float64)}, "float32"),
+           ({"k": np.zeros(k.shape, np.float32)[::-1]}, "negative strides"),
+           ({"v": np.zeros(v.shape, np.float32)}, None),
+           ({"nope": np.zeros(3, np.float32)}, "unknown names"),
+           ({"beta": np.zeros((2, 11, 1), np.float32)}, "does not compute"),
+           ([np.zeros(q.shape, np.float32)], "dict")]
+    readonly = np.zeros(q.shape, np.float32)
+    readonly.flags.writeable = False
+    bad.append(({"q": readonly}, "not writeable"))
+    for given_out, message in bad[:3] + bad[4:]:
+        with pytest.raises(slay.SlayError, match=message):
+            slay.linear_attention_backward(q, k, v, fm, dout, out=given_out, **keywords)
+    with pytest.raises(slay.SlayError, match="does not compute"):
+        slay.linear_attention_backward(q, k, v, fm, dout, out={"v": bad[3][0]["v"]}, wrt=["q"], **keywords)
+    # Sharing memory with an input or another output is refused by libslay, outputs untouched.
+    shared = np.full(k.shape, 7.0, np.float32)
+    with pytest.raises(slay.SlayValueError, match="overlap|share"):
+        slay.linear_attention_backward(q, k, v, fm, dout, out={"k": shared, "v": shared[..., :3]}, **keywords)
+    assert np.all(shared == 7.0)
+    with pytest.raises(slay.SlayValueError, match="overlap|share"):
+        slay.linear_attention_backward(q, k, v, fm, dout, out={"q": q}, **keywords)
+
+
 def test_bad_arguments_are_refused_and_outputs_untouched():
     import ctypes
     from slay._lib import lib, Error, AttentionBackwardParams, AttentionOptions
