@@ -682,9 +682,12 @@ def backward_rows(ctx):
             max(3, ctx.args.repeats))
         forward, backward = min(times["forward"]), min(times["backward"])
         forward_new, backward_new = min(times["forward_new"]), min(times["backward_new"])
+        # Best against best, and the median of the rounds' own ratios (each round times both calls
+        # within a few seconds, so a drifting host moves them together).
+        paired = float(np.median(np.array(times["backward"]) / np.array(times["forward"])))
         row = {"T": T, "forward_s": forward, "backward_s": backward, "ratio": backward / forward,
-               "forward_new_s": forward_new, "backward_new_s": backward_new, "ratio_new": backward_new / forward_new,
-               "train_tokens_per_s": T / (forward_new + backward_new)}
+               "ratio_median": paired, "forward_new_s": forward_new, "backward_new_s": backward_new,
+               "ratio_new": backward_new / forward_new, "train_tokens_per_s": T / (forward_new + backward_new)}
         torch = ctx.torch
         if torch is not None and T <= 16384:
             params = ctx.fm.get_params()
@@ -745,10 +748,10 @@ def backward_line(row):
     if row.get("memory"):
         return "backward T=%d: peak memory beyond inputs and gradients %s MiB" % (
             row["T"], "%.1f" % row["peak_extra_mib"] if "peak_extra_mib" in row else "n/a")
-    return ("backward T=%d: forward %.3f s, backward %.3f s (%.2fx forward) into the caller's arrays; "
-            "returning new arrays %.3f s, %.3f s (%.2fx); forward+backward %.0f tok/s%s") % (
-        row["T"], row["forward_s"], row["backward_s"], row["ratio"], row["forward_new_s"], row["backward_new_s"],
-        row["ratio_new"], row["train_tokens_per_s"],
+    return ("backward T=%d: forward %.3f s, backward %.3f s (%.2fx forward; median of the rounds' ratios %.2fx) "
+            "into the caller's arrays; returning new arrays %.3f s, %.3f s (%.2fx); forward+backward %.0f tok/s%s") % (
+        row["T"], row["forward_s"], row["backward_s"], row["ratio"], row["ratio_median"], row["forward_new_s"],
+        row["backward_new_s"], row["ratio_new"], row["train_tokens_per_s"],
         ", torch autograd of the same map %.0f tok/s (slay %.2fx)" % (row["torch_train_tokens_per_s"],
                                                                        row["speedup_vs_torch"])
         if "torch_train_tokens_per_s" in row else "")

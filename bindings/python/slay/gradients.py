@@ -52,7 +52,7 @@ class _Targets:
                             "does not have, or left out of wrt)" % unused)
 
 
-def _targets(out, wanted):
+def _targets(out):
     if out is None:
         return _Targets({})
     if not isinstance(out, dict):
@@ -118,7 +118,7 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
     rule keeps chunk states of m × dv, at most 16 MiB per thread plus a block's (slay.h).
     """
     wanted = _wanted(wrt)
-    targets = _targets(out, wanted)
+    targets = _targets(out)
     handle = require_map(fm)
     q = as_input(q, "q", 4, half=True)
     k = as_input(k, "k", 4, half=True)
@@ -183,10 +183,13 @@ def linear_attention_backward(q, k, v, fm, dout, d_final_state=None, causal=True
         point("d_log_decay", result["log_decay"])
     query_gradient = key_gradient = None
     if query_logits is not None and ("query_gate_logits" in wanted or (from_weights["query"] and gates_needed)):
-        query_gradient = targets.take("query_gate_logits", np.shape(query_logits))
+        # From gate weights, the logits' gradient is an intermediate, not a result.
+        query_gradient = (np.zeros(np.shape(query_logits), np.float32) if from_weights["query"]
+                          else targets.take("query_gate_logits", np.shape(query_logits)))
         point("d_query_gate_logits", query_gradient)
     if key_logits is not None and ("key_gate_logits" in wanted or (from_weights["key"] and gates_needed)):
-        key_gradient = targets.take("key_gate_logits", np.shape(key_logits))
+        key_gradient = (np.zeros(np.shape(key_logits), np.float32) if from_weights["key"]
+                        else targets.take("key_gate_logits", np.shape(key_logits)))
         point("d_key_gate_logits", key_gradient)
     targets.check_used()
     names = list(fm.get_params().keys())

@@ -76,7 +76,7 @@ def test_quick_run_streams_rows_and_writes_report_and_json(tmp_path):
     assert delta[1]["relative_to_gla"] > 0 and delta[3]["slay_speedup"] > 0 and delta[4]["us_per_token"] > 0
     assert "delta rule" in stdout and "2 passes over S" in stdout
     backward = result["backward"]
-    assert backward[0]["ratio"] > 0 and backward[0]["train_tokens_per_s"] > 0 and backward[-1]["memory"]
+    assert backward[0]["ratio"] > 0 and backward[0]["ratio_median"] > 0 and backward[0]["ratio_new"] > 0 and backward[0]["train_tokens_per_s"] > 0 and backward[-1]["memory"]
     half = result["half_io"]
     assert [r["dtype"] for r in half[:2]] == ["float32", "float16"] and all(r["ratio_vs_float32"] > 0 and r["paired_ratio_vs_float32"] > 0 for r in half)
     assert "half-precision I/O" in stdout
