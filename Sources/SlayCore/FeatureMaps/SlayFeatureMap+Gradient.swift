@@ -96,29 +96,10 @@ extension SlayFeatureMap: FeatureMapGradient {
         }
         unitGradient.update(repeating: 0, count: rows * d)
         let omegaOffset = polynomialParameterCount
-        let clamp = Float(c.prfClamp)
         let m = featureDim
         for r in 0..<nodes {
-            let blockIndex = (c.sharedOmega ? 0 : r) * c.numHeads + head
+            let (blockIndex, rootTwoS, edges) = nodeConstants(node: r, head: head)
             let omegaBlockBase = omega.baseAddress + blockIndex * d * mm
-            let rootTwoS = Float((2 * s[r]).squareRoot())
-            let shift = Float(s[r])
-            let scale = Float((w[r] / Double(mm)).squareRoot())
-            // A clamped exponent is constant and passes no gradient. Its prf is the kernel's value
-            // at the clamp, bitwise: the same exp of the clamped input, so it is recognised from
-            // prf alone (an exponent exactly at the clamp counts as clamped: either side's
-            // derivative is a valid one there).
-            var edges: (Float, Float) = (0, 0)
-            let edgeInputs: (Float, Float) = (shift + 2 * clamp, shift - 2 * clamp)
-            withUnsafePointer(to: edgeInputs) { inputs in
-                withUnsafeMutablePointer(to: &edges) { outputs in
-                    inputs.withMemoryRebound(to: Float.self, capacity: 2) { x in
-                        outputs.withMemoryRebound(to: Float.self, capacity: 2) { y in
-                            VectorMath.expShiftedClamped(x, count: 2, shift: shift, limit: clamp, scale: scale, output: y)
-                        }
-                    }
-                }
-            }
             // ∂poly_p = Σ_j g[p, j]·prf_j and ∂prf_j = Σ_p g[p, j]·poly_p (from the extra term).
             if let extraPrf {
                 for i in 0..<rows { (prfGradient + i * mm).update(from: extraPrf + i * nodes * mm + r * mm, count: mm) }
@@ -148,13 +129,9 @@ extension SlayFeatureMap: FeatureMapGradient {
                 for i in 0..<(d * mm) { target[i] += Double(omegaBlock[i]) }
             }
         }
-        estimator.addGradient(units, rows: rows, polyGradient: polyGradient, unitGradient: unitGradient,
-                              parameterGradient: parameterGradient, spare: estimatorSpare, gemmSpace: gemmSpace)
-        if let parameterGradient, estimator.gradientExtraFloats > 0 {
-            estimator.addExtraGradient(units, rows: rows, polyGradient: polyGradient, extra: parameterGradient + parameterTotal,
-                                       spare: estimatorSpare, gemmSpace: gemmSpace)
-        }
-        VectorMath.unitRowsGradient(input, rows: rows, width: d, unitGradient: unitGradient, into: inputGradient)
+        finishInputGradient(estimator, input: input, units: units, rows: rows, polyGradient: polyGradient,
+                            unitGradient: unitGradient, inputGradient: inputGradient, parameterGradient: parameterGradient,
+                            spare: estimatorSpare, gemmSpace: gemmSpace)
     }
 }
 
@@ -244,14 +221,9 @@ extension SlayFeatureMap {
                                              prfGradient: prfColumnsGradient, ldrg: rows)
         unitGradient.update(repeating: 0, count: rows * d)
         let omegaOffset = polynomialParameterCount
-        let clamp = Float(c.prfClamp)
         for r in 0..<nodes {
-            let blockIndex = (c.sharedOmega ? 0 : r) * c.numHeads + head
+            let (blockIndex, rootTwoS, edges) = nodeConstants(node: r, head: head)
             let omegaBlockBase = omega.baseAddress + blockIndex * d * mm
-            let rootTwoS = Float((2 * s[r]).squareRoot())
-            let shift = Float(s[r])
-            let scale = Float((w[r] / Double(mm)).squareRoot())
-            let edges = clampEdges(shift: shift, clamp: clamp, scale: scale)
             for j in 0..<mm {
                 BackwardKernels.clampedExponentGradient(prfColumns + (r * mm + j) * factorStride,
                                                         gradient: prfColumnsGradient + (r * mm + j) * rows, scale: rootTwoS,
@@ -276,16 +248,40 @@ extension SlayFeatureMap {
         }
         BlockTranspose.transpose(polyColumnsGradient, rows: pf, columns: rows, sourceStride: rows, into: polyGradient,
                                  targetStride: pf)
-        estimator.addGradient(units, rows: rows, polyGradient: polyGradient, unitGradient: unitGradient,
-                              parameterGradient: parameterGradient, spare: estimatorSpare, gemmSpace: gemmSpace)
-        if let parameterGradient, estimator.gradientExtraFloats > 0 {
-            estimator.addExtraGradient(units, rows: rows, polyGradient: polyGradient, extra: parameterGradient + parameterTotal,
-                                       spare: estimatorSpare, gemmSpace: gemmSpace)
-        }
-        VectorMath.unitRowsGradient(input, rows: rows, width: d, unitGradient: unitGradient, into: inputGradient)
+        finishInputGradient(estimator, input: input, units: units, rows: rows, polyGradient: polyGradient,
+                            unitGradient: unitGradient, inputGradient: inputGradient, parameterGradient: parameterGradient,
+                            spare: estimatorSpare, gemmSpace: gemmSpace)
     }
 
-    /// The prf values of an exponent clamped low and high (see `factorisedGradient`).
+    /// Node r's ω block index (shared or per node), the √(2 s_r) of ∂e/∂(ω·û), and its clamp
+    /// edges. A clamped exponent is constant and passes no gradient. Its prf is the kernel's
+    /// value at the clamp, bitwise: the same exp of the clamped input, so it is recognised from
+    /// prf alone (an exponent exactly at the clamp counts as clamped: either side's derivative is
+    /// a valid one there).
+    func nodeConstants(node r: Int, head: Int) -> (blockIndex: Int, rootTwoS: Float, edges: (Float, Float)) {
+        let c = configuration
+        let scale = Float((w[r] / Double(c.prfDim)).squareRoot())
+        return ((c.sharedOmega ? 0 : r) * c.numHeads + head, Float((2 * s[r]).squareRoot()),
+                clampEdges(shift: Float(s[r]), clamp: Float(c.prfClamp), scale: scale))
+    }
+
+    /// The estimator's part of ∂û (and of its parameters), then x̂ = x/‖x‖ backwards: the last
+    /// steps of both gradient passes.
+    func finishInputGradient(_ estimator: SlayPolynomialGradient, input: UnsafePointer<Float>, units: UnsafePointer<Float>,
+                             rows: Int, polyGradient: UnsafeMutablePointer<Float>, unitGradient: UnsafeMutablePointer<Float>,
+                             inputGradient: UnsafeMutablePointer<Float>, parameterGradient: UnsafeMutablePointer<Double>?,
+                             spare: UnsafeMutablePointer<Float>, gemmSpace: UnsafeMutablePointer<Float>) {
+        estimator.addGradient(units, rows: rows, polyGradient: polyGradient, unitGradient: unitGradient,
+                              parameterGradient: parameterGradient, spare: spare, gemmSpace: gemmSpace)
+        if let parameterGradient, estimator.gradientExtraFloats > 0 {
+            estimator.addExtraGradient(units, rows: rows, polyGradient: polyGradient, extra: parameterGradient + parameterTotal,
+                                       spare: spare, gemmSpace: gemmSpace)
+        }
+        VectorMath.unitRowsGradient(input, rows: rows, width: configuration.headDim, unitGradient: unitGradient,
+                                    into: inputGradient)
+    }
+
+    /// The prf values of an exponent clamped low and high (see `nodeConstants`).
     func clampEdges(shift: Float, clamp: Float, scale: Float) -> (Float, Float) {
         var edges: (Float, Float) = (0, 0)
         let edgeInputs: (Float, Float) = (shift + 2 * clamp, shift - 2 * clamp)
