@@ -18,10 +18,11 @@ extension SlayFeatureMap: FeatureMapGradient {
     /// per chunk, and an Array would allocate).
     func gradientLayout(rows: Int) -> InlineArray<13, Int> {
         let c = configuration
-        return [rows * c.headDim, rows * polynomial.width, rows * polynomial.width, rows * c.prfDim,
-                rows * c.headDim, c.headDim * c.prfDim, rows * max(polynomial.spareWidth, 1),
+        let rm = c.nodes * c.prfDim
+        return [rows * c.headDim, rows * polynomial.width, rows * polynomial.width, rows * rm,
+                rows * c.headDim, rm * c.headDim, rows * max(polynomial.spareWidth, 1),
                 polynomialGradient?.gradientSpareFloats(rows: rows) ?? 0, Gemm.workspaceFloats, rows * c.prfDim,
-                c.prfDim * c.headDim, rows * c.nodes * c.prfDim, rows * c.nodes * c.prfDim]
+                rm * c.headDim, rows * rm, rows * rm]
     }
 
     /// The scratch regions of `gradientLayout`, carved from `scratch` in order.
@@ -94,12 +95,10 @@ extension SlayFeatureMap: FeatureMapGradient {
         } else {
             polyGradient.update(repeating: 0, count: rows * pf)
         }
-        unitGradient.update(repeating: 0, count: rows * d)
-        let omegaOffset = polynomialParameterCount
         let m = featureDim
+        let rm = nodes * mm
         for r in 0..<nodes {
-            let (blockIndex, rootTwoS, edges) = nodeConstants(node: r, head: head)
-            let omegaBlockBase = omega.baseAddress + blockIndex * d * mm
+            let (_, rootTwoS, edges) = nodeConstants(node: r, head: head)
             // ∂poly_p = Σ_j g[p, j]·prf_j and ∂prf_j = Σ_p g[p, j]·poly_p (from the extra term).
             if let extraPrf {
                 for i in 0..<rows { (prfGradient + i * mm).update(from: extraPrf + i * nodes * mm + r * mm, count: mm) }
@@ -111,24 +110,15 @@ extension SlayFeatureMap: FeatureMapGradient {
                 VectorMath.outerGradient(outputGradient + i * m + r * pf * mm, count: pf, scales: poly + i * pf,
                                          row: prfRow, width: mm, scalesGradient: polyGradient + i * pf,
                                          rowGradient: prfGradient + i * mm)
-                // ∂e = ∂prf·prf (0 where clamped), times the √(2 s_r) of ∂e/∂(ω·û).
+                // ∂e = ∂prf·prf (0 where clamped), times the √(2 s_r) of ∂e/∂(ω·û); node r's
+                // columns r·M ..< (r + 1)·M of the [rows, R·M] block.
                 BackwardKernels.clampedExponentGradient(prfRow, gradient: prfGradient + i * mm, scale: rootTwoS, edges: edges,
-                                                        count: mm, into: exponentGradient + i * mm)
-            }
-            // ωᵀ [M, d], so that ∂û += ∂e ωᵀ reads B's rows directly (no packing).
-            BlockTranspose.transpose(omegaBlockBase, rows: d, columns: mm, sourceStride: mm, into: omegaTransposed,
-                                     targetStride: d)
-            Gemm.multiply(m: rows, n: d, k: mm, a: exponentGradient, rowStrideA: mm, columnStrideA: 1,
-                          b: omegaTransposed, rowStrideB: d, columnStrideB: 1,
-                          c: unitGradient, ldc: d, accumulate: true, workspace: gemmSpace)
-            if let parameterGradient {
-                Gemm.multiply(m: d, n: mm, k: rows, a: units, rowStrideA: 1, columnStrideA: d,
-                              b: exponentGradient, rowStrideB: mm, columnStrideB: 1, c: omegaBlock, ldc: mm,
-                              accumulate: false, workspace: gemmSpace)
-                let target = parameterGradient + omegaOffset + blockIndex * d * mm
-                for i in 0..<(d * mm) { target[i] += Double(omegaBlock[i]) }
+                                                        count: mm, into: exponentGradient + i * rm + r * mm)
             }
         }
+        exponentProducts(head: head, exponentGradient: exponentGradient, rowStride: rm, columnStride: 1, rows: rows,
+                         units: units, unitGradient: unitGradient, parameterGradient: parameterGradient,
+                         omegaTransposed: omegaTransposed, omegaBlock: omegaBlock, gemmSpace: gemmSpace)
         finishInputGradient(estimator, input: input, units: units, rows: rows, polyGradient: polyGradient,
                             unitGradient: unitGradient, inputGradient: inputGradient, parameterGradient: parameterGradient,
                             spare: estimatorSpare, gemmSpace: gemmSpace)
@@ -219,38 +209,56 @@ extension SlayFeatureMap {
                                              ldr: factorStride, nodes: nodes, polyWidth: pf, prfWidth: mm, lanes: rows,
                                              polyGradient: polyColumnsGradient, ldpg: rows,
                                              prfGradient: prfColumnsGradient, ldrg: rows)
-        unitGradient.update(repeating: 0, count: rows * d)
-        let omegaOffset = polynomialParameterCount
         for r in 0..<nodes {
-            let (blockIndex, rootTwoS, edges) = nodeConstants(node: r, head: head)
-            let omegaBlockBase = omega.baseAddress + blockIndex * d * mm
+            let (_, rootTwoS, edges) = nodeConstants(node: r, head: head)
             for j in 0..<mm {
                 BackwardKernels.clampedExponentGradient(prfColumns + (r * mm + j) * factorStride,
                                                         gradient: prfColumnsGradient + (r * mm + j) * rows, scale: rootTwoS,
-                                                        edges: edges, count: rows, into: exponentColumns + j * rows)
-            }
-            BlockTranspose.transpose(omegaBlockBase, rows: d, columns: mm, sourceStride: mm, into: omegaTransposed,
-                                     targetStride: d)
-            // ∂û += ∂e ωᵀ, ∂e read through the transposed block's strides.
-            Gemm.multiply(m: rows, n: d, k: mm, a: exponentColumns, rowStrideA: 1, columnStrideA: rows,
-                          b: omegaTransposed, rowStrideB: d, columnStrideB: 1,
-                          c: unitGradient, ldc: d, accumulate: true, workspace: gemmSpace)
-            if let parameterGradient {
-                // (∂ω)ᵀ = ∂eᵀ Û, [M, d]: the same sums over the rows as Ûᵀ ∂e.
-                Gemm.multiply(m: mm, n: d, k: rows, a: exponentColumns, rowStrideA: rows, columnStrideA: 1,
-                              b: units, rowStrideB: d, columnStrideB: 1, c: omegaBlock, ldc: d,
-                              accumulate: false, workspace: gemmSpace)
-                // Back to ω's [d, M] layout (exact), so the double sums read it in order.
-                BlockTranspose.transpose(omegaBlock, rows: mm, columns: d, sourceStride: d, into: omegaTransposed, targetStride: mm)
-                let target = parameterGradient + omegaOffset + blockIndex * d * mm
-                for i in 0..<(d * mm) { target[i] += Double(omegaTransposed[i]) }
+                                                        edges: edges, count: rows, into: exponentColumns + (r * mm + j) * rows)
             }
         }
+        // ∂e read through the transposed block's strides: bitwise the row form's products.
+        exponentProducts(head: head, exponentGradient: exponentColumns, rowStride: 1, columnStride: rows, rows: rows,
+                         units: units, unitGradient: unitGradient, parameterGradient: parameterGradient,
+                         omegaTransposed: omegaTransposed, omegaBlock: omegaBlock, gemmSpace: gemmSpace)
         BlockTranspose.transpose(polyColumnsGradient, rows: pf, columns: rows, sourceStride: rows, into: polyGradient,
                                  targetStride: pf)
         finishInputGradient(estimator, input: input, units: units, rows: rows, polyGradient: polyGradient,
                             unitGradient: unitGradient, inputGradient: inputGradient, parameterGradient: parameterGradient,
                             spare: estimatorSpare, gemmSpace: gemmSpace)
+    }
+
+    /// From ∂e [rows, R·M] (node r at columns r·M, read through the strides given): ∂û = ∂e Ωᵀ,
+    /// Ωᵀ = [ω_0ᵀ; …; ω_{R−1}ᵀ] (written, not added: the estimator adds its part after), and,
+    /// when wanted, ∂ω_r += (∂e_rᵀ Û)ᵀ in double. One product of depth R·M for all the nodes
+    /// instead of one of depth M per node: the C tile is read and written once, not R times.
+    func exponentProducts(head: Int, exponentGradient: UnsafePointer<Float>, rowStride: Int, columnStride: Int, rows: Int,
+                          units: UnsafePointer<Float>, unitGradient: UnsafeMutablePointer<Float>,
+                          parameterGradient: UnsafeMutablePointer<Double>?, omegaTransposed: UnsafeMutablePointer<Float>,
+                          omegaBlock: UnsafeMutablePointer<Float>, gemmSpace: UnsafeMutablePointer<Float>) {
+        let c = configuration
+        let (d, mm, nodes) = (c.headDim, c.prfDim, c.nodes)
+        let rm = nodes * mm
+        // Ωᵀ [R·M, d], so that ∂e Ωᵀ reads B's rows directly (no packing).
+        for r in 0..<nodes {
+            BlockTranspose.transpose(omega.baseAddress + omegaBlockIndex(node: r, head: head) * d * mm, rows: d,
+                                     columns: mm, sourceStride: mm, into: omegaTransposed + r * mm * d, targetStride: d)
+        }
+        Gemm.multiply(m: rows, n: d, k: rm, a: exponentGradient, rowStrideA: rowStride, columnStrideA: columnStride,
+                      b: omegaTransposed, rowStrideB: d, columnStrideB: 1,
+                      c: unitGradient, ldc: d, accumulate: false, workspace: gemmSpace)
+        guard let parameterGradient else { return }
+        // (∂ω_r)ᵀ = ∂e_rᵀ Û, [M, d] per node, then back to ω's [d, M] layout (exact), so the
+        // double sums read it in order. A shared ω gets every node's block.
+        Gemm.multiply(m: rm, n: d, k: rows, a: exponentGradient, rowStrideA: columnStride, columnStrideA: rowStride,
+                      b: units, rowStrideB: d, columnStrideB: 1, c: omegaBlock, ldc: d,
+                      accumulate: false, workspace: gemmSpace)
+        for r in 0..<nodes {
+            BlockTranspose.transpose(omegaBlock + r * mm * d, rows: mm, columns: d, sourceStride: d, into: omegaTransposed,
+                                     targetStride: mm)
+            let target = parameterGradient + polynomialParameterCount + omegaBlockIndex(node: r, head: head) * d * mm
+            for i in 0..<(d * mm) { target[i] += Double(omegaTransposed[i]) }
+        }
     }
 
     /// Node r's ω block index (shared or per node), the √(2 s_r) of ∂e/∂(ω·û), and its clamp
@@ -261,7 +269,7 @@ extension SlayFeatureMap {
     func nodeConstants(node r: Int, head: Int) -> (blockIndex: Int, rootTwoS: Float, edges: (Float, Float)) {
         let c = configuration
         let scale = Float((w[r] / Double(c.prfDim)).squareRoot())
-        return ((c.sharedOmega ? 0 : r) * c.numHeads + head, Float((2 * s[r]).squareRoot()),
+        return (omegaBlockIndex(node: r, head: head), Float((2 * s[r]).squareRoot()),
                 clampEdges(shift: Float(s[r]), clamp: Float(c.prfClamp), scale: scale))
     }
 
@@ -279,6 +287,11 @@ extension SlayFeatureMap {
         }
         VectorMath.unitRowsGradient(input, rows: rows, width: configuration.headDim, unitGradient: unitGradient,
                                     into: inputGradient)
+    }
+
+    /// Node r's ω block of `head` (the one block of every node when ω is shared).
+    func omegaBlockIndex(node r: Int, head: Int) -> Int {
+        (configuration.sharedOmega ? 0 : r) * configuration.numHeads + head
     }
 
     /// The prf values of an exponent clamped low and high (see `nodeConstants`).
