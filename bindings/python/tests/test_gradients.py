@@ -455,15 +455,19 @@ def test_slay_factorised_long_chunks_match_the_twin(settings):
     run(fm, dict(settings), names, B=1, T=70, Hq=2, dv=16, chunk_size=64, with_state=True, d_final=True)
 
 
-@pytest.mark.parametrize("prf_dim, nodes", [(8, 1), (16, 2)], ids=["prf8", "prf16-two-nodes"])
+@pytest.mark.parametrize("prf_dim, nodes, shared, head_dim", [(8, 1, False, 8), (16, 2, False, 8), (16, 2, True, 8),
+                                                                (16, 2, False, 16)],
+                         ids=["prf8", "prf16-two-nodes", "prf16-two-nodes-shared-omega", "prf16-two-nodes-d16"])
 @pytest.mark.parametrize("settings", [{}, {"decay": [0.7, 0.95]}, {"normalize": False}],
                          ids=["plain", "retnet-gamma", "unnormalised"])
-def test_slay_key_columns_path_matches_the_twin(settings, prf_dim, nodes):
+def test_slay_key_columns_path_matches_the_twin(settings, prf_dim, nodes, shared, head_dim):
     """prf_dim a multiple of 8 takes the key side through transposed dφ(k) (dΦ_Kᵀ = Ŝ Vᵀ and the map
     gradient with the chunk's rows as lanes; M = 16 sums in fused halves): q, k, v and every
-    parameter against the twin, over a full and a partial chunk, with states and d_final_state."""
-    fm = slay.FeatureMap(kind="slay", head_dim=8, num_heads=2, poly="anchor", poly_dim=4, prf_dim=prf_dim, nodes=nodes,
-                         eps=1e-2)
+    parameter against the twin, over a full and a partial chunk, with states and d_final_state.
+    Every node's ∂e goes through one product (a shared ω receives each node's block); at d = 16
+    the map's products take the unpacked kernel."""
+    fm = slay.FeatureMap(kind="slay", head_dim=head_dim, num_heads=2, poly="anchor", poly_dim=4, prf_dim=prf_dim, nodes=nodes,
+                         shared_omega=shared, eps=1e-2)
     names = ["q", "k", "v"] + [("params", name) for name in fm.get_params()]
     run(fm, dict(settings), names, B=1, T=70, Hq=2, dv=16, chunk_size=64, with_state=True, d_final=True)
 
