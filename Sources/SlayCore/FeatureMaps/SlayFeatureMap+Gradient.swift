@@ -98,7 +98,7 @@ extension SlayFeatureMap: FeatureMapGradient {
         let m = featureDim
         let rm = nodes * mm
         for r in 0..<nodes {
-            let (_, rootTwoS, edges) = nodeConstants(node: r, head: head)
+            let (rootTwoS, edges) = nodeConstants(node: r)
             // ∂poly_p = Σ_j g[p, j]·prf_j and ∂prf_j = Σ_p g[p, j]·poly_p (from the extra term).
             if let extraPrf {
                 for i in 0..<rows { (prfGradient + i * mm).update(from: extraPrf + i * nodes * mm + r * mm, count: mm) }
@@ -186,7 +186,7 @@ extension SlayFeatureMap {
                                    scratch: UnsafeMutablePointer<Float>, features: UnsafePointer<Float>) {
         guard let estimator = polynomialGradient else { return }
         let c = configuration
-        let (d, pf, mm, nodes) = (c.headDim, polynomial.width, c.prfDim, c.nodes)
+        let (pf, mm, nodes) = (polynomial.width, c.prfDim, c.nodes)
         let r = gradientRegions(rows: rows, scratch: scratch)
         // The regions `factorisedGradient` uses for its own û, poly and prf hold the transposed
         // gradients here (`features` has those rows): ∂polyᵀ [P', rows], ∂prfᵀ [R·M, rows], ∂eᵀ [M, rows].
@@ -210,7 +210,7 @@ extension SlayFeatureMap {
                                              polyGradient: polyColumnsGradient, ldpg: rows,
                                              prfGradient: prfColumnsGradient, ldrg: rows)
         for r in 0..<nodes {
-            let (_, rootTwoS, edges) = nodeConstants(node: r, head: head)
+            let (rootTwoS, edges) = nodeConstants(node: r)
             for j in 0..<mm {
                 BackwardKernels.clampedExponentGradient(prfColumns + (r * mm + j) * factorStride,
                                                         gradient: prfColumnsGradient + (r * mm + j) * rows, scale: rootTwoS,
@@ -261,15 +261,14 @@ extension SlayFeatureMap {
         }
     }
 
-    /// Node r's ω block index (shared or per node), the √(2 s_r) of ∂e/∂(ω·û), and its clamp
-    /// edges. A clamped exponent is constant and passes no gradient. Its prf is the kernel's
+    /// Node r's √(2 s_r) of ∂e/∂(ω·û), and its clamp edges. A clamped exponent is constant and passes no gradient. Its prf is the kernel's
     /// value at the clamp, bitwise: the same exp of the clamped input, so it is recognised from
     /// prf alone (an exponent exactly at the clamp counts as clamped: either side's derivative is
     /// a valid one there).
-    func nodeConstants(node r: Int, head: Int) -> (blockIndex: Int, rootTwoS: Float, edges: (Float, Float)) {
+    func nodeConstants(node r: Int) -> (rootTwoS: Float, edges: (Float, Float)) {
         let c = configuration
         let scale = Float((w[r] / Double(c.prfDim)).squareRoot())
-        return (omegaBlockIndex(node: r, head: head), Float((2 * s[r]).squareRoot()),
+        return (Float((2 * s[r]).squareRoot()),
                 clampEdges(shift: Float(s[r]), clamp: Float(c.prfClamp), scale: scale))
     }
 
