@@ -22,7 +22,7 @@ extension SlayFeatureMap: FeatureMapGradient {
         return [rows * c.headDim, rows * polynomial.width, rows * polynomial.width, rows * rm,
                 rows * c.headDim, rm * c.headDim, rows * max(polynomial.spareWidth, 1),
                 polynomialGradient?.gradientSpareFloats(rows: rows) ?? 0, Gemm.workspaceFloats, rows * c.prfDim,
-                rm * c.headDim, rows * rm, rows * rm]
+                c.prfDim * c.headDim, rows * rm, rows * rm]
     }
 
     /// The scratch regions of `gradientLayout`, carved from `scratch` in order.
@@ -77,7 +77,7 @@ extension SlayFeatureMap: FeatureMapGradient {
         let r = gradientRegions(rows: rows, scratch: scratch)
         let (ownUnits, ownPoly, polyGradient, exponentGradient) = (r[0], r[1], r[2], r[3])
         let (unitGradient, omegaBlock, featureSpare, estimatorSpare, gemmSpace) = (r[4], r[5], r[6], r[7], r[8])
-        let (prfGradient, omegaTransposed, ownPrf, exponents) = (r[9], r[10], r[11], r[12])
+        let (prfGradient, omegaScratch, ownPrf, exponents) = (r[9], r[10], r[11], r[12])
 
         // û, poly and prf [rows, R·M] (node r at offset r·M of a row), as `features` forms them.
         let units: UnsafePointer<Float>, poly: UnsafePointer<Float>, prf: UnsafePointer<Float>
@@ -118,7 +118,7 @@ extension SlayFeatureMap: FeatureMapGradient {
         }
         exponentProducts(head: head, exponentGradient: exponentGradient, rowStride: rm, columnStride: 1, rows: rows,
                          units: units, unitGradient: unitGradient, parameterGradient: parameterGradient,
-                         omegaTransposed: omegaTransposed, omegaBlock: omegaBlock, gemmSpace: gemmSpace)
+                         omegaScratch: omegaScratch, omegaBlock: omegaBlock, gemmSpace: gemmSpace)
         finishInputGradient(estimator, input: input, units: units, rows: rows, polyGradient: polyGradient,
                             unitGradient: unitGradient, inputGradient: inputGradient, parameterGradient: parameterGradient,
                             spare: estimatorSpare, gemmSpace: gemmSpace)
@@ -192,7 +192,7 @@ extension SlayFeatureMap {
         // gradients here (`features` has those rows): ∂polyᵀ [P', rows], ∂prfᵀ [R·M, rows], ∂eᵀ [M, rows].
         let (polyColumnsGradient, polyGradient, exponentColumns) = (r[1], r[2], r[3])
         let (unitGradient, omegaBlock, estimatorSpare, gemmSpace) = (r[4], r[5], r[7], r[8])
-        let (omegaTransposed, prfColumnsGradient) = (r[10], r[11])
+        let (omegaScratch, prfColumnsGradient) = (r[10], r[11])
         let units = features + scratchLayout(rows: rows).units
         let rm = nodes * mm
         if let extraPoly {
@@ -220,7 +220,7 @@ extension SlayFeatureMap {
         // ∂e read through the transposed block's strides: bitwise the row form's products.
         exponentProducts(head: head, exponentGradient: exponentColumns, rowStride: 1, columnStride: rows, rows: rows,
                          units: units, unitGradient: unitGradient, parameterGradient: parameterGradient,
-                         omegaTransposed: omegaTransposed, omegaBlock: omegaBlock, gemmSpace: gemmSpace)
+                         omegaScratch: omegaScratch, omegaBlock: omegaBlock, gemmSpace: gemmSpace)
         BlockTranspose.transpose(polyColumnsGradient, rows: pf, columns: rows, sourceStride: rows, into: polyGradient,
                                  targetStride: pf)
         finishInputGradient(estimator, input: input, units: units, rows: rows, polyGradient: polyGradient,
@@ -232,20 +232,17 @@ extension SlayFeatureMap {
     /// Ωᵀ = [ω_0ᵀ; …; ω_{R−1}ᵀ] (written, not added: the estimator adds its part after), and,
     /// when wanted, ∂ω_r += (∂e_rᵀ Û)ᵀ in double. One product of depth R·M for all the nodes
     /// instead of one of depth M per node: the C tile is read and written once, not R times.
+    /// `omegaScratch` holds M × d floats.
     func exponentProducts(head: Int, exponentGradient: UnsafePointer<Float>, rowStride: Int, columnStride: Int, rows: Int,
                           units: UnsafePointer<Float>, unitGradient: UnsafeMutablePointer<Float>,
-                          parameterGradient: UnsafeMutablePointer<Double>?, omegaTransposed: UnsafeMutablePointer<Float>,
+                          parameterGradient: UnsafeMutablePointer<Double>?, omegaScratch: UnsafeMutablePointer<Float>,
                           omegaBlock: UnsafeMutablePointer<Float>, gemmSpace: UnsafeMutablePointer<Float>) {
         let c = configuration
         let (d, mm, nodes) = (c.headDim, c.prfDim, c.nodes)
         let rm = nodes * mm
-        // Ωᵀ [R·M, d], so that ∂e Ωᵀ reads B's rows directly (no packing).
-        for r in 0..<nodes {
-            BlockTranspose.transpose(omega.baseAddress + omegaBlockIndex(node: r, head: head) * d * mm, rows: d,
-                                     columns: mm, sourceStride: mm, into: omegaTransposed + r * mm * d, targetStride: d)
-        }
+        // Ωᵀ [R·M, d] of the head, so that ∂e Ωᵀ reads B's rows directly (no packing).
         Gemm.multiply(m: rows, n: d, k: rm, a: exponentGradient, rowStrideA: rowStride, columnStrideA: columnStride,
-                      b: omegaTransposed, rowStrideB: d, columnStrideB: 1,
+                      b: stackedOmegaTransposed.baseAddress + head * rm * d, rowStrideB: d, columnStrideB: 1,
                       c: unitGradient, ldc: d, accumulate: false, workspace: gemmSpace)
         guard let parameterGradient else { return }
         // (∂ω_r)ᵀ = ∂e_rᵀ Û, [M, d] per node, then back to ω's [d, M] layout (exact), so the
@@ -254,17 +251,18 @@ extension SlayFeatureMap {
                       b: units, rowStrideB: d, columnStrideB: 1, c: omegaBlock, ldc: d,
                       accumulate: false, workspace: gemmSpace)
         for r in 0..<nodes {
-            BlockTranspose.transpose(omegaBlock + r * mm * d, rows: mm, columns: d, sourceStride: d, into: omegaTransposed,
+            BlockTranspose.transpose(omegaBlock + r * mm * d, rows: mm, columns: d, sourceStride: d, into: omegaScratch,
                                      targetStride: mm)
-            let target = parameterGradient + polynomialParameterCount + omegaBlockIndex(node: r, head: head) * d * mm
-            for i in 0..<(d * mm) { target[i] += Double(omegaTransposed[i]) }
+            let block = Self.omegaBlockIndex(node: r, head: head, configuration: c)
+            let target = parameterGradient + polynomialParameterCount + block * d * mm
+            for i in 0..<(d * mm) { target[i] += Double(omegaScratch[i]) }
         }
     }
 
-    /// Node r's √(2 s_r) of ∂e/∂(ω·û), and its clamp edges. A clamped exponent is constant and passes no gradient. Its prf is the kernel's
-    /// value at the clamp, bitwise: the same exp of the clamped input, so it is recognised from
-    /// prf alone (an exponent exactly at the clamp counts as clamped: either side's derivative is
-    /// a valid one there).
+    /// Node r's √(2 s_r) of ∂e/∂(ω·û), and its clamp edges. A clamped exponent is constant and
+    /// passes no gradient. Its prf is the kernel's value at the clamp, bitwise: the same exp of the
+    /// clamped input, so it is recognised from prf alone (an exponent exactly at the clamp counts
+    /// as clamped: either side's derivative is a valid one there).
     func nodeConstants(node r: Int) -> (rootTwoS: Float, edges: (Float, Float)) {
         let c = configuration
         let scale = Float((w[r] / Double(c.prfDim)).squareRoot())
@@ -286,11 +284,6 @@ extension SlayFeatureMap {
         }
         VectorMath.unitRowsGradient(input, rows: rows, width: configuration.headDim, unitGradient: unitGradient,
                                     into: inputGradient)
-    }
-
-    /// Node r's ω block of `head` (the one block of every node when ω is shared).
-    func omegaBlockIndex(node r: Int, head: Int) -> Int {
-        (configuration.sharedOmega ? 0 : r) * configuration.numHeads + head
     }
 
     /// The prf values of an exponent clamped low and high (see `nodeConstants`).

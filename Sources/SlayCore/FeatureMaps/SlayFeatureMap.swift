@@ -25,6 +25,9 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
     /// √(2 s_r) · ω[r, h] as one (d, R·M) block per head (node r in columns r·M..<(r+1)·M): the
     /// right-hand operand of the PRF product, so one product per head serves every node.
     private var scaledOmega: HeapArray<Float>
+    /// ω_rᵀ of every node stacked per head, (H, R·M, d) (node r in rows r·M..<(r+1)·M): the
+    /// right-hand operand of the gradient's ∂û = ∂e Ωᵀ, formed when ω changes rather than per chunk.
+    private(set) var stackedOmegaTransposed: HeapArray<Float>
 
     public init(_ configuration: SlayConfiguration) throws {
         try configuration.validate()
@@ -40,6 +43,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
                                                            features: c.prfDim, stream: ParameterGenerator.slayOrthogonalStream)
             : try generator.makeNormals(stream: ParameterGenerator.omegaStream, count: omegaCount, what: "omega")
         scaledOmega = try Self.scaledOmega(omega, configuration: c, s: s)
+        stackedOmegaTransposed = try Self.stackedOmegaTransposed(omega, configuration: c)
         estimatorChanged()
         rebuildIdentity()
     }
@@ -69,7 +73,8 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         let checked = try FeatureMapParameters.checked(name, of: self, values: values)
         if name == "omega" {
             let scaled = try Self.scaledOmega(checked, configuration: configuration, s: s)
-            (omega, scaledOmega) = (checked, scaled)
+            let stacked = try Self.stackedOmegaTransposed(checked, configuration: configuration)
+            (omega, scaledOmega, stackedOmegaTransposed) = (checked, scaled, stacked)
         } else {
             polynomial = try polynomial.replacing(name, with: checked)
             estimatorChanged()
@@ -94,6 +99,28 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
             }
         }
         return scaled
+    }
+
+    /// See `stackedOmegaTransposed`: the transposes are exact, so the gradient's products see
+    /// the same floats as when it transposed ω per chunk.
+    private static func stackedOmegaTransposed(_ omega: HeapArray<Float>, configuration c: SlayConfiguration) throws
+        -> HeapArray<Float> {
+        let (d, mm, nodes) = (c.headDim, c.prfDim, c.nodes)
+        let count = try CheckedSize.multiply(c.numHeads, nodes, mm, d, what: "transposed omega")
+        let stacked = try HeapArray<Float>(count: count, what: "transposed omega")
+        for h in 0..<c.numHeads {
+            for r in 0..<nodes {
+                BlockTranspose.transpose(omega.baseAddress + omegaBlockIndex(node: r, head: h, configuration: c) * d * mm,
+                                         rows: d, columns: mm, sourceStride: mm,
+                                         into: stacked.baseAddress + (h * nodes + r) * mm * d, targetStride: d)
+            }
+        }
+        return stacked
+    }
+
+    /// Node r's ω block of `head` in (R or 1, H, d, M) (the one block of every node when ω is shared).
+    static func omegaBlockIndex(node r: Int, head: Int, configuration c: SlayConfiguration) -> Int {
+        (c.sharedOmega ? 0 : r) * c.numHeads + head
     }
 
     /// polynomialGradient and polynomialParameterCount of the current `polynomial`.

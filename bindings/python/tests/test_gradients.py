@@ -472,6 +472,18 @@ def test_slay_key_columns_path_matches_the_twin(settings, prf_dim, nodes, shared
     run(fm, dict(settings), names, B=1, T=70, Hq=2, dv=16, chunk_size=64, with_state=True, d_final=True)
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["omega-per-node", "shared-omega"])
+def test_slay_gradient_follows_omega_set_after_creation(shared):
+    """The map keeps ωᵀ stacked per head for its gradient, built when ω changes: after set_params
+    the backward (row and key-column paths, two nodes) matches the twin on the new ω."""
+    fm = slay.FeatureMap(kind="slay", head_dim=8, num_heads=2, poly="anchor", poly_dim=4, prf_dim=8, nodes=2,
+                         shared_omega=shared, eps=1e-2)
+    omega = fm.get_params()["omega"]
+    fm.set_params(omega=(0.5 * RNG.standard_normal(omega.shape)).astype(np.float32))
+    names = ["q", "k", "v"] + [("params", name) for name in fm.get_params()]
+    run(fm, {}, names, B=1, T=70, Hq=2, dv=16, chunk_size=64)
+
+
 def test_clamped_prf_exponents_pass_no_gradient_on_the_key_columns_path():
     """The clamp edges on the transposed key-side path (prf_dim 8): ω gets exactly zero gradient."""
     fm = slay.FeatureMap(kind="slay", head_dim=8, poly="anchor", poly_dim=4, prf_dim=8, prf_clamp=1e-4)
