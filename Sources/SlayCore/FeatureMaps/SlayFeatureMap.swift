@@ -90,7 +90,7 @@ public final class SlayFeatureMap: FeatureMap, @unchecked Sendable {
         let scaled = try HeapArray<Float>(count: try CheckedSize.multiply(nodes, block, what: "scaled omega"), what: "scaled omega")
         for r in 0..<nodes {
             let scale = Float((2 * s[r]).squareRoot())
-            let source = omega.baseAddress + (c.sharedOmega ? 0 : r) * block
+            let source = omega.baseAddress + omegaBlockIndex(node: r, head: 0, configuration: c) * d * mm
             for h in 0..<c.numHeads {
                 for i in 0..<d {
                     let (from, to) = (source + (h * d + i) * mm, scaled.baseAddress + ((h * d + i) * nodes + r) * mm)
